@@ -1,0 +1,346 @@
+//! Integer-only inference for tinyvae models.
+//!
+//! The same code runs in host tests and on Cortex-M: int8 dense layers with TFLite/CMSIS-NN
+//! requantization, the encoder (u8 pixels to mu and log-variance in Q[frac] fixed point), the
+//! decoder (int8 latent code to u8 pixels) and a seeded N(0, 1) sampler in Q12 with the
+//! reparameterization z = mu + sigma * eps.
+//!
+//! Invariants, enforced by the crate's attributes and its tests:
+//! - `#![no_std]` with no `alloc`: nothing allocates. Scratch memory is a caller's buffer,
+//!   checked against the model ([`Engine::scratch_len`]); too small is an [`Error`], not a panic.
+//! - No float: `clippy::float_arithmetic` is denied for the whole crate.
+//! - No platform-dependent arithmetic: only integer operations with defined results (wrapping
+//!   or saturating where they could overflow), so x86-64, thumbv6m, thumbv7m and thumbv7em
+//!   produce the same bits.
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![deny(missing_docs)]
+#![deny(clippy::float_arithmetic)]
+#![forbid(unsafe_code)]
+
+pub mod dense;
+pub mod gauss;
+pub mod requant;
+pub mod rng;
+
+pub use gauss::Sampler;
+pub use tinyvae_format as format;
+
+use tinyvae_format::{Model, ModelKind, Prior, EPS_FRAC_BITS, SIGMA_FRAC_BITS};
+
+/// What can go wrong when running a validated model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// The scratch buffer is smaller than the model needs.
+    ScratchTooSmall {
+        /// Bytes the model needs ([`Engine::scratch_len`]).
+        needed: u32,
+        /// Bytes given.
+        available: u32,
+    },
+    /// An input slice has the wrong length.
+    InputLength {
+        /// Length the model expects.
+        expected: u32,
+        /// Length given.
+        found: u32,
+    },
+    /// An output slice has the wrong length.
+    OutputLength {
+        /// Length the model writes.
+        expected: u32,
+        /// Length given.
+        found: u32,
+    },
+    /// The operation needs a VAE's mu and log-variance, and the model is an autoencoder.
+    NotAVae,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Error::ScratchTooSmall { needed, available } => write!(
+                f,
+                "scratch buffer too small: the model needs {needed} bytes, {available} given"
+            ),
+            Error::InputLength { expected, found } => {
+                write!(f, "input has {found} values, the model takes {expected}")
+            }
+            Error::OutputLength { expected, found } => {
+                write!(
+                    f,
+                    "output has room for {found} values, the model writes {expected}"
+                )
+            }
+            Error::NotAVae => f.write_str("the model is not a VAE: it has no log-variance"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
+
+/// A stage of inference, reported to a [`Probe`] when it completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stage {
+    /// Encoder layer `n` (the pixel conversion is counted in layer 0).
+    Encoder(u8),
+    /// Decoder layer `n` (the pixel table is counted in the last layer).
+    Decoder(u8),
+}
+
+/// Observes inference stage by stage (the firmware reads its counters here).
+pub trait Probe {
+    /// Called when `stage` has completed.
+    fn done(&mut self, stage: Stage);
+}
+
+/// A probe that does nothing.
+pub struct NoProbe;
+impl Probe for NoProbe {
+    #[inline(always)]
+    fn done(&mut self, _: Stage) {}
+}
+
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn check_len(expected: usize, found: usize, input: bool) -> Result<(), Error> {
+    if expected == found {
+        return Ok(());
+    }
+    let (expected, found) = (len_u32(expected), len_u32(found));
+    Err(if input {
+        Error::InputLength { expected, found }
+    } else {
+        Error::OutputLength { expected, found }
+    })
+}
+
+/// Runs a validated [`Model`].
+#[derive(Clone, Copy, Debug)]
+pub struct Engine<'m, 'a> {
+    model: &'m Model<'a>,
+}
+
+impl<'m, 'a> Engine<'m, 'a> {
+    /// An engine for `model` (validated by [`Model::from_bytes`]).
+    pub fn new(model: &'m Model<'a>) -> Self {
+        Engine { model }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m Model<'a> {
+        self.model
+    }
+
+    /// Scratch bytes `encode` and `decode` need: two int8 buffers of the widest layer.
+    pub fn scratch_len(&self) -> usize {
+        2 * self
+            .model
+            .encoder
+            .max_width()
+            .max(self.model.decoder.max_width())
+    }
+
+    fn split<'s>(&self, scratch: &'s mut [i8]) -> Result<(&'s mut [i8], &'s mut [i8]), Error> {
+        let needed = self.scratch_len();
+        if scratch.len() < needed {
+            return Err(Error::ScratchTooSmall {
+                needed: len_u32(needed),
+                available: len_u32(scratch.len()),
+            });
+        }
+        Ok(scratch[..needed].split_at_mut(needed / 2))
+    }
+
+    /// Encodes one item of u8 pixels. For a VAE, `out` receives mu then log-variance
+    /// (`2 * latent` values); for an autoencoder, z (`latent` values); all in Q[frac_bits].
+    pub fn encode(
+        &self,
+        pixels: &[u8],
+        scratch: &mut [i8],
+        out: &mut [i16],
+        probe: &mut impl Probe,
+    ) -> Result<(), Error> {
+        let m = self.model;
+        check_len(m.data.len(), pixels.len(), true)?;
+        check_len(m.encoder_out_dim(), out.len(), false)?;
+        let (mut src, mut dst) = self.split(scratch)?;
+        // u8 pixel p is the int8 value p - 128 (scale 1/255, zero-point -128).
+        for (q, &p) in src.iter_mut().zip(pixels) {
+            *q = (p ^ 0x80) as i8;
+        }
+        let layers = &m.encoder.layers;
+        let last = layers.len() - 1;
+        for (i, l) in layers.iter().enumerate() {
+            let x = &src[..usize::from(l.in_dim)];
+            if i == last {
+                dense::dense_i16(l, x, out);
+            } else {
+                dense::dense_i8(l, x, &mut dst[..usize::from(l.out_dim)]);
+                core::mem::swap(&mut src, &mut dst);
+            }
+            probe.done(Stage::Encoder(i as u8));
+        }
+        Ok(())
+    }
+
+    /// Decodes one int8 latent code into u8 pixels.
+    pub fn decode(
+        &self,
+        code: &[i8],
+        scratch: &mut [i8],
+        pixels: &mut [u8],
+        probe: &mut impl Probe,
+    ) -> Result<(), Error> {
+        let m = self.model;
+        check_len(usize::from(m.latent.dim), code.len(), true)?;
+        check_len(m.data.len(), pixels.len(), false)?;
+        let (mut src, mut dst) = self.split(scratch)?;
+        src[..code.len()].copy_from_slice(code);
+        let layers = &m.decoder.layers;
+        let last = layers.len() - 1;
+        for (i, l) in layers.iter().enumerate() {
+            let out = &mut dst[..usize::from(l.out_dim)];
+            dense::dense_i8(l, &src[..usize::from(l.in_dim)], out);
+            if i == last {
+                let table = m.pixel_table.as_slice();
+                for (p, &q) in pixels.iter_mut().zip(out.iter()) {
+                    *p = table[usize::from((q as u8) ^ 0x80)];
+                }
+            }
+            core::mem::swap(&mut src, &mut dst);
+            probe.done(Stage::Decoder(i as u8));
+        }
+        Ok(())
+    }
+
+    /// Converts a latent value in Q[frac_bits] to the decoder's int8 code.
+    #[inline]
+    pub fn code_from_fixed(&self, z: i32) -> i8 {
+        let l = &self.model.latent;
+        let q = requant::requantize(z, l.to_code_multiplier, l.to_code_shift)
+            .saturating_add(i32::from(l.zero_point));
+        q.clamp(-128, 127) as i8
+    }
+
+    /// sigma = exp(log-variance / 2) in Q16, from the model's table with linear interpolation.
+    pub fn sigma_q16(&self, logvar: i16) -> u32 {
+        let t = &self.model.latent.sigma;
+        let n = t.values.len();
+        let d = (i32::from(logvar) - i32::from(t.logvar_min)).max(0) as u32;
+        let step = u32::from(t.step_log2);
+        let (i, f) = match (d >> step) as usize {
+            i if i + 1 < n => (i, d & ((1 << step) - 1)),
+            _ => (n - 2, 1 << step),
+        };
+        let (v0, v1) = (
+            i64::from(t.values.get(i).unwrap_or(0)),
+            i64::from(t.values.get(i + 1).unwrap_or(0)),
+        );
+        (v0 + (((v1 - v0) * i64::from(f)) >> step)) as u32
+    }
+
+    /// `mu + sigma * eps` in Q[frac_bits], with sigma in Q16 and eps in Q12.
+    #[inline]
+    fn shifted(&self, mu: i32, sigma_q16: u32, eps: i16) -> i32 {
+        let frac = u32::from(self.model.latent.frac_bits);
+        let shift = u32::from(SIGMA_FRAC_BITS) + u32::from(EPS_FRAC_BITS) - frac;
+        let prod = i64::from(sigma_q16) * i64::from(eps);
+        let noise = (prod + (1i64 << (shift - 1))) >> shift;
+        mu.saturating_add(noise.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+    }
+
+    /// Draws a latent code from the model's prior (N(0, I), or its mixture).
+    pub fn sample_prior(&self, sampler: &mut Sampler, code: &mut [i8]) -> Result<(), Error> {
+        let m = self.model;
+        let dim = usize::from(m.latent.dim);
+        check_len(dim, code.len(), false)?;
+        match &m.prior {
+            Prior::StandardNormal => {
+                // N(0, 1) is mu = 0, sigma = 1.
+                for c in code.iter_mut() {
+                    let z = self.shifted(0, 1 << SIGMA_FRAC_BITS, sampler.normal());
+                    *c = self.code_from_fixed(z);
+                }
+            }
+            Prior::Mixture(mix) => {
+                let u = sampler.uniform();
+                let k = mix
+                    .cumulative
+                    .iter()
+                    .position(|c| u < c)
+                    .unwrap_or(usize::from(mix.components) - 1);
+                let means = mix.means.iter().skip(k * dim);
+                let sigmas = mix.sigmas.iter().skip(k * dim);
+                for ((c, mu), s) in code.iter_mut().zip(means).zip(sigmas) {
+                    let z = self.shifted(i32::from(mu), s, sampler.normal());
+                    *c = self.code_from_fixed(z);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Draws z = mu + sigma * eps around an encoding (`stats` = mu then log-variance, as
+    /// [`Engine::encode`] writes for a VAE) and writes its int8 code.
+    pub fn reparameterize(
+        &self,
+        stats: &[i16],
+        sampler: &mut Sampler,
+        code: &mut [i8],
+    ) -> Result<(), Error> {
+        let m = self.model;
+        if m.kind != ModelKind::Vae {
+            return Err(Error::NotAVae);
+        }
+        let dim = usize::from(m.latent.dim);
+        check_len(2 * dim, stats.len(), true)?;
+        check_len(dim, code.len(), false)?;
+        let (mu, lv) = stats.split_at(dim);
+        for ((c, &mu), &lv) in code.iter_mut().zip(mu).zip(lv) {
+            let z = self.shifted(i32::from(mu), self.sigma_q16(lv), sampler.normal());
+            *c = self.code_from_fixed(z);
+        }
+        Ok(())
+    }
+
+    /// The code of the encoding's mean (z = mu, or z itself for an autoencoder).
+    pub fn mean_code(&self, stats: &[i16], code: &mut [i8]) -> Result<(), Error> {
+        let dim = usize::from(self.model.latent.dim);
+        check_len(self.model.encoder_out_dim(), stats.len(), true)?;
+        check_len(dim, code.len(), false)?;
+        for (c, &mu) in code.iter_mut().zip(stats) {
+            *c = self.code_from_fixed(i32::from(mu));
+        }
+        Ok(())
+    }
+
+    /// The code of `a + (b - a) * num / den` between two encodings' means, for interpolation.
+    pub fn interpolate(
+        &self,
+        a: &[i16],
+        b: &[i16],
+        num: u16,
+        den: u16,
+        code: &mut [i8],
+    ) -> Result<(), Error> {
+        let dim = usize::from(self.model.latent.dim);
+        check_len(self.model.encoder_out_dim(), a.len(), true)?;
+        check_len(self.model.encoder_out_dim(), b.len(), true)?;
+        check_len(dim, code.len(), false)?;
+        let den = i32::from(den.max(1));
+        let num = i32::from(num).min(den);
+        for ((c, &x), &y) in code.iter_mut().zip(a).zip(b) {
+            let (x, y) = (i32::from(x), i32::from(y));
+            // |y - x| < 2^17 and num <= 2^16: the product needs 34 bits.
+            let z = x + ((i64::from(y - x) * i64::from(num)) / i64::from(den)) as i32;
+            *c = self.code_from_fixed(z);
+        }
+        Ok(())
+    }
+}

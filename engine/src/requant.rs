@@ -1,0 +1,132 @@
+//! Requantization: scaling an int32 accumulator by a real multiplier given as a Q31 integer
+//! multiplier and a power-of-two shift, with the rounding of TensorFlow Lite and CMSIS-NN:
+//! a saturating rounding doubling high multiply, then a rounding arithmetic right shift.
+//!
+//! Where the C reference has undefined behaviour (a left shift that overflows int32), this
+//! saturates instead, so every input has one defined result on every target.
+
+/// `round(a * b / 2^31)` with ties away from zero, saturating the one overflowing case
+/// `a = b = i32::MIN` to `i32::MAX` (gemmlowp's `SaturatingRoundingDoublingHighMul`).
+#[inline(always)]
+pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = i64::from(a) * i64::from(b);
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // Division truncates toward zero, as in C. The quotient fits an i32 for every input but
+    // the one excluded above.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// `x / 2^exponent` rounded to nearest, ties away from zero (gemmlowp's `RoundingDivideByPOT`).
+/// `exponent` is taken modulo 32 only in the sense that callers pass `0..=31`.
+#[inline(always)]
+pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
+    let exponent = exponent & 31;
+    let mask = ((1u32 << exponent).wrapping_sub(1)) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> exponent) + i32::from(remainder > threshold)
+}
+
+/// `x * multiplier * 2^shift / 2^31`, rounded as TFLite's `MultiplyByQuantizedMultiplier`.
+///
+/// `shift` in `[-31, 30]`: positive shifts left before the multiply (saturating), negative
+/// shifts right after it.
+#[inline(always)]
+pub fn requantize(x: i32, multiplier: i32, shift: i8) -> i32 {
+    let left = shift.max(0) as u32;
+    let right = (-(shift.min(0) as i32)) as u32;
+    let x = if left == 0 {
+        x
+    } else {
+        let wide = i64::from(x) << left.min(31);
+        wide.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    };
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), right)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact two-step rounding, in 128-bit arithmetic, for any shift.
+    fn reference(x: i32, m: i32, shift: i8) -> i32 {
+        let left = shift.max(0) as u32;
+        let right = (-(shift.min(0) as i32)) as u32;
+        let xs = (i128::from(x) << left).clamp(i128::from(i32::MIN), i128::from(i32::MAX));
+        let ab = xs * i128::from(m);
+        // first step: round half up (toward +inf) of ab / 2^31
+        let q = if ab >= 0 {
+            (ab + (1 << 30)) >> 31
+        } else {
+            -((-ab + (1 << 30) - 1) >> 31)
+        };
+        let q = q.clamp(i128::from(i32::MIN), i128::from(i32::MAX));
+        // second step: round half away from zero of q / 2^right
+        if right == 0 {
+            return q as i32;
+        }
+        let d = 1i128 << right;
+        let r = if q >= 0 {
+            (q + d / 2) >> right
+        } else {
+            -((-q + d / 2) >> right)
+        };
+        r as i32
+    }
+
+    #[test]
+    fn edge_values_match_reference() {
+        let xs = [
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            127,
+            -128,
+            1 << 20,
+            -(1 << 20),
+            i32::MAX,
+            i32::MIN,
+            i32::MIN + 1,
+            i32::MAX - 1,
+        ];
+        let ms = [
+            0,
+            1 << 30,
+            (1 << 30) + 1,
+            i32::MAX,
+            i32::MAX - 1,
+            1_518_500_250,
+        ];
+        for &x in &xs {
+            for &m in &ms {
+                for s in -31..=30i8 {
+                    assert_eq!(requantize(x, m, s), reference(x, m, s), "x={x} m={m} s={s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn saturating_case() {
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
+            i32::MAX
+        );
+        // Left shifts saturate instead of overflowing (undefined in the C reference).
+        assert_eq!(requantize(i32::MAX, 1 << 30, 30), i32::MAX / 2 + 1);
+        assert_eq!(requantize(i32::MIN, 1 << 30, 30), i32::MIN / 2);
+        assert_eq!(requantize(1 << 20, 1 << 30, 30), i32::MAX / 2 + 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_values_match_reference(x: i32, m in (1i32 << 30)..=i32::MAX, s in -31i8..=30) {
+            proptest::prop_assert_eq!(requantize(x, m, s), reference(x, m, s));
+        }
+    }
+}

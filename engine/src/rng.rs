@@ -1,0 +1,43 @@
+//! The sampler's pseudo-random generator: xoshiro128++ (Blackman and Vigna), 32-bit state
+//! words only, so it is as cheap on a Cortex-M0+ as on a Cortex-M4 and gives the same stream
+//! everywhere. Seeded from a u64 through SplitMix64.
+
+/// xoshiro128++: 128 bits of state, period 2^128 - 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rng {
+    s: [u32; 4],
+}
+
+impl Rng {
+    /// A generator whose whole stream is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut x = seed;
+        let mut next = || {
+            // SplitMix64: never yields an all-zero state from any seed.
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let (a, b) = (next(), next());
+        Rng {
+            s: [a as u32, (a >> 32) as u32, b as u32, (b >> 32) as u32],
+        }
+    }
+
+    /// The next 32 uniformly distributed bits.
+    #[inline(always)]
+    pub fn next_u32(&mut self) -> u32 {
+        let s = &mut self.s;
+        let result = s[0].wrapping_add(s[3]).rotate_left(7).wrapping_add(s[0]);
+        let t = s[1] << 9;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(11);
+        result
+    }
+}

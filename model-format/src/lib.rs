@@ -1,0 +1,464 @@
+//! The tinyvae model container: a versioned, CRC-checked, postcard-serialized int8 model that
+//! the trainer writes and the firmware reads where it lies in flash.
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic "TVAE"
+//! 4       2     format version, u16 little-endian (this crate: FORMAT_VERSION)
+//! 6       2     header flags, u16 little-endian (none defined: must be 0)
+//! 8       4     payload length in bytes, u32 little-endian
+//! 12      4     CRC-32/ISO-HDLC of the payload, u32 little-endian
+//! 16      n     payload: the postcard encoding of [`Model`]
+//! ```
+//!
+//! [`Model::from_bytes`] checks the header, the CRC, decodes the payload borrowing every array
+//! from the blob, and validates every size, count and range, so that a model that parses is safe
+//! to run: shapes chain, lengths match, shifts are in range and no int32 accumulator can
+//! overflow. It never allocates and never panics. See FORMAT.md for the field-by-field
+//! specification and the compatibility rules.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(missing_docs)]
+#![forbid(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod array;
+mod error;
+mod validate;
+#[cfg(feature = "std")]
+mod write;
+
+pub use array::{bytes_as_i8, F32s, I16s, I32s, I8s, LeArray, LeElem, U32s, U8s};
+pub use error::{Error, NetworkId};
+#[cfg(feature = "std")]
+pub use write::{le_bytes, OwnedBytes};
+
+use serde::{Deserialize, Serialize};
+
+/// The four bytes every model blob starts with.
+pub const MAGIC: [u8; 4] = *b"TVAE";
+/// The format version this crate reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// Size of the fixed header that precedes the payload.
+pub const HEADER_LEN: usize = 16;
+/// Most layers a network may have.
+pub const MAX_LAYERS: usize = 8;
+/// Most golden vectors of each kind a model may carry.
+pub const MAX_GOLDEN: usize = 8;
+/// Widest layer (inputs or outputs) the format accepts.
+pub const MAX_WIDTH: u16 = 16384;
+/// Largest latent size the format accepts.
+pub const MAX_LATENT: u16 = 256;
+/// Fractional bits of the engine's N(0, 1) draws (Q3.12 in an i16).
+pub const EPS_FRAC_BITS: u8 = 12;
+/// Fractional bits of the sigma table's values (sigma in Q16 in a u32).
+pub const SIGMA_FRAC_BITS: u8 = 16;
+
+/// The CRC used over the payload: CRC-32/ISO-HDLC (the zlib, PNG and Ethernet CRC).
+pub const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// What the model was trained as.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ModelKind {
+    /// A deterministic autoencoder: the encoder outputs the code z.
+    Autoencoder,
+    /// An autoencoder trained to reconstruct clean inputs from noisy ones.
+    DenoisingAutoencoder,
+    /// A variational autoencoder: the encoder outputs mu and log-variance.
+    Vae,
+}
+
+impl ModelKind {
+    /// How many values per latent dimension the encoder outputs: 2 (mu, log-variance) for a
+    /// VAE, 1 (z) for the autoencoders.
+    pub fn encoder_outputs_per_latent(self) -> u16 {
+        match self {
+            ModelKind::Vae => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// How a pixel is stored.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PixelEncoding {
+    /// One byte per channel; intensity = value / 255.
+    U8,
+}
+
+/// The shape of one data item.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DataShape {
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Channels per pixel.
+    pub channels: u8,
+    /// Encoding of each channel value.
+    pub pixel: PixelEncoding,
+}
+
+impl DataShape {
+    /// Values per item: width x height x channels.
+    pub fn len(&self) -> usize {
+        usize::from(self.width) * usize::from(self.height) * usize::from(self.channels)
+    }
+    /// True for a zero-sized shape (never valid in a model).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The function applied after requantization.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Activation {
+    /// None: the requantized value is the output.
+    None,
+    /// ReLU, fused as a lower clamp at the output zero-point.
+    Relu,
+    /// The decoder's last layer: int8 logits are mapped to u8 pixels by
+    /// [`Model::pixel_table`] (index = logit + 128).
+    PixelTable,
+}
+
+/// The type a layer writes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum OutputType {
+    /// Asymmetric int8 with the layer's output zero-point.
+    I8,
+    /// Symmetric int16 fixed point with [`Latent::frac_bits`] fractional bits: the encoder's
+    /// last layer (mu and log-variance, or z for an autoencoder).
+    I16,
+}
+
+/// The order of the weights in a layer's weight array.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WeightLayout {
+    /// `out_dim` rows of `in_dim` weights: weight (o, i) at `o * in_dim + i`.
+    RowMajor,
+}
+
+/// A fully connected int8 layer with per-output-channel requantization.
+///
+/// For output channel `o` and int8 input `x`:
+/// `acc = bias[o] + sum_i w[o][i] * x[i]` (the input zero-point is already folded into the
+/// bias), then `y = requantize(acc, multiplier[o], shift[o]) + output_zero_point`, clamped to
+/// the output type's range (and at the zero-point for ReLU).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Dense<'a> {
+    /// Inputs.
+    pub in_dim: u16,
+    /// Outputs.
+    pub out_dim: u16,
+    /// Activation fused after requantization.
+    pub activation: Activation,
+    /// What the layer writes.
+    pub output_type: OutputType,
+    /// Order of the weights.
+    pub layout: WeightLayout,
+    /// Zero-point of the int8 input (metadata: already folded into `bias`).
+    pub input_zero_point: i8,
+    /// Zero-point of the int8 output (0 for an `I16` output).
+    pub output_zero_point: i8,
+    /// int8 weights, symmetric per output channel, `out_dim * in_dim` of them.
+    #[serde(borrow)]
+    pub weights: I8s<'a>,
+    /// int32 biases with the input offset folded in, `out_dim` of them.
+    #[serde(borrow)]
+    pub bias: I32s<'a>,
+    /// Q31 requantization multipliers in `[2^30, 2^31)`, or 0 for a dead channel; `out_dim`.
+    #[serde(borrow)]
+    pub multiplier: I32s<'a>,
+    /// Requantization shifts in `[-31, 30]` (positive: left); `out_dim`.
+    #[serde(borrow)]
+    pub shift: I8s<'a>,
+    /// Metadata for host-side dequantization: scale of the input.
+    pub input_scale: f32,
+    /// Metadata: scale of the output.
+    pub output_scale: f32,
+    /// Metadata: per-output-channel weight scales, `out_dim` of them.
+    #[serde(borrow)]
+    pub weight_scale: F32s<'a>,
+}
+
+/// One network: layers applied in order.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Network<'a> {
+    /// The layers, first to last.
+    #[serde(borrow)]
+    pub layers: heapless::Vec<Dense<'a>, MAX_LAYERS>,
+}
+
+impl Network<'_> {
+    /// Widest input or output of any layer: the scratch the network needs per buffer.
+    pub fn max_width(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| usize::from(l.in_dim.max(l.out_dim)))
+            .max()
+            .unwrap_or(0)
+    }
+    /// Weights, biases and multipliers in all layers.
+    pub fn parameter_count(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.weights.len() + l.bias.len())
+            .sum()
+    }
+}
+
+/// exp(log-variance / 2) as a table, for sigma in fixed point.
+///
+/// For a log-variance `lv` in Q[`Latent::frac_bits`]: `d = clamp(lv - logvar_min, 0, ...)`,
+/// `i = d >> step_log2`, `f = d & (2^step_log2 - 1)`; sigma (Q16) =
+/// `v[i] + ((v[i+1] - v[i]) * f) >> step_log2`, with `i` clamped to the last interval.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct SigmaTable<'a> {
+    /// The log-variance of the first entry, in the latent fixed-point format.
+    pub logvar_min: i16,
+    /// log2 of the spacing between entries, in units of the latent fixed-point format.
+    pub step_log2: u8,
+    /// sigma in Q16 at each grid point; at least 2 entries, each at most 2^30.
+    #[serde(borrow)]
+    pub values: U32s<'a>,
+}
+
+/// The latent space: its fixed-point and int8 formats.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Latent<'a> {
+    /// Latent dimensions.
+    pub dim: u16,
+    /// Fractional bits of mu, log-variance and z in the engine's int16/int32 fixed point.
+    pub frac_bits: u8,
+    /// Metadata: scale of the int8 latent code the decoder takes.
+    pub scale: f32,
+    /// Zero-point of the int8 latent code.
+    pub zero_point: i8,
+    /// Q31 multiplier taking z from fixed point to the int8 code (before the zero-point).
+    pub to_code_multiplier: i32,
+    /// Shift paired with `to_code_multiplier`, in `[-31, 30]`.
+    pub to_code_shift: i8,
+    /// sigma = exp(log-variance / 2).
+    #[serde(borrow)]
+    pub sigma: SigmaTable<'a>,
+}
+
+/// A mixture of diagonal Gaussians in latent space (the aggregate posterior, fitted to the
+/// training set's encodings).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Mixture<'a> {
+    /// Number of components.
+    pub components: u16,
+    /// Cumulative component weights as fractions of 2^32, non-decreasing; `components` of them,
+    /// the last being the largest value a u32 draw is compared against.
+    #[serde(borrow)]
+    pub cumulative: U32s<'a>,
+    /// Component means in the latent fixed-point format, `components * dim`.
+    #[serde(borrow)]
+    pub means: I16s<'a>,
+    /// Component standard deviations in Q16, `components * dim`, each at most 2^30.
+    #[serde(borrow)]
+    pub sigmas: U32s<'a>,
+}
+
+/// The distribution generation draws z from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub enum Prior<'a> {
+    /// N(0, I).
+    StandardNormal,
+    /// A mixture of diagonal Gaussians (the aggregate posterior).
+    #[serde(borrow)]
+    Mixture(Mixture<'a>),
+}
+
+/// Where the model came from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Provenance<'a> {
+    /// The data set it was trained on.
+    pub dataset: &'a str,
+    /// The architecture, e.g. "784-400-20".
+    pub architecture: &'a str,
+    /// Training epochs.
+    pub epochs: u32,
+    /// The training seed.
+    pub seed: u64,
+    /// beta of the KL term (1 for a plain VAE).
+    pub beta: f32,
+    /// Final test -ELBO in nats per example (NaN when not measured, e.g. for an autoencoder).
+    pub test_neg_elbo: f32,
+    /// The trainer's version.
+    pub trainer: &'a str,
+}
+
+/// An encoder golden vector: pixels in, the engine's int16 outputs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct EncoderVector<'a> {
+    /// The input, one data item of u8 pixels.
+    #[serde(borrow)]
+    pub input: U8s<'a>,
+    /// The encoder's expected outputs (mu then log-variance for a VAE).
+    #[serde(borrow)]
+    pub expected: I16s<'a>,
+}
+
+/// A decoder golden vector: an int8 latent code in, u8 pixels out.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct DecoderVector<'a> {
+    /// The int8 latent code.
+    #[serde(borrow)]
+    pub code: I8s<'a>,
+    /// The expected pixels.
+    #[serde(borrow)]
+    pub expected: U8s<'a>,
+}
+
+/// A sampler golden vector: a seed and what the engine draws from it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct SamplerVector<'a> {
+    /// The sampler's seed.
+    pub seed: u64,
+    /// The first N(0, 1) draws, in Q[`EPS_FRAC_BITS`].
+    #[serde(borrow)]
+    pub eps: I16s<'a>,
+    /// The first latent code drawn from the prior with this seed (after a fresh reseed).
+    #[serde(borrow)]
+    pub prior_code: I8s<'a>,
+    /// The decoded pixels of that code.
+    #[serde(borrow)]
+    pub prior_pixels: U8s<'a>,
+}
+
+/// Test vectors computed by the host engine at export, for equivalence tests on the chip.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct Golden<'a> {
+    /// Encoder vectors.
+    #[serde(borrow)]
+    pub encoder: heapless::Vec<EncoderVector<'a>, MAX_GOLDEN>,
+    /// Decoder vectors.
+    #[serde(borrow)]
+    pub decoder: heapless::Vec<DecoderVector<'a>, MAX_GOLDEN>,
+    /// Sampler vectors.
+    #[serde(borrow)]
+    pub sampler: heapless::Vec<SamplerVector<'a>, MAX_GOLDEN>,
+}
+
+/// A whole model, borrowing its arrays from the blob it was read from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Model<'a> {
+    /// What it was trained as.
+    pub kind: ModelKind,
+    /// The shape of a data item.
+    pub data: DataShape,
+    /// The latent space.
+    #[serde(borrow)]
+    pub latent: Latent<'a>,
+    /// Pixels to latent statistics.
+    #[serde(borrow)]
+    pub encoder: Network<'a>,
+    /// Latent code to pixels.
+    #[serde(borrow)]
+    pub decoder: Network<'a>,
+    /// 256 entries: u8 pixel for each int8 output logit of the decoder (index = logit + 128).
+    #[serde(borrow)]
+    pub pixel_table: U8s<'a>,
+    /// What to sample z from.
+    #[serde(borrow)]
+    pub prior: Prior<'a>,
+    /// Where the model came from.
+    #[serde(borrow)]
+    pub provenance: Provenance<'a>,
+    /// Optional test vectors.
+    #[serde(borrow)]
+    pub golden: Option<Golden<'a>>,
+}
+
+impl<'a> Model<'a> {
+    /// Reads a model from a blob in place: checks the header and CRC, decodes the payload
+    /// borrowing every array from `blob`, and validates it. Never allocates, never panics.
+    pub fn from_bytes(blob: &'a [u8]) -> Result<Model<'a>, Error> {
+        let payload = check_header(blob)?;
+        let (model, rest) =
+            postcard::take_from_bytes::<Model<'a>>(payload).map_err(|_| Error::Malformed)?;
+        if !rest.is_empty() {
+            return Err(Error::TrailingBytes);
+        }
+        model.validate()?;
+        Ok(model)
+    }
+
+    /// Checks every size, count and range (done by [`Model::from_bytes`] and before writing).
+    pub fn validate(&self) -> Result<(), Error> {
+        validate::model(self)
+    }
+
+    /// Number of values the encoder outputs (2 x latent for a VAE).
+    pub fn encoder_out_dim(&self) -> usize {
+        usize::from(self.latent.dim) * usize::from(self.kind.encoder_outputs_per_latent())
+    }
+
+    /// Scratch bytes the engine needs to run this model: two int16-capable buffers of the
+    /// widest layer.
+    pub fn scratch_bytes(&self) -> usize {
+        2 * 2 * self.encoder.max_width().max(self.decoder.max_width())
+    }
+
+    /// Bytes of raw parameters: int8 weights, int32 biases, Q31 multipliers, shifts, f32
+    /// weight scales.
+    pub fn raw_parameter_bytes(&self) -> usize {
+        self.encoder
+            .layers
+            .iter()
+            .chain(self.decoder.layers.iter())
+            .map(|l| {
+                l.weights.as_bytes().len()
+                    + l.bias.as_bytes().len()
+                    + l.multiplier.as_bytes().len()
+                    + l.shift.as_bytes().len()
+                    + l.weight_scale.as_bytes().len()
+            })
+            .sum()
+    }
+}
+
+/// Checks the fixed header and the CRC; returns the payload.
+pub fn check_header(blob: &[u8]) -> Result<&[u8], Error> {
+    let available = u32::try_from(blob.len()).unwrap_or(u32::MAX);
+    let header = blob.get(..HEADER_LEN).ok_or(Error::Truncated {
+        needed: HEADER_LEN as u32,
+        available,
+    })?;
+    if header[0..4] != MAGIC {
+        return Err(Error::BadMagic);
+    }
+    let version = u16::from_le_bytes([header[4], header[5]]);
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let flags = u16::from_le_bytes([header[6], header[7]]);
+    if flags != 0 {
+        return Err(Error::UnsupportedFlags(flags));
+    }
+    let len = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    let stored = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
+    let needed = (HEADER_LEN as u32).saturating_add(len);
+    let rest = &blob[HEADER_LEN..];
+    let payload = rest
+        .get(..len as usize)
+        .ok_or(Error::Truncated { needed, available })?;
+    if rest.len() > payload.len() {
+        return Err(Error::TrailingBytes);
+    }
+    let computed = CRC.checksum(payload);
+    if computed != stored {
+        return Err(Error::CrcMismatch { stored, computed });
+    }
+    Ok(payload)
+}

@@ -1,0 +1,224 @@
+//! Every check that makes a parsed model safe to run. Each loop is bounded by array lengths
+//! already checked against the shapes, so validation terminates on any input.
+
+use crate::{
+    Activation, Dense, Error, Latent, Model, Network, NetworkId, OutputType, Prior, MAX_LATENT,
+    MAX_WIDTH,
+};
+
+/// Largest absolute int8 input value: inputs lie in [-128, 127].
+const MAX_ABS_INPUT: i64 = 128;
+
+fn range(ok: bool, field: &'static str) -> Result<(), Error> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::ValueOutOfRange { field })
+    }
+}
+
+fn section(ok: bool, field: &'static str) -> Result<(), Error> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::SectionMismatch { field })
+    }
+}
+
+pub(crate) fn model(m: &Model<'_>) -> Result<(), Error> {
+    let pixels = m.data.len();
+    range(pixels > 0 && pixels <= usize::from(MAX_WIDTH), "data shape")?;
+    range(m.latent.dim > 0 && m.latent.dim <= MAX_LATENT, "latent.dim")?;
+    latent(&m.latent)?;
+
+    network(
+        &m.encoder,
+        NetworkId::Encoder,
+        pixels,
+        m.encoder_out_dim(),
+        OutputType::I16,
+    )?;
+    network(
+        &m.decoder,
+        NetworkId::Decoder,
+        usize::from(m.latent.dim),
+        pixels,
+        OutputType::I8,
+    )?;
+    // The decoder's last layer turns logits into pixels through the table.
+    let last = m.decoder.layers.last().ok_or(Error::ShapeMismatch {
+        network: NetworkId::Decoder,
+        layer: 255,
+        field: "no layers",
+    })?;
+    range(
+        last.activation == Activation::PixelTable,
+        "decoder output activation",
+    )?;
+    range(m.pixel_table.len() == 256, "pixel_table length")?;
+    // The decoder's input zero-point is the latent code's.
+    if let Some(first) = m.decoder.layers.first() {
+        range(
+            first.input_zero_point == m.latent.zero_point,
+            "decoder input zero-point",
+        )?;
+    }
+
+    prior(&m.prior, m.latent.dim)?;
+    if let Some(g) = &m.golden {
+        for v in &g.encoder {
+            section(v.input.len() == pixels, "golden encoder input")?;
+            section(
+                v.expected.len() == m.encoder_out_dim(),
+                "golden encoder output",
+            )?;
+        }
+        for v in &g.decoder {
+            section(
+                v.code.len() == usize::from(m.latent.dim),
+                "golden decoder code",
+            )?;
+            section(v.expected.len() == pixels, "golden decoder output")?;
+        }
+        for v in &g.sampler {
+            section(
+                v.prior_code.len() == usize::from(m.latent.dim),
+                "golden sampler code",
+            )?;
+            section(v.prior_pixels.len() == pixels, "golden sampler pixels")?;
+        }
+    }
+    Ok(())
+}
+
+fn latent(l: &Latent<'_>) -> Result<(), Error> {
+    range(l.frac_bits <= 14, "latent.frac_bits")?;
+    multiplier(l.to_code_multiplier, "latent.to_code_multiplier")?;
+    shift(l.to_code_shift, "latent.to_code_shift")?;
+    let s = &l.sigma;
+    range(s.step_log2 <= 14, "latent.sigma.step_log2")?;
+    range(
+        s.values.len() >= 2 && s.values.len() <= 4096,
+        "latent.sigma.values length",
+    )?;
+    range(s.values.iter().all(|v| v <= 1 << 30), "latent.sigma.values")?;
+    Ok(())
+}
+
+fn prior(p: &Prior<'_>, dim: u16) -> Result<(), Error> {
+    match p {
+        Prior::StandardNormal => Ok(()),
+        Prior::Mixture(m) => {
+            let k = usize::from(m.components);
+            section(k > 0, "prior.components")?;
+            section(m.cumulative.len() == k, "prior.cumulative")?;
+            let n = k * usize::from(dim);
+            section(m.means.len() == n, "prior.means")?;
+            section(m.sigmas.len() == n, "prior.sigmas")?;
+            let mut prev = 0u32;
+            for c in m.cumulative.iter() {
+                section(c >= prev, "prior.cumulative order")?;
+                prev = c;
+            }
+            range(m.sigmas.iter().all(|v| v <= 1 << 30), "prior.sigmas")
+        }
+    }
+}
+
+fn multiplier(m: i32, field: &'static str) -> Result<(), Error> {
+    range(m == 0 || m >= 1 << 30, field)
+}
+
+fn shift(s: i8, field: &'static str) -> Result<(), Error> {
+    range((-31..=30).contains(&s), field)
+}
+
+fn network(
+    n: &Network<'_>,
+    id: NetworkId,
+    input: usize,
+    output: usize,
+    last_type: OutputType,
+) -> Result<(), Error> {
+    let mismatch = |layer: usize, field| Error::ShapeMismatch {
+        network: id,
+        layer: layer as u8,
+        field,
+    };
+    if n.layers.is_empty() {
+        return Err(mismatch(255, "no layers"));
+    }
+    let mut width = input;
+    let count = n.layers.len();
+    for (i, l) in n.layers.iter().enumerate() {
+        if usize::from(l.in_dim) != width {
+            return Err(mismatch(i, "in_dim does not match the previous output"));
+        }
+        if l.out_dim == 0 || l.out_dim > MAX_WIDTH || l.in_dim > MAX_WIDTH {
+            return Err(mismatch(i, "out_dim"));
+        }
+        let is_last = i + 1 == count;
+        let want_type = if is_last { last_type } else { OutputType::I8 };
+        if l.output_type != want_type {
+            return Err(mismatch(i, "output_type"));
+        }
+        dense(l, id, i)?;
+        width = usize::from(l.out_dim);
+    }
+    if width != output {
+        return Err(mismatch(
+            count - 1,
+            "out_dim does not match the network's output",
+        ));
+    }
+    Ok(())
+}
+
+fn dense(l: &Dense<'_>, id: NetworkId, index: usize) -> Result<(), Error> {
+    let mismatch = |field| Error::ShapeMismatch {
+        network: id,
+        layer: index as u8,
+        field,
+    };
+    let (inp, out) = (usize::from(l.in_dim), usize::from(l.out_dim));
+    if l.weights.len() != inp * out {
+        return Err(mismatch("weights length"));
+    }
+    if l.bias.len() != out {
+        return Err(mismatch("bias length"));
+    }
+    if l.multiplier.len() != out {
+        return Err(mismatch("multiplier length"));
+    }
+    if l.shift.len() != out {
+        return Err(mismatch("shift length"));
+    }
+    if !(l.weight_scale.is_empty() || l.weight_scale.len() == out) {
+        return Err(mismatch("weight_scale length"));
+    }
+    for m in l.multiplier.iter() {
+        multiplier(m, "layer multiplier")?;
+    }
+    for s in l.shift.iter() {
+        shift(s, "layer shift")?;
+    }
+    match (l.output_type, l.activation) {
+        (OutputType::I16, Activation::None) => range(l.output_zero_point == 0, "i16 zero-point")?,
+        (OutputType::I16, _) => range(false, "i16 output activation")?,
+        (OutputType::I8, _) => {}
+    }
+    // Accumulator bound: |bias| + 128 * sum |w| must fit in an i32, row by row.
+    let w = l.weights.as_i8_slice();
+    for (row, (ws, b)) in w.chunks_exact(inp.max(1)).zip(l.bias.iter()).enumerate() {
+        let sum: i64 = ws.iter().map(|&x| i64::from(x).abs()).sum();
+        let bound = i64::from(b).abs() + MAX_ABS_INPUT * sum;
+        if bound > i64::from(i32::MAX) {
+            return Err(Error::AccumulatorOverflow {
+                network: id,
+                layer: index as u8,
+                row: row as u16,
+            });
+        }
+    }
+    Ok(())
+}
