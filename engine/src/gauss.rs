@@ -118,6 +118,15 @@ mod tests {
     }
 
     #[test]
+    fn fixed_seed_gives_the_committed_stream() {
+        use crate::known_answers as ka;
+        let mut s = Sampler::new(ka::SEED);
+        let first: [i16; 32] = core::array::from_fn(|_| s.normal());
+        assert_eq!(first, ka::EPS);
+        assert_eq!(ka::stream_hash(ka::SEED, ka::STREAM_LEN), ka::STREAM_HASH);
+    }
+
+    #[test]
     fn extremes_and_symmetry() {
         // Smallest tail probability: t = 1 / 2^33 -> z = 6.34.
         let top = normal_from_bits(0x7FFF_FFFF);

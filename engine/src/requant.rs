@@ -112,6 +112,14 @@ mod tests {
     }
 
     #[test]
+    fn known_answers_hold() {
+        for &(x, m, s, want) in crate::known_answers::REQUANTIZE {
+            assert_eq!(reference(x, m, s), want, "reference: x={x} m={m} s={s}");
+            assert_eq!(requantize(x, m, s), want, "engine: x={x} m={m} s={s}");
+        }
+    }
+
+    #[test]
     fn saturating_case() {
         assert_eq!(
             saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),

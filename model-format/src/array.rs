@@ -70,7 +70,7 @@ impl<'a, T: LeElem> LeArray<'a, T> {
     /// Views `bytes` as an array of `T`. Returns `None` when the length is not a whole
     /// number of elements.
     pub fn from_bytes(bytes: &'a [u8]) -> Option<Self> {
-        (bytes.len() % T::SIZE == 0).then_some(Self {
+        bytes.len().is_multiple_of(T::SIZE).then_some(Self {
             bytes,
             _t: PhantomData,
         })

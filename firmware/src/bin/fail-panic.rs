@@ -1,0 +1,14 @@
+//! Built to fail: panics; the harness must report it (exit code 101).
+#![no_std]
+#![no_main]
+
+use tinyvae_firmware as fw;
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    defmt::println!("this firmware panics on purpose");
+    let v = core::hint::black_box([1u8, 2, 3]);
+    let i = core::hint::black_box(7usize);
+    defmt::println!("{}", v[i]);
+    fw::exit(fw::exit_code::SUCCESS)
+}

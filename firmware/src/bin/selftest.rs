@@ -1,0 +1,51 @@
+//! On-chip self-test: the engine's known answers (requantization edge cases, the sampler's
+//! committed stream) must come out bit for bit as on the host.
+#![no_std]
+#![no_main]
+
+use tinyvae_engine::{known_answers as ka, requant::requantize, Sampler};
+use tinyvae_firmware::{self as fw, exit_code};
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    defmt::println!("selftest: engine known answers");
+    for (i, &(x, m, s, want)) in ka::REQUANTIZE.iter().enumerate() {
+        let got = requantize(x, m, s);
+        if got != want {
+            defmt::error!(
+                "requantize case {=usize}: ({=i32}, {=i32}, {=i8}) gave {=i32}, host gives {=i32}",
+                i,
+                x,
+                m,
+                s,
+                got,
+                want
+            );
+            fw::exit(exit_code::GOLDEN_MISMATCH);
+        }
+    }
+    defmt::println!("requantize: {=usize} cases bit-exact", ka::REQUANTIZE.len());
+
+    let mut sampler = Sampler::new(ka::SEED);
+    for (i, &want) in ka::EPS.iter().enumerate() {
+        let got = sampler.normal();
+        if got != want {
+            defmt::error!(
+                "sampler draw {=usize}: {=i16}, host gives {=i16}",
+                i,
+                got,
+                want
+            );
+            fw::exit(exit_code::GOLDEN_MISMATCH);
+        }
+    }
+    let hash = ka::stream_hash(ka::SEED, ka::STREAM_LEN);
+    fw::check(hash == ka::STREAM_HASH, "sampler stream hash");
+    defmt::println!(
+        "sampler: first {=usize} draws and hash of {=u32} draws bit-exact",
+        ka::EPS.len(),
+        ka::STREAM_LEN
+    );
+    defmt::println!("selftest: all checks passed");
+    fw::exit(exit_code::SUCCESS)
+}

@@ -1,0 +1,57 @@
+//! Board support shared by the firmware binaries: exit codes over semihosting, the panic and
+//! fault handlers, and the checks the self-test binaries use.
+#![no_std]
+#![deny(missing_docs)]
+
+use cortex_m as _; // its critical-section implementation (single core)
+use defmt_semihosting as _; // the global defmt logger, over semihosting
+
+/// Exit codes a firmware run ends with. The host (xtask) maps them back to these names.
+pub mod exit_code {
+    /// Every check passed.
+    pub const SUCCESS: i32 = 0;
+    /// A check failed (the log names it).
+    pub const CHECK_FAILED: i32 = 1;
+    /// The embedded model was rejected at boot (the log gives the format error).
+    pub const BAD_MODEL: i32 = 2;
+    /// A golden vector differed from the engine's output.
+    pub const GOLDEN_MISMATCH: i32 = 3;
+    /// The engine refused to run (scratch too small, wrong lengths).
+    pub const ENGINE_ERROR: i32 = 4;
+    /// A Rust panic.
+    pub const PANIC: i32 = 101;
+    /// A HardFault or other unexpected exception.
+    pub const FAULT: i32 = 102;
+}
+
+/// Ends the run: the emulator exits with `code` (SYS_EXIT_EXTENDED). On a real board with a
+/// debugger attached, the probe sees the same request.
+pub fn exit(code: i32) -> ! {
+    semihosting::process::exit(code)
+}
+
+/// Logs and exits with [`exit_code::CHECK_FAILED`] when `ok` is false.
+pub fn check(ok: bool, what: &str) {
+    if !ok {
+        defmt::error!("check failed: {=str}", what);
+        exit(exit_code::CHECK_FAILED);
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("panic: {}", defmt::Display2Format(info));
+    exit(exit_code::PANIC)
+}
+
+#[cortex_m_rt::exception]
+unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+    defmt::error!("HardFault at pc={=u32:#010x}", frame.pc());
+    exit(exit_code::FAULT)
+}
+
+#[cortex_m_rt::exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    defmt::error!("unexpected exception {=i16}", irqn);
+    exit(exit_code::FAULT)
+}

@@ -1,0 +1,169 @@
+//! Building the firmware and running it under QEMU with its defmt log decoded.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{project_root, run};
+
+/// A board the firmware builds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Board {
+    /// Name used on the command line and in results.
+    pub name: &'static str,
+    /// Rust target.
+    pub target: &'static str,
+    /// Cargo feature that selects its memory.x.
+    pub feature: &'static str,
+    /// QEMU machine, for emulated boards.
+    pub machine: Option<&'static str>,
+    /// CPU, for the logs.
+    pub cpu: &'static str,
+}
+
+/// The emulated boards CI runs on.
+pub const QEMU_BOARDS: [Board; 2] = [
+    Board {
+        name: "mps2-an386",
+        target: "thumbv7em-none-eabihf",
+        feature: "qemu-mps2-an386",
+        machine: Some("mps2-an386"),
+        cpu: "Cortex-M4F",
+    },
+    Board {
+        name: "mps2-an385",
+        target: "thumbv7m-none-eabi",
+        feature: "qemu-mps2-an385",
+        machine: Some("mps2-an385"),
+        cpu: "Cortex-M3",
+    },
+];
+
+/// Looks a board up by name.
+pub fn board(name: &str) -> Result<Board> {
+    QEMU_BOARDS
+        .iter()
+        .copied()
+        .find(|b| b.name == name)
+        .with_context(|| {
+            let names: Vec<_> = QEMU_BOARDS.iter().map(|b| b.name).collect();
+            format!("unknown board {name:?}; boards: {}", names.join(", "))
+        })
+}
+
+/// The firmware workspace.
+pub fn dir() -> PathBuf {
+    project_root().join("firmware")
+}
+
+/// Builds every firmware binary for `board` (release profile) and returns the ELF folder.
+pub fn build(board: Board, envs: &[(&str, String)]) -> Result<PathBuf> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(dir())
+        .args(["build", "--release", "--bins", "--target", board.target])
+        .args(["--features", board.feature]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    run(&mut cmd).with_context(|| format!("building the firmware for {}", board.name))?;
+    Ok(dir().join("target").join(board.target).join("release"))
+}
+
+/// What a firmware run ended with.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit code from semihosting, or None when the run was stopped at its time limit.
+    pub code: Option<i32>,
+    /// The decoded defmt log.
+    pub log: String,
+}
+
+/// Runs `elf` on the board's QEMU machine, decodes its defmt output, stops it after `limit`.
+pub fn run_qemu(board: Board, elf: &Path, limit: Duration) -> Result<Outcome> {
+    let machine = board
+        .machine
+        .with_context(|| format!("{} is not an emulated board", board.name))?;
+    let mut qemu = Command::new("qemu-system-arm")
+        .args([
+            "-machine",
+            machine,
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+        ])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(["-icount", "shift=0,align=off,sleep=off"])
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting qemu-system-arm")?;
+    let frames = qemu.stdout.take().context("qemu stdout")?;
+    let mut decoder = Command::new("defmt-print")
+        .arg("-e")
+        .arg(elf)
+        .arg("stdin")
+        .stdin(frames)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting defmt-print")?;
+    let mut decoded = decoder.stdout.take().context("defmt-print stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = decoded.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let code = loop {
+        if let Some(status) = qemu.try_wait()? {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = qemu.kill();
+            let _ = qemu.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = decoder.wait();
+    let log = reader.join().unwrap_or_default();
+    if code.is_some() {
+        let mut err = String::new();
+        if let Some(mut e) = qemu.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        if !err.trim().is_empty() {
+            eprint!("{err}");
+        }
+    }
+    Ok(Outcome { code, log })
+}
+
+/// Compares a run's log with the committed expected output `firmware/expected/NAME.out`.
+/// With `BLESS=1` in the environment, writes the file instead.
+pub fn check_expected(name: &str, log: &str) -> Result<()> {
+    let path = dir().join("expected").join(format!("{name}.out"));
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().context("parent")?)?;
+        std::fs::write(&path, log)?;
+        println!("  blessed {}", path.display());
+        return Ok(());
+    }
+    let want = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run with BLESS=1 to create it)", path.display()))?;
+    if want != log {
+        bail!(
+            "output differs from {}:\n--- expected\n{want}--- got\n{log}---",
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Checks and installs what the commands need: the Rust thumb targets, qemu-system-arm and
+//! defmt-print. Each step says what it does; where it cannot do it, it says what to run.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{project_root, run, status_ok};
+
+/// The thumb targets the firmware and the no_std crates build for.
+pub const THUMB_TARGETS: [&str; 3] = [
+    "thumbv7em-none-eabihf",
+    "thumbv7m-none-eabi",
+    "thumbv6m-none-eabi",
+];
+/// defmt-print's pinned version (it must match the defmt wire format of the firmware's defmt).
+pub const DEFMT_PRINT_VERSION: &str = "1.2.0";
+
+/// Every prerequisite, in order.
+pub fn all() -> Result<()> {
+    thumb_targets()?;
+    qemu()?;
+    defmt_print()?;
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The thumb targets of the pinned toolchain, added with rustup where missing.
+pub fn thumb_targets() -> Result<()> {
+    let root = project_root();
+    let Some(installed) = output(
+        Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .current_dir(&root),
+    ) else {
+        bail!(
+            "rustup is not available. Install it from https://rustup.rs (the project pins Rust \
+             1.95.0 in rust-toolchain.toml), then run this command again."
+        );
+    };
+    let missing: Vec<&str> = THUMB_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        println!("[setup] Rust targets: {} present", THUMB_TARGETS.join(", "));
+        return Ok(());
+    }
+    println!(
+        "[setup] adding Rust targets with rustup: {}",
+        missing.join(" ")
+    );
+    let ok = status_ok(
+        Command::new("rustup")
+            .args(["target", "add"])
+            .args(&missing)
+            .current_dir(&root),
+    );
+    if !ok {
+        bail!(
+            "rustup could not download the targets {}. Without network access to the Rust \
+             distribution server, see README.md, section 'Offline thumb targets', for the \
+             fallback that builds `core` from Debian's rust-web-src packages.",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+fn os_release() -> (String, String) {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    (field("ID"), field("VERSION_CODENAME"))
+}
+
+/// qemu-system-arm with the MPS2 machines; installed with apt on Debian or Ubuntu as root.
+pub fn qemu() -> Result<()> {
+    if let Some(v) = output(Command::new("qemu-system-arm").arg("--version")) {
+        let machines =
+            output(Command::new("qemu-system-arm").args(["-machine", "help"])).unwrap_or_default();
+        if machines.contains("mps2-an386") && machines.contains("mps2-an385") {
+            println!("[setup] {}", v.lines().next().unwrap_or("qemu-system-arm"));
+            return Ok(());
+        }
+        bail!(
+            "qemu-system-arm is installed but lacks the mps2-an386/mps2-an385 machines: \
+             install QEMU 6.0 or newer"
+        );
+    }
+    let (id, codename) = os_release();
+    let debian_like = id == "debian" || id == "ubuntu";
+    if !debian_like || !is_root() {
+        let how = match id.as_str() {
+            "debian" if codename == "bookworm" => {
+                "echo 'deb http://deb.debian.org/debian bookworm-backports main' | sudo tee \
+                 /etc/apt/sources.list.d/bookworm-backports.list && sudo apt-get update && \
+                 sudo apt-get install -t bookworm-backports qemu-system-arm"
+            }
+            "debian" | "ubuntu" => "sudo apt-get update && sudo apt-get install qemu-system-arm",
+            "fedora" => "sudo dnf install qemu-system-arm",
+            "arch" => "sudo pacman -S qemu-system-arm",
+            _ if cfg!(target_os = "macos") => "brew install qemu",
+            _ => "install QEMU (qemu-system-arm, version 6.0 or newer) with your package manager",
+        };
+        bail!("qemu-system-arm is not installed. Install it with:\n    {how}\nthen run this command again.");
+    }
+    if id == "debian" && codename == "bookworm" {
+        // bookworm's own QEMU 7.2 would remove the newer qemu-utils these machines carry:
+        // take qemu-system-arm from bookworm-backports instead.
+        let list = Path::new("/etc/apt/sources.list.d/tinyvae-bookworm-backports.sources");
+        let have = std::fs::read_dir("/etc/apt/sources.list.d")
+            .map(|d| {
+                d.flatten().any(|e| {
+                    std::fs::read_to_string(e.path())
+                        .is_ok_and(|s| s.contains("bookworm-backports"))
+                })
+            })
+            .unwrap_or(false)
+            || std::fs::read_to_string("/etc/apt/sources.list")
+                .is_ok_and(|s| s.contains("bookworm-backports"));
+        if !have {
+            println!(
+                "[setup] adding the bookworm-backports suite: {}",
+                list.display()
+            );
+            std::fs::write(
+                list,
+                "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\n\
+                 Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+            )
+            .context("writing the apt source for bookworm-backports")?;
+        }
+        println!("[setup] installing qemu-system-arm from bookworm-backports with apt");
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(["-t", "bookworm-backports", "qemu-system-arm"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    } else {
+        println!("[setup] installing qemu-system-arm with apt");
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "qemu-system-arm",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    if output(Command::new("qemu-system-arm").arg("--version")).is_none() {
+        bail!("apt installed qemu-system-arm but it does not run");
+    }
+    Ok(())
+}
+
+/// defmt-print at the pinned version, with `cargo install`.
+pub fn defmt_print() -> Result<()> {
+    if let Some(v) = output(Command::new("defmt-print").arg("--version")) {
+        if v.contains(DEFMT_PRINT_VERSION) {
+            println!("[setup] {}", v.trim());
+            return Ok(());
+        }
+        println!("[setup] found {}, want {DEFMT_PRINT_VERSION}", v.trim());
+    }
+    println!(
+        "[setup] installing defmt-print {DEFMT_PRINT_VERSION} with cargo install (a minute or two)"
+    );
+    run(Command::new("cargo").args([
+        "install",
+        "defmt-print",
+        "--locked",
+        "--version",
+        DEFMT_PRINT_VERSION,
+    ]))
+    .context("cargo install defmt-print failed; it needs access to crates.io")?;
+    Ok(())
+}
