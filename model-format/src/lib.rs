@@ -22,14 +22,14 @@
 
 mod array;
 mod error;
+#[cfg(feature = "std")]
+pub mod owned;
 mod validate;
 #[cfg(feature = "std")]
 mod write;
 
 pub use array::{bytes_as_i8, F32s, I16s, I32s, I8s, LeArray, LeElem, U32s, U8s};
 pub use error::{Error, NetworkId};
-#[cfg(feature = "std")]
-pub use write::{le_bytes, OwnedBytes};
 
 use serde::{Deserialize, Serialize};
 

@@ -2,17 +2,9 @@
 
 use crate::{Error, Model, CRC, FORMAT_VERSION, HEADER_LEN, MAGIC};
 
-/// Little-endian bytes of a slice of numbers, for building the arrays a [`Model`] borrows.
-pub fn le_bytes<T: Copy, const N: usize>(values: &[T], to_le: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-    values.iter().flat_map(|&v| to_le(v)).collect()
-}
-
-/// A model blob in memory.
-pub type OwnedBytes = Vec<u8>;
-
 impl Model<'_> {
     /// Validates the model and writes the complete blob: header, CRC and payload.
-    pub fn to_bytes(&self) -> Result<OwnedBytes, Error> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         self.validate()?;
         let payload = postcard::to_allocvec(self).map_err(|_| Error::Serialize)?;
         let len = u32::try_from(payload.len()).map_err(|_| Error::Serialize)?;

@@ -1,0 +1,252 @@
+//! Round trip, robustness and size of the model container.
+
+use proptest::prelude::*;
+use tinyvae_format::owned::{quantize_multiplier, OwnedModel, SyntheticSpec};
+use tinyvae_format::{Error, Model, ModelKind, NetworkId, FORMAT_VERSION, HEADER_LEN};
+
+fn spec(kind: ModelKind, hidden: Vec<u16>, latent: u16) -> SyntheticSpec {
+    SyntheticSpec {
+        kind,
+        width: 8,
+        height: 8,
+        hidden,
+        latent,
+        golden: true,
+        mixture: 3,
+    }
+}
+
+fn small_blob() -> Vec<u8> {
+    OwnedModel::synthetic(&spec(ModelKind::Vae, vec![24, 12], 4), 7)
+        .to_bytes()
+        .expect("valid model")
+}
+
+fn kind() -> impl Strategy<Value = ModelKind> {
+    prop_oneof![
+        Just(ModelKind::Autoencoder),
+        Just(ModelKind::DenoisingAutoencoder),
+        Just(ModelKind::Vae)
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every field written reads back identically, over random shapes and values.
+    #[test]
+    fn round_trip(
+        kind in kind(),
+        w in 1u16..12, h in 1u16..12,
+        hidden in proptest::collection::vec(1u16..40, 0..4),
+        latent in 1u16..10,
+        golden: bool,
+        mixture in 0u16..4,
+        seed: u64,
+    ) {
+        let s = SyntheticSpec { kind, width: w, height: h, hidden, latent, golden, mixture };
+        let owned = OwnedModel::synthetic(&s, seed);
+        let buf = owned.buffers();
+        let view = owned.view(&buf).unwrap();
+        let blob = view.to_bytes().unwrap();
+        let back = Model::from_bytes(&blob).unwrap();
+        prop_assert_eq!(&back, &view);
+        // Serialization is deterministic: the same model gives the same bytes.
+        prop_assert_eq!(&back.to_bytes().unwrap(), &blob);
+    }
+
+    /// Arbitrary bytes after a valid header never panic.
+    #[test]
+    fn random_payloads_are_rejected(payload in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let mut blob = Vec::new();
+        blob.extend_from_slice(b"TVAE");
+        blob.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        blob.extend_from_slice(&0u16.to_le_bytes());
+        blob.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        blob.extend_from_slice(&tinyvae_format::CRC.checksum(&payload).to_le_bytes());
+        blob.extend_from_slice(&payload);
+        prop_assert!(Model::from_bytes(&blob).is_err());
+    }
+
+    #[test]
+    fn quantized_multipliers_are_accurate(real in 1e-9f64..1e4) {
+        let (m, s) = quantize_multiplier(real).unwrap();
+        prop_assert!(m >= 1 << 30);
+        let back = f64::from(m) / 2f64.powi(31) * 2f64.powi(i32::from(s));
+        prop_assert!((back - real).abs() <= real * 1e-9);
+    }
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let blob = small_blob();
+    for n in 0..blob.len() {
+        assert!(
+            Model::from_bytes(&blob[..n]).is_err(),
+            "prefix of {n} bytes parsed"
+        );
+    }
+    assert!(Model::from_bytes(&blob).is_ok());
+}
+
+#[test]
+fn every_single_bit_flip_is_an_error() {
+    let blob = small_blob();
+    let mut b = blob.clone();
+    for i in 0..b.len() {
+        for bit in 0..8 {
+            b[i] ^= 1 << bit;
+            assert!(
+                Model::from_bytes(&b).is_err(),
+                "flip of byte {i} bit {bit} parsed"
+            );
+            b[i] ^= 1 << bit;
+        }
+    }
+}
+
+#[test]
+fn header_errors_name_what_is_wrong() {
+    let blob = small_blob();
+    assert_eq!(
+        Model::from_bytes(&blob[..3]),
+        Err(Error::Truncated {
+            needed: 16,
+            available: 3
+        })
+    );
+    let mut b = blob.clone();
+    b[0] = b'X';
+    assert_eq!(Model::from_bytes(&b), Err(Error::BadMagic));
+    let mut b = blob.clone();
+    b[4] = 9;
+    assert_eq!(
+        Model::from_bytes(&b),
+        Err(Error::UnsupportedVersion {
+            found: 9,
+            supported: FORMAT_VERSION
+        })
+    );
+    let mut b = blob.clone();
+    let last = b.len() - 1;
+    b[last] ^= 0x40;
+    assert!(matches!(
+        Model::from_bytes(&b),
+        Err(Error::CrcMismatch { .. })
+    ));
+    let mut b = blob.clone();
+    b.push(0);
+    assert_eq!(Model::from_bytes(&b), Err(Error::TrailingBytes));
+    let short = &blob[..blob.len() - 10];
+    assert_eq!(
+        Model::from_bytes(short),
+        Err(Error::Truncated {
+            needed: blob.len() as u32,
+            available: short.len() as u32
+        })
+    );
+}
+
+/// Re-frames a payload with a correct CRC, so validation (not the CRC) must catch the error.
+fn reframe(m: &Model<'_>) -> Vec<u8> {
+    let payload = postcard::to_allocvec(m).unwrap();
+    let mut blob = Vec::new();
+    blob.extend_from_slice(b"TVAE");
+    blob.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    blob.extend_from_slice(&0u16.to_le_bytes());
+    blob.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    blob.extend_from_slice(&tinyvae_format::CRC.checksum(&payload).to_le_bytes());
+    blob.extend_from_slice(&payload);
+    blob
+}
+
+#[test]
+fn validation_names_the_layer_and_field() {
+    let owned = OwnedModel::synthetic(&spec(ModelKind::Vae, vec![24, 12], 4), 1);
+    let buf = owned.buffers();
+
+    // A layer whose input does not chain from the previous output.
+    let mut m = owned.view(&buf).unwrap();
+    m.encoder.layers[1].in_dim = 23;
+    assert_eq!(
+        Model::from_bytes(&reframe(&m)),
+        Err(Error::ShapeMismatch {
+            network: NetworkId::Encoder,
+            layer: 1,
+            field: "in_dim does not match the previous output"
+        })
+    );
+
+    // A shift out of range.
+    let mut o = owned.clone();
+    let mut c = tinyvae_format::owned::Channels::default();
+    let l = &owned.decoder[0].view();
+    c.weights = l.weights.iter().collect();
+    c.bias = l.bias.iter().collect();
+    c.multiplier = l.multiplier.iter().collect();
+    c.shift = vec![31; l.shift.len()];
+    o.decoder[0] = tinyvae_format::owned::OwnedDense::new(
+        l.in_dim,
+        l.out_dim,
+        l.activation,
+        l.output_type,
+        (l.input_zero_point, l.input_scale),
+        (l.output_zero_point, l.output_scale),
+        &c,
+    );
+    let b2 = o.buffers();
+    assert_eq!(
+        Model::from_bytes(&reframe(&o.view(&b2).unwrap())),
+        Err(Error::ValueOutOfRange {
+            field: "layer shift"
+        })
+    );
+    // The writer refuses it too.
+    assert!(o.to_bytes().is_err());
+
+    // A bias so large the accumulator could overflow.
+    c.shift = l.shift.iter().collect();
+    c.bias[3] = i32::MAX - 1000;
+    o.decoder[0] = tinyvae_format::owned::OwnedDense::new(
+        l.in_dim,
+        l.out_dim,
+        l.activation,
+        l.output_type,
+        (l.input_zero_point, l.input_scale),
+        (l.output_zero_point, l.output_scale),
+        &c,
+    );
+    let b3 = o.buffers();
+    assert_eq!(
+        Model::from_bytes(&reframe(&o.view(&b3).unwrap())),
+        Err(Error::AccumulatorOverflow {
+            network: NetworkId::Decoder,
+            layer: 0,
+            row: 3
+        })
+    );
+}
+
+/// A blob is at most 2% + 512 bytes larger than the raw int8 weights, int32 biases and
+/// per-channel parameters it holds (golden vectors excluded), for the default 784-400-20 VAE
+/// and the MCU preset 784-256-16.
+#[test]
+fn container_overhead_is_small() {
+    for (hidden, latent) in [(400u16, 20u16), (256, 16)] {
+        let mut s = spec(ModelKind::Vae, vec![hidden], latent);
+        s.width = 28;
+        s.height = 28;
+        s.golden = false;
+        s.mixture = 0;
+        let blob = OwnedModel::synthetic(&s, 3).to_bytes().unwrap();
+        let m = Model::from_bytes(&blob).unwrap();
+        let raw = m.raw_parameter_bytes();
+        let limit = raw + raw / 50 + 512;
+        assert!(
+            blob.len() <= limit,
+            "784-{hidden}-{latent}: blob {} bytes, raw {raw}, limit {limit}",
+            blob.len()
+        );
+        assert!(blob.len() > HEADER_LEN);
+    }
+}

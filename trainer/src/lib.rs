@@ -1,0 +1,3 @@
+//! tinyvae trainer.
+#![deny(missing_docs)]
+pub use candle_core;
