@@ -166,6 +166,9 @@ pub struct OwnedProvenance {
     pub trainer: String,
 }
 
+/// An owned sampler golden vector: seed, first draws, first prior code, its pixels.
+pub type OwnedSamplerVector = (u64, Vec<i16>, Vec<i8>, Vec<u8>);
+
 /// Owned golden vectors.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OwnedGolden {
@@ -174,7 +177,7 @@ pub struct OwnedGolden {
     /// (code, expected pixels).
     pub decoder: Vec<(Vec<i8>, Vec<u8>)>,
     /// (seed, first draws, first prior code, its pixels).
-    pub sampler: Vec<(u64, Vec<i16>, Vec<i8>, Vec<u8>)>,
+    pub sampler: Vec<OwnedSamplerVector>,
 }
 
 /// An owned [`Model`].
