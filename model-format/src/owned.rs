@@ -457,13 +457,15 @@ impl OwnedModel {
         let frac = LATENT_FRAC_BITS;
         let enc_out = spec.latent * spec.kind.encoder_outputs_per_latent();
         let mut layer = |i: u16, o: u16, act, ty, in_zp: i8, out_zp: i8, target: f64| {
-            let mut c = Channels::default();
-            c.weights = (0..usize::from(i) * usize::from(o))
-                .map(|_| r.range(-127, 127) as i8)
-                .collect();
-            c.bias = (0..o)
-                .map(|_| r.range(-(1 << 12), 1 << 12) as i32)
-                .collect();
+            let mut c = Channels {
+                weights: (0..usize::from(i) * usize::from(o))
+                    .map(|_| r.range(-127, 127) as i8)
+                    .collect(),
+                bias: (0..o)
+                    .map(|_| r.range(-(1 << 12), 1 << 12) as i32)
+                    .collect(),
+                ..Default::default()
+            };
             // Typical |acc| ~ sqrt(in) * 73 * 73; aim the output at `target`.
             let typical = (f64::from(i)).sqrt() * 73.0 * 73.0;
             for _ in 0..o {
