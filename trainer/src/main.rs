@@ -1,1 +1,448 @@
-fn main() {}
+//! `trainer`: train, evaluate, sample, export and inspect tinyvae models.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use clap::{Parser, Subcommand};
+use tinyvae_engine::{Engine, NoProbe, Sampler};
+use tinyvae_format::Model;
+use tinyvae_trainer::data::{bundled_dir, Dataset};
+use tinyvae_trainer::export::{print_report, quantize, ExportOptions};
+use tinyvae_trainer::images::grid;
+use tinyvae_trainer::model::{to_vec_f32, Arch, Kind, Recon};
+use tinyvae_trainer::rng::Rng;
+use tinyvae_trainer::train::{
+    self, load_checkpoint, net_from_checkpoint, Config, Noise, RunOptions,
+};
+use tinyvae_trainer::{atomic_write, eval, preset};
+
+#[derive(Parser)]
+#[command(
+    name = "trainer",
+    version,
+    about = "Train, evaluate, quantize and export tinyvae models"
+)]
+struct Cli {
+    /// Threads for candle's CPU kernels (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train a model; writes a checkpoint every epoch, a JSON-lines log and config.json to --out.
+    Train(TrainArgs),
+    /// Evaluate a checkpoint on the test split.
+    Eval {
+        /// Checkpoint file or run folder.
+        checkpoint: PathBuf,
+        /// Data folder (default: the bundled MNIST subset).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Importance samples for the IW bound (e.g. 5000); 0 skips it.
+        #[arg(long, default_value_t = 0)]
+        iw_samples: usize,
+        /// Test images used for the IW bound.
+        #[arg(long, default_value_t = 500)]
+        iw_images: usize,
+    },
+    /// Write a grid of samples decoded from random codes z ~ N(0, I).
+    Sample {
+        /// Checkpoint (float model) or, with --int8, an exported model file.
+        input: PathBuf,
+        /// Use the integer engine on an exported model file.
+        #[arg(long)]
+        int8: bool,
+        /// Samples.
+        #[arg(short = 'n', long, default_value_t = 64)]
+        count: usize,
+        /// Seed of the draws.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Output PNG.
+        #[arg(short, long, default_value = "samples.png")]
+        out: PathBuf,
+    },
+    /// Quantize a checkpoint to int8 and write the model file.
+    Export {
+        /// Checkpoint file or run folder.
+        checkpoint: PathBuf,
+        /// Output model file.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Data folder for calibration and golden vectors (default: the bundled subset).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Calibration images.
+        #[arg(long, default_value_t = 2000)]
+        calibration: usize,
+    },
+    /// Summarise a model file.
+    Inspect {
+        /// Model file.
+        model: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Data folder with IDX files or PNG images (default: the bundled MNIST subset).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Run folder for the checkpoint and logs.
+    #[arg(long, short, default_value = "runs/default")]
+    out: PathBuf,
+    /// Architecture preset: default (784-400-20), mcu (784-256-16), 2d (784-400-2).
+    #[arg(long, default_value = "default")]
+    preset: String,
+    /// Hidden widths, overriding the preset (e.g. --hidden 512,256).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Latent size, overriding the preset.
+    #[arg(long)]
+    latent: Option<usize>,
+    /// Model kind.
+    #[arg(long, value_enum, default_value = "vae")]
+    kind: Kind,
+    /// Reconstruction loss.
+    #[arg(long, value_enum, default_value = "bce")]
+    recon: Recon,
+    /// Weight of the KL term (beta-VAE).
+    #[arg(long, default_value_t = 1.0)]
+    beta: f64,
+    /// Epochs of linear KL warm-up.
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
+    /// Denoising AE: Gaussian input noise of this standard deviation.
+    #[arg(long)]
+    noise_gaussian: Option<f32>,
+    /// Denoising AE: masking noise, each pixel zeroed with this probability.
+    #[arg(long)]
+    noise_mask: Option<f32>,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Continue from the run folder's checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Use only the first N training images.
+    #[arg(long)]
+    train_limit: Option<usize>,
+}
+
+fn load_data(dir: Option<&Path>) -> Result<Dataset> {
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(bundled_dir);
+    Dataset::load(&dir)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        // candle sizes its thread pools from this at first use.
+        std::env::set_var("RAYON_NUM_THREADS", t.max(1).to_string());
+    }
+    if let Err(e) = run(cli.cmd) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Train(a) => cmd_train(a),
+        Cmd::Eval {
+            checkpoint,
+            data,
+            iw_samples,
+            iw_images,
+        } => {
+            let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
+            let net = net_from_checkpoint(&ck, &Device::Cpu)?;
+            let data = load_data(data.as_deref())?;
+            let iw = (iw_samples > 0).then_some((iw_samples, iw_images));
+            let m = eval::evaluate(&net, &data.test, ck.config.recon, iw)?;
+            println!(
+                "model {} ({:?}), {} test images",
+                net.arch.name(),
+                net.arch.kind,
+                m.images
+            );
+            println!(
+                "test -ELBO {:.3} nats/example = recon {:.3} + KL {:.3}",
+                m.neg_elbo, m.recon, m.kl
+            );
+            if ck.config.beta != 1.0 {
+                println!(
+                    "  (trained with beta {}: its objective is recon + beta KL = {:.3})",
+                    ck.config.beta,
+                    m.recon + ck.config.beta * m.kl
+                );
+            }
+            if let Some((k, n, v)) = m.iw_bound {
+                println!("importance-weighted bound, K = {k}, first {n} test images: {v:.3} nats");
+            }
+            println!("active units {}/{}", m.active_units, net.arch.latent);
+            let kl: Vec<String> = m.kl_per_dim.iter().map(|v| format!("{v:.2}")).collect();
+            println!("KL per dimension: {}", kl.join(" "));
+            println!(
+                "reconstruction at z = mu: MSE {:.5}, PSNR {:.2} dB",
+                m.mse, m.psnr_db
+            );
+            Ok(())
+        }
+        Cmd::Sample {
+            input,
+            int8,
+            count,
+            seed,
+            out,
+        } => cmd_sample(&input, int8, count, seed, &out),
+        Cmd::Export {
+            checkpoint,
+            out,
+            data,
+            calibration,
+        } => {
+            let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
+            let net = net_from_checkpoint(&ck, &Device::Cpu)?;
+            let data = load_data(data.as_deref())?;
+            let last = ck.progress.history.last();
+            let opts = ExportOptions {
+                calibration_images: calibration,
+                ..Default::default()
+            };
+            let (_, blob, report) = quantize(
+                &net,
+                &ck.config,
+                &data.train,
+                &data.test,
+                last.map_or(f64::NAN, |l| l.test_neg_elbo),
+                ck.progress.epoch,
+                &opts,
+            )?;
+            print_report(&report);
+            atomic_write(&out, |mut f| {
+                std::io::Write::write_all(&mut f, &blob)?;
+                f.sync_all()?;
+                Ok(())
+            })?;
+            println!("wrote {} ({} bytes)", out.display(), blob.len());
+            Ok(())
+        }
+        Cmd::Inspect { model } => cmd_inspect(&model),
+    }
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    let (mut hidden, mut latent) = preset(&a.preset)
+        .with_context(|| format!("unknown preset {:?} (default, mcu, 2d)", a.preset))?;
+    if let Some(h) = a.hidden {
+        hidden = h;
+    }
+    if let Some(l) = a.latent {
+        latent = l;
+    }
+    let mut data = load_data(a.data.as_deref())?;
+    if let Some(n) = a.train_limit {
+        data.truncate(n, data.test.n);
+    }
+    let noise = match (a.noise_gaussian, a.noise_mask) {
+        (Some(_), Some(_)) => bail!("choose one of --noise-gaussian and --noise-mask"),
+        (Some(s), None) => Some(Noise::Gaussian(s)),
+        (None, Some(p)) => Some(Noise::Mask(p)),
+        (None, None) if a.kind == Kind::Dae => Some(Noise::Gaussian(0.3)),
+        (None, None) => None,
+    };
+    let cfg = Config {
+        arch: Arch {
+            kind: a.kind,
+            width: data.width,
+            height: data.height,
+            hidden,
+            latent,
+        },
+        recon: a.recon,
+        beta: a.beta,
+        warmup_epochs: a.warmup,
+        noise,
+        lr: a.lr,
+        batch: a.batch,
+        epochs: a.epochs,
+        seed: a.seed,
+        dataset: data.name.clone(),
+    };
+    println!(
+        "training {:?} {} on {} ({} train, {} test images), {} epochs, batch {}, seed {}",
+        cfg.arch.kind,
+        cfg.arch.name(),
+        data.name,
+        data.train.n,
+        data.test.n,
+        cfg.epochs,
+        cfg.batch,
+        cfg.seed
+    );
+    let opts = RunOptions {
+        progress_bar: true,
+        ..Default::default()
+    };
+    let stop = opts.stop.clone();
+    ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: finishing the current step, then saving (again to quit at once)");
+    })?;
+    let (_, ended) = train::train(&cfg, &data, &a.out, a.resume, &opts)?;
+    println!(
+        "checkpoint: {} ({ended:?})",
+        train::checkpoint_path(&a.out).display()
+    );
+    Ok(())
+}
+
+fn cmd_sample(input: &Path, int8: bool, count: usize, seed: u64, out: &Path) -> Result<()> {
+    let (w, h, images): (usize, usize, Vec<Vec<u8>>) = if int8 {
+        let blob =
+            std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
+        let m =
+            Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+        let engine = Engine::new(&m);
+        let mut scratch = vec![0i8; engine.scratch_len()];
+        let mut sampler = Sampler::new(seed);
+        let mut code = vec![0i8; usize::from(m.latent.dim)];
+        let mut imgs = Vec::new();
+        for _ in 0..count {
+            let mut px = vec![0u8; m.data.len()];
+            engine.sample_prior(&mut sampler, &mut code)?;
+            engine.decode(&code, &mut scratch, &mut px, &mut NoProbe)?;
+            imgs.push(px);
+        }
+        (usize::from(m.data.width), usize::from(m.data.height), imgs)
+    } else {
+        let ck = load_checkpoint(input, &Device::Cpu)?;
+        let net = net_from_checkpoint(&ck, &Device::Cpu)?;
+        let lat = net.arch.latent;
+        let mut z = vec![0f32; count * lat];
+        Rng::new(seed).fill_normal(&mut z);
+        let x = net.decode(&Tensor::from_vec(z, (count, lat), &Device::Cpu)?)?;
+        let px = to_vec_f32(&x)?;
+        let p = net.arch.pixels();
+        let imgs = px
+            .chunks(p)
+            .map(|c| {
+                c.iter()
+                    .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+                    .collect()
+            })
+            .collect();
+        (net.arch.width, net.arch.height, imgs)
+    };
+    let refs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
+    let cols = (count as f64).sqrt().ceil() as usize;
+    grid(&refs, w, h, cols, 2).save(out)?;
+    println!(
+        "wrote {} ({count} samples{})",
+        out.display(),
+        if int8 { ", int8 engine" } else { "" }
+    );
+    Ok(())
+}
+
+fn cmd_inspect(path: &Path) -> Result<()> {
+    let blob = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let m = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let p = &m.provenance;
+    println!(
+        "{}: {} bytes, format version {}",
+        path.display(),
+        blob.len(),
+        tinyvae_format::FORMAT_VERSION
+    );
+    println!(
+        "kind {:?}, data {}x{}x{} {:?}, latent {} (Q{} fixed point, int8 code scale {:.4})",
+        m.kind,
+        m.data.width,
+        m.data.height,
+        m.data.channels,
+        m.data.pixel,
+        m.latent.dim,
+        m.latent.frac_bits,
+        m.latent.scale
+    );
+    println!(
+        "provenance: {} on {}, {} epochs, seed {}, beta {}, test -ELBO {:.3}, {}",
+        p.architecture, p.dataset, p.epochs, p.seed, p.beta, p.test_neg_elbo, p.trainer
+    );
+    let mut params = 0;
+    let mut weight_bytes = 0;
+    let mut channel_bytes = 0;
+    for (name, net) in [("encoder", &m.encoder), ("decoder", &m.decoder)] {
+        for (i, l) in net.layers.iter().enumerate() {
+            println!(
+                "  {name} {i}: {:>4} -> {:<4} {:?} {:?}, {} weights, zero-points in {} out {}",
+                l.in_dim,
+                l.out_dim,
+                l.activation,
+                l.output_type,
+                l.weights.len(),
+                l.input_zero_point,
+                l.output_zero_point
+            );
+            params += l.weights.len() + l.bias.len();
+            weight_bytes += l.weights.as_bytes().len();
+            channel_bytes += l.bias.as_bytes().len()
+                + l.multiplier.as_bytes().len()
+                + l.shift.as_bytes().len()
+                + l.weight_scale.as_bytes().len();
+        }
+    }
+    let golden = m.golden.as_ref().map_or(0, |g| {
+        g.encoder
+            .iter()
+            .map(|v| v.input.as_bytes().len() + v.expected.as_bytes().len())
+            .sum::<usize>()
+            + g.decoder
+                .iter()
+                .map(|v| v.code.as_bytes().len() + v.expected.as_bytes().len())
+                .sum::<usize>()
+            + g.sampler
+                .iter()
+                .map(|v| {
+                    8 + v.eps.as_bytes().len()
+                        + v.prior_code.as_bytes().len()
+                        + v.prior_pixels.as_bytes().len()
+                })
+                .sum::<usize>()
+    });
+    let tables = m.latent.sigma.values.as_bytes().len() + m.pixel_table.as_bytes().len();
+    println!(
+        "parameters: {params} ({} weights int8 + biases int32)",
+        weight_bytes
+    );
+    println!(
+        "bytes: weights {weight_bytes}, per-channel {channel_bytes}, tables {tables}, golden vectors {golden}, other {}",
+        blob.len() - weight_bytes - channel_bytes - tables - golden
+    );
+    let engine = Engine::new(&m);
+    println!(
+        "needs: flash {} bytes (the blob, read in place), RAM {} bytes of scratch + {} of outputs",
+        blob.len(),
+        engine.scratch_len(),
+        2 * m.encoder_out_dim() + m.data.len() + usize::from(m.latent.dim)
+    );
+    Ok(())
+}

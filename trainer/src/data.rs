@@ -1,0 +1,310 @@
+//! Data sets: IDX files (MNIST, Fashion-MNIST and EMNIST layouts, gzip or raw) from a folder,
+//! or a folder of PNG images. Every error names the file and what is wrong with it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// One split of a data set: `n` images of `width * height` u8 pixels, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    /// Pixels, `n * pixels` of them.
+    pub images: Vec<u8>,
+    /// One label per image, when the data set has labels.
+    pub labels: Option<Vec<u8>>,
+    /// Number of images.
+    pub n: usize,
+}
+
+impl Split {
+    /// The pixels of image `i`.
+    pub fn image(&self, i: usize, pixels: usize) -> &[u8] {
+        &self.images[i * pixels..(i + 1) * pixels]
+    }
+}
+
+/// A data set with its train and test splits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// A short name for logs and provenance.
+    pub name: String,
+    /// Image width.
+    pub width: usize,
+    /// Image height.
+    pub height: usize,
+    /// Training split.
+    pub train: Split,
+    /// Test split.
+    pub test: Split,
+}
+
+impl Dataset {
+    /// Pixels per image.
+    pub fn pixels(&self) -> usize {
+        self.width * self.height
+    }
+
+    /// Loads a data set from a folder: IDX files if it has them, else PNG images.
+    pub fn load(dir: &Path) -> Result<Dataset> {
+        if !dir.is_dir() {
+            bail!("{}: not a folder", dir.display());
+        }
+        if find_idx(dir, "train", "images-idx3-ubyte")?.is_some() {
+            load_idx(dir)
+        } else {
+            load_png_folder(dir)
+        }
+    }
+
+    /// Keeps the first `train` and `test` images of each split.
+    pub fn truncate(&mut self, train: usize, test: usize) {
+        let p = self.pixels();
+        for (s, n) in [(&mut self.train, train), (&mut self.test, test)] {
+            if n < s.n {
+                s.n = n;
+                s.images.truncate(n * p);
+                if let Some(l) = &mut s.labels {
+                    l.truncate(n);
+                }
+            }
+        }
+    }
+}
+
+/// Reads a whole file, gunzipping it when it starts with the gzip magic.
+pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .with_context(|| format!("{}: corrupt or truncated gzip data", path.display()))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Finds `<prefix>...<stem>[.gz]` in `dir`, where prefix is "train" or "t10k"/"test".
+fn find_idx(dir: &Path, split: &str, stem: &str) -> Result<Option<PathBuf>> {
+    let prefixes: &[&str] = if split == "train" {
+        &["train-"]
+    } else {
+        &["t10k-", "test-"]
+    };
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let base = name.strip_suffix(".gz").unwrap_or(name);
+            base.ends_with(stem) && prefixes.iter().any(|pre| base.contains(pre))
+        })
+        .collect();
+    found.sort();
+    Ok(found.into_iter().next())
+}
+
+fn be_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Parses an IDX image file: magic 0x00000803, count, rows, cols, then the pixels.
+pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
+    if bytes.len() < 16 {
+        bail!(
+            "{}: truncated IDX image file ({} bytes, the header alone is 16)",
+            path.display(),
+            bytes.len()
+        );
+    }
+    let magic = be_u32(bytes, 0);
+    if magic != 0x0000_0803 {
+        bail!(
+            "{}: not an IDX image file (magic {magic:#010x}, expected 0x00000803: unsigned bytes, 3 dimensions)",
+            path.display()
+        );
+    }
+    let (n, rows, cols) = (
+        be_u32(bytes, 4) as usize,
+        be_u32(bytes, 8) as usize,
+        be_u32(bytes, 12) as usize,
+    );
+    let need = n
+        .checked_mul(rows)
+        .and_then(|v| v.checked_mul(cols))
+        .context("IDX dimensions overflow")?;
+    let body = &bytes[16..];
+    if body.len() < need {
+        bail!(
+            "{}: truncated: the header announces {n} images of {rows}x{cols} ({need} bytes), the file holds {}",
+            path.display(),
+            body.len()
+        );
+    }
+    if body.len() > need {
+        bail!(
+            "{}: {} bytes after the last image",
+            path.display(),
+            body.len() - need
+        );
+    }
+    Ok((n, rows, cols, body.to_vec()))
+}
+
+/// Parses an IDX label file: magic 0x00000801, count, then the labels.
+pub fn parse_idx_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    if bytes.len() < 8 {
+        bail!("{}: truncated IDX label file", path.display());
+    }
+    let magic = be_u32(bytes, 0);
+    if magic != 0x0000_0801 {
+        bail!(
+            "{}: not an IDX label file (magic {magic:#010x}, expected 0x00000801)",
+            path.display()
+        );
+    }
+    let n = be_u32(bytes, 4) as usize;
+    let body = &bytes[8..];
+    if body.len() != n {
+        bail!(
+            "{}: the header announces {n} labels, the file holds {}",
+            path.display(),
+            body.len()
+        );
+    }
+    Ok(body.to_vec())
+}
+
+fn load_split(dir: &Path, split: &str) -> Result<(usize, usize, Split)> {
+    let img = find_idx(dir, split, "images-idx3-ubyte")?.with_context(|| {
+        format!(
+            "{}: no {split} image file (*{}images-idx3-ubyte[.gz])",
+            dir.display(),
+            if split == "train" { "train-" } else { "t10k-" }
+        )
+    })?;
+    let (n, rows, cols, mut images) = parse_idx_images(&read_maybe_gz(&img)?, &img)?;
+    if n == 0 {
+        bail!("{}: holds no image", img.display());
+    }
+    // EMNIST stores each image transposed.
+    if img.to_string_lossy().contains("emnist") {
+        for im in images.chunks_exact_mut(rows * cols) {
+            let t: Vec<u8> = (0..rows * cols)
+                .map(|k| im[(k % cols) * rows + k / cols])
+                .collect();
+            im.copy_from_slice(&t);
+        }
+    }
+    let labels = match find_idx(dir, split, "labels-idx1-ubyte")? {
+        Some(lp) => {
+            let l = parse_idx_labels(&read_maybe_gz(&lp)?, &lp)?;
+            if l.len() != n {
+                bail!(
+                    "{} holds {} labels but {} holds {n} images",
+                    lp.display(),
+                    l.len(),
+                    img.display()
+                );
+            }
+            Some(l)
+        }
+        None => None,
+    };
+    Ok((cols, rows, Split { images, labels, n }))
+}
+
+fn load_idx(dir: &Path) -> Result<Dataset> {
+    let (w, h, train) = load_split(dir, "train")?;
+    let (tw, th, test) = load_split(dir, "test")?;
+    if (w, h) != (tw, th) {
+        bail!(
+            "{}: train images are {w}x{h} but test images are {tw}x{th}",
+            dir.display()
+        );
+    }
+    Ok(Dataset {
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "idx".into()),
+        width: w,
+        height: h,
+        train,
+        test,
+    })
+}
+
+/// A folder of 8-bit PNG images (grey or colour, converted to grey), all of one size; every
+/// tenth image in name order is held out as the test split.
+fn load_png_folder(dir: &Path) -> Result<Dataset> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "{}: no data: neither IDX files (train-images-idx3-ubyte[.gz], ...) nor PNG images",
+            dir.display()
+        );
+    }
+    let mut size = None;
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    let (mut ntrain, mut ntest) = (0, 0);
+    for (i, f) in files.iter().enumerate() {
+        let (w, h, grey) = crate::images::read_png_grey(f)?;
+        match size {
+            None => size = Some((w, h)),
+            Some(s) if s != (w, h) => bail!(
+                "{}: {w}x{h}, but the folder's first image is {}x{}",
+                f.display(),
+                s.0,
+                s.1
+            ),
+            _ => {}
+        }
+        if i % 10 == 9 {
+            test.extend_from_slice(&grey);
+            ntest += 1;
+        } else {
+            train.extend_from_slice(&grey);
+            ntrain += 1;
+        }
+    }
+    if ntest == 0 {
+        bail!(
+            "{}: needs at least 10 PNG images (one in ten is the test split)",
+            dir.display()
+        );
+    }
+    let (w, h) = size.unwrap_or((0, 0));
+    Ok(Dataset {
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "png".into()),
+        width: w,
+        height: h,
+        train: Split {
+            images: train,
+            labels: None,
+            n: ntrain,
+        },
+        test: Split {
+            images: test,
+            labels: None,
+            n: ntest,
+        },
+    })
+}
+
+/// The data set shipped with the repository: a small real MNIST subset.
+pub fn bundled_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| p.join("data").join("mnist-subset"))
+        .unwrap_or_default()
+}

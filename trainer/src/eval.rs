@@ -1,0 +1,164 @@
+//! Evaluation of a float model on a test split.
+
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+
+use crate::data::Split;
+use crate::model::{kl_standard_normal, recon_loss, to_vec_f32, Kind, Net, Recon};
+use crate::rng::Rng;
+use crate::train::batch_tensor;
+
+/// What `trainer eval` reports.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Metrics {
+    /// Test images evaluated.
+    pub images: usize,
+    /// Reconstruction term, nats per example (one z draw per image).
+    pub recon: f64,
+    /// KL term, nats per example.
+    pub kl: f64,
+    /// recon + KL: the beta = 1 -ELBO, nats per example.
+    pub neg_elbo: f64,
+    /// Importance-weighted bound (K samples) on -log p(x), when asked for.
+    pub iw_bound: Option<(usize, usize, f64)>,
+    /// Dimensions whose posterior mean varies across the test set (variance > 0.01).
+    pub active_units: usize,
+    /// Mean KL per latent dimension, nats.
+    pub kl_per_dim: Vec<f64>,
+    /// Mean squared error per pixel of the reconstruction at z = mu, intensities in [0, 1].
+    pub mse: f64,
+    /// PSNR of that reconstruction, dB (peak 1).
+    pub psnr_db: f64,
+}
+
+/// Evaluates `net` on `test`. `iw` = Some((K, images)) adds the importance-weighted bound
+/// with K samples on the first `images` test images.
+pub fn evaluate(
+    net: &Net,
+    test: &Split,
+    recon: Recon,
+    iw: Option<(usize, usize)>,
+) -> Result<Metrics> {
+    let dev = Device::Cpu;
+    let pixels = net.arch.pixels();
+    let lat = net.arch.latent;
+    let mut rng = Rng::new(0xE7A1);
+    let (mut r_sum, mut k_sum, mut se) = (0f64, 0f64, 0f64);
+    let mut kl_dim = vec![0f64; lat];
+    let mut mus: Vec<f32> = Vec::with_capacity(test.n * lat);
+    let idx: Vec<usize> = (0..test.n).collect();
+    for chunk in idx.chunks(500) {
+        let x = batch_tensor(test, chunk, pixels, &dev)?;
+        let enc = net.encode(&x)?;
+        mus.extend(to_vec_f32(&enc.mu)?);
+        let z = match &enc.logvar {
+            Some(lv) => {
+                let mut eps = vec![0f32; enc.mu.elem_count()];
+                rng.fill_normal(&mut eps);
+                let eps = Tensor::from_vec(eps, enc.mu.shape(), &dev)?;
+                let kd =
+                    ((lv.affine(1.0, 1.0)? - enc.mu.sqr()?)? - lv.exp()?)?.affine(-0.5, 0.0)?;
+                for (j, v) in to_vec_f32(&kd.sum(0)?)?.iter().enumerate() {
+                    kl_dim[j] += f64::from(*v);
+                }
+                k_sum += f64::from(
+                    kl_standard_normal(&enc.mu, lv)?
+                        .sum_all()?
+                        .to_scalar::<f32>()?,
+                );
+                (&enc.mu + (lv.affine(0.5, 0.0)?.exp()? * eps)?)?
+            }
+            None => enc.mu.clone(),
+        };
+        let logits = net.decode_logits(&z)?;
+        r_sum += f64::from(
+            recon_loss(&logits, &x, recon)?
+                .sum_all()?
+                .to_scalar::<f32>()?,
+        );
+        let at_mu = net.decode(&enc.mu)?;
+        se += f64::from((at_mu - &x)?.sqr()?.sum_all()?.to_scalar::<f32>()?);
+    }
+    let n = test.n as f64;
+    let mse = se / (n * pixels as f64);
+    // Active units: Var_x(E_q[z_j]) > 0.01 (Burda et al.).
+    let mut active = 0;
+    for j in 0..lat {
+        let col: Vec<f64> = (0..test.n).map(|i| f64::from(mus[i * lat + j])).collect();
+        let mean = col.iter().sum::<f64>() / n;
+        let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        if var > 0.01 {
+            active += 1;
+        }
+    }
+    let iw_bound = match (iw, net.arch.kind) {
+        (Some((k, images)), Kind::Vae) => Some((
+            k,
+            images.min(test.n),
+            iw_bound(net, test, k, images.min(test.n))?,
+        )),
+        _ => None,
+    };
+    Ok(Metrics {
+        images: test.n,
+        recon: r_sum / n,
+        kl: k_sum / n,
+        neg_elbo: (r_sum + k_sum) / n,
+        iw_bound,
+        active_units: active,
+        kl_per_dim: kl_dim.iter().map(|v| v / n).collect(),
+        mse,
+        psnr_db: -10.0 * mse.log10(),
+    })
+}
+
+/// -log p(x) estimated with K importance samples from q(z|x), averaged over `images` test
+/// images: -mean_x log (1/K sum_k p(x|z_k) p(z_k) / q(z_k|x)), Bernoulli likelihood on the
+/// intensities (the same likelihood as the training loss).
+fn iw_bound(net: &Net, test: &Split, k: usize, images: usize) -> Result<f64> {
+    let dev = Device::Cpu;
+    let pixels = net.arch.pixels();
+    let lat = net.arch.latent;
+    let mut rng = Rng::new(0x1A5);
+    let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let mut total = 0f64;
+    for i in 0..images {
+        let x = batch_tensor(test, &[i], pixels, &dev)?;
+        let enc = net.encode(&x)?;
+        let (mu, lv) = (
+            to_vec_f32(&enc.mu)?,
+            to_vec_f32(enc.logvar.as_ref().expect("vae"))?,
+        );
+        let mut weights = Vec::with_capacity(k);
+        for start in (0..k).step_by(1000) {
+            let m = (k - start).min(1000);
+            let mut eps = vec![0f32; m * lat];
+            rng.fill_normal(&mut eps);
+            let mut z = vec![0f32; m * lat];
+            let mut log_pz_minus_qz = vec![0f64; m];
+            for s in 0..m {
+                for j in 0..lat {
+                    let sd = (0.5 * lv[j]).exp();
+                    let e = eps[s * lat + j];
+                    let zz = mu[j] + sd * e;
+                    z[s * lat + j] = zz;
+                    let lp = -0.5 * f64::from(zz).powi(2) - half_log_2pi;
+                    let lq = -0.5 * f64::from(e).powi(2) - half_log_2pi - f64::from(0.5 * lv[j]);
+                    log_pz_minus_qz[s] += lp - lq;
+                }
+            }
+            let zt = Tensor::from_vec(z, (m, lat), &dev)?;
+            let logits = net.decode_logits(&zt)?;
+            let xb = x.broadcast_as((m, pixels))?;
+            let ll = recon_loss(&logits, &xb.contiguous()?, Recon::Bce)?.neg()?;
+            let ll = to_vec_f32(&ll)?;
+            for s in 0..m {
+                weights.push(f64::from(ll[s]) + log_pz_minus_qz[s]);
+            }
+        }
+        let max = weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + weights.iter().map(|w| (w - max).exp()).sum::<f64>().ln();
+        total += -(lse - (k as f64).ln());
+    }
+    Ok(total / images as f64)
+}

@@ -1,0 +1,528 @@
+//! Training: Adam on the summed per-example loss, checkpoints every epoch (atomically, with the
+//! optimizer and generator state, so a resumed run equals an uninterrupted one), a clear stop
+//! on a non-finite loss, Ctrl-C handling, a progress bar and a JSON-lines log.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Split};
+use crate::model::{kl_standard_normal, recon_loss, Arch, Kind, Net, Recon};
+use crate::rng::Rng;
+
+/// Input noise for the denoising autoencoder.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Noise {
+    /// Add N(0, sigma^2) to every pixel, then clamp to [0, 1].
+    Gaussian(f32),
+    /// Set each pixel to 0 with this probability.
+    Mask(f32),
+}
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Model shape.
+    pub arch: Arch,
+    /// Reconstruction loss.
+    pub recon: Recon,
+    /// Weight of the KL term (VAE only; 1 is the ELBO).
+    pub beta: f64,
+    /// Epochs over which beta ramps up linearly from 0 (0: no warm-up).
+    pub warmup_epochs: usize,
+    /// Denoising noise (DAE only).
+    pub noise: Option<Noise>,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Batch size.
+    pub batch: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// Data set name (provenance).
+    pub dataset: String,
+}
+
+/// One epoch's summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss per example (with the beta in force).
+    pub train_loss: f64,
+    /// Test reconstruction term, nats per example.
+    pub test_recon: f64,
+    /// Test KL term, nats per example (0 for autoencoders).
+    pub test_kl: f64,
+    /// Test -ELBO (recon + KL, beta = 1), nats per example.
+    pub test_neg_elbo: f64,
+    /// Seconds spent training this epoch.
+    pub seconds: f64,
+}
+
+/// Adam (Kingma and Ba) without weight decay, with its state exposed for checkpoints.
+pub struct Adam {
+    vars: Vec<(String, Var)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    /// Steps taken.
+    pub step: u64,
+    lr: f64,
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const ADAM_EPS: f64 = 1e-8;
+
+impl Adam {
+    /// An optimizer over `vars` with zero moments.
+    pub fn new(vars: Vec<(String, Var)>, lr: f64) -> Result<Adam> {
+        let m = vars
+            .iter()
+            .map(|(_, v)| v.zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let v = m.clone();
+        Ok(Adam {
+            vars,
+            m,
+            v,
+            step: 0,
+            lr,
+        })
+    }
+
+    /// One update from the gradients of `loss`.
+    pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        let grads = loss.backward()?;
+        self.step += 1;
+        let t = self.step as i32;
+        let c1 = 1.0 - BETA1.powi(t);
+        let c2 = 1.0 - BETA2.powi(t);
+        for (i, (_, var)) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let m = ((&self.m[i] * BETA1)? + (g * (1.0 - BETA1))?)?;
+            let v = ((&self.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+            let denom = (v.affine(1.0 / c2, 0.0)?.sqrt()? + ADAM_EPS)?;
+            let update = (m.affine(self.lr / c1, 0.0)? / denom)?;
+            var.set(&(var.as_tensor() - update)?)?;
+            self.m[i] = m;
+            self.v[i] = v;
+        }
+        Ok(())
+    }
+}
+
+/// Where a run is, for checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Batches completed in the current epoch (0 at an epoch boundary).
+    pub batch: usize,
+    /// The shuffle generator's state at the start of the current epoch.
+    pub shuffle_state: [u64; 4],
+    /// The noise generator's state now.
+    pub noise_state: [u64; 4],
+    /// Adam steps taken.
+    pub step: u64,
+    /// Per-epoch logs so far.
+    pub history: Vec<EpochLog>,
+}
+
+/// Writes `path` through a temporary file and a rename, so that an interrupted write never
+/// leaves a half-written file in its place.
+pub fn atomic_write(path: &Path, write: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    match write(f) {
+        Ok(()) => {
+            std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e.context(format!("writing {}", path.display())))
+        }
+    }
+}
+
+/// The checkpoint file of a run folder.
+pub fn checkpoint_path(run: &Path) -> PathBuf {
+    run.join("checkpoint.safetensors")
+}
+
+/// Saves weights, Adam moments, the config and the progress in one safetensors file.
+pub fn save_checkpoint(
+    run: &Path,
+    cfg: &Config,
+    net: &Net,
+    adam: &Adam,
+    p: &Progress,
+) -> Result<()> {
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for (name, v) in net.named_vars() {
+        tensors.push((name, v.as_tensor().clone()));
+    }
+    for (i, (name, _)) in adam.vars.iter().enumerate() {
+        tensors.push((format!("adam.m.{name}"), adam.m[i].clone()));
+        tensors.push((format!("adam.v.{name}"), adam.v[i].clone()));
+    }
+    let mut meta = HashMap::new();
+    meta.insert("config".to_string(), serde_json::to_string(cfg)?);
+    meta.insert("progress".to_string(), serde_json::to_string(p)?);
+    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))?;
+    atomic_write(&checkpoint_path(run), |mut f| {
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        Ok(())
+    })
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    /// The run's configuration.
+    pub config: Config,
+    /// Where the run stopped.
+    pub progress: Progress,
+    /// Every tensor by name.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+/// Loads a checkpoint file (or the checkpoint of a run folder).
+pub fn load_checkpoint(path: &Path, dev: &Device) -> Result<Checkpoint> {
+    let file = if path.is_dir() {
+        checkpoint_path(path)
+    } else {
+        path.to_path_buf()
+    };
+    let bytes = std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{}: not a safetensors checkpoint", file.display()))?;
+    let meta = meta
+        .metadata()
+        .clone()
+        .with_context(|| format!("{}: checkpoint without metadata", file.display()))?;
+    let config: Config =
+        serde_json::from_str(meta.get("config").context("no config in checkpoint")?)?;
+    let progress: Progress =
+        serde_json::from_str(meta.get("progress").context("no progress in checkpoint")?)?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, dev)?;
+    Ok(Checkpoint {
+        config,
+        progress,
+        tensors,
+    })
+}
+
+/// Rebuilds the model of a checkpoint.
+pub fn net_from_checkpoint(ck: &Checkpoint, dev: &Device) -> Result<Net> {
+    let net = Net::new(ck.config.arch.clone(), &mut Rng::new(0), dev)?;
+    for (name, var) in net.named_vars() {
+        let t = ck
+            .tensors
+            .get(&name)
+            .with_context(|| format!("checkpoint lacks {name}"))?;
+        var.set(t)?;
+    }
+    Ok(net)
+}
+
+/// A batch of images as a (batch, pixels) tensor in [0, 1].
+pub fn batch_tensor(split: &Split, idx: &[usize], pixels: usize, dev: &Device) -> Result<Tensor> {
+    let mut v = Vec::with_capacity(idx.len() * pixels);
+    for &i in idx {
+        v.extend(split.image(i, pixels).iter().map(|&p| f32::from(p) / 255.0));
+    }
+    Ok(Tensor::from_vec(v, (idx.len(), pixels), dev)?)
+}
+
+/// The loss of one batch, summed over its examples: (recon, kl) tensors of shape (batch).
+pub fn batch_loss(
+    net: &Net,
+    x_in: &Tensor,
+    x_target: &Tensor,
+    recon: Recon,
+    noise_rng: &mut Rng,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let enc = net.encode(x_in)?;
+    let (z, kl) = match &enc.logvar {
+        Some(lv) => {
+            let mut eps = vec![0f32; enc.mu.elem_count()];
+            noise_rng.fill_normal(&mut eps);
+            let eps = Tensor::from_vec(eps, enc.mu.shape(), enc.mu.device())?;
+            // Reparameterization: z = mu + sigma * eps, sigma = exp(logvar / 2).
+            let z = (&enc.mu + (lv.affine(0.5, 0.0)?.exp()? * eps)?)?;
+            (z, Some(kl_standard_normal(&enc.mu, lv)?))
+        }
+        None => (enc.mu.clone(), None),
+    };
+    let logits = net.decode_logits(&z)?;
+    Ok((recon_loss(&logits, x_target, recon)?, kl))
+}
+
+fn corrupt(x: &mut [f32], noise: Noise, rng: &mut Rng) {
+    match noise {
+        Noise::Gaussian(s) => {
+            let mut e = vec![0f32; x.len()];
+            rng.fill_normal(&mut e);
+            for (v, e) in x.iter_mut().zip(e) {
+                *v = (*v + s * e).clamp(0.0, 1.0);
+            }
+        }
+        Noise::Mask(p) => {
+            for v in x.iter_mut() {
+                if rng.uniform() < f64::from(p) {
+                    *v = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// Test-set metrics: (recon, kl) in nats per example, one z draw per example from a fixed
+/// seed so that evaluation is repeatable.
+pub fn evaluate(
+    net: &Net,
+    data: &Split,
+    pixels: usize,
+    recon: Recon,
+    dev: &Device,
+) -> Result<(f64, f64)> {
+    let mut rng = Rng::new(0xE7A1);
+    let (mut r, mut k) = (0.0, 0.0);
+    let idx: Vec<usize> = (0..data.n).collect();
+    for chunk in idx.chunks(500) {
+        let x = batch_tensor(data, chunk, pixels, dev)?;
+        let (rl, kl) = batch_loss(net, &x, &x, recon, &mut rng)?;
+        r += f64::from(rl.sum_all()?.to_scalar::<f32>()?);
+        if let Some(kl) = kl {
+            k += f64::from(kl.sum_all()?.to_scalar::<f32>()?);
+        }
+    }
+    Ok((r / data.n as f64, k / data.n as f64))
+}
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// All epochs done.
+    Finished,
+    /// Stopped by Ctrl-C after saving.
+    Interrupted,
+}
+
+/// Options that do not change the result.
+pub struct RunOptions {
+    /// Show the progress bar.
+    pub progress_bar: bool,
+    /// Set by Ctrl-C: finish the step, save, stop.
+    pub stop: Arc<AtomicBool>,
+    /// Stop (as if interrupted) after this many batches in all: for tests of resuming.
+    pub stop_after_batches: Option<u64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            progress_bar: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            stop_after_batches: None,
+        }
+    }
+}
+
+/// Trains from scratch (or resumes when the run folder holds a checkpoint and `resume`).
+pub fn train(
+    cfg: &Config,
+    data: &Dataset,
+    run: &Path,
+    resume: bool,
+    opts: &RunOptions,
+) -> Result<(Net, Ended)> {
+    let dev = Device::Cpu;
+    std::fs::create_dir_all(run).with_context(|| format!("creating {}", run.display()))?;
+    if (data.width, data.height) != (cfg.arch.width, cfg.arch.height) {
+        bail!(
+            "the data set's images are {}x{}, the model takes {}x{}",
+            data.width,
+            data.height,
+            cfg.arch.width,
+            cfg.arch.height
+        );
+    }
+    let pixels = data.pixels();
+    let (net, mut adam, mut progress) = if resume && checkpoint_path(run).exists() {
+        let ck = load_checkpoint(run, &dev)?;
+        if ck.config != *cfg {
+            bail!(
+                "{} was trained with a different configuration; resume with the same options",
+                run.display()
+            );
+        }
+        let net = net_from_checkpoint(&ck, &dev)?;
+        let mut adam = Adam::new(net.named_vars(), cfg.lr)?;
+        for (i, (name, _)) in net.named_vars().iter().enumerate() {
+            adam.m[i] = ck
+                .tensors
+                .get(&format!("adam.m.{name}"))
+                .context("adam state")?
+                .clone();
+            adam.v[i] = ck
+                .tensors
+                .get(&format!("adam.v.{name}"))
+                .context("adam state")?
+                .clone();
+        }
+        adam.step = ck.progress.step;
+        (net, adam, ck.progress)
+    } else {
+        let mut init = Rng::new(cfg.seed);
+        let net = Net::new(cfg.arch.clone(), &mut init, &dev)?;
+        let adam = Adam::new(net.named_vars(), cfg.lr)?;
+        let progress = Progress {
+            epoch: 0,
+            batch: 0,
+            shuffle_state: Rng::new(cfg.seed ^ 0x5348_5546).state(),
+            noise_state: Rng::new(cfg.seed ^ 0x4E4F_4953).state(),
+            step: 0,
+            history: vec![],
+        };
+        std::fs::write(run.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
+        let _ = std::fs::remove_file(run.join("log.jsonl"));
+        (net, adam, progress)
+    };
+    let mut noise_rng = Rng::from_state(progress.noise_state);
+    let mut batches_run: u64 = 0;
+    while progress.epoch < cfg.epochs {
+        let epoch = progress.epoch + 1;
+        let mut shuffle = Rng::from_state(progress.shuffle_state);
+        let mut order: Vec<usize> = (0..data.train.n).collect();
+        shuffle.shuffle(&mut order);
+        let beta = if cfg.warmup_epochs > 0 {
+            cfg.beta * (epoch as f64 / cfg.warmup_epochs as f64).min(1.0)
+        } else {
+            cfg.beta
+        };
+        let nb = order.len().div_ceil(cfg.batch);
+        let bar = opts.progress_bar.then(|| {
+            let b = indicatif::ProgressBar::new(nb as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} loss {msg} ({elapsed})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_prefix(format!("{epoch}/{}", cfg.epochs));
+            b.set_position(progress.batch as u64);
+            b
+        });
+        let t0 = Instant::now();
+        let mut sum = 0.0f64;
+        let mut seen = 0usize;
+        for (bi, idx) in order.chunks(cfg.batch).enumerate().skip(progress.batch) {
+            let x = batch_tensor(&data.train, idx, pixels, &dev)?;
+            let x_in = match (cfg.arch.kind, cfg.noise) {
+                (Kind::Dae, Some(n)) => {
+                    let mut v = crate::model::to_vec_f32(&x)?;
+                    corrupt(&mut v, n, &mut noise_rng);
+                    Tensor::from_vec(v, x.shape(), &dev)?
+                }
+                _ => x.clone(),
+            };
+            let (rl, kl) = batch_loss(&net, &x_in, &x, cfg.recon, &mut noise_rng)?;
+            let loss = match kl {
+                Some(kl) => (rl.sum_all()? + (kl.sum_all()? * beta)?)?,
+                None => rl.sum_all()?,
+            };
+            let value = f64::from(loss.to_scalar::<f32>()?);
+            if !value.is_finite() {
+                bail!(
+                    "the loss became {value} at epoch {epoch}, step {} (batch {bi}); training \
+                     stopped. The last good checkpoint is {} (epoch {}). Try a lower --lr.",
+                    adam.step + 1,
+                    checkpoint_path(run).display(),
+                    progress.epoch
+                );
+            }
+            adam.backward_step(&loss)?;
+            sum += value;
+            seen += idx.len();
+            batches_run += 1;
+            if let Some(b) = &bar {
+                b.inc(1);
+                b.set_message(format!("{:.2}", sum / seen as f64));
+            }
+            let stop = opts.stop.load(Ordering::SeqCst)
+                || opts.stop_after_batches.is_some_and(|n| batches_run >= n);
+            if stop && bi + 1 < nb {
+                progress.batch = bi + 1;
+                progress.noise_state = noise_rng.state();
+                progress.step = adam.step;
+                save_checkpoint(run, cfg, &net, &adam, &progress)?;
+                if let Some(b) = bar {
+                    b.abandon();
+                }
+                eprintln!(
+                    "stopped at epoch {epoch}, batch {}; checkpoint saved: resume with --resume",
+                    bi + 1
+                );
+                return Ok((net, Ended::Interrupted));
+            }
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let (tr, tk) = evaluate(&net, &data.test, pixels, cfg.recon, &dev)?;
+        // The epoch's loss covers only the batches of this session when resumed mid-epoch.
+        let log = EpochLog {
+            epoch,
+            train_loss: if seen > 0 {
+                sum / seen as f64
+            } else {
+                f64::NAN
+            },
+            test_recon: tr,
+            test_kl: tk,
+            test_neg_elbo: tr + tk,
+            seconds,
+        };
+        println!(
+            "epoch {epoch:>3}: train loss {:.3}  test -ELBO {:.3} (recon {:.3} + KL {:.3})  {:.2} s",
+            log.train_loss, log.test_neg_elbo, log.test_recon, log.test_kl, log.seconds
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run.join("log.jsonl"))?;
+        writeln!(f, "{}", serde_json::to_string(&log)?)?;
+        progress.history.push(log);
+        progress.epoch = epoch;
+        progress.batch = 0;
+        progress.shuffle_state = shuffle.state();
+        progress.noise_state = noise_rng.state();
+        progress.step = adam.step;
+        save_checkpoint(run, cfg, &net, &adam, &progress)?;
+        let stop = opts.stop.load(Ordering::SeqCst)
+            || opts.stop_after_batches.is_some_and(|n| batches_run >= n);
+        if stop && progress.epoch < cfg.epochs {
+            eprintln!("stopped after epoch {epoch}; checkpoint saved: resume with --resume");
+            return Ok((net, Ended::Interrupted));
+        }
+    }
+    Ok((net, Ended::Finished))
+}
