@@ -23,4 +23,22 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={}", src.display());
     println!("cargo:rerun-if-changed=build.rs");
+
+    // The model the `vae` binary embeds: TINYVAE_MODEL names the file (cargo xtask sets it).
+    // Without it, an empty blob is embedded and the binary reports that no model is present.
+    println!("cargo:rerun-if-env-changed=TINYVAE_MODEL");
+    println!("cargo:rerun-if-env-changed=TINYVAE_SEED");
+    let model = out.join("model.tvae");
+    match env::var("TINYVAE_MODEL") {
+        Ok(path) if !path.is_empty() => {
+            fs::copy(&path, &model).unwrap_or_else(|e| panic!("TINYVAE_MODEL={path}: {e}"));
+            println!("cargo:rerun-if-changed={path}");
+        }
+        _ => fs::write(&model, []).unwrap(),
+    }
+    let seed: u64 = env::var("TINYVAE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2026);
+    fs::write(out.join("seed.rs"), format!("{seed}")).unwrap();
 }

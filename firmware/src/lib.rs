@@ -7,6 +7,10 @@ use cortex_m as _; // its critical-section implementation (single core)
 use defmt_semihosting as _; // the global defmt logger, over semihosting
 
 /// Exit codes a firmware run ends with. The host (xtask) maps them back to these names.
+pub mod counter;
+pub mod stack;
+
+/// Exit codes a firmware run ends with. The host (xtask) maps them back to these names.
 pub mod exit_code {
     /// Every check passed.
     pub const SUCCESS: i32 = 0;

@@ -9,6 +9,7 @@
 //! ```
 
 mod firmware;
+mod pipeline;
 mod setup;
 
 use std::path::PathBuf;
@@ -95,24 +96,93 @@ fn qemu(args: &[String]) -> Result<()> {
     }
 }
 
-/// The main job. Today: the on-device engine self-test on both emulated boards. Training,
-/// export and on-device sampling join it as they land (see ARCHITECTURE.md, "Status").
+/// The seed of the on-device generation in the demo and the tests.
+const DEMO_SEED: u64 = 2026;
+
+/// The main job: train the default model on the bundled data, export it, run it on the
+/// emulated Cortex-M4F, hold its samples against the host engine, write the pictures and the
+/// instruction counts.
 fn demo() -> Result<()> {
     setup::all()?;
-    for board in firmware::QEMU_BOARDS {
-        let elfs = firmware::build(board, &[])?;
-        println!("\n== {} ({}) under QEMU: selftest", board.name, board.cpu);
-        let out = firmware::run_qemu(board, &elfs.join("selftest"), Duration::from_secs(300))?;
-        print!("{}", out.log);
-        if out.code != Some(0) {
-            bail!("selftest on {} ended with {:?}", board.name, out.code);
-        }
-    }
+    let out = project_root().join("out");
+    std::fs::create_dir_all(&out)?;
     println!(
-        "\nNot yet part of the demo: training, export, on-device sampling and the samples PNG \
-         (open issues 4, 5 and 6)."
+        "\n== 1/3 train the default VAE (784-400-20) on the bundled MNIST subset, export int8"
+    );
+    let model_file = pipeline::train_and_export(&out.join("demo-run"), "default", 30, None)?;
+    let blob = std::fs::read(&model_file)?;
+    let model = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let board = firmware::QEMU_BOARDS[0];
+    println!(
+        "\n== 2/3 run it on the emulated {} ({})",
+        board.name, board.cpu
+    );
+    let (code, dev) = pipeline::run_on_board(board, &model_file, DEMO_SEED)?;
+    for line in dev.log.lines().filter(|l| !l.contains(" [")) {
+        println!("  {line}");
+    }
+    if code != 0 {
+        bail!("the firmware ended with exit code {code}");
+    }
+    let n = pipeline::check_samples_match(&model_file, DEMO_SEED, &dev)?;
+    println!("  the {n} samples generated on the chip equal the host engine's, byte for byte");
+
+    println!("\n== 3/3 pictures and counts");
+    let (w, h) = (
+        usize::from(model.data.width),
+        usize::from(model.data.height),
+    );
+    let samples = dev.images.get("sample").cloned().unwrap_or_default();
+    let rows: Vec<Vec<&[u8]>> = samples
+        .chunks(4)
+        .map(|c| c.iter().map(Vec::as_slice).collect())
+        .collect();
+    let png = out.join("samples.png");
+    pipeline::write_png(&png, &rows, w, h)?;
+    let mut rows: Vec<Vec<&[u8]>> = Vec::new();
+    let get = |k: &str| {
+        dev.images
+            .get(k)
+            .map(|v| v.iter().map(Vec::as_slice).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let mut first = get("input");
+    first.extend(get("recon"));
+    first.extend(get("resample"));
+    rows.push(first);
+    rows.push(get("interp"));
+    let png2 = out.join("encode.png");
+    pipeline::write_png(&png2, &rows, w, h)?;
+    let table = pipeline::count_table(board, &model, &dev);
+    std::fs::write(out.join("counts.md"), &table)?;
+    println!("{table}");
+    println!(
+        "wrote {} (16 samples generated on the emulated chip)",
+        png.display()
+    );
+    println!(
+        "wrote {} (an input, its reconstruction, 4 resamples z = mu + sigma eps; then an interpolation)",
+        png2.display()
+    );
+    println!(
+        "wrote {} (instructions retired under QEMU: instructions, not cycles)",
+        out.join("counts.md").display()
     );
     Ok(())
+}
+
+/// Exit codes of the firmware, by name.
+fn exit_name(code: i32) -> &'static str {
+    match code {
+        0 => "success",
+        1 => "check failed",
+        2 => "bad model",
+        3 => "golden mismatch",
+        4 => "engine error",
+        101 => "panic",
+        102 => "fault",
+        _ => "unknown",
+    }
 }
 
 struct Tally {
@@ -247,6 +317,54 @@ fn test() -> Result<()> {
                     } else {
                         bail!("expected exit {want:?}, got {:?}; log:\n{}", o.code, o.log)
                     }
+                }),
+            );
+        }
+    }
+
+    // The whole pipeline on both boards: a model trained and exported by the trainer, its
+    // golden vectors and on-device samples bit-exact with the host engine, and a corrupted
+    // copy rejected at boot.
+    let dir = root.join("target").join("xtask-test");
+    let trained = pipeline::train_and_export(&dir.join("run"), "default", 2, Some(2000));
+    t.record(
+        "pipeline: train and export a model",
+        trained
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("{e:#}")),
+    );
+    if let Ok(model_file) = trained {
+        let corrupt = dir.join("corrupt.tvae");
+        let mut blob = std::fs::read(&model_file)?;
+        let mid = blob.len() / 2;
+        blob[mid] ^= 0x10;
+        std::fs::write(&corrupt, &blob)?;
+        for board in firmware::QEMU_BOARDS {
+            t.record(
+                &format!(
+                    "vae on {}: golden vectors and samples bit-exact with the host",
+                    board.name
+                ),
+                pipeline::run_on_board(board, &model_file, DEMO_SEED).and_then(|(code, d)| {
+                    if code != 0 {
+                        bail!("exit code {code} ({}); log:\n{}", exit_name(code), d.log);
+                    }
+                    if !d.log.contains("vectors bit-exact") {
+                        bail!("no golden-vector report in the log:\n{}", d.log);
+                    }
+                    let n = pipeline::check_samples_match(&model_file, DEMO_SEED, &d)?;
+                    println!("  {n} device samples equal the host engine's");
+                    Ok(())
+                }),
+            );
+            t.record(
+                &format!("vae on {} rejects a corrupted model at boot", board.name),
+                pipeline::run_on_board(board, &corrupt, DEMO_SEED).and_then(|(code, d)| {
+                    if code != 2 || !d.log.contains("CRC") {
+                        bail!("expected exit 2 (bad model) and a CRC error, got {code} ({}); log:\n{}", exit_name(code), d.log);
+                    }
+                    Ok(())
                 }),
             );
         }

@@ -4,10 +4,23 @@
 #![no_main]
 
 use tinyvae_engine::{known_answers as ka, requant::requantize, Sampler};
-use tinyvae_firmware::{self as fw, exit_code};
+use tinyvae_firmware::{self as fw, counter, exit_code};
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
+    let cp = cortex_m::Peripherals::take().unwrap_or_else(|| fw::exit(exit_code::FAULT));
+    counter::start(cp.SYST);
+    // The instruction counter: exactly 1000 nops must count as 1000 instructions.
+    let (_, n) = counter::measure(|| unsafe {
+        core::arch::asm!(
+            ".rept 1000",
+            "nop",
+            ".endr",
+            options(nomem, nostack, preserves_flags)
+        )
+    });
+    defmt::println!("counter: 1000 nops counted as {=u64} instructions", n);
+    fw::check(n == 1000, "instruction counter");
     defmt::println!("selftest: engine known answers");
     for (i, &(x, m, s, want)) in ka::REQUANTIZE.iter().enumerate() {
         let got = requantize(x, m, s);

@@ -1,0 +1,269 @@
+//! The tinyvae firmware: validates the embedded model at boot, checks every golden vector
+//! against the engine, then generates on-device (z ~ prior, decode), encodes an input,
+//! resamples around it (z = mu + sigma * eps), interpolates between two codes, and reports
+//! instructions per inference and per layer, static RAM and the peak stack.
+//!
+//! Output lines the host (xtask) reads:
+//! `sample K [..]`, `recon [..]`, `resample K [..]`, `interp K [..]`: u8 images;
+//! `count NAME N`: instructions retired; `ram static N` and `ram stack N`: bytes.
+#![no_std]
+#![no_main]
+
+use tinyvae_engine::{Engine, Probe, Sampler, Stage};
+use tinyvae_firmware::{self as fw, counter, exit_code, stack};
+use tinyvae_format::Model;
+
+static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"));
+const SEED: u64 = include!(concat!(env!("OUT_DIR"), "/seed.rs"));
+/// Images generated from the prior.
+const SAMPLES: usize = 16;
+/// Largest image and latent sizes this binary has buffers for.
+const MAX_PIXELS: usize = 1024;
+const MAX_LATENT: usize = 64;
+const SCRATCH: usize = 4096;
+
+/// Records the instructions of each stage as it completes.
+struct LayerCounter {
+    last: u64,
+    encoder: [u64; 8],
+    decoder: [u64; 8],
+}
+
+impl LayerCounter {
+    fn new() -> Self {
+        LayerCounter {
+            last: counter::ticks(),
+            encoder: [0; 8],
+            decoder: [0; 8],
+        }
+    }
+}
+
+impl Probe for LayerCounter {
+    fn done(&mut self, stage: Stage) {
+        let now = counter::ticks();
+        let n = counter::instructions(now - self.last).saturating_sub(counter::overhead());
+        match stage {
+            Stage::Encoder(i) => self.encoder[usize::from(i) & 7] = n,
+            Stage::Decoder(i) => self.decoder[usize::from(i) & 7] = n,
+        }
+        self.last = counter::ticks();
+    }
+}
+
+fn mismatch(what: &str, vector: usize, element: usize, got: i32, want: i32) -> ! {
+    defmt::error!(
+        "golden {=str} vector {=usize}: element {=usize} is {=i32}, the host engine computed {=i32}",
+        what,
+        vector,
+        element,
+        got,
+        want
+    );
+    fw::exit(exit_code::GOLDEN_MISMATCH)
+}
+
+fn compare<T: Copy + Into<i32>>(
+    what: &str,
+    vector: usize,
+    got: &[T],
+    want: impl Iterator<Item = T>,
+) {
+    for (j, (g, w)) in got.iter().zip(want).enumerate() {
+        let (g, w): (i32, i32) = ((*g).into(), w.into());
+        if g != w {
+            mismatch(what, vector, j, g, w);
+        }
+    }
+}
+
+fn engine_error(e: tinyvae_engine::Error) -> ! {
+    defmt::error!("engine refused to run: {}", e);
+    fw::exit(exit_code::ENGINE_ERROR)
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    stack::paint();
+    let cp = cortex_m::Peripherals::take().unwrap_or_else(|| fw::exit(exit_code::FAULT));
+    counter::start(cp.SYST);
+
+    if MODEL.is_empty() {
+        defmt::error!("no model embedded: build with TINYVAE_MODEL=path (cargo xtask does this)");
+        fw::exit(exit_code::BAD_MODEL);
+    }
+    let (model, n) = counter::measure(|| Model::from_bytes(MODEL));
+    let model = match model {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::error!("model rejected at boot: {}", e);
+            fw::exit(exit_code::BAD_MODEL)
+        }
+    };
+    let p = &model.provenance;
+    defmt::println!(
+        "model {=str} {} on {=str}: {=usize} bytes, validated in {=u64} instructions",
+        p.architecture,
+        model.kind,
+        p.dataset,
+        MODEL.len(),
+        n
+    );
+    let engine = Engine::new(&model);
+    let pixels = model.data.len();
+    let dim = usize::from(model.latent.dim);
+    if pixels > MAX_PIXELS || dim > MAX_LATENT {
+        defmt::error!(
+            "model too large for this firmware's buffers: {=usize} pixels, latent {=usize}",
+            pixels,
+            dim
+        );
+        fw::exit(exit_code::ENGINE_ERROR);
+    }
+    let mut scratch = [0i8; SCRATCH];
+    let mut stats_buf = [0i16; 2 * MAX_LATENT];
+    let stats = &mut stats_buf[..model.encoder_out_dim()];
+    let mut code_buf = [0i8; MAX_LATENT];
+    let code = &mut code_buf[..dim];
+    let mut px_buf = [0u8; MAX_PIXELS];
+    let px = &mut px_buf[..pixels];
+    let mut probe = tinyvae_engine::NoProbe;
+
+    // Self-check: every golden vector, bit for bit.
+    if let Some(g) = &model.golden {
+        for (i, v) in g.encoder.iter().enumerate() {
+            if let Err(e) = engine.encode(v.input.as_slice(), &mut scratch, stats, &mut probe) {
+                engine_error(e);
+            }
+            compare("encoder", i, stats, v.expected.iter());
+        }
+        for (i, v) in g.decoder.iter().enumerate() {
+            if let Err(e) = engine.decode(v.code.as_i8_slice(), &mut scratch, px, &mut probe) {
+                engine_error(e);
+            }
+            compare("decoder", i, px, v.expected.iter());
+        }
+        for (i, v) in g.sampler.iter().enumerate() {
+            let mut s = Sampler::new(v.seed);
+            for (j, want) in v.eps.iter().enumerate() {
+                let got = s.normal();
+                if got != want {
+                    mismatch("sampler eps", i, j, got.into(), want.into());
+                }
+            }
+            let mut s = Sampler::new(v.seed);
+            if let Err(e) = engine.sample_prior(&mut s, code) {
+                engine_error(e);
+            }
+            compare("sampler code", i, code, v.prior_code.iter());
+            if let Err(e) = engine.decode(code, &mut scratch, px, &mut probe) {
+                engine_error(e);
+            }
+            compare("sampler pixels", i, px, v.prior_pixels.iter());
+        }
+        defmt::println!(
+            "golden: {=usize} encoder, {=usize} decoder, {=usize} sampler vectors bit-exact",
+            g.encoder.len(),
+            g.decoder.len(),
+            g.sampler.len()
+        );
+    } else {
+        defmt::warn!("the model carries no golden vectors: self-check skipped");
+    }
+
+    // Generation from the prior.
+    defmt::println!("generating {=usize} samples, seed {=u64}", SAMPLES, SEED);
+    let mut sampler = Sampler::new(SEED);
+    let (mut sample_cost, mut decode_cost, mut layers) = (0, 0, LayerCounter::new());
+    for k in 0..SAMPLES {
+        let (r, n) = counter::measure(|| engine.sample_prior(&mut sampler, code));
+        if let Err(e) = r {
+            engine_error(e);
+        }
+        sample_cost = n;
+        layers = LayerCounter::new();
+        let (r, n) = counter::measure(|| engine.decode(code, &mut scratch, px, &mut layers));
+        if let Err(e) = r {
+            engine_error(e);
+        }
+        decode_cost = n;
+        defmt::println!("sample {=usize} {=[u8]}", k, px);
+    }
+
+    // Encode a real input, decode its mean, resample around it, interpolate to another.
+    let inputs = model.golden.as_ref().map(|g| &g.encoder);
+    let mut encode_cost = 0;
+    let mut enc_layers = LayerCounter::new();
+    if let Some(inputs) = inputs.filter(|v| v.len() >= 2) {
+        let (r, n) = counter::measure(|| {
+            engine.encode(
+                inputs[0].input.as_slice(),
+                &mut scratch,
+                stats,
+                &mut enc_layers,
+            )
+        });
+        if let Err(e) = r {
+            engine_error(e);
+        }
+        encode_cost = n;
+        let ok = engine
+            .mean_code(stats, code)
+            .and_then(|_| engine.decode(code, &mut scratch, px, &mut probe));
+        if let Err(e) = ok {
+            engine_error(e);
+        }
+        defmt::println!("input {=[u8]}", inputs[0].input.as_slice());
+        defmt::println!("recon {=[u8]}", px);
+        if model.kind == tinyvae_format::ModelKind::Vae {
+            for k in 0..4 {
+                let ok = engine
+                    .reparameterize(stats, &mut sampler, code)
+                    .and_then(|_| engine.decode(code, &mut scratch, px, &mut probe));
+                if let Err(e) = ok {
+                    engine_error(e);
+                }
+                defmt::println!("resample {=usize} {=[u8]}", k, px);
+            }
+        }
+        let mut other = [0i16; 2 * MAX_LATENT];
+        let other = &mut other[..model.encoder_out_dim()];
+        if let Err(e) = engine.encode(inputs[1].input.as_slice(), &mut scratch, other, &mut probe) {
+            engine_error(e);
+        }
+        for k in 0..=7u16 {
+            let ok = engine
+                .interpolate(stats, other, k, 7, code)
+                .and_then(|_| engine.decode(code, &mut scratch, px, &mut probe));
+            if let Err(e) = ok {
+                engine_error(e);
+            }
+            defmt::println!("interp {=u16} {=[u8]}", k, px);
+        }
+    }
+
+    defmt::println!("count sample-prior {=u64}", sample_cost);
+    defmt::println!("count decode {=u64}", decode_cost);
+    for (i, l) in model.decoder.layers.iter().enumerate() {
+        defmt::println!(
+            "count decode.layer{=usize} {=u64} ({=u16}x{=u16})",
+            i,
+            layers.decoder[i],
+            l.in_dim,
+            l.out_dim
+        );
+    }
+    defmt::println!("count encode {=u64}", encode_cost);
+    for (i, l) in model.encoder.layers.iter().enumerate() {
+        defmt::println!(
+            "count encode.layer{=usize} {=u64} ({=u16}x{=u16})",
+            i,
+            enc_layers.encoder[i],
+            l.in_dim,
+            l.out_dim
+        );
+    }
+    defmt::println!("ram static {=u32}", stack::static_ram());
+    defmt::println!("ram stack {=u32}", stack::peak());
+    fw::exit(exit_code::SUCCESS)
+}

@@ -1,0 +1,77 @@
+//! Instructions retired, counted deterministically under QEMU.
+//!
+//! QEMU runs with `-icount shift=ICOUNT_SHIFT`: every instruction advances virtual time by
+//! 2^ICOUNT_SHIFT ns, and SysTick, clocked from the 25 MHz system clock of the MPS2 boards,
+//! counts that virtual time. So `instructions = ticks * NS_PER_TICK / 2^ICOUNT_SHIFT`. The
+//! shift (6: 64 ns per instruction) is chosen so a tick is shorter than an instruction and the
+//! count is exact to within one instruction. SysTick's 24 bits are extended by counting its
+//! wraps in its exception handler. The DWT cycle counter reads 0 under QEMU: these are
+//! instructions, never cycles.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::SYST;
+
+/// The `-icount shift` QEMU must run with (xtask passes it).
+pub const ICOUNT_SHIFT: u32 = 6;
+/// SysTick period in ns: the MPS2 system clock is 25 MHz.
+pub const NS_PER_TICK: u64 = 40;
+
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+#[cortex_m_rt::exception]
+fn SysTick() {
+    WRAPS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Starts SysTick free-running from the core clock, interrupting on every wrap.
+pub fn start(mut syst: SYST) {
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(0x00FF_FFFF);
+    syst.clear_current();
+    syst.enable_interrupt();
+    syst.enable_counter();
+    core::mem::forget(syst);
+}
+
+/// Ticks since [`start`], 64 bits.
+#[inline(never)]
+pub fn ticks() -> u64 {
+    loop {
+        let hi = WRAPS.load(Ordering::Relaxed);
+        let val = SYST::get_current();
+        if WRAPS.load(Ordering::Relaxed) == hi {
+            return (u64::from(hi) << 24) + u64::from(0x00FF_FFFF - val);
+        }
+    }
+}
+
+/// Converts a tick difference to instructions retired.
+pub fn instructions(ticks: u64) -> u64 {
+    let per = 1u64 << ICOUNT_SHIFT;
+    (ticks * NS_PER_TICK + per / 2) / per
+}
+
+/// Measures the instructions `f` retires, minus the cost of the measurement itself.
+pub fn measure<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let t0 = ticks();
+    let r = f();
+    let t1 = ticks();
+    (r, instructions(t1 - t0).saturating_sub(overhead()))
+}
+
+static OVERHEAD: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Instructions counted for an empty measurement (calibrated once).
+pub fn overhead() -> u64 {
+    let o = OVERHEAD.load(Ordering::Relaxed);
+    if o != u32::MAX {
+        return u64::from(o);
+    }
+    let t0 = ticks();
+    let t1 = ticks();
+    let o = instructions(t1 - t0) as u32;
+    OVERHEAD.store(o, Ordering::Relaxed);
+    u64::from(o)
+}
