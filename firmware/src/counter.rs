@@ -32,7 +32,6 @@ pub fn start(mut syst: SYST) {
     syst.clear_current();
     syst.enable_interrupt();
     syst.enable_counter();
-    core::mem::forget(syst);
 }
 
 /// Ticks since [`start`], 64 bits.

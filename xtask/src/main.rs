@@ -361,7 +361,7 @@ fn test() -> Result<()> {
             t.record(
                 &format!("vae on {} rejects a corrupted model at boot", board.name),
                 pipeline::run_on_board(board, &corrupt, DEMO_SEED).and_then(|(code, d)| {
-                    if code != 2 || !d.log.contains("CRC") {
+                    if code != 2 || !d.log.contains("CrcMismatch") {
                         bail!("expected exit 2 (bad model) and a CRC error, got {code} ({}); log:\n{}", exit_name(code), d.log);
                     }
                     Ok(())
