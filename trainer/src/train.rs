@@ -332,6 +332,9 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Stop (as if interrupted) after this many batches in all: for tests of resuming.
     pub stop_after_batches: Option<u64>,
+    /// Fault injection for tests of the failure path: the loss of this (1-based, counted
+    /// over the whole run) batch is replaced by NaN.
+    pub inject_nan_at_batch: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -340,6 +343,7 @@ impl Default for RunOptions {
             progress_bar: false,
             stop: Arc::new(AtomicBool::new(false)),
             stop_after_batches: None,
+            inject_nan_at_batch: None,
         }
     }
 }
@@ -448,7 +452,10 @@ pub fn train(
                 Some(kl) => (rl.sum_all()? + (kl.sum_all()? * beta)?)?,
                 None => rl.sum_all()?,
             };
-            let value = f64::from(loss.to_scalar::<f32>()?);
+            let mut value = f64::from(loss.to_scalar::<f32>()?);
+            if opts.inject_nan_at_batch == Some(adam.step + 1) {
+                value = f64::NAN;
+            }
             if !value.is_finite() {
                 bail!(
                     "the loss became {value} at epoch {epoch}, step {} (batch {bi}); training \

@@ -1,0 +1,202 @@
+//! The integer engine held against the float model it was exported from, on a VAE trained by
+//! this test on the bundled MNIST subset (784-400-20, 10 epochs).
+
+use std::sync::OnceLock;
+
+use candle_core::{Device, Tensor};
+use tinyvae_engine::{Engine, NoProbe};
+use tinyvae_format::Model;
+use tinyvae_trainer::data::{bundled_dir, Dataset};
+use tinyvae_trainer::export::{quantize, ExportOptions};
+use tinyvae_trainer::model::{to_vec_f32, Arch, Kind, Net, Recon};
+use tinyvae_trainer::rng::Rng;
+use tinyvae_trainer::train::{train, Config, RunOptions};
+
+/// Decoder pixel PSNR of int8 against float on prior samples, dB (issue: at least 35, goal 40).
+/// The float decoder gets the exact z; the int8 decoder its int8 code, so this is end to end.
+const DECODER_PSNR_MIN_DB: f64 = 35.0;
+/// SNR of the int8 encoder's mu against float mu, dB: int8 activations carry about 48 dB,
+/// two layers and the Q11 output lose some of it; 30 dB is the issue's bar.
+const ENCODER_MU_SNR_MIN_DB: f64 = 30.0;
+/// The test -ELBO with the int8 decoder within 2% of the float model's (issue's bar).
+const ELBO_RELATIVE_TOLERANCE: f64 = 0.02;
+/// Prior samples for the decoder comparison.
+const PRIOR_SAMPLES: usize = 1000;
+
+struct Fixture {
+    net: Net,
+    data: Dataset,
+    blob: Vec<u8>,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let data = Dataset::load(&bundled_dir()).expect("bundled data");
+        let cfg = Config {
+            arch: Arch {
+                kind: Kind::Vae,
+                width: 28,
+                height: 28,
+                hidden: vec![400],
+                latent: 20,
+            },
+            recon: Recon::Bce,
+            beta: 1.0,
+            warmup_epochs: 0,
+            noise: None,
+            lr: 1e-3,
+            batch: 128,
+            epochs: 10,
+            seed: 1,
+            dataset: "mnist-subset".into(),
+        };
+        let dir = std::env::temp_dir().join(format!("tinyvae-fixed-{}", std::process::id()));
+        let (net, _) = train(&cfg, &data, &dir, false, &RunOptions::default()).expect("training");
+        let (_, blob, report) = quantize(
+            &net,
+            &cfg,
+            &data.train,
+            &data.test,
+            f64::NAN,
+            10,
+            &ExportOptions::default(),
+        )
+        .expect("export");
+        tinyvae_trainer::export::print_report(&report);
+        Fixture { net, data, blob }
+    })
+}
+
+fn psnr(err2: f64, n: usize) -> f64 {
+    10.0 * (255.0f64.powi(2) / (err2 / n as f64)).log10()
+}
+
+#[test]
+fn decoder_int8_against_float_on_prior_samples() {
+    let f = fixture();
+    let m = Model::from_bytes(&f.blob).unwrap();
+    let e = Engine::new(&m);
+    let lat = 20;
+    let mut z = vec![0f32; PRIOR_SAMPLES * lat];
+    Rng::new(11).fill_normal(&mut z);
+    let float = to_vec_f32(
+        &f.net
+            .decode(&Tensor::from_vec(z.clone(), (PRIOR_SAMPLES, lat), &Device::Cpu).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let mut scratch = vec![0i8; e.scratch_len()];
+    let mut px = vec![0u8; 784];
+    let (mut err2, mut worst) = (0f64, 0f64);
+    for s in 0..PRIOR_SAMPLES {
+        let code: Vec<i8> = z[s * lat..(s + 1) * lat]
+            .iter()
+            .map(|&v| (v / m.latent.scale).round().clamp(-128.0, 127.0) as i8)
+            .collect();
+        e.decode(&code, &mut scratch, &mut px, &mut NoProbe)
+            .unwrap();
+        for (p, &q) in float[s * 784..(s + 1) * 784].iter().zip(&px) {
+            let d = f64::from(*p) * 255.0 - f64::from(q);
+            err2 += d * d;
+            worst = worst.max(d.abs());
+        }
+    }
+    let db = psnr(err2, PRIOR_SAMPLES * 784);
+    println!("decoder: PSNR {db:.2} dB over {PRIOR_SAMPLES} prior samples, worst pixel error {worst:.1} of 255");
+    assert!(db >= DECODER_PSNR_MIN_DB, "decoder PSNR {db:.2} dB");
+}
+
+#[test]
+fn encoder_mu_int8_against_float() {
+    let f = fixture();
+    let m = Model::from_bytes(&f.blob).unwrap();
+    let e = Engine::new(&m);
+    let n = 1000.min(f.data.test.n);
+    let idx: Vec<usize> = (0..n).collect();
+    let x = tinyvae_trainer::train::batch_tensor(&f.data.test, &idx, 784, &Device::Cpu).unwrap();
+    let mu = to_vec_f32(&f.net.encode(&x).unwrap().mu).unwrap();
+    let mut scratch = vec![0i8; e.scratch_len()];
+    let mut stats = vec![0i16; 40];
+    let (mut s, mut noise) = (0f64, 0f64);
+    let one = f64::from(1u32 << m.latent.frac_bits);
+    for i in 0..n {
+        e.encode(
+            f.data.test.image(i, 784),
+            &mut scratch,
+            &mut stats,
+            &mut NoProbe,
+        )
+        .unwrap();
+        for j in 0..20 {
+            let (r, q) = (f64::from(mu[i * 20 + j]), f64::from(stats[j]) / one);
+            s += r * r;
+            noise += (r - q) * (r - q);
+        }
+    }
+    let db = 10.0 * (s / noise).log10();
+    println!("encoder: mu SNR {db:.2} dB over {n} test images");
+    assert!(db >= ENCODER_MU_SNR_MIN_DB, "encoder mu SNR {db:.2} dB");
+}
+
+/// -ELBO with a Bernoulli decoder whose probabilities come from the int8 engine's u8 pixels:
+/// q = p / 255, kept half a step (0.5 / 255) inside (0, 1) so that a pixel the int8 decoder
+/// rounds to 0 or 255 keeps a finite likelihood. The encoder and the z draws are the float
+/// model's, so the difference measures the int8 decoder alone.
+#[test]
+fn test_elbo_with_int8_decoder_is_within_two_percent() {
+    let f = fixture();
+    let m = Model::from_bytes(&f.blob).unwrap();
+    let e = Engine::new(&m);
+    let n = f.data.test.n;
+    let idx: Vec<usize> = (0..n).collect();
+    let x = tinyvae_trainer::train::batch_tensor(&f.data.test, &idx, 784, &Device::Cpu).unwrap();
+    let enc = f.net.encode(&x).unwrap();
+    let (mu, lv) = (
+        to_vec_f32(&enc.mu).unwrap(),
+        to_vec_f32(enc.logvar.as_ref().unwrap()).unwrap(),
+    );
+    let mut eps = vec![0f32; n * 20];
+    Rng::new(5).fill_normal(&mut eps);
+    let z: Vec<f32> = (0..n * 20)
+        .map(|k| mu[k] + (0.5 * lv[k]).exp() * eps[k])
+        .collect();
+    let probs = to_vec_f32(
+        &f.net
+            .decode(&Tensor::from_vec(z.clone(), (n, 20), &Device::Cpu).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let kl: f64 = (0..n * 20)
+        .map(|k| 0.5 * (f64::from(lv[k]).exp() + f64::from(mu[k]).powi(2) - 1.0 - f64::from(lv[k])))
+        .sum();
+    let xs = to_vec_f32(&x).unwrap();
+    let bce = |q: f64, t: f64| -(t * q.ln() + (1.0 - t) * (1.0 - q).ln());
+    let (mut float_rec, mut int8_rec) = (0f64, 0f64);
+    let mut scratch = vec![0i8; e.scratch_len()];
+    let mut px = vec![0u8; 784];
+    let lo = 0.5 / 255.0;
+    for i in 0..n {
+        let code: Vec<i8> = z[i * 20..(i + 1) * 20]
+            .iter()
+            .map(|&v| (v / m.latent.scale).round().clamp(-128.0, 127.0) as i8)
+            .collect();
+        e.decode(&code, &mut scratch, &mut px, &mut NoProbe)
+            .unwrap();
+        for j in 0..784 {
+            let t = f64::from(xs[i * 784 + j]);
+            float_rec += bce(f64::from(probs[i * 784 + j]).clamp(1e-7, 1.0 - 1e-7), t);
+            int8_rec += bce((f64::from(px[j]) / 255.0).clamp(lo, 1.0 - lo), t);
+        }
+    }
+    let (fl, i8e) = ((float_rec + kl) / n as f64, (int8_rec + kl) / n as f64);
+    let rel = (i8e - fl).abs() / fl;
+    println!(
+        "test -ELBO: float {fl:.3}, int8 decoder {i8e:.3} nats ({:+.2}%)",
+        100.0 * (i8e - fl) / fl
+    );
+    assert!(
+        rel <= ELBO_RELATIVE_TOLERANCE,
+        "relative difference {rel:.4}"
+    );
+}

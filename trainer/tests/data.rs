@@ -1,0 +1,133 @@
+//! Data loading: the bundled subset, and a clear error naming the file for each bad input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tinyvae_trainer::data::{bundled_dir, read_maybe_gz, Dataset};
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tinyvae-data-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Copies the bundled subset's files (gunzipped, so they can be damaged byte-wise).
+fn copy_raw(to: &Path) {
+    for f in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        let raw = read_maybe_gz(&bundled_dir().join(format!("{f}.gz"))).unwrap();
+        std::fs::write(to.join(f), raw).unwrap();
+    }
+}
+
+fn err(dir: &Path) -> String {
+    format!("{:#}", Dataset::load(dir).expect_err("must fail"))
+}
+
+#[test]
+fn bundled_subset_loads() {
+    let d = Dataset::load(&bundled_dir()).unwrap();
+    assert_eq!((d.width, d.height), (28, 28));
+    assert_eq!((d.train.n, d.test.n), (5000, 1000));
+    assert_eq!(d.train.labels.as_ref().unwrap().len(), 5000);
+    // Raw (not gzipped) files load the same.
+    let dir = tempdir("raw");
+    copy_raw(&dir);
+    assert_eq!(Dataset::load(&dir).unwrap().train, d.train);
+}
+
+#[test]
+fn wrong_magic_names_the_file() {
+    let dir = tempdir("magic");
+    copy_raw(&dir);
+    let f = dir.join("train-images-idx3-ubyte");
+    let mut b = std::fs::read(&f).unwrap();
+    b[3] = 0x01;
+    std::fs::write(&f, b).unwrap();
+    let e = err(&dir);
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("magic"),
+        "{e}"
+    );
+}
+
+#[test]
+fn truncated_file_names_the_file() {
+    let dir = tempdir("trunc");
+    copy_raw(&dir);
+    let f = dir.join("t10k-images-idx3-ubyte");
+    let b = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &b[..b.len() - 100]).unwrap();
+    let e = err(&dir);
+    assert!(
+        e.contains("t10k-images-idx3-ubyte") && e.contains("truncated"),
+        "{e}"
+    );
+    // A truncated gzip stream too.
+    let dir = tempdir("truncgz");
+    copy_raw(&dir);
+    let gz = std::fs::read(bundled_dir().join("train-images-idx3-ubyte.gz")).unwrap();
+    std::fs::remove_file(dir.join("train-images-idx3-ubyte")).unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), &gz[..gz.len() / 2]).unwrap();
+    let e = err(&dir);
+    assert!(e.contains("train-images-idx3-ubyte.gz"), "{e}");
+}
+
+#[test]
+fn mismatched_label_count_names_both_files() {
+    let dir = tempdir("labels");
+    copy_raw(&dir);
+    let f = dir.join("train-labels-idx1-ubyte");
+    let mut b = std::fs::read(&f).unwrap();
+    b.truncate(b.len() - 10);
+    b[4..8].copy_from_slice(&4990u32.to_be_bytes());
+    std::fs::write(&f, b).unwrap();
+    let e = err(&dir);
+    assert!(
+        e.contains("train-labels-idx1-ubyte") && e.contains("train-images-idx3-ubyte"),
+        "{e}"
+    );
+}
+
+#[test]
+fn empty_or_missing_folder_is_a_clear_error() {
+    let dir = tempdir("empty");
+    let e = err(&dir);
+    assert!(
+        e.contains("no data") && e.contains(&dir.display().to_string()),
+        "{e}"
+    );
+    let e = err(&dir.join("missing"));
+    assert!(e.contains("not a folder"), "{e}");
+    // A folder with training files but no test files.
+    copy_raw(&dir);
+    std::fs::remove_file(dir.join("t10k-images-idx3-ubyte")).unwrap();
+    let e = err(&dir);
+    assert!(e.contains("no test image file"), "{e}");
+}
+
+#[test]
+fn png_folder_loads_and_rejects_mixed_sizes() {
+    let dir = tempdir("png");
+    let d = Dataset::load(&bundled_dir()).unwrap();
+    for i in 0..20 {
+        let img = d.train.image(i, 784);
+        let refs = [img];
+        tinyvae_trainer::images::grid(&refs, 28, 28, 1, 1)
+            .save(&dir.join(format!("{i:03}.png")))
+            .unwrap();
+    }
+    let p = Dataset::load(&dir).unwrap();
+    // The grid adds a 2-pixel border: 28 + 2 + 2.
+    assert_eq!((p.width, p.height), (32, 32));
+    assert_eq!((p.train.n, p.test.n), (18, 2));
+    let mut f = std::fs::File::create(dir.join("999.png")).unwrap();
+    f.write_all(b"not a png").unwrap();
+    let e = err(&dir);
+    assert!(e.contains("999.png"), "{e}");
+}
