@@ -59,17 +59,79 @@ pub fn dir() -> PathBuf {
     project_root().join("firmware")
 }
 
+static DEBIAN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// From now on, build for thumb targets with the Debian fallback toolchain extracted at `root`.
+pub fn use_debian_toolchain(root: PathBuf) {
+    let _ = DEBIAN.set(root);
+}
+
+/// True when thumb builds use the Debian fallback instead of rustup's targets.
+pub fn using_debian_toolchain() -> bool {
+    DEBIAN.get().is_some()
+}
+
+/// A `cargo build` for a thumb target in `cwd`: rustup's cargo, or with the Debian fallback,
+/// Debian's cargo and rustc building `core` from source, linked by Debian's lld. The
+/// fallback's artefacts go to `target/debian-rust`.
+pub fn thumb_cargo(cwd: &Path, target: &str) -> Command {
+    let mut cmd;
+    match DEBIAN.get() {
+        None => {
+            cmd = Command::new("cargo");
+            cmd.current_dir(cwd)
+                .args(["build", "--release", "--target", target]);
+        }
+        Some(root) => {
+            let usr = root.join("usr");
+            let lld = std::fs::read_dir(usr.join("lib"))
+                .ok()
+                .and_then(|d| {
+                    d.flatten()
+                        .map(|e| e.path().join("bin/ld.lld"))
+                        .find(|p| p.exists())
+                })
+                .unwrap_or_else(|| usr.join("bin/ld.lld"));
+            let lib = |p: &str| usr.join(p).display().to_string();
+            let llvm_lib = lld.parent().and_then(Path::parent).map(|p| p.join("lib"));
+            let mut ld_path = vec![lib("lib/x86_64-linux-gnu")];
+            if let Some(l) = llvm_lib {
+                ld_path.push(l.display().to_string());
+            }
+            cmd = Command::new(usr.join("bin/cargo"));
+            cmd.current_dir(cwd)
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env("RUSTC", usr.join("bin/rustc"))
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("LD_LIBRARY_PATH", ld_path.join(":"))
+                .args(["build", "--release", "--target", target])
+                .arg("--target-dir")
+                .arg(cwd.join("target").join("debian-rust"))
+                .args([
+                    "-Zbuild-std=core,compiler_builtins",
+                    "-Zbuild-std-features=compiler-builtins-mem",
+                ])
+                .arg("--config")
+                .arg(format!("target.{target}.linker=\"{}\"", lld.display()));
+        }
+    }
+    cmd
+}
+
 /// Builds every firmware binary for `board` (release profile) and returns the ELF folder.
 pub fn build(board: Board, envs: &[(&str, String)]) -> Result<PathBuf> {
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(dir())
-        .args(["build", "--release", "--bins", "--target", board.target])
-        .args(["--features", board.feature]);
+    let mut cmd = thumb_cargo(&dir(), board.target);
+    cmd.arg("--bins").args(["--features", board.feature]);
     for (k, v) in envs {
         cmd.env(k, v);
     }
     run(&mut cmd).with_context(|| format!("building the firmware for {}", board.name))?;
-    Ok(dir().join("target").join(board.target).join("release"))
+    let target_dir = if using_debian_toolchain() {
+        dir().join("target").join("debian-rust")
+    } else {
+        dir().join("target")
+    };
+    Ok(target_dir.join(board.target).join("release"))
 }
 
 /// What a firmware run ended with.

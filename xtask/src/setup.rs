@@ -65,14 +65,121 @@ pub fn thumb_targets() -> Result<()> {
             .current_dir(&root),
     );
     if !ok {
-        bail!(
-            "rustup could not download the targets {}. Without network access to the Rust \
-             distribution server, see README.md, section 'Offline thumb targets', for the \
-             fallback that builds `core` from Debian's rust-web-src packages.",
+        println!(
+            "[setup] rustup could not download {}; falling back to Debian's Rust packages",
             missing.join(", ")
         );
+        let root = debian_rust()?;
+        crate::firmware::use_debian_toolchain(root);
     }
     Ok(())
+}
+
+/// Where the Debian fallback toolchain is extracted.
+pub fn debian_root() -> std::path::PathBuf {
+    project_root().join(".tools").join("debian-rust")
+}
+
+fn apt_candidate(pkg: &str) -> Option<String> {
+    let out = output(Command::new("apt-cache").args(["policy", pkg]))?;
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("Candidate: "))
+        .filter(|v| *v != "(none)")
+        .map(str::to_string)
+}
+
+fn apt_depends(pkg: &str, prefix: &str) -> Option<String> {
+    let out = output(Command::new("apt-cache").args(["depends", pkg]))?;
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|d| d.starts_with(prefix))
+        .map(str::to_string)
+}
+
+/// The fallback for machines where rustup cannot download the thumb targets: Debian's Rust
+/// (rustc-web, libstd-rust-web, rust-web-src, cargo-web) and its LLVM's lld, downloaded with
+/// `apt-get download` and extracted with `dpkg-deb -x` into `.tools/debian-rust`, never
+/// installed over rustup. The firmware is then built with `-Zbuild-std=core` from that
+/// rustc's own sources. Returns the extracted root.
+pub fn debian_rust() -> Result<std::path::PathBuf> {
+    let root = debian_root();
+    let marker = root.join(".complete");
+    if marker.exists() {
+        println!("[setup] using Debian's Rust from {}", root.display());
+        return Ok(root);
+    }
+    if output(Command::new("apt-get").arg("--version")).is_none() {
+        bail!(
+            "rustup cannot download the thumb targets and this system has no apt-get for the \
+             fallback. Install the targets with `rustup target add {}` where the Rust \
+             distribution server is reachable.",
+            THUMB_TARGETS.join(" ")
+        );
+    }
+    let rustc = apt_candidate("rustc-web");
+    let src = apt_candidate("rust-web-src");
+    let (Some(rustc), Some(src)) = (rustc, src) else {
+        bail!(
+            "rustup cannot download the thumb targets, and apt knows no rustc-web / \
+             rust-web-src packages for the fallback (run `apt-get update` as root first, or \
+             install the targets with rustup where its server is reachable)"
+        );
+    };
+    if rustc != src {
+        bail!(
+            "rustc-web {rustc} and rust-web-src {src} differ: the fallback needs one Rust version"
+        );
+    }
+    let std_pkg = apt_depends("libstd-rust-web-dev", "libstd-rust-web-")
+        .context("cannot resolve libstd-rust-web-dev's runtime package")?;
+    let llvm =
+        apt_depends(&std_pkg, "libllvm").context("cannot resolve the LLVM of Debian's Rust")?;
+    let lld = llvm.replace("libllvm", "lld-");
+    let mut pkgs = vec![
+        "rustc-web".to_string(),
+        "cargo-web".into(),
+        "libstd-rust-web-dev".into(),
+        std_pkg,
+        "rust-web-src".into(),
+        llvm,
+        lld,
+    ];
+    // cargo-web's libraries that a Rust developer's machine may lack.
+    for lib in [
+        "libgit2-1.5",
+        "libssh2-1",
+        "libhttp-parser2.9",
+        "libmbedtls14",
+        "libmbedx509-1",
+        "libmbedcrypto7",
+    ] {
+        if apt_candidate(lib).is_some() {
+            pkgs.push(lib.into());
+        }
+    }
+    let debs = project_root().join(".tools").join("debs");
+    std::fs::create_dir_all(&debs)?;
+    println!(
+        "[setup] downloading Debian's Rust {rustc}: {}",
+        pkgs.join(" ")
+    );
+    run(Command::new("apt-get")
+        .arg("download")
+        .args(&pkgs)
+        .current_dir(&debs))?;
+    std::fs::create_dir_all(&root)?;
+    for e in std::fs::read_dir(&debs)? {
+        let path = e?.path();
+        if path.extension().is_some_and(|x| x == "deb") {
+            run(Command::new("dpkg-deb").arg("-x").arg(&path).arg(&root))?;
+        }
+    }
+    std::fs::write(&marker, &rustc)?;
+    println!(
+        "[setup] Debian's Rust {rustc} extracted to {}",
+        root.display()
+    );
+    Ok(root)
 }
 
 fn is_root() -> bool {
