@@ -8,6 +8,7 @@ pub mod eval;
 pub mod export;
 pub mod images;
 pub mod model;
+pub mod pictures;
 pub mod rng;
 pub mod train;
 

@@ -81,6 +81,21 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         calibration: usize,
     },
+    /// Pictures of what a model learned: samples, reconstructions, traversals, the 2-D latent
+    /// space (for a 2-D model) and the loss curves.
+    Pictures {
+        /// Checkpoint file or run folder.
+        checkpoint: PathBuf,
+        /// Data folder (default: the bundled MNIST subset).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Output folder.
+        #[arg(short, long, default_value = "pictures")]
+        out: PathBuf,
+        /// Seed of the prior draws.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Summarise a model file.
     Inspect {
         /// Model file.
@@ -240,6 +255,22 @@ fn run(cmd: Cmd) -> Result<()> {
                 Ok(())
             })?;
             println!("wrote {} ({} bytes)", out.display(), blob.len());
+            Ok(())
+        }
+        Cmd::Pictures {
+            checkpoint,
+            data,
+            out,
+            seed,
+        } => {
+            let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
+            let net = net_from_checkpoint(&ck, &Device::Cpu)?;
+            let data = load_data(data.as_deref())?;
+            for f in
+                tinyvae_trainer::pictures::all(&net, &data.test, &ck.progress.history, &out, seed)?
+            {
+                println!("wrote {}", f.display());
+            }
             Ok(())
         }
         Cmd::Inspect { model } => cmd_inspect(&model),

@@ -1,0 +1,159 @@
+//! What a model learned, as pictures: samples from the prior, reconstructions beside their
+//! originals, latent traversals, for a 2-D latent the test codes coloured by label and the
+//! decoded manifold, and the loss curves.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+
+use crate::data::Split;
+use crate::images::{grid, line_chart, Canvas, PALETTE};
+use crate::model::{to_vec_f32, Net};
+use crate::rng::Rng;
+use crate::train::{batch_tensor, EpochLog};
+
+fn to_u8(v: &[f32]) -> Vec<u8> {
+    v.iter()
+        .map(|&p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect()
+}
+
+fn decode_all(net: &Net, z: Vec<f32>) -> Result<Vec<Vec<u8>>> {
+    let lat = net.arch.latent;
+    let n = z.len() / lat;
+    let x = net.decode(&Tensor::from_vec(z, (n, lat), &Device::Cpu)?)?;
+    Ok(to_vec_f32(&x)?
+        .chunks(net.arch.pixels())
+        .map(to_u8)
+        .collect())
+}
+
+fn save_grid(path: &Path, imgs: &[Vec<u8>], net: &Net, cols: usize) -> Result<()> {
+    let refs: Vec<&[u8]> = imgs.iter().map(Vec::as_slice).collect();
+    grid(&refs, net.arch.width, net.arch.height, cols, 2).save(path)
+}
+
+/// Writes every picture into `dir`; returns the files written.
+pub fn all(
+    net: &Net,
+    test: &Split,
+    history: &[EpochLog],
+    dir: &Path,
+    seed: u64,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let lat = net.arch.latent;
+    let p = net.arch.pixels();
+
+    // Samples: z ~ N(0, I) decoded. For an autoencoder these show the seed lecture's point:
+    // its latent space is not organised around the prior, so random codes decode poorly.
+    let mut z = vec![0f32; 64 * lat];
+    Rng::new(seed).fill_normal(&mut z);
+    let f = dir.join("samples.png");
+    save_grid(&f, &decode_all(net, z)?, net, 8)?;
+    written.push(f);
+
+    // Reconstructions at z = mu: originals on odd rows, reconstructions below them.
+    let n = 32.min(test.n);
+    let idx: Vec<usize> = (0..n).collect();
+    let x = batch_tensor(test, &idx, p, &Device::Cpu)?;
+    let enc = net.encode(&x)?;
+    let mu = to_vec_f32(&enc.mu)?;
+    let rec = decode_all(net, mu.clone())?;
+    let mut rows = Vec::new();
+    for chunk in idx.chunks(8) {
+        rows.extend(chunk.iter().map(|&i| test.image(i, p).to_vec()));
+        rows.extend(chunk.iter().map(|&i| rec[i].clone()));
+    }
+    let f = dir.join("reconstructions.png");
+    save_grid(&f, &rows, net, 8)?;
+    written.push(f);
+
+    // Traversals: from the first test image's code, one dimension at a time from -3 to 3,
+    // the dimensions ordered by their KL (the most informative first; all for an AE).
+    let order: Vec<usize> = match &enc.logvar {
+        Some(lv) => {
+            let lv = to_vec_f32(lv)?;
+            let mut kl: Vec<(f64, usize)> = (0..lat)
+                .map(|j| {
+                    let s: f64 = (0..n)
+                        .map(|i| {
+                            let (m, l) = (f64::from(mu[i * lat + j]), f64::from(lv[i * lat + j]));
+                            0.5 * (l.exp() + m * m - 1.0 - l)
+                        })
+                        .sum();
+                    (s, j)
+                })
+                .collect();
+            kl.sort_by(|a, b| b.0.total_cmp(&a.0));
+            kl.into_iter().map(|(_, j)| j).collect()
+        }
+        None => (0..lat).collect(),
+    };
+    let steps = 9;
+    let mut zs = Vec::new();
+    for &j in order.iter().take(10) {
+        for s in 0..steps {
+            let mut z = mu[..lat].to_vec();
+            z[j] = -3.0 + 6.0 * s as f32 / (steps - 1) as f32;
+            zs.extend(z);
+        }
+    }
+    let f = dir.join("traversals.png");
+    save_grid(&f, &decode_all(net, zs)?, net, steps)?;
+    written.push(f);
+
+    if lat == 2 {
+        written.extend(latent_2d(net, test, dir)?);
+    }
+
+    if !history.is_empty() {
+        let train: Vec<f64> = history.iter().map(|h| h.train_loss).collect();
+        let test: Vec<f64> = history.iter().map(|h| h.test_neg_elbo).collect();
+        let f = dir.join("loss.png");
+        line_chart(&[("train loss", train), ("test -ELBO", test)], 640, 400).save(&f)?;
+        written.push(f);
+    }
+    Ok(written)
+}
+
+fn latent_2d(net: &Net, test: &Split, dir: &Path) -> Result<Vec<PathBuf>> {
+    let p = net.arch.pixels();
+    let idx: Vec<usize> = (0..test.n).collect();
+    let mut mus = Vec::new();
+    for chunk in idx.chunks(1000) {
+        let x = batch_tensor(test, chunk, p, &Device::Cpu)?;
+        mus.extend(to_vec_f32(&net.encode(&x)?.mu)?);
+    }
+    let size = 600i64;
+    let mut c = Canvas::new(size as usize, size as usize, [255, 255, 255]);
+    let span = 4.0f32;
+    let to_px = |v: f32| ((v + span) / (2.0 * span) * size as f32) as i64;
+    c.line((size / 2, 0), (size / 2, size), [200, 200, 200]);
+    c.line((0, size / 2), (size, size / 2), [200, 200, 200]);
+    for (i, m) in mus.chunks(2).enumerate() {
+        let label = test.labels.as_ref().map_or(0, |l| usize::from(l[i]) % 10);
+        let (x, y) = (to_px(m[0]), size - to_px(m[1]));
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                c.set(x + dx, y + dy, PALETTE[label]);
+            }
+        }
+    }
+    let scatter = dir.join("latent-scatter.png");
+    c.save(&scatter)?;
+    // The decoded manifold over [-3, 3]^2, top row at z2 = 3.
+    let k = 15;
+    let mut z = Vec::new();
+    for r in 0..k {
+        for col in 0..k {
+            z.push(-3.0 + 6.0 * col as f32 / (k - 1) as f32);
+            z.push(3.0 - 6.0 * r as f32 / (k - 1) as f32);
+        }
+    }
+    let manifold = dir.join("latent-manifold.png");
+    save_grid(&manifold, &decode_all(net, z)?, net, k)?;
+    Ok(vec![scatter, manifold])
+}
