@@ -78,27 +78,7 @@ mod tests {
         0.5 * erfc(z / std::f64::consts::SQRT_2)
     }
 
-    // erfc for tests (Numerical Recipes' erfcc, relative error < 1.2e-7): enough to check Q12.
-    fn erfc(x: f64) -> f64 {
-        let z = x.abs();
-        let t = 1.0 / (1.0 + 0.5 * z);
-        let r = t
-            * (-z * z - 1.26551223
-                + t * (1.00002368
-                    + t * (0.37409196
-                        + t * (0.09678418
-                            + t * (-0.18628806
-                                + t * (0.27886807
-                                    + t * (-1.13520398
-                                        + t * (1.48851587
-                                            + t * (-0.82215223 + t * 0.17087277)))))))))
-                .exp();
-        if x >= 0.0 {
-            r
-        } else {
-            2.0 - r
-        }
-    }
+    use libm::erfc;
 
     #[test]
     fn table_is_monotone_and_matches_the_inverse() {

@@ -12,15 +12,7 @@ impl Rng {
     /// A generator whose whole stream is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
-        let mut next = || {
-            // SplitMix64: never yields an all-zero state from any seed.
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        let (a, b) = (next(), next());
+        let (a, b) = (splitmix64(&mut x), splitmix64(&mut x));
         Rng {
             s: [a as u32, (a >> 32) as u32, b as u32, (b >> 32) as u32],
         }
@@ -40,4 +32,14 @@ impl Rng {
         s[3] = s[3].rotate_left(11);
         result
     }
+}
+
+/// One step of SplitMix64 (Steele, Lea and Flood): advances `state` and returns 64 well-mixed
+/// bits. Seeds generators: it never yields an all-zero state from any seed sequence.
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -20,30 +20,8 @@ const KS_TOLERANCE: f64 = 0.002;
 /// One step of the sampler's output: Q12.
 const STEP: f64 = 1.0 / 4096.0;
 
-fn erfc(x: f64) -> f64 {
-    // W. J. Cody's rational approximations would do; this is Numerical Recipes' erfcc, with a
-    // relative error below 1.2e-7 everywhere: ample for a 0.002 distance.
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.26551223
-            + t * (1.00002368
-                + t * (0.37409196
-                    + t * (0.09678418
-                        + t * (-0.18628806
-                            + t * (0.27886807
-                                + t * (-1.13520398
-                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-            .exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
-}
-
 fn phi(x: f64) -> f64 {
-    0.5 * erfc(-x / std::f64::consts::SQRT_2)
+    0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
 }
 
 fn draws(seed: u64) -> Vec<i16> {

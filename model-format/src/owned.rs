@@ -87,6 +87,31 @@ impl OwnedDense {
         }
     }
 
+    /// The per-channel arrays, decoded.
+    pub fn channels(&self) -> Channels {
+        let v = self.view();
+        Channels {
+            weights: v.weights.iter().collect(),
+            bias: v.bias.iter().collect(),
+            multiplier: v.multiplier.iter().collect(),
+            shift: v.shift.iter().collect(),
+            weight_scale: v.weight_scale.iter().collect(),
+        }
+    }
+
+    /// The same layer with other per-channel arrays.
+    pub fn with_channels(&self, c: &Channels) -> OwnedDense {
+        OwnedDense::new(
+            self.in_dim,
+            self.out_dim,
+            self.activation,
+            self.output_type,
+            (self.input_zero_point, self.input_scale),
+            (self.output_zero_point, self.output_scale),
+            c,
+        )
+    }
+
     /// The borrowed view.
     pub fn view(&self) -> Dense<'_> {
         Dense {

@@ -179,21 +179,9 @@ fn validation_names_the_layer_and_field() {
 
     // A shift out of range.
     let mut o = owned.clone();
-    let mut c = tinyvae_format::owned::Channels::default();
-    let l = &owned.decoder[0].view();
-    c.weights = l.weights.iter().collect();
-    c.bias = l.bias.iter().collect();
-    c.multiplier = l.multiplier.iter().collect();
-    c.shift = vec![31; l.shift.len()];
-    o.decoder[0] = tinyvae_format::owned::OwnedDense::new(
-        l.in_dim,
-        l.out_dim,
-        l.activation,
-        l.output_type,
-        (l.input_zero_point, l.input_scale),
-        (l.output_zero_point, l.output_scale),
-        &c,
-    );
+    let mut c = owned.decoder[0].channels();
+    c.shift.iter_mut().for_each(|s| *s = 31);
+    o.decoder[0] = owned.decoder[0].with_channels(&c);
     let b2 = o.buffers();
     assert_eq!(
         Model::from_bytes(&reframe(&o.view(&b2).unwrap())),
@@ -205,17 +193,9 @@ fn validation_names_the_layer_and_field() {
     assert!(o.to_bytes().is_err());
 
     // A bias so large the accumulator could overflow.
-    c.shift = l.shift.iter().collect();
+    let mut c = owned.decoder[0].channels();
     c.bias[3] = i32::MAX - 1000;
-    o.decoder[0] = tinyvae_format::owned::OwnedDense::new(
-        l.in_dim,
-        l.out_dim,
-        l.activation,
-        l.output_type,
-        (l.input_zero_point, l.input_scale),
-        (l.output_zero_point, l.output_scale),
-        &c,
-    );
+    o.decoder[0] = owned.decoder[0].with_channels(&c);
     let b3 = o.buffers();
     assert_eq!(
         Model::from_bytes(&reframe(&o.view(&b3).unwrap())),

@@ -6,6 +6,7 @@
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod fused;
 pub mod images;
 pub mod model;
 pub mod pictures;

@@ -221,11 +221,9 @@ fn candle_nn_sigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
 /// The reconstruction loss of each example, summed over pixels: (batch).
 pub fn recon_loss(logits: &Tensor, x: &Tensor, recon: Recon) -> Result<Tensor> {
     Ok(match recon {
-        // max(l, 0) - l x + log(1 + exp(-|l|)): stable for any logit.
-        Recon::Bce => {
-            let soft = logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
-            (logits.relu()? - (logits * x)? + soft)?.sum(D::Minus1)?
-        }
+        // max(l, 0) - l x + log(1 + exp(-|l|)): stable for any logit; one fused pass forward
+        // and one backward (sigmoid(l) - x).
+        Recon::Bce => crate::fused::bce_with_logits(logits, x)?,
         Recon::Mse => (candle_nn_sigmoid(logits)? - x)?.sqr()?.sum(D::Minus1)?,
         Recon::L1 => (candle_nn_sigmoid(logits)? - x)?.abs()?.sum(D::Minus1)?,
     })

@@ -2,6 +2,8 @@
 //! shuffling, the reparameterization noise and the denoising noise all come from here, so a
 //! seed fixes a run bit for bit.
 
+use tinyvae_engine::rng::splitmix64;
+
 /// xoshiro256** seeded by SplitMix64.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rng {
@@ -12,13 +14,7 @@ impl Rng {
     /// A generator whose stream is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
-        let mut next = || {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        let mut next = || splitmix64(&mut x);
         Rng {
             s: [next(), next(), next(), next()],
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -14,6 +14,7 @@ use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Split};
+use crate::fused::{AdamStep, Moments};
 use crate::model::{kl_standard_normal, recon_loss, Arch, Kind, Net, Recon};
 use crate::rng::Rng;
 
@@ -69,11 +70,11 @@ pub struct EpochLog {
     pub seconds: f64,
 }
 
-/// Adam (Kingma and Ba) without weight decay, with its state exposed for checkpoints.
+/// Adam (Kingma and Ba) without weight decay, as PyTorch computes it, updating each
+/// parameter in place in one fused pass; its moments are kept for checkpoints.
 pub struct Adam {
     vars: Vec<(String, Var)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
+    moments: Vec<Mutex<Moments>>,
     /// Steps taken.
     pub step: u64,
     lr: f64,
@@ -86,15 +87,19 @@ const ADAM_EPS: f64 = 1e-8;
 impl Adam {
     /// An optimizer over `vars` with zero moments.
     pub fn new(vars: Vec<(String, Var)>, lr: f64) -> Result<Adam> {
-        let m = vars
+        let moments = vars
             .iter()
-            .map(|(_, v)| v.zeros_like())
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let v = m.clone();
+            .map(|(_, v)| {
+                let n = v.elem_count();
+                Mutex::new(Moments {
+                    m: vec![0.0; n],
+                    v: vec![0.0; n],
+                })
+            })
+            .collect();
         Ok(Adam {
             vars,
-            m,
-            v,
+            moments,
             step: 0,
             lr,
         })
@@ -105,20 +110,50 @@ impl Adam {
         let grads = loss.backward()?;
         self.step += 1;
         let t = self.step as i32;
-        let c1 = 1.0 - BETA1.powi(t);
-        let c2 = 1.0 - BETA2.powi(t);
+        let corrections = ((1.0 - BETA1.powi(t)) as f32, (1.0 - BETA2.powi(t)) as f32);
         for (i, (_, var)) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let m = ((&self.m[i] * BETA1)? + (g * (1.0 - BETA1))?)?;
-            let v = ((&self.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-            let denom = (v.affine(1.0 / c2, 0.0)?.sqrt()? + ADAM_EPS)?;
-            let update = (m.affine(self.lr / c1, 0.0)? / denom)?;
-            var.set(&(var.as_tensor() - update)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            var.as_tensor().inplace_op2(
+                &g.contiguous()?,
+                &AdamStep {
+                    moments: &self.moments[i],
+                    lr: self.lr as f32,
+                    betas: (BETA1 as f32, BETA2 as f32, ADAM_EPS as f32),
+                    corrections,
+                },
+            )?;
         }
+        Ok(())
+    }
+
+    /// The moments of parameter `i` as (m, v) tensors of its shape.
+    fn moment_tensors(&self, i: usize) -> Result<(Tensor, Tensor)> {
+        let var = &self.vars[i].1;
+        let g = self.moments[i]
+            .lock()
+            .map_err(|_| anyhow::anyhow!("adam state poisoned"))?;
+        Ok((
+            Tensor::from_vec(g.m.clone(), var.shape(), var.device())?,
+            Tensor::from_vec(g.v.clone(), var.shape(), var.device())?,
+        ))
+    }
+
+    /// Restores the moments of parameter `i`.
+    fn set_moments(&mut self, i: usize, m: &Tensor, v: &Tensor) -> Result<()> {
+        let n = self.vars[i].1.elem_count();
+        let (m, v) = (
+            m.flatten_all()?.to_vec1::<f32>()?,
+            v.flatten_all()?.to_vec1::<f32>()?,
+        );
+        if m.len() != n || v.len() != n {
+            bail!(
+                "checkpoint: optimizer state of {} has the wrong size",
+                self.vars[i].0
+            );
+        }
+        self.moments[i] = Mutex::new(Moments { m, v });
         Ok(())
     }
 }
@@ -177,8 +212,9 @@ pub fn save_checkpoint(
         tensors.push((name, v.as_tensor().clone()));
     }
     for (i, (name, _)) in adam.vars.iter().enumerate() {
-        tensors.push((format!("adam.m.{name}"), adam.m[i].clone()));
-        tensors.push((format!("adam.v.{name}"), adam.v[i].clone()));
+        let (m, v) = adam.moment_tensors(i)?;
+        tensors.push((format!("adam.m.{name}"), m));
+        tensors.push((format!("adam.v.{name}"), v));
     }
     let mut meta = HashMap::new();
     meta.insert("config".to_string(), serde_json::to_string(cfg)?);
@@ -379,16 +415,15 @@ pub fn train(
         let net = net_from_checkpoint(&ck, &dev)?;
         let mut adam = Adam::new(net.named_vars(), cfg.lr)?;
         for (i, (name, _)) in net.named_vars().iter().enumerate() {
-            adam.m[i] = ck
+            let m = ck
                 .tensors
                 .get(&format!("adam.m.{name}"))
-                .context("adam state")?
-                .clone();
-            adam.v[i] = ck
+                .context("adam state")?;
+            let v = ck
                 .tensors
                 .get(&format!("adam.v.{name}"))
-                .context("adam state")?
-                .clone();
+                .context("adam state")?;
+            adam.set_moments(i, m, v)?;
         }
         adam.step = ck.progress.step;
         (net, adam, ck.progress)

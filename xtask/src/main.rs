@@ -8,6 +8,7 @@
 //! cargo xtask qemu BOARD BIN    build and run one firmware binary under QEMU
 //! ```
 
+mod bench;
 mod firmware;
 mod pipeline;
 mod setup;
@@ -65,13 +66,16 @@ fn main() {
         Some("demo") => demo(),
         Some("qemu") => qemu(&args[1..]),
         Some("fallback-check") => fallback_check(),
+        Some("bench-train") => bench::train(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  demo              train, export, run on the emulated board, \
                  show samples and counts\n  test              every test: lints, host tests, firmware under QEMU\n  \
                  setup             install or check the prerequisites only\n  qemu BOARD BIN    \
                  build and run one firmware binary (boards: mps2-an386, mps2-an385)\n  \
-                 fallback-check    build and run the self-test with the Debian toolchain fallback"
+                 fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
+                 bench-train DATA REFERENCE [THREADS] [EPOCHS] [SEED]\n                    \
+                 training speed and quality beside the PyTorch reference script"
             );
             std::process::exit(2);
         }
