@@ -2,7 +2,7 @@
 //!
 //! QEMU runs with `-icount shift=ICOUNT_SHIFT`: every instruction advances virtual time by
 //! 2^ICOUNT_SHIFT ns, and SysTick, clocked from the 25 MHz system clock of the MPS2 boards,
-//! counts that virtual time. So `instructions = ticks * NS_PER_TICK / 2^ICOUNT_SHIFT`. The
+//! counts that virtual time. So `instructions = ticks * ns_per_tick / 2^ICOUNT_SHIFT`. The
 //! shift (6: 64 ns per instruction) is chosen so a tick is shorter than an instruction and the
 //! count is exact to within one instruction. SysTick's 24 bits are extended by counting its
 //! wraps in its exception handler. The DWT cycle counter reads 0 under QEMU: these are
@@ -15,14 +15,22 @@ use cortex_m::peripheral::SYST;
 
 /// The `-icount shift` QEMU must run with (xtask passes it).
 pub const ICOUNT_SHIFT: u32 = 6;
-/// SysTick period in ns: the MPS2 system clock is 25 MHz.
-pub const NS_PER_TICK: u64 = 40;
+/// SysTick period in ns, as the fraction NUM / DEN: the MPS2 system clock is 25 MHz (40 ns),
+/// the nRF51's 16 MHz (62.5 ns).
+#[cfg(not(feature = "qemu-microbit"))]
+const NS_PER_TICK: (u64, u64) = (40, 1);
+#[cfg(feature = "qemu-microbit")]
+const NS_PER_TICK: (u64, u64) = (125, 2);
 
 static WRAPS: AtomicU32 = AtomicU32::new(0);
 
 #[cortex_m_rt::exception]
 fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    // The only writer (no read-modify-write atomics on Cortex-M0).
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// Starts SysTick free-running from the core clock, interrupting on every wrap.
@@ -48,8 +56,8 @@ pub fn ticks() -> u64 {
 
 /// Converts a tick difference to instructions retired.
 pub fn instructions(ticks: u64) -> u64 {
-    let per = 1u64 << ICOUNT_SHIFT;
-    (ticks * NS_PER_TICK + per / 2) / per
+    let per = NS_PER_TICK.1 << ICOUNT_SHIFT;
+    (ticks * NS_PER_TICK.0 + per / 2) / per
 }
 
 /// Measures the instructions `f` retires, minus the cost of the measurement itself.

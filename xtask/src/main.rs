@@ -72,7 +72,7 @@ fn main() {
                 "usage: cargo xtask <command>\n\n  demo              train, export, run on the emulated board, \
                  show samples and counts\n  test              every test: lints, host tests, firmware under QEMU\n  \
                  setup             install or check the prerequisites only\n  qemu BOARD BIN    \
-                 build and run one firmware binary (boards: mps2-an386, mps2-an385)\n  \
+                 build and run one firmware binary (boards: mps2-an386, mps2-an385, microbit)\n  \
                  fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
                  bench-train DATA REFERENCE [THREADS] [EPOCHS] [SEED]\n                    \
                  training speed and quality beside the PyTorch reference script"
@@ -294,7 +294,7 @@ fn test() -> Result<()> {
             ],
         ),
     );
-    for b in firmware::QEMU_BOARDS {
+    for b in firmware::SELFTEST_BOARDS {
         if firmware::using_debian_toolchain() {
             println!(
                 "[test] skipped: clippy (firmware, {}): no clippy in the Debian fallback",
@@ -342,7 +342,7 @@ fn test() -> Result<()> {
         );
     }
 
-    for board in firmware::QEMU_BOARDS {
+    for board in firmware::SELFTEST_BOARDS {
         let elfs = match firmware::build(board, &[]) {
             Ok(e) => e,
             Err(e) => {
