@@ -160,7 +160,7 @@ fn demo() -> Result<()> {
     println!(
         "\n== 1/3 train the default VAE (784-400-20) on the bundled MNIST subset, export int8"
     );
-    let model_file = pipeline::train_and_export(&out.join("demo-run"), "default", 30, None)?;
+    let model_file = pipeline::train_and_export(&out.join("demo-run"), "default", 50, None)?;
     let blob = std::fs::read(&model_file)?;
     let model = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let board = firmware::QEMU_BOARDS[0];
