@@ -22,6 +22,10 @@ pub struct Board {
     pub machine: Option<&'static str>,
     /// CPU, for the logs.
     pub cpu: &'static str,
+    /// Flash bytes (the memory.x FLASH region).
+    pub flash: u64,
+    /// RAM bytes (the memory.x RAM region).
+    pub ram: u64,
 }
 
 /// The emulated boards CI runs on.
@@ -32,6 +36,8 @@ pub const QEMU_BOARDS: [Board; 2] = [
         feature: "qemu-mps2-an386",
         machine: Some("mps2-an386"),
         cpu: "Cortex-M4F",
+        flash: 4 << 20,
+        ram: 4 << 20,
     },
     Board {
         name: "mps2-an385",
@@ -39,6 +45,8 @@ pub const QEMU_BOARDS: [Board; 2] = [
         feature: "qemu-mps2-an385",
         machine: Some("mps2-an385"),
         cpu: "Cortex-M3",
+        flash: 4 << 20,
+        ram: 4 << 20,
     },
 ];
 
@@ -50,6 +58,8 @@ pub const M0_BOARD: Board = Board {
     feature: "qemu-microbit",
     machine: Some("microbit"),
     cpu: "Cortex-M0",
+    flash: 256 << 10,
+    ram: 16 << 10,
 };
 
 /// Every emulated board, for the self-test and the harness checks.

@@ -9,6 +9,7 @@
 //! ```
 
 mod bench;
+mod elf;
 mod firmware;
 mod pipeline;
 mod setup;
@@ -67,6 +68,7 @@ fn main() {
         Some("qemu") => qemu(&args[1..]),
         Some("fallback-check") => fallback_check(),
         Some("bench-train") => bench::train(&args[1..]),
+        Some("counts") => counts(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  demo              train, export, run on the emulated board, \
@@ -74,8 +76,9 @@ fn main() {
                  setup             install or check the prerequisites only\n  qemu BOARD BIN    \
                  build and run one firmware binary (boards: mps2-an386, mps2-an385, microbit)\n  \
                  fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
-                 bench-train DATA REFERENCE [THREADS] [EPOCHS] [SEED]\n                    \
-                 training speed and quality beside the PyTorch reference script"
+                 bench-train DATA REFERENCE [TORCH_THREADS] [THREADS] [EPOCHS] [SEED]\n                    \
+                 training speed and quality beside the PyTorch reference script\n  \
+                 counts            instructions per inference and layer, flash and RAM, both presets and boards"
             );
             std::process::exit(2);
         }
@@ -219,6 +222,53 @@ fn demo() -> Result<()> {
         "wrote {} (instructions retired under QEMU: instructions, not cycles)",
         out.join("counts.md").display()
     );
+    Ok(())
+}
+
+/// `cargo xtask counts`: instructions per inference and per layer under QEMU, flash (code and
+/// model apart) and RAM, for the default and the MCU-preset models on both emulated boards;
+/// writes `results/qemu-counts.md`. The kernels' work depends on the weights only through the
+/// requantization's branch for positive shifts (a few instructions per layer), so short
+/// training runs give the counts of long ones to within that.
+fn counts() -> Result<()> {
+    setup::all()?;
+    let dir = project_root().join("target").join("xtask-counts");
+    let mut md = String::from(
+        "# Instructions, flash and RAM under QEMU\n\n\
+         Instructions retired (QEMU `-icount`, counted with SysTick: instructions, not cycles), \
+         portable Rust kernels, Rust 1.95.0, firmware `release` profile (opt-level 3, fat LTO). \
+         Flash: the `vae` firmware's code and constants, and the model blob apart. RAM: static, \
+         and the peak stack measured by painting. The models were trained for one epoch: the \
+         counts depend on the weights only through the requantization's branch for positive \
+         shifts, a few instructions per layer. Reproduce: `cargo xtask counts`.\n\n",
+    );
+    for (preset, arch) in [("default", "784-400-20"), ("mcu", "784-256-16")] {
+        let model = pipeline::train_and_export(&dir.join(preset), preset, 1, Some(1000))?;
+        let blob = std::fs::read(&model)?;
+        let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for board in firmware::QEMU_BOARDS {
+            let code = pipeline::check_fits(board, blob.len() as u64)?;
+            let (code_exit, d) = pipeline::run_on_board(board, &model, DEMO_SEED)?;
+            if code_exit != 0 {
+                bail!(
+                    "the firmware on {} ended with {code_exit}:\n{}",
+                    board.name,
+                    d.log
+                );
+            }
+            md += &format!("## {arch} VAE on {} ({})\n\n", board.name, board.cpu);
+            md += &pipeline::count_table(board, &m, &d);
+            md += &format!(
+                "| flash: firmware code (bytes) | {} | |\n| flash: model (bytes) | {} | |\n\n",
+                code.flash,
+                blob.len()
+            );
+        }
+    }
+    let out = project_root().join("results").join("qemu-counts.md");
+    std::fs::create_dir_all(out.parent().context("results")?)?;
+    std::fs::write(&out, &md)?;
+    println!("{md}\nwrote {}", out.display());
     Ok(())
 }
 
@@ -398,6 +448,25 @@ fn test() -> Result<()> {
         let mid = blob.len() / 2;
         blob[mid] ^= 0x10;
         std::fs::write(&corrupt, &blob)?;
+        t.record(
+            "xtask refuses a model too large for a board, naming both sizes",
+            match pipeline::check_fits(firmware::M0_BOARD, std::fs::metadata(&model_file)?.len()) {
+                Ok(_) => Err(anyhow::anyhow!(
+                    "the 680 KB model was accepted for a 256 KiB board"
+                )),
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    println!("  {msg}");
+                    if msg.contains(&firmware::M0_BOARD.flash.to_string())
+                        && msg.contains("bytes of flash")
+                    {
+                        Ok(())
+                    } else {
+                        Err(anyhow::anyhow!("unclear refusal: {msg}"))
+                    }
+                }
+            },
+        );
         for board in firmware::QEMU_BOARDS {
             t.record(
                 &format!(

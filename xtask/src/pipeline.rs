@@ -121,11 +121,42 @@ pub fn parse(log: &str) -> DeviceRun {
     d
 }
 
+/// Refuses, naming the sizes, a model that cannot fit the board's flash beside the firmware's
+/// code (measured from the `vae` binary built without a model), or whose firmware's static
+/// RAM exceeds the board's.
+pub fn check_fits(board: Board, model_bytes: u64) -> Result<crate::elf::Footprint> {
+    let elfs = firmware::build(board, &[("TINYVAE_MODEL", String::new())])?;
+    let code = crate::elf::footprint(&elfs.join("vae"))?;
+    let need = code.flash + model_bytes;
+    if need > board.flash {
+        bail!(
+            "the model does not fit {} ({}): it needs {} bytes of flash ({} of model + {} of \
+             firmware code) and the board has {}",
+            board.name,
+            board.cpu,
+            need,
+            model_bytes,
+            code.flash,
+            board.flash
+        );
+    }
+    if code.ram > board.ram {
+        bail!(
+            "the firmware's static RAM ({} bytes) exceeds {}'s {} bytes",
+            code.ram,
+            board.name,
+            board.ram
+        );
+    }
+    Ok(code)
+}
+
 /// Builds the firmware with `model` embedded and runs the `vae` binary on `board`.
 pub fn run_on_board(board: Board, model: &Path, seed: u64) -> Result<(i32, DeviceRun)> {
     let model = model
         .canonicalize()
         .with_context(|| format!("{}: no such model file", model.display()))?;
+    check_fits(board, std::fs::metadata(&model)?.len())?;
     let elfs = firmware::build(
         board,
         &[

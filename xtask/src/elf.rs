@@ -1,0 +1,68 @@
+//! Flash and RAM figures from a firmware ELF's section headers (ELF32, little-endian).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+const SHT_PROGBITS: u32 = 1;
+const SHT_NOBITS: u32 = 8;
+const SHF_ALLOC: u32 = 2;
+/// Where RAM starts on every board here.
+const RAM_START: u32 = 0x2000_0000;
+
+/// What a firmware image occupies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Bytes of flash: code, read-only data (the model among it) and .data's initial values.
+    pub flash: u64,
+    /// Bytes of statically allocated RAM (.data, .bss, .uninit); the stack comes on top.
+    pub ram: u64,
+}
+
+fn u16_at(b: &[u8], o: usize) -> Result<u16> {
+    Ok(u16::from_le_bytes(
+        b.get(o..o + 2).context("ELF truncated")?.try_into()?,
+    ))
+}
+fn u32_at(b: &[u8], o: usize) -> Result<u32> {
+    Ok(u32::from_le_bytes(
+        b.get(o..o + 4).context("ELF truncated")?.try_into()?,
+    ))
+}
+
+/// Reads the footprint of an ELF32 image.
+pub fn footprint(path: &Path) -> Result<Footprint> {
+    let b = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if b.get(0..4) != Some(b"\x7fELF".as_slice()) || b.get(4) != Some(&1) || b.get(5) != Some(&1) {
+        bail!("{}: not a little-endian ELF32 file", path.display());
+    }
+    let shoff = u32_at(&b, 0x20)? as usize;
+    let shentsize = usize::from(u16_at(&b, 0x2E)?);
+    let shnum = usize::from(u16_at(&b, 0x30)?);
+    let mut f = Footprint::default();
+    for i in 0..shnum {
+        let h = shoff + i * shentsize;
+        let (ty, flags, addr, size) = (
+            u32_at(&b, h + 4)?,
+            u32_at(&b, h + 8)?,
+            u32_at(&b, h + 12)?,
+            u32_at(&b, h + 20)?,
+        );
+        if flags & SHF_ALLOC == 0 || size == 0 {
+            continue;
+        }
+        let size = u64::from(size);
+        match (ty, addr >= RAM_START) {
+            // Code and constants in flash.
+            (SHT_PROGBITS, false) => f.flash += size,
+            // .data: in RAM, its initial values stored in flash.
+            (SHT_PROGBITS, true) => {
+                f.ram += size;
+                f.flash += size;
+            }
+            (SHT_NOBITS, true) => f.ram += size,
+            _ => {}
+        }
+    }
+    Ok(f)
+}
