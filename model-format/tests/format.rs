@@ -58,14 +58,7 @@ proptest! {
     /// Arbitrary bytes after a valid header never panic.
     #[test]
     fn random_payloads_are_rejected(payload in proptest::collection::vec(any::<u8>(), 0..600)) {
-        let mut blob = Vec::new();
-        blob.extend_from_slice(b"TVAE");
-        blob.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        blob.extend_from_slice(&0u16.to_le_bytes());
-        blob.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        blob.extend_from_slice(&tinyvae_format::CRC.checksum(&payload).to_le_bytes());
-        blob.extend_from_slice(&payload);
-        prop_assert!(Model::from_bytes(&blob).is_err());
+        prop_assert!(Model::from_bytes(&frame(&payload)).is_err());
     }
 
     #[test]
@@ -147,17 +140,21 @@ fn header_errors_name_what_is_wrong() {
     );
 }
 
-/// Re-frames a payload with a correct CRC, so validation (not the CRC) must catch the error.
-fn reframe(m: &Model<'_>) -> Vec<u8> {
-    let payload = postcard::to_allocvec(m).unwrap();
+/// A payload framed with a valid header and CRC, so that what follows the CRC check is tested.
+fn frame(payload: &[u8]) -> Vec<u8> {
     let mut blob = Vec::new();
     blob.extend_from_slice(b"TVAE");
     blob.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     blob.extend_from_slice(&0u16.to_le_bytes());
     blob.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    blob.extend_from_slice(&tinyvae_format::CRC.checksum(&payload).to_le_bytes());
-    blob.extend_from_slice(&payload);
+    blob.extend_from_slice(&tinyvae_format::CRC.checksum(payload).to_le_bytes());
+    blob.extend_from_slice(payload);
     blob
+}
+
+/// Re-frames a model with a correct CRC, so validation (not the CRC) must catch the error.
+fn reframe(m: &Model<'_>) -> Vec<u8> {
+    frame(&postcard::to_allocvec(m).unwrap())
 }
 
 #[test]
