@@ -156,6 +156,28 @@ pub struct OwnedLatent {
     pub sigma_values: Vec<u32>,
 }
 
+impl OwnedLatent {
+    /// The latent space every exporter writes: Q[`LATENT_FRAC_BITS`] fixed point, a symmetric
+    /// int8 code of step `scale` (zero-point 0), and the standard sigma table.
+    pub fn symmetric(dim: u16, scale: f32) -> OwnedLatent {
+        let frac = LATENT_FRAC_BITS;
+        let (to_code_multiplier, to_code_shift) =
+            quantize_multiplier(2f64.powi(-i32::from(frac)) / f64::from(scale)).unwrap_or((0, 0));
+        let (sigma_logvar_min, sigma_step_log2, sigma_values) = sigma_table(frac);
+        OwnedLatent {
+            dim,
+            frac_bits: frac,
+            scale,
+            zero_point: 0,
+            to_code_multiplier,
+            to_code_shift,
+            sigma_logvar_min,
+            sigma_step_log2,
+            sigma_values,
+        }
+    }
+}
+
 /// An owned [`Prior`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum OwnedPrior {
@@ -544,9 +566,6 @@ impl OwnedModel {
             in_zp = -128;
         }
         let scale = 4.5f32 / 127.0;
-        let (to_m, to_s) =
-            quantize_multiplier(2f64.powi(-i32::from(frac)) / f64::from(scale)).unwrap_or((0, 0));
-        let (lv_min, step, values) = sigma_table(frac);
         let dim = usize::from(spec.latent);
         let prior = if spec.mixture == 0 {
             OwnedPrior::StandardNormal
@@ -595,17 +614,7 @@ impl OwnedModel {
                 channels: 1,
                 pixel: crate::PixelEncoding::U8,
             },
-            latent: OwnedLatent {
-                dim: spec.latent,
-                frac_bits: frac,
-                scale,
-                zero_point: 0,
-                to_code_multiplier: to_m,
-                to_code_shift: to_s,
-                sigma_logvar_min: lv_min,
-                sigma_step_log2: step,
-                sigma_values: values,
-            },
+            latent: OwnedLatent::symmetric(spec.latent, scale),
             encoder,
             decoder,
             pixel_table: pixel_table(0.0625, 0),

@@ -17,8 +17,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use tinyvae_engine::{dense, Engine, NoProbe, Sampler};
 use tinyvae_format::owned::{
-    pixel_table, quantize_multiplier, sigma_table, Channels, OwnedDense, OwnedGolden, OwnedLatent,
-    OwnedModel, OwnedPrior, OwnedProvenance, LATENT_FRAC_BITS,
+    pixel_table, quantize_multiplier, Channels, OwnedDense, OwnedGolden, OwnedLatent, OwnedModel,
+    OwnedPrior, OwnedProvenance, LATENT_FRAC_BITS,
 };
 use tinyvae_format::{Activation, DataShape, Model, OutputType, PixelEncoding};
 
@@ -288,10 +288,6 @@ pub fn quantize(
         decoder.push(layer);
     }
 
-    let (to_m, to_s) =
-        quantize_multiplier(1.0 / (f64::from(1u32 << LATENT_FRAC_BITS) * f64::from(z_scale)))
-            .context("latent multiplier")?;
-    let (lv_min, step, values) = sigma_table(LATENT_FRAC_BITS);
     let mut model = OwnedModel {
         kind: arch.kind.format(),
         data: DataShape {
@@ -300,17 +296,7 @@ pub fn quantize(
             channels: 1,
             pixel: PixelEncoding::U8,
         },
-        latent: OwnedLatent {
-            dim: u16::try_from(lat)?,
-            frac_bits: LATENT_FRAC_BITS,
-            scale: z_scale,
-            zero_point: 0,
-            to_code_multiplier: to_m,
-            to_code_shift: to_s,
-            sigma_logvar_min: lv_min,
-            sigma_step_log2: step,
-            sigma_values: values,
-        },
+        latent: OwnedLatent::symmetric(u16::try_from(lat)?, z_scale),
         encoder,
         decoder,
         pixel_table: pixel_table(logit.1, logit.0),
