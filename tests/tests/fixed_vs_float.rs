@@ -200,3 +200,88 @@ fn test_elbo_with_int8_decoder_is_within_two_percent() {
         "relative difference {rel:.4}"
     );
 }
+
+/// Draws for the mixture-prior test.
+const MIXTURE_DRAWS: usize = 20_000;
+/// |mean difference| per dimension: the standard error of a mean of 20,000 draws of variance
+/// at most ~2 is 0.01; 0.05 is five of them.
+const MIXTURE_MEAN_TOLERANCE: f64 = 0.05;
+/// Relative variance difference per dimension: the standard error of a variance of 20,000
+/// draws is about 1-2% for these mixtures; int8 rounding of z adds step^2 / 12 = 1e-4.
+const MIXTURE_VARIANCE_TOLERANCE: f64 = 0.08;
+
+/// The aggregate-posterior prior (the seed lecture's first way to pick z): the engine's
+/// integer draws follow the mixture stored in the model.
+#[test]
+fn aggregate_posterior_prior_is_sampled_by_the_engine() {
+    let f = fixture();
+    let cfg_dataset = "mnist-subset";
+    let opts = ExportOptions {
+        prior_components: 64,
+        ..Default::default()
+    };
+    let cfg = Config {
+        arch: f.net.arch.clone(),
+        recon: Recon::Bce,
+        beta: 1.0,
+        warmup_epochs: 0,
+        noise: None,
+        lr: 1e-3,
+        batch: 128,
+        epochs: 10,
+        seed: 1,
+        dataset: cfg_dataset.into(),
+    };
+    let (_, blob, _) = quantize(
+        &f.net,
+        &cfg,
+        &f.data.train,
+        &f.data.test,
+        f64::NAN,
+        10,
+        &opts,
+    )
+    .unwrap();
+    let m = Model::from_bytes(&blob).unwrap();
+    let tinyvae_format::Prior::Mixture(mix) = &m.prior else {
+        panic!("the model should carry a mixture prior");
+    };
+    assert_eq!(mix.components, 64);
+    let lat = usize::from(m.latent.dim);
+    let one = f64::from(1u32 << m.latent.frac_bits);
+    let means: Vec<f64> = mix.means.iter().map(|v| f64::from(v) / one).collect();
+    let sigmas: Vec<f64> = mix.sigmas.iter().map(|v| f64::from(v) / 65536.0).collect();
+    let e = Engine::new(&m);
+    let mut sampler = tinyvae_engine::Sampler::new(3);
+    let mut code = vec![0i8; lat];
+    let (mut sum, mut sum2) = (vec![0f64; lat], vec![0f64; lat]);
+    for _ in 0..MIXTURE_DRAWS {
+        e.sample_prior(&mut sampler, &mut code).unwrap();
+        for j in 0..lat {
+            let z = f64::from(i32::from(code[j]) - i32::from(m.latent.zero_point))
+                * f64::from(m.latent.scale);
+            sum[j] += z;
+            sum2[j] += z * z;
+        }
+    }
+    let n = MIXTURE_DRAWS as f64;
+    let k = 64.0;
+    for j in 0..lat {
+        let want_mean = (0..64).map(|c| means[c * lat + j]).sum::<f64>() / k;
+        let want_var = (0..64)
+            .map(|c| sigmas[c * lat + j].powi(2) + means[c * lat + j].powi(2))
+            .sum::<f64>()
+            / k
+            - want_mean * want_mean;
+        let mean = sum[j] / n;
+        let var = sum2[j] / n - mean * mean;
+        assert!(
+            (mean - want_mean).abs() < MIXTURE_MEAN_TOLERANCE,
+            "dim {j}: mean {mean:.3}, mixture {want_mean:.3}"
+        );
+        assert!(
+            (var - want_var).abs() < MIXTURE_VARIANCE_TOLERANCE * want_var,
+            "dim {j}: variance {var:.3}, mixture {want_var:.3}"
+        );
+    }
+}

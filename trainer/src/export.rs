@@ -36,6 +36,10 @@ pub struct ExportOptions {
     pub golden: usize,
     /// Seed of the calibration draws and of the sampler golden vector.
     pub seed: u64,
+    /// 0: sample z from N(0, I). K > 0 (VAE only): sample from the aggregate posterior, the
+    /// mixture of the posteriors N(mu_i, sigma_i^2) of K training images spread evenly over
+    /// the training set, with equal weights (the seed lecture's first option, subsampled).
+    pub prior_components: usize,
 }
 
 impl Default for ExportOptions {
@@ -44,6 +48,7 @@ impl Default for ExportOptions {
             calibration_images: 2000,
             golden: 4,
             seed: 2026,
+            prior_components: 0,
         }
     }
 }
@@ -300,7 +305,7 @@ pub fn quantize(
         encoder,
         decoder,
         pixel_table: pixel_table(logit.1, logit.0),
-        prior: OwnedPrior::StandardNormal,
+        prior: aggregate_posterior(net, calib, opts.prior_components)?,
         provenance: OwnedProvenance {
             dataset: cfg.dataset.clone(),
             architecture: arch.name(),
@@ -338,6 +343,44 @@ pub fn quantize(
         .to_bytes()
         .context("the quantized model does not validate")?;
     Ok((model, blob, report))
+}
+
+/// The prior to store: N(0, I), or the aggregate posterior of `k` training images.
+fn aggregate_posterior(net: &Net, train: &Split, k: usize) -> Result<OwnedPrior> {
+    if k == 0 {
+        return Ok(OwnedPrior::StandardNormal);
+    }
+    if net.arch.kind != Kind::Vae {
+        bail!("an aggregate-posterior prior needs a VAE (an autoencoder has no posterior)");
+    }
+    let k = k.min(train.n).min(usize::from(u16::MAX));
+    let idx: Vec<usize> = (0..k).map(|i| i * train.n / k).collect();
+    let x = batch_tensor(train, &idx, net.arch.pixels(), &Device::Cpu)?;
+    let enc = net.encode(&x)?;
+    let mu = to_vec_f32(&enc.mu)?;
+    let lv = to_vec_f32(enc.logvar.as_ref().context("VAE without log-variance")?)?;
+    let one = f64::from(1u32 << LATENT_FRAC_BITS);
+    let means = mu
+        .iter()
+        .map(|&m| (f64::from(m) * one).round().clamp(-32768.0, 32767.0) as i16)
+        .collect();
+    let sigmas = lv
+        .iter()
+        .map(|&l| {
+            ((0.5 * f64::from(l)).exp() * 65536.0)
+                .round()
+                .clamp(1.0, f64::from(1u32 << 30)) as u32
+        })
+        .collect();
+    // Equal weights: component i covers draws u < (i + 1) 2^32 / k.
+    let cumulative = (1..=k as u64)
+        .map(|i| ((i << 32) / k as u64).min(u64::from(u32::MAX)) as u32)
+        .collect();
+    Ok(OwnedPrior::Mixture {
+        cumulative,
+        means,
+        sigmas,
+    })
 }
 
 fn layer_report(name: String, w: &[f32], l: &OwnedDense, weight_snr_db: f64) -> LayerReport {

@@ -81,6 +81,10 @@ enum Cmd {
         /// Calibration images.
         #[arg(long, default_value_t = 2000)]
         calibration: usize,
+        /// Sample z from the aggregate posterior of this many training images instead of
+        /// N(0, I) (VAE only; 0 keeps N(0, I)).
+        #[arg(long, default_value_t = 0)]
+        prior_components: usize,
     },
     /// Pictures of what a model learned: samples, reconstructions, traversals, the 2-D latent
     /// space (for a 2-D model) and the loss curves.
@@ -235,6 +239,7 @@ fn run(cmd: Cmd) -> Result<()> {
             out,
             data,
             calibration,
+            prior_components,
         } => {
             let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
             let net = net_from_checkpoint(&ck, &Device::Cpu)?;
@@ -242,6 +247,7 @@ fn run(cmd: Cmd) -> Result<()> {
             let last = ck.progress.history.last();
             let opts = ExportOptions {
                 calibration_images: calibration,
+                prior_components,
                 ..Default::default()
             };
             let (_, blob, report) = quantize(
@@ -423,6 +429,13 @@ fn cmd_inspect(path: &Path) -> Result<()> {
         "provenance: {} on {}, {} epochs, seed {}, beta {}, test -ELBO {:.3}, {}",
         p.architecture, p.dataset, p.epochs, p.seed, p.beta, p.test_neg_elbo, p.trainer
     );
+    match &m.prior {
+        tinyvae_format::Prior::StandardNormal => println!("prior: N(0, I)"),
+        tinyvae_format::Prior::Mixture(mix) => println!(
+            "prior: aggregate posterior, a mixture of {} diagonal Gaussians",
+            mix.components
+        ),
+    }
     let mut params = 0;
     let mut weight_bytes = 0;
     let mut channel_bytes = 0;

@@ -207,12 +207,31 @@ fn demo() -> Result<()> {
     rows.push(get("interp"));
     let png2 = out.join("encode.png");
     pipeline::write_png(&png2, &rows, w, h)?;
+    // The seed lecture's other way to pick z: the aggregate posterior of training encodings.
+    let agg = pipeline::export_aggregate(&out.join("demo-run"), 256)?;
+    let (code, dev_agg) = pipeline::run_on_board(board, &agg, DEMO_SEED)?;
+    if code != 0 {
+        bail!("the firmware with the aggregate-posterior prior ended with exit code {code}");
+    }
+    let n = pipeline::check_samples_match(&agg, DEMO_SEED, &dev_agg)?;
+    println!("  aggregate-posterior prior: {n} samples on the chip equal the host engine's");
+    let samples = dev_agg.images.get("sample").cloned().unwrap_or_default();
+    let rows: Vec<Vec<&[u8]>> = samples
+        .chunks(4)
+        .map(|c| c.iter().map(Vec::as_slice).collect())
+        .collect();
+    let png3 = out.join("samples-aggregate.png");
+    pipeline::write_png(&png3, &rows, w, h)?;
     let table = pipeline::count_table(board, &model, &dev);
     std::fs::write(out.join("counts.md"), &table)?;
     println!("{table}");
     println!(
-        "wrote {} (16 samples generated on the emulated chip)",
+        "wrote {} (16 samples generated on the emulated chip, z ~ N(0, I))",
         png.display()
+    );
+    println!(
+        "wrote {} (16 samples, z from the aggregate posterior of 256 training images)",
+        png3.display()
     );
     println!(
         "wrote {} (an input, its reconstruction, 4 resamples z = mu + sigma eps; then an interpolation)",

@@ -58,6 +58,19 @@ pub fn train_and_export(
     Ok(model)
 }
 
+/// Exports a run's checkpoint again with an aggregate-posterior prior of `components`
+/// training encodings; returns the model file.
+pub fn export_aggregate(run_dir: &Path, components: u32) -> Result<PathBuf> {
+    let model = run_dir.join(format!("model-aggregate-{components}.tvae"));
+    run(Command::new(trainer()?)
+        .arg("export")
+        .arg(run_dir)
+        .arg("-o")
+        .arg(&model)
+        .args(["--prior-components", &components.to_string()]))?;
+    Ok(model)
+}
+
 /// What the `vae` firmware printed, parsed.
 #[derive(Debug, Default)]
 pub struct DeviceRun {
