@@ -25,8 +25,16 @@ const PRIOR_SAMPLES: usize = 1000;
 
 struct Fixture {
     net: Net,
+    cfg: Config,
     data: Dataset,
     blob: Vec<u8>,
+}
+
+/// The int8 latent code of a float z: the model's symmetric code, rounded and clamped.
+fn code_of(m: &Model<'_>, z: &[f32]) -> Vec<i8> {
+    z.iter()
+        .map(|&v| (v / m.latent.scale).round().clamp(-128.0, 127.0) as i8)
+        .collect()
 }
 
 fn fixture() -> &'static Fixture {
@@ -64,7 +72,12 @@ fn fixture() -> &'static Fixture {
         )
         .expect("export");
         tinyvae_trainer::export::print_report(&report);
-        Fixture { net, data, blob }
+        Fixture {
+            net,
+            cfg,
+            data,
+            blob,
+        }
     })
 }
 
@@ -90,10 +103,7 @@ fn decoder_int8_against_float_on_prior_samples() {
     let mut px = vec![0u8; 784];
     let (mut err2, mut worst) = (0f64, 0f64);
     for s in 0..PRIOR_SAMPLES {
-        let code: Vec<i8> = z[s * lat..(s + 1) * lat]
-            .iter()
-            .map(|&v| (v / m.latent.scale).round().clamp(-128.0, 127.0) as i8)
-            .collect();
+        let code = code_of(&m, &z[s * lat..(s + 1) * lat]);
         e.decode(&code, &mut scratch, &mut px, &mut NoProbe)
             .unwrap();
         for (p, &q) in float[s * 784..(s + 1) * 784].iter().zip(&px) {
@@ -177,10 +187,7 @@ fn test_elbo_with_int8_decoder_is_within_two_percent() {
     let mut px = vec![0u8; 784];
     let lo = 0.5 / 255.0;
     for i in 0..n {
-        let code: Vec<i8> = z[i * 20..(i + 1) * 20]
-            .iter()
-            .map(|&v| (v / m.latent.scale).round().clamp(-128.0, 127.0) as i8)
-            .collect();
+        let code = code_of(&m, &z[i * 20..(i + 1) * 20]);
         e.decode(&code, &mut scratch, &mut px, &mut NoProbe)
             .unwrap();
         for j in 0..784 {
@@ -215,26 +222,13 @@ const MIXTURE_VARIANCE_TOLERANCE: f64 = 0.08;
 #[test]
 fn aggregate_posterior_prior_is_sampled_by_the_engine() {
     let f = fixture();
-    let cfg_dataset = "mnist-subset";
     let opts = ExportOptions {
         prior_components: 64,
         ..Default::default()
     };
-    let cfg = Config {
-        arch: f.net.arch.clone(),
-        recon: Recon::Bce,
-        beta: 1.0,
-        warmup_epochs: 0,
-        noise: None,
-        lr: 1e-3,
-        batch: 128,
-        epochs: 10,
-        seed: 1,
-        dataset: cfg_dataset.into(),
-    };
     let (_, blob, _) = quantize(
         &f.net,
-        &cfg,
+        &f.cfg,
         &f.data.train,
         &f.data.test,
         f64::NAN,

@@ -20,7 +20,7 @@ use tinyvae_format::owned::{
     pixel_table, quantize_multiplier, Channels, OwnedDense, OwnedGolden, OwnedLatent, OwnedModel,
     OwnedPrior, OwnedProvenance, LATENT_FRAC_BITS,
 };
-use tinyvae_format::{Activation, DataShape, Model, OutputType, PixelEncoding};
+use tinyvae_format::{Activation, DataShape, Dense, Model, OutputType, PixelEncoding};
 
 use crate::data::Split;
 use crate::model::{to_vec_f32, Kind, Linear, Net};
@@ -325,11 +325,10 @@ pub fn quantize(
         &view,
         calib,
         &idx[..n.min(500)],
-        &enc_outs,
+        (&enc_outs, &dec_outs),
         &zq,
-        &dec_outs,
         lat,
-    )?;
+    );
     for (r, s) in report.iter_mut().zip(snrs) {
         r.output_snr_db = s;
     }
@@ -403,89 +402,89 @@ fn layer_report(name: String, w: &[f32], l: &OwnedDense, weight_snr_db: f64) -> 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One dequantized engine output, comparable with the float layer's: int16 fixed point, u8
+/// pixels through the table (against sigmoid of the float logits: logits beyond the clipped
+/// range are 0 or 255 either way), or int8 at the layer's output scale.
+fn dequantize(m: &Model<'_>, l: &Dense<'_>, y: i32) -> f32 {
+    match (l.output_type, l.activation) {
+        (OutputType::I16, _) => y as f32 / (1u32 << LATENT_FRAC_BITS) as f32,
+        (_, Activation::PixelTable) => {
+            let table = m.pixel_table.as_slice();
+            f32::from(table[usize::from((y as i8 as u8) ^ 0x80)]) / 255.0
+        }
+        _ => (y as f32 - f32::from(l.output_zero_point)) * l.output_scale,
+    }
+}
+
+/// SNR of each layer's engine output against float, each network run end to end in int8:
+/// `inputs` are (row in `float_outs`, int8 input) pairs.
+fn network_snrs(
+    m: &Model<'_>,
+    layers: &[Dense<'_>],
+    inputs: impl Iterator<Item = (usize, Vec<i8>)>,
+    float_outs: &[Vec<f32>],
+) -> Vec<f64> {
+    let mut approx: Vec<Vec<f32>> = vec![Vec::new(); layers.len()];
+    let mut refs: Vec<Vec<f32>> = vec![Vec::new(); layers.len()];
+    for (row, mut x) in inputs {
+        for (k, l) in layers.iter().enumerate() {
+            let width = usize::from(l.out_dim);
+            let float = &float_outs[k][row * width..(row + 1) * width];
+            if l.activation == Activation::PixelTable {
+                refs[k].extend(float.iter().map(|&v| 1.0 / (1.0 + (-v).exp())));
+            } else {
+                refs[k].extend_from_slice(float);
+            }
+            let y: Vec<i32> = if l.output_type == OutputType::I16 {
+                let mut y = vec![0i16; width];
+                dense::dense_i16(l, &x, &mut y);
+                y.into_iter().map(i32::from).collect()
+            } else {
+                let mut y = vec![0i8; width];
+                dense::dense_i8(l, &x, &mut y);
+                x = y.clone();
+                y.into_iter().map(i32::from).collect()
+            };
+            approx[k].extend(y.iter().map(|&v| dequantize(m, l, v)));
+        }
+    }
+    refs.iter()
+        .zip(&approx)
+        .map(|(r, a)| snr_db(r, a))
+        .collect()
+}
+
+/// Per-layer output SNRs: the encoder on calibration images, the decoder on the quantized
+/// latent draws (the first 500).
 fn layer_snrs(
     m: &Model<'_>,
     calib: &Split,
     idx: &[usize],
-    enc_outs: &[Vec<f32>],
+    (enc_outs, dec_outs): (&[Vec<f32>], &[Vec<f32>]),
     zq: &[f32],
-    dec_outs: &[Vec<f32>],
     lat: usize,
-) -> Result<Vec<f64>> {
+) -> Vec<f64> {
     let pixels = m.data.len();
-    let mut out = Vec::new();
-    // Encoder, image by image, layer by layer.
-    let mut approx: Vec<Vec<f32>> = vec![Vec::new(); m.encoder.layers.len()];
-    let mut refs: Vec<Vec<f32>> = vec![Vec::new(); m.encoder.layers.len()];
-    for &i in idx {
-        let mut x: Vec<i8> = calib
-            .image(i, pixels)
-            .iter()
-            .map(|&p| (p ^ 0x80) as i8)
-            .collect();
-        for (k, l) in m.encoder.layers.iter().enumerate() {
-            let width = usize::from(l.out_dim);
-            refs[k].extend_from_slice(&enc_outs[k][i * width..(i + 1) * width]);
-            if l.output_type == OutputType::I16 {
-                let mut y = vec![0i16; width];
-                dense::dense_i16(l, &x, &mut y);
-                approx[k].extend(
-                    y.iter()
-                        .map(|&v| f32::from(v) / (1u32 << LATENT_FRAC_BITS) as f32),
-                );
-            } else {
-                let mut y = vec![0i8; width];
-                dense::dense_i8(l, &x, &mut y);
-                approx[k]
-                    .extend(y.iter().map(|&v| {
-                        (f32::from(v) - f32::from(l.output_zero_point)) * l.output_scale
-                    }));
-                x = y;
-            }
-        }
-    }
-    for (r, a) in refs.iter().zip(&approx) {
-        out.push(snr_db(r, a));
-    }
-    // Decoder, on the quantized latent draws (the first 500).
-    let count = (zq.len() / lat).min(500);
-    let mut approx: Vec<Vec<f32>> = vec![Vec::new(); m.decoder.layers.len()];
-    let mut refs: Vec<Vec<f32>> = vec![Vec::new(); m.decoder.layers.len()];
-    for s in 0..count {
-        let mut x: Vec<i8> = zq[s * lat..(s + 1) * lat]
+    let images = idx.iter().map(|&i| {
+        (
+            i,
+            calib
+                .image(i, pixels)
+                .iter()
+                .map(|&p| (p ^ 0x80) as i8)
+                .collect(),
+        )
+    });
+    let mut out = network_snrs(m, &m.encoder.layers, images, enc_outs);
+    let codes = (0..(zq.len() / lat).min(500)).map(|s| {
+        let code = zq[s * lat..(s + 1) * lat]
             .iter()
             .map(|&v| (v / m.latent.scale).round() as i8)
             .collect();
-        for (k, l) in m.decoder.layers.iter().enumerate() {
-            let width = usize::from(l.out_dim);
-            refs[k].extend_from_slice(&dec_outs[k][s * width..(s + 1) * width]);
-            let mut y = vec![0i8; width];
-            dense::dense_i8(l, &x, &mut y);
-            if l.activation == Activation::PixelTable {
-                // Compare pixels: logits beyond the clipped range are 0 or 255 either way.
-                let table = m.pixel_table.as_slice();
-                let start = refs[k].len() - width;
-                for v in &mut refs[k][start..] {
-                    *v = 1.0 / (1.0 + (-*v).exp());
-                }
-                approx[k].extend(
-                    y.iter()
-                        .map(|&v| f32::from(table[usize::from((v as u8) ^ 0x80)]) / 255.0),
-                );
-            } else {
-                approx[k]
-                    .extend(y.iter().map(|&v| {
-                        (f32::from(v) - f32::from(l.output_zero_point)) * l.output_scale
-                    }));
-            }
-            x = y;
-        }
-    }
-    for (r, a) in refs.iter().zip(&approx) {
-        out.push(snr_db(r, a));
-    }
-    Ok(out)
+        (s, code)
+    });
+    out.extend(network_snrs(m, &m.decoder.layers, codes, dec_outs));
+    out
 }
 
 /// Golden vectors computed by the integer engine: encodings of test images, decodings of

@@ -138,8 +138,7 @@ pub fn parse(log: &str) -> DeviceRun {
 /// code (measured from the `vae` binary built without a model), or whose firmware's static
 /// RAM exceeds the board's.
 pub fn check_fits(board: Board, model_bytes: u64) -> Result<crate::elf::Footprint> {
-    let elfs = firmware::build(board, &[("TINYVAE_MODEL", String::new())])?;
-    let code = crate::elf::footprint(&elfs.join("vae"))?;
+    let code = code_footprint(board)?;
     let need = code.flash + model_bytes;
     if need > board.flash {
         bail!(
@@ -162,6 +161,27 @@ pub fn check_fits(board: Board, model_bytes: u64) -> Result<crate::elf::Footprin
         );
     }
     Ok(code)
+}
+
+/// The `vae` firmware's own footprint on `board` (built once per run without a model).
+fn code_footprint(board: Board) -> Result<crate::elf::Footprint> {
+    static CACHE: std::sync::Mutex<Vec<(&'static str, crate::elf::Footprint)>> =
+        std::sync::Mutex::new(Vec::new());
+    if let Some(&(_, f)) = CACHE
+        .lock()
+        .map_err(|_| anyhow::anyhow!("footprint cache poisoned"))?
+        .iter()
+        .find(|(name, _)| *name == board.name)
+    {
+        return Ok(f);
+    }
+    let elfs = firmware::build(board, &[("TINYVAE_MODEL", String::new())])?;
+    let f = crate::elf::footprint(&elfs.join("vae"))?;
+    CACHE
+        .lock()
+        .map_err(|_| anyhow::anyhow!("footprint cache poisoned"))?
+        .push((board.name, f));
+    Ok(f)
 }
 
 /// Builds the firmware with `model` embedded and runs the `vae` binary on `board`.
