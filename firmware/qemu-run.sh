@@ -6,7 +6,7 @@ machine=$1
 elf=$2
 set +e
 qemu-system-arm -machine "$machine" -nographic -monitor none -serial none \
-  -semihosting-config enable=on,target=native -icount shift=6,align=off,sleep=off \
+  -semihosting-config enable=on,target=native -icount shift=7,align=off,sleep=off \
   -kernel "$elf" | defmt-print -e "$elf" stdin
 status=${PIPESTATUS[0]}
 exit "$status"

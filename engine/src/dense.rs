@@ -1,9 +1,40 @@
 //! The int8 fully connected layer: int32 accumulation, per-channel requantization, fused
-//! activation. Portable code; the loops are written so LLVM keeps them free of bounds checks.
+//! activation.
+//!
+//! Three kernels compute the same accumulators, bit for bit (integer sums wrap, so their
+//! order cannot change a result):
+//! - row-major weights, portable: four output rows per pass sharing each input load;
+//! - 4 x 4 tiled weights ([`WeightLayout::Tiles4x4`]), portable: the same, reading tiles;
+//! - 4 x 4 tiled weights on Cortex-M4/M7 (thumbv7em, `cfg(tinyvae_dsp)`): the inputs are
+//!   widened to int16 pairs once per layer, then an assembly loop does 16 multiply-accumulates
+//!   per 4 x 4 tile with two `LDM`, eight `SXTB16` and eight `SMLAD` (see [`dsp`]).
+//!
+//! Requantization runs once per output, outside the multiply-accumulate loops.
 
-use tinyvae_format::{Activation, Dense, OutputType};
+use tinyvae_format::{Activation, Dense, OutputType, WeightLayout};
 
 use crate::requant::requantize;
+
+/// True where [`dense_i8`] runs tiled layers with the DSP-extension kernel (thumbv7em).
+pub const SIMD: bool = cfg!(tinyvae_dsp);
+
+/// Spare scratch bytes [`dense_i8`] and [`dense_i16`] need for a layer with `in_dim` inputs:
+/// the inputs widened to int16 (padded to a multiple of 4), plus 3 bytes to align them.
+pub const fn spare_len(in_dim: usize) -> usize {
+    2 * in_dim.div_ceil(4) * 4 + 3
+}
+
+/// True when [`dense_i8`] and [`dense_i16`] run `layer` with the DSP kernel, given `spare`
+/// (on thumbv7em, for a `Tiles4x4` layer whose tiles are word-aligned in memory).
+pub fn uses_simd(layer: &Dense<'_>, spare: &[i8]) -> bool {
+    #[cfg(tinyvae_dsp)]
+    return layer.layout == WeightLayout::Tiles4x4 && dsp::ready(layer, spare);
+    #[cfg(not(tinyvae_dsp))]
+    {
+        let _ = (layer, spare);
+        false
+    }
+}
 
 /// The dot product of one weight row with the input, accumulated in int32.
 ///
@@ -35,13 +66,11 @@ fn dot4_i8(w: &[i8], x: &[i8]) -> [i32; 4] {
     acc
 }
 
-/// Calls `f(row, acc)` with each output channel's accumulator `bias + sum w * x`, four rows per
-/// pass over the input, then the remaining rows one by one. Integer addition wraps, so the
-/// order of the sums cannot change a result: this is bit-exact with [`dot_i8`] row by row.
+/// Row-major weights: four rows per pass over the input, then the remaining rows one by one.
 #[inline(always)]
-fn for_each_accumulator(layer: &Dense<'_>, x: &[i8], mut f: impl FnMut(usize, i32)) {
+fn row_major(layer: &Dense<'_>, x: &[i8], mut f: impl FnMut(usize, i32)) {
     let n = usize::from(layer.in_dim);
-    let w = layer.weights.as_i8_slice();
+    let w = layer.packed_weights();
     let bias = |row: usize| layer.bias.get(row).unwrap_or(0);
     let mut groups = w.chunks_exact(4 * n);
     let mut row = 0;
@@ -58,17 +87,83 @@ fn for_each_accumulator(layer: &Dense<'_>, x: &[i8], mut f: impl FnMut(usize, i3
     }
 }
 
-/// Runs a layer whose output is int8 (hidden layers, and the decoder's logits).
-///
-/// `x.len()` must equal `in_dim` and `y.len()` `out_dim` (the callers in this crate check).
-/// For `Activation::PixelTable` this writes the int8 logits; the caller maps them to pixels.
-pub fn dense_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8]) {
+/// One 4 x 4 tile: `acc[r] += sum_c t[4r + c] * x[c]`.
+#[inline(always)]
+fn tile(t: &[i8], x: [i32; 4], acc: &mut [i32; 4]) {
+    for (a, w) in acc.iter_mut().zip(t.chunks_exact(4)) {
+        let s = i32::from(w[0]) * x[0]
+            + i32::from(w[1]) * x[1]
+            + i32::from(w[2]) * x[2]
+            + i32::from(w[3]) * x[3];
+        *a = a.wrapping_add(s);
+    }
+}
+
+/// 4 x 4 tiled weights, portable: one block of four rows per pass, tile by tile.
+#[inline(always)]
+fn tiled(layer: &Dense<'_>, x: &[i8], mut f: impl FnMut(usize, i32)) {
+    let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+    let groups = n.div_ceil(4);
+    let (full, tail) = x.split_at(n & !3);
+    let mut last = [0i32; 4];
+    for (k, &v) in tail.iter().enumerate() {
+        last[k] = i32::from(v);
+    }
+    for (block, tiles) in layer.packed_weights().chunks_exact(16 * groups).enumerate() {
+        let mut acc = [0i32; 4];
+        let mut ts = tiles.chunks_exact(16);
+        // The inputs first: zip must not take a tile when the full groups are done.
+        for (xs, t) in full.chunks_exact(4).zip(&mut ts) {
+            let xs = [xs[0], xs[1], xs[2], xs[3]].map(i32::from);
+            tile(t, xs, &mut acc);
+        }
+        if let Some(t) = ts.next() {
+            tile(t, last, &mut acc);
+        }
+        for (r, a) in acc.into_iter().enumerate() {
+            let row = 4 * block + r;
+            if row < out {
+                f(row, layer.bias.get(row).unwrap_or(0).wrapping_add(a));
+            }
+        }
+    }
+}
+
+/// Calls `f(row, acc)` with each output channel's accumulator `bias + sum w * x`, using the
+/// DSP kernel where it applies and `portable` is false.
+#[inline(always)]
+fn for_each_accumulator(
+    layer: &Dense<'_>,
+    x: &[i8],
+    spare: &mut [i8],
+    portable: bool,
+    f: impl FnMut(usize, i32),
+) {
+    #[cfg(not(tinyvae_dsp))]
+    let _ = (spare, portable);
+    match layer.layout {
+        WeightLayout::RowMajor => row_major(layer, x, f),
+        WeightLayout::Tiles4x4 => {
+            #[cfg(tinyvae_dsp)]
+            if !portable {
+                if let Err(f) = dsp::tiled(layer, x, spare, f) {
+                    tiled(layer, x, f);
+                }
+                return;
+            }
+            tiled(layer, x, f)
+        }
+    }
+}
+
+#[inline(always)]
+fn i8_output(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8], portable: bool) {
     let zp = i32::from(layer.output_zero_point);
     let lo = match layer.activation {
         Activation::Relu => zp.max(-128),
         _ => -128,
     };
-    for_each_accumulator(layer, x, |row, acc| {
+    for_each_accumulator(layer, x, spare, portable, |row, acc| {
         let (m, s) = (
             layer.multiplier.get(row).unwrap_or(0),
             layer.shift.get(row).unwrap_or(0),
@@ -80,10 +175,25 @@ pub fn dense_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8]) {
     });
 }
 
+/// Runs a layer whose output is int8 (hidden layers, and the decoder's logits).
+///
+/// `x.len()` must equal `in_dim` and `y.len()` `out_dim` (the callers in this crate check);
+/// `spare` should hold [`spare_len`]`(in_dim)` bytes (with fewer, tiled layers run portably).
+/// For `Activation::PixelTable` this writes the int8 logits; the caller maps them to pixels.
+pub fn dense_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) {
+    i8_output(layer, x, y, spare, false)
+}
+
+/// [`dense_i8`] with the portable kernels only, whatever the target: the reference the DSP
+/// kernel is tested against on the chip, and the baseline of the benchmarks.
+pub fn dense_i8_portable(layer: &Dense<'_>, x: &[i8], y: &mut [i8]) {
+    i8_output(layer, x, y, &mut [], true)
+}
+
 /// Runs a layer whose output is int16 fixed point (the encoder's last layer).
-pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16]) {
+pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) {
     debug_assert_eq!(layer.output_type, OutputType::I16);
-    for_each_accumulator(layer, x, |row, acc| {
+    for_each_accumulator(layer, x, spare, false, |row, acc| {
         let (m, s) = (
             layer.multiplier.get(row).unwrap_or(0),
             layer.shift.get(row).unwrap_or(0),
@@ -92,6 +202,144 @@ pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16]) {
             *out = requantize(acc, m, s).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
         }
     });
+}
+
+/// The Cortex-M4/M7 kernel for 4 x 4 tiled weights (DSP extension: `SXTB16`, `SMLAD`).
+///
+/// The only `unsafe` in the engine: a call into the assembly loop below and the reinterpretation
+/// of the caller's spare bytes as words. The loop reads exactly `4 * groups` words of the block
+/// (checked against the slice before the call) and `2 * groups` words of widened inputs.
+#[cfg(tinyvae_dsp)]
+#[allow(unsafe_code)]
+pub mod dsp {
+    use tinyvae_format::Dense;
+
+    // r0: tiles of one block of 4 rows (4-byte aligned), r1: widened inputs, r2: column groups
+    // (>= 1), r3: the 4 accumulators (in: biases, out: sums). Per group: one LDM of the two
+    // input words, one LDM of the four rows' weight words, and per row SXTB16 + SMLAD twice.
+    // The inputs of a group are stored as (x0, x2), (x1, x3) to match SXTB16's byte pairs.
+    // Two groups per iteration; an odd group first.
+    core::arch::global_asm!(
+        ".macro TINYVAE_TILE",
+        "ldm r1!, {{r8, r9}}",
+        "ldm r0!, {{r10, r11, r12, lr}}",
+        "sxtb16 r2, r10",
+        "smlad r4, r2, r8, r4",
+        "sxtb16 r2, r10, ror #8",
+        "smlad r4, r2, r9, r4",
+        "sxtb16 r2, r11",
+        "smlad r5, r2, r8, r5",
+        "sxtb16 r2, r11, ror #8",
+        "smlad r5, r2, r9, r5",
+        "sxtb16 r2, r12",
+        "smlad r6, r2, r8, r6",
+        "sxtb16 r2, r12, ror #8",
+        "smlad r6, r2, r9, r6",
+        "sxtb16 r2, lr",
+        "smlad r7, r2, r8, r7",
+        "sxtb16 r2, lr, ror #8",
+        "smlad r7, r2, r9, r7",
+        ".endm",
+        ".section .text.tinyvae_tiles4x4_smlad,\"ax\",%progbits",
+        ".global tinyvae_tiles4x4_smlad",
+        ".type tinyvae_tiles4x4_smlad,%function",
+        ".syntax unified",
+        ".thumb",
+        ".thumb_func",
+        ".p2align 2",
+        "tinyvae_tiles4x4_smlad:",
+        "push {{r3-r11, lr}}",
+        "ldm r3, {{r4-r7}}",
+        "lsrs r3, r2, #1",
+        "bcc 1f",
+        "TINYVAE_TILE",
+        "1:",
+        "beq 3f",
+        "2:",
+        "TINYVAE_TILE",
+        "TINYVAE_TILE",
+        "subs r3, r3, #1",
+        "bne 2b",
+        "3:",
+        "ldr r3, [sp]",
+        "stm r3, {{r4-r7}}",
+        "pop {{r3-r11, pc}}",
+        ".size tinyvae_tiles4x4_smlad, . - tinyvae_tiles4x4_smlad",
+    );
+
+    extern "C" {
+        fn tinyvae_tiles4x4_smlad(w: *const i8, x: *const u32, groups: usize, acc: *mut [i32; 4]);
+    }
+
+    /// Runs a tiled layer; gives `f` back when it cannot (tiles not word-aligned in memory, or
+    /// `spare` too small), for the portable kernel to run instead.
+    #[inline(always)]
+    pub(super) fn tiled<F: FnMut(usize, i32)>(
+        layer: &Dense<'_>,
+        x: &[i8],
+        spare: &mut [i8],
+        mut f: F,
+    ) -> Result<(), F> {
+        if !ready(layer, spare) {
+            return Err(f);
+        }
+        let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+        let groups = n.div_ceil(4);
+        let tiles = layer.packed_weights();
+        // SAFETY: any bit pattern is a valid u32; align_to_mut only re-slices.
+        let (_, words, _) = unsafe { spare.align_to_mut::<u32>() };
+        let Some(wide) = words.get_mut(..2 * groups) else {
+            return Err(f);
+        };
+        widen(x, wide);
+        for (block, w) in tiles.chunks_exact(16 * groups).enumerate() {
+            let row = 4 * block;
+            let mut acc = [0i32; 4];
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = layer.bias.get(row + r).unwrap_or(0);
+            }
+            // SAFETY: `w` holds 4 * groups aligned words, `wide` 2 * groups; the routine
+            // reads exactly those, writes `acc`, and follows the AAPCS.
+            unsafe { tinyvae_tiles4x4_smlad(w.as_ptr(), wide.as_ptr(), groups, &mut acc) };
+            for (r, a) in acc.into_iter().enumerate() {
+                if row + r < out {
+                    f(row + r, a);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel's preconditions: tiles word-aligned and complete, spare room for the
+    /// widened inputs.
+    pub(super) fn ready(layer: &Dense<'_>, spare: &[i8]) -> bool {
+        let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+        let groups = n.div_ceil(4);
+        let tiles = layer.packed_weights();
+        let skip = spare.as_ptr().align_offset(4).min(spare.len());
+        (tiles.as_ptr() as usize) % 4 == 0
+            && tiles.len() == 16 * groups * out.div_ceil(4)
+            && (spare.len() - skip) / 4 >= 2 * groups
+    }
+
+    /// int8 inputs to int16 pairs, per group of 4: (x0, x2), (x1, x3); zeros past the end.
+    #[inline(always)]
+    fn widen(x: &[i8], wide: &mut [u32]) {
+        let half = |v: i8| u32::from(i16::from(v) as u16);
+        let mut pairs = wide.chunks_exact_mut(2);
+        let mut xs = x.chunks_exact(4);
+        // The inputs first: zip must not take a pair when the full groups are done.
+        for (v, p) in (&mut xs).zip(&mut pairs) {
+            p[0] = half(v[0]) | half(v[2]) << 16;
+            p[1] = half(v[1]) | half(v[3]) << 16;
+        }
+        if let Some(p) = pairs.next() {
+            let mut t = [0i8; 4];
+            t[..xs.remainder().len()].copy_from_slice(xs.remainder());
+            p[0] = half(t[0]) | half(t[2]) << 16;
+            p[1] = half(t[1]) | half(t[3]) << 16;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,7 +368,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
-        fn four_row_kernel_equals_row_by_row(
+        fn every_kernel_equals_row_by_row(
             inp in 1usize..40, out in 1usize..23, seed: u64,
             relu: bool, zp in -128i8..=127,
             shifts in proptest::collection::vec(-31i8..=30, 23),
@@ -139,18 +387,25 @@ mod tests {
             let l16 = OwnedDense::new(inp as u16, out as u16, Activation::None, OutputType::I16, (0, 1.0), (0, 1.0), &c);
             let x: Vec<i8> = (0..inp).map(|_| r.next_u32() as i8).collect();
             let acc = reference(&l8.view(), &x);
-            let mut y = vec![0i8; out];
-            dense_i8(&l8.view(), &x, &mut y);
             let lo = if relu { i32::from(zp) } else { -128 };
-            for (o, (&a, &got)) in acc.iter().zip(&y).enumerate() {
-                let want = requantize(a, c.multiplier[o], c.shift[o]).saturating_add(i32::from(zp)).clamp(lo, 127);
-                prop_assert_eq!(i32::from(got), want, "row {}", o);
-            }
-            let mut y16 = vec![0i16; out];
-            dense_i16(&l16.view(), &x, &mut y16);
-            for (o, (&a, &got)) in acc.iter().zip(&y16).enumerate() {
-                let want = requantize(a, c.multiplier[o], c.shift[o]).clamp(-32768, 32767);
-                prop_assert_eq!(i32::from(got), want, "row {}", o);
+            let mut spare = vec![0i8; spare_len(inp)];
+            for layout in [WeightLayout::RowMajor, WeightLayout::Tiles4x4] {
+                let (l8, l16) = (l8.with_layout(layout), l16.with_layout(layout));
+                let mut y = vec![0i8; out];
+                dense_i8(&l8.view(), &x, &mut y, &mut spare);
+                let mut yp = vec![0i8; out];
+                dense_i8_portable(&l8.view(), &x, &mut yp);
+                prop_assert_eq!(&y, &yp);
+                for (o, (&a, &got)) in acc.iter().zip(&y).enumerate() {
+                    let want = requantize(a, c.multiplier[o], c.shift[o]).saturating_add(i32::from(zp)).clamp(lo, 127);
+                    prop_assert_eq!(i32::from(got), want, "{:?} row {}", layout, o);
+                }
+                let mut y16 = vec![0i16; out];
+                dense_i16(&l16.view(), &x, &mut y16, &mut spare);
+                for (o, (&a, &got)) in acc.iter().zip(&y16).enumerate() {
+                    let want = requantize(a, c.multiplier[o], c.shift[o]).clamp(-32768, 32767);
+                    prop_assert_eq!(i32::from(got), want, "{:?} row {}", layout, o);
+                }
             }
         }
     }

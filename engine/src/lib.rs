@@ -15,7 +15,8 @@
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::float_arithmetic))]
-#![forbid(unsafe_code)]
+// The DSP kernel (dense::dsp, thumbv7em only) is the one module allowed unsafe code.
+#![deny(unsafe_code)]
 
 pub mod dense;
 pub mod gauss;
@@ -138,16 +139,25 @@ impl<'m, 'a> Engine<'m, 'a> {
         self.model
     }
 
-    /// Scratch bytes `encode` and `decode` need: two int8 buffers of the widest layer.
-    pub fn scratch_len(&self) -> usize {
-        2 * self
-            .model
+    fn widest(&self) -> usize {
+        self.model
             .encoder
             .max_width()
             .max(self.model.decoder.max_width())
     }
 
-    fn split<'s>(&self, scratch: &'s mut [i8]) -> Result<(&'s mut [i8], &'s mut [i8]), Error> {
+    /// Scratch bytes `encode` and `decode` need: two int8 buffers of the widest layer, and
+    /// room for the widest input widened to int16 ([`dense::spare_len`]).
+    pub fn scratch_len(&self) -> usize {
+        2 * self.widest() + dense::spare_len(self.widest())
+    }
+
+    /// Splits the scratch into the two activation buffers and the kernels' spare bytes.
+    #[allow(clippy::type_complexity)]
+    fn split<'s>(
+        &self,
+        scratch: &'s mut [i8],
+    ) -> Result<(&'s mut [i8], &'s mut [i8], &'s mut [i8]), Error> {
         let needed = self.scratch_len();
         if scratch.len() < needed {
             return Err(Error::ScratchTooSmall {
@@ -155,7 +165,9 @@ impl<'m, 'a> Engine<'m, 'a> {
                 available: len_u32(scratch.len()),
             });
         }
-        Ok(scratch[..needed].split_at_mut(needed / 2))
+        let (a, rest) = scratch.split_at_mut(self.widest());
+        let (b, spare) = rest.split_at_mut(self.widest());
+        Ok((a, b, spare))
     }
 
     /// Encodes one item of u8 pixels. For a VAE, `out` receives mu then log-variance
@@ -170,7 +182,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         let m = self.model;
         check_len(m.data.len(), pixels.len(), true)?;
         check_len(m.encoder_out_dim(), out.len(), false)?;
-        let (mut src, mut dst) = self.split(scratch)?;
+        let (mut src, mut dst, spare) = self.split(scratch)?;
         // u8 pixel p is the int8 value p - 128 (scale 1/255, zero-point -128).
         for (q, &p) in src.iter_mut().zip(pixels) {
             *q = (p ^ 0x80) as i8;
@@ -180,9 +192,9 @@ impl<'m, 'a> Engine<'m, 'a> {
         for (i, l) in layers.iter().enumerate() {
             let x = &src[..usize::from(l.in_dim)];
             if i == last {
-                dense::dense_i16(l, x, out);
+                dense::dense_i16(l, x, out, spare);
             } else {
-                dense::dense_i8(l, x, &mut dst[..usize::from(l.out_dim)]);
+                dense::dense_i8(l, x, &mut dst[..usize::from(l.out_dim)], spare);
                 core::mem::swap(&mut src, &mut dst);
             }
             probe.done(Stage::Encoder(i as u8));
@@ -201,13 +213,13 @@ impl<'m, 'a> Engine<'m, 'a> {
         let m = self.model;
         check_len(usize::from(m.latent.dim), code.len(), true)?;
         check_len(m.data.len(), pixels.len(), false)?;
-        let (mut src, mut dst) = self.split(scratch)?;
+        let (mut src, mut dst, spare) = self.split(scratch)?;
         src[..code.len()].copy_from_slice(code);
         let layers = &m.decoder.layers;
         let last = layers.len() - 1;
         for (i, l) in layers.iter().enumerate() {
             let out = &mut dst[..usize::from(l.out_dim)];
-            dense::dense_i8(l, &src[..usize::from(l.in_dim)], out);
+            dense::dense_i8(l, &src[..usize::from(l.in_dim)], out, spare);
             if i == last {
                 let table = m.pixel_table.as_slice();
                 for (p, &q) in pixels.iter_mut().zip(out.iter()) {

@@ -12,11 +12,13 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
+    // gemmlowp adds 2^30 (ab >= 0) or 1 - 2^30 (ab < 0) and divides by 2^31 truncating
+    // toward zero. For ab < 0 the numerator n is negative and trunc(n / 2^31) =
+    // floor((n + 2^31 - 1) / 2^31) = floor((ab + 2^30) / 2^31): both cases are one
+    // arithmetic shift, which compiles to a multiply-accumulate and two shifts. The quotient
+    // fits an i32 for every input but the one excluded above.
     let ab = i64::from(a) * i64::from(b);
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // Division truncates toward zero, as in C. The quotient fits an i32 for every input but
-    // the one excluded above.
-    ((ab + nudge) / (1i64 << 31)) as i32
+    ((ab + (1 << 30)) >> 31) as i32
 }
 
 /// `x / 2^exponent` rounded to nearest, ties away from zero (gemmlowp's `RoundingDivideByPOT`).

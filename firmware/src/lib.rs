@@ -6,9 +6,13 @@
 use cortex_m as _; // its critical-section implementation (single core)
 use defmt_semihosting as _; // the global defmt logger, over semihosting
 
-/// Exit codes a firmware run ends with. The host (xtask) maps them back to these names.
 pub mod counter;
 pub mod stack;
+pub mod synth;
+
+/// Places its contents on a 4-byte boundary (for an embedded model blob).
+#[repr(C, align(4))]
+pub struct Aligned<T: ?Sized>(pub T);
 
 /// Exit codes a firmware run ends with. The host (xtask) maps them back to these names.
 pub mod exit_code {
@@ -42,9 +46,14 @@ pub fn check(ok: bool, what: &str) {
     }
 }
 
+/// Logs where the panic happened. The message is not formatted: `core::fmt` would add several
+/// kilobytes of flash; the firmware's own failures are logged with defmt before they exit.
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
+    match info.location() {
+        Some(l) => defmt::error!("panic at {=str}:{=u32}", l.file(), l.line()),
+        None => defmt::error!("panic"),
+    }
     exit(exit_code::PANIC)
 }
 

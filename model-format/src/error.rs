@@ -79,6 +79,13 @@ pub enum Error {
         /// The field that does not match.
         field: &'static str,
     },
+    /// A `Tiles4x4` layer's tiles do not begin on a 4-byte boundary of the blob.
+    MisalignedWeights {
+        /// The network holding the layer.
+        network: NetworkId,
+        /// The layer's index in its network.
+        layer: u8,
+    },
     /// Writing only: the model needs an allocator-backed serializer that failed.
     Serialize,
 }
@@ -93,7 +100,7 @@ impl fmt::Display for Error {
             Error::BadMagic => f.write_str("not a tinyvae model: bad magic (expected \"TVAE\")"),
             Error::UnsupportedVersion { found, supported } => write!(
                 f,
-                "unsupported model format version {found} (this reader supports version {supported})"
+                "unsupported model format version {found} (this reader supports versions 1 to {supported})"
             ),
             Error::UnsupportedFlags(flags) => write!(f, "unsupported header flags {flags:#06x}"),
             Error::CrcMismatch { stored, computed } => write!(
@@ -119,6 +126,10 @@ impl fmt::Display for Error {
             Error::SectionMismatch { field } => {
                 write!(f, "section inconsistent with the model: {field}")
             }
+            Error::MisalignedWeights { network, layer } => write!(
+                f,
+                "{network:?} layer {layer}: tiled weights do not start on a 4-byte boundary"
+            ),
             Error::Serialize => f.write_str("could not serialize the model"),
         }
     }

@@ -35,8 +35,11 @@ use serde::{Deserialize, Serialize};
 
 /// The four bytes every model blob starts with.
 pub const MAGIC: [u8; 4] = *b"TVAE";
-/// The format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this crate reads and writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this crate reads. A model with no [`WeightLayout::Tiles4x4`]
+/// layer is written as version 1, which readers of either version understand.
+pub const MIN_FORMAT_VERSION: u16 = 1;
 /// Size of the fixed header that precedes the payload.
 pub const HEADER_LEN: usize = 16;
 /// Most layers a network may have.
@@ -141,6 +144,36 @@ pub enum OutputType {
 pub enum WeightLayout {
     /// `out_dim` rows of `in_dim` weights: weight (o, i) at `o * in_dim + i`.
     RowMajor,
+    /// 4 x 4 tiles, the order the SIMD kernels read (format version 2): rows and columns are
+    /// padded with zero weights to multiples of 4; tile (b, g) holds rows `4b..4b+4` and
+    /// columns `4g..4g+4`, row by row (16 bytes); tiles are stored block of rows by block of
+    /// rows, and within a block by column group. Weight (o, i) is at
+    /// `((o / 4) * G + i / 4) * 16 + (o % 4) * 4 + i % 4`, with `G = ceil(in_dim / 4)`.
+    /// The array may start with up to 3 zero bytes so that the tiles begin on a 4-byte
+    /// boundary of the blob.
+    Tiles4x4,
+}
+
+impl WeightLayout {
+    /// Bytes of weights an `out_dim x in_dim` layer stores in this layout (without the lead
+    /// bytes a `Tiles4x4` array may start with).
+    pub const fn packed_len(self, in_dim: usize, out_dim: usize) -> usize {
+        match self {
+            WeightLayout::RowMajor => in_dim * out_dim,
+            WeightLayout::Tiles4x4 => in_dim.div_ceil(4) * 4 * out_dim.div_ceil(4) * 4,
+        }
+    }
+
+    /// Position of weight (o, i) in the packed weights of a layer with `in_dim` inputs.
+    #[inline]
+    pub const fn index(self, in_dim: usize, o: usize, i: usize) -> usize {
+        match self {
+            WeightLayout::RowMajor => o * in_dim + i,
+            WeightLayout::Tiles4x4 => {
+                ((o / 4) * in_dim.div_ceil(4) + i / 4) * 16 + (o % 4) * 4 + i % 4
+            }
+        }
+    }
 }
 
 /// A fully connected int8 layer with per-output-channel requantization.
@@ -165,7 +198,8 @@ pub struct Dense<'a> {
     pub input_zero_point: i8,
     /// Zero-point of the int8 output (0 for an `I16` output).
     pub output_zero_point: i8,
-    /// int8 weights, symmetric per output channel, `out_dim * in_dim` of them.
+    /// int8 weights, symmetric per output channel, in the order `layout` states (see
+    /// [`Dense::packed_weights`] and [`Dense::weight`]).
     #[serde(borrow)]
     pub weights: I8s<'a>,
     /// int32 biases with the input offset folded in, `out_dim` of them.
@@ -184,6 +218,27 @@ pub struct Dense<'a> {
     /// Metadata: per-output-channel weight scales, `out_dim` of them.
     #[serde(borrow)]
     pub weight_scale: F32s<'a>,
+}
+
+impl<'a> Dense<'a> {
+    /// The weights in `layout` order, without the alignment bytes a `Tiles4x4` array may start
+    /// with. For a layer that has not been validated, whatever the array holds past those.
+    pub fn packed_weights(&self) -> &'a [i8] {
+        let all = self.weights.as_i8_slice();
+        let packed = self
+            .layout
+            .packed_len(usize::from(self.in_dim), usize::from(self.out_dim));
+        all.get(all.len().saturating_sub(packed)..).unwrap_or(all)
+    }
+
+    /// Weight (o, i), whatever the layout; 0 outside the shape.
+    pub fn weight(&self, o: usize, i: usize) -> i8 {
+        if o >= usize::from(self.out_dim) || i >= usize::from(self.in_dim) {
+            return 0;
+        }
+        let k = self.layout.index(usize::from(self.in_dim), o, i);
+        self.packed_weights().get(k).copied().unwrap_or(0)
+    }
 }
 
 /// One network: layers applied in order.
@@ -381,14 +436,57 @@ impl<'a> Model<'a> {
     /// Reads a model from a blob in place: checks the header and CRC, decodes the payload
     /// borrowing every array from `blob`, and validates it. Never allocates, never panics.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Model<'a>, Error> {
-        let payload = check_header(blob)?;
+        let (version, payload) = header(blob)?;
         let (model, rest) =
             postcard::take_from_bytes::<Model<'a>>(payload).map_err(|_| Error::Malformed)?;
         if !rest.is_empty() {
             return Err(Error::TrailingBytes);
         }
+        if version < model.min_version() {
+            // A version-1 reader would not decode the tiled layout's tag.
+            return Err(Error::Malformed);
+        }
         model.validate()?;
+        model.check_alignment(blob)?;
         Ok(model)
+    }
+
+    /// The oldest format version that can express this model.
+    pub fn min_version(&self) -> u16 {
+        let tiled = self
+            .encoder
+            .layers
+            .iter()
+            .chain(self.decoder.layers.iter())
+            .any(|l| l.layout == WeightLayout::Tiles4x4);
+        if tiled {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Checks that every `Tiles4x4` layer's tiles begin on a 4-byte boundary of `blob` (the
+    /// blob this model was read from), so that a blob placed at an aligned address can be
+    /// read by word loads.
+    pub fn check_alignment(&self, blob: &[u8]) -> Result<(), Error> {
+        let base = blob.as_ptr() as usize;
+        let nets = [
+            (NetworkId::Encoder, &self.encoder),
+            (NetworkId::Decoder, &self.decoder),
+        ];
+        for (network, net) in nets {
+            for (i, l) in net.layers.iter().enumerate() {
+                let offset = (l.packed_weights().as_ptr() as usize).wrapping_sub(base);
+                if l.layout == WeightLayout::Tiles4x4 && !offset.is_multiple_of(4) {
+                    return Err(Error::MisalignedWeights {
+                        network,
+                        layer: i as u8,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks every size, count and range (done by [`Model::from_bytes`] and before writing).
@@ -427,6 +525,11 @@ impl<'a> Model<'a> {
 
 /// Checks the fixed header and the CRC; returns the payload.
 pub fn check_header(blob: &[u8]) -> Result<&[u8], Error> {
+    header(blob).map(|(_, payload)| payload)
+}
+
+/// Checks the fixed header and the CRC; returns the version and the payload.
+fn header(blob: &[u8]) -> Result<(u16, &[u8]), Error> {
     let available = u32::try_from(blob.len()).unwrap_or(u32::MAX);
     let header = blob.get(..HEADER_LEN).ok_or(Error::Truncated {
         needed: HEADER_LEN as u32,
@@ -436,7 +539,7 @@ pub fn check_header(blob: &[u8]) -> Result<&[u8], Error> {
         return Err(Error::BadMagic);
     }
     let version = u16::from_le_bytes([header[4], header[5]]);
-    if version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(Error::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -460,5 +563,5 @@ pub fn check_header(blob: &[u8]) -> Result<&[u8], Error> {
     if computed != stored {
         return Err(Error::CrcMismatch { stored, computed });
     }
-    Ok(payload)
+    Ok((version, payload))
 }

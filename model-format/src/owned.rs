@@ -36,6 +36,8 @@ pub struct OwnedDense {
     pub input_scale: f32,
     /// Output scale (metadata).
     pub output_scale: f32,
+    layout: WeightLayout,
+    /// The weight array as stored: lead bytes (tiled layouts only), then the packed weights.
     weights: Vec<u8>,
     bias: Vec<u8>,
     multiplier: Vec<u8>,
@@ -46,7 +48,7 @@ pub struct OwnedDense {
 /// The per-output-channel arrays of a layer.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Channels {
-    /// Row-major int8 weights, `out * in`.
+    /// Row-major int8 weights, `out * in` (whatever the layer's storage layout).
     pub weights: Vec<i8>,
     /// int32 biases with the input offset folded in.
     pub bias: Vec<i32>,
@@ -79,6 +81,7 @@ impl OwnedDense {
             output_zero_point,
             input_scale,
             output_scale,
+            layout: WeightLayout::RowMajor,
             weights: bytes(&c.weights, |x: i8| x.to_le_bytes()),
             bias: bytes(&c.bias, i32::to_le_bytes),
             multiplier: bytes(&c.multiplier, i32::to_le_bytes),
@@ -87,11 +90,15 @@ impl OwnedDense {
         }
     }
 
-    /// The per-channel arrays, decoded.
+    /// The per-channel arrays, decoded (weights row-major whatever the layout).
     pub fn channels(&self) -> Channels {
         let v = self.view();
+        let (inp, out) = (usize::from(self.in_dim), usize::from(self.out_dim));
         Channels {
-            weights: v.weights.iter().collect(),
+            weights: (0..out)
+                .flat_map(|o| (0..inp).map(move |i| (o, i)))
+                .map(|(o, i)| v.weight(o, i))
+                .collect(),
             bias: v.bias.iter().collect(),
             multiplier: v.multiplier.iter().collect(),
             shift: v.shift.iter().collect(),
@@ -99,7 +106,7 @@ impl OwnedDense {
         }
     }
 
-    /// The same layer with other per-channel arrays.
+    /// The same layer with other per-channel arrays (row-major weights), in the same layout.
     pub fn with_channels(&self, c: &Channels) -> OwnedDense {
         OwnedDense::new(
             self.in_dim,
@@ -110,6 +117,42 @@ impl OwnedDense {
             (self.output_zero_point, self.output_scale),
             c,
         )
+        .with_layout(self.layout)
+    }
+
+    /// The storage order of the weights.
+    pub fn layout(&self) -> WeightLayout {
+        self.layout
+    }
+
+    /// The same layer with its weights stored in `layout` (no lead bytes; the model writer
+    /// adds those that align tiles).
+    pub fn with_layout(&self, layout: WeightLayout) -> OwnedDense {
+        let rows = self.channels().weights;
+        let (inp, out) = (usize::from(self.in_dim), usize::from(self.out_dim));
+        let mut packed = vec![0u8; layout.packed_len(inp, out)];
+        for (k, &w) in rows.iter().enumerate() {
+            packed[layout.index(inp, k / inp, k % inp)] = w as u8;
+        }
+        OwnedDense {
+            layout,
+            weights: packed,
+            ..self.clone()
+        }
+    }
+
+    /// Number of lead bytes before the packed weights.
+    fn lead(&self) -> usize {
+        let packed = self
+            .layout
+            .packed_len(usize::from(self.in_dim), usize::from(self.out_dim));
+        self.weights.len() - packed
+    }
+
+    /// Sets the number of zero lead bytes (0 to 3) before the packed weights.
+    fn set_lead(&mut self, lead: usize) {
+        let old = self.lead();
+        self.weights.splice(..old, core::iter::repeat_n(0, lead));
     }
 
     /// The borrowed view.
@@ -119,7 +162,7 @@ impl OwnedDense {
             out_dim: self.out_dim,
             activation: self.activation,
             output_type: self.output_type,
-            layout: WeightLayout::RowMajor,
+            layout: self.layout,
             input_zero_point: self.input_zero_point,
             output_zero_point: self.output_zero_point,
             weights: arr(&self.weights),
@@ -383,11 +426,57 @@ impl OwnedModel {
         })
     }
 
-    /// Validates and serializes the model.
+    /// The same model with every layer's weights stored in `layout`.
+    pub fn with_layout(&self, layout: WeightLayout) -> OwnedModel {
+        let mut m = self.clone();
+        for l in m.encoder.iter_mut().chain(m.decoder.iter_mut()) {
+            *l = l.with_layout(layout);
+        }
+        m
+    }
+
+    /// Validates and serializes the model, choosing each tiled layer's lead bytes so that its
+    /// tiles begin on a 4-byte boundary of the blob.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        let mut m = self.clone();
+        // Moving one layer's tiles can move every later array, and a lead byte more can
+        // lengthen an array's length prefix: settle layer by layer, then check.
+        let layers = m.encoder.len() + m.decoder.len();
+        for _ in 0..=2 * layers {
+            let blob = m.serialize()?;
+            let (network, layer) = match Model::from_bytes(&blob).map(|_| ()) {
+                Ok(()) => return Ok(blob),
+                Err(Error::MisalignedWeights { network, layer }) => (network, usize::from(layer)),
+                Err(e) => return Err(e),
+            };
+            let offset = {
+                let payload = &blob[crate::HEADER_LEN..];
+                let (model, _) = postcard::take_from_bytes::<Model<'_>>(payload)
+                    .map_err(|_| Error::Malformed)?;
+                let net = match network {
+                    crate::NetworkId::Encoder => &model.encoder,
+                    crate::NetworkId::Decoder => &model.decoder,
+                };
+                let l = net.layers.get(layer).ok_or(Error::Malformed)?;
+                l.packed_weights().as_ptr() as usize - blob.as_ptr() as usize
+            };
+            let l = match network {
+                crate::NetworkId::Encoder => &mut m.encoder[layer],
+                crate::NetworkId::Decoder => &mut m.decoder[layer],
+            };
+            let lead = l.lead();
+            l.set_lead((lead + 4 - offset % 4) % 4);
+        }
+        Err(Error::Serialize)
+    }
+
+    /// Serializes without aligning tiles (the writer's first step).
+    fn serialize(&self) -> Result<Vec<u8>, Error> {
         let buf = self.buffers();
-        let blob = self.view(&buf)?.to_bytes();
-        blob
+        let model = self.view(&buf)?;
+        model.validate()?;
+        let payload = postcard::to_allocvec(&model).map_err(|_| Error::Serialize)?;
+        Ok(crate::write::frame(model.min_version(), &payload))
     }
 }
 

@@ -2,8 +2,8 @@
 //! already checked against the shapes, so validation terminates on any input.
 
 use crate::{
-    Activation, Dense, Error, Latent, Model, Network, NetworkId, OutputType, Prior, MAX_LATENT,
-    MAX_WIDTH,
+    Activation, Dense, Error, Latent, Model, Network, NetworkId, OutputType, Prior, WeightLayout,
+    MAX_LATENT, MAX_WIDTH,
 };
 
 /// Largest absolute int8 input value: inputs lie in [-128, 127].
@@ -181,7 +181,12 @@ fn dense(l: &Dense<'_>, id: NetworkId, index: usize) -> Result<(), Error> {
         field,
     };
     let (inp, out) = (usize::from(l.in_dim), usize::from(l.out_dim));
-    if l.weights.len() != inp * out {
+    let packed = l.layout.packed_len(inp, out);
+    let lead = match l.layout {
+        WeightLayout::RowMajor => 0,
+        WeightLayout::Tiles4x4 => 3,
+    };
+    if !(packed..=packed + lead).contains(&l.weights.len()) {
         return Err(mismatch("weights length"));
     }
     if l.bias.len() != out {
@@ -208,16 +213,51 @@ fn dense(l: &Dense<'_>, id: NetworkId, index: usize) -> Result<(), Error> {
         (OutputType::I8, _) => {}
     }
     // Accumulator bound: |bias| + 128 * sum |w| must fit in an i32, row by row.
-    let w = l.weights.as_i8_slice();
-    for (row, (ws, b)) in w.chunks_exact(inp.max(1)).zip(l.bias.iter()).enumerate() {
-        let sum: i64 = ws.iter().map(|&x| i64::from(x).abs()).sum();
-        let bound = i64::from(b).abs() + MAX_ABS_INPUT * sum;
-        if bound > i64::from(i32::MAX) {
-            return Err(Error::AccumulatorOverflow {
-                network: id,
-                layer: index as u8,
-                row: row as u16,
-            });
+    let overflow = |row: usize| Error::AccumulatorOverflow {
+        network: id,
+        layer: index as u8,
+        row: row as u16,
+    };
+    let fits = |row: usize, sum: i64| {
+        let b = i64::from(l.bias.get(row).unwrap_or(0));
+        b.abs() + MAX_ABS_INPUT * sum <= i64::from(i32::MAX)
+    };
+    match l.layout {
+        WeightLayout::RowMajor => {
+            let w = l.weights.as_i8_slice();
+            for (row, ws) in w.chunks_exact(inp.max(1)).enumerate() {
+                let sum: i64 = ws.iter().map(|&x| i64::from(x).abs()).sum();
+                if !fits(row, sum) {
+                    return Err(overflow(row));
+                }
+            }
+        }
+        WeightLayout::Tiles4x4 => {
+            let all = l.weights.as_i8_slice();
+            let (lead, tiles) = all.split_at(all.len() - packed);
+            range(lead.iter().all(|&b| b == 0), "tiled weights lead bytes")?;
+            // One block of 4 rows at a time: sums per row, padding must be zero.
+            let groups = inp.div_ceil(4);
+            for (block, bytes) in tiles.chunks_exact((16 * groups).max(1)).enumerate() {
+                let mut sums = [0i64; 4];
+                for (g, tile) in bytes.chunks_exact(16).enumerate() {
+                    for (k, &w) in tile.iter().enumerate() {
+                        let (r, c) = (k / 4, 4 * g + k % 4);
+                        if w != 0 && (4 * block + r >= out || c >= inp) {
+                            return Err(Error::ValueOutOfRange {
+                                field: "tiled weights padding",
+                            });
+                        }
+                        sums[r] += i64::from(w).abs();
+                    }
+                }
+                for (r, &sum) in sums.iter().enumerate() {
+                    let row = 4 * block + r;
+                    if row < out && !fits(row, sum) {
+                        return Err(overflow(row));
+                    }
+                }
+            }
         }
     }
     Ok(())

@@ -2,7 +2,9 @@
 
 use proptest::prelude::*;
 use tinyvae_format::owned::{quantize_multiplier, OwnedModel, SyntheticSpec};
-use tinyvae_format::{Error, Model, ModelKind, NetworkId, FORMAT_VERSION, HEADER_LEN};
+use tinyvae_format::{
+    Error, I8s, Model, ModelKind, NetworkId, WeightLayout, FORMAT_VERSION, HEADER_LEN,
+};
 
 fn spec(kind: ModelKind, hidden: Vec<u16>, latent: u16) -> SyntheticSpec {
     SyntheticSpec {
@@ -18,6 +20,14 @@ fn spec(kind: ModelKind, hidden: Vec<u16>, latent: u16) -> SyntheticSpec {
 
 fn small_blob() -> Vec<u8> {
     OwnedModel::synthetic(&spec(ModelKind::Vae, vec![24, 12], 4), 7)
+        .to_bytes()
+        .expect("valid model")
+}
+
+/// The same model with every layer in 4 x 4 tiles; shapes that are not multiples of 4.
+fn small_tiled_blob() -> Vec<u8> {
+    OwnedModel::synthetic(&spec(ModelKind::Vae, vec![23, 10], 5), 7)
+        .with_layout(WeightLayout::Tiles4x4)
         .to_bytes()
         .expect("valid model")
 }
@@ -53,6 +63,26 @@ proptest! {
         prop_assert_eq!(&back, &view);
         // Serialization is deterministic: the same model gives the same bytes.
         prop_assert_eq!(&back.to_bytes().unwrap(), &blob);
+        prop_assert_eq!(blob[4], 1, "a row-major model is written as version 1");
+
+        // The same model in 4 x 4 tiles: every weight reads back in place, tiles are aligned.
+        let tiled = owned.with_layout(WeightLayout::Tiles4x4);
+        let tblob = tiled.to_bytes().unwrap();
+        prop_assert_eq!(tblob[4], 2, "a tiled model is written as version 2");
+        let t = Model::from_bytes(&tblob).unwrap();
+        for (a, b) in t.encoder.layers.iter().chain(&t.decoder.layers)
+            .zip(view.encoder.layers.iter().chain(&view.decoder.layers))
+        {
+            prop_assert_eq!(a.layout, WeightLayout::Tiles4x4);
+            prop_assert_eq!((a.packed_weights().as_ptr() as usize - tblob.as_ptr() as usize) % 4, 0);
+            for o in 0..usize::from(a.out_dim) {
+                for i in 0..usize::from(a.in_dim) {
+                    prop_assert_eq!(a.weight(o, i), b.weight(o, i), "weight ({}, {})", o, i);
+                }
+            }
+            prop_assert_eq!(a.bias, b.bias);
+        }
+        prop_assert_eq!(tiled.encoder[0].channels(), owned.encoder[0].channels());
     }
 
     /// Arbitrary bytes after a valid header never panic.
@@ -72,20 +102,26 @@ proptest! {
 
 #[test]
 fn every_truncation_is_an_error() {
-    let blob = small_blob();
-    for n in 0..blob.len() {
-        assert!(
-            Model::from_bytes(&blob[..n]).is_err(),
-            "prefix of {n} bytes parsed"
-        );
+    for blob in [small_blob(), small_tiled_blob()] {
+        for n in 0..blob.len() {
+            assert!(
+                Model::from_bytes(&blob[..n]).is_err(),
+                "prefix of {n} bytes parsed"
+            );
+        }
+        assert!(Model::from_bytes(&blob).is_ok());
     }
-    assert!(Model::from_bytes(&blob).is_ok());
 }
 
 #[test]
 fn every_single_bit_flip_is_an_error() {
-    let blob = small_blob();
-    let mut b = blob.clone();
+    for blob in [small_blob(), small_tiled_blob()] {
+        flips_are_errors(&blob);
+    }
+}
+
+fn flips_are_errors(blob: &[u8]) {
+    let mut b = blob.to_vec();
     for i in 0..b.len() {
         for bit in 0..8 {
             b[i] ^= 1 << bit;
@@ -120,6 +156,10 @@ fn header_errors_name_what_is_wrong() {
             supported: FORMAT_VERSION
         })
     );
+    // A tiled model relabelled as version 1 (CRC still valid: it covers the payload only).
+    let mut b = small_tiled_blob();
+    b[4] = 1;
+    assert_eq!(Model::from_bytes(&b), Err(Error::Malformed));
     let mut b = blob.clone();
     let last = b.len() - 1;
     b[last] ^= 0x40;
@@ -226,4 +266,57 @@ fn container_overhead_is_small() {
         );
         assert!(blob.len() > HEADER_LEN);
     }
+}
+
+/// Tiled layers: padding must be zero, lead bytes zero, tiles aligned.
+#[test]
+fn tiled_layers_are_validated() {
+    let owned = OwnedModel::synthetic(&spec(ModelKind::Vae, vec![23, 10], 5), 2)
+        .with_layout(WeightLayout::Tiles4x4);
+    let buf = owned.buffers();
+    let view = owned.view(&buf).unwrap();
+    assert!(view.validate().is_ok());
+
+    // A non-zero weight in the padding (layer 0 of the encoder: 64 inputs, 23 outputs, so
+    // rows 23 of the last block are padding).
+    let l = &view.encoder.layers[0];
+    let mut w: Vec<u8> = l.packed_weights().iter().map(|&x| x as u8).collect();
+    let pad = WeightLayout::Tiles4x4.index(64, 23, 5);
+    assert_eq!(w[pad], 0);
+    w[pad] = 1;
+    let mut m = view.clone();
+    m.encoder.layers[0].weights = I8s::from_bytes(&w).unwrap();
+    assert_eq!(
+        m.validate(),
+        Err(Error::ValueOutOfRange {
+            field: "tiled weights padding"
+        })
+    );
+
+    // A non-zero lead byte.
+    let mut lead = vec![1u8];
+    lead.extend(l.packed_weights().iter().map(|&x| x as u8));
+    let mut m = view.clone();
+    m.encoder.layers[0].weights = I8s::from_bytes(&lead).unwrap();
+    assert_eq!(
+        m.validate(),
+        Err(Error::ValueOutOfRange {
+            field: "tiled weights lead bytes"
+        })
+    );
+
+    // Tiles that do not start on a 4-byte boundary: without lead bytes, some layer of some
+    // model is misaligned, and the borrowed writer refuses it naming the layer.
+    let misaligned = (0..16).any(|seed| {
+        let o = OwnedModel::synthetic(&spec(ModelKind::Vae, vec![23, 10], 5), seed)
+            .with_layout(WeightLayout::Tiles4x4);
+        let b = o.buffers();
+        let r = o.view(&b).unwrap().to_bytes();
+        assert!(
+            matches!(r, Ok(_) | Err(Error::MisalignedWeights { .. })),
+            "{r:?}"
+        );
+        r.is_err()
+    });
+    assert!(misaligned);
 }

@@ -20,7 +20,9 @@ use tinyvae_format::owned::{
     pixel_table, quantize_multiplier, Channels, OwnedDense, OwnedGolden, OwnedLatent, OwnedModel,
     OwnedPrior, OwnedProvenance, LATENT_FRAC_BITS,
 };
-use tinyvae_format::{Activation, DataShape, Dense, Model, OutputType, PixelEncoding};
+use tinyvae_format::{
+    Activation, DataShape, Dense, Model, OutputType, PixelEncoding, WeightLayout,
+};
 
 use crate::data::Split;
 use crate::model::{to_vec_f32, Kind, Linear, Net};
@@ -40,6 +42,9 @@ pub struct ExportOptions {
     /// mixture of the posteriors N(mu_i, sigma_i^2) of K training images spread evenly over
     /// the training set, with equal weights (the seed lecture's first option, subsampled).
     pub prior_components: usize,
+    /// Storage order of the weights: 4 x 4 tiles (the DSP kernel's order on Cortex-M4/M7;
+    /// portable elsewhere) or row-major.
+    pub layout: WeightLayout,
 }
 
 impl Default for ExportOptions {
@@ -49,6 +54,7 @@ impl Default for ExportOptions {
             golden: 4,
             seed: 2026,
             prior_components: 0,
+            layout: WeightLayout::Tiles4x4,
         }
     }
 }
@@ -293,7 +299,7 @@ pub fn quantize(
         decoder.push(layer);
     }
 
-    let mut model = OwnedModel {
+    let model = OwnedModel {
         kind: arch.kind.format(),
         data: DataShape {
             width: u16::try_from(arch.width)?,
@@ -334,6 +340,7 @@ pub fn quantize(
     }
     drop(view);
 
+    let mut model = model.with_layout(opts.layout);
     if opts.golden > 0 {
         let golden = golden_vectors(&model, test, opts)?;
         model.golden = Some(golden);
@@ -437,11 +444,11 @@ fn network_snrs(
             }
             let y: Vec<i32> = if l.output_type == OutputType::I16 {
                 let mut y = vec![0i16; width];
-                dense::dense_i16(l, &x, &mut y);
+                dense::dense_i16(l, &x, &mut y, &mut []);
                 y.into_iter().map(i32::from).collect()
             } else {
                 let mut y = vec![0i8; width];
-                dense::dense_i8(l, &x, &mut y);
+                dense::dense_i8_portable(l, &x, &mut y);
                 x = y.clone();
                 y.into_iter().map(i32::from).collect()
             };

@@ -7,7 +7,16 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use clap::{Parser, Subcommand};
 use tinyvae_engine::{Engine, NoProbe, Sampler};
-use tinyvae_format::Model;
+use tinyvae_format::{Model, WeightLayout};
+
+/// The `--layout` choices of `trainer export`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LayoutArg {
+    /// 4 x 4 tiles.
+    Tiles,
+    /// Row-major.
+    RowMajor,
+}
 use tinyvae_trainer::data::{bundled_dir, Dataset};
 use tinyvae_trainer::export::{print_report, quantize, ExportOptions};
 use tinyvae_trainer::images::grid;
@@ -85,6 +94,10 @@ enum Cmd {
         /// N(0, I) (VAE only; 0 keeps N(0, I)).
         #[arg(long, default_value_t = 0)]
         prior_components: usize,
+        /// Weight storage order: `tiles` (4 x 4 tiles, read by the Cortex-M4/M7 DSP kernel and
+        /// by the portable kernel elsewhere) or `row-major`.
+        #[arg(long, value_enum, default_value_t = LayoutArg::Tiles)]
+        layout: LayoutArg,
     },
     /// Pictures of what a model learned: samples, reconstructions, traversals, the 2-D latent
     /// space (for a 2-D model) and the loss curves.
@@ -240,6 +253,7 @@ fn run(cmd: Cmd) -> Result<()> {
             data,
             calibration,
             prior_components,
+            layout,
         } => {
             let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
             let net = net_from_checkpoint(&ck, &Device::Cpu)?;
@@ -248,6 +262,10 @@ fn run(cmd: Cmd) -> Result<()> {
             let opts = ExportOptions {
                 calibration_images: calibration,
                 prior_components,
+                layout: match layout {
+                    LayoutArg::Tiles => WeightLayout::Tiles4x4,
+                    LayoutArg::RowMajor => WeightLayout::RowMajor,
+                },
                 ..Default::default()
             };
             let (_, blob, report) = quantize(

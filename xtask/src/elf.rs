@@ -66,3 +66,44 @@ pub fn footprint(path: &Path) -> Result<Footprint> {
     }
     Ok(f)
 }
+
+const SHT_SYMTAB: u32 = 2;
+
+/// Function and object symbols of an ELF32 image with their sizes in bytes (Thumb bit of the
+/// address dropped), from its symbol table.
+pub fn symbols(path: &Path) -> Result<Vec<(String, u64)>> {
+    let b = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let shoff = u32_at(&b, 0x20)? as usize;
+    let shentsize = usize::from(u16_at(&b, 0x2E)?);
+    let shnum = usize::from(u16_at(&b, 0x30)?);
+    let section = |i: usize| -> Result<(u32, usize, usize, u32)> {
+        let h = shoff + i * shentsize;
+        Ok((
+            u32_at(&b, h + 4)?,
+            u32_at(&b, h + 16)? as usize,
+            u32_at(&b, h + 20)? as usize,
+            u32_at(&b, h + 24)?,
+        ))
+    };
+    let mut out = Vec::new();
+    for i in 0..shnum {
+        let (ty, off, size, link) = section(i)?;
+        if ty != SHT_SYMTAB {
+            continue;
+        }
+        let (_, str_off, str_size, _) = section(link as usize)?;
+        let strings = b
+            .get(str_off..str_off + str_size)
+            .context("ELF truncated")?;
+        for s in (off..off + size).step_by(16) {
+            let (name, sym_size) = (u32_at(&b, s)? as usize, u32_at(&b, s + 8)?);
+            if sym_size == 0 {
+                continue;
+            }
+            let end = strings[name..].iter().position(|&c| c == 0).unwrap_or(0);
+            let n = String::from_utf8_lossy(&strings[name..name + end]).into_owned();
+            out.push((n, u64::from(sym_size)));
+        }
+    }
+    Ok(out)
+}

@@ -182,7 +182,7 @@ pub fn run_qemu(board: Board, elf: &Path, limit: Duration) -> Result<Outcome> {
             "none",
         ])
         .args(["-semihosting-config", "enable=on,target=native"])
-        .args(["-icount", "shift=6,align=off,sleep=off"])
+        .args(["-icount", "shift=7,align=off,sleep=off"])
         .arg("-kernel")
         .arg(elf)
         .stdin(Stdio::null())

@@ -11,6 +11,7 @@
 mod bench;
 mod elf;
 mod firmware;
+mod kernels;
 mod pipeline;
 mod setup;
 
@@ -69,6 +70,7 @@ fn main() {
         Some("fallback-check") => fallback_check(),
         Some("bench-train") => bench::train(&args[1..]),
         Some("counts") => counts(),
+        Some("bench") => kernels::bench(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  demo              train, export, run on the emulated board, \
@@ -78,7 +80,8 @@ fn main() {
                  fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
                  bench-train DATA REFERENCE [TORCH_THREADS] [THREADS] [EPOCHS] [SEED]\n                    \
                  training speed and quality beside the PyTorch reference script\n  \
-                 counts            instructions per inference and layer, flash and RAM, both presets and boards"
+                 counts            instructions per inference and layer, flash and RAM, both presets and boards\n  \
+                 bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)"
             );
             std::process::exit(2);
         }
@@ -430,6 +433,25 @@ fn test() -> Result<()> {
                 firmware::check_expected("selftest", &o.log)
             })
         });
+        // The DSP kernel against the portable ones on random layers (on the M3: the portable
+        // tiled kernel against the row-major one).
+        if firmware::QEMU_BOARDS.contains(&board) {
+            let simd = board.target.starts_with("thumbv7em");
+            t.record(
+                &format!("kernels bit-exact on random layers on {}", board.name),
+                firmware::run_qemu(board, &elfs.join("dspcheck"), limit).and_then(|o| {
+                    print!("{}", o.log);
+                    if o.code != Some(0) {
+                        bail!("exit code {:?}", o.code);
+                    }
+                    let ran_dsp = !o.log.contains("; 0 ran the DSP kernel");
+                    if ran_dsp != simd {
+                        bail!("the DSP kernel should run here: {simd}; it ran: {ran_dsp}");
+                    }
+                    Ok(())
+                }),
+            );
+        }
         // The harness must see failures: each of these is built to fail.
         for (bin, want, limit) in [
             ("fail-assert", Some(1), limit),

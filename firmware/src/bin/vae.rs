@@ -13,7 +13,8 @@ use tinyvae_engine::{Engine, Probe, Sampler, Stage};
 use tinyvae_firmware::{self as fw, counter, exit_code, stack};
 use tinyvae_format::Model;
 
-static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"));
+/// The model blob, word-aligned so that tiled weights can be read by word loads.
+static MODEL: &[u8] = &fw::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"))).0;
 const SEED: u64 = include!(concat!(env!("OUT_DIR"), "/seed.rs"));
 /// Images generated from the prior.
 const SAMPLES: usize = 16;
