@@ -258,7 +258,9 @@ fn counts() -> Result<()> {
     let mut md = String::from(
         "# Instructions, flash and RAM under QEMU\n\n\
          Instructions retired (QEMU `-icount`, counted with SysTick: instructions, not cycles), \
-         portable Rust kernels, Rust 1.95.0, firmware `release` profile (opt-level 3, fat LTO). \
+         models exported with 4x4-tiled weights (the default): the DSP kernel on the Cortex-M4F, \
+         the portable tiled kernel on the Cortex-M3; Rust 1.95.0, firmware `release` profile \
+         (opt-level 3, fat LTO). \
          Flash: the `vae` firmware's code and constants, and the model blob apart. RAM: static, \
          and the peak stack measured by painting. The models were trained for one epoch: the \
          counts depend on the weights only through the requantization's branch for positive \

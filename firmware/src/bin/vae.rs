@@ -185,8 +185,12 @@ fn main() -> ! {
             engine_error(e);
         }
         sample_cost = n;
-        layers = LayerCounter::new();
-        let (r, n) = counter::measure(|| engine.decode(code, &mut scratch, px, &mut layers));
+        // The layer counter starts inside the measurement (which may first wait for a
+        // SysTick wrap).
+        let (r, n) = counter::measure(|| {
+            layers = LayerCounter::new();
+            engine.decode(code, &mut scratch, px, &mut layers)
+        });
         if let Err(e) = r {
             engine_error(e);
         }
@@ -200,6 +204,7 @@ fn main() -> ! {
     let mut enc_layers = LayerCounter::new();
     if let Some(inputs) = inputs.filter(|v| v.len() >= 2) {
         let (r, n) = counter::measure(|| {
+            enc_layers = LayerCounter::new();
             engine.encode(
                 inputs[0].input.as_slice(),
                 &mut scratch,
