@@ -21,12 +21,22 @@ const MAX_OUT: usize = 67;
 
 static mut BUFS: LayerBufs = LayerBufs::new();
 
-fn differ(case: usize, inp: usize, out: usize, what: &str, row: usize, got: i32, want: i32) -> ! {
-    defmt::error!(
-        "case {=usize} ({=usize} -> {=usize}) {=str}: row {=usize} is {=i32}, the portable kernel gives {=i32}",
-        case, inp, out, what, row, got, want
-    );
-    fw::exit(exit_code::GOLDEN_MISMATCH)
+/// Fails the run at the first row where `got` differs from `want` (the portable row-major
+/// kernel's output).
+fn same<T: Copy + PartialEq + Into<i32>>(
+    case: usize,
+    inp: usize,
+    what: &str,
+    got: &[T],
+    want: &[T],
+) {
+    if let Some(r) = got.iter().zip(want).position(|(a, b)| a != b) {
+        defmt::error!(
+            "case {=usize} ({=usize} -> {=usize}) {=str}: row {=usize} is {=i32}, the portable kernel gives {=i32}",
+            case, inp, want.len(), what, r, got[r].into(), want[r].into()
+        );
+        fw::exit(exit_code::GOLDEN_MISMATCH)
+    }
 }
 
 #[cortex_m_rt::entry]
@@ -64,47 +74,19 @@ fn main() -> ! {
         dense_i8(&rows, x, &mut y_ref[..out], &mut spare);
         dense_i8(&tiles, x, &mut y[..out], &mut spare);
         dense_i8_portable(&tiles, x, &mut y_pt[..out]);
-        for r in 0..out {
-            if y[r] != y_ref[r] {
-                differ(
-                    case,
-                    inp,
-                    out,
-                    "int8 (tiled kernel)",
-                    r,
-                    y[r].into(),
-                    y_ref[r].into(),
-                );
-            }
-            if y_pt[r] != y_ref[r] {
-                differ(
-                    case,
-                    inp,
-                    out,
-                    "int8 (portable tiled)",
-                    r,
-                    y_pt[r].into(),
-                    y_ref[r].into(),
-                );
-            }
-        }
+        same(case, inp, "int8 (tiled kernel)", &y[..out], &y_ref[..out]);
+        same(
+            case,
+            inp,
+            "int8 (portable tiled)",
+            &y_pt[..out],
+            &y_ref[..out],
+        );
         let rows = bufs.dense(WeightLayout::RowMajor, true);
         let tiles = bufs.dense(WeightLayout::Tiles4x4, true);
         dense_i16(&rows, x, &mut z_ref[..out], &mut spare);
         dense_i16(&tiles, x, &mut z[..out], &mut spare);
-        for r in 0..out {
-            if z[r] != z_ref[r] {
-                differ(
-                    case,
-                    inp,
-                    out,
-                    "int16 (tiled kernel)",
-                    r,
-                    z[r].into(),
-                    z_ref[r].into(),
-                );
-            }
-        }
+        same(case, inp, "int16 (tiled kernel)", &z[..out], &z_ref[..out]);
     }
     defmt::println!(
         "dspcheck: {=usize} random layers bit-exact, int8 and int16 outputs; {=usize} ran the DSP kernel",
