@@ -398,7 +398,7 @@ fn test() -> Result<()> {
     t.record("host never compiles cortex-m-rt", host_has_no_cortex_m_rt());
     for target in setup::THUMB_TARGETS {
         t.record(
-            &format!("engine and format build no_std for {target}"),
+            &format!("engine, format and display build no_std for {target}"),
             cargo(
                 &root,
                 &[
@@ -408,6 +408,8 @@ fn test() -> Result<()> {
                     "tinyvae-engine",
                     "-p",
                     "tinyvae-format",
+                    "-p",
+                    "tinyvae-display",
                     "--no-default-features",
                     "--target",
                     target,
