@@ -2,21 +2,26 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() {
-    let boards: Vec<String> = env::vars()
-        .filter_map(|(k, _)| {
-            k.strip_prefix("CARGO_FEATURE_QEMU_")
-                .map(|b| b.to_lowercase())
-        })
-        .map(|b| format!("qemu-{}", b.replace('_', "-")))
+    // Board features and their folders under boards/.
+    const BOARDS: [(&str, &str); 5] = [
+        ("QEMU_MPS2_AN386", "mps2-an386"),
+        ("QEMU_MPS2_AN385", "mps2-an385"),
+        ("QEMU_MICROBIT", "microbit"),
+        ("NRF52840DK", "nrf52840dk"),
+        ("RP2040", "rp2040"),
+    ];
+    let boards: Vec<&str> = BOARDS
+        .iter()
+        .filter(|(f, _)| env::var_os(format!("CARGO_FEATURE_{f}")).is_some())
+        .map(|(_, dir)| *dir)
         .collect();
-    let board = match boards.as_slice() {
-        [one] => one.clone(),
+    let dir = match boards.as_slice() {
+        [one] => *one,
         [] => panic!(
             "select a board feature, e.g. --features qemu-mps2-an386 (cargo xtask does this)"
         ),
         many => panic!("select exactly one board feature, got {many:?}"),
     };
-    let dir = board.trim_start_matches("qemu-");
     let src = PathBuf::from("boards").join(dir).join("memory.x");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     fs::copy(&src, out.join("memory.x")).unwrap_or_else(|e| panic!("{}: {e}", src.display()));

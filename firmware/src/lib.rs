@@ -1,11 +1,16 @@
-//! Board support shared by the firmware binaries: exit codes over semihosting, the panic and
-//! fault handlers, and the checks the self-test binaries use.
+//! Board support shared by the firmware binaries: the defmt transport (semihosting under QEMU,
+//! RTT on real boards), exit codes, the panic and fault handlers, board bring-up, and the checks
+//! the self-test binaries use.
 #![no_std]
 #![deny(missing_docs)]
 
-use cortex_m as _; // its critical-section implementation (single core)
-use defmt_semihosting as _; // the global defmt logger, over semihosting
+use cortex_m as _; // its critical-section implementation (single-core boards)
+#[cfg(feature = "rtt-log")]
+use defmt_rtt as _; // the global defmt logger, over RTT (probe-rs reads it)
+#[cfg(feature = "semihosting-log")]
+use defmt_semihosting as _; // the global defmt logger, over semihosting (QEMU)
 
+pub mod board;
 pub mod counter;
 pub mod stack;
 pub mod synth;
@@ -33,8 +38,18 @@ pub mod exit_code {
 }
 
 /// Ends the run: the emulator exits with `code` (SYS_EXIT_EXTENDED). On a real board with a
-/// debugger attached, the probe sees the same request.
+/// debugger attached, `probe-rs run` sees the same request and exits with the code. On a
+/// Cortex-M3/M4 board running without a debugger (where the semihosting breakpoint would fault)
+/// the core sleeps instead, leaving the display showing what was generated.
 pub fn exit(code: i32) -> ! {
+    #[cfg(feature = "rtt-log")]
+    defmt::println!("exit {=i32}", code);
+    #[cfg(feature = "dwt-cycles")]
+    if !cortex_m::peripheral::DCB::is_debugger_attached() {
+        loop {
+            cortex_m::asm::wfi();
+        }
+    }
     semihosting::process::exit(code)
 }
 

@@ -107,3 +107,23 @@ pub fn symbols(path: &Path) -> Result<Vec<(String, u64)>> {
     }
     Ok(out)
 }
+
+/// The address and size of the section called `name`, if the ELF32 image has one.
+pub fn section(path: &Path, name: &str) -> Result<Option<(u32, u32)>> {
+    let b = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let shoff = u32_at(&b, 0x20)? as usize;
+    let shentsize = usize::from(u16_at(&b, 0x2E)?);
+    let shnum = usize::from(u16_at(&b, 0x30)?);
+    let shstrndx = usize::from(u16_at(&b, 0x32)?);
+    let names_off = u32_at(&b, shoff + shstrndx * shentsize + 16)? as usize;
+    for i in 0..shnum {
+        let h = shoff + i * shentsize;
+        let n = names_off + u32_at(&b, h)? as usize;
+        let rest = b.get(n..).context("ELF truncated")?;
+        let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+        if &rest[..end] == name.as_bytes() {
+            return Ok(Some((u32_at(&b, h + 12)?, u32_at(&b, h + 20)?)));
+        }
+    }
+    Ok(None)
+}

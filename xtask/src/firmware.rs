@@ -26,6 +26,8 @@ pub struct Board {
     pub flash: u64,
     /// RAM bytes (the memory.x RAM region).
     pub ram: u64,
+    /// probe-rs's name for the chip, for real boards.
+    pub probe: Option<&'static str>,
 }
 
 /// The emulated boards CI runs on.
@@ -38,6 +40,7 @@ pub const QEMU_BOARDS: [Board; 2] = [
         cpu: "Cortex-M4F",
         flash: 4 << 20,
         ram: 4 << 20,
+        probe: None,
     },
     Board {
         name: "mps2-an385",
@@ -47,6 +50,7 @@ pub const QEMU_BOARDS: [Board; 2] = [
         cpu: "Cortex-M3",
         flash: 4 << 20,
         ram: 4 << 20,
+        probe: None,
     },
 ];
 
@@ -60,21 +64,45 @@ pub const M0_BOARD: Board = Board {
     cpu: "Cortex-M0",
     flash: 256 << 10,
     ram: 16 << 10,
+    probe: None,
 };
+
+/// Real boards: built in CI (with their HAL, defmt over RTT), flashed with probe-rs by
+/// `cargo xtask flash --board NAME`.
+pub const REAL_BOARDS: [Board; 2] = [
+    Board {
+        name: "nrf52840dk",
+        target: "thumbv7em-none-eabihf",
+        feature: "nrf52840dk",
+        machine: None,
+        cpu: "nRF52840, Cortex-M4F",
+        flash: 1 << 20,
+        ram: 256 << 10,
+        probe: Some("nRF52840_xxAA"),
+    },
+    Board {
+        name: "rp2040",
+        target: "thumbv6m-none-eabi",
+        feature: "rp2040",
+        machine: None,
+        cpu: "RP2040, Cortex-M0+",
+        // 2 MiB of flash less the 256-byte second-stage bootloader.
+        flash: (2 << 20) - 256,
+        ram: 256 << 10,
+        probe: Some("RP2040"),
+    },
+];
 
 /// Every emulated board, for the self-test and the harness checks.
 pub const SELFTEST_BOARDS: [Board; 3] = [QEMU_BOARDS[0], QEMU_BOARDS[1], M0_BOARD];
 
 /// Looks a board up by name.
 pub fn board(name: &str) -> Result<Board> {
-    SELFTEST_BOARDS
-        .iter()
-        .copied()
-        .find(|b| b.name == name)
-        .with_context(|| {
-            let names: Vec<_> = SELFTEST_BOARDS.iter().map(|b| b.name).collect();
-            format!("unknown board {name:?}; boards: {}", names.join(", "))
-        })
+    let all = || SELFTEST_BOARDS.iter().chain(&REAL_BOARDS).copied();
+    all().find(|b| b.name == name).with_context(|| {
+        let names: Vec<_> = all().map(|b| b.name).collect();
+        format!("unknown board {name:?}; boards: {}", names.join(", "))
+    })
 }
 
 /// The firmware workspace.
@@ -94,16 +122,34 @@ pub fn using_debian_toolchain() -> bool {
     DEBIAN.get().is_some()
 }
 
-/// A `cargo build` for a thumb target in `cwd`: rustup's cargo, or with the Debian fallback,
-/// Debian's cargo and rustc building `core` from source, linked by Debian's lld. The
-/// fallback's artefacts go to `target/debian-rust`.
-pub fn thumb_cargo(cwd: &Path, target: &str) -> Command {
+/// Where `board`'s build goes: the firmware's `target/` (`target/debian-rust/` with the
+/// fallback toolchain); real boards in a folder of their own, because they share targets with
+/// the emulated boards but not features.
+pub fn target_dir(board: Board) -> PathBuf {
+    let base = if using_debian_toolchain() {
+        dir().join("target").join("debian-rust")
+    } else {
+        dir().join("target")
+    };
+    if board.machine.is_some() {
+        base
+    } else {
+        base.join(board.name)
+    }
+}
+
+/// A `cargo build` for `board` in `cwd`: rustup's cargo, or with the Debian fallback,
+/// Debian's cargo and rustc building `core` from source, linked by Debian's lld.
+pub fn thumb_cargo(cwd: &Path, board: Board) -> Command {
+    let target = board.target;
     let mut cmd;
     match DEBIAN.get() {
         None => {
             cmd = Command::new("cargo");
             cmd.current_dir(cwd)
-                .args(["build", "--release", "--target", target]);
+                .args(["build", "--release", "--target", target])
+                .arg("--target-dir")
+                .arg(target_dir(board));
         }
         Some(root) => {
             let usr = root.join("usr");
@@ -129,7 +175,7 @@ pub fn thumb_cargo(cwd: &Path, target: &str) -> Command {
                 .env("LD_LIBRARY_PATH", ld_path.join(":"))
                 .args(["build", "--release", "--target", target])
                 .arg("--target-dir")
-                .arg(cwd.join("target").join("debian-rust"))
+                .arg(target_dir(board))
                 .args([
                     "-Zbuild-std=core,compiler_builtins",
                     "-Zbuild-std-features=compiler-builtins-mem",
@@ -143,18 +189,13 @@ pub fn thumb_cargo(cwd: &Path, target: &str) -> Command {
 
 /// Builds every firmware binary for `board` (release profile) and returns the ELF folder.
 pub fn build(board: Board, envs: &[(&str, String)]) -> Result<PathBuf> {
-    let mut cmd = thumb_cargo(&dir(), board.target);
+    let mut cmd = thumb_cargo(&dir(), board);
     cmd.arg("--bins").args(["--features", board.feature]);
     for (k, v) in envs {
         cmd.env(k, v);
     }
     run(&mut cmd).with_context(|| format!("building the firmware for {}", board.name))?;
-    let target_dir = if using_debian_toolchain() {
-        dir().join("target").join("debian-rust")
-    } else {
-        dir().join("target")
-    };
-    Ok(target_dir.join(board.target).join("release"))
+    Ok(target_dir(board).join(board.target).join("release"))
 }
 
 /// What a firmware run ended with.

@@ -71,6 +71,7 @@ fn main() {
         Some("bench-train") => bench::train(&args[1..]),
         Some("counts") => counts(),
         Some("bench") => kernels::bench(),
+        Some("flash") => flash(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  demo              train, export, run on the emulated board, \
@@ -81,7 +82,13 @@ fn main() {
                  bench-train DATA REFERENCE [TORCH_THREADS] [THREADS] [EPOCHS] [SEED]\n                    \
                  training speed and quality beside the PyTorch reference script\n  \
                  counts            instructions per inference and layer, flash and RAM, both presets and boards\n  \
-                 bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)"
+                 bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)
+  \
+                 flash --board NAME [--model FILE] [--build-only]
+                    \
+                 build the firmware for a real board (nrf52840dk, rp2040) with a model, flash it
+                    \
+                 with probe-rs, print its log and hold its samples against the host engine"
             );
             std::process::exit(2);
         }
@@ -151,6 +158,97 @@ fn qemu(args: &[String]) -> Result<()> {
         Some(c) => bail!("{bin} on {} exited with code {c}", board.name),
         None => bail!("{bin} on {} did not finish in time", board.name),
     }
+}
+
+/// `cargo xtask flash --board NAME [--model FILE] [--build-only]`: builds the `vae` firmware for
+/// a real board with `FILE` embedded (by default the model `cargo xtask demo` exported), refuses
+/// a model that does not fit, flashes it with `probe-rs run`, shows its defmt log, and holds the
+/// samples it generated (from the seed its hardware RNG drew, which it prints) against the host
+/// engine's.
+fn flash(args: &[String]) -> Result<()> {
+    let usage = "usage: cargo xtask flash --board NAME [--model FILE] [--build-only]";
+    let (mut board, mut model, mut build_only) = (None, None, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--board" => board = Some(it.next().context(usage)?.clone()),
+            "--model" => model = Some(PathBuf::from(it.next().context(usage)?)),
+            "--build-only" => build_only = true,
+            other => bail!("unknown argument {other:?}\n{usage}"),
+        }
+    }
+    let board = firmware::board(&board.context(usage)?)?;
+    let Some(chip) = board.probe else {
+        bail!(
+            "{} is an emulated board: use `cargo xtask demo` or `cargo xtask qemu {} vae`",
+            board.name,
+            board.name
+        );
+    };
+    setup::thumb_targets()?;
+    let model = model.unwrap_or_else(|| project_root().join("out/demo-run/model.tvae"));
+    if !model.exists() {
+        bail!(
+            "no model at {}: run `cargo xtask demo` first, or pass --model FILE",
+            model.display()
+        );
+    }
+    let (elf, f) = pipeline::build_for_board(board, &model)?;
+    println!(
+        "[flash] {} ({}): {} bytes of flash of {}, {} bytes of static RAM of {}",
+        board.name, board.cpu, f.flash, board.flash, f.ram, board.ram
+    );
+    if build_only {
+        println!("[flash] built {}", elf.display());
+        return Ok(());
+    }
+    setup::probe_rs()?;
+    let out = Command::new("probe-rs")
+        .args(["run", "--chip", chip, "--log-format", "{s}"])
+        .arg(&elf)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("starting probe-rs")?;
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in log.lines().filter(|l| !l.contains(" [")) {
+        println!("  {line}");
+    }
+    if !out.status.success() {
+        bail!(
+            "probe-rs run ended with {} (is the board connected?)",
+            out.status
+        );
+    }
+    let seed = log
+        .lines()
+        .find_map(|l| {
+            l.split_once(" seed ")?
+                .1
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .context("the board printed no seed")?;
+    let dev = pipeline::parse(&log);
+    let n = pipeline::check_samples_match(&model, seed, &dev)?;
+    println!(
+        "[flash] the {n} samples generated on the board (seed {seed}) equal the host engine's"
+    );
+    let blob = std::fs::read(&model)?;
+    let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (w, h) = (usize::from(m.data.width), usize::from(m.data.height));
+    let samples = dev.images.get("sample").cloned().unwrap_or_default();
+    let rows: Vec<Vec<&[u8]>> = samples
+        .chunks(4)
+        .map(|c| c.iter().map(Vec::as_slice).collect())
+        .collect();
+    let png = project_root()
+        .join("out")
+        .join(format!("samples-{}.png", board.name));
+    pipeline::write_png(&png, &rows, w, h)?;
+    println!("[flash] wrote {}", png.display());
+    Ok(())
 }
 
 /// The seed of the on-device generation in the demo and the tests.
@@ -289,6 +387,25 @@ fn counts() -> Result<()> {
             );
         }
     }
+    md += "## Real boards: flash and RAM\n\n\
+           The same `vae` firmware built with each board's HAL and defmt over RTT (cycles \
+           need the board: `cargo xtask flash --board NAME` prints them, from the DWT cycle \
+           counter on the nRF52840, from SysTick on the RP2040). Peak stack: as measured under \
+           QEMU above (same code, same buffers).\n\n\
+           | board | model | firmware code (bytes) | model (bytes) | flash used / size | static RAM (bytes) / size |\n\
+           |---|---|---:|---:|---:|---:|\n";
+    for (preset, arch) in [("default", "784-400-20"), ("mcu", "784-256-16")] {
+        let model = dir.join(preset).join("model.tvae");
+        let bytes = std::fs::metadata(&model)?.len();
+        for board in firmware::REAL_BOARDS {
+            let code = pipeline::check_fits(board, bytes)?;
+            let (_, f) = pipeline::build_for_board(board, &model)?;
+            md += &format!(
+                "| {} ({}) | {arch} | {} | {bytes} | {} / {} | {} / {} |\n",
+                board.name, board.cpu, code.flash, f.flash, board.flash, f.ram, board.ram
+            );
+        }
+    }
     let out = project_root().join("results").join("qemu-counts.md");
     std::fs::create_dir_all(out.parent().context("results")?)?;
     std::fs::write(&out, &md)?;
@@ -368,7 +485,11 @@ fn test() -> Result<()> {
             ],
         ),
     );
-    for b in firmware::SELFTEST_BOARDS {
+    for b in firmware::SELFTEST_BOARDS
+        .iter()
+        .chain(&firmware::REAL_BOARDS)
+        .copied()
+    {
         if firmware::using_debian_toolchain() {
             println!(
                 "[test] skipped: clippy (firmware, {}): no clippy in the Debian fallback",
@@ -487,15 +608,16 @@ fn test() -> Result<()> {
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("{e:#}")),
     );
-    if let Ok(model_file) = trained {
+    if let Ok(model_file) = &trained {
+        let model_file = model_file.as_path();
         let corrupt = dir.join("corrupt.tvae");
-        let mut blob = std::fs::read(&model_file)?;
+        let mut blob = std::fs::read(model_file)?;
         let mid = blob.len() / 2;
         blob[mid] ^= 0x10;
         std::fs::write(&corrupt, &blob)?;
         t.record(
             "xtask refuses a model too large for a board, naming both sizes",
-            match pipeline::check_fits(firmware::M0_BOARD, std::fs::metadata(&model_file)?.len()) {
+            match pipeline::check_fits(firmware::M0_BOARD, std::fs::metadata(model_file)?.len()) {
                 Ok(_) => Err(anyhow::anyhow!(
                     "the 680 KB model was accepted for a 256 KiB board"
                 )),
@@ -518,14 +640,14 @@ fn test() -> Result<()> {
                     "vae on {}: golden vectors and samples bit-exact with the host",
                     board.name
                 ),
-                pipeline::run_on_board(board, &model_file, DEMO_SEED).and_then(|(code, d)| {
+                pipeline::run_on_board(board, model_file, DEMO_SEED).and_then(|(code, d)| {
                     if code != 0 {
                         bail!("exit code {code} ({}); log:\n{}", exit_name(code), d.log);
                     }
                     if !d.log.contains("vectors bit-exact") {
                         bail!("no golden-vector report in the log:\n{}", d.log);
                     }
-                    let n = pipeline::check_samples_match(&model_file, DEMO_SEED, &d)?;
+                    let n = pipeline::check_samples_match(model_file, DEMO_SEED, &d)?;
                     println!("  {n} device samples equal the host engine's");
                     Ok(())
                 }),
@@ -535,6 +657,31 @@ fn test() -> Result<()> {
                 pipeline::run_on_board(board, &corrupt, DEMO_SEED).and_then(|(code, d)| {
                     if code != 2 || !d.log.contains("CrcMismatch") {
                         bail!("expected exit 2 (bad model) and a CRC error, got {code} ({}); log:\n{}", exit_name(code), d.log);
+                    }
+                    Ok(())
+                }),
+            );
+        }
+    }
+
+    // Real boards: the firmware with the trained model builds with each board's HAL and
+    // defmt-rtt, and fits its flash and RAM; the RP2040 image starts with its bootloader.
+    if let Ok(model_file) = &trained {
+        for board in firmware::REAL_BOARDS {
+            t.record(
+                &format!("vae builds for {} ({}) and fits", board.name, board.cpu),
+                pipeline::build_for_board(board, model_file).and_then(|(elf, f)| {
+                    println!(
+                        "  {}: flash {} of {} bytes, static RAM {} of {}",
+                        board.name, f.flash, board.flash, f.ram, board.ram
+                    );
+                    if board.name == "rp2040" {
+                        let boot2 = elf::section(&elf, ".boot2")?;
+                        if boot2 != Some((0x1000_0000, 256)) {
+                            bail!(
+                                "the RP2040 image has no 256-byte .boot2 at 0x10000000: {boot2:?}"
+                            );
+                        }
                     }
                     Ok(())
                 }),

@@ -184,6 +184,22 @@ fn code_footprint(board: Board) -> Result<crate::elf::Footprint> {
     Ok(f)
 }
 
+/// Builds the `vae` firmware for `board` with `model` embedded, after refusing a model that
+/// does not fit; returns the ELF and its footprint.
+pub fn build_for_board(
+    board: Board,
+    model: &Path,
+) -> Result<(std::path::PathBuf, crate::elf::Footprint)> {
+    let model = model
+        .canonicalize()
+        .with_context(|| format!("{}: no such model file", model.display()))?;
+    check_fits(board, std::fs::metadata(&model)?.len())?;
+    let elfs = firmware::build(board, &[("TINYVAE_MODEL", model.display().to_string())])?;
+    let elf = elfs.join("vae");
+    let f = crate::elf::footprint(&elf)?;
+    Ok((elf, f))
+}
+
 /// Builds the firmware with `model` embedded and runs the `vae` binary on `board`.
 pub fn run_on_board(board: Board, model: &Path, seed: u64) -> Result<(i32, DeviceRun)> {
     let model = model

@@ -301,3 +301,48 @@ pub fn defmt_print() -> Result<()> {
     .context("cargo install defmt-print failed; it needs access to crates.io")?;
     Ok(())
 }
+
+/// The probe-rs version `cargo xtask flash` installs when none is found.
+const PROBE_RS_VERSION: &str = "0.32.0";
+
+/// probe-rs, which flashes real boards and prints their defmt log over RTT: found on the PATH,
+/// or installed with `cargo install probe-rs-tools` (it needs libudev's headers on Linux, which
+/// are installed with apt where that is possible).
+pub fn probe_rs() -> Result<()> {
+    if let Some(v) = output(Command::new("probe-rs").arg("--version")) {
+        println!("[setup] {}", v.lines().next().unwrap_or("probe-rs"));
+        return Ok(());
+    }
+    if cfg!(target_os = "linux")
+        && output(Command::new("pkg-config").args(["--exists", "libudev"])).is_none()
+    {
+        let (id, _) = os_release();
+        if (id == "debian" || id == "ubuntu") && is_root() {
+            println!(
+                "[setup] installing libudev-dev and pkg-config with apt (probe-rs needs them)"
+            );
+            run(Command::new("apt-get").args(["update", "-qq"]))?;
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(["libudev-dev", "pkg-config"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        } else {
+            bail!(
+                "probe-rs is not installed, and building it needs libudev's headers. Install \
+                 them (Debian/Ubuntu: sudo apt-get install libudev-dev pkg-config), or probe-rs \
+                 itself (https://probe.rs/docs/getting-started/installation/), then run this \
+                 command again."
+            );
+        }
+    }
+    println!("[setup] installing probe-rs {PROBE_RS_VERSION} with cargo install (several minutes)");
+    run(Command::new("cargo").args([
+        "install",
+        "probe-rs-tools",
+        "--locked",
+        "--version",
+        PROBE_RS_VERSION,
+    ]))
+    .context("cargo install probe-rs-tools failed; it needs access to crates.io")?;
+    Ok(())
+}

@@ -46,8 +46,7 @@ fn measure_twice(name: &str, f: &mut dyn FnMut()) -> u64 {
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
-    let cp = cortex_m::Peripherals::take().unwrap_or_else(|| fw::exit(exit_code::FAULT));
-    counter::start(cp.SYST);
+    let _board = fw::board::Board::init();
     // SAFETY: the only reference to BUFS, taken once before anything else runs.
     let bufs = unsafe { &mut *addr_of_mut!(BUFS) };
     let mut rng = Rng::new(0xBE7C_4000);

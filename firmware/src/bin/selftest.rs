@@ -26,8 +26,7 @@ extern "C" {
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
-    let cp = cortex_m::Peripherals::take().unwrap_or_else(|| fw::exit(exit_code::FAULT));
-    counter::start(cp.SYST);
+    let _board = fw::board::Board::init();
     // The instruction counter: a call to 400 nops is 402 instructions (bl, the nops, bx lr).
     let (_, n) = counter::measure(|| unsafe { nops400() });
     defmt::println!(

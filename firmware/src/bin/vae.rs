@@ -5,11 +5,13 @@
 //!
 //! Output lines the host (xtask) reads:
 //! `sample K [..]`, `recon [..]`, `resample K [..]`, `interp K [..]`: u8 images;
-//! `count NAME N`: instructions retired; `ram static N` and `ram stack N`: bytes.
+//! `counts in UNIT` then `count NAME N`: instructions retired under QEMU, core cycles on a
+//! chip; `ram static N` and `ram stack N`: bytes.
 #![no_std]
 #![no_main]
 
 use tinyvae_engine::{Engine, Probe, Sampler, Stage};
+use tinyvae_firmware::board::Board;
 use tinyvae_firmware::{self as fw, counter, exit_code, stack};
 use tinyvae_format::Model;
 
@@ -22,6 +24,8 @@ const SAMPLES: usize = 16;
 const MAX_PIXELS: usize = 1024;
 const MAX_LATENT: usize = 64;
 const SCRATCH: usize = 4096;
+/// Samples a board with a display shows.
+const SHOWN: usize = 2;
 
 /// Records the instructions of each stage as it completes.
 struct LayerCounter {
@@ -43,7 +47,7 @@ impl LayerCounter {
 impl Probe for LayerCounter {
     fn done(&mut self, stage: Stage) {
         let now = counter::ticks();
-        let n = counter::instructions(now - self.last).saturating_sub(counter::overhead());
+        let n = counter::count(now - self.last).saturating_sub(counter::overhead());
         match stage {
             Stage::Encoder(i) => self.encoder[usize::from(i) & 7] = n,
             Stage::Decoder(i) => self.decoder[usize::from(i) & 7] = n,
@@ -86,8 +90,7 @@ fn engine_error(e: tinyvae_engine::Error) -> ! {
 #[cortex_m_rt::entry]
 fn main() -> ! {
     stack::paint();
-    let cp = cortex_m::Peripherals::take().unwrap_or_else(|| fw::exit(exit_code::FAULT));
-    counter::start(cp.SYST);
+    let mut board = Board::init();
 
     // black_box: the blob is only known at link time as far as the code is concerned, so a
     // build without a model keeps all the code (xtask measures the code size from it).
@@ -106,12 +109,13 @@ fn main() -> ! {
     };
     let p = &model.provenance;
     defmt::println!(
-        "model {=str} {} on {=str}: {=usize} bytes, validated in {=u64} instructions",
+        "model {=str} {} on {=str}: {=usize} bytes, validated in {=u64} {=str}",
         p.architecture,
         model.kind,
         p.dataset,
         blob.len(),
-        n
+        n,
+        counter::UNIT
     );
     let engine = Engine::new(&model);
     let pixels = model.data.len();
@@ -176,8 +180,16 @@ fn main() -> ! {
     }
 
     // Generation from the prior.
-    defmt::println!("generating {=usize} samples, seed {=u64}", SAMPLES, SEED);
-    let mut sampler = Sampler::new(SEED);
+    let (seed, source) = board.seed(SEED);
+    defmt::println!(
+        "generating {=usize} samples, seed {=u64} ({})",
+        SAMPLES,
+        seed,
+        source
+    );
+    let mut sampler = Sampler::new(seed);
+    // The first samples, kept for the board's display.
+    let mut shown = [[0u8; MAX_PIXELS]; SHOWN];
     let (mut sample_cost, mut decode_cost, mut layers) = (0, 0, LayerCounter::new());
     for k in 0..SAMPLES {
         let (r, n) = counter::measure(|| engine.sample_prior(&mut sampler, code));
@@ -196,6 +208,13 @@ fn main() -> ! {
         }
         decode_cost = n;
         defmt::println!("sample {=usize} {=[u8]}", k, px);
+        if let Some(keep) = shown.get_mut(k) {
+            keep[..pixels].copy_from_slice(px);
+        }
+    }
+    let side = (1..=pixels).find(|s| s * s >= pixels).unwrap_or(0);
+    if side * side == pixels {
+        board.show(&shown.each_ref().map(|s| &s[..pixels]), side);
     }
 
     // Encode a real input, decode its mean, resample around it, interpolate to another.
@@ -251,6 +270,7 @@ fn main() -> ! {
         }
     }
 
+    defmt::println!("counts in {=str}", counter::UNIT);
     defmt::println!("count sample-prior {=u64}", sample_cost);
     defmt::println!("count decode {=u64}", decode_cost);
     for (i, l) in model.decoder.layers.iter().enumerate() {
