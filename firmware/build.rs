@@ -41,6 +41,16 @@ fn main() {
         }
         _ => fs::write(&model, []).unwrap(),
     }
+    // The float decoder the `f32dec` binary embeds: TINYVAE_F32 names the file.
+    println!("cargo:rerun-if-env-changed=TINYVAE_F32");
+    let f32_decoder = out.join("decoder.f32");
+    match env::var("TINYVAE_F32") {
+        Ok(path) if !path.is_empty() => {
+            fs::copy(&path, &f32_decoder).unwrap_or_else(|e| panic!("TINYVAE_F32={path}: {e}"));
+            println!("cargo:rerun-if-changed={path}");
+        }
+        _ => fs::write(&f32_decoder, []).unwrap(),
+    }
     let seed: u64 = env::var("TINYVAE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -172,6 +172,7 @@ impl<'m, 'a> Engine<'m, 'a> {
 
     /// Encodes one item of u8 pixels. For a VAE, `out` receives mu then log-variance
     /// (`2 * latent` values); for an autoencoder, z (`latent` values); all in Q[frac_bits].
+    #[inline(never)]
     pub fn encode(
         &self,
         pixels: &[u8],
@@ -203,6 +204,7 @@ impl<'m, 'a> Engine<'m, 'a> {
     }
 
     /// Decodes one int8 latent code into u8 pixels.
+    #[inline(never)]
     pub fn decode(
         &self,
         code: &[i8],
@@ -269,6 +271,7 @@ impl<'m, 'a> Engine<'m, 'a> {
     }
 
     /// Draws a latent code from the model's prior (N(0, I), or its mixture).
+    #[inline(never)]
     pub fn sample_prior(&self, sampler: &mut Sampler, code: &mut [i8]) -> Result<(), Error> {
         let m = self.model;
         let dim = usize::from(m.latent.dim);
@@ -301,6 +304,7 @@ impl<'m, 'a> Engine<'m, 'a> {
 
     /// Draws z = mu + sigma * eps around an encoding (`stats` = mu then log-variance, as
     /// [`Engine::encode`] writes for a VAE) and writes its int8 code.
+    #[inline(never)]
     pub fn reparameterize(
         &self,
         stats: &[i16],
@@ -323,6 +327,7 @@ impl<'m, 'a> Engine<'m, 'a> {
     }
 
     /// The code of the encoding's mean (z = mu, or z itself for an autoencoder).
+    #[inline(never)]
     pub fn mean_code(&self, stats: &[i16], code: &mut [i8]) -> Result<(), Error> {
         let dim = usize::from(self.model.latent.dim);
         check_len(self.model.encoder_out_dim(), stats.len(), true)?;
@@ -334,6 +339,7 @@ impl<'m, 'a> Engine<'m, 'a> {
     }
 
     /// The code of `a + (b - a) * num / den` between two encodings' means, for interpolation.
+    #[inline(never)]
     pub fn interpolate(
         &self,
         a: &[i16],

@@ -560,3 +560,32 @@ pub fn print_report(report: &[LayerReport]) {
         );
     }
 }
+
+/// The float decoder as trained, in the f32 container the `tinyvae-f32` crate reads (for the
+/// f32 path on boards with an FPU, and as the reference the int8 path is measured against).
+pub fn float_decoder(net: &Net) -> Result<Vec<u8>> {
+    let mut layers = Vec::with_capacity(net.dec.len());
+    for l in &net.dec {
+        let (out, inp) = l.w.as_tensor().dims2()?;
+        if out > usize::from(u16::MAX) || inp > usize::from(u16::MAX) {
+            bail!("layer {inp}x{out} too wide for the float decoder format");
+        }
+        layers.push((
+            to_vec_f32(l.w.as_tensor())?,
+            to_vec_f32(l.b.as_tensor())?,
+            inp,
+            out,
+        ));
+    }
+    if layers.is_empty() || layers.len() > tinyvae_f32::MAX_LAYERS {
+        bail!(
+            "the float decoder format holds 1 to {} layers",
+            tinyvae_f32::MAX_LAYERS
+        );
+    }
+    let refs: Vec<_> = layers
+        .iter()
+        .map(|(w, b, i, o)| (w.as_slice(), b.as_slice(), *i, *o))
+        .collect();
+    Ok(tinyvae_f32::to_bytes(&refs))
+}

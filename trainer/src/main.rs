@@ -98,6 +98,10 @@ enum Cmd {
         /// by the portable kernel elsewhere) or `row-major`.
         #[arg(long, value_enum, default_value_t = LayoutArg::Tiles)]
         layout: LayoutArg,
+        /// Also write the float decoder, uncompressed (f32), to this file: for the f32 path
+        /// on boards with an FPU and for measuring the int8 path against it.
+        #[arg(long)]
+        f32_decoder: Option<PathBuf>,
     },
     /// Pictures of what a model learned: samples, reconstructions, traversals, the 2-D latent
     /// space (for a 2-D model) and the loss curves.
@@ -254,6 +258,7 @@ fn run(cmd: Cmd) -> Result<()> {
             calibration,
             prior_components,
             layout,
+            f32_decoder,
         } => {
             let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
             let net = net_from_checkpoint(&ck, &Device::Cpu)?;
@@ -284,6 +289,19 @@ fn run(cmd: Cmd) -> Result<()> {
                 Ok(())
             })?;
             println!("wrote {} ({} bytes)", out.display(), blob.len());
+            if let Some(path) = f32_decoder {
+                let f = tinyvae_trainer::export::float_decoder(&net)?;
+                atomic_write(&path, |mut file| {
+                    std::io::Write::write_all(&mut file, &f)?;
+                    file.sync_all()?;
+                    Ok(())
+                })?;
+                println!(
+                    "wrote {} (float decoder, {} bytes)",
+                    path.display(),
+                    f.len()
+                );
+            }
             Ok(())
         }
         Cmd::Pictures {

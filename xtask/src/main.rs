@@ -11,6 +11,7 @@
 mod bench;
 mod elf;
 mod firmware;
+mod float;
 mod kernels;
 mod pipeline;
 mod setup;
@@ -72,6 +73,7 @@ fn main() {
         Some("counts") => counts(),
         Some("bench") => kernels::bench(),
         Some("flash") => flash(&args[1..]),
+        Some("f32") => float::bench(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  demo              train, export, run on the emulated board, \
@@ -82,12 +84,10 @@ fn main() {
                  bench-train DATA REFERENCE [TORCH_THREADS] [THREADS] [EPOCHS] [SEED]\n                    \
                  training speed and quality beside the PyTorch reference script\n  \
                  counts            instructions per inference and layer, flash and RAM, both presets and boards\n  \
-                 bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)
-  \
-                 flash --board NAME [--model FILE] [--build-only]
-                    \
-                 build the firmware for a real board (nrf52840dk, rp2040) with a model, flash it
-                    \
+                 bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)\n  \
+                 f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \
+                 flash --board NAME [--model FILE] [--build-only]\n                    \
+                 build the firmware for a real board (nrf52840dk, rp2040) with a model, flash it\n                    \
                  with probe-rs, print its log and hold its samples against the host engine"
             );
             std::process::exit(2);
@@ -662,6 +662,32 @@ fn test() -> Result<()> {
                 }),
             );
         }
+    }
+
+    // The f32 decoder path on the Cortex-M4F: the same bits as on the host, near the float
+    // decoder; the int8 path beside it on the same draws.
+    if let Ok(model_file) = &trained {
+        let board = firmware::QEMU_BOARDS[0];
+        t.record(
+            &format!(
+                "f32 decoder path on {}: bit-exact with the host, PSNR",
+                board.name
+            ),
+            float::compare(board, model_file, DEMO_SEED).and_then(|c| {
+                println!(
+                    "  int8: {} instructions, PSNR {:.2} dB; f32: {} instructions, PSNR {:.2} dB",
+                    c.int8, c.int8_psnr, c.f32, c.f32_psnr
+                );
+                if c.f32_psnr < float::F32_PSNR_MIN_DB {
+                    bail!(
+                        "f32 path PSNR {:.2} dB < {} dB",
+                        c.f32_psnr,
+                        float::F32_PSNR_MIN_DB
+                    );
+                }
+                Ok(())
+            }),
+        );
     }
 
     // Real boards: the firmware with the trained model builds with each board's HAL and

@@ -54,8 +54,15 @@ pub fn train_and_export(
         .arg("export")
         .arg(run_dir)
         .arg("-o")
-        .arg(&model))?;
+        .arg(&model)
+        .arg("--f32-decoder")
+        .arg(float_decoder_of(&model)))?;
     Ok(model)
+}
+
+/// Where [`train_and_export`] writes the float decoder of `model`.
+pub fn float_decoder_of(model: &Path) -> PathBuf {
+    model.with_file_name("decoder.f32")
 }
 
 /// Exports a run's checkpoint again with an aggregate-posterior prior of `components`
@@ -117,7 +124,7 @@ pub fn parse(log: &str) -> DeviceRun {
                     d.ram.push((b.to_string(), n));
                 }
             }
-            "sample" | "resample" | "interp" => {
+            "sample" | "resample" | "interp" | "f32" => {
                 if let Some(px) = parse_bytes(rest) {
                     d.images.entry(a.to_string()).or_default().push(px);
                 }

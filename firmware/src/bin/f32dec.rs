@@ -1,0 +1,101 @@
+//! The f32 decoder beside the int8 one, under the same harness: both decode the same prior
+//! draws (the int8 path the code it quantizes z = eps to, the f32 path z = eps itself), each
+//! measured. The host computes each path's PSNR against its own float decoder.
+//!
+//! Output lines the host (xtask) reads: `sample K [..]` (int8 path), `f32 K [..]` (f32 path),
+//! `counts in UNIT`, `count decode-int8 N`, `count decode-f32 N`, `count macs N`.
+#![no_std]
+#![no_main]
+
+use tinyvae_engine::{Engine, NoProbe, Sampler};
+use tinyvae_f32::FloatDecoder;
+use tinyvae_firmware::board::Board;
+use tinyvae_firmware::{self as fw, counter, exit_code};
+use tinyvae_format::{Model, Prior};
+
+static MODEL: &[u8] = &fw::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"))).0;
+static F32: &[u8] = &fw::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/decoder.f32"))).0;
+const SEED: u64 = include!(concat!(env!("OUT_DIR"), "/seed.rs"));
+/// Prior draws decoded by both paths.
+const DRAWS: usize = 8;
+const MAX_PIXELS: usize = 1024;
+const MAX_LATENT: usize = 64;
+const SCRATCH: usize = 4096;
+
+fn refuse(what: &str) -> ! {
+    defmt::error!("{=str}", what);
+    fw::exit(exit_code::BAD_MODEL)
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let _board = Board::init();
+    let model = match Model::from_bytes(core::hint::black_box(MODEL)) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::error!("model rejected at boot: {}", e);
+            fw::exit(exit_code::BAD_MODEL)
+        }
+    };
+    let dec = match FloatDecoder::from_bytes(core::hint::black_box(F32)) {
+        Ok(d) => d,
+        Err(e) => {
+            defmt::error!("float decoder rejected at boot: {}", e);
+            fw::exit(exit_code::BAD_MODEL)
+        }
+    };
+    let (dim, pixels) = (usize::from(model.latent.dim), model.data.len());
+    if dec.latent_dim() != dim || dec.pixels() != pixels {
+        refuse("the float decoder and the int8 model have different shapes");
+    }
+    if !matches!(model.prior, Prior::StandardNormal) {
+        refuse("f32dec compares the paths on N(0, I) draws: export without a mixture prior");
+    }
+    if dim > MAX_LATENT || pixels > MAX_PIXELS || dec.scratch_len() > SCRATCH {
+        refuse("model too large for this firmware's buffers");
+    }
+    let engine = Engine::new(&model);
+    let mut scratch = [0i8; SCRATCH];
+    let mut fscratch = [0f32; SCRATCH];
+    let mut code_buf = [0i8; MAX_LATENT];
+    let code = &mut code_buf[..dim];
+    let mut z_buf = [0f32; MAX_LATENT];
+    let z = &mut z_buf[..dim];
+    let mut px_buf = [0u8; MAX_PIXELS];
+    let px = &mut px_buf[..pixels];
+    let mut sampler = Sampler::new(SEED);
+    let eps_scale = 1.0 / (1u32 << tinyvae_engine::gauss::FRAC_BITS) as f32;
+    let (mut int8_cost, mut f32_cost) = (0, 0);
+    for k in 0..DRAWS {
+        // The same draws for both paths: the int8 code of z, and z itself.
+        let mut twin = sampler.clone();
+        if let Err(e) = engine.sample_prior(&mut sampler, code) {
+            defmt::error!("engine refused to run: {}", e);
+            fw::exit(exit_code::ENGINE_ERROR);
+        }
+        for v in z.iter_mut() {
+            *v = f32::from(twin.normal()) * eps_scale;
+        }
+        let (r, n) = counter::measure(|| engine.decode(code, &mut scratch, px, &mut NoProbe));
+        if let Err(e) = r {
+            defmt::error!("engine refused to run: {}", e);
+            fw::exit(exit_code::ENGINE_ERROR);
+        }
+        int8_cost = n;
+        defmt::println!("sample {=usize} {=[u8]}", k, px);
+        let (r, n) = counter::measure(|| dec.decode(z, &mut fscratch, px));
+        if let Err(e) = r {
+            defmt::error!("f32 decoder refused to run: {}", e);
+            fw::exit(exit_code::ENGINE_ERROR);
+        }
+        f32_cost = n;
+        defmt::println!("f32 {=usize} {=[u8]}", k, px);
+    }
+    defmt::println!("counts in {=str}", counter::UNIT);
+    defmt::println!("count decode-int8 {=u64}", int8_cost);
+    defmt::println!("count decode-f32 {=u64}", f32_cost);
+    defmt::println!("count macs {=usize}", dec.macs());
+    defmt::println!("flash f32-decoder {=usize}", F32.len());
+    defmt::println!("flash int8-model {=usize}", MODEL.len());
+    fw::exit(exit_code::SUCCESS)
+}
