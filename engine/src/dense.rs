@@ -68,7 +68,7 @@ fn dot4_i8(w: &[i8], x: &[i8]) -> [i32; 4] {
 
 /// Row-major weights: four rows per pass over the input, then the remaining rows one by one.
 #[inline(always)]
-fn row_major(layer: &Dense<'_>, x: &[i8], mut f: impl FnMut(usize, i32)) {
+fn row_major(layer: &Dense<'_>, x: &[i8], f: &mut impl Sink) {
     let n = usize::from(layer.in_dim);
     let w = layer.packed_weights();
     let bias = |row: usize| layer.bias.get(row).unwrap_or(0);
@@ -77,12 +77,12 @@ fn row_major(layer: &Dense<'_>, x: &[i8], mut f: impl FnMut(usize, i32)) {
     for g in &mut groups {
         let acc = dot4_i8(g, x);
         for (k, a) in acc.into_iter().enumerate() {
-            f(row + k, bias(row + k).wrapping_add(a));
+            f.put(row + k, bias(row + k).wrapping_add(a));
         }
         row += 4;
     }
     for r in groups.remainder().chunks_exact(n) {
-        f(row, bias(row).wrapping_add(dot_i8(r, x)));
+        f.put(row, bias(row).wrapping_add(dot_i8(r, x)));
         row += 1;
     }
 }
@@ -101,7 +101,7 @@ fn tile(t: &[i8], x: [i32; 4], acc: &mut [i32; 4]) {
 
 /// 4 x 4 tiled weights, portable: one block of four rows per pass, tile by tile.
 #[inline(always)]
-fn tiled(layer: &Dense<'_>, x: &[i8], mut f: impl FnMut(usize, i32)) {
+fn tiled(layer: &Dense<'_>, x: &[i8], f: &mut impl Sink) {
     let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
     let groups = n.div_ceil(4);
     let (full, tail) = x.split_at(n & !3);
@@ -123,13 +123,13 @@ fn tiled(layer: &Dense<'_>, x: &[i8], mut f: impl FnMut(usize, i32)) {
         for (r, a) in acc.into_iter().enumerate() {
             let row = 4 * block + r;
             if row < out {
-                f(row, layer.bias.get(row).unwrap_or(0).wrapping_add(a));
+                f.put(row, layer.bias.get(row).unwrap_or(0).wrapping_add(a));
             }
         }
     }
 }
 
-/// Calls `f(row, acc)` with each output channel's accumulator `bias + sum w * x`, using the
+/// Sends each output channel's accumulator `bias + sum w * x` to `f`, using the
 /// DSP kernel where it applies and `portable` is false.
 #[inline(always)]
 fn for_each_accumulator(
@@ -137,21 +137,102 @@ fn for_each_accumulator(
     x: &[i8],
     spare: &mut [i8],
     portable: bool,
-    f: impl FnMut(usize, i32),
+    f: &mut impl Sink,
 ) {
     #[cfg(not(tinyvae_dsp))]
     let _ = (spare, portable);
     match layer.layout {
-        WeightLayout::RowMajor => row_major(layer, x, f),
+        WeightLayout::RowMajor => {
+            #[cfg(tinyvae_dsp)]
+            if !portable {
+                return fallback(layer, x, f);
+            }
+            row_major(layer, x, f)
+        }
         WeightLayout::Tiles4x4 => {
             #[cfg(tinyvae_dsp)]
             if !portable {
-                if let Err(f) = dsp::tiled(layer, x, spare, f) {
-                    tiled(layer, x, f);
+                if !dsp::tiled(layer, x, spare, f) {
+                    fallback(layer, x, f);
                 }
                 return;
             }
             tiled(layer, x, f)
+        }
+    }
+}
+
+/// Where the DSP kernel runs, the portable kernels behind one entry that is not generic over
+/// the output: they serve only row-major layers and tiled layers whose DSP preconditions fail,
+/// so one copy serves the int8 and int16 outputs (an indirect call per output channel) and the
+/// flash goes to the DSP path, which stays specialised.
+#[cfg(tinyvae_dsp)]
+#[inline(never)]
+fn fallback(layer: &Dense<'_>, x: &[i8], f: &mut dyn Sink) {
+    let mut f = Dyn(f);
+    match layer.layout {
+        WeightLayout::RowMajor => row_major(layer, x, &mut f),
+        WeightLayout::Tiles4x4 => tiled(layer, x, &mut f),
+    }
+}
+
+/// A `dyn Sink` as a sink (the kernels take `impl Sink`).
+#[cfg(tinyvae_dsp)]
+struct Dyn<'s>(&'s mut dyn Sink);
+
+#[cfg(tinyvae_dsp)]
+impl Sink for Dyn<'_> {
+    #[inline(always)]
+    fn put(&mut self, row: usize, acc: i32) {
+        self.0.put(row, acc)
+    }
+}
+
+/// Where a kernel sends each output channel's accumulator `bias + sum w * x`: the
+/// requantization and store of one output type. A trait rather than a closure so that its
+/// method is `#[inline(always)]`: even when the firmware is optimised for size, the
+/// requantization is inlined into the kernel's loop instead of costing a call per output.
+trait Sink {
+    fn put(&mut self, row: usize, acc: i32);
+}
+
+/// Requantizes to int8 with the output zero point and the activation's lower bound.
+struct I8Out<'l, 'a, 'y> {
+    layer: &'l Dense<'a>,
+    y: &'y mut [i8],
+    zp: i32,
+    lo: i32,
+}
+
+impl Sink for I8Out<'_, '_, '_> {
+    #[inline(always)]
+    fn put(&mut self, row: usize, acc: i32) {
+        let (m, s) = (
+            self.layer.multiplier.get(row).unwrap_or(0),
+            self.layer.shift.get(row).unwrap_or(0),
+        );
+        let v = requantize(acc, m, s).saturating_add(self.zp);
+        if let Some(out) = self.y.get_mut(row) {
+            *out = v.clamp(self.lo, 127) as i8;
+        }
+    }
+}
+
+/// Requantizes to int16 (the encoder's last layer: mu and log-variance in fixed point).
+struct I16Out<'l, 'a, 'y> {
+    layer: &'l Dense<'a>,
+    y: &'y mut [i16],
+}
+
+impl Sink for I16Out<'_, '_, '_> {
+    #[inline(always)]
+    fn put(&mut self, row: usize, acc: i32) {
+        let (m, s) = (
+            self.layer.multiplier.get(row).unwrap_or(0),
+            self.layer.shift.get(row).unwrap_or(0),
+        );
+        if let Some(out) = self.y.get_mut(row) {
+            *out = requantize(acc, m, s).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
         }
     }
 }
@@ -163,16 +244,8 @@ fn i8_output(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8], portab
         Activation::Relu => zp.max(-128),
         _ => -128,
     };
-    for_each_accumulator(layer, x, spare, portable, |row, acc| {
-        let (m, s) = (
-            layer.multiplier.get(row).unwrap_or(0),
-            layer.shift.get(row).unwrap_or(0),
-        );
-        let v = requantize(acc, m, s).saturating_add(zp);
-        if let Some(out) = y.get_mut(row) {
-            *out = v.clamp(lo, 127) as i8;
-        }
-    });
+    let mut sink = I8Out { layer, y, zp, lo };
+    for_each_accumulator(layer, x, spare, portable, &mut sink);
 }
 
 /// Runs a layer whose output is int8 (hidden layers, and the decoder's logits).
@@ -193,15 +266,7 @@ pub fn dense_i8_portable(layer: &Dense<'_>, x: &[i8], y: &mut [i8]) {
 /// Runs a layer whose output is int16 fixed point (the encoder's last layer).
 pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) {
     debug_assert_eq!(layer.output_type, OutputType::I16);
-    for_each_accumulator(layer, x, spare, false, |row, acc| {
-        let (m, s) = (
-            layer.multiplier.get(row).unwrap_or(0),
-            layer.shift.get(row).unwrap_or(0),
-        );
-        if let Some(out) = y.get_mut(row) {
-            *out = requantize(acc, m, s).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
-        }
-    });
+    for_each_accumulator(layer, x, spare, false, &mut I16Out { layer, y });
 }
 
 /// The Cortex-M4/M7 kernel for 4 x 4 tiled weights (DSP extension: `SXTB16`, `SMLAD`).
@@ -271,17 +336,17 @@ pub mod dsp {
         fn tinyvae_tiles4x4_smlad(w: *const i8, x: *const u32, groups: usize, acc: *mut [i32; 4]);
     }
 
-    /// Runs a tiled layer; gives `f` back when it cannot (tiles not word-aligned in memory, or
-    /// `spare` too small), for the portable kernel to run instead.
+    /// Runs a tiled layer; returns false, having done nothing, when it cannot (tiles not
+    /// word-aligned in memory, or `spare` too small), for the portable kernel to run instead.
     #[inline(always)]
-    pub(super) fn tiled<F: FnMut(usize, i32)>(
+    pub(super) fn tiled(
         layer: &Dense<'_>,
         x: &[i8],
         spare: &mut [i8],
-        mut f: F,
-    ) -> Result<(), F> {
+        f: &mut impl super::Sink,
+    ) -> bool {
         if !ready(layer, spare) {
-            return Err(f);
+            return false;
         }
         let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
         let groups = n.div_ceil(4);
@@ -289,7 +354,7 @@ pub mod dsp {
         // SAFETY: any bit pattern is a valid u32; align_to_mut only re-slices.
         let (_, words, _) = unsafe { spare.align_to_mut::<u32>() };
         let Some(wide) = words.get_mut(..2 * groups) else {
-            return Err(f);
+            return false;
         };
         widen(x, wide);
         for (block, w) in tiles.chunks_exact(16 * groups).enumerate() {
@@ -303,11 +368,11 @@ pub mod dsp {
             unsafe { tinyvae_tiles4x4_smlad(w.as_ptr(), wide.as_ptr(), groups, &mut acc) };
             for (r, a) in acc.into_iter().enumerate() {
                 if row + r < out {
-                    f(row + r, a);
+                    f.put(row + r, a);
                 }
             }
         }
-        Ok(())
+        true
     }
 
     /// The kernel's preconditions: tiles word-aligned and complete, spare room for the

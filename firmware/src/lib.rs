@@ -15,6 +15,20 @@ pub mod counter;
 pub mod stack;
 pub mod synth;
 
+/// The interrupt part of the vector table on the MPS2 boards: their 32 external interrupts,
+/// all sent to the default handler (the firmware enables none). Boards with a device crate
+/// get this table from it; without one, cortex-m-rt would reserve 240 entries.
+#[cfg(feature = "mps2-vectors")]
+#[link_section = ".vector_table.interrupts"]
+#[no_mangle]
+#[used]
+pub static __INTERRUPTS: [unsafe extern "C" fn(); 32] = [DefaultHandler; 32];
+
+#[cfg(feature = "mps2-vectors")]
+extern "C" {
+    fn DefaultHandler();
+}
+
 /// Places its contents on a 4-byte boundary (for an embedded model blob).
 #[repr(C, align(4))]
 pub struct Aligned<T: ?Sized>(pub T);

@@ -596,6 +596,23 @@ fn test() -> Result<()> {
         }
     }
 
+    // The flash budget, held: the product firmware, size profile, without its model.
+    if !firmware::using_debian_toolchain() {
+        t.record(
+            "vae firmware (size profile, Cortex-M4F) fits 32 KiB of flash without its model",
+            kernels::size_profile_flash().and_then(|flash| {
+                println!("  {flash} bytes of {}", kernels::FLASH_BUDGET);
+                if flash >= kernels::FLASH_BUDGET {
+                    bail!(
+                        "{flash} bytes: over the {}-byte budget",
+                        kernels::FLASH_BUDGET
+                    );
+                }
+                Ok(())
+            }),
+        );
+    }
+
     // The whole pipeline on both boards: a model trained and exported by the trainer, its
     // golden vectors and on-device samples bit-exact with the host engine, and a corrupted
     // copy rejected at boot.
