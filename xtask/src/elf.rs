@@ -108,6 +108,39 @@ pub fn symbols(path: &Path) -> Result<Vec<(String, u64)>> {
     Ok(out)
 }
 
+/// The address of the symbol called `name` (Thumb bit included), if the image defines it.
+pub fn symbol_address(path: &Path, name: &str) -> Result<Option<u32>> {
+    let b = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let shoff = u32_at(&b, 0x20)? as usize;
+    let shentsize = usize::from(u16_at(&b, 0x2E)?);
+    let shnum = usize::from(u16_at(&b, 0x30)?);
+    for i in 0..shnum {
+        let h = shoff + i * shentsize;
+        if u32_at(&b, h + 4)? != SHT_SYMTAB {
+            continue;
+        }
+        let (off, size, link) = (
+            u32_at(&b, h + 16)? as usize,
+            u32_at(&b, h + 20)? as usize,
+            u32_at(&b, h + 24)? as usize,
+        );
+        let sh = shoff + link * shentsize;
+        let (str_off, str_size) = (u32_at(&b, sh + 16)? as usize, u32_at(&b, sh + 20)? as usize);
+        let strings = b
+            .get(str_off..str_off + str_size)
+            .context("ELF truncated")?;
+        for s in (off..off + size).step_by(16) {
+            let n = u32_at(&b, s)? as usize;
+            let rest = strings.get(n..).context("ELF truncated")?;
+            let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+            if &rest[..end] == name.as_bytes() {
+                return Ok(Some(u32_at(&b, s + 4)?));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The address and size of the section called `name`, if the ELF32 image has one.
 pub fn section(path: &Path, name: &str) -> Result<Option<(u32, u32)>> {
     let b = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;

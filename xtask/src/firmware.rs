@@ -209,6 +209,16 @@ pub struct Outcome {
 
 /// Runs `elf` on the board's QEMU machine, decodes its defmt output, stops it after `limit`.
 pub fn run_qemu(board: Board, elf: &Path, limit: Duration) -> Result<Outcome> {
+    run_qemu_with(board, elf, limit, &[])
+}
+
+/// [`run_qemu`] with extra QEMU arguments (a TCG plugin, say).
+pub fn run_qemu_with(
+    board: Board,
+    elf: &Path,
+    limit: Duration,
+    extra: &[String],
+) -> Result<Outcome> {
     let machine = board
         .machine
         .with_context(|| format!("{} is not an emulated board", board.name))?;
@@ -224,6 +234,7 @@ pub fn run_qemu(board: Board, elf: &Path, limit: Duration) -> Result<Outcome> {
         ])
         .args(["-semihosting-config", "enable=on,target=native"])
         .args(["-icount", "shift=7,align=off,sleep=off"])
+        .args(extra)
         .arg("-kernel")
         .arg(elf)
         .stdin(Stdio::null())

@@ -9,6 +9,7 @@
 //! ```
 
 mod bench;
+mod cycles;
 mod elf;
 mod firmware;
 mod float;
@@ -74,6 +75,7 @@ fn main() {
         Some("bench") => kernels::bench(),
         Some("flash") => flash(&args[1..]),
         Some("f32") => float::bench(),
+        Some("cycles") => cycles::bench(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  demo              train, export, run on the emulated board, \
@@ -86,6 +88,7 @@ fn main() {
                  counts            instructions per inference and layer, flash and RAM, both presets and boards\n  \
                  bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)\n  \
                  f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \
+                 cycles            Cortex-M4 cycles estimated from the executed instruction mix (results/m4-cycle-estimate.md)\n  \
                  flash --board NAME [--model FILE] [--build-only]\n                    \
                  build the firmware for a real board (nrf52840dk, rp2040) with a model, flash it\n                    \
                  with probe-rs, print its log and hold its samples against the host engine"

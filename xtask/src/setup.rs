@@ -318,14 +318,8 @@ pub fn probe_rs() -> Result<()> {
     {
         let (id, _) = os_release();
         if (id == "debian" || id == "ubuntu") && is_root() {
-            println!(
-                "[setup] installing libudev-dev and pkg-config with apt (probe-rs needs them)"
-            );
-            run(Command::new("apt-get").args(["update", "-qq"]))?;
-            run(Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(["libudev-dev", "pkg-config"])
-                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+            println!("[setup] probe-rs needs libudev's headers");
+            apt_install(&["libudev-dev", "pkg-config"])?;
         } else {
             bail!(
                 "probe-rs is not installed, and building it needs libudev's headers. Install \
@@ -345,4 +339,22 @@ pub fn probe_rs() -> Result<()> {
     ]))
     .context("cargo install probe-rs-tools failed; it needs access to crates.io")?;
     Ok(())
+}
+
+/// Installs Debian packages with apt (as root on Debian or Ubuntu); elsewhere says what to
+/// install.
+pub fn apt_install(packages: &[&str]) -> Result<()> {
+    let (id, _) = os_release();
+    if !((id == "debian" || id == "ubuntu") && is_root()) {
+        bail!(
+            "install these packages (Debian/Ubuntu names): {}; then run this command again",
+            packages.join(" ")
+        );
+    }
+    println!("[setup] installing {} with apt", packages.join(" "));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }

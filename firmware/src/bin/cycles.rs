@@ -1,0 +1,108 @@
+//! Regions for the Cortex-M4 cycle estimate (`cargo xtask cycles`): the firmware calls
+//! `tinyvae_mark` between the operations it measures, and the QEMU plugin
+//! `xtask/qemu-plugin/m4cycles.c`, told that function's address, writes the instruction mix
+//! and estimated cycles of each stretch between two marks.
+//!
+//! Marks, in order: before sampling; after it (the start of decoding); after each decoder
+//! layer (the engine's probe); after `decode` returns; after each encoder layer; after `encode`
+//! returns. Every operation runs once before, unmarked, so that each region is a repeat.
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use tinyvae_engine::{Engine, NoProbe, Probe, Sampler, Stage};
+use tinyvae_firmware::board::Board;
+use tinyvae_firmware::{self as fw, exit_code};
+use tinyvae_format::Model;
+
+static MODEL: &[u8] = &fw::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"))).0;
+const SEED: u64 = include!(concat!(env!("OUT_DIR"), "/seed.rs"));
+const MAX_PIXELS: usize = 1024;
+const MAX_LATENT: usize = 64;
+const SCRATCH: usize = 4096;
+
+static MARKS: AtomicU32 = AtomicU32::new(0);
+
+/// The region boundary the plugin watches for. Its body (a count of the marks) keeps it
+/// distinct from every other function, so the linker's identical-code folding leaves it alone.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn tinyvae_mark() {
+    MARKS.store(MARKS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+}
+
+struct Marks;
+
+impl Probe for Marks {
+    fn done(&mut self, _: Stage) {
+        tinyvae_mark();
+    }
+}
+
+fn fail(e: tinyvae_engine::Error) -> ! {
+    defmt::error!("engine refused to run: {}", e);
+    fw::exit(exit_code::ENGINE_ERROR)
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let _board = Board::init();
+    let model = match Model::from_bytes(core::hint::black_box(MODEL)) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::error!("model rejected at boot: {}", e);
+            fw::exit(exit_code::BAD_MODEL)
+        }
+    };
+    let (dim, pixels) = (usize::from(model.latent.dim), model.data.len());
+    let input = model.golden.as_ref().and_then(|g| g.encoder.first());
+    let Some(input) = input else {
+        defmt::error!("the model carries no encoder golden vector to encode");
+        fw::exit(exit_code::BAD_MODEL)
+    };
+    if dim > MAX_LATENT || pixels > MAX_PIXELS {
+        defmt::error!("model too large for this firmware's buffers");
+        fw::exit(exit_code::ENGINE_ERROR);
+    }
+    let engine = Engine::new(&model);
+    let mut scratch = [0i8; SCRATCH];
+    let mut code_buf = [0i8; MAX_LATENT];
+    let code = &mut code_buf[..dim];
+    let mut px_buf = [0u8; MAX_PIXELS];
+    let px = &mut px_buf[..pixels];
+    let mut stats_buf = [0i16; 2 * MAX_LATENT];
+    let stats = &mut stats_buf[..model.encoder_out_dim()];
+    let mut sampler = Sampler::new(SEED);
+    let x = input.input.as_slice();
+
+    // Unmarked first runs.
+    let warm = engine
+        .sample_prior(&mut sampler, code)
+        .and_then(|_| engine.decode(code, &mut scratch, px, &mut NoProbe))
+        .and_then(|_| engine.encode(x, &mut scratch, stats, &mut NoProbe));
+    if let Err(e) = warm {
+        fail(e);
+    }
+
+    tinyvae_mark();
+    if let Err(e) = engine.sample_prior(&mut sampler, code) {
+        fail(e);
+    }
+    tinyvae_mark();
+    if let Err(e) = engine.decode(code, &mut scratch, px, &mut Marks) {
+        fail(e);
+    }
+    tinyvae_mark();
+    if let Err(e) = engine.encode(x, &mut scratch, stats, &mut Marks) {
+        fail(e);
+    }
+    tinyvae_mark();
+    defmt::println!(
+        "marks {=u32}: sample, {=usize} decoder layers, {=usize} encoder layers",
+        MARKS.load(Ordering::Relaxed),
+        model.decoder.layers.len(),
+        model.encoder.layers.len()
+    );
+    fw::exit(exit_code::SUCCESS)
+}

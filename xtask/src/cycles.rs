@@ -1,0 +1,265 @@
+//! `cargo xtask cycles`: an estimate of Cortex-M4 cycles from the instruction mix the emulated
+//! chip executes, with the TCG plugin in `xtask/qemu-plugin/m4cycles.c` built against the
+//! plugin header of the installed QEMU version.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{elf, firmware, pipeline, project_root, run, setup};
+
+/// The version of the installed qemu-system-arm, e.g. "10.0.2".
+fn qemu_version() -> Result<String> {
+    let out = Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .context("running qemu-system-arm --version")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .map(str::to_string)
+        .with_context(|| format!("no version in {text:?}"))
+}
+
+/// `qemu-plugin.h` of the installed QEMU version: extracted from Debian's source tarball of
+/// that version (or upstream's), downloaded once into `.tools/qemu-plugin/`.
+fn plugin_header(version: &str) -> Result<PathBuf> {
+    let dir = project_root()
+        .join(".tools")
+        .join("qemu-plugin")
+        .join(version);
+    let header = dir.join("qemu-plugin.h");
+    if header.exists() {
+        return Ok(header);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let tarball = dir.join("qemu.tar.xz");
+    let urls = [
+        format!("http://deb.debian.org/debian/pool/main/q/qemu/qemu_{version}+ds.orig.tar.xz"),
+        format!("https://download.qemu.org/qemu-{version}.tar.xz"),
+    ];
+    let fetched = urls.iter().any(|u| {
+        println!("[cycles] fetching the QEMU {version} sources for qemu-plugin.h: {u}");
+        crate::status_ok(
+            Command::new("curl")
+                .args(["-fsSL", "-o"])
+                .arg(&tarball)
+                .arg(u),
+        )
+    });
+    if !fetched {
+        bail!(
+            "could not download the QEMU {version} sources for qemu-plugin.h; put that \
+             version's include/qemu/qemu-plugin.h at {}",
+            header.display()
+        );
+    }
+    let member = format!("qemu-{version}/include/qemu/qemu-plugin.h");
+    run(Command::new("tar")
+        .arg("-xJf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dir)
+        .arg("--strip-components=3")
+        .arg(&member))?;
+    std::fs::remove_file(&tarball)?;
+    if !header.exists() {
+        bail!("{member} was not in the QEMU sources");
+    }
+    Ok(header)
+}
+
+/// Builds the plugin; needs gcc and glib's headers (installed with apt where possible).
+fn build_plugin() -> Result<PathBuf> {
+    let header = plugin_header(&qemu_version()?)?;
+    let glib = || {
+        Command::new("pkg-config")
+            .args(["--cflags", "glib-2.0"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    let flags = match glib() {
+        Some(o) => o,
+        None => {
+            setup::apt_install(&["libglib2.0-dev", "pkg-config"])
+                .context("the plugin needs glib's headers (libglib2.0-dev)")?;
+            glib().context("pkg-config still finds no glib-2.0")?
+        }
+    };
+    let src = project_root().join("xtask/qemu-plugin/m4cycles.c");
+    let out = project_root().join("target/qemu-plugin/libm4cycles.so");
+    std::fs::create_dir_all(out.parent().context("parent")?)?;
+    run(Command::new("gcc")
+        .args(["-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(header.parent().context("parent")?)
+        .args(String::from_utf8_lossy(&flags.stdout).split_whitespace())
+        .arg("-o")
+        .arg(&out)
+        .arg(&src))?;
+    Ok(out)
+}
+
+/// One stretch between two marks, as the plugin wrote it.
+#[derive(Debug, Default, Clone)]
+struct Region {
+    insns: u64,
+    cycles: u64,
+    mix: Vec<(String, u64)>,
+}
+
+fn parse_regions(text: &str) -> Vec<Region> {
+    text.lines()
+        .filter(|l| l.starts_with("region "))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let mut r = Region::default();
+            for kv in w[2..].chunks_exact(2) {
+                let v = kv[1].parse().unwrap_or(0);
+                match kv[0] {
+                    "insns" => r.insns = v,
+                    "cycles" => r.cycles = v,
+                    k => r.mix.push((k.to_string(), v)),
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+fn sum(rs: &[Region]) -> Region {
+    let mut t = Region::default();
+    for r in rs {
+        t.insns += r.insns;
+        t.cycles += r.cycles;
+        for (k, v) in &r.mix {
+            match t.mix.iter_mut().find(|(n, _)| n == k) {
+                Some((_, x)) => *x += v,
+                None => t.mix.push((k.clone(), *v)),
+            }
+        }
+    }
+    t
+}
+
+/// Runs the `cycles` firmware with `model` under the plugin; returns the named regions.
+fn estimate(plugin: &Path, model: &Path) -> Result<Vec<(String, Region, u64)>> {
+    let board = firmware::QEMU_BOARDS[0];
+    let blob = std::fs::read(model)?;
+    let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let elfs = firmware::build(
+        board,
+        &[("TINYVAE_MODEL", model.canonicalize()?.display().to_string())],
+    )?;
+    let elf = elfs.join("cycles");
+    let mark = elf::symbol_address(&elf, "tinyvae_mark")?.context("no tinyvae_mark symbol")?;
+    let out = project_root().join("target/qemu-plugin/regions.txt");
+    let arg = format!("{},mark={mark:#x},out={}", plugin.display(), out.display());
+    let o = firmware::run_qemu_with(
+        board,
+        &elf,
+        Duration::from_secs(300),
+        &["-plugin".into(), arg],
+    )?;
+    if o.code != Some(0) {
+        bail!("the cycles firmware ended with {:?}:\n{}", o.code, o.log);
+    }
+    let regions = parse_regions(&std::fs::read_to_string(&out)?);
+    let (nd, ne) = (m.decoder.layers.len(), m.encoder.layers.len());
+    // Region 0 is the boot; then sampling, each decoder layer, the decode's return, each
+    // encoder layer, the encode's return; then the way to the exit.
+    if regions.len() != 1 + 1 + nd + 1 + ne + 1 + 1 {
+        bail!(
+            "{} regions for {nd} + {ne} layers:\n{}",
+            regions.len(),
+            o.log
+        );
+    }
+    let macs = |net: &tinyvae_format::Network<'_>, i: usize| {
+        let l = &net.layers[i];
+        u64::from(l.in_dim) * u64::from(l.out_dim)
+    };
+    let mut named = vec![("sample-prior".to_string(), regions[1].clone(), 0)];
+    let dec = &regions[2..2 + nd + 1];
+    let enc = &regions[3 + nd..3 + nd + ne + 1];
+    let total =
+        |net: &tinyvae_format::Network<'_>| (0..net.layers.len()).map(|i| macs(net, i)).sum();
+    named.push(("decode".into(), sum(dec), total(&m.decoder)));
+    for (i, r) in dec[..nd].iter().enumerate() {
+        let l = &m.decoder.layers[i];
+        named.push((
+            format!("decode.layer{i} ({}x{})", l.in_dim, l.out_dim),
+            r.clone(),
+            macs(&m.decoder, i),
+        ));
+    }
+    named.push(("encode".into(), sum(enc), total(&m.encoder)));
+    for (i, r) in enc[..ne].iter().enumerate() {
+        let l = &m.encoder.layers[i];
+        named.push((
+            format!("encode.layer{i} ({}x{})", l.in_dim, l.out_dim),
+            r.clone(),
+            macs(&m.encoder, i),
+        ));
+    }
+    Ok(named)
+}
+
+/// `cargo xtask cycles`: builds the plugin, runs both presets, writes
+/// `results/m4-cycle-estimate.md`.
+pub fn bench() -> Result<()> {
+    setup::all()?;
+    let plugin = build_plugin()?;
+    let dir = project_root().join("target").join("xtask-cycles");
+    let mut md = String::from(
+        "# Cortex-M4 cycles, estimated (not measured)\n\n\
+         An **estimate** of Cortex-M4 cycles from the instructions QEMU `mps2-an386` executes, \
+         made by the TCG plugin `xtask/qemu-plugin/m4cycles.c` (built against the plugin header \
+         of the installed QEMU). Each executed instruction costs its Cortex-M4 cycles from the \
+         Technical Reference Manual's timing table: 1 for data processing, multiplies and the \
+         DSP multiply-accumulates (`SMLAD`, `SXTB16`); 2 for a single load or store, 1 when it \
+         follows another; 1 + N for `LDM`/`STM`/`PUSH`/`POP` of N registers; 2 more after any \
+         taken branch (pipeline refill, 1 to 3 on the chip); 7 for a divide (2 to 12); 3 for \
+         `VMLA`. Zero wait-state memory is assumed: a part running from flash with wait states \
+         and no cache will take more. On a real board, `cargo xtask flash` reports the DWT \
+         cycle counter instead. Instructions here include a few for the region markers. \
+         Firmware `release` profile, Rust 1.95.0. Reproduce: `cargo xtask cycles`.\n\n",
+    );
+    for (preset, arch) in [("default", "784-400-20"), ("mcu", "784-256-16")] {
+        let model = pipeline::train_and_export(&dir.join(preset), preset, 1, Some(1000))?;
+        let rows = estimate(&plugin, &model)?;
+        md += &format!(
+            "## {arch} VAE\n\n\
+             | region | instructions | estimated cycles | cycles per instruction | cycles per MAC | \
+             multiply / load / load-multiple / branch instructions |\n\
+             |---|---:|---:|---:|---:|---|\n"
+        );
+        for (name, r, macs) in &rows {
+            let get = |k: &str| r.mix.iter().find(|(n, _)| n == k).map_or(0, |x| x.1);
+            let per_mac = if *macs > 0 {
+                format!("{:.2}", r.cycles as f64 / *macs as f64)
+            } else {
+                String::new()
+            };
+            md += &format!(
+                "| {name} | {} | {} | {:.2} | {per_mac} | {} / {} / {} / {} |\n",
+                r.insns,
+                r.cycles,
+                r.cycles as f64 / r.insns.max(1) as f64,
+                get("mul"),
+                get("load"),
+                get("ldm"),
+                get("branch"),
+            );
+        }
+        md += "\n";
+    }
+    let out = project_root().join("results").join("m4-cycle-estimate.md");
+    std::fs::write(&out, &md)?;
+    println!("{md}\nwrote {}", out.display());
+    Ok(())
+}
