@@ -29,7 +29,10 @@ static MARKS: AtomicU32 = AtomicU32::new(0);
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn tinyvae_mark() {
-    MARKS.store(MARKS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    MARKS.store(
+        MARKS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 struct Marks;
