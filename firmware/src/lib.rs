@@ -67,6 +67,23 @@ pub fn exit(code: i32) -> ! {
     semihosting::process::exit(code)
 }
 
+/// The embedded model, once `Model::from_bytes` accepted it; a rejected model is logged with
+/// its format error and ends the run with [`exit_code::BAD_MODEL`].
+pub fn accept_model<'a>(
+    parsed: Result<tinyvae_format::Model<'a>, tinyvae_format::Error>,
+) -> tinyvae_format::Model<'a> {
+    parsed.unwrap_or_else(|e| {
+        defmt::error!("model rejected at boot: {}", e);
+        exit(exit_code::BAD_MODEL)
+    })
+}
+
+/// Logs why the engine refused to run and ends with [`exit_code::ENGINE_ERROR`].
+pub fn engine_error(e: tinyvae_engine::Error) -> ! {
+    defmt::error!("engine refused to run: {}", e);
+    exit(exit_code::ENGINE_ERROR)
+}
+
 /// Logs and exits with [`exit_code::CHECK_FAILED`] when `ok` is false.
 pub fn check(ok: bool, what: &str) {
     if !ok {

@@ -43,21 +43,10 @@ impl Probe for Marks {
     }
 }
 
-fn fail(e: tinyvae_engine::Error) -> ! {
-    defmt::error!("engine refused to run: {}", e);
-    fw::exit(exit_code::ENGINE_ERROR)
-}
-
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let _board = Board::init();
-    let model = match Model::from_bytes(core::hint::black_box(MODEL)) {
-        Ok(m) => m,
-        Err(e) => {
-            defmt::error!("model rejected at boot: {}", e);
-            fw::exit(exit_code::BAD_MODEL)
-        }
-    };
+    let model = fw::accept_model(Model::from_bytes(core::hint::black_box(MODEL)));
     let (dim, pixels) = (usize::from(model.latent.dim), model.data.len());
     let input = model.golden.as_ref().and_then(|g| g.encoder.first());
     let Some(input) = input else {
@@ -85,20 +74,20 @@ fn main() -> ! {
         .and_then(|_| engine.decode(code, &mut scratch, px, &mut NoProbe))
         .and_then(|_| engine.encode(x, &mut scratch, stats, &mut NoProbe));
     if let Err(e) = warm {
-        fail(e);
+        fw::engine_error(e);
     }
 
     tinyvae_mark();
     if let Err(e) = engine.sample_prior(&mut sampler, code) {
-        fail(e);
+        fw::engine_error(e);
     }
     tinyvae_mark();
     if let Err(e) = engine.decode(code, &mut scratch, px, &mut Marks) {
-        fail(e);
+        fw::engine_error(e);
     }
     tinyvae_mark();
     if let Err(e) = engine.encode(x, &mut scratch, stats, &mut Marks) {
-        fail(e);
+        fw::engine_error(e);
     }
     tinyvae_mark();
     defmt::println!(

@@ -30,13 +30,7 @@ fn refuse(what: &str) -> ! {
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let _board = Board::init();
-    let model = match Model::from_bytes(core::hint::black_box(MODEL)) {
-        Ok(m) => m,
-        Err(e) => {
-            defmt::error!("model rejected at boot: {}", e);
-            fw::exit(exit_code::BAD_MODEL)
-        }
-    };
+    let model = fw::accept_model(Model::from_bytes(core::hint::black_box(MODEL)));
     let dec = match FloatDecoder::from_bytes(core::hint::black_box(F32)) {
         Ok(d) => d,
         Err(e) => {
@@ -70,16 +64,14 @@ fn main() -> ! {
         // The same draws for both paths: the int8 code of z, and z itself.
         let mut twin = sampler.clone();
         if let Err(e) = engine.sample_prior(&mut sampler, code) {
-            defmt::error!("engine refused to run: {}", e);
-            fw::exit(exit_code::ENGINE_ERROR);
+            fw::engine_error(e);
         }
         for v in z.iter_mut() {
             *v = f32::from(twin.normal()) * eps_scale;
         }
         let (r, n) = counter::measure(|| engine.decode(code, &mut scratch, px, &mut NoProbe));
         if let Err(e) = r {
-            defmt::error!("engine refused to run: {}", e);
-            fw::exit(exit_code::ENGINE_ERROR);
+            fw::engine_error(e);
         }
         int8_cost = n;
         defmt::println!("sample {=usize} {=[u8]}", k, px);

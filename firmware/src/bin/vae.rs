@@ -82,11 +82,6 @@ fn compare<T: Copy + Into<i32>>(
     }
 }
 
-fn engine_error(e: tinyvae_engine::Error) -> ! {
-    defmt::error!("engine refused to run: {}", e);
-    fw::exit(exit_code::ENGINE_ERROR)
-}
-
 #[cortex_m_rt::entry]
 fn main() -> ! {
     stack::paint();
@@ -100,13 +95,7 @@ fn main() -> ! {
         fw::exit(exit_code::BAD_MODEL);
     }
     let (model, n) = counter::measure(|| Model::from_bytes(blob));
-    let model = match model {
-        Ok(m) => m,
-        Err(e) => {
-            defmt::error!("model rejected at boot: {}", e);
-            fw::exit(exit_code::BAD_MODEL)
-        }
-    };
+    let model = fw::accept_model(model);
     let p = &model.provenance;
     defmt::println!(
         "model {=str} {} on {=str}: {=usize} bytes, validated in {=u64} {=str}",
@@ -141,13 +130,13 @@ fn main() -> ! {
     if let Some(g) = &model.golden {
         for (i, v) in g.encoder.iter().enumerate() {
             if let Err(e) = engine.encode(v.input.as_slice(), &mut scratch, stats, &mut probe) {
-                engine_error(e);
+                fw::engine_error(e);
             }
             compare("encoder", i, stats, v.expected.iter());
         }
         for (i, v) in g.decoder.iter().enumerate() {
             if let Err(e) = engine.decode(v.code.as_i8_slice(), &mut scratch, px, &mut probe) {
-                engine_error(e);
+                fw::engine_error(e);
             }
             compare("decoder", i, px, v.expected.iter());
         }
@@ -161,11 +150,11 @@ fn main() -> ! {
             }
             let mut s = Sampler::new(v.seed);
             if let Err(e) = engine.sample_prior(&mut s, code) {
-                engine_error(e);
+                fw::engine_error(e);
             }
             compare("sampler code", i, code, v.prior_code.iter());
             if let Err(e) = engine.decode(code, &mut scratch, px, &mut probe) {
-                engine_error(e);
+                fw::engine_error(e);
             }
             compare("sampler pixels", i, px, v.prior_pixels.iter());
         }
@@ -194,7 +183,7 @@ fn main() -> ! {
     for k in 0..SAMPLES {
         let (r, n) = counter::measure(|| engine.sample_prior(&mut sampler, code));
         if let Err(e) = r {
-            engine_error(e);
+            fw::engine_error(e);
         }
         sample_cost = n;
         // The layer counter starts inside the measurement (which may first wait for a
@@ -204,7 +193,7 @@ fn main() -> ! {
             engine.decode(code, &mut scratch, px, &mut layers)
         });
         if let Err(e) = r {
-            engine_error(e);
+            fw::engine_error(e);
         }
         decode_cost = n;
         defmt::println!("sample {=usize} {=[u8]}", k, px);
@@ -232,14 +221,14 @@ fn main() -> ! {
             )
         });
         if let Err(e) = r {
-            engine_error(e);
+            fw::engine_error(e);
         }
         encode_cost = n;
         let ok = engine
             .mean_code(stats, code)
             .and_then(|_| engine.decode(code, &mut scratch, px, &mut probe));
         if let Err(e) = ok {
-            engine_error(e);
+            fw::engine_error(e);
         }
         defmt::println!("input {=[u8]}", inputs[0].input.as_slice());
         defmt::println!("recon {=[u8]}", px);
@@ -249,7 +238,7 @@ fn main() -> ! {
                     .reparameterize(stats, &mut sampler, code)
                     .and_then(|_| engine.decode(code, &mut scratch, px, &mut probe));
                 if let Err(e) = ok {
-                    engine_error(e);
+                    fw::engine_error(e);
                 }
                 defmt::println!("resample {=usize} {=[u8]}", k, px);
             }
@@ -257,14 +246,14 @@ fn main() -> ! {
         let mut other = [0i16; 2 * MAX_LATENT];
         let other = &mut other[..model.encoder_out_dim()];
         if let Err(e) = engine.encode(inputs[1].input.as_slice(), &mut scratch, other, &mut probe) {
-            engine_error(e);
+            fw::engine_error(e);
         }
         for k in 0..=7u16 {
             let ok = engine
                 .interpolate(stats, other, k, 7, code)
                 .and_then(|_| engine.decode(code, &mut scratch, px, &mut probe));
             if let Err(e) = ok {
-                engine_error(e);
+                fw::engine_error(e);
             }
             defmt::println!("interp {=u16} {=[u8]}", k, px);
         }
