@@ -38,6 +38,15 @@ pub static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 impl Board {
     /// Brings the board up and starts the counter. Call once, first thing in `main`.
     pub fn init() -> Board {
+        // The RP2040 keeps its hardware spinlocks across a debugger's reset, and its HAL's
+        // critical sections use one: release them before anything takes a critical section
+        // (what the HAL's own `entry` macro does; the firmware's `main` is shared by every
+        // board, so it uses cortex-m-rt's).
+        #[cfg(feature = "rp2040")]
+        // SAFETY: first thing in main, before any spinlock, atomic or critical section.
+        unsafe {
+            rp2040_hal::sio::spinlock_reset()
+        };
         let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| exit(exit_code::FAULT));
         counter::start(&mut cp);
         #[cfg(feature = "nrf52840dk")]
