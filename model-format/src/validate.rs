@@ -236,25 +236,38 @@ fn dense(l: &Dense<'_>, id: NetworkId, index: usize) -> Result<(), Error> {
             let all = l.weights.as_i8_slice();
             let (lead, tiles) = all.split_at(all.len() - packed);
             range(lead.iter().all(|&b| b == 0), "tiled weights lead bytes")?;
-            // One block of 4 rows at a time: sums per row, padding must be zero.
+            // One block of 4 rows at a time: sums per row, padding must be zero. Sums fit an
+            // i32: at most 65,536 columns of |w| <= 128 per row.
             let groups = inp.div_ceil(4);
+            let pad_cols = 4 * groups - inp;
+            let padding = Error::ValueOutOfRange {
+                field: "tiled weights padding",
+            };
             for (block, bytes) in tiles.chunks_exact((16 * groups).max(1)).enumerate() {
-                let mut sums = [0i64; 4];
-                for (g, tile) in bytes.chunks_exact(16).enumerate() {
-                    for (k, &w) in tile.iter().enumerate() {
-                        let (r, c) = (k / 4, 4 * g + k % 4);
-                        if w != 0 && (4 * block + r >= out || c >= inp) {
-                            return Err(Error::ValueOutOfRange {
-                                field: "tiled weights padding",
-                            });
-                        }
-                        sums[r] += i64::from(w).abs();
+                let rows = out.saturating_sub(4 * block).min(4);
+                let mut sums = [0i32; 4];
+                for tile in bytes.chunks_exact(16) {
+                    for (sum, w) in sums.iter_mut().zip(tile.chunks_exact(4)) {
+                        *sum += w.iter().map(|&x| i32::from(x).abs()).sum::<i32>();
                     }
                 }
-                for (r, &sum) in sums.iter().enumerate() {
-                    let row = 4 * block + r;
-                    if row < out && !fits(row, sum) {
-                        return Err(overflow(row));
+                // The padding columns of the last tile of each row...
+                if pad_cols > 0 {
+                    let last = &bytes[bytes.len() - 16..];
+                    if last
+                        .chunks_exact(4)
+                        .any(|w| w[4 - pad_cols..].iter().any(|&x| x != 0))
+                    {
+                        return Err(padding);
+                    }
+                }
+                // ...and the padding rows of the last block hold zeros only.
+                if sums[rows..].iter().any(|&sum| sum != 0) {
+                    return Err(padding);
+                }
+                for (r, &sum) in sums[..rows].iter().enumerate() {
+                    if !fits(4 * block + r, i64::from(sum)) {
+                        return Err(overflow(4 * block + r));
                     }
                 }
             }

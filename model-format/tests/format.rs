@@ -293,6 +293,26 @@ fn tiled_layers_are_validated() {
         })
     );
 
+    // A non-zero weight in a padding column (layer 0 of the decoder: 5 inputs, so columns 5
+    // to 7 of each row's last tile are padding), in a row that is not padding.
+    let d = &view.decoder.layers[0];
+    assert_eq!(d.in_dim, 5);
+    for (row, col) in [(0, 5), (9, 7), (2, 6)] {
+        let mut w: Vec<u8> = d.packed_weights().iter().map(|&x| x as u8).collect();
+        let pad = WeightLayout::Tiles4x4.index(5, row, col);
+        assert_eq!(w[pad], 0);
+        w[pad] = 0x80;
+        let mut m = view.clone();
+        m.decoder.layers[0].weights = I8s::from_bytes(&w).unwrap();
+        assert_eq!(
+            m.validate(),
+            Err(Error::ValueOutOfRange {
+                field: "tiled weights padding"
+            }),
+            "row {row} column {col}"
+        );
+    }
+
     // A non-zero lead byte.
     let mut lead = vec![1u8];
     lead.extend(l.packed_weights().iter().map(|&x| x as u8));
