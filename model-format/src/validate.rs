@@ -247,8 +247,8 @@ fn dense(l: &Dense<'_>, id: NetworkId, index: usize) -> Result<(), Error> {
                 let rows = out.saturating_sub(4 * block).min(4);
                 let mut sums = [0i32; 4];
                 for tile in bytes.chunks_exact(16) {
-                    for (sum, w) in sums.iter_mut().zip(tile.chunks_exact(4)) {
-                        *sum += w.iter().map(|&x| i32::from(x).abs()).sum::<i32>();
+                    for (k, &x) in tile.iter().enumerate() {
+                        sums[k / 4] += i32::from(x).abs();
                     }
                 }
                 // The padding columns of the last tile of each row...
