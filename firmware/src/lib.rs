@@ -67,15 +67,12 @@ pub fn exit(code: i32) -> ! {
     semihosting::process::exit(code)
 }
 
-/// The embedded model, once `Model::from_bytes` accepted it; a rejected model is logged with
-/// its format error and ends the run with [`exit_code::BAD_MODEL`].
-pub fn accept_model<'a>(
-    parsed: Result<tinyvae_format::Model<'a>, tinyvae_format::Error>,
-) -> tinyvae_format::Model<'a> {
-    parsed.unwrap_or_else(|e| {
-        defmt::error!("model rejected at boot: {}", e);
-        exit(exit_code::BAD_MODEL)
-    })
+/// Logs why `Model::from_bytes` rejected the embedded model and ends the run with
+/// [`exit_code::BAD_MODEL`]. (The caller matches on the result itself: a function taking and
+/// returning the model by value would copy it through the stack, a kilobyte more at peak.)
+pub fn reject_model(e: tinyvae_format::Error) -> ! {
+    defmt::error!("model rejected at boot: {}", e);
+    exit(exit_code::BAD_MODEL)
 }
 
 /// Logs why the engine refused to run and ends with [`exit_code::ENGINE_ERROR`].

@@ -353,7 +353,9 @@ impl<'a> FloatDecoder<'a> {
             .unwrap_or(0)
     }
 
-    /// Decodes the latent vector `z` to pixels.
+    /// Decodes the latent vector `z` to pixels. Never inlined, so that its code, and its
+    /// instruction count, do not depend on the caller.
+    #[inline(never)]
     pub fn decode(&self, z: &[f32], scratch: &mut [f32], pixels: &mut [u8]) -> Result<(), Error> {
         let (dim, n) = (self.latent_dim(), self.pixels());
         for (expected, actual) in [(dim, z.len()), (n, pixels.len())] {

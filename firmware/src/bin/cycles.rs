@@ -46,7 +46,10 @@ impl Probe for Marks {
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let _board = Board::init();
-    let model = fw::accept_model(Model::from_bytes(core::hint::black_box(MODEL)));
+    let model = match Model::from_bytes(core::hint::black_box(MODEL)) {
+        Ok(m) => m,
+        Err(e) => fw::reject_model(e),
+    };
     let (dim, pixels) = (usize::from(model.latent.dim), model.data.len());
     let input = model.golden.as_ref().and_then(|g| g.encoder.first());
     let Some(input) = input else {

@@ -30,7 +30,10 @@ fn refuse(what: &str) -> ! {
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let _board = Board::init();
-    let model = fw::accept_model(Model::from_bytes(core::hint::black_box(MODEL)));
+    let model = match Model::from_bytes(core::hint::black_box(MODEL)) {
+        Ok(m) => m,
+        Err(e) => fw::reject_model(e),
+    };
     let dec = match FloatDecoder::from_bytes(core::hint::black_box(F32)) {
         Ok(d) => d,
         Err(e) => {
