@@ -138,6 +138,26 @@ pub fn target_dir(board: Board) -> PathBuf {
     }
 }
 
+/// Cargo `--config` arguments that remap the checkout's and cargo's source paths in the
+/// firmware (panic locations keep file names): the image, its flash size included, is the same
+/// wherever the repository and the registry live.
+pub fn remap_paths(target: &str) -> [String; 2] {
+    let root = project_root();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    [
+        "--config".into(),
+        format!(
+            "target.{target}.rustflags=[\"--remap-path-prefix={}=/tinyvae\", \
+             \"--remap-path-prefix={}=/cargo\"]",
+            root.display(),
+            cargo_home.join("registry").join("src").display()
+        ),
+    ]
+}
+
 /// A `cargo build` for `board` in `cwd`: rustup's cargo, or with the Debian fallback,
 /// Debian's cargo and rustc building `core` from source, linked by Debian's lld.
 pub fn thumb_cargo(cwd: &Path, board: Board) -> Command {
@@ -149,7 +169,8 @@ pub fn thumb_cargo(cwd: &Path, board: Board) -> Command {
             cmd.current_dir(cwd)
                 .args(["build", "--release", "--target", target])
                 .arg("--target-dir")
-                .arg(target_dir(board));
+                .arg(target_dir(board))
+                .args(remap_paths(target));
         }
         Some(root) => {
             let usr = root.join("usr");
@@ -176,6 +197,7 @@ pub fn thumb_cargo(cwd: &Path, board: Board) -> Command {
                 .args(["build", "--release", "--target", target])
                 .arg("--target-dir")
                 .arg(target_dir(board))
+                .args(remap_paths(target))
                 .args([
                     "-Zbuild-std=core,compiler_builtins",
                     "-Zbuild-std-features=compiler-builtins-mem",

@@ -170,6 +170,7 @@ fn size_profile_build() -> Result<(u64, String)> {
     cmd.current_dir(&dir)
         .env_remove("TINYVAE_MODEL")
         .args(["build", "--profile", "size", "--target", board.target])
+        .args(firmware::remap_paths(board.target))
         .args([
             "--features",
             board.feature,
@@ -201,6 +202,7 @@ pub fn size_profile_flash() -> Result<u64> {
             .current_dir(&dir)
             .env_remove("TINYVAE_MODEL")
             .args(["build", "--profile", "size", "--target", board.target])
+            .args(firmware::remap_paths(board.target))
             .args(["--features", board.feature, "--bin", "vae"]),
     )?;
     let out = dir.join("target").join(board.target).join("size");
