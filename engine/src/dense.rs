@@ -145,7 +145,7 @@ fn for_each_accumulator(
         WeightLayout::RowMajor => {
             #[cfg(tinyvae_dsp)]
             if !portable {
-                return fallback(layer, x, f);
+                return fallback(f, layer, x);
             }
             row_major(layer, x, f)
         }
@@ -153,7 +153,7 @@ fn for_each_accumulator(
             #[cfg(tinyvae_dsp)]
             if !portable {
                 if !dsp::tiled(layer, x, spare, f) {
-                    fallback(layer, x, f);
+                    fallback(f, layer, x);
                 }
                 return;
             }
@@ -168,23 +168,10 @@ fn for_each_accumulator(
 /// flash goes to the DSP path, which stays specialised.
 #[cfg(tinyvae_dsp)]
 #[inline(never)]
-fn fallback(layer: &Dense<'_>, x: &[i8], f: &mut dyn Sink) {
-    let mut f = Dyn(f);
+fn fallback(mut f: &mut dyn Sink, layer: &Dense<'_>, x: &[i8]) {
     match layer.layout {
         WeightLayout::RowMajor => row_major(layer, x, &mut f),
         WeightLayout::Tiles4x4 => tiled(layer, x, &mut f),
-    }
-}
-
-/// A `dyn Sink` as a sink (the kernels take `impl Sink`).
-#[cfg(tinyvae_dsp)]
-struct Dyn<'s>(&'s mut dyn Sink);
-
-#[cfg(tinyvae_dsp)]
-impl Sink for Dyn<'_> {
-    #[inline(always)]
-    fn put(&mut self, row: usize, acc: i32) {
-        self.0.put(row, acc)
     }
 }
 
@@ -194,6 +181,24 @@ impl Sink for Dyn<'_> {
 /// requantization is inlined into the kernel's loop instead of costing a call per output.
 trait Sink {
     fn put(&mut self, row: usize, acc: i32);
+}
+
+/// A borrowed sink, `dyn` ones included, is a sink.
+impl<S: Sink + ?Sized> Sink for &mut S {
+    #[inline(always)]
+    fn put(&mut self, row: usize, acc: i32) {
+        (**self).put(row, acc)
+    }
+}
+
+/// Output channel `row`'s accumulator requantized with its multiplier and shift.
+#[inline(always)]
+fn requantized(layer: &Dense<'_>, row: usize, acc: i32) -> i32 {
+    requantize(
+        acc,
+        layer.multiplier.get(row).unwrap_or(0),
+        layer.shift.get(row).unwrap_or(0),
+    )
 }
 
 /// Requantizes to int8 with the output zero point and the activation's lower bound.
@@ -207,11 +212,7 @@ struct I8Out<'l, 'a, 'y> {
 impl Sink for I8Out<'_, '_, '_> {
     #[inline(always)]
     fn put(&mut self, row: usize, acc: i32) {
-        let (m, s) = (
-            self.layer.multiplier.get(row).unwrap_or(0),
-            self.layer.shift.get(row).unwrap_or(0),
-        );
-        let v = requantize(acc, m, s).saturating_add(self.zp);
+        let v = requantized(self.layer, row, acc).saturating_add(self.zp);
         if let Some(out) = self.y.get_mut(row) {
             *out = v.clamp(self.lo, 127) as i8;
         }
@@ -227,12 +228,9 @@ struct I16Out<'l, 'a, 'y> {
 impl Sink for I16Out<'_, '_, '_> {
     #[inline(always)]
     fn put(&mut self, row: usize, acc: i32) {
-        let (m, s) = (
-            self.layer.multiplier.get(row).unwrap_or(0),
-            self.layer.shift.get(row).unwrap_or(0),
-        );
         if let Some(out) = self.y.get_mut(row) {
-            *out = requantize(acc, m, s).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+            *out = requantized(self.layer, row, acc).clamp(i32::from(i16::MIN), i32::from(i16::MAX))
+                as i16;
         }
     }
 }

@@ -29,6 +29,19 @@ extern "C" {
     fn DefaultHandler();
 }
 
+/// The model blob xtask chose (`TINYVAE_MODEL`, copied by build.rs; empty without one),
+/// word-aligned so that tiled weights are read by word loads. Only the binaries that use it
+/// link it.
+pub static MODEL: &[u8] = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"))).0;
+
+/// The float decoder for the `f32dec` binary (`TINYVAE_F32`; empty without one), word-aligned
+/// because its arrays are read in place as f32.
+pub static F32_DECODER: &[u8] =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/decoder.f32"))).0;
+
+/// The build-time seed of on-device sampling (`TINYVAE_SEED`, default 2026).
+pub const SEED: u64 = include!(concat!(env!("OUT_DIR"), "/seed.rs"));
+
 /// Places its contents on a 4-byte boundary (for an embedded model blob).
 #[repr(C, align(4))]
 pub struct Aligned<T: ?Sized>(pub T);

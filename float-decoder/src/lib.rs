@@ -282,14 +282,15 @@ impl<'a> FloatDecoder<'a> {
         }
         let count = usize::from(count);
         let mut dims = [(0usize, 0usize); MAX_LAYERS];
-        let mut need = 4 + 4 * count;
+        // In u64: with 16-bit widths a layer's bytes can exceed a 32-bit usize.
+        let mut need = 4 + 4 * count as u64;
         for (l, d) in dims.iter_mut().enumerate().take(count) {
             let (i, o) = (
                 usize::from(u16_at(payload, 4 + 4 * l)?),
                 usize::from(u16_at(payload, 6 + 4 * l)?),
             );
             *d = (i, o);
-            need += 4 * (i * o + o);
+            need += 4 * (i as u64 * o as u64 + o as u64);
         }
         for l in 0..count {
             let (i, o) = dims[l];
@@ -297,9 +298,10 @@ impl<'a> FloatDecoder<'a> {
                 return Err(Error::BadShape { layer: l as u8 });
             }
         }
-        if need != len {
+        // From here every offset is at most `len`, so the slicing below cannot overflow.
+        if need != len as u64 {
             return Err(Error::LengthMismatch {
-                expected: (HEADER_LEN + need) as u32,
+                expected: (HEADER_LEN as u64 + need).min(u64::from(u32::MAX)) as u32,
                 actual: blob.len() as u32,
             });
         }

@@ -172,4 +172,10 @@ fn named_errors() {
         Err(Error::WrongLength { .. })
     ));
     assert_eq!(HEADER_LEN, 16);
+    // Widths whose weights would need more bytes than a 32-bit usize holds: a length error.
+    let huge = to_bytes(&[(&[], &[], 65535, 65535)]);
+    assert!(matches!(
+        FloatDecoder::from_bytes(&huge),
+        Err(Error::LengthMismatch { .. })
+    ));
 }

@@ -151,11 +151,7 @@ fn estimate(plugin: &Path, model: &Path) -> Result<Vec<(String, Region, u64)>> {
     let board = firmware::QEMU_BOARDS[0];
     let blob = std::fs::read(model)?;
     let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let elfs = firmware::build(
-        board,
-        &[("TINYVAE_MODEL", model.canonicalize()?.display().to_string())],
-    )?;
-    let elf = elfs.join("cycles");
+    let elf = pipeline::build_with_model(board, model, &[])?.join("cycles");
     let mark = elf::symbol_address(&elf, "tinyvae_mark")?.context("no tinyvae_mark symbol")?;
     let out = project_root().join("target/qemu-plugin/regions.txt");
     let arg = format!("{},mark={mark:#x},out={}", plugin.display(), out.display());
@@ -179,33 +175,33 @@ fn estimate(plugin: &Path, model: &Path) -> Result<Vec<(String, Region, u64)>> {
             o.log
         );
     }
-    let macs = |net: &tinyvae_format::Network<'_>, i: usize| {
-        let l = &net.layers[i];
-        u64::from(l.in_dim) * u64::from(l.out_dim)
+    // A network's total, then each of its layers, with their multiply-accumulates.
+    let network = |named: &mut Vec<(String, Region, u64)>,
+                   name: &str,
+                   net: &tinyvae_format::Network<'_>,
+                   regions: &[Region]| {
+        let macs: Vec<u64> = net
+            .layers
+            .iter()
+            .map(|l| u64::from(l.in_dim) * u64::from(l.out_dim))
+            .collect();
+        named.push((name.to_string(), sum(regions), macs.iter().sum()));
+        for (i, ((l, r), m)) in net.layers.iter().zip(regions).zip(macs).enumerate() {
+            named.push((
+                format!("{name}.layer{i} ({}x{})", l.in_dim, l.out_dim),
+                r.clone(),
+                m,
+            ));
+        }
     };
     let mut named = vec![("sample-prior".to_string(), regions[1].clone(), 0)];
-    let dec = &regions[2..2 + nd + 1];
-    let enc = &regions[3 + nd..3 + nd + ne + 1];
-    let total =
-        |net: &tinyvae_format::Network<'_>| (0..net.layers.len()).map(|i| macs(net, i)).sum();
-    named.push(("decode".into(), sum(dec), total(&m.decoder)));
-    for (i, r) in dec[..nd].iter().enumerate() {
-        let l = &m.decoder.layers[i];
-        named.push((
-            format!("decode.layer{i} ({}x{})", l.in_dim, l.out_dim),
-            r.clone(),
-            macs(&m.decoder, i),
-        ));
-    }
-    named.push(("encode".into(), sum(enc), total(&m.encoder)));
-    for (i, r) in enc[..ne].iter().enumerate() {
-        let l = &m.encoder.layers[i];
-        named.push((
-            format!("encode.layer{i} ({}x{})", l.in_dim, l.out_dim),
-            r.clone(),
-            macs(&m.encoder, i),
-        ));
-    }
+    network(&mut named, "decode", &m.decoder, &regions[2..2 + nd + 1]);
+    network(
+        &mut named,
+        "encode",
+        &m.encoder,
+        &regions[3 + nd..3 + nd + ne + 1],
+    );
     Ok(named)
 }
 

@@ -81,12 +81,14 @@ pub fn compare(board: Board, model: &Path, seed: u64) -> Result<Comparison> {
             model.display()
         );
     }
-    let abs = |p: &Path| -> Result<String> { Ok(p.canonicalize()?.display().to_string()) };
-    let elfs = firmware::build(
+    let elfs = pipeline::build_with_model(
         board,
+        model,
         &[
-            ("TINYVAE_MODEL", abs(model)?),
-            ("TINYVAE_F32", abs(&f32_file)?),
+            (
+                "TINYVAE_F32",
+                f32_file.canonicalize()?.display().to_string(),
+            ),
             ("TINYVAE_SEED", seed.to_string()),
         ],
     )?;

@@ -142,7 +142,11 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
         ),
         (
             "5dense8dense_i8",
-            "`dense_i8` (all kernels inlined, with requantization)",
+            "`dense_i8` (the DSP path with its requantization inlined)",
+        ),
+        (
+            "5dense8fallback",
+            "`fallback` (the portable kernels behind one `dyn` sink, shared by int8 and int16)",
         ),
         (
             "5dense17dense_i8_portable",
@@ -161,9 +165,9 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
     Ok(md)
 }
 
-/// The `vae` firmware (no model embedded) and the `bench` firmware built with the `size`
-/// profile for the Cortex-M4F: flash of the former, the bench log of the latter.
-fn size_profile_build() -> Result<(u64, String)> {
+/// Builds `bins` with the `size` profile for the Cortex-M4F, without a model; returns the ELF
+/// folder.
+fn size_profile(bins: &[&str]) -> Result<std::path::PathBuf> {
     let board = firmware::QEMU_BOARDS[0];
     let dir = firmware::dir();
     let mut cmd = std::process::Command::new("cargo");
@@ -171,17 +175,20 @@ fn size_profile_build() -> Result<(u64, String)> {
         .env_remove("TINYVAE_MODEL")
         .args(["build", "--profile", "size", "--target", board.target])
         .args(firmware::remap_paths(board.target))
-        .args([
-            "--features",
-            board.feature,
-            "--bin",
-            "vae",
-            "--bin",
-            "bench",
-        ]);
+        .args(["--features", board.feature]);
+    for b in bins {
+        cmd.args(["--bin", b]);
+    }
     crate::run(&mut cmd)?;
-    let out = dir.join("target").join(board.target).join("size");
+    Ok(dir.join("target").join(board.target).join("size"))
+}
+
+/// The `vae` firmware (no model embedded) and the `bench` firmware built with the `size`
+/// profile for the Cortex-M4F: flash of the former, the bench log of the latter.
+fn size_profile_build() -> Result<(u64, String)> {
+    let out = size_profile(&["vae", "bench"])?;
     let flash = elf::footprint(&out.join("vae"))?.flash;
+    let board = firmware::QEMU_BOARDS[0];
     let o = firmware::run_qemu(board, &out.join("bench"), Duration::from_secs(300))?;
     if o.code != Some(0) {
         bail!("bench (size profile) ended with {:?}:\n{}", o.code, o.log);
@@ -195,18 +202,7 @@ pub const FLASH_BUDGET: u64 = 32 * 1024;
 /// Flash of the `vae` firmware without its model, built with the `size` profile for the
 /// Cortex-M4F.
 pub fn size_profile_flash() -> Result<u64> {
-    let board = firmware::QEMU_BOARDS[0];
-    let dir = firmware::dir();
-    crate::run(
-        std::process::Command::new("cargo")
-            .current_dir(&dir)
-            .env_remove("TINYVAE_MODEL")
-            .args(["build", "--profile", "size", "--target", board.target])
-            .args(firmware::remap_paths(board.target))
-            .args(["--features", board.feature, "--bin", "vae"]),
-    )?;
-    let out = dir.join("target").join(board.target).join("size");
-    Ok(elf::footprint(&out.join("vae"))?.flash)
+    Ok(elf::footprint(&size_profile(&["vae"])?.join("vae"))?.flash)
 }
 
 /// The `dsp-tiles` instructions and MACs of the default decoder's two dense layers.
@@ -270,8 +266,9 @@ pub fn bench() -> Result<()> {
                opt-level \"s\". Both link with `--icf=all`, and the emulated boards' vector \
                table has their 32 interrupts. The tile loop is assembly in both; `size` keeps \
                the requantization inlined in the kernel loop (its sink is `#[inline(always)]`) \
-               and gives up unrolling and inlining elsewhere. (opt-level \"z\" gives 31.0 KiB \
-               but 1.9 instructions per MAC: it outlines the requantization's pieces.)\n";
+               and gives up unrolling and inlining elsewhere. (opt-level \"z\", tried once by hand and \
+               not measured by this command, was smaller still but about a quarter slower: \
+               the machine outliner splits the requantization.)\n";
     }
     let out = project_root().join("results").join("kernels.md");
     std::fs::create_dir_all(out.parent().context("results")?)?;

@@ -191,35 +191,35 @@ fn code_footprint(board: Board) -> Result<crate::elf::Footprint> {
     Ok(f)
 }
 
-/// Builds the `vae` firmware for `board` with `model` embedded, after refusing a model that
-/// does not fit; returns the ELF and its footprint.
-pub fn build_for_board(
+/// Builds every firmware binary for `board` with `model` embedded (and `envs`), after
+/// refusing a model that does not fit; returns the ELF folder.
+pub fn build_with_model(
     board: Board,
     model: &Path,
-) -> Result<(std::path::PathBuf, crate::elf::Footprint)> {
+    envs: &[(&str, String)],
+) -> Result<std::path::PathBuf> {
     let model = model
         .canonicalize()
         .with_context(|| format!("{}: no such model file", model.display()))?;
     check_fits(board, std::fs::metadata(&model)?.len())?;
-    let elfs = firmware::build(board, &[("TINYVAE_MODEL", model.display().to_string())])?;
-    let elf = elfs.join("vae");
+    let mut all = vec![("TINYVAE_MODEL", model.display().to_string())];
+    all.extend(envs.iter().cloned());
+    firmware::build(board, &all)
+}
+
+/// The `vae` firmware for `board` with `model` embedded: its ELF and footprint.
+pub fn build_for_board(
+    board: Board,
+    model: &Path,
+) -> Result<(std::path::PathBuf, crate::elf::Footprint)> {
+    let elf = build_with_model(board, model, &[])?.join("vae");
     let f = crate::elf::footprint(&elf)?;
     Ok((elf, f))
 }
 
 /// Builds the firmware with `model` embedded and runs the `vae` binary on `board`.
 pub fn run_on_board(board: Board, model: &Path, seed: u64) -> Result<(i32, DeviceRun)> {
-    let model = model
-        .canonicalize()
-        .with_context(|| format!("{}: no such model file", model.display()))?;
-    check_fits(board, std::fs::metadata(&model)?.len())?;
-    let elfs = firmware::build(
-        board,
-        &[
-            ("TINYVAE_MODEL", model.display().to_string()),
-            ("TINYVAE_SEED", seed.to_string()),
-        ],
-    )?;
+    let elfs = build_with_model(board, model, &[("TINYVAE_SEED", seed.to_string())])?;
     let out = firmware::run_qemu(board, &elfs.join("vae"), Duration::from_secs(300))?;
     let Some(code) = out.code else {
         bail!(

@@ -16,8 +16,6 @@ use tinyvae_firmware::board::Board;
 use tinyvae_firmware::{self as fw, exit_code};
 use tinyvae_format::Model;
 
-static MODEL: &[u8] = &fw::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"))).0;
-const SEED: u64 = include!(concat!(env!("OUT_DIR"), "/seed.rs"));
 const MAX_PIXELS: usize = 1024;
 const MAX_LATENT: usize = 64;
 const SCRATCH: usize = 4096;
@@ -46,7 +44,7 @@ impl Probe for Marks {
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let _board = Board::init();
-    let model = match Model::from_bytes(core::hint::black_box(MODEL)) {
+    let model = match Model::from_bytes(core::hint::black_box(fw::MODEL)) {
         Ok(m) => m,
         Err(e) => fw::reject_model(e),
     };
@@ -68,7 +66,7 @@ fn main() -> ! {
     let px = &mut px_buf[..pixels];
     let mut stats_buf = [0i16; 2 * MAX_LATENT];
     let stats = &mut stats_buf[..model.encoder_out_dim()];
-    let mut sampler = Sampler::new(SEED);
+    let mut sampler = Sampler::new(fw::SEED);
     let x = input.input.as_slice();
 
     // Unmarked first runs.

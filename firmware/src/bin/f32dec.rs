@@ -13,9 +13,6 @@ use tinyvae_firmware::board::Board;
 use tinyvae_firmware::{self as fw, counter, exit_code};
 use tinyvae_format::{Model, Prior};
 
-static MODEL: &[u8] = &fw::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"))).0;
-static F32: &[u8] = &fw::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/decoder.f32"))).0;
-const SEED: u64 = include!(concat!(env!("OUT_DIR"), "/seed.rs"));
 /// Prior draws decoded by both paths.
 const DRAWS: usize = 8;
 const MAX_PIXELS: usize = 1024;
@@ -30,11 +27,11 @@ fn refuse(what: &str) -> ! {
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let _board = Board::init();
-    let model = match Model::from_bytes(core::hint::black_box(MODEL)) {
+    let model = match Model::from_bytes(core::hint::black_box(fw::MODEL)) {
         Ok(m) => m,
         Err(e) => fw::reject_model(e),
     };
-    let dec = match FloatDecoder::from_bytes(core::hint::black_box(F32)) {
+    let dec = match FloatDecoder::from_bytes(core::hint::black_box(fw::F32_DECODER)) {
         Ok(d) => d,
         Err(e) => {
             defmt::error!("float decoder rejected at boot: {}", e);
@@ -60,7 +57,7 @@ fn main() -> ! {
     let z = &mut z_buf[..dim];
     let mut px_buf = [0u8; MAX_PIXELS];
     let px = &mut px_buf[..pixels];
-    let mut sampler = Sampler::new(SEED);
+    let mut sampler = Sampler::new(fw::SEED);
     let eps_scale = 1.0 / (1u32 << tinyvae_engine::gauss::FRAC_BITS) as f32;
     let (mut int8_cost, mut f32_cost) = (0, 0);
     for k in 0..DRAWS {
@@ -90,7 +87,7 @@ fn main() -> ! {
     defmt::println!("count decode-int8 {=u64}", int8_cost);
     defmt::println!("count decode-f32 {=u64}", f32_cost);
     defmt::println!("count macs {=usize}", dec.macs());
-    defmt::println!("flash f32-decoder {=usize}", F32.len());
-    defmt::println!("flash int8-model {=usize}", MODEL.len());
+    defmt::println!("flash f32-decoder {=usize}", fw::F32_DECODER.len());
+    defmt::println!("flash int8-model {=usize}", fw::MODEL.len());
     fw::exit(exit_code::SUCCESS)
 }

@@ -15,9 +15,6 @@ use tinyvae_firmware::board::Board;
 use tinyvae_firmware::{self as fw, counter, exit_code, stack};
 use tinyvae_format::Model;
 
-/// The model blob, word-aligned so that tiled weights can be read by word loads.
-static MODEL: &[u8] = &fw::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"))).0;
-const SEED: u64 = include!(concat!(env!("OUT_DIR"), "/seed.rs"));
 /// Images generated from the prior.
 const SAMPLES: usize = 16;
 /// Largest image and latent sizes this binary has buffers for.
@@ -89,7 +86,7 @@ fn main() -> ! {
 
     // black_box: the blob is only known at link time as far as the code is concerned, so a
     // build without a model keeps all the code (xtask measures the code size from it).
-    let blob: &'static [u8] = core::hint::black_box(MODEL);
+    let blob: &'static [u8] = core::hint::black_box(fw::MODEL);
     if blob.is_empty() {
         defmt::error!("no model embedded: build with TINYVAE_MODEL=path (cargo xtask does this)");
         fw::exit(exit_code::BAD_MODEL);
@@ -174,7 +171,7 @@ fn main() -> ! {
     }
 
     // Generation from the prior.
-    let (seed, source) = board.seed(SEED);
+    let (seed, source) = board.seed(fw::SEED);
     defmt::println!(
         "generating {=usize} samples, seed {=u64} ({})",
         SAMPLES,
@@ -206,8 +203,9 @@ fn main() -> ! {
             keep[..pixels].copy_from_slice(px);
         }
     }
-    let side = (1..=pixels).find(|s| s * s >= pixels).unwrap_or(0);
-    if side * side == pixels {
+    // The display lays out square grey images.
+    if model.data.width == model.data.height && model.data.channels == 1 {
+        let side = usize::from(model.data.width);
         board.show(&shown.each_ref().map(|s| &s[..pixels]), side);
     }
 
