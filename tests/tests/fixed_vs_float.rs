@@ -42,13 +42,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let data = Dataset::load(&bundled_dir()).expect("bundled data");
         let cfg = Config {
-            arch: Arch {
-                kind: Kind::Vae,
-                width: 28,
-                height: 28,
-                hidden: vec![400],
-                latent: 20,
-            },
+            arch: Arch::dense(Kind::Vae, 28, 28, vec![400], 20),
             recon: Recon::Bce,
             beta: 1.0,
             warmup_epochs: 0,

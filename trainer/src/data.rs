@@ -1,12 +1,14 @@
 //! Data sets: IDX files (MNIST, Fashion-MNIST and EMNIST layouts, gzip or raw) from a folder,
-//! or a folder of PNG images. Every error names the file and what is wrong with it.
+//! or a folder of PNG images (grey, or RGB when any image has colour). Every error names the
+//! file and what is wrong with it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-/// One split of a data set: `n` images of `width * height` u8 pixels, row-major.
+/// One split of a data set: `n` images of `width * height * channels` u8 values, row-major,
+/// channels interleaved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Split {
     /// Pixels, `n * pixels` of them.
@@ -18,6 +20,14 @@ pub struct Split {
 }
 
 impl Split {
+    fn empty() -> Split {
+        Split {
+            images: Vec::new(),
+            labels: None,
+            n: 0,
+        }
+    }
+
     /// The pixels of image `i`.
     pub fn image(&self, i: usize, pixels: usize) -> &[u8] {
         &self.images[i * pixels..(i + 1) * pixels]
@@ -33,6 +43,8 @@ pub struct Dataset {
     pub width: usize,
     /// Image height.
     pub height: usize,
+    /// Values per pixel: 1 (grey) or 3 (RGB).
+    pub channels: usize,
     /// Training split.
     pub train: Split,
     /// Test split.
@@ -40,9 +52,9 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Pixels per image.
+    /// Values per image: width x height x channels.
     pub fn pixels(&self) -> usize {
-        self.width * self.height
+        self.width * self.height * self.channels
     }
 
     /// Loads a data set from a folder: IDX files if it has them, else PNG images.
@@ -232,13 +244,16 @@ fn load_idx(dir: &Path) -> Result<Dataset> {
             .unwrap_or_else(|| "idx".into()),
         width: w,
         height: h,
+        channels: 1,
         train,
         test,
     })
 }
 
-/// A folder of 8-bit PNG images (grey or colour, converted to grey), all of one size; every
-/// tenth image in name order is held out as the test split.
+/// A folder of 8-bit PNG images, all of one size: grey, or RGB when any pixel of any of them
+/// has colour (grey images then repeat their value in the three channels; RGB images whose
+/// pixels are all grey load as grey); every tenth image in name order is held out as the
+/// test split.
 fn load_png_folder(dir: &Path) -> Result<Dataset> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -251,53 +266,58 @@ fn load_png_folder(dir: &Path) -> Result<Dataset> {
             dir.display()
         );
     }
-    let mut size = None;
-    let (mut train, mut test) = (Vec::new(), Vec::new());
-    let (mut ntrain, mut ntest) = (0, 0);
-    for (i, f) in files.iter().enumerate() {
-        let (w, h, grey) = crate::images::read_png_grey(f)?;
-        match size {
-            None => size = Some((w, h)),
-            Some(s) if s != (w, h) => bail!(
-                "{}: {w}x{h}, but the folder's first image is {}x{}",
-                f.display(),
-                s.0,
-                s.1
-            ),
-            _ => {}
-        }
-        if i % 10 == 9 {
-            test.extend_from_slice(&grey);
-            ntest += 1;
-        } else {
-            train.extend_from_slice(&grey);
-            ntrain += 1;
-        }
-    }
-    if ntest == 0 {
+    if files.len() < 10 {
         bail!(
-            "{}: needs at least 10 PNG images (one in ten is the test split)",
-            dir.display()
+            "{}: needs at least 10 PNG images (one in ten is the test split), holds {}",
+            dir.display(),
+            files.len()
         );
     }
-    let (w, h) = size.unwrap_or((0, 0));
+    let images = files
+        .iter()
+        .map(|f| crate::images::read_png(f))
+        .collect::<Result<Vec<_>>>()?;
+    let first = &images[0];
+    for (img, f) in images.iter().zip(&files) {
+        if (img.width, img.height) != (first.width, first.height) {
+            bail!(
+                "{}: {}x{}, but the folder's first image is {}x{}",
+                f.display(),
+                img.width,
+                img.height,
+                first.width,
+                first.height
+            );
+        }
+    }
+    // RGB only when some pixel has colour: grey images saved as RGB stay one channel.
+    let coloured = |i: &crate::images::Image| {
+        i.channels == 3
+            && i.pixels
+                .chunks_exact(3)
+                .any(|p| p[0] != p[1] || p[1] != p[2])
+    };
+    let channels = if images.iter().any(coloured) { 3 } else { 1 };
+    let (mut train, mut test) = (Split::empty(), Split::empty());
+    for (i, img) in images.iter().enumerate() {
+        let split = if i % 10 == 9 { &mut test } else { &mut train };
+        match (channels, img.channels) {
+            (3, 1) => split.images.extend(img.to_rgb().pixels),
+            (1, 3) => split.images.extend(img.pixels.iter().step_by(3)),
+            _ => split.images.extend_from_slice(&img.pixels),
+        }
+        split.n += 1;
+    }
     Ok(Dataset {
         name: dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "png".into()),
-        width: w,
-        height: h,
-        train: Split {
-            images: train,
-            labels: None,
-            n: ntrain,
-        },
-        test: Split {
-            images: test,
-            labels: None,
-            n: ntest,
-        },
+        width: first.width,
+        height: first.height,
+        channels,
+        train,
+        test,
     })
 }
 

@@ -25,6 +25,7 @@ use tinyvae_format::{
 };
 
 use crate::data::Split;
+use crate::layers::{run, Layer};
 use crate::model::{to_vec_f32, Kind, Linear, Net};
 use crate::rng::Rng;
 use crate::train::{batch_tensor, Config};
@@ -91,17 +92,22 @@ fn layer_f32(l: &Linear) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
 }
 
 /// Per-layer outputs (after the activation) of a float network.
-fn float_layers(layers: &[Linear], x: &Tensor) -> Result<Vec<Vec<f32>>> {
-    let mut h = x.clone();
-    let mut outs = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        h = l.forward(&h)?;
-        if i + 1 < layers.len() {
-            h = h.relu()?;
-        }
-        outs.push(to_vec_f32(&h)?);
-    }
-    Ok(outs)
+fn float_layers(layers: &[Layer], x: &Tensor) -> Result<Vec<Vec<f32>>> {
+    run(layers, x, true)?.iter().map(to_vec_f32).collect()
+}
+
+/// The dense layers of a network, or an error: the int8 format holds dense layers only.
+fn dense_layers(layers: &[Layer]) -> Result<Vec<&Linear>> {
+    layers
+        .iter()
+        .map(|l| {
+            l.as_dense().context(
+                "int8 export of convolutional models is not supported yet: the model format \
+                 holds dense layers only. The float model trains, evaluates, samples and \
+                 pictures as a dense one does",
+            )
+        })
+        .collect()
 }
 
 fn quantile(v: &mut [f32], q: f64) -> f32 {
@@ -199,6 +205,7 @@ pub fn quantize(
 ) -> Result<(OwnedModel, Vec<u8>, Vec<LayerReport>)> {
     let dev = Device::Cpu;
     let arch = &net.arch;
+    let (enc_dense, dec_dense) = (dense_layers(&net.enc)?, dense_layers(&net.dec)?);
     let pixels = arch.pixels();
     if pixels > usize::from(u16::MAX) {
         bail!("images of {pixels} pixels are too large for the model format");
@@ -245,9 +252,9 @@ pub fn quantize(
     let mut report = Vec::new();
     let mut encoder = Vec::new();
     let mut input = (-128i8, 1.0f32 / 255.0);
-    for (i, l) in net.enc.iter().enumerate() {
+    for (i, l) in enc_dense.iter().enumerate() {
         let (w, b, inp, out) = layer_f32(l)?;
-        let last = i + 1 == net.enc.len();
+        let last = i + 1 == enc_dense.len();
         let output = if last {
             None
         } else {
@@ -269,9 +276,9 @@ pub fn quantize(
     let mut decoder = Vec::new();
     let mut input = (0i8, z_scale);
     let mut logit = (0i8, 1.0f32);
-    for (i, l) in net.dec.iter().enumerate() {
+    for (i, l) in dec_dense.iter().enumerate() {
         let (w, b, inp, out) = layer_f32(l)?;
-        let last = i + 1 == net.dec.len();
+        let last = i + 1 == dec_dense.len();
         let output = if last {
             let mut v = dec_outs[i].clone();
             // max/min rather than clamp: a NaN quantile must not panic here.
@@ -304,7 +311,7 @@ pub fn quantize(
         data: DataShape {
             width: u16::try_from(arch.width)?,
             height: u16::try_from(arch.height)?,
-            channels: 1,
+            channels: u8::try_from(arch.channels)?,
             pixel: PixelEncoding::U8,
         },
         latent: OwnedLatent::symmetric(u16::try_from(lat)?, z_scale),
@@ -565,7 +572,7 @@ pub fn print_report(report: &[LayerReport]) {
 /// f32 path on boards with an FPU, and as the reference the int8 path is measured against).
 pub fn float_decoder(net: &Net) -> Result<Vec<u8>> {
     let mut layers = Vec::with_capacity(net.dec.len());
-    for l in &net.dec {
+    for l in dense_layers(&net.dec)? {
         let (out, inp) = l.w.as_tensor().dims2()?;
         if out > usize::from(u16::MAX) || inp > usize::from(u16::MAX) {
             bail!("layer {inp}x{out} too wide for the float decoder format");

@@ -36,12 +36,24 @@ impl Canvas {
         }
     }
 
-    /// Draws a grey image with its top-left corner at (x, y), each pixel `zoom` times.
-    pub fn blit_grey(&mut self, x: usize, y: usize, w: usize, h: usize, px: &[u8], zoom: usize) {
+    /// Draws an image of `w x h` pixels of `channels` interleaved values (1: grey, 3: RGB)
+    /// with its top-left corner at (x, y), each pixel `zoom` times.
+    pub fn blit(
+        &mut self,
+        (x, y): (usize, usize),
+        (w, h, channels): (usize, usize, usize),
+        px: &[u8],
+        zoom: usize,
+    ) {
         for r in 0..h * zoom {
             for c in 0..w * zoom {
-                let v = px[(r / zoom) * w + c / zoom];
-                self.set((x + c) as i64, (y + r) as i64, [v, v, v]);
+                let i = ((r / zoom) * w + c / zoom) * channels;
+                let rgb = if channels >= 3 {
+                    [px[i], px[i + 1], px[i + 2]]
+                } else {
+                    [px[i]; 3]
+                };
+                self.set((x + c) as i64, (y + r) as i64, rgb);
             }
         }
     }
@@ -83,14 +95,25 @@ impl Canvas {
     }
 }
 
-/// A grid of grey images, `cols` wide, with a one-pixel gap, zoomed `zoom` times.
-pub fn grid(images: &[&[u8]], w: usize, h: usize, cols: usize, zoom: usize) -> Canvas {
+/// A grid of images of `w x h` pixels of `channels` values (1: grey, 3: RGB), `cols` wide,
+/// with a two-pixel gap, zoomed `zoom` times.
+pub fn grid(
+    images: &[&[u8]],
+    (w, h, channels): (usize, usize, usize),
+    cols: usize,
+    zoom: usize,
+) -> Canvas {
     let cols = cols.max(1);
     let rows = images.len().div_ceil(cols).max(1);
     let (cw, ch) = (w * zoom + 2, h * zoom + 2);
     let mut c = Canvas::new(cols * cw + 2, rows * ch + 2, [40, 40, 48]);
     for (i, im) in images.iter().enumerate() {
-        c.blit_grey(2 + (i % cols) * cw, 2 + (i / cols) * ch, w, h, im, zoom);
+        c.blit(
+            (2 + (i % cols) * cw, 2 + (i / cols) * ch),
+            (w, h, channels),
+            im,
+            zoom,
+        );
     }
     c
 }
@@ -109,8 +132,40 @@ pub const PALETTE: [[u8; 3]; 10] = [
     [23, 190, 207],
 ];
 
-/// Reads a PNG as 8-bit grey (colour is converted with the Rec. 601 weights).
-pub fn read_png_grey(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
+/// The largest PNG side the loaders decode: the size is read from the header first, so a
+/// huge image is an error before anything is allocated for it.
+pub const MAX_PNG_SIDE: u32 = 4096;
+
+/// An 8-bit image read from a PNG: grey (1 channel) or RGB (3 channels, interleaved).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// Width.
+    pub width: usize,
+    /// Height.
+    pub height: usize,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    /// Row-major pixels, channels interleaved.
+    pub pixels: Vec<u8>,
+}
+
+impl Image {
+    /// The same image with three channels (grey repeated).
+    pub fn to_rgb(&self) -> Image {
+        if self.channels == 3 {
+            return self.clone();
+        }
+        Image {
+            channels: 3,
+            pixels: self.pixels.iter().flat_map(|&v| [v; 3]).collect(),
+            ..*self
+        }
+    }
+}
+
+/// Reads a PNG: grey (with or without alpha) as 1 channel, colour as 3 (alpha dropped,
+/// palettes expanded, 16-bit samples cut to 8).
+pub fn read_png(path: &Path) -> Result<Image> {
     let file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let mut dec = png::Decoder::new(std::io::BufReader::new(file));
@@ -118,29 +173,35 @@ pub fn read_png_grey(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
     let mut reader = dec
         .read_info()
         .with_context(|| format!("{}: not a PNG image", path.display()))?;
+    let (hw, hh) = (reader.info().width, reader.info().height);
+    if hw > MAX_PNG_SIDE || hh > MAX_PNG_SIDE {
+        bail!(
+            "{}: {hw}x{hh} pixels; images larger than {MAX_PNG_SIDE} on a side are not read",
+            path.display()
+        );
+    }
     let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
     let info = reader
         .next_frame(&mut buf)
         .with_context(|| format!("{}: corrupt PNG image", path.display()))?;
     let (w, h) = (info.width as usize, info.height as usize);
-    let ch = match info.color_type {
-        png::ColorType::Grayscale => 1,
-        png::ColorType::GrayscaleAlpha => 2,
-        png::ColorType::Rgb => 3,
-        png::ColorType::Rgba => 4,
+    let (stride, channels) = match info.color_type {
+        png::ColorType::Grayscale => (1, 1),
+        png::ColorType::GrayscaleAlpha => (2, 1),
+        png::ColorType::Rgb => (3, 3),
+        png::ColorType::Rgba => (4, 3),
         other => bail!("{}: unsupported PNG colour type {other:?}", path.display()),
     };
-    let grey = buf[..w * h * ch]
-        .chunks_exact(ch)
-        .map(|p| match ch {
-            1 | 2 => p[0],
-            _ => {
-                ((299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]) + 500)
-                    / 1000) as u8
-            }
-        })
+    let pixels = buf[..w * h * stride]
+        .chunks_exact(stride)
+        .flat_map(|p| p[..channels].iter().copied())
         .collect();
-    Ok((w, h, grey))
+    Ok(Image {
+        width: w,
+        height: h,
+        channels,
+        pixels,
+    })
 }
 
 /// A line chart of one or more series (e.g. loss curves), each in its own colour.

@@ -3,27 +3,18 @@
 //! int8 model format the firmware runs.
 #![deny(missing_docs)]
 
+pub mod arch;
 pub mod data;
 pub mod eval;
 pub mod export;
-pub mod fused;
 pub mod images;
+pub mod layers;
 pub mod model;
+pub mod ops;
 pub mod pictures;
 pub mod rng;
 pub mod train;
 
 pub use train::atomic_write;
 
-/// Presets: (hidden widths, latent size).
-pub fn preset(name: &str) -> Option<(Vec<usize>, usize)> {
-    match name {
-        // The PyTorch example's architecture, so results compare directly.
-        "default" => Some((vec![400], 20)),
-        // Smaller, for microcontrollers with less flash.
-        "mcu" => Some((vec![256], 16)),
-        // A 2-D latent space, for pictures of the latent space.
-        "2d" => Some((vec![400], 2)),
-        _ => None,
-    }
-}
+pub use arch::{preset, Preset, PRESETS};

@@ -17,6 +17,7 @@ enum LayoutArg {
     /// Row-major.
     RowMajor,
 }
+use tinyvae_trainer::arch::{ArchFamily, ConvStage};
 use tinyvae_trainer::data::{bundled_dir, Dataset};
 use tinyvae_trainer::export::{print_report, quantize, ExportOptions};
 use tinyvae_trainer::images::grid;
@@ -25,7 +26,7 @@ use tinyvae_trainer::rng::Rng;
 use tinyvae_trainer::train::{
     self, load_checkpoint, net_from_checkpoint, Config, Noise, RunOptions,
 };
-use tinyvae_trainer::{atomic_write, eval, preset};
+use tinyvae_trainer::{atomic_write, eval, preset, Preset, PRESETS};
 
 #[derive(Parser)]
 #[command(
@@ -34,8 +35,8 @@ use tinyvae_trainer::{atomic_write, eval, preset};
     about = "Train, evaluate, quantize and export tinyvae models"
 )]
 struct Cli {
-    /// Threads for candle's CPU kernels. Default 1: for layers of a few hundred units, more
-    /// threads cost more in synchronisation than they gain (measured in results/).
+    /// Threads (default: every core). A batch is split into one shard per thread; a run
+    /// repeats bit for bit with the same --threads on the same CPU.
     #[arg(long, global = true)]
     threads: Option<usize>,
     #[command(subcommand)]
@@ -133,10 +134,21 @@ struct TrainArgs {
     /// Run folder for the checkpoint and logs.
     #[arg(long, short, default_value = "runs/default")]
     out: PathBuf,
-    /// Architecture preset: default (784-400-20), mcu (784-256-16), 2d (784-400-2).
-    #[arg(long, default_value = "default")]
-    preset: String,
-    /// Hidden widths, overriding the preset (e.g. --hidden 512,256).
+    /// Architecture preset: default (dense 784-400-20), mcu (dense 784-256-16), 2d (dense
+    /// 784-400-2), conv (the PyTorch reference conv VAE: conv 32 and 64 channels, kernel 4,
+    /// stride 2, latent 20), conv-mcu (a conv model for a Cortex-M0). Default: default, or
+    /// conv with --arch conv.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Dense or convolutional; a preset of the other family is an error.
+    #[arg(long, value_enum)]
+    arch: Option<ArchFamily>,
+    /// Convolution stages, overriding the preset's: CHANNELS:KERNEL:STRIDE:PADDING each,
+    /// e.g. --conv 32:4:2:1,64:4:2:1. The decoder mirrors them with transposed convolutions.
+    #[arg(long, value_delimiter = ',')]
+    conv: Option<Vec<ConvStage>>,
+    /// Hidden dense widths, overriding the preset (e.g. --hidden 512,256); for a conv model,
+    /// dense layers between the last convolution and the latent heads.
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
     /// Latent size, overriding the preset.
@@ -187,14 +199,7 @@ fn load_data(dir: Option<&Path>) -> Result<Dataset> {
 
 fn main() {
     let cli = Cli::parse();
-    // candle sizes its thread pools from this at first use.
-    match cli.threads {
-        Some(t) => std::env::set_var("RAYON_NUM_THREADS", t.max(1).to_string()),
-        None if std::env::var_os("RAYON_NUM_THREADS").is_none() => {
-            std::env::set_var("RAYON_NUM_THREADS", "1")
-        }
-        None => {}
-    }
+    tinyvae_trainer::ops::init_runtime(cli.threads);
     if let Err(e) = run(cli.cmd) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -324,15 +329,49 @@ fn run(cmd: Cmd) -> Result<()> {
     }
 }
 
-fn cmd_train(a: TrainArgs) -> Result<()> {
-    let (mut hidden, mut latent) = preset(&a.preset)
-        .with_context(|| format!("unknown preset {:?} (default, mcu, 2d)", a.preset))?;
-    if let Some(h) = a.hidden {
-        hidden = h;
+/// The preset a command line names, with its overrides applied.
+fn chosen_preset(a: &TrainArgs) -> Result<Preset> {
+    let name = match (&a.preset, a.arch) {
+        (Some(p), _) => p.as_str(),
+        (None, Some(ArchFamily::Conv)) => "conv",
+        (None, _) => "default",
+    };
+    let mut p = preset(name).with_context(|| format!("unknown preset {name:?} ({PRESETS})"))?;
+    if let Some(family) = a.arch {
+        if family != p.family {
+            bail!(
+                "--arch {} conflicts with --preset {name}, a {} preset",
+                if family == ArchFamily::Conv {
+                    "conv"
+                } else {
+                    "dense"
+                },
+                if p.family == ArchFamily::Conv {
+                    "conv"
+                } else {
+                    "dense"
+                }
+            );
+        }
+    }
+    if let Some(c) = &a.conv {
+        if a.arch == Some(ArchFamily::Dense) {
+            bail!("--conv conflicts with --arch dense");
+        }
+        p.conv = c.clone();
+        p.family = ArchFamily::Conv;
+    }
+    if let Some(h) = &a.hidden {
+        p.hidden = h.clone();
     }
     if let Some(l) = a.latent {
-        latent = l;
+        p.latent = l;
     }
+    Ok(p)
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    let p = chosen_preset(&a)?;
     let mut data = load_data(a.data.as_deref())?;
     if let Some(n) = a.train_limit {
         data.truncate(n, data.test.n);
@@ -349,8 +388,10 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             kind: a.kind,
             width: data.width,
             height: data.height,
-            hidden,
-            latent,
+            channels: data.channels,
+            conv: p.conv,
+            hidden: p.hidden,
+            latent: p.latent,
         },
         recon: a.recon,
         beta: a.beta,
@@ -393,7 +434,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 }
 
 fn cmd_sample(input: &Path, int8: bool, count: usize, seed: u64, out: &Path) -> Result<()> {
-    let (w, h, images): (usize, usize, Vec<Vec<u8>>) = if int8 {
+    let (shape, images): ((usize, usize, usize), Vec<Vec<u8>>) = if int8 {
         let blob =
             std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
         let m =
@@ -409,7 +450,14 @@ fn cmd_sample(input: &Path, int8: bool, count: usize, seed: u64, out: &Path) -> 
             engine.decode(&code, &mut scratch, &mut px, &mut NoProbe)?;
             imgs.push(px);
         }
-        (usize::from(m.data.width), usize::from(m.data.height), imgs)
+        (
+            (
+                usize::from(m.data.width),
+                usize::from(m.data.height),
+                usize::from(m.data.channels),
+            ),
+            imgs,
+        )
     } else {
         let ck = load_checkpoint(input, &Device::Cpu)?;
         let net = net_from_checkpoint(&ck, &Device::Cpu)?;
@@ -427,11 +475,11 @@ fn cmd_sample(input: &Path, int8: bool, count: usize, seed: u64, out: &Path) -> 
                     .collect()
             })
             .collect();
-        (net.arch.width, net.arch.height, imgs)
+        ((net.arch.width, net.arch.height, net.arch.channels), imgs)
     };
     let refs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
     let cols = (count as f64).sqrt().ceil() as usize;
-    grid(&refs, w, h, cols, 2).save(out)?;
+    grid(&refs, shape, cols, 2).save(out)?;
     println!(
         "wrote {} ({count} samples{})",
         out.display(),

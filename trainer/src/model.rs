@@ -1,6 +1,6 @@
 //! The float models, as in the seed lecture: an autoencoder, a denoising autoencoder and a VAE
-//! (beta-VAE with `beta != 1`), dense encoder and decoder with ReLU hidden layers and a
-//! sigmoid output, in candle.
+//! (beta-VAE with `beta != 1`), dense or convolutional encoder and decoder with ReLU hidden
+//! layers and a sigmoid output, in candle, and their losses.
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use serde::{Deserialize, Serialize};
@@ -43,100 +43,19 @@ pub enum Recon {
     L1,
 }
 
-/// The shape of a model.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Arch {
-    /// What is trained.
-    pub kind: Kind,
-    /// Image width.
-    pub width: usize,
-    /// Image height.
-    pub height: usize,
-    /// Hidden widths of the encoder; the decoder mirrors them.
-    pub hidden: Vec<usize>,
-    /// Latent dimensions.
-    pub latent: usize,
-}
-
-impl Arch {
-    /// Pixels per image.
-    pub fn pixels(&self) -> usize {
-        self.width * self.height
-    }
-
-    /// Encoder outputs: mu and log-variance for a VAE, z otherwise.
-    pub fn encoder_out(&self) -> usize {
-        match self.kind {
-            Kind::Vae => 2 * self.latent,
-            _ => self.latent,
-        }
-    }
-
-    /// Layer widths of the encoder, input first.
-    pub fn encoder_widths(&self) -> Vec<usize> {
-        let mut v = vec![self.pixels()];
-        v.extend(&self.hidden);
-        v.push(self.encoder_out());
-        v
-    }
-
-    /// Layer widths of the decoder, input first.
-    pub fn decoder_widths(&self) -> Vec<usize> {
-        let mut v = vec![self.latent];
-        v.extend(self.hidden.iter().rev());
-        v.push(self.pixels());
-        v
-    }
-
-    /// "784-400-20" style name.
-    pub fn name(&self) -> String {
-        let mut parts = vec![self.pixels().to_string()];
-        parts.extend(self.hidden.iter().map(usize::to_string));
-        parts.push(self.latent.to_string());
-        parts.join("-")
-    }
-}
-
-/// A dense layer: y = x W^T + b, W of shape (out, in).
-#[derive(Clone, Debug)]
-pub struct Linear {
-    /// Weights, (out, in).
-    pub w: Var,
-    /// Bias, (out).
-    pub b: Var,
-}
-
-/// A dense layer initialised as PyTorch's `nn.Linear`: W and b ~ U(-1/sqrt(in), 1/sqrt(in)),
-/// from the trainer's seeded generator.
-pub fn linear(inp: usize, out: usize, rng: &mut Rng, dev: &Device) -> Result<Linear> {
-    let bound = 1.0 / (inp as f32).sqrt();
-    let mut w = vec![0f32; inp * out];
-    rng.fill_uniform(&mut w, bound);
-    let mut b = vec![0f32; out];
-    rng.fill_uniform(&mut b, bound);
-    Ok(Linear {
-        w: Var::from_tensor(&Tensor::from_vec(w, (out, inp), dev)?)?,
-        b: Var::from_tensor(&Tensor::from_vec(b, out, dev)?)?,
-    })
-}
-
-impl Linear {
-    /// x (batch, in) -> (batch, out).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.w.as_tensor().t()?)?
-            .broadcast_add(self.b.as_tensor())?)
-    }
-}
+pub use crate::arch::Arch;
+pub use crate::layers::Linear;
+use crate::layers::{run, Layer};
 
 /// A model's parameters.
 #[derive(Clone, Debug)]
 pub struct Net {
     /// Its shape.
     pub arch: Arch,
-    /// Encoder layers.
-    pub enc: Vec<Linear>,
-    /// Decoder layers.
-    pub dec: Vec<Linear>,
+    /// Encoder layers, as [`Arch::encoder_layers`] lists them.
+    pub enc: Vec<Layer>,
+    /// Decoder layers, as [`Arch::decoder_layers`] lists them.
+    pub dec: Vec<Layer>,
 }
 
 /// What the encoder gives.
@@ -148,38 +67,39 @@ pub struct Encoded {
 }
 
 impl Net {
-    /// A freshly initialised model.
+    /// A freshly initialised model: weights drawn layer by layer, encoder first, each layer's
+    /// weights then its bias, from `rng`.
     pub fn new(arch: Arch, rng: &mut Rng, dev: &Device) -> Result<Net> {
-        let mk = |w: Vec<usize>, rng: &mut Rng| -> Result<Vec<Linear>> {
-            w.windows(2).map(|p| linear(p[0], p[1], rng, dev)).collect()
+        arch.validate()?;
+        let mut mk = |specs: Vec<crate::arch::LayerSpec>| -> Result<Vec<Layer>> {
+            specs
+                .into_iter()
+                .map(|s| Layer::new(s.kind, rng, dev))
+                .collect()
         };
-        let enc = mk(arch.encoder_widths(), rng)?;
-        let dec = mk(arch.decoder_widths(), rng)?;
+        let enc = mk(arch.encoder_layers())?;
+        let dec = mk(arch.decoder_layers())?;
         Ok(Net { arch, enc, dec })
     }
 
-    /// Every parameter with a stable name (for checkpoints and the optimizer).
+    /// Every parameter with a stable name (for checkpoints and the optimizer): `enc.I.w`,
+    /// `enc.I.b`, `dec.I.w`, ... with I the layer's index in its network.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
         let mut v = Vec::new();
         for (net, layers) in [("enc", &self.enc), ("dec", &self.dec)] {
             for (i, l) in layers.iter().enumerate() {
-                v.push((format!("{net}.{i}.w"), l.w.clone()));
-                v.push((format!("{net}.{i}.b"), l.b.clone()));
+                let (w, b) = l.vars();
+                v.push((format!("{net}.{i}.w"), w.clone()));
+                v.push((format!("{net}.{i}.b"), b.clone()));
             }
         }
         v
     }
 
-    /// Encodes a batch of images in [0, 1], (batch, pixels).
+    /// Encodes a batch of images in [0, 1], (batch, pixels), pixels row-major with channels
+    /// interleaved.
     pub fn encode(&self, x: &Tensor) -> Result<Encoded> {
-        let mut h = x.clone();
-        let last = self.enc.len() - 1;
-        for (i, l) in self.enc.iter().enumerate() {
-            h = l.forward(&h)?;
-            if i < last {
-                h = h.relu()?;
-            }
-        }
+        let h = run(&self.enc, x, false)?.remove(0);
         Ok(match self.arch.kind {
             Kind::Vae => {
                 let n = self.arch.latent;
@@ -197,15 +117,8 @@ impl Net {
 
     /// Decodes latent codes (batch, latent) into logits (batch, pixels).
     pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
-        let mut h = z.clone();
-        let last = self.dec.len() - 1;
-        for (i, l) in self.dec.iter().enumerate() {
-            h = l.forward(&h)?;
-            if i < last {
-                h = h.relu()?;
-            }
-        }
-        Ok(h)
+        let h = run(&self.dec, z, false)?.remove(0);
+        Ok(if h.rank() == 2 { h } else { h.flatten_from(1)? })
     }
 
     /// Decodes latent codes into pixel intensities in [0, 1].
@@ -223,7 +136,7 @@ pub fn recon_loss(logits: &Tensor, x: &Tensor, recon: Recon) -> Result<Tensor> {
     Ok(match recon {
         // max(l, 0) - l x + log(1 + exp(-|l|)): stable for any logit; one fused pass forward
         // and one backward (sigmoid(l) - x).
-        Recon::Bce => crate::fused::bce_with_logits(logits, x)?,
+        Recon::Bce => crate::ops::bce::bce_with_logits(logits, x)?,
         Recon::Mse => (candle_nn_sigmoid(logits)? - x)?.sqr()?.sum(D::Minus1)?,
         Recon::L1 => (candle_nn_sigmoid(logits)? - x)?.abs()?.sum(D::Minus1)?,
     })

@@ -31,7 +31,13 @@ fn decode_all(net: &Net, z: Vec<f32>) -> Result<Vec<Vec<u8>>> {
 
 fn save_grid(path: &Path, imgs: &[Vec<u8>], net: &Net, cols: usize) -> Result<()> {
     let refs: Vec<&[u8]> = imgs.iter().map(Vec::as_slice).collect();
-    grid(&refs, net.arch.width, net.arch.height, cols, 2).save(path)
+    grid(
+        &refs,
+        (net.arch.width, net.arch.height, net.arch.channels),
+        cols,
+        2,
+    )
+    .save(path)
 }
 
 /// Writes every picture into `dir`; returns the files written.

@@ -118,16 +118,51 @@ fn png_folder_loads_and_rejects_mixed_sizes() {
     for i in 0..20 {
         let img = d.train.image(i, 784);
         let refs = [img];
-        tinyvae_trainer::images::grid(&refs, 28, 28, 1, 1)
+        tinyvae_trainer::images::grid(&refs, (28, 28, 1), 1, 1)
             .save(&dir.join(format!("{i:03}.png")))
             .unwrap();
     }
     let p = Dataset::load(&dir).unwrap();
-    // The grid adds a 2-pixel border: 28 + 2 + 2.
-    assert_eq!((p.width, p.height), (32, 32));
+    // The grid adds a 2-pixel border, blue-grey: 28 + 2 + 2, three channels.
+    assert_eq!((p.width, p.height, p.channels), (32, 32, 3));
     assert_eq!((p.train.n, p.test.n), (18, 2));
     let mut f = std::fs::File::create(dir.join("999.png")).unwrap();
     f.write_all(b"not a png").unwrap();
     let e = err(&dir);
     assert!(e.contains("999.png"), "{e}");
+}
+
+#[test]
+fn colour_png_folders_load_as_rgb() {
+    let dir = tempdir("png-rgb");
+    for i in 0..10u8 {
+        // 6x5 images: red rises left to right, green top to bottom, blue with the index.
+        let mut c = tinyvae_trainer::images::Canvas::new(6, 5, [0, 0, 0]);
+        for y in 0..5 {
+            for x in 0..6 {
+                c.set(x, y, [x as u8 * 40, y as u8 * 50, i * 20]);
+            }
+        }
+        c.save(&dir.join(format!("{i:02}.png"))).unwrap();
+    }
+    let d = Dataset::load(&dir).unwrap();
+    assert_eq!((d.width, d.height, d.channels), (6, 5, 3));
+    assert_eq!((d.train.n, d.test.n), (9, 1));
+    // Pixel (x 2, y 3) of the first image, channels interleaved.
+    let img = d.train.image(0, d.pixels());
+    assert_eq!(&img[(3 * 6 + 2) * 3..][..3], &[80, 150, 0]);
+    // The test image is the tenth.
+    assert_eq!(d.test.image(0, d.pixels())[2], 180);
+    // RGB files whose pixels are all grey load as one channel.
+    let grey = tempdir("png-grey-rgb");
+    for i in 0..10u8 {
+        let mut c = tinyvae_trainer::images::Canvas::new(4, 4, [i, i, i]);
+        c.set(1, 1, [200, 200, 200]);
+        c.save(&grey.join(format!("{i:02}.png"))).unwrap();
+    }
+    let d = Dataset::load(&grey).unwrap();
+    assert_eq!(
+        (d.channels, d.train.image(0, 16)[5], d.train.image(3, 16)[0]),
+        (1, 200, 3)
+    );
 }

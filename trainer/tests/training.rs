@@ -1,6 +1,8 @@
-//! Training on the bundled subset: the KL term, the loss falling, reproducibility, resuming.
+//! Training on the bundled subset: the KL term, the loss falling, reproducibility, resuming,
+//! for dense and convolutional models; options refused before training.
 
 use candle_core::{Device, Tensor};
+use tinyvae_trainer::arch::ConvStage;
 use tinyvae_trainer::data::{bundled_dir, Dataset};
 use tinyvae_trainer::model::{kl_standard_normal, to_vec_f32, Arch, Kind, Net, Recon};
 use tinyvae_trainer::rng::Rng;
@@ -20,13 +22,7 @@ fn small_data() -> Dataset {
 
 fn config(epochs: usize, seed: u64) -> Config {
     Config {
-        arch: Arch {
-            kind: Kind::Vae,
-            width: 28,
-            height: 28,
-            hidden: vec![64],
-            latent: 8,
-        },
+        arch: Arch::dense(Kind::Vae, 28, 28, vec![64], 8),
         recon: Recon::Bce,
         beta: 1.0,
         warmup_epochs: 0,
@@ -216,4 +212,141 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// A small conv VAE: conv 8 and 16 channels (kernel 4, stride 2), latent 8.
+fn conv_config(epochs: usize, seed: u64) -> Config {
+    let mut c = config(epochs, seed);
+    c.arch.hidden = vec![];
+    c.arch.conv = ["8:4:2:1", "16:4:2:1"]
+        .iter()
+        .map(|s| s.parse::<ConvStage>().unwrap())
+        .collect();
+    c
+}
+
+#[test]
+fn conv_forward_shapes() {
+    let dev = Device::Cpu;
+    for (w, h, c) in [(28, 28, 1), (13, 9, 3)] {
+        let mut arch = conv_config(1, 1).arch;
+        (arch.width, arch.height, arch.channels) = (w, h, c);
+        let net = Net::new(arch.clone(), &mut Rng::new(1), &dev).unwrap();
+        let x = Tensor::zeros((5, w * h * c), candle_core::DType::F32, &dev).unwrap();
+        let enc = net.encode(&x).unwrap();
+        assert_eq!(enc.mu.dims(), [5, 8]);
+        assert_eq!(enc.logvar.unwrap().dims(), [5, 8]);
+        assert_eq!(net.decode_logits(&enc.mu).unwrap().dims(), [5, w * h * c]);
+        // Layer by layer: conv, conv, dense head; dense, transposed conv x2.
+        let shapes: Vec<usize> = arch
+            .decoder_layers()
+            .iter()
+            .map(|l| l.kind.outputs())
+            .collect();
+        let (h1, w1) = ((h + 2 - 4) / 2 + 1, (w + 2 - 4) / 2 + 1);
+        let (h2, w2) = ((h1 + 2 - 4) / 2 + 1, (w1 + 2 - 4) / 2 + 1);
+        assert_eq!(shapes, vec![h2 * w2 * 16, h1 * w1 * 8, h * w * c]);
+    }
+}
+
+#[test]
+fn conv_runs_repeat_bit_for_bit_and_learn() {
+    let data = small_data();
+    let dir = tempdir("conv-repeat");
+    let (a, _) = train(
+        &conv_config(2, 5),
+        &data,
+        &dir.join("a"),
+        false,
+        &RunOptions::default(),
+    )
+    .unwrap();
+    let (b, _) = train(
+        &conv_config(2, 5),
+        &data,
+        &dir.join("b"),
+        false,
+        &RunOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(weights(&a), weights(&b), "same seed, different weights");
+    let log = std::fs::read_to_string(dir.join("a/log.jsonl")).unwrap();
+    let elbo: Vec<f64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["test_neg_elbo"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert!(elbo[1] < elbo[0], "test -ELBO did not fall: {elbo:?}");
+}
+
+#[test]
+fn conv_resumed_run_equals_uninterrupted_run() {
+    let data = small_data();
+    let dir = tempdir("conv-resume");
+    let cfg = conv_config(2, 9);
+    let (whole, _) = train(
+        &cfg,
+        &data,
+        &dir.join("whole"),
+        false,
+        &RunOptions::default(),
+    )
+    .unwrap();
+    let run = dir.join("parts");
+    let opts = RunOptions {
+        stop_after_batches: Some(7),
+        ..Default::default()
+    };
+    assert_eq!(
+        train(&cfg, &data, &run, false, &opts).unwrap().1,
+        Ended::Interrupted
+    );
+    let (resumed, ended) = train(&cfg, &data, &run, true, &RunOptions::default()).unwrap();
+    assert_eq!(ended, Ended::Finished);
+    assert_eq!(weights(&whole), weights(&resumed));
+}
+
+#[test]
+fn bad_options_are_refused_before_anything_is_written() {
+    let data = small_data();
+    let dir = tempdir("bad-options");
+    type Change = Box<dyn Fn(&mut Config)>;
+    let cases: Vec<(Change, &str)> = vec![
+        (
+            Box::new(|c| c.arch.conv[0].kernel = 40),
+            "larger than the 28x28 images",
+        ),
+        (
+            Box::new(|c| {
+                c.arch.conv.extend(
+                    ["8:4:2:1", "8:4:2:1", "8:4:2:1"].map(|s| s.parse::<ConvStage>().unwrap()),
+                )
+            }),
+            "too small for the strides",
+        ),
+        (
+            Box::new(|c| c.arch.conv[1].channels = 0),
+            "--conv: layer 2 has channels 0",
+        ),
+        (Box::new(|c| c.arch.latent = 0), "--latent"),
+        (Box::new(|c| c.batch = 0), "--batch"),
+        (Box::new(|c| c.beta = f64::NAN), "--beta"),
+        (Box::new(|c| c.beta = -1.0), "--beta"),
+        (Box::new(|c| c.lr = 0.0), "--lr"),
+        (Box::new(|c| c.epochs = 0), "--epochs"),
+        (Box::new(|c| c.arch.channels = 3), "with 1"),
+    ];
+    for (i, (change, says)) in cases.iter().enumerate() {
+        let mut cfg = conv_config(1, 1);
+        change(&mut cfg);
+        let run = dir.join(format!("case{i}"));
+        let err = train(&cfg, &data, &run, false, &RunOptions::default())
+            .expect_err(says)
+            .to_string();
+        assert!(err.contains(says), "case {i}: {err}");
+        assert!(!run.exists(), "case {i}: wrote {}", run.display());
+    }
 }

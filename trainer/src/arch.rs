@@ -1,0 +1,609 @@
+//! The shape of a model, checked before anything is trained: dense layers, or convolution
+//! stages then dense layers, mirrored by the decoder. [`Arch::encoder_layers`] and
+//! [`Arch::decoder_layers`] describe each network layer by layer, as the exporter walks it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Kind;
+use crate::ops::conv::ConvGeometry;
+
+/// One encoder stage: a Conv2d with `channels` outputs followed by ReLU. The decoder mirrors
+/// it with a ConvTranspose2d of the same kernel, stride and padding back to the stage's
+/// input size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvStage {
+    /// Output channels.
+    pub channels: usize,
+    /// Kernel height and width.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+}
+
+impl std::str::FromStr for ConvStage {
+    type Err = String;
+
+    /// `CHANNELS:KERNEL:STRIDE:PADDING`, e.g. `32:4:2:1`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let v: Vec<usize> = s
+            .split(':')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                format!("{s:?}: expected CHANNELS:KERNEL:STRIDE:PADDING, e.g. 32:4:2:1")
+            })?;
+        match v[..] {
+            [channels, kernel, stride, padding] => Ok(ConvStage {
+                channels,
+                kernel,
+                stride,
+                padding,
+            }),
+            _ => Err(format!(
+                "{s:?}: expected four numbers CHANNELS:KERNEL:STRIDE:PADDING, e.g. 32:4:2:1"
+            )),
+        }
+    }
+}
+
+/// The shape of a model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arch {
+    /// What is trained.
+    pub kind: Kind,
+    /// Image width.
+    pub width: usize,
+    /// Image height.
+    pub height: usize,
+    /// Values per pixel (1 grey, 3 RGB), interleaved.
+    #[serde(default = "one")]
+    pub channels: usize,
+    /// Convolution stages of the encoder, before its dense layers (empty: a dense model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conv: Vec<ConvStage>,
+    /// Hidden widths of the encoder's dense layers; the decoder mirrors them.
+    pub hidden: Vec<usize>,
+    /// Latent dimensions.
+    pub latent: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// What one layer computes (each layer but a network's last is followed by ReLU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    /// `y = x W^T + b`, `x` flattened (height, width, channels) when it is an image.
+    Dense {
+        /// Inputs.
+        inputs: usize,
+        /// Outputs.
+        outputs: usize,
+    },
+    /// A convolution with this geometry.
+    Conv2d(ConvGeometry),
+    /// The transposed convolution mirroring this geometry: from its output back to its
+    /// input size.
+    ConvTranspose2d(ConvGeometry),
+}
+
+/// One layer of a network, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// What it computes.
+    pub kind: LayerKind,
+    /// Followed by ReLU.
+    pub relu: bool,
+}
+
+impl LayerKind {
+    /// Input values per example.
+    pub fn inputs(&self) -> usize {
+        match self {
+            LayerKind::Dense { inputs, .. } => *inputs,
+            LayerKind::Conv2d(g) => g.in_len(),
+            LayerKind::ConvTranspose2d(g) => g.out_len(),
+        }
+    }
+
+    /// Output values per example.
+    pub fn outputs(&self) -> usize {
+        match self {
+            LayerKind::Dense { outputs, .. } => *outputs,
+            LayerKind::Conv2d(g) => g.out_len(),
+            LayerKind::ConvTranspose2d(g) => g.in_len(),
+        }
+    }
+
+    /// Weights and biases.
+    pub fn parameters(&self) -> usize {
+        match self {
+            LayerKind::Dense { inputs, outputs } => (inputs + 1) * outputs,
+            LayerKind::Conv2d(g) => (g.patch() + 1) * g.out_c,
+            LayerKind::ConvTranspose2d(g) => g.patch() * g.out_c + g.in_c,
+        }
+    }
+}
+
+/// A shape that cannot be trained, with what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArchError {
+    /// The latent size is 0.
+    ZeroLatent,
+    /// The images have no pixels or no channels.
+    EmptyImages {
+        /// Width, height, channels.
+        shape: (usize, usize, usize),
+    },
+    /// A hidden dense layer of width 0.
+    ZeroHidden {
+        /// 1-based position in `--hidden`.
+        layer: usize,
+    },
+    /// A convolution stage with 0 channels, kernel or stride.
+    ZeroConv {
+        /// 1-based position in `--conv`.
+        layer: usize,
+        /// "channels", "kernel" or "stride".
+        what: &'static str,
+    },
+    /// Padding of at least the kernel size: some outputs would see only padding.
+    PaddingTooLarge {
+        /// 1-based position in `--conv`.
+        layer: usize,
+        /// Its padding.
+        padding: usize,
+        /// Its kernel.
+        kernel: usize,
+    },
+    /// A kernel larger than the (padded) input it slides over.
+    KernelLargerThanInput {
+        /// 1-based position in `--conv`.
+        layer: usize,
+        /// Its kernel.
+        kernel: usize,
+        /// Its padding.
+        padding: usize,
+        /// The input it gets, width x height.
+        input: (usize, usize),
+        /// The image size, width x height.
+        image: (usize, usize),
+    },
+    /// More values in one layer than anything here can index.
+    TooLarge {
+        /// What overflows.
+        what: String,
+    },
+}
+
+impl std::fmt::Display for ArchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchError::ZeroLatent => write!(f, "--latent must be at least 1"),
+            ArchError::EmptyImages { shape: (w, h, c) } => {
+                write!(
+                    f,
+                    "the images are {w}x{h} with {c} channels: nothing to train on"
+                )
+            }
+            ArchError::ZeroHidden { layer } => {
+                write!(f, "--hidden: layer {layer} has width 0")
+            }
+            ArchError::ZeroConv { layer, what } => {
+                write!(f, "--conv: layer {layer} has {what} 0")
+            }
+            ArchError::PaddingTooLarge {
+                layer,
+                padding,
+                kernel,
+            } => write!(
+                f,
+                "--conv: layer {layer} has padding {padding}, not smaller than its kernel {kernel}"
+            ),
+            ArchError::KernelLargerThanInput {
+                layer,
+                kernel,
+                padding,
+                input: (w, h),
+                image: (iw, ih),
+            } => {
+                if *layer == 1 {
+                    write!(
+                        f,
+                        "--conv: layer 1's kernel {kernel} (padding {padding}) is larger than \
+                         the {iw}x{ih} images"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "--conv: layer {layer} gets a {w}x{h} input, smaller than its kernel \
+                         {kernel} (padding {padding}): the {iw}x{ih} images are too small for \
+                         the strides before it"
+                    )
+                }
+            }
+            ArchError::TooLarge { what } => write!(f, "{what}: too large"),
+        }
+    }
+}
+
+impl std::error::Error for ArchError {}
+
+impl Arch {
+    /// A dense model of grey images.
+    pub fn dense(
+        kind: Kind,
+        width: usize,
+        height: usize,
+        hidden: Vec<usize>,
+        latent: usize,
+    ) -> Self {
+        Arch {
+            kind,
+            width,
+            height,
+            channels: 1,
+            conv: Vec::new(),
+            hidden,
+            latent,
+        }
+    }
+
+    /// Values per image: width x height x channels.
+    pub fn pixels(&self) -> usize {
+        self.width * self.height * self.channels
+    }
+
+    /// Encoder outputs: mu and log-variance for a VAE, z otherwise.
+    pub fn encoder_out(&self) -> usize {
+        match self.kind {
+            Kind::Vae => 2 * self.latent,
+            _ => self.latent,
+        }
+    }
+
+    /// Checks every size, before anything is allocated or trained.
+    pub fn validate(&self) -> Result<(), ArchError> {
+        if self.width == 0 || self.height == 0 || self.channels == 0 {
+            return Err(ArchError::EmptyImages {
+                shape: (self.width, self.height, self.channels),
+            });
+        }
+        if self.latent == 0 {
+            return Err(ArchError::ZeroLatent);
+        }
+        if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
+            return Err(ArchError::ZeroHidden { layer: i + 1 });
+        }
+        self.conv_geometries()?;
+        // Every layer's values, and its weight count, must be countable.
+        let big = |what: String| ArchError::TooLarge { what };
+        let pixels = self
+            .width
+            .checked_mul(self.height)
+            .and_then(|v| v.checked_mul(self.channels))
+            .ok_or_else(|| {
+                big(format!(
+                    "{}x{}x{} images",
+                    self.width, self.height, self.channels
+                ))
+            })?;
+        let mut widths = vec![pixels, self.encoder_out()];
+        widths.extend(&self.hidden);
+        for (i, w) in widths.windows(2).enumerate() {
+            w[0].checked_mul(w[1])
+                .ok_or_else(|| big(format!("dense layer {}", i + 1)))?;
+        }
+        Ok(())
+    }
+
+    /// The geometry of each convolution stage, input first, checked.
+    pub fn conv_geometries(&self) -> Result<Vec<ConvGeometry>, ArchError> {
+        let (mut h, mut w, mut c) = (self.height, self.width, self.channels);
+        let mut out = Vec::with_capacity(self.conv.len());
+        for (i, s) in self.conv.iter().enumerate() {
+            let layer = i + 1;
+            for (what, v) in [
+                ("channels", s.channels),
+                ("kernel", s.kernel),
+                ("stride", s.stride),
+            ] {
+                if v == 0 {
+                    return Err(ArchError::ZeroConv { layer, what });
+                }
+            }
+            if s.padding >= s.kernel {
+                return Err(ArchError::PaddingTooLarge {
+                    layer,
+                    padding: s.padding,
+                    kernel: s.kernel,
+                });
+            }
+            let span = |v: usize| v.checked_add(2 * s.padding);
+            if span(h).is_none_or(|v| v < s.kernel) || span(w).is_none_or(|v| v < s.kernel) {
+                return Err(ArchError::KernelLargerThanInput {
+                    layer,
+                    kernel: s.kernel,
+                    padding: s.padding,
+                    input: (w, h),
+                    image: (self.width, self.height),
+                });
+            }
+            let g = ConvGeometry {
+                in_h: h,
+                in_w: w,
+                in_c: c,
+                out_c: s.channels,
+                kernel: s.kernel,
+                stride: s.stride,
+                padding: s.padding,
+            };
+            let len = g
+                .out_h()
+                .checked_mul(g.out_w())
+                .and_then(|v| v.checked_mul(g.out_c))
+                .and_then(|v| v.checked_mul(g.patch().max(1)));
+            if len.is_none() {
+                return Err(ArchError::TooLarge {
+                    what: format!("--conv layer {layer}"),
+                });
+            }
+            (h, w, c) = (g.out_h(), g.out_w(), g.out_c);
+            out.push(g);
+        }
+        Ok(out)
+    }
+
+    /// Values the encoder's dense part gets: the last stage's output, or the image.
+    pub fn flat_features(&self) -> usize {
+        match self.conv_geometries().ok().and_then(|g| g.last().copied()) {
+            Some(g) => g.out_len(),
+            None => self.pixels(),
+        }
+    }
+
+    /// Layer widths of the encoder's dense part, input first.
+    pub fn encoder_widths(&self) -> Vec<usize> {
+        let mut v = vec![self.flat_features()];
+        v.extend(&self.hidden);
+        v.push(self.encoder_out());
+        v
+    }
+
+    /// Layer widths of the decoder's dense part, input first.
+    pub fn decoder_widths(&self) -> Vec<usize> {
+        let mut v = vec![self.latent];
+        v.extend(self.hidden.iter().rev());
+        v.push(self.flat_features());
+        v
+    }
+
+    /// The encoder, layer by layer (call [`Arch::validate`] first).
+    pub fn encoder_layers(&self) -> Vec<LayerSpec> {
+        let mut kinds: Vec<LayerKind> = self
+            .conv_geometries()
+            .unwrap_or_default()
+            .into_iter()
+            .map(LayerKind::Conv2d)
+            .collect();
+        kinds.extend(self.encoder_widths().windows(2).map(|w| LayerKind::Dense {
+            inputs: w[0],
+            outputs: w[1],
+        }));
+        with_relu(kinds)
+    }
+
+    /// The decoder, layer by layer: dense layers, then the transposed convolutions
+    /// mirroring the encoder's stages in reverse order (call [`Arch::validate`] first).
+    pub fn decoder_layers(&self) -> Vec<LayerSpec> {
+        let mut kinds: Vec<LayerKind> = self
+            .decoder_widths()
+            .windows(2)
+            .map(|w| LayerKind::Dense {
+                inputs: w[0],
+                outputs: w[1],
+            })
+            .collect();
+        kinds.extend(
+            self.conv_geometries()
+                .unwrap_or_default()
+                .into_iter()
+                .rev()
+                .map(LayerKind::ConvTranspose2d),
+        );
+        with_relu(kinds)
+    }
+
+    /// "784-400-20" for a dense model; "28x28x1-c32k4s2p1-c64k4s2p1-20" for a conv one.
+    pub fn name(&self) -> String {
+        let mut parts = vec![if self.conv.is_empty() && self.channels == 1 {
+            self.pixels().to_string()
+        } else {
+            format!("{}x{}x{}", self.width, self.height, self.channels)
+        }];
+        parts.extend(
+            self.conv
+                .iter()
+                .map(|s| format!("c{}k{}s{}p{}", s.channels, s.kernel, s.stride, s.padding)),
+        );
+        parts.extend(self.hidden.iter().map(usize::to_string));
+        parts.push(self.latent.to_string());
+        parts.join("-")
+    }
+
+    /// Parameters of the decoder (the part a generating firmware carries).
+    pub fn decoder_parameters(&self) -> usize {
+        self.decoder_layers()
+            .iter()
+            .map(|l| l.kind.parameters())
+            .sum()
+    }
+
+    /// Parameters of the whole model.
+    pub fn parameters(&self) -> usize {
+        self.encoder_layers()
+            .iter()
+            .chain(&self.decoder_layers())
+            .map(|l| l.kind.parameters())
+            .sum()
+    }
+
+    /// The largest sum of one decoder layer's input and output values: the activation
+    /// memory an int8 decoder needs at once, in bytes at one byte per value.
+    pub fn decoder_peak_activations(&self) -> usize {
+        self.decoder_layers()
+            .iter()
+            .map(|l| l.kind.inputs() + l.kind.outputs())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+fn with_relu(kinds: Vec<LayerKind>) -> Vec<LayerSpec> {
+    let last = kinds.len().saturating_sub(1);
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| LayerSpec {
+            kind,
+            relu: i < last,
+        })
+        .collect()
+}
+
+/// Whether a preset is dense or convolutional.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchFamily {
+    /// Dense layers only.
+    Dense,
+    /// Convolution stages, then dense heads.
+    Conv,
+}
+
+/// A named architecture: its family, convolution stages, hidden widths and latent size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preset {
+    /// Dense or conv.
+    pub family: ArchFamily,
+    /// Convolution stages.
+    pub conv: Vec<ConvStage>,
+    /// Hidden dense widths.
+    pub hidden: Vec<usize>,
+    /// Latent size.
+    pub latent: usize,
+}
+
+/// The preset names, for help and errors.
+pub const PRESETS: &str = "default, mcu, 2d, conv, conv-mcu";
+
+const fn stage(channels: usize) -> ConvStage {
+    ConvStage {
+        channels,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    }
+}
+
+/// A preset by name.
+pub fn preset(name: &str) -> Option<Preset> {
+    let dense = |hidden: Vec<usize>, latent| Preset {
+        family: ArchFamily::Dense,
+        conv: vec![],
+        hidden,
+        latent,
+    };
+    let conv = |conv: Vec<ConvStage>, latent| Preset {
+        family: ArchFamily::Conv,
+        conv,
+        hidden: vec![],
+        latent,
+    };
+    match name {
+        // The PyTorch example's architecture, so results compare directly.
+        "default" => Some(dense(vec![400], 20)),
+        // Smaller, for microcontrollers with less flash.
+        "mcu" => Some(dense(vec![256], 16)),
+        // A 2-D latent space, for pictures of the latent space.
+        "2d" => Some(dense(vec![400], 2)),
+        // The PyTorch reference conv VAE (../shared/bench/pytorch_conv_vae_reference.py):
+        // Conv 1->32 k4 s2 p1, Conv 32->64 k4 s2 p1, dense heads to 20; the decoder mirrors it.
+        "conv" => Some(conv(vec![stage(32), stage(64)], 20)),
+        // For a Cortex-M0 with 256 KiB of flash and 16 KiB of RAM: see results/conv-mcu.md.
+        "conv-mcu" => Some(conv(vec![stage(16), stage(32)], 16)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv_arch(w: usize, h: usize, stages: &str) -> Arch {
+        Arch {
+            conv: stages.split(',').map(|s| s.parse().unwrap()).collect(),
+            ..Arch::dense(Kind::Vae, w, h, vec![], 20)
+        }
+    }
+
+    #[test]
+    fn the_reference_conv_preset_has_the_pytorch_shapes() {
+        let a = conv_arch(28, 28, "32:4:2:1,64:4:2:1");
+        a.validate().unwrap();
+        assert_eq!(a.flat_features(), 3136);
+        assert_eq!(a.encoder_widths(), vec![3136, 40]);
+        assert_eq!(a.decoder_widths(), vec![20, 3136]);
+        let dec = a.decoder_layers();
+        assert_eq!(dec.len(), 3);
+        assert!(dec[0].relu && dec[1].relu && !dec[2].relu);
+        assert_eq!(dec[2].kind.outputs(), 784);
+        // The reference prints params=258025: its layers, counted the same way.
+        let torch = (16 + 1) * 32
+            + (512 + 1) * 64
+            + 2 * (3136 + 1) * 20
+            + (20 + 1) * 3136
+            + (64 * 32 * 16 + 32)
+            + (32 * 16 + 1);
+        assert_eq!(a.parameters(), torch);
+        assert_eq!(torch, 258_025);
+    }
+
+    #[test]
+    fn odd_sizes_mirror_back_to_the_image_size() {
+        let a = conv_arch(13, 9, "8:3:2:1,4:3:2:0");
+        a.validate().unwrap();
+        let dec = a.decoder_layers();
+        assert_eq!(dec.last().unwrap().kind.outputs(), 13 * 9);
+    }
+
+    #[test]
+    fn bad_shapes_are_named_before_training() {
+        let err = |a: Arch| a.validate().unwrap_err().to_string();
+        assert!(
+            err(conv_arch(4, 4, "8:4:2:1,8:4:2:1,8:4:2:1")).contains("too small for the strides")
+        );
+        assert!(err(conv_arch(3, 3, "8:7:1:1")).contains("larger than the 3x3 images"));
+        assert!(err(conv_arch(28, 28, "0:4:2:1")).contains("channels 0"));
+        assert!(err(conv_arch(28, 28, "8:4:0:1")).contains("stride 0"));
+        assert!(err(conv_arch(28, 28, "8:3:1:3")).contains("padding 3"));
+        let mut a = conv_arch(28, 28, "8:4:2:1");
+        a.latent = 0;
+        assert!(err(a).contains("--latent"));
+        let mut a = Arch::dense(Kind::Ae, 28, 28, vec![64, 0], 8);
+        assert!(err(a.clone()).contains("--hidden: layer 2"));
+        a.hidden = vec![64];
+        a.channels = 0;
+        assert!(err(a).contains("with 0 channels"));
+    }
+
+    #[test]
+    fn stage_syntax() {
+        assert!("32:4:2".parse::<ConvStage>().is_err());
+        assert!("a:4:2:1".parse::<ConvStage>().is_err());
+        assert_eq!("32:4:2:1".parse::<ConvStage>().unwrap(), stage(32));
+    }
+}
