@@ -118,6 +118,15 @@ impl LayerKind {
         }
     }
 
+    /// Output channels: one bias (and one requantization) each.
+    pub fn output_channels(&self) -> usize {
+        match self {
+            LayerKind::Dense { outputs, .. } => *outputs,
+            LayerKind::Conv2d(g) => g.out_c,
+            LayerKind::ConvTranspose2d(g) => g.in_c,
+        }
+    }
+
     /// Weights and biases.
     pub fn parameters(&self) -> usize {
         match self {

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod arch;
+pub mod classifier;
 pub mod data;
 pub mod eval;
 pub mod export;

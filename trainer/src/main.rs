@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use clap::{Parser, Subcommand};
-use tinyvae_engine::{Engine, NoProbe, Sampler};
+use tinyvae_engine::Engine;
 use tinyvae_format::{Model, WeightLayout};
 
 /// The `--layout` choices of `trainer export`.
@@ -18,13 +18,16 @@ enum LayoutArg {
     RowMajor,
 }
 use tinyvae_trainer::arch::{ArchFamily, ConvStage};
+use tinyvae_trainer::classifier::{
+    score, train_classifier, Classifier, ClassifierOptions, SampleScore,
+};
 use tinyvae_trainer::data::{bundled_dir, Dataset};
 use tinyvae_trainer::export::{print_report, quantize, ExportOptions};
 use tinyvae_trainer::images::grid;
-use tinyvae_trainer::model::{to_vec_f32, Arch, Kind, Recon};
-use tinyvae_trainer::rng::Rng;
+use tinyvae_trainer::model::Net;
+use tinyvae_trainer::model::{Arch, Kind, Recon};
 use tinyvae_trainer::train::{
-    self, load_checkpoint, net_from_checkpoint, Config, Noise, RunOptions,
+    self, check_data_shape, load_checkpoint, net_from_checkpoint, Config, Noise, RunOptions,
 };
 use tinyvae_trainer::{atomic_write, eval, preset, Preset, PRESETS};
 
@@ -60,6 +63,37 @@ enum Cmd {
         /// Test images used for the IW bound.
         #[arg(long, default_value_t = 500)]
         iw_images: usize,
+        /// Score samples from the prior with this classifier (`trainer classifier`): the
+        /// share labelled with probability >= 0.9 and the entropy of the label histogram.
+        #[arg(long)]
+        classifier: Option<PathBuf>,
+        /// Score the int8 model in this file too (its engine's own prior samples).
+        #[arg(long, requires = "classifier")]
+        int8: Option<PathBuf>,
+        /// Samples to score.
+        #[arg(long, default_value_t = 1000)]
+        score_samples: usize,
+        /// Seed of the scored samples' draws.
+        #[arg(long, default_value_t = 7)]
+        score_seed: u64,
+        /// Also write every figure as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Train a small classifier on a labelled data set and save it, for `eval --classifier`.
+    Classifier {
+        /// Data folder with IDX image and label files (default: the bundled MNIST subset).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Output file.
+        #[arg(short, long, default_value = "classifier.safetensors")]
+        out: PathBuf,
+        /// Epochs.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Seed of initialisation and shuffling.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Write a grid of samples decoded from random codes z ~ N(0, I).
     Sample {
@@ -214,38 +248,81 @@ fn run(cmd: Cmd) -> Result<()> {
             data,
             iw_samples,
             iw_images,
+            classifier,
+            int8,
+            score_samples,
+            score_seed,
+            json,
         } => {
             let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
             let net = net_from_checkpoint(&ck, &Device::Cpu)?;
             let data = load_data(data.as_deref())?;
+            check_data_shape(&data, &net.arch)?;
             let iw = (iw_samples > 0).then_some((iw_samples, iw_images));
             let m = eval::evaluate(&net, &data.test, ck.config.recon, iw)?;
+            print_metrics(&net, &ck.config, &m);
+            let size = eval::ModelSize::of(&net.arch);
             println!(
-                "model {} ({:?}), {} test images",
-                net.arch.name(),
-                net.arch.kind,
-                m.images
+                "parameters {} (decoder {}); int8 decoder about {} bytes; peak decoder activations {} bytes",
+                size.parameters,
+                size.decoder_parameters,
+                size.decoder_int8_bytes,
+                size.decoder_peak_activation_bytes
             );
-            println!(
-                "test -ELBO {:.3} nats/example = recon {:.3} + KL {:.3}",
-                m.neg_elbo, m.recon, m.kl
-            );
-            if ck.config.beta != 1.0 {
-                println!(
-                    "  (trained with beta {}: its objective is recon + beta KL = {:.3})",
-                    ck.config.beta,
-                    m.recon + ck.config.beta * m.kl
-                );
+            let (mut float_score, mut int8_score) = (None, None);
+            if let Some(path) = classifier {
+                let c = Classifier::load(&path)?;
+                let float = eval::float_prior_samples(&net, score_samples, score_seed)?;
+                let s = score(&c, &float)?;
+                print_score("float model", &s);
+                float_score = Some(s);
+                if let Some(model) = int8 {
+                    let blob = std::fs::read(&model)
+                        .with_context(|| format!("{}: cannot read", model.display()))?;
+                    let imgs = eval::int8_prior_samples(&blob, score_samples, score_seed)
+                        .with_context(|| format!("{}", model.display()))?;
+                    let s = score(&c, &imgs)?;
+                    print_score("int8 model", &s);
+                    int8_score = Some(s);
+                }
             }
-            if let Some((k, n, v)) = m.iw_bound {
-                println!("importance-weighted bound, K = {k}, first {n} test images: {v:.3} nats");
+            if let Some(path) = json {
+                let v = serde_json::json!({
+                    "model": net.arch.name(),
+                    "metrics": m,
+                    "size": size,
+                    "score_float": float_score,
+                    "score_int8": int8_score,
+                });
+                atomic_write(&path, |mut f| {
+                    std::io::Write::write_all(
+                        &mut f,
+                        serde_json::to_string_pretty(&v)?.as_bytes(),
+                    )?;
+                    Ok(())
+                })?;
             }
-            println!("active units {}/{}", m.active_units, net.arch.latent);
-            let kl: Vec<String> = m.kl_per_dim.iter().map(|v| format!("{v:.2}")).collect();
-            println!("KL per dimension: {}", kl.join(" "));
+            Ok(())
+        }
+        Cmd::Classifier {
+            data,
+            out,
+            epochs,
+            seed,
+        } => {
+            let data = load_data(data.as_deref())?;
+            let opts = ClassifierOptions {
+                epochs,
+                seed,
+                ..Default::default()
+            };
+            let c = train_classifier(&data, &opts)?;
+            c.save(&out)?;
             println!(
-                "reconstruction at z = mu: MSE {:.5}, PSNR {:.2} dB",
-                m.mse, m.psnr_db
+                "wrote {} ({} classes, test accuracy {:.2}%)",
+                out.display(),
+                c.info.classes,
+                100.0 * c.info.test_accuracy
             );
             Ok(())
         }
@@ -318,8 +395,7 @@ fn run(cmd: Cmd) -> Result<()> {
             let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
             let net = net_from_checkpoint(&ck, &Device::Cpu)?;
             let data = load_data(data.as_deref())?;
-            for f in
-                tinyvae_trainer::pictures::all(&net, &data.test, &ck.progress.history, &out, seed)?
+            for f in tinyvae_trainer::pictures::all(&net, &data, &ck.progress.history, &out, seed)?
             {
                 println!("wrote {}", f.display());
             }
@@ -368,6 +444,47 @@ fn chosen_preset(a: &TrainArgs) -> Result<Preset> {
         p.latent = l;
     }
     Ok(p)
+}
+
+fn print_metrics(net: &Net, cfg: &Config, m: &eval::Metrics) {
+    println!(
+        "model {} ({:?}), {} test images",
+        net.arch.name(),
+        net.arch.kind,
+        m.images
+    );
+    println!(
+        "test -ELBO {:.3} nats/example = recon {:.3} + KL {:.3}",
+        m.neg_elbo, m.recon, m.kl
+    );
+    if cfg.beta != 1.0 {
+        println!(
+            "  (trained with beta {}: its objective is recon + beta KL = {:.3})",
+            cfg.beta,
+            m.recon + cfg.beta * m.kl
+        );
+    }
+    if let Some((k, n, v)) = m.iw_bound {
+        println!("importance-weighted bound, K = {k}, first {n} test images: {v:.3} nats");
+    }
+    println!("active units {}/{}", m.active_units, net.arch.latent);
+    let kl: Vec<String> = m.kl_per_dim.iter().map(|v| format!("{v:.2}")).collect();
+    println!("KL per dimension: {}", kl.join(" "));
+    println!(
+        "reconstruction at z = mu: MSE {:.5}, PSNR {:.2} dB",
+        m.mse, m.psnr_db
+    );
+}
+
+fn print_score(what: &str, s: &SampleScore) {
+    println!(
+        "sample score, {what}, {} prior samples: {:.1}% labelled with p >= {}, label entropy {:.3} bits (histogram {:?})",
+        s.images,
+        100.0 * s.confident,
+        tinyvae_trainer::classifier::CONFIDENT,
+        s.label_entropy_bits,
+        s.histogram
+    );
 }
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
@@ -434,48 +551,24 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 }
 
 fn cmd_sample(input: &Path, int8: bool, count: usize, seed: u64, out: &Path) -> Result<()> {
-    let (shape, images): ((usize, usize, usize), Vec<Vec<u8>>) = if int8 {
+    let (shape, images) = if int8 {
         let blob =
             std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
         let m =
             Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
-        let engine = Engine::new(&m);
-        let mut scratch = vec![0i8; engine.scratch_len()];
-        let mut sampler = Sampler::new(seed);
-        let mut code = vec![0i8; usize::from(m.latent.dim)];
-        let mut imgs = Vec::new();
-        for _ in 0..count {
-            let mut px = vec![0u8; m.data.len()];
-            engine.sample_prior(&mut sampler, &mut code)?;
-            engine.decode(&code, &mut scratch, &mut px, &mut NoProbe)?;
-            imgs.push(px);
-        }
-        (
-            (
-                usize::from(m.data.width),
-                usize::from(m.data.height),
-                usize::from(m.data.channels),
-            ),
-            imgs,
-        )
+        let d = &m.data;
+        let shape = (
+            usize::from(d.width),
+            usize::from(d.height),
+            usize::from(d.channels),
+        );
+        (shape, eval::int8_prior_samples(&blob, count, seed)?)
     } else {
         let ck = load_checkpoint(input, &Device::Cpu)?;
         let net = net_from_checkpoint(&ck, &Device::Cpu)?;
-        let lat = net.arch.latent;
-        let mut z = vec![0f32; count * lat];
-        Rng::new(seed).fill_normal(&mut z);
-        let x = net.decode(&Tensor::from_vec(z, (count, lat), &Device::Cpu)?)?;
-        let px = to_vec_f32(&x)?;
-        let p = net.arch.pixels();
-        let imgs = px
-            .chunks(p)
-            .map(|c| {
-                c.iter()
-                    .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-                    .collect()
-            })
-            .collect();
-        ((net.arch.width, net.arch.height, net.arch.channels), imgs)
+        let a = &net.arch;
+        let shape = (a.width, a.height, a.channels);
+        (shape, eval::float_prior_samples(&net, count, seed)?)
     };
     let refs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
     let cols = (count as f64).sqrt().ceil() as usize;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 
-use crate::data::Split;
+use crate::data::{Dataset, Split};
 use crate::images::{grid, line_chart, Canvas, PALETTE};
 use crate::model::{to_vec_f32, Net};
 use crate::rng::Rng;
@@ -40,25 +40,41 @@ fn save_grid(path: &Path, imgs: &[Vec<u8>], net: &Net, cols: usize) -> Result<()
     .save(path)
 }
 
+/// Training images whose posteriors make the aggregate-posterior pictures.
+const AGGREGATE_COMPONENTS: usize = 256;
+
 /// Writes every picture into `dir`; returns the files written.
 pub fn all(
     net: &Net,
-    test: &Split,
+    data: &Dataset,
     history: &[EpochLog],
     dir: &Path,
     seed: u64,
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
+    let test = &data.test;
     let mut written = Vec::new();
     let lat = net.arch.latent;
     let p = net.arch.pixels();
 
     // Samples: z ~ N(0, I) decoded. For an autoencoder these show the seed lecture's point:
     // its latent space is not organised around the prior, so random codes decode poorly.
+    let mut rng = Rng::new(seed);
     let mut z = vec![0f32; 64 * lat];
-    Rng::new(seed).fill_normal(&mut z);
+    rng.fill_normal(&mut z);
     let f = dir.join("samples.png");
     save_grid(&f, &decode_all(net, z)?, net, 8)?;
+    written.push(f);
+
+    // The seed lecture's other way to pick z: from the aggregate posterior, the mixture of
+    // the posteriors of training images (a VAE's; an autoencoder's codes, for other kinds).
+    let f = dir.join("samples-aggregate.png");
+    save_grid(
+        &f,
+        &decode_all(net, aggregate_draws(net, &data.train, 64, &mut rng)?)?,
+        net,
+        8,
+    )?;
     written.push(f);
 
     // Reconstructions at z = mu: originals on odd rows, reconstructions below them.
@@ -123,6 +139,30 @@ pub fn all(
         written.push(f);
     }
     Ok(written)
+}
+
+/// `n` draws of z from the aggregate posterior of [`AGGREGATE_COMPONENTS`] training images
+/// spread over the split: a component chosen uniformly, then z = mu + sigma eps.
+fn aggregate_draws(net: &Net, train: &Split, n: usize, rng: &mut Rng) -> Result<Vec<f32>> {
+    let k = AGGREGATE_COMPONENTS.min(train.n).max(1);
+    let idx: Vec<usize> = (0..k).map(|i| i * train.n / k).collect();
+    let enc = net.encode(&batch_tensor(train, &idx, net.arch.pixels(), &Device::Cpu)?)?;
+    let mu = to_vec_f32(&enc.mu)?;
+    let lv = match &enc.logvar {
+        Some(lv) => to_vec_f32(lv)?,
+        None => vec![f32::NEG_INFINITY; mu.len()],
+    };
+    let lat = net.arch.latent;
+    let mut eps = vec![0f32; lat];
+    let mut z = Vec::with_capacity(n * lat);
+    for _ in 0..n {
+        let c = rng.below(k);
+        rng.fill_normal(&mut eps);
+        for j in 0..lat {
+            z.push(mu[c * lat + j] + (0.5 * lv[c * lat + j]).exp() * eps[j]);
+        }
+    }
+    Ok(z)
 }
 
 fn latent_2d(net: &Net, test: &Split, dir: &Path) -> Result<Vec<PathBuf>> {

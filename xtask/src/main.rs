@@ -15,6 +15,7 @@ mod firmware;
 mod float;
 mod kernels;
 mod pipeline;
+mod quality;
 mod setup;
 
 use std::path::PathBuf;
@@ -71,6 +72,7 @@ fn main() {
         Some("qemu") => qemu(&args[1..]),
         Some("fallback-check") => fallback_check(),
         Some("bench-train") => bench::train(&args[1..]),
+        Some("quality") => quality::run(&args[1..]),
         Some("counts") => counts(),
         Some("bench") => kernels::bench(),
         Some("flash") => flash(&args[1..]),
@@ -83,8 +85,10 @@ fn main() {
                  setup             install or check the prerequisites only\n  qemu BOARD BIN    \
                  build and run one firmware binary (boards: mps2-an386, mps2-an385, microbit)\n  \
                  fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
-                 bench-train DATA REFERENCE [TORCH_THREADS] [THREADS] [EPOCHS] [SEED]\n                    \
-                 training speed and quality beside the PyTorch reference script\n  \
+                 bench-train DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS] [SEED]\n                    \
+                 training speed and test -ELBO of both models beside the PyTorch reference scripts\n  \
+                 quality DATA CONV_SCRIPT [EPOCHS]\n                    \
+                 the conv VAE beside PyTorch over three seeds; every preset's -ELBO, sample score and size\n  \
                  counts            instructions per inference and layer, flash and RAM, both presets and boards\n  \
                  bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)\n  \
                  f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \
