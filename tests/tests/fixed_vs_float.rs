@@ -52,6 +52,7 @@ fn fixture() -> &'static Fixture {
             epochs: 10,
             seed: 1,
             dataset: "mnist-subset".into(),
+            train_images: None,
         };
         let dir = std::env::temp_dir().join(format!("tinyvae-fixed-{}", std::process::id()));
         let (net, _) = train(&cfg, &data, &dir, false, &RunOptions::default()).expect("training");

@@ -221,6 +221,9 @@ struct TrainArgs {
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Start over in a run folder that holds a checkpoint, replacing it.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Use only the first N training images.
     #[arg(long)]
     train_limit: Option<usize>,
@@ -410,6 +413,7 @@ fn chosen_preset(a: &TrainArgs) -> Result<Preset> {
     let name = match (&a.preset, a.arch) {
         (Some(p), _) => p.as_str(),
         (None, Some(ArchFamily::Conv)) => "conv",
+        (None, None) if a.conv.is_some() => "conv",
         (None, _) => "default",
     };
     let mut p = preset(name).with_context(|| format!("unknown preset {name:?} ({PRESETS})"))?;
@@ -519,6 +523,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         epochs: a.epochs,
         seed: a.seed,
         dataset: data.name.clone(),
+        train_images: Some(data.train.n),
     };
     println!(
         "training {:?} {} on {} ({} train, {} test images), {} epochs, batch {}, seed {}",
@@ -533,6 +538,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     );
     let opts = RunOptions {
         progress_bar: true,
+        overwrite: a.overwrite,
         ..Default::default()
     };
     let stop = opts.stop.clone();

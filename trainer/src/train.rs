@@ -52,6 +52,10 @@ pub struct Config {
     pub seed: u64,
     /// Data set name (provenance).
     pub dataset: String,
+    /// Training images used (after `--train-limit`): it shapes the run, so a resumed run
+    /// must use as many (absent in checkpoints of earlier versions: not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<usize>,
 }
 
 impl Config {
@@ -218,20 +222,19 @@ pub struct Progress {
 /// Writes `path` through a temporary file and a rename, so that an interrupted write never
 /// leaves a half-written file in its place.
 pub fn atomic_write(path: &Path, write: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
+    let mut name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?
+        .to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
     let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    match write(f) {
-        Ok(()) => {
-            std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e.context(format!("writing {}", path.display())))
-        }
+    let done = write(f).and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("writing {}", path.display())));
     }
+    Ok(())
 }
 
 /// The checkpoint file of a run folder.
@@ -260,7 +263,11 @@ pub fn save_checkpoint(
     meta.insert("config".to_string(), serde_json::to_string(cfg)?);
     meta.insert("progress".to_string(), serde_json::to_string(p)?);
     let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))?;
-    atomic_write(&checkpoint_path(run), |mut f| {
+    // Never write a checkpoint that would not load (a NaN in the history is JSON null).
+    let path = checkpoint_path(run);
+    parse_checkpoint(&bytes, &path, &Device::Cpu)
+        .context("the checkpoint about to be written does not read back; nothing was written")?;
+    atomic_write(&path, |mut f| {
         f.write_all(&bytes)?;
         f.sync_all()?;
         Ok(())
@@ -285,17 +292,28 @@ pub fn load_checkpoint(path: &Path, dev: &Device) -> Result<Checkpoint> {
         path.to_path_buf()
     };
     let bytes = std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .with_context(|| format!("{}: not a safetensors checkpoint", file.display()))?;
+    parse_checkpoint(&bytes, &file, dev)
+}
+
+/// A checkpoint from its bytes; errors name `file`.
+fn parse_checkpoint(bytes: &[u8], file: &Path, dev: &Device) -> Result<Checkpoint> {
+    let f = file.display();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .with_context(|| format!("{f}: not a safetensors checkpoint"))?;
     let meta = meta
         .metadata()
         .clone()
-        .with_context(|| format!("{}: checkpoint without metadata", file.display()))?;
-    let config: Config =
-        serde_json::from_str(meta.get("config").context("no config in checkpoint")?)?;
-    let progress: Progress =
-        serde_json::from_str(meta.get("progress").context("no progress in checkpoint")?)?;
-    let tensors = candle_core::safetensors::load_buffer(&bytes, dev)?;
+        .with_context(|| format!("{f}: checkpoint without metadata"))?;
+    let field = |name: &str| {
+        meta.get(name)
+            .with_context(|| format!("{f}: no {name} in the checkpoint"))
+    };
+    let config: Config = serde_json::from_str(field("config")?)
+        .with_context(|| format!("{f}: corrupt run configuration in the checkpoint"))?;
+    let progress: Progress = serde_json::from_str(field("progress")?)
+        .with_context(|| format!("{f}: corrupt progress record in the checkpoint"))?;
+    let tensors = candle_core::safetensors::load_buffer(bytes, dev)
+        .with_context(|| format!("{f}: corrupt tensors"))?;
     Ok(Checkpoint {
         config,
         progress,
@@ -303,7 +321,8 @@ pub fn load_checkpoint(path: &Path, dev: &Device) -> Result<Checkpoint> {
     })
 }
 
-/// Rebuilds the model of a checkpoint.
+/// Rebuilds the model of a checkpoint: every tensor of the shape its layer needs (so the
+/// layers chain), every weight finite.
 pub fn net_from_checkpoint(ck: &Checkpoint, dev: &Device) -> Result<Net> {
     let net = Net::new(ck.config.arch.clone(), &mut Rng::new(0), dev)?;
     for (name, var) in net.named_vars() {
@@ -311,6 +330,22 @@ pub fn net_from_checkpoint(ck: &Checkpoint, dev: &Device) -> Result<Net> {
             .tensors
             .get(&name)
             .with_context(|| format!("checkpoint lacks {name}"))?;
+        if t.dims() != var.dims() {
+            bail!(
+                "checkpoint: {name} is {:?}, but its layer in {} needs {:?}",
+                t.dims(),
+                ck.config.arch.name(),
+                var.dims()
+            );
+        }
+        let values = crate::model::to_vec_f32(t)?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "checkpoint: {name} holds a non-finite value ({}) at index {i}: the run diverged \
+                 before this checkpoint was written",
+                values[i]
+            );
+        }
         var.set(t)?;
     }
     Ok(net)
@@ -379,13 +414,13 @@ fn shards(n: usize) -> usize {
     rayon::current_num_threads().clamp(1, (n / MIN_SHARD).max(1))
 }
 
-/// One optimizer step on a batch: `x` the clean images, `x_in` the encoder's input (the
-/// same unless denoising), `eps` the reparameterization noise of the whole batch. Returns
-/// the loss summed over the batch, with `beta` on the KL term.
+/// One optimizer step on a batch: `x` the clean images, `x_in` the encoder's input when it
+/// differs (denoising), `eps` the reparameterization noise of the whole batch. Returns the
+/// loss summed over the batch, with `beta` on the KL term.
 fn train_step(
     net: &Net,
     adam: &mut Adam,
-    (x, x_in): (&[f32], &[f32]),
+    (x, x_in): (&[f32], Option<&[f32]>),
     eps: &[f32],
     (recon, beta): (Recon, f64),
     nan_at_this_step: bool,
@@ -401,8 +436,15 @@ fn train_step(
             let (a, b) = (s * per, ((s + 1) * per).min(n));
             let t =
                 |v: &[f32]| Tensor::from_slice(&v[a * pixels..b * pixels], (b - a, pixels), &dev);
-            let (xs, xi) = (t(x)?, t(x_in)?);
-            let (rl, kl) = batch_loss(net, &xi, &xs, recon, &eps[a * lat..b * lat])?;
+            let xs = t(x)?;
+            let xi = x_in.map(t).transpose()?;
+            let (rl, kl) = batch_loss(
+                net,
+                xi.as_ref().unwrap_or(&xs),
+                &xs,
+                recon,
+                &eps[a * lat..b * lat],
+            )?;
             let loss = match kl {
                 Some(kl) => (rl.sum_all()? + (kl.sum_all()? * beta)?)?,
                 None => rl.sum_all()?,
@@ -466,6 +508,37 @@ pub fn evaluate(
     Ok((r / data.n as f64, k / data.n as f64))
 }
 
+/// Rewrites a run's `log.jsonl` with `history`, atomically.
+fn write_log(run: &Path, history: &[EpochLog]) -> Result<()> {
+    let mut text = String::new();
+    for h in history {
+        text += &serde_json::to_string(h)?;
+        text.push('\n');
+    }
+    atomic_write(&run.join("log.jsonl"), |mut f| {
+        f.write_all(text.as_bytes())?;
+        Ok(())
+    })
+}
+
+/// Which options differ between two configurations, for the resume error.
+fn config_difference(saved: &Config, given: &Config) -> String {
+    let (a, b) = (
+        serde_json::to_value(saved).unwrap_or_default(),
+        serde_json::to_value(given).unwrap_or_default(),
+    );
+    let mut keys: Vec<String> = Vec::new();
+    if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
+        for (k, v) in a {
+            if b.get(k) != Some(v) {
+                keys.push(k.clone());
+            }
+        }
+        keys.extend(b.keys().filter(|k| !a.contains_key(*k)).cloned());
+    }
+    format!("they differ in: {}", keys.join(", "))
+}
+
 /// An error unless the data set's images have the model's width, height and channels.
 pub fn check_data_shape(data: &Dataset, arch: &Arch) -> Result<()> {
     let (d, m) = (
@@ -507,6 +580,8 @@ pub struct RunOptions {
     /// Fault injection for tests of the failure path: the loss of this (1-based, counted
     /// over the whole run) batch is replaced by NaN.
     pub inject_nan_at_batch: Option<u64>,
+    /// Start over in a run folder that holds a checkpoint (otherwise refused).
+    pub overwrite: bool,
 }
 
 impl Default for RunOptions {
@@ -516,6 +591,7 @@ impl Default for RunOptions {
             stop: Arc::new(AtomicBool::new(false)),
             stop_after_batches: None,
             inject_nan_at_batch: None,
+            overwrite: false,
         }
     }
 }
@@ -532,13 +608,34 @@ pub fn train(
     cfg.validate()?;
     check_data_shape(data, &cfg.arch)?;
     std::fs::create_dir_all(run).with_context(|| format!("creating {}", run.display()))?;
+    if let Some(n) = cfg.train_images.filter(|&n| n != data.train.n) {
+        bail!(
+            "the configuration names {n} training images, the data set has {} (--train-limit)",
+            data.train.n
+        );
+    }
     let pixels = data.pixels();
-    let (net, mut adam, mut progress) = if resume && checkpoint_path(run).exists() {
+    let ck_path = checkpoint_path(run);
+    if resume && !ck_path.exists() {
+        bail!(
+            "{}: no checkpoint to resume; leave out --resume to start a new run",
+            run.display()
+        );
+    }
+    if !resume && ck_path.exists() && !opts.overwrite {
+        bail!(
+            "{} holds a run already: continue it with --resume, or start over with --overwrite",
+            run.display()
+        );
+    }
+    let (net, mut adam, mut progress) = if resume {
         let ck = load_checkpoint(run, &dev)?;
         if ck.config != *cfg {
             bail!(
-                "{} was trained with a different configuration; resume with the same options",
-                run.display()
+                "{} was trained with a different configuration; resume with the same options \
+                 ({})",
+                run.display(),
+                config_difference(&ck.config, cfg)
             );
         }
         let net = net_from_checkpoint(&ck, &dev)?;
@@ -555,6 +652,9 @@ pub fn train(
             adam.set_moments(i, m, v)?;
         }
         adam.step = ck.progress.step;
+        // The log holds the checkpoint's epochs, no more: a run killed between writing an
+        // epoch's line and its checkpoint would otherwise log that epoch twice.
+        write_log(run, &ck.progress.history)?;
         (net, adam, ck.progress)
     } else {
         let mut init = Rng::new(cfg.seed);
@@ -568,8 +668,12 @@ pub fn train(
             step: 0,
             history: vec![],
         };
-        std::fs::write(run.join("config.json"), serde_json::to_string_pretty(cfg)?)?;
-        let _ = std::fs::remove_file(run.join("log.jsonl"));
+        let json = serde_json::to_string_pretty(cfg)?;
+        atomic_write(&run.join("config.json"), |mut f| {
+            f.write_all(json.as_bytes())?;
+            Ok(())
+        })?;
+        write_log(run, &[])?;
         (net, adam, progress)
     };
     let mut noise_rng = Rng::from_state(progress.noise_state);
@@ -607,13 +711,20 @@ pub fn train(
                 (Kind::Dae, Some(n)) => {
                     let mut v = x.clone();
                     corrupt(&mut v, n, &mut noise_rng);
-                    v
+                    Some(v)
                 }
-                _ => x.clone(),
+                _ => None,
             };
             let eps = noise_for(&net, idx.len(), &mut noise_rng);
             let nan = opts.inject_nan_at_batch == Some(adam.step + 1);
-            let value = train_step(&net, &mut adam, (&x, &x_in), &eps, (cfg.recon, beta), nan)?;
+            let value = train_step(
+                &net,
+                &mut adam,
+                (&x, x_in.as_deref()),
+                &eps,
+                (cfg.recon, beta),
+                nan,
+            )?;
             if !value.is_finite() {
                 bail!(
                     "the loss became {value} at epoch {epoch}, step {} (batch {bi}); training \
@@ -669,11 +780,13 @@ pub fn train(
             "epoch {epoch:>3}: train loss {:.3}  test -ELBO {:.3} (recon {:.3} + KL {:.3})  {:.2} s",
             log.train_loss, log.test_neg_elbo, log.test_recon, log.test_kl, log.seconds
         );
-        let mut f = std::fs::OpenOptions::new()
+        let log_path = run.join("log.jsonl");
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(run.join("log.jsonl"))?;
-        writeln!(f, "{}", serde_json::to_string(&log)?)?;
+            .open(&log_path)
+            .and_then(|mut f| writeln!(f, "{}", serde_json::to_string(&log)?))
+            .with_context(|| format!("{}: cannot append", log_path.display()))?;
         progress.history.push(log);
         progress.epoch = epoch;
         progress.batch = 0;

@@ -32,6 +32,7 @@ fn config(epochs: usize, seed: u64) -> Config {
         epochs,
         seed,
         dataset: "mnist-subset".into(),
+        train_images: None,
     }
 }
 

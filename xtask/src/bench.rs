@@ -232,3 +232,36 @@ pub fn train(args: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs the per-op benchmark (`trainer/examples/bench_ops.rs`) and writes
+/// `results/train-ops.md`.
+pub fn ops() -> Result<()> {
+    let root = project_root();
+    let table = capture(Command::new("cargo").current_dir(&root).args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "tinyvae-trainer",
+        "--example",
+        "bench_ops",
+        "--",
+        &THREADS.to_string(),
+        "10",
+    ]))?;
+    let md = format!(
+        "# Training ops: candle's beside the trainer's fused ones\n\n\
+         The `conv` preset's layers at batch 128, on {} ({THREADS} cores, {THREADS} threads), \
+         the same data on both sides: milliseconds per call, best of 10, forward and forward \
+         + backward of `sum(y * r)` with respect to every input. candle: `conv2d` / \
+         `conv_transpose2d` (NCHW) or `matmul` + `broadcast_add`, and candle's backward. \
+         Fused: `trainer/src/ops` (NHWC; im2col or col2im and one matrix product per \
+         operand). Per op, not per epoch: `results/train-vs-pytorch.md` has whole epochs.\n\n\
+         Reproduce: `cargo xtask bench-ops`\n\n{table}",
+        cpu_name()
+    );
+    let out = root.join("results").join("train-ops.md");
+    std::fs::write(&out, &md)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}

@@ -73,6 +73,7 @@ fn main() {
         Some("fallback-check") => fallback_check(),
         Some("bench-train") => bench::train(&args[1..]),
         Some("quality") => quality::run(&args[1..]),
+        Some("bench-ops") => bench::ops(),
         Some("counts") => counts(),
         Some("bench") => kernels::bench(),
         Some("flash") => flash(&args[1..]),
@@ -87,6 +88,7 @@ fn main() {
                  fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
                  bench-train DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS] [SEED]\n                    \
                  training speed and test -ELBO of both models beside the PyTorch reference scripts\n  \
+                 bench-ops         training ops per call, candle's beside the fused ones (results/train-ops.md)\n  \
                  quality DATA CONV_SCRIPT [EPOCHS]\n                    \
                  the conv VAE beside PyTorch over three seeds; every preset's -ELBO, sample score and size\n  \
                  counts            instructions per inference and layer, flash and RAM, both presets and boards\n  \

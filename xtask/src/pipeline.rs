@@ -42,6 +42,7 @@ pub fn train_and_export(
         &epochs.to_string(),
         "--seed",
         "1",
+        "--overwrite",
     ])
     .arg("--out")
     .arg(run_dir);
