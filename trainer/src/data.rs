@@ -34,6 +34,16 @@ impl Split {
     }
 }
 
+/// How an IDX file orders the pixels of an image. Nothing in the file says it, so it is the
+/// user's word (`--emnist`), never guessed from a file name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdxLayout {
+    /// Row after row (MNIST, Fashion-MNIST).
+    RowMajor,
+    /// Column after column (EMNIST): transposed on loading.
+    Transposed,
+}
+
 /// A data set with its train and test splits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
@@ -57,13 +67,19 @@ impl Dataset {
         self.width * self.height * self.channels
     }
 
-    /// Loads a data set from a folder: IDX files if it has them, else PNG images.
+    /// Loads a data set from a folder: IDX files if it has them, else PNG images. IDX
+    /// images are read row-major, as MNIST and Fashion-MNIST store them.
     pub fn load(dir: &Path) -> Result<Dataset> {
+        Dataset::load_with(dir, IdxLayout::RowMajor)
+    }
+
+    /// Loads a data set from a folder, IDX images in the given layout.
+    pub fn load_with(dir: &Path, layout: IdxLayout) -> Result<Dataset> {
         if !dir.is_dir() {
             bail!("{}: not a folder", dir.display());
         }
         if find_idx(dir, "train", "images-idx3-ubyte")?.is_some() {
-            load_idx(dir)
+            load_idx(dir, layout)
         } else {
             load_png_folder(dir)
         }
@@ -143,10 +159,22 @@ pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<(usize, usize, usiz
         be_u32(bytes, 8) as usize,
         be_u32(bytes, 12) as usize,
     );
+    if rows == 0 || cols == 0 {
+        bail!(
+            "{}: the header announces images of {rows}x{cols} pixels: no pixels to learn",
+            path.display()
+        );
+    }
     let need = n
         .checked_mul(rows)
         .and_then(|v| v.checked_mul(cols))
-        .context("IDX dimensions overflow")?;
+        .with_context(|| {
+            format!(
+                "{}: the header announces {n} images of {rows}x{cols}: more bytes than \
+                 this machine can address",
+                path.display()
+            )
+        })?;
     let body = &bytes[16..];
     if body.len() < need {
         bail!(
@@ -189,7 +217,7 @@ pub fn parse_idx_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
     Ok(body.to_vec())
 }
 
-fn load_split(dir: &Path, split: &str) -> Result<(usize, usize, Split)> {
+fn load_split(dir: &Path, split: &str, layout: IdxLayout) -> Result<(usize, usize, Split)> {
     let img = find_idx(dir, split, "images-idx3-ubyte")?.with_context(|| {
         format!(
             "{}: no {split} image file (*{}images-idx3-ubyte[.gz])",
@@ -201,8 +229,7 @@ fn load_split(dir: &Path, split: &str) -> Result<(usize, usize, Split)> {
     if n == 0 {
         bail!("{}: holds no image", img.display());
     }
-    // EMNIST stores each image transposed.
-    if img.to_string_lossy().contains("emnist") {
+    if layout == IdxLayout::Transposed {
         for im in images.chunks_exact_mut(rows * cols) {
             let t: Vec<u8> = (0..rows * cols)
                 .map(|k| im[(k % cols) * rows + k / cols])
@@ -228,9 +255,9 @@ fn load_split(dir: &Path, split: &str) -> Result<(usize, usize, Split)> {
     Ok((cols, rows, Split { images, labels, n }))
 }
 
-fn load_idx(dir: &Path) -> Result<Dataset> {
-    let (w, h, train) = load_split(dir, "train")?;
-    let (tw, th, test) = load_split(dir, "test")?;
+fn load_idx(dir: &Path, layout: IdxLayout) -> Result<Dataset> {
+    let (w, h, train) = load_split(dir, "train", layout)?;
+    let (tw, th, test) = load_split(dir, "test", layout)?;
     if (w, h) != (tw, th) {
         bail!(
             "{}: train images are {w}x{h} but test images are {tw}x{th}",

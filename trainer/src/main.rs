@@ -21,7 +21,7 @@ use tinyvae_trainer::arch::{ArchFamily, ConvStage};
 use tinyvae_trainer::classifier::{
     score, train_classifier, Classifier, ClassifierOptions, SampleScore,
 };
-use tinyvae_trainer::data::{bundled_dir, Dataset};
+use tinyvae_trainer::data::{bundled_dir, Dataset, IdxLayout};
 use tinyvae_trainer::export::{print_report, quantize, ExportOptions};
 use tinyvae_trainer::images::grid;
 use tinyvae_trainer::model::Net;
@@ -42,6 +42,10 @@ struct Cli {
     /// repeats bit for bit with the same --threads on the same CPU.
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// The IDX images are stored column after column, as EMNIST's are (transposed on
+    /// loading; MNIST and Fashion-MNIST are row after row).
+    #[arg(long, global = true)]
+    emnist: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -195,19 +199,19 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value = "bce")]
     recon: Recon,
     /// Weight of the KL term (beta-VAE).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     beta: f64,
     /// Epochs of linear KL warm-up.
     #[arg(long, default_value_t = 0)]
     warmup: usize,
     /// Denoising AE: Gaussian input noise of this standard deviation.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     noise_gaussian: Option<f32>,
     /// Denoising AE: masking noise, each pixel zeroed with this probability.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     noise_mask: Option<f32>,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     lr: f64,
     /// Batch size.
     #[arg(long, default_value_t = 128)]
@@ -229,14 +233,29 @@ struct TrainArgs {
     train_limit: Option<usize>,
 }
 
+/// `--emnist`, for every command that reads data.
+static IDX_LAYOUT: std::sync::OnceLock<IdxLayout> = std::sync::OnceLock::new();
+
 fn load_data(dir: Option<&Path>) -> Result<Dataset> {
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(bundled_dir);
-    Dataset::load(&dir)
+    Dataset::load_with(&dir, *IDX_LAYOUT.get_or_init(|| IdxLayout::RowMajor))
+}
+
+/// The data a model was trained on, or an error when its images differ from the model's.
+fn load_data_for(dir: Option<&Path>, arch: &Arch) -> Result<Dataset> {
+    let data = load_data(dir)?;
+    check_data_shape(&data, arch)?;
+    Ok(data)
 }
 
 fn main() {
     let cli = Cli::parse();
     tinyvae_trainer::ops::init_runtime(cli.threads);
+    let _ = IDX_LAYOUT.set(if cli.emnist {
+        IdxLayout::Transposed
+    } else {
+        IdxLayout::RowMajor
+    });
     if let Err(e) = run(cli.cmd) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -259,8 +278,7 @@ fn run(cmd: Cmd) -> Result<()> {
         } => {
             let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
             let net = net_from_checkpoint(&ck, &Device::Cpu)?;
-            let data = load_data(data.as_deref())?;
-            check_data_shape(&data, &net.arch)?;
+            let data = load_data_for(data.as_deref(), &net.arch)?;
             let iw = (iw_samples > 0).then_some((iw_samples, iw_images));
             let m = eval::evaluate(&net, &data.test, ck.config.recon, iw)?;
             print_metrics(&net, &ck.config, &m);
@@ -347,7 +365,7 @@ fn run(cmd: Cmd) -> Result<()> {
         } => {
             let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
             let net = net_from_checkpoint(&ck, &Device::Cpu)?;
-            let data = load_data(data.as_deref())?;
+            let data = load_data_for(data.as_deref(), &net.arch)?;
             let last = ck.progress.history.last();
             let opts = ExportOptions {
                 calibration_images: calibration,
@@ -397,7 +415,7 @@ fn run(cmd: Cmd) -> Result<()> {
         } => {
             let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
             let net = net_from_checkpoint(&ck, &Device::Cpu)?;
-            let data = load_data(data.as_deref())?;
+            let data = load_data_for(data.as_deref(), &net.arch)?;
             for f in tinyvae_trainer::pictures::all(&net, &data, &ck.progress.history, &out, seed)?
             {
                 println!("wrote {}", f.display());

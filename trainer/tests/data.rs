@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use tinyvae_trainer::data::{bundled_dir, read_maybe_gz, Dataset};
+use tinyvae_trainer::data::{bundled_dir, read_maybe_gz, Dataset, IdxLayout};
 
 fn tempdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tinyvae-data-{name}-{}", std::process::id()));
@@ -165,4 +165,45 @@ fn colour_png_folders_load_as_rgb() {
         (d.channels, d.train.image(0, 16)[5], d.train.image(3, 16)[0]),
         (1, 200, 3)
     );
+}
+
+#[test]
+fn images_of_zero_rows_or_columns_name_the_file() {
+    for (at, what) in [(8, "rows"), (12, "columns")] {
+        let dir = tempdir(&format!("zero-{what}"));
+        copy_raw(&dir);
+        let f = dir.join("t10k-images-idx3-ubyte");
+        let mut b = std::fs::read(&f).unwrap();
+        b[at..at + 4].copy_from_slice(&0u32.to_be_bytes());
+        b.truncate(16);
+        std::fs::write(&f, b).unwrap();
+        let e = err(&dir);
+        assert!(
+            e.contains("t10k-images-idx3-ubyte") && e.contains("no pixels"),
+            "{e}"
+        );
+        // Also with the transposed (EMNIST) layout, which used to divide by the image size.
+        let e = format!(
+            "{:#}",
+            Dataset::load_with(&dir, IdxLayout::Transposed).unwrap_err()
+        );
+        assert!(e.contains("no pixels"), "{e}");
+    }
+}
+
+#[test]
+fn the_layout_comes_from_the_caller_never_from_the_path() {
+    // Plain MNIST in a folder whose name says "emnist": read as it is stored.
+    let dir = tempdir("emnist-named");
+    copy_raw(&dir);
+    let plain = Dataset::load(&bundled_dir()).unwrap();
+    assert_eq!(Dataset::load(&dir).unwrap().train, plain.train);
+    // Asked for, the transposed layout transposes every image.
+    let t = Dataset::load_with(&dir, IdxLayout::Transposed).unwrap();
+    let (a, b) = (plain.train.image(3, 784), t.train.image(3, 784));
+    for y in 0..28 {
+        for x in 0..28 {
+            assert_eq!(a[x * 28 + y], b[y * 28 + x]);
+        }
+    }
 }
