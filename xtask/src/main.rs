@@ -89,8 +89,8 @@ fn main() {
                  bench-train DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS] [SEED]\n                    \
                  training speed and test -ELBO of both models beside the PyTorch reference scripts\n  \
                  bench-ops         training ops per call, candle's beside the fused ones (results/train-ops.md)\n  \
-                 quality DATA CONV_SCRIPT [EPOCHS]\n                    \
-                 the conv VAE beside PyTorch over three seeds; every preset's -ELBO, sample score and size\n  \
+                 quality DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS]\n                    \
+                 both VAEs beside PyTorch over three seeds; every preset's -ELBO, sample score and size\n  \
                  counts            instructions per inference and layer, flash and RAM, both presets and boards\n  \
                  bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)\n  \
                  f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \

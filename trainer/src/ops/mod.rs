@@ -25,17 +25,40 @@ pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result
 /// Sets the process up for training, before any other thread starts: `threads` for the
 /// trainer's own parallel work (default: every core), candle's element-wise thread pool off
 /// (its workers spin between ops and compete with the trainer's threads: measured 1.5x
-/// slower), and freed memory kept (see [`keep_freed_memory`]).
+/// slower), subnormal numbers flushed to zero on every thread (see [`flush_subnormals`]) and
+/// freed memory kept (see [`keep_freed_memory`]).
 pub fn init_runtime(threads: Option<usize>) {
     let threads = threads
         .or_else(|| std::env::var("RAYON_NUM_THREADS").ok()?.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     // SAFETY (of the environment writes, `unsafe` from edition 2024 on): no other thread
-    // runs yet; rayon and candle read these when they first start their pools.
+    // runs yet; candle reads these when it sizes its pools.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     std::env::set_var("CANDLE_NUM_THREADS", "1");
+    flush_subnormals();
+    // An error means the pool exists already (a second call): it keeps its threads.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .start_handler(|_| flush_subnormals())
+        .build_global();
     keep_freed_memory();
+}
+
+/// Flushes subnormal results to zero and reads subnormal inputs as zero on this thread, as
+/// TensorFlow does. As training goes on, more and more squared gradients in Adam's second
+/// moment fall below 2^-126, and every operation on such a value is slow: without this the
+/// dense model's epochs grew from 2.4 s to 3.7 s over six epochs (measured), Adam's share of
+/// the time from 7% to 28%. x86-64 only; elsewhere a no-op.
+pub fn flush_subnormals() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: sets the FTZ (bit 15) and DAZ (bit 6) bits of this thread's MXCSR, which
+    // every x86-64 processor has; nothing else changes.
+    #[allow(deprecated)]
+    unsafe {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        _mm_setcsr(_mm_getcsr() | 0x8040);
+    }
 }
 
 /// Keeps freed memory in the process. Each training step allocates and frees the same large
