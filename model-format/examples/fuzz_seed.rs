@@ -1,35 +1,75 @@
-//! Writes the fuzz target's seed corpus: small valid models of every kind, as whole blobs
-//! (mode byte 1) and as bare payloads (mode byte 0).
+//! Writes the fuzz target's seed corpus: small valid models of every kind, dense and
+//! convolutional, with and without an encoder, as whole blobs (mode byte odd) and as bare
+//! payloads (mode byte even, bits 1-2 the format version to frame them with).
 //! usage: cargo run -p tinyvae-format --example fuzz_seed -- model-format/fuzz/corpus/from_bytes
-use tinyvae_format::owned::{OwnedModel, SyntheticSpec};
-use tinyvae_format::{ModelKind, HEADER_LEN};
+use tinyvae_format::owned::{OwnedModel, SyntheticConv, SyntheticSpec};
+use tinyvae_format::{ModelKind, WeightLayout, HEADER_LEN};
 
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: fuzz_seed DIR");
     std::fs::create_dir_all(&dir).expect("create corpus folder");
+    let dense = |kind, hidden: Vec<u16>, latent, golden, mixture| SyntheticSpec {
+        kind,
+        width: 3,
+        height: 2,
+        hidden,
+        latent,
+        golden,
+        mixture,
+        ..Default::default()
+    };
+    let stage = |channels, kernel, stride, padding| SyntheticConv {
+        channels,
+        kernel,
+        stride,
+        padding,
+    };
+    let conv = SyntheticSpec {
+        width: 5,
+        height: 4,
+        channels: 2,
+        conv: vec![stage(2, 3, 2, 1), stage(3, 2, 1, 0)],
+        hidden: vec![],
+        latent: 2,
+        golden: true,
+        mixture: 1,
+        ..Default::default()
+    };
     let specs = [
-        (ModelKind::Vae, vec![6], 2, true, 2),
-        (ModelKind::Autoencoder, vec![], 3, false, 0),
-        (ModelKind::DenoisingAutoencoder, vec![5, 4], 2, true, 0),
-        (ModelKind::Vae, vec![3, 3, 3], 1, false, 1),
+        (
+            dense(ModelKind::Vae, vec![6], 2, true, 2),
+            WeightLayout::RowMajor,
+        ),
+        (
+            dense(ModelKind::Autoencoder, vec![], 3, false, 0),
+            WeightLayout::RowMajor,
+        ),
+        (
+            dense(ModelKind::DenoisingAutoencoder, vec![5, 4], 2, true, 0),
+            WeightLayout::Tiles4x4,
+        ),
+        (
+            dense(ModelKind::Vae, vec![3, 3, 3], 1, false, 1),
+            WeightLayout::RowMajor,
+        ),
+        (conv.clone(), WeightLayout::RowMajor),
+        (
+            SyntheticSpec {
+                decoder_only: true,
+                ..conv
+            },
+            WeightLayout::Tiles4x4,
+        ),
     ];
-    for (i, (kind, hidden, latent, golden, mixture)) in specs.into_iter().enumerate() {
-        let spec = SyntheticSpec {
-            kind,
-            width: 3,
-            height: 2,
-            hidden,
-            latent,
-            golden,
-            mixture,
-        };
+    for (i, (spec, layout)) in specs.into_iter().enumerate() {
         let blob = OwnedModel::synthetic(&spec, i as u64)
+            .with_layout(layout)
             .to_bytes()
             .expect("valid");
         let mut whole = vec![1u8];
         whole.extend_from_slice(&blob);
         std::fs::write(format!("{dir}/blob-{i}"), whole).expect("write");
-        let mut payload = vec![0u8];
+        let mut payload = vec![(blob[4] & 3) << 1];
         payload.extend_from_slice(&blob[HEADER_LEN..]);
         std::fs::write(format!("{dir}/payload-{i}"), payload).expect("write");
     }

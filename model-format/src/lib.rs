@@ -24,6 +24,10 @@ mod array;
 mod error;
 #[cfg(feature = "std")]
 pub mod owned;
+#[cfg(feature = "std")]
+pub mod synthetic;
+#[cfg(feature = "std")]
+pub mod tables;
 mod validate;
 #[cfg(feature = "std")]
 mod write;
@@ -36,9 +40,9 @@ use serde::{Deserialize, Serialize};
 /// The four bytes every model blob starts with.
 pub const MAGIC: [u8; 4] = *b"TVAE";
 /// The newest format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 2;
-/// The oldest format version this crate reads. A model with no [`WeightLayout::Tiles4x4`]
-/// layer is written as version 1, which readers of either version understand.
+pub const FORMAT_VERSION: u16 = 3;
+/// The oldest format version this crate reads. A model is written as the oldest version that
+/// can express it ([`Model::min_version`]).
 pub const MIN_FORMAT_VERSION: u16 = 1;
 /// Size of the fixed header that precedes the payload.
 pub const HEADER_LEN: usize = 16;
@@ -104,9 +108,15 @@ pub struct DataShape {
 }
 
 impl DataShape {
-    /// Values per item: width x height x channels.
+    /// Values per item: width x height x channels (saturating at `usize::MAX`, which no
+    /// validated model reaches: see [`DataShape::len_u64`]).
     pub fn len(&self) -> usize {
-        usize::from(self.width) * usize::from(self.height) * usize::from(self.channels)
+        usize::try_from(self.len_u64()).unwrap_or(usize::MAX)
+    }
+
+    /// Values per item in 64 bits: the same on every target, never wrapping.
+    pub fn len_u64(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height) * u64::from(self.channels)
     }
     /// True for a zero-sized shape (never valid in a model).
     pub fn is_empty(&self) -> bool {
@@ -241,29 +251,296 @@ impl<'a> Dense<'a> {
     }
 }
 
+/// The tensor shapes and geometry of a convolution layer (format version 3).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConvShape {
+    /// Input height.
+    pub in_height: u16,
+    /// Input width.
+    pub in_width: u16,
+    /// Input channels.
+    pub in_channels: u16,
+    /// Output height.
+    pub out_height: u16,
+    /// Output width.
+    pub out_width: u16,
+    /// Output channels.
+    pub out_channels: u16,
+    /// Kernel height and width.
+    pub kernel: u8,
+    /// Stride in both directions.
+    pub stride: u8,
+    /// Zero padding on every side.
+    pub padding: u8,
+}
+
+impl ConvShape {
+    /// Values of the input tensor, in 64 bits (never wraps).
+    pub fn in_len(&self) -> u64 {
+        u64::from(self.in_height) * u64::from(self.in_width) * u64::from(self.in_channels)
+    }
+
+    /// Values of the output tensor, in 64 bits.
+    pub fn out_len(&self) -> u64 {
+        u64::from(self.out_height) * u64::from(self.out_width) * u64::from(self.out_channels)
+    }
+
+    /// Values of one patch, `kernel^2 in_channels`: the weight matrix's columns.
+    pub fn patch_len(&self) -> u64 {
+        u64::from(self.kernel) * u64::from(self.kernel) * u64::from(self.in_channels)
+    }
+
+    /// `(size + 2 padding - kernel) / stride + 1`, the output size of a convolution over
+    /// `size`, or `None` when the kernel does not fit or the stride is 0.
+    pub fn conv_out(&self, size: u16) -> Option<u16> {
+        let span =
+            (u32::from(size) + 2 * u32::from(self.padding)).checked_sub(u32::from(self.kernel))?;
+        let out = span.checked_div(u32::from(self.stride))? + 1;
+        u16::try_from(out).ok()
+    }
+
+    /// Taps of kernel phase `r` along one axis of a transposed convolution: kernel rows
+    /// `r, r + stride, ...` below `kernel`.
+    pub fn phase_taps(&self, r: u8) -> u8 {
+        match self.kernel.checked_sub(r) {
+            Some(left) if self.stride > 0 => left.div_ceil(self.stride),
+            _ => 0,
+        }
+    }
+}
+
+/// A convolution layer: its shapes and, as a [`Dense`] of `in_dim = kernel^2 in_channels`
+/// inputs and `out_dim = out_channels` outputs, its weight matrix and per-channel arrays.
+/// Each output position is that dense product applied to the position's patch (FORMAT.md,
+/// section 3).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Conv<'a> {
+    /// Shapes and geometry.
+    pub shape: ConvShape,
+    /// Weights (`out_channels` x patch) and per-channel arrays.
+    #[serde(borrow)]
+    pub matrix: Dense<'a>,
+}
+
+/// One layer of a network.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub enum Layer<'a> {
+    /// Fully connected.
+    #[serde(borrow)]
+    Dense(Dense<'a>),
+    /// A convolution.
+    #[serde(borrow)]
+    Conv2d(Conv<'a>),
+    /// A transposed convolution (the decoder's upsampling).
+    #[serde(borrow)]
+    ConvTranspose2d(Conv<'a>),
+}
+
+impl<'a> Layer<'a> {
+    /// The weight matrix and per-channel arrays: the layer itself for a dense layer, the
+    /// per-patch product for a convolution.
+    pub fn matrix(&self) -> &Dense<'a> {
+        match self {
+            Layer::Dense(d) => d,
+            Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => &c.matrix,
+        }
+    }
+
+    /// The weight matrix and per-channel arrays, to change (writers and tests).
+    pub fn matrix_mut(&mut self) -> &mut Dense<'a> {
+        match self {
+            Layer::Dense(d) => d,
+            Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => &mut c.matrix,
+        }
+    }
+
+    /// The convolution's shapes, for a convolution layer.
+    pub fn conv(&self) -> Option<&ConvShape> {
+        match self {
+            Layer::Dense(_) => None,
+            Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => Some(&c.shape),
+        }
+    }
+
+    /// Values the layer reads, in 64 bits.
+    pub fn in_len(&self) -> u64 {
+        match self {
+            Layer::Dense(d) => u64::from(d.in_dim),
+            Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => c.shape.in_len(),
+        }
+    }
+
+    /// Values the layer writes, in 64 bits.
+    pub fn out_len(&self) -> u64 {
+        match self {
+            Layer::Dense(d) => u64::from(d.out_dim),
+            Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => c.shape.out_len(),
+        }
+    }
+
+    /// Multiply-accumulates of one run: the matrix's rows times columns, once per output
+    /// position for a convolution (its zero-point taps included, as the kernels compute them).
+    pub fn macs(&self) -> u64 {
+        let m = self.matrix();
+        let per = u64::from(m.in_dim) * u64::from(m.out_dim);
+        match self.conv() {
+            None => per,
+            Some(c) => per * u64::from(c.out_height) * u64::from(c.out_width),
+        }
+    }
+
+    /// The activation after requantization.
+    pub fn activation(&self) -> Activation {
+        self.matrix().activation
+    }
+
+    /// What the layer writes.
+    pub fn output_type(&self) -> OutputType {
+        self.matrix().output_type
+    }
+}
+
 /// One network: layers applied in order.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Network<'a> {
     /// The layers, first to last.
     #[serde(borrow)]
-    pub layers: heapless::Vec<Dense<'a>, MAX_LAYERS>,
+    pub layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
 }
 
 impl Network<'_> {
-    /// Widest input or output of any layer: the scratch the network needs per buffer.
+    /// Widest input or output of any layer (values): the size of each activation buffer.
+    /// Saturates at `usize::MAX`; validated models stay within [`MAX_WIDTH`].
     pub fn max_width(&self) -> usize {
+        let widest = self
+            .layers
+            .iter()
+            .map(|l| l.in_len().max(l.out_len()))
+            .max()
+            .unwrap_or(0);
+        usize::try_from(widest).unwrap_or(usize::MAX)
+    }
+
+    /// Widest weight-matrix row of any layer (a dense layer's inputs, a convolution's patch).
+    pub fn max_matrix_width(&self) -> usize {
         self.layers
             .iter()
-            .map(|l| usize::from(l.in_dim.max(l.out_dim)))
+            .map(|l| usize::from(l.matrix().in_dim))
             .max()
             .unwrap_or(0)
     }
-    /// Weights, biases and multipliers in all layers.
+
+    /// Longest patch of any convolution layer (0 without convolutions).
+    pub fn max_patch(&self) -> usize {
+        self.layers
+            .iter()
+            .filter(|l| l.conv().is_some())
+            .map(|l| usize::from(l.matrix().in_dim))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Weights and biases in all layers (padding and lead bytes of tiled layouts not
+    /// counted).
     pub fn parameter_count(&self) -> usize {
         self.layers
             .iter()
-            .map(|l| l.weights.len() + l.bias.len())
+            .map(|l| {
+                let m = l.matrix();
+                usize::from(m.in_dim) * usize::from(m.out_dim) + m.bias.len()
+            })
             .sum()
+    }
+}
+
+/// The encoding of versions 1 and 2: networks of dense layers without layer tags.
+pub mod legacy {
+    use super::*;
+
+    /// A network as versions 1 and 2 encode it.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+    pub struct NetworkV2<'a> {
+        /// Dense layers, first to last.
+        #[serde(borrow)]
+        pub layers: heapless::Vec<Dense<'a>, MAX_LAYERS>,
+    }
+
+    /// A model as versions 1 and 2 encode it: [`Model`] with [`NetworkV2`] networks.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[allow(missing_docs)]
+    pub struct ModelV2<'a> {
+        pub kind: ModelKind,
+        pub data: DataShape,
+        #[serde(borrow)]
+        pub latent: Latent<'a>,
+        #[serde(borrow)]
+        pub encoder: NetworkV2<'a>,
+        #[serde(borrow)]
+        pub decoder: NetworkV2<'a>,
+        #[serde(borrow)]
+        pub pixel_table: U8s<'a>,
+        #[serde(borrow)]
+        pub prior: Prior<'a>,
+        #[serde(borrow)]
+        pub provenance: Provenance<'a>,
+        #[serde(borrow)]
+        pub golden: Option<Golden<'a>>,
+    }
+
+    impl<'a> From<NetworkV2<'a>> for Network<'a> {
+        fn from(n: NetworkV2<'a>) -> Self {
+            Network {
+                layers: n.layers.into_iter().map(Layer::Dense).collect(),
+            }
+        }
+    }
+
+    impl<'a> NetworkV2<'a> {
+        /// The network, if every layer is dense.
+        pub fn of(n: &Network<'a>) -> Option<Self> {
+            let mut layers = heapless::Vec::new();
+            for l in &n.layers {
+                match l {
+                    Layer::Dense(d) => layers.push(*d).ok()?,
+                    _ => return None,
+                }
+            }
+            Some(NetworkV2 { layers })
+        }
+    }
+
+    impl<'a> From<ModelV2<'a>> for Model<'a> {
+        fn from(m: ModelV2<'a>) -> Self {
+            Model {
+                kind: m.kind,
+                data: m.data,
+                latent: m.latent,
+                encoder: m.encoder.into(),
+                decoder: m.decoder.into(),
+                pixel_table: m.pixel_table,
+                prior: m.prior,
+                provenance: m.provenance,
+                golden: m.golden,
+            }
+        }
+    }
+
+    impl<'a> ModelV2<'a> {
+        /// The model in the version-2 encoding, if it has dense layers only.
+        pub fn of(m: &Model<'a>) -> Option<Self> {
+            Some(ModelV2 {
+                kind: m.kind,
+                data: m.data,
+                latent: m.latent,
+                encoder: NetworkV2::of(&m.encoder)?,
+                decoder: NetworkV2::of(&m.decoder)?,
+                pixel_table: m.pixel_table,
+                prior: m.prior,
+                provenance: m.provenance,
+                golden: m.golden.clone(),
+            })
+        }
     }
 }
 
@@ -437,13 +714,10 @@ impl<'a> Model<'a> {
     /// borrowing every array from `blob`, and validates it. Never allocates, never panics.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Model<'a>, Error> {
         let (version, payload) = header(blob)?;
-        let (model, rest) =
-            postcard::take_from_bytes::<Model<'a>>(payload).map_err(|_| Error::Malformed)?;
-        if !rest.is_empty() {
-            return Err(Error::TrailingBytes);
-        }
+        let model = Model::decode(version, payload)?;
         if version < model.min_version() {
-            // A version-1 reader would not decode the tiled layout's tag.
+            // An older reader would not decode the tiled layout's tag, or a model without
+            // an encoder would not pass its validation.
             return Err(Error::Malformed);
         }
         model.validate()?;
@@ -451,19 +725,38 @@ impl<'a> Model<'a> {
         Ok(model)
     }
 
-    /// The oldest format version that can express this model.
+    /// Decodes a payload in the encoding of `version` (no validation).
+    pub(crate) fn decode(version: u16, payload: &'a [u8]) -> Result<Model<'a>, Error> {
+        let (model, rest) = if version >= 3 {
+            postcard::take_from_bytes::<Model<'a>>(payload).map_err(|_| Error::Malformed)?
+        } else {
+            let (m, rest) = postcard::take_from_bytes::<legacy::ModelV2<'a>>(payload)
+                .map_err(|_| Error::Malformed)?;
+            (m.into(), rest)
+        };
+        if !rest.is_empty() {
+            return Err(Error::TrailingBytes);
+        }
+        Ok(model)
+    }
+
+    /// The oldest format version that can express this model: 3 with a convolution layer or
+    /// without an encoder, else 2 with a tiled layer, else 1.
     pub fn min_version(&self) -> u16 {
-        let tiled = self
-            .encoder
-            .layers
-            .iter()
-            .chain(self.decoder.layers.iter())
-            .any(|l| l.layout == WeightLayout::Tiles4x4);
-        if tiled {
+        let mut layers = self.encoder.layers.iter().chain(self.decoder.layers.iter());
+        if self.encoder.layers.is_empty() || layers.clone().any(|l| !matches!(l, Layer::Dense(_))) {
+            3
+        } else if layers.any(|l| l.matrix().layout == WeightLayout::Tiles4x4) {
             2
         } else {
             1
         }
+    }
+
+    /// Whether the model carries an encoder (a decoder-only model generates, and cannot
+    /// encode).
+    pub fn has_encoder(&self) -> bool {
+        !self.encoder.layers.is_empty()
     }
 
     /// Checks that every `Tiles4x4` layer's tiles begin on a 4-byte boundary of `blob` (the
@@ -477,6 +770,7 @@ impl<'a> Model<'a> {
         ];
         for (network, net) in nets {
             for (i, l) in net.layers.iter().enumerate() {
+                let l = l.matrix();
                 let offset = (l.packed_weights().as_ptr() as usize).wrapping_sub(base);
                 if l.layout == WeightLayout::Tiles4x4 && !offset.is_multiple_of(4) {
                     return Err(Error::MisalignedWeights {
@@ -499,12 +793,6 @@ impl<'a> Model<'a> {
         usize::from(self.latent.dim) * usize::from(self.kind.encoder_outputs_per_latent())
     }
 
-    /// Scratch bytes the engine needs to run this model: two int16-capable buffers of the
-    /// widest layer.
-    pub fn scratch_bytes(&self) -> usize {
-        2 * 2 * self.encoder.max_width().max(self.decoder.max_width())
-    }
-
     /// Bytes of raw parameters: int8 weights, int32 biases, Q31 multipliers, shifts, f32
     /// weight scales.
     pub fn raw_parameter_bytes(&self) -> usize {
@@ -513,6 +801,7 @@ impl<'a> Model<'a> {
             .iter()
             .chain(self.decoder.layers.iter())
             .map(|l| {
+                let l = l.matrix();
                 l.weights.as_bytes().len()
                     + l.bias.as_bytes().len()
                     + l.multiplier.as_bytes().len()

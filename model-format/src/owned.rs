@@ -3,9 +3,9 @@
 //! serialize or run it.
 
 use crate::{
-    Activation, DataShape, DecoderVector, Dense, EncoderVector, Error, Golden, Latent, LeArray,
-    Mixture, Model, ModelKind, Network, OutputType, Prior, Provenance, SamplerVector, SigmaTable,
-    WeightLayout,
+    Activation, Conv, ConvShape, DataShape, DecoderVector, Dense, EncoderVector, Error, Golden,
+    Latent, Layer, LeArray, Mixture, Model, ModelKind, Network, OutputType, Prior, Provenance,
+    SamplerVector, SigmaTable, WeightLayout,
 };
 
 fn bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
@@ -176,6 +176,56 @@ impl OwnedDense {
     }
 }
 
+/// What an owned layer computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnedOp {
+    /// Fully connected.
+    Dense,
+    /// A convolution of this shape.
+    Conv2d(ConvShape),
+    /// A transposed convolution of this shape.
+    ConvTranspose2d(ConvShape),
+}
+
+/// An owned [`Layer`]: what it computes and its weight matrix (a convolution's matrix has
+/// one row per output channel and one column per patch value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedLayer {
+    /// Dense, convolution or transposed convolution.
+    pub op: OwnedOp,
+    /// Weights and per-channel arrays.
+    pub matrix: OwnedDense,
+}
+
+impl From<OwnedDense> for OwnedLayer {
+    fn from(matrix: OwnedDense) -> Self {
+        OwnedLayer {
+            op: OwnedOp::Dense,
+            matrix,
+        }
+    }
+}
+
+impl OwnedLayer {
+    /// The borrowed view.
+    pub fn view(&self) -> Layer<'_> {
+        let matrix = self.matrix.view();
+        match self.op {
+            OwnedOp::Dense => Layer::Dense(matrix),
+            OwnedOp::Conv2d(shape) => Layer::Conv2d(Conv { shape, matrix }),
+            OwnedOp::ConvTranspose2d(shape) => Layer::ConvTranspose2d(Conv { shape, matrix }),
+        }
+    }
+
+    /// The same layer with its weights stored in `layout`.
+    pub fn with_layout(&self, layout: WeightLayout) -> OwnedLayer {
+        OwnedLayer {
+            op: self.op,
+            matrix: self.matrix.with_layout(layout),
+        }
+    }
+}
+
 /// An owned [`Latent`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct OwnedLatent {
@@ -279,10 +329,10 @@ pub struct OwnedModel {
     pub data: DataShape,
     /// Latent space.
     pub latent: OwnedLatent,
-    /// Encoder layers.
-    pub encoder: Vec<OwnedDense>,
+    /// Encoder layers (none in a decoder-only model).
+    pub encoder: Vec<OwnedLayer>,
     /// Decoder layers.
-    pub decoder: Vec<OwnedDense>,
+    pub decoder: Vec<OwnedLayer>,
     /// The 256-entry logit-to-pixel table.
     pub pixel_table: Vec<u8>,
     /// Prior.
@@ -301,7 +351,7 @@ pub struct ViewBuffers {
     golden: Vec<Vec<u8>>,
 }
 
-fn network<'a>(layers: &'a [OwnedDense]) -> Result<Network<'a>, Error> {
+fn network<'a>(layers: &'a [OwnedLayer]) -> Result<Network<'a>, Error> {
     let mut out = heapless::Vec::new();
     for l in layers {
         out.push(l.view()).map_err(|_| Error::Malformed)?;
@@ -450,19 +500,18 @@ impl OwnedModel {
                 Err(e) => return Err(e),
             };
             let offset = {
-                let payload = &blob[crate::HEADER_LEN..];
-                let (model, _) = postcard::take_from_bytes::<Model<'_>>(payload)
-                    .map_err(|_| Error::Malformed)?;
+                let version = u16::from_le_bytes([blob[4], blob[5]]);
+                let model = Model::decode(version, &blob[crate::HEADER_LEN..])?;
                 let net = match network {
                     crate::NetworkId::Encoder => &model.encoder,
                     crate::NetworkId::Decoder => &model.decoder,
                 };
                 let l = net.layers.get(layer).ok_or(Error::Malformed)?;
-                l.packed_weights().as_ptr() as usize - blob.as_ptr() as usize
+                l.matrix().packed_weights().as_ptr() as usize - blob.as_ptr() as usize
             };
             let l = match network {
-                crate::NetworkId::Encoder => &mut m.encoder[layer],
-                crate::NetworkId::Decoder => &mut m.decoder[layer],
+                crate::NetworkId::Encoder => &mut m.encoder[layer].matrix,
+                crate::NetworkId::Decoder => &mut m.decoder[layer].matrix,
             };
             let lead = l.lead();
             l.set_lead((lead + 4 - offset % 4) % 4);
@@ -475,249 +524,9 @@ impl OwnedModel {
         let buf = self.buffers();
         let model = self.view(&buf)?;
         model.validate()?;
-        let payload = postcard::to_allocvec(&model).map_err(|_| Error::Serialize)?;
-        Ok(crate::write::frame(model.min_version(), &payload))
+        Ok(crate::write::frame(model.min_version(), &model.payload()?))
     }
 }
 
-/// Splits a real multiplier into a Q31 multiplier in `[2^30, 2^31)` and a shift in
-/// `[-31, 30]`, as TFLite's `QuantizeMultiplier` does, in f64. Multipliers too small for a
-/// right shift of 31 become `(0, 0)` (the channel outputs its zero-point); too large ones
-/// saturate at the largest representable value. Returns `None` for a negative or non-finite
-/// input.
-pub fn quantize_multiplier(real: f64) -> Option<(i32, i8)> {
-    if !real.is_finite() || real < 0.0 {
-        return None;
-    }
-    if real == 0.0 {
-        return Some((0, 0));
-    }
-    // real = frac * 2^exp with frac in [0.5, 1)
-    let mut exp = real.log2().floor() as i32 + 1;
-    let mut frac = real / 2f64.powi(exp);
-    if frac >= 1.0 {
-        frac /= 2.0;
-        exp += 1;
-    } else if frac < 0.5 {
-        frac *= 2.0;
-        exp -= 1;
-    }
-    let mut q = (frac * 2f64.powi(31)).round() as i64;
-    if q == 1i64 << 31 {
-        q /= 2;
-        exp += 1;
-    }
-    if exp < -31 {
-        return Some((0, 0));
-    }
-    if exp > 30 {
-        return Some((i32::MAX, 30));
-    }
-    Some((q as i32, exp as i8))
-}
-
-/// The shape of a synthetic model.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SyntheticSpec {
-    /// What kind of model.
-    pub kind: ModelKind,
-    /// Image width.
-    pub width: u16,
-    /// Image height.
-    pub height: u16,
-    /// Hidden layer widths of the encoder (the decoder mirrors them).
-    pub hidden: Vec<u16>,
-    /// Latent dimensions.
-    pub latent: u16,
-    /// Include golden vectors (random contents: for format tests only).
-    pub golden: bool,
-    /// Use a mixture prior with this many components (0: N(0, I)).
-    pub mixture: u16,
-}
-
-/// The sigma table every exporter writes for `frac_bits` fractional bits: log-variance in
-/// [-16, 16) in steps of 1/8, sigma = exp(lv / 2) in Q16.
-pub fn sigma_table(frac_bits: u8) -> (i16, u8, Vec<u32>) {
-    let step_log2 = frac_bits - 3;
-    let min = -16i32 << frac_bits;
-    let values = (0..=256)
-        .map(|i| {
-            let lv = -16.0 + f64::from(i) / 8.0;
-            ((lv / 2.0).exp() * 65536.0)
-                .round()
-                .min(f64::from(1u32 << 30)) as u32
-        })
-        .collect();
-    (
-        min.clamp(i16::MIN as i32, i16::MAX as i32) as i16,
-        step_log2,
-        values,
-    )
-}
-
-/// The table from int8 logits (scale `scale`, zero-point `zero_point`) to u8 pixels:
-/// `round(255 * sigmoid(scale * (q - zero_point)))`, index `q + 128`.
-pub fn pixel_table(scale: f32, zero_point: i8) -> Vec<u8> {
-    (-128i32..=127)
-        .map(|q| {
-            let x = f64::from(scale) * f64::from(q - i32::from(zero_point));
-            (255.0 / (1.0 + (-x).exp())).round() as u8
-        })
-        .collect()
-}
-
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-}
-
-/// Fractional bits of the latent fixed point that synthetic models and the exporter use.
-pub const LATENT_FRAC_BITS: u8 = 11;
-
-impl OwnedModel {
-    /// A model of the given shape with random parameters, valid by construction, with
-    /// activations that stay in range: for tests and benchmarks. Deterministic in `seed`.
-    pub fn synthetic(spec: &SyntheticSpec, seed: u64) -> OwnedModel {
-        let mut r = SplitMix(seed);
-        let pixels =
-            u16::try_from(usize::from(spec.width) * usize::from(spec.height)).unwrap_or(u16::MAX);
-        let frac = LATENT_FRAC_BITS;
-        let enc_out = spec.latent * spec.kind.encoder_outputs_per_latent();
-        let mut layer = |i: u16, o: u16, act, ty, in_zp: i8, out_zp: i8, target: f64| {
-            let mut c = Channels {
-                weights: (0..usize::from(i) * usize::from(o))
-                    .map(|_| r.range(-127, 127) as i8)
-                    .collect(),
-                bias: (0..o)
-                    .map(|_| r.range(-(1 << 12), 1 << 12) as i32)
-                    .collect(),
-                ..Default::default()
-            };
-            // Typical |acc| ~ sqrt(in) * 73 * 73; aim the output at `target`.
-            let typical = (f64::from(i)).sqrt() * 73.0 * 73.0;
-            for _ in 0..o {
-                let jitter = 0.75 + 0.5 * (r.next() % 1000) as f64 / 1000.0;
-                let (m, s) = quantize_multiplier(target / typical * jitter).unwrap_or((0, 0));
-                c.multiplier.push(m);
-                c.shift.push(s);
-                c.weight_scale.push(0.01);
-            }
-            OwnedDense::new(i, o, act, ty, (in_zp, 1.0 / 255.0), (out_zp, 0.05), &c)
-        };
-        let mut widths = vec![pixels];
-        widths.extend(&spec.hidden);
-        let mut encoder = Vec::new();
-        let mut in_zp = -128i8;
-        for w in widths.windows(2) {
-            encoder.push(layer(
-                w[0],
-                w[1],
-                Activation::Relu,
-                OutputType::I8,
-                in_zp,
-                -128,
-                60.0,
-            ));
-            in_zp = -128;
-        }
-        let last_in = *widths.last().unwrap_or(&pixels);
-        encoder.push(layer(
-            last_in,
-            enc_out,
-            Activation::None,
-            OutputType::I16,
-            in_zp,
-            0,
-            f64::from(1u32 << frac),
-        ));
-        let mut dwidths = vec![spec.latent];
-        dwidths.extend(spec.hidden.iter().rev());
-        dwidths.push(pixels);
-        let mut decoder = Vec::new();
-        let mut in_zp = 0i8;
-        for (k, w) in dwidths.windows(2).enumerate() {
-            let last = k + 2 == dwidths.len();
-            let (act, zp) = if last {
-                (Activation::PixelTable, 0)
-            } else {
-                (Activation::Relu, -128)
-            };
-            decoder.push(layer(w[0], w[1], act, OutputType::I8, in_zp, zp, 60.0));
-            in_zp = -128;
-        }
-        let scale = 4.5f32 / 127.0;
-        let dim = usize::from(spec.latent);
-        let prior = if spec.mixture == 0 {
-            OwnedPrior::StandardNormal
-        } else {
-            let k = u32::from(spec.mixture);
-            OwnedPrior::Mixture {
-                cumulative: (1..=k)
-                    .map(|i| ((u64::from(i) << 32) / u64::from(k)).min(u64::from(u32::MAX)) as u32)
-                    .collect(),
-                means: (0..dim * usize::from(spec.mixture))
-                    .map(|_| r.range(-(2 << frac), 2 << frac) as i16)
-                    .collect(),
-                sigmas: (0..dim * usize::from(spec.mixture))
-                    .map(|_| r.range(1 << 13, 1 << 16) as u32)
-                    .collect(),
-            }
-        };
-        let golden = spec.golden.then(|| {
-            let px = usize::from(pixels);
-            let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| r.next() as u8).collect() };
-            OwnedGolden {
-                encoder: vec![(
-                    bytes(px),
-                    bytes(2 * usize::from(enc_out))
-                        .chunks(2)
-                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                        .collect(),
-                )],
-                decoder: vec![(bytes(dim).into_iter().map(|b| b as i8).collect(), bytes(px))],
-                sampler: vec![(
-                    seed,
-                    bytes(16)
-                        .chunks(2)
-                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                        .collect(),
-                    bytes(dim).into_iter().map(|b| b as i8).collect(),
-                    bytes(px),
-                )],
-            }
-        });
-        OwnedModel {
-            kind: spec.kind,
-            data: DataShape {
-                width: spec.width,
-                height: spec.height,
-                channels: 1,
-                pixel: crate::PixelEncoding::U8,
-            },
-            latent: OwnedLatent::symmetric(spec.latent, scale),
-            encoder,
-            decoder,
-            pixel_table: pixel_table(0.0625, 0),
-            prior,
-            provenance: OwnedProvenance {
-                dataset: "synthetic".into(),
-                architecture: format!("{}-{:?}-{}", pixels, spec.hidden, spec.latent),
-                epochs: 0,
-                seed,
-                beta: 1.0,
-                test_neg_elbo: 0.0,
-                trainer: concat!("tinyvae-format ", env!("CARGO_PKG_VERSION")).into(),
-            },
-            golden,
-        }
-    }
-}
+pub use crate::synthetic::{SyntheticConv, SyntheticSpec};
+pub use crate::tables::{pixel_table, quantize_multiplier, sigma_table, LATENT_FRAC_BITS};

@@ -2,8 +2,8 @@
 //! already checked against the shapes, so validation terminates on any input.
 
 use crate::{
-    Activation, Dense, Error, Latent, Model, Network, NetworkId, OutputType, Prior, WeightLayout,
-    MAX_LATENT, MAX_WIDTH,
+    Activation, ConvShape, DataShape, Dense, Error, Latent, Layer, Model, Network, NetworkId,
+    OutputType, Prior, WeightLayout, MAX_LATENT, MAX_WIDTH,
 };
 
 /// Largest absolute int8 input value: inputs lie in [-128, 127].
@@ -26,23 +26,28 @@ fn section(ok: bool, field: &'static str) -> Result<(), Error> {
 }
 
 pub(crate) fn model(m: &Model<'_>) -> Result<(), Error> {
-    let pixels = m.data.len();
-    range(pixels > 0 && pixels <= usize::from(MAX_WIDTH), "data shape")?;
+    // In 64 bits: a shape whose product wraps in 32 must fail on every target.
+    let pixels = m.data.len_u64();
+    range(pixels > 0 && pixels <= u64::from(MAX_WIDTH), "data shape")?;
+    let pixels = pixels as usize;
     range(m.latent.dim > 0 && m.latent.dim <= MAX_LATENT, "latent.dim")?;
     latent(&m.latent)?;
 
-    network(
-        &m.encoder,
-        NetworkId::Encoder,
-        pixels,
-        m.encoder_out_dim(),
-        OutputType::I16,
-    )?;
+    // A decoder-only model (format version 3) has no encoder layer at all.
+    if m.has_encoder() {
+        network(
+            &m.encoder,
+            NetworkId::Encoder,
+            (pixels, Some(&m.data)),
+            (m.encoder_out_dim(), None),
+            OutputType::I16,
+        )?;
+    }
     network(
         &m.decoder,
         NetworkId::Decoder,
-        usize::from(m.latent.dim),
-        pixels,
+        (usize::from(m.latent.dim), None),
+        (pixels, Some(&m.data)),
         OutputType::I8,
     )?;
     // The decoder's last layer turns logits into pixels through the table.
@@ -52,20 +57,24 @@ pub(crate) fn model(m: &Model<'_>) -> Result<(), Error> {
         field: "no layers",
     })?;
     range(
-        last.activation == Activation::PixelTable,
+        last.activation() == Activation::PixelTable,
         "decoder output activation",
     )?;
     range(m.pixel_table.len() == 256, "pixel_table length")?;
     // The decoder's input zero-point is the latent code's.
     if let Some(first) = m.decoder.layers.first() {
         range(
-            first.input_zero_point == m.latent.zero_point,
+            first.matrix().input_zero_point == m.latent.zero_point,
             "decoder input zero-point",
         )?;
     }
 
     prior(&m.prior, m.latent.dim)?;
     if let Some(g) = &m.golden {
+        section(
+            m.has_encoder() || g.encoder.is_empty(),
+            "golden encoder vectors without an encoder",
+        )?;
         for v in &g.encoder {
             section(v.input.len() == pixels, "golden encoder input")?;
             section(
@@ -133,11 +142,14 @@ fn shift(s: i8, field: &'static str) -> Result<(), Error> {
     range((-31..=30).contains(&s), field)
 }
 
+/// Checks a network's layers and how they chain: `input` and `output` are the values it
+/// reads and writes, with the data's shape where that side is the data (a convolution there
+/// must take or write exactly that shape).
 fn network(
     n: &Network<'_>,
     id: NetworkId,
-    input: usize,
-    output: usize,
+    (input, input_shape): (usize, Option<&DataShape>),
+    (output, output_shape): (usize, Option<&DataShape>),
     last_type: OutputType,
 ) -> Result<(), Error> {
     let mismatch = |layer: usize, field| Error::ShapeMismatch {
@@ -148,28 +160,86 @@ fn network(
     if n.layers.is_empty() {
         return Err(mismatch(255, "no layers"));
     }
-    let mut width = input;
+    let mut width = input as u64;
+    // The shape the previous layer wrote, when it was a convolution or the data.
+    let mut shape = input_shape.map(|d| {
+        (
+            u64::from(d.height),
+            u64::from(d.width),
+            u64::from(d.channels),
+        )
+    });
     let count = n.layers.len();
     for (i, l) in n.layers.iter().enumerate() {
-        if usize::from(l.in_dim) != width {
+        if l.in_len() != width {
             return Err(mismatch(i, "in_dim does not match the previous output"));
         }
-        if l.out_dim == 0 || l.out_dim > MAX_WIDTH || l.in_dim > MAX_WIDTH {
+        let widths = 1..=u64::from(MAX_WIDTH);
+        if !widths.contains(&l.in_len()) || !widths.contains(&l.out_len()) {
             return Err(mismatch(i, "out_dim"));
         }
         let is_last = i + 1 == count;
         let want_type = if is_last { last_type } else { OutputType::I8 };
-        if l.output_type != want_type {
+        if l.output_type() != want_type {
             return Err(mismatch(i, "output_type"));
         }
-        dense(l, id, i)?;
-        width = usize::from(l.out_dim);
+        if let Some(c) = l.conv() {
+            let input = (
+                u64::from(c.in_height),
+                u64::from(c.in_width),
+                u64::from(c.in_channels),
+            );
+            if shape.is_some_and(|s| s != input) {
+                return Err(mismatch(i, "conv input shape"));
+            }
+            conv(c, matches!(l, Layer::ConvTranspose2d(_)), l.matrix())
+                .map_err(|field| mismatch(i, field))?;
+        }
+        dense(l.matrix(), id, i)?;
+        width = l.out_len();
+        shape = l.conv().map(|c| {
+            (
+                u64::from(c.out_height),
+                u64::from(c.out_width),
+                u64::from(c.out_channels),
+            )
+        });
     }
-    if width != output {
+    if width != output as u64 {
         return Err(mismatch(
             count - 1,
             "out_dim does not match the network's output",
         ));
+    }
+    if let (Some(d), Some(c)) = (output_shape, n.layers.last().and_then(Layer::conv)) {
+        let data = (d.height, d.width, u16::from(d.channels));
+        if (c.out_height, c.out_width, c.out_channels) != data {
+            return Err(mismatch(count - 1, "conv output shape"));
+        }
+    }
+    Ok(())
+}
+
+/// A convolution's geometry: the shapes agree with kernel, stride and padding, and its
+/// matrix is `out_channels` rows of one patch.
+fn conv(c: &ConvShape, transposed: bool, m: &Dense<'_>) -> Result<(), &'static str> {
+    if c.kernel == 0 || c.stride == 0 || c.padding >= c.kernel {
+        return Err("conv geometry");
+    }
+    if m.output_type != OutputType::I8 {
+        return Err("conv output_type");
+    }
+    if u64::from(m.in_dim) != c.patch_len() || m.out_dim != c.out_channels {
+        return Err("conv matrix shape");
+    }
+    // The convolution (for a transposed one, the one it transposes) from `big` to `small`.
+    let (big, small) = if transposed {
+        ((c.out_height, c.out_width), (c.in_height, c.in_width))
+    } else {
+        ((c.in_height, c.in_width), (c.out_height, c.out_width))
+    };
+    if c.conv_out(big.0) != Some(small.0) || c.conv_out(big.1) != Some(small.1) {
+        return Err("conv shape");
     }
     Ok(())
 }

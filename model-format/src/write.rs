@@ -1,5 +1,6 @@
 //! The writer (std only): validates, serializes, frames with the header and CRC.
 
+use crate::legacy::ModelV2;
 use crate::{Error, Model, CRC, HEADER_LEN, MAGIC};
 
 impl Model<'_> {
@@ -9,10 +10,20 @@ impl Model<'_> {
     /// chooses them).
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         self.validate()?;
-        let payload = postcard::to_allocvec(self).map_err(|_| Error::Serialize)?;
-        let out = frame(self.min_version(), &payload);
+        let out = frame(self.min_version(), &self.payload()?);
         Model::from_bytes(&out)?;
         Ok(out)
+    }
+
+    /// The payload in the encoding of [`Model::min_version`]: without layer tags for
+    /// versions 1 and 2.
+    pub(crate) fn payload(&self) -> Result<Vec<u8>, Error> {
+        let bytes = if self.min_version() >= 3 {
+            postcard::to_allocvec(self)
+        } else {
+            postcard::to_allocvec(&ModelV2::of(self).ok_or(Error::Serialize)?)
+        };
+        bytes.map_err(|_| Error::Serialize)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Round trip, robustness and size of the model container.
 
 use proptest::prelude::*;
-use tinyvae_format::owned::{quantize_multiplier, OwnedModel, SyntheticSpec};
+use tinyvae_format::owned::{quantize_multiplier, OwnedModel, SyntheticConv, SyntheticSpec};
 use tinyvae_format::{
     Error, I8s, Model, ModelKind, NetworkId, WeightLayout, FORMAT_VERSION, HEADER_LEN,
 };
@@ -9,13 +9,57 @@ use tinyvae_format::{
 fn spec(kind: ModelKind, hidden: Vec<u16>, latent: u16) -> SyntheticSpec {
     SyntheticSpec {
         kind,
-        width: 8,
-        height: 8,
         hidden,
         latent,
         golden: true,
         mixture: 3,
+        ..Default::default()
     }
+}
+
+/// A small conv VAE: 9 x 7 RGB, conv 4 (k3 s2 p1) and 5 (k2 s1 p0), a dense layer of 6.
+fn conv_spec() -> SyntheticSpec {
+    SyntheticSpec {
+        width: 9,
+        height: 7,
+        channels: 3,
+        conv: vec![
+            SyntheticConv {
+                channels: 4,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+            },
+            SyntheticConv {
+                channels: 5,
+                kernel: 2,
+                stride: 1,
+                padding: 0,
+            },
+        ],
+        hidden: vec![6],
+        latent: 3,
+        golden: true,
+        mixture: 2,
+        ..Default::default()
+    }
+}
+
+fn conv_blob() -> Vec<u8> {
+    OwnedModel::synthetic(&conv_spec(), 5)
+        .to_bytes()
+        .expect("valid model")
+}
+
+fn decoder_only_blob() -> Vec<u8> {
+    let s = SyntheticSpec {
+        decoder_only: true,
+        ..conv_spec()
+    };
+    OwnedModel::synthetic(&s, 6)
+        .with_layout(WeightLayout::Tiles4x4)
+        .to_bytes()
+        .expect("valid model")
 }
 
 fn small_blob() -> Vec<u8> {
@@ -54,7 +98,7 @@ proptest! {
         mixture in 0u16..4,
         seed: u64,
     ) {
-        let s = SyntheticSpec { kind, width: w, height: h, hidden, latent, golden, mixture };
+        let s = SyntheticSpec { kind, width: w, height: h, hidden, latent, golden, mixture, ..Default::default() };
         let owned = OwnedModel::synthetic(&s, seed);
         let buf = owned.buffers();
         let view = owned.view(&buf).unwrap();
@@ -73,6 +117,7 @@ proptest! {
         for (a, b) in t.encoder.layers.iter().chain(&t.decoder.layers)
             .zip(view.encoder.layers.iter().chain(&view.decoder.layers))
         {
+            let (a, b) = (a.matrix(), b.matrix());
             prop_assert_eq!(a.layout, WeightLayout::Tiles4x4);
             prop_assert_eq!((a.packed_weights().as_ptr() as usize - tblob.as_ptr() as usize) % 4, 0);
             for o in 0..usize::from(a.out_dim) {
@@ -82,7 +127,51 @@ proptest! {
             }
             prop_assert_eq!(a.bias, b.bias);
         }
-        prop_assert_eq!(tiled.encoder[0].channels(), owned.encoder[0].channels());
+        prop_assert_eq!(tiled.encoder[0].matrix.channels(), owned.encoder[0].matrix.channels());
+    }
+
+    /// Conv models (format version 3) round-trip in both layouts, with and without an
+    /// encoder, over random shapes, channels and geometries.
+    #[test]
+    fn conv_round_trip(
+        kind in kind(),
+        w in 2u16..14, h in 2u16..14, c in 1u8..4,
+        stages in proptest::collection::vec((1u16..6, 1u8..5, 1u8..4, 0u8..3), 1..3),
+        hidden in proptest::collection::vec(1u16..12, 0..2),
+        latent in 1u16..6,
+        decoder_only: bool,
+        seed: u64,
+    ) {
+        let conv = stages.iter().map(|&(channels, kernel, stride, padding)| SyntheticConv {
+            channels, kernel, stride, padding: padding.min(kernel - 1),
+        }).collect();
+        let s = SyntheticSpec {
+            kind, width: w, height: h, channels: c, conv, hidden, latent, golden: true,
+            mixture: 1, decoder_only,
+        };
+        let owned = OwnedModel::synthetic(&s, seed);
+        let convs = s.conv_shapes().len();
+        for layout in [WeightLayout::RowMajor, WeightLayout::Tiles4x4] {
+            let o = owned.with_layout(layout);
+            let blob = o.to_bytes().unwrap();
+            let back = Model::from_bytes(&blob).unwrap();
+            let want = if convs > 0 || decoder_only { 3 } else if layout == WeightLayout::Tiles4x4 { 2 } else { 1 };
+            prop_assert_eq!(u16::from_le_bytes([blob[4], blob[5]]), want);
+            prop_assert_eq!(back.has_encoder(), !decoder_only);
+            prop_assert_eq!(back.decoder.layers.iter().filter(|l| l.conv().is_some()).count(), convs);
+            let buf = o.buffers();
+            let view = o.view(&buf).unwrap();
+            for (a, b) in back.decoder.layers.iter().zip(&view.decoder.layers) {
+                prop_assert_eq!(a.conv(), b.conv());
+                let (a, b) = (a.matrix(), b.matrix());
+                for r in 0..usize::from(a.out_dim) {
+                    for j in 0..usize::from(a.in_dim) {
+                        prop_assert_eq!(a.weight(r, j), b.weight(r, j));
+                    }
+                }
+            }
+            prop_assert_eq!(&back.to_bytes().unwrap(), &blob);
+        }
     }
 
     /// Arbitrary bytes after a valid header never panic.
@@ -102,7 +191,12 @@ proptest! {
 
 #[test]
 fn every_truncation_is_an_error() {
-    for blob in [small_blob(), small_tiled_blob()] {
+    for blob in [
+        small_blob(),
+        small_tiled_blob(),
+        conv_blob(),
+        decoder_only_blob(),
+    ] {
         for n in 0..blob.len() {
             assert!(
                 Model::from_bytes(&blob[..n]).is_err(),
@@ -115,7 +209,12 @@ fn every_truncation_is_an_error() {
 
 #[test]
 fn every_single_bit_flip_is_an_error() {
-    for blob in [small_blob(), small_tiled_blob()] {
+    for blob in [
+        small_blob(),
+        small_tiled_blob(),
+        conv_blob(),
+        decoder_only_blob(),
+    ] {
         flips_are_errors(&blob);
     }
 }
@@ -204,7 +303,7 @@ fn validation_names_the_layer_and_field() {
 
     // A layer whose input does not chain from the previous output.
     let mut m = owned.view(&buf).unwrap();
-    m.encoder.layers[1].in_dim = 23;
+    m.encoder.layers[1].matrix_mut().in_dim = 23;
     assert_eq!(
         Model::from_bytes(&reframe(&m)),
         Err(Error::ShapeMismatch {
@@ -216,9 +315,9 @@ fn validation_names_the_layer_and_field() {
 
     // A shift out of range.
     let mut o = owned.clone();
-    let mut c = owned.decoder[0].channels();
+    let mut c = owned.decoder[0].matrix.channels();
     c.shift.iter_mut().for_each(|s| *s = 31);
-    o.decoder[0] = owned.decoder[0].with_channels(&c);
+    o.decoder[0].matrix = owned.decoder[0].matrix.with_channels(&c);
     let b2 = o.buffers();
     assert_eq!(
         Model::from_bytes(&reframe(&o.view(&b2).unwrap())),
@@ -230,9 +329,9 @@ fn validation_names_the_layer_and_field() {
     assert!(o.to_bytes().is_err());
 
     // A bias so large the accumulator could overflow.
-    let mut c = owned.decoder[0].channels();
+    let mut c = owned.decoder[0].matrix.channels();
     c.bias[3] = i32::MAX - 1000;
-    o.decoder[0] = owned.decoder[0].with_channels(&c);
+    o.decoder[0].matrix = owned.decoder[0].matrix.with_channels(&c);
     let b3 = o.buffers();
     assert_eq!(
         Model::from_bytes(&reframe(&o.view(&b3).unwrap())),
@@ -279,13 +378,13 @@ fn tiled_layers_are_validated() {
 
     // A non-zero weight in the padding (layer 0 of the encoder: 64 inputs, 23 outputs, so
     // rows 23 of the last block are padding).
-    let l = &view.encoder.layers[0];
+    let l = view.encoder.layers[0].matrix();
     let mut w: Vec<u8> = l.packed_weights().iter().map(|&x| x as u8).collect();
     let pad = WeightLayout::Tiles4x4.index(64, 23, 5);
     assert_eq!(w[pad], 0);
     w[pad] = 1;
     let mut m = view.clone();
-    m.encoder.layers[0].weights = I8s::from_bytes(&w).unwrap();
+    m.encoder.layers[0].matrix_mut().weights = I8s::from_bytes(&w).unwrap();
     assert_eq!(
         m.validate(),
         Err(Error::ValueOutOfRange {
@@ -295,7 +394,7 @@ fn tiled_layers_are_validated() {
 
     // A non-zero weight in a padding column (layer 0 of the decoder: 5 inputs, so columns 5
     // to 7 of each row's last tile are padding), in a row that is not padding.
-    let d = &view.decoder.layers[0];
+    let d = view.decoder.layers[0].matrix();
     assert_eq!(d.in_dim, 5);
     for (row, col) in [(0, 5), (9, 7), (2, 6)] {
         let mut w: Vec<u8> = d.packed_weights().iter().map(|&x| x as u8).collect();
@@ -303,7 +402,7 @@ fn tiled_layers_are_validated() {
         assert_eq!(w[pad], 0);
         w[pad] = 0x80;
         let mut m = view.clone();
-        m.decoder.layers[0].weights = I8s::from_bytes(&w).unwrap();
+        m.decoder.layers[0].matrix_mut().weights = I8s::from_bytes(&w).unwrap();
         assert_eq!(
             m.validate(),
             Err(Error::ValueOutOfRange {
@@ -317,7 +416,7 @@ fn tiled_layers_are_validated() {
     let mut lead = vec![1u8];
     lead.extend(l.packed_weights().iter().map(|&x| x as u8));
     let mut m = view.clone();
-    m.encoder.layers[0].weights = I8s::from_bytes(&lead).unwrap();
+    m.encoder.layers[0].matrix_mut().weights = I8s::from_bytes(&lead).unwrap();
     assert_eq!(
         m.validate(),
         Err(Error::ValueOutOfRange {
@@ -339,4 +438,138 @@ fn tiled_layers_are_validated() {
         r.is_err()
     });
     assert!(misaligned);
+}
+
+/// Convolution shapes that do not chain, do not match their geometry or the data, are
+/// refused naming the layer.
+#[test]
+fn conv_shapes_are_validated() {
+    let owned = OwnedModel::synthetic(&conv_spec(), 3);
+    let buf = owned.buffers();
+    let view = owned.view(&buf).unwrap();
+    assert!(view.validate().is_ok());
+    type Case = (fn(&mut Model<'_>), NetworkId, u8, &'static str);
+    let cases: [Case; 6] = [
+        // The first convolution reads the data's values in another shape.
+        (
+            |m| {
+                let c = conv_mut(m, true, 0);
+                (c.in_height, c.in_width) = (c.in_width, c.in_height);
+            },
+            NetworkId::Encoder,
+            0,
+            "conv input shape",
+        ),
+        // Kernel, stride and padding do not give the output size.
+        (
+            |m| conv_mut(m, true, 0).stride = 1,
+            NetworkId::Encoder,
+            0,
+            "conv shape",
+        ),
+        (
+            |m| conv_mut(m, true, 1).padding = 2,
+            NetworkId::Encoder,
+            1,
+            "conv geometry",
+        ),
+        // The second convolution reads another shape than the first wrote (same length).
+        (
+            |m| {
+                let c = conv_mut(m, true, 1);
+                (c.in_height, c.in_width) = (c.in_width, c.in_height);
+            },
+            NetworkId::Encoder,
+            1,
+            "conv input shape",
+        ),
+        // The last transposed convolution does not write the data's shape.
+        (
+            |m| conv_mut(m, false, 3).out_channels = 2,
+            NetworkId::Decoder,
+            3,
+            "conv matrix shape",
+        ),
+        // A transposed convolution whose output is too large for its geometry.
+        (
+            |m| conv_mut(m, false, 2).out_height += 2,
+            NetworkId::Decoder,
+            2,
+            "conv shape",
+        ),
+    ];
+    for (i, (change, network, layer, field)) in cases.into_iter().enumerate() {
+        let mut m = view.clone();
+        change(&mut m);
+        let err = m.validate().unwrap_err();
+        let got = match err {
+            Error::ShapeMismatch {
+                network,
+                layer,
+                field,
+            } => (network, layer, field),
+            e => panic!("case {i}: {e:?}"),
+        };
+        assert_eq!(got, (network, layer, field), "case {i}");
+    }
+}
+
+fn conv_mut<'m, 'a>(
+    m: &'m mut Model<'a>,
+    encoder: bool,
+    layer: usize,
+) -> &'m mut tinyvae_format::ConvShape {
+    let net = if encoder {
+        &mut m.encoder
+    } else {
+        &mut m.decoder
+    };
+    match &mut net.layers[layer] {
+        tinyvae_format::Layer::Conv2d(c) | tinyvae_format::Layer::ConvTranspose2d(c) => {
+            &mut c.shape
+        }
+        tinyvae_format::Layer::Dense(_) => panic!("layer {layer} is dense"),
+    }
+}
+
+/// A data shape whose value count wraps in 32 bits (16 x 2^32 + 784) is refused on every
+/// target: sizes are computed in 64 bits.
+#[test]
+fn a_data_shape_that_wraps_in_32_bits_is_refused() {
+    let owned = OwnedModel::synthetic(&spec(ModelKind::Vae, vec![8], 4), 1);
+    let buf = owned.buffers();
+    let mut m = owned.view(&buf).unwrap();
+    // 65535 * 65535 * 16 = 0x3_FFFE_0001 * 16: in 32 bits it wraps to a small number.
+    (m.data.width, m.data.height, m.data.channels) = (65535, 65535, 16);
+    assert_eq!(m.data.len_u64(), 65535 * 65535 * 16);
+    assert_eq!(
+        m.validate(),
+        Err(Error::ValueOutOfRange {
+            field: "data shape"
+        })
+    );
+    assert!(Model::from_bytes(&reframe(&m)).is_err());
+}
+
+/// A decoder-only model: written as version 3; relabelled as version 2, refused; with
+/// encoder golden vectors, refused.
+#[test]
+fn decoder_only_models_are_version_3() {
+    let blob = decoder_only_blob();
+    assert_eq!(blob[4], 3);
+    let m = Model::from_bytes(&blob).unwrap();
+    assert!(!m.has_encoder());
+    let mut b = blob.clone();
+    b[4] = 2;
+    assert_eq!(Model::from_bytes(&b), Err(Error::Malformed));
+    let full = OwnedModel::synthetic(&conv_spec(), 6);
+    let fb = full.buffers();
+    let mut m = full.view(&fb).unwrap();
+    m.encoder.layers.clear();
+    assert_eq!(
+        m.validate(),
+        Err(Error::SectionMismatch {
+            field: "golden encoder vectors without an encoder"
+        })
+    );
 }

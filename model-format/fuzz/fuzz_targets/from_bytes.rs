@@ -2,7 +2,8 @@
 //!
 //! The first byte picks the mode: odd, the input is a whole blob; even, the rest is a payload
 //! framed here with a valid header and CRC, so the fuzzer reaches the decoder and the
-//! validator instead of stopping at the CRC.
+//! validator instead of stopping at the CRC; bits 1-2 of that byte pick the format version
+//! it is framed with (0 meaning the newest).
 #![no_main]
 
 use tinyvae_engine::{Engine, NoProbe, Sampler};
@@ -16,6 +17,7 @@ fn exercise(blob: &[u8]) {
     let e = Engine::new(&m);
     let mut scratch = vec![0i8; e.scratch_len()];
     let pixels = vec![0x5Au8; m.data.len()];
+    assert!(m.has_encoder() || e.encode(&pixels, &mut scratch, &mut [0; 1], &mut NoProbe).is_err());
     let mut stats = vec![0i16; m.encoder_out_dim()];
     let mut code = vec![0i8; usize::from(m.latent.dim)];
     let mut out = vec![0u8; m.data.len()];
@@ -37,8 +39,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         exercise(rest);
     } else {
         let mut blob = Vec::with_capacity(rest.len() + 16);
+        let version = match (mode >> 1) & 3 {
+            0 => FORMAT_VERSION,
+            v => u16::from(v),
+        };
         blob.extend_from_slice(&MAGIC);
-        blob.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        blob.extend_from_slice(&version.to_le_bytes());
         blob.extend_from_slice(&0u16.to_le_bytes());
         blob.extend_from_slice(&(rest.len() as u32).to_le_bytes());
         blob.extend_from_slice(&CRC.checksum(rest).to_le_bytes());
