@@ -18,6 +18,7 @@
 // The DSP kernel (dense::dsp, thumbv7em only) is the one module allowed unsafe code.
 #![deny(unsafe_code)]
 
+pub mod conv;
 pub mod dense;
 pub mod gauss;
 pub mod known_answers;
@@ -27,7 +28,7 @@ pub mod rng;
 pub use gauss::Sampler;
 pub use tinyvae_format as format;
 
-use tinyvae_format::{Model, ModelKind, Prior, EPS_FRAC_BITS, SIGMA_FRAC_BITS};
+use tinyvae_format::{Layer, Model, ModelKind, Network, Prior, EPS_FRAC_BITS, SIGMA_FRAC_BITS};
 
 /// What can go wrong when running a validated model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +58,8 @@ pub enum Error {
     },
     /// The operation needs a VAE's mu and log-variance, and the model is an autoencoder.
     NotAVae,
+    /// The operation needs the encoder, and the model is decoder-only.
+    NoEncoder,
 }
 
 impl core::fmt::Display for Error {
@@ -76,6 +79,9 @@ impl core::fmt::Display for Error {
                 )
             }
             Error::NotAVae => f.write_str("the model is not a VAE: it has no log-variance"),
+            Error::NoEncoder => {
+                f.write_str("the model is decoder-only: it generates, and cannot encode")
+            }
         }
     }
 }
@@ -104,6 +110,37 @@ pub struct NoProbe;
 impl Probe for NoProbe {
     #[inline(always)]
     fn done(&mut self, _: Stage) {}
+}
+
+/// A validated layer's length as `usize` (at most [`tinyvae_format::MAX_WIDTH`]).
+fn len(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// The sizes of the two activation buffers a network needs, given its input length: the
+/// first holds its input and the outputs of layers 1, 3, ...; the second those of 0, 2, ...
+fn buffer_sizes(net: &Network<'_>, input: usize) -> (usize, usize) {
+    let (mut a, mut b) = (if net.layers.is_empty() { 0 } else { input }, 0);
+    for (i, l) in net.layers.iter().enumerate() {
+        let out = len(l.out_len());
+        if i % 2 == 0 {
+            b = b.max(out);
+        } else {
+            a = a.max(out);
+        }
+    }
+    (a, b)
+}
+
+/// Runs one layer of a validated model with an int8 output: `x` its input, `y` its output,
+/// `patch` room for one convolution patch (`Network::max_patch`), `spare` the dense kernels'
+/// spare bytes ([`dense::spare_len`]; may be empty off DSP targets).
+pub fn run_i8(l: &Layer<'_>, x: &[i8], y: &mut [i8], patch: &mut [i8], spare: &mut [i8]) {
+    match l {
+        Layer::Dense(d) => dense::dense_i8(d, x, y, spare),
+        Layer::Conv2d(c) => conv::conv_i8(c, false, x, y, patch, spare),
+        Layer::ConvTranspose2d(c) => conv::conv_i8(c, true, x, y, patch, spare),
+    }
 }
 
 fn len_u32(n: usize) -> u32 {
@@ -139,25 +176,42 @@ impl<'m, 'a> Engine<'m, 'a> {
         self.model
     }
 
-    fn widest(&self) -> usize {
-        self.model
-            .encoder
-            .max_width()
-            .max(self.model.decoder.max_width())
+    /// The scratch's parts: the two activation buffers (the network's inputs and the outputs
+    /// of its odd layers in the first, the outputs of its even layers in the second), room for
+    /// one convolution patch, and the dense kernels' spare bytes (DSP targets only).
+    fn parts(&self) -> [usize; 4] {
+        let nets = [&self.model.encoder, &self.model.decoder];
+        let (mut a, mut b) = (0, 0);
+        for (net, input) in nets
+            .iter()
+            .zip([self.model.data.len(), usize::from(self.model.latent.dim)])
+        {
+            let (na, nb) = buffer_sizes(net, input);
+            (a, b) = (a.max(na), b.max(nb));
+        }
+        let patch = nets.iter().map(|n| n.max_patch()).max().unwrap_or(0);
+        let spare = if dense::SIMD {
+            let widest = nets.iter().map(|n| n.max_matrix_width()).max().unwrap_or(0);
+            dense::spare_len(widest)
+        } else {
+            0
+        };
+        [a, b, patch, spare]
     }
 
-    /// Scratch bytes `encode` and `decode` need: two int8 buffers of the widest layer, and
-    /// room for the widest input widened to int16 ([`dense::spare_len`]).
+    /// Scratch bytes `encode` and `decode` need: the two activation buffers, a convolution
+    /// patch, and on DSP targets room for the widest weight row's inputs widened to int16
+    /// ([`dense::spare_len`]).
     pub fn scratch_len(&self) -> usize {
-        2 * self.widest() + dense::spare_len(self.widest())
+        self.parts().iter().sum()
     }
 
-    /// Splits the scratch into the two activation buffers and the kernels' spare bytes.
+    /// Splits the scratch into the two activation buffers, the patch and the spare bytes.
     #[allow(clippy::type_complexity)]
     fn split<'s>(
         &self,
         scratch: &'s mut [i8],
-    ) -> Result<(&'s mut [i8], &'s mut [i8], &'s mut [i8]), Error> {
+    ) -> Result<(&'s mut [i8], &'s mut [i8], &'s mut [i8], &'s mut [i8]), Error> {
         let needed = self.scratch_len();
         if scratch.len() < needed {
             return Err(Error::ScratchTooSmall {
@@ -165,9 +219,11 @@ impl<'m, 'a> Engine<'m, 'a> {
                 available: len_u32(scratch.len()),
             });
         }
-        let (a, rest) = scratch.split_at_mut(self.widest());
-        let (b, spare) = rest.split_at_mut(self.widest());
-        Ok((a, b, spare))
+        let [a, b, patch, _] = self.parts();
+        let (a, rest) = scratch.split_at_mut(a);
+        let (b, rest) = rest.split_at_mut(b);
+        let (patch, spare) = rest.split_at_mut(patch);
+        Ok((a, b, patch, spare))
     }
 
     /// Encodes one item of u8 pixels. For a VAE, `out` receives mu then log-variance
@@ -181,9 +237,12 @@ impl<'m, 'a> Engine<'m, 'a> {
         probe: &mut impl Probe,
     ) -> Result<(), Error> {
         let m = self.model;
+        if !m.has_encoder() {
+            return Err(Error::NoEncoder);
+        }
         check_len(m.data.len(), pixels.len(), true)?;
         check_len(m.encoder_out_dim(), out.len(), false)?;
-        let (mut src, mut dst, spare) = self.split(scratch)?;
+        let (mut src, mut dst, patch, spare) = self.split(scratch)?;
         // u8 pixel p is the int8 value p - 128 (scale 1/255, zero-point -128).
         for (q, &p) in src.iter_mut().zip(pixels) {
             *q = (p ^ 0x80) as i8;
@@ -191,12 +250,14 @@ impl<'m, 'a> Engine<'m, 'a> {
         let layers = &m.encoder.layers;
         let last = layers.len() - 1;
         for (i, l) in layers.iter().enumerate() {
-            let x = &src[..usize::from(l.in_dim)];
-            if i == last {
-                dense::dense_i16(l, x, out, spare);
-            } else {
-                dense::dense_i8(l, x, &mut dst[..usize::from(l.out_dim)], spare);
-                core::mem::swap(&mut src, &mut dst);
+            let x = &src[..len(l.in_len())];
+            match l {
+                // The last layer writes mu and log-variance (dense only: validated).
+                Layer::Dense(d) if i == last => dense::dense_i16(d, x, out, spare),
+                _ => {
+                    run_i8(l, x, &mut dst[..len(l.out_len())], patch, spare);
+                    core::mem::swap(&mut src, &mut dst);
+                }
             }
             probe.done(Stage::Encoder(i as u8));
         }
@@ -215,13 +276,13 @@ impl<'m, 'a> Engine<'m, 'a> {
         let m = self.model;
         check_len(usize::from(m.latent.dim), code.len(), true)?;
         check_len(m.data.len(), pixels.len(), false)?;
-        let (mut src, mut dst, spare) = self.split(scratch)?;
+        let (mut src, mut dst, patch, spare) = self.split(scratch)?;
         src[..code.len()].copy_from_slice(code);
         let layers = &m.decoder.layers;
         let last = layers.len() - 1;
         for (i, l) in layers.iter().enumerate() {
-            let out = &mut dst[..usize::from(l.out_dim)];
-            dense::dense_i8(l, &src[..usize::from(l.in_dim)], out, spare);
+            let out = &mut dst[..len(l.out_len())];
+            run_i8(l, &src[..len(l.in_len())], out, patch, spare);
             if i == last {
                 let table = m.pixel_table.as_slice();
                 for (p, &q) in pixels.iter_mut().zip(out.iter()) {
