@@ -1,5 +1,6 @@
-//! The integer engine held against the float model it was exported from, on a VAE trained by
-//! this test on the bundled MNIST subset (784-400-20, 10 epochs).
+//! The integer engine held against the float model it was exported from, on VAEs trained by
+//! this test on the bundled MNIST subset: the dense 784-400-20 and a conv VAE (conv 16 and
+//! 32 channels, latent 16), 10 epochs each. Every check is stamped onto both models.
 
 use std::sync::OnceLock;
 
@@ -7,7 +8,7 @@ use candle_core::{Device, Tensor};
 use tinyvae_engine::{Engine, NoProbe};
 use tinyvae_format::Model;
 use tinyvae_trainer::data::{bundled_dir, Dataset};
-use tinyvae_trainer::export::{quantize, ExportOptions};
+use tinyvae_trainer::export::{quantize, ExportOptions, Exported, Trained};
 use tinyvae_trainer::model::{to_vec_f32, Arch, Kind, Net, Recon};
 use tinyvae_trainer::rng::Rng;
 use tinyvae_trainer::train::{train, Config, RunOptions};
@@ -37,12 +38,30 @@ fn code_of(m: &Model<'_>, z: &[f32]) -> Vec<i8> {
         .collect()
 }
 
-fn fixture() -> &'static Fixture {
+fn dense() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| trained(Arch::dense(Kind::Vae, 28, 28, vec![400], 20), "dense"))
+}
+
+fn conv() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
+        let arch = Arch {
+            conv: ["16:4:2:1", "32:4:2:1"]
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect(),
+            ..Arch::dense(Kind::Vae, 28, 28, vec![], 16)
+        };
+        trained(arch, "conv")
+    })
+}
+
+fn trained(arch: Arch, name: &str) -> Fixture {
+    {
         let data = Dataset::load(&bundled_dir()).expect("bundled data");
         let cfg = Config {
-            arch: Arch::dense(Kind::Vae, 28, 28, vec![400], 20),
+            arch,
             recon: Recon::Bce,
             beta: 1.0,
             warmup_epochs: 0,
@@ -54,18 +73,16 @@ fn fixture() -> &'static Fixture {
             dataset: "mnist-subset".into(),
             train_images: None,
         };
-        let dir = std::env::temp_dir().join(format!("tinyvae-fixed-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tinyvae-fixed-{name}-{}", std::process::id()));
         let (net, _) = train(&cfg, &data, &dir, false, &RunOptions::default()).expect("training");
-        let (_, blob, report) = quantize(
-            &net,
-            &cfg,
-            &data.train,
-            &data.test,
-            f64::NAN,
-            10,
-            &ExportOptions::default(),
-        )
-        .expect("export");
+        let trained = Trained {
+            net: &net,
+            config: &cfg,
+            epochs: 10,
+            test_neg_elbo: f64::NAN,
+        };
+        let Exported { blob, report, .. } =
+            quantize(&trained, &data, &ExportOptions::default()).expect("export");
         tinyvae_trainer::export::print_report(&report);
         Fixture {
             net,
@@ -73,19 +90,36 @@ fn fixture() -> &'static Fixture {
             data,
             blob,
         }
-    })
+    }
 }
+
+/// Stamps one check onto both models.
+macro_rules! on_both {
+    ($check:ident: $dense:ident, $conv:ident) => {
+        #[test]
+        fn $dense() {
+            $check(dense());
+        }
+        #[test]
+        fn $conv() {
+            $check(conv());
+        }
+    };
+}
+
+on_both!(decoder_psnr: dense_decoder_int8_against_float, conv_decoder_int8_against_float);
+on_both!(encoder_snr: dense_encoder_mu_int8_against_float, conv_encoder_mu_int8_against_float);
+on_both!(int8_elbo: dense_test_elbo_with_int8_decoder, conv_test_elbo_with_int8_decoder);
+on_both!(mixture_prior: dense_aggregate_posterior_prior, conv_aggregate_posterior_prior);
 
 fn psnr(err2: f64, n: usize) -> f64 {
     10.0 * (255.0f64.powi(2) / (err2 / n as f64)).log10()
 }
 
-#[test]
-fn decoder_int8_against_float_on_prior_samples() {
-    let f = fixture();
+fn decoder_psnr(f: &Fixture) {
     let m = Model::from_bytes(&f.blob).unwrap();
     let e = Engine::new(&m);
-    let lat = 20;
+    let (lat, p) = (f.net.arch.latent, f.net.arch.pixels());
     let mut z = vec![0f32; PRIOR_SAMPLES * lat];
     Rng::new(11).fill_normal(&mut z);
     let float = to_vec_f32(
@@ -95,19 +129,19 @@ fn decoder_int8_against_float_on_prior_samples() {
     )
     .unwrap();
     let mut scratch = vec![0i8; e.scratch_len()];
-    let mut px = vec![0u8; 784];
+    let mut px = vec![0u8; p];
     let (mut err2, mut worst) = (0f64, 0f64);
     for s in 0..PRIOR_SAMPLES {
         let code = code_of(&m, &z[s * lat..(s + 1) * lat]);
         e.decode(&code, &mut scratch, &mut px, &mut NoProbe)
             .unwrap();
-        for (p, &q) in float[s * 784..(s + 1) * 784].iter().zip(&px) {
-            let d = f64::from(*p) * 255.0 - f64::from(q);
+        for (v, &q) in float[s * p..(s + 1) * p].iter().zip(&px) {
+            let d = f64::from(*v) * 255.0 - f64::from(q);
             err2 += d * d;
             worst = worst.max(d.abs());
         }
     }
-    let db = psnr(err2, PRIOR_SAMPLES * 784);
+    let db = psnr(err2, PRIOR_SAMPLES * p);
     println!("decoder: PSNR {db:.2} dB over {PRIOR_SAMPLES} prior samples, worst pixel error {worst:.1} of 255");
     assert!(db >= DECODER_PSNR_MIN_DB, "decoder PSNR {db:.2} dB");
 }
@@ -119,7 +153,7 @@ const F32_DECODER_PSNR_MIN_DB: f64 = 55.0;
 
 #[test]
 fn f32_decoder_against_the_trainers_float_decoder() {
-    let f = fixture();
+    let f = dense();
     let blob = tinyvae_trainer::export::float_decoder(&f.net).unwrap();
     let dec = tinyvae_f32::FloatDecoder::from_bytes(&blob).unwrap();
     let lat = 20;
@@ -149,17 +183,16 @@ fn f32_decoder_against_the_trainers_float_decoder() {
     assert!(db >= F32_DECODER_PSNR_MIN_DB, "f32 decoder PSNR {db:.2} dB");
 }
 
-#[test]
-fn encoder_mu_int8_against_float() {
-    let f = fixture();
+fn encoder_snr(f: &Fixture) {
     let m = Model::from_bytes(&f.blob).unwrap();
     let e = Engine::new(&m);
     let n = 1000.min(f.data.test.n);
+    let lat = f.net.arch.latent;
     let idx: Vec<usize> = (0..n).collect();
     let x = tinyvae_trainer::train::batch_tensor(&f.data.test, &idx, 784, &Device::Cpu).unwrap();
     let mu = to_vec_f32(&f.net.encode(&x).unwrap().mu).unwrap();
     let mut scratch = vec![0i8; e.scratch_len()];
-    let mut stats = vec![0i16; 40];
+    let mut stats = vec![0i16; 2 * lat];
     let (mut s, mut noise) = (0f64, 0f64);
     let one = f64::from(1u32 << m.latent.frac_bits);
     for i in 0..n {
@@ -170,8 +203,8 @@ fn encoder_mu_int8_against_float() {
             &mut NoProbe,
         )
         .unwrap();
-        for j in 0..20 {
-            let (r, q) = (f64::from(mu[i * 20 + j]), f64::from(stats[j]) / one);
+        for j in 0..lat {
+            let (r, q) = (f64::from(mu[i * lat + j]), f64::from(stats[j]) / one);
             s += r * r;
             noise += (r - q) * (r - q);
         }
@@ -185,12 +218,11 @@ fn encoder_mu_int8_against_float() {
 /// q = p / 255, kept half a step (0.5 / 255) inside (0, 1) so that a pixel the int8 decoder
 /// rounds to 0 or 255 keeps a finite likelihood. The encoder and the z draws are the float
 /// model's, so the difference measures the int8 decoder alone.
-#[test]
-fn test_elbo_with_int8_decoder_is_within_two_percent() {
-    let f = fixture();
+fn int8_elbo(f: &Fixture) {
     let m = Model::from_bytes(&f.blob).unwrap();
     let e = Engine::new(&m);
     let n = f.data.test.n;
+    let lat = f.net.arch.latent;
     let idx: Vec<usize> = (0..n).collect();
     let x = tinyvae_trainer::train::batch_tensor(&f.data.test, &idx, 784, &Device::Cpu).unwrap();
     let enc = f.net.encode(&x).unwrap();
@@ -198,18 +230,18 @@ fn test_elbo_with_int8_decoder_is_within_two_percent() {
         to_vec_f32(&enc.mu).unwrap(),
         to_vec_f32(enc.logvar.as_ref().unwrap()).unwrap(),
     );
-    let mut eps = vec![0f32; n * 20];
+    let mut eps = vec![0f32; n * lat];
     Rng::new(5).fill_normal(&mut eps);
-    let z: Vec<f32> = (0..n * 20)
+    let z: Vec<f32> = (0..n * lat)
         .map(|k| mu[k] + (0.5 * lv[k]).exp() * eps[k])
         .collect();
     let probs = to_vec_f32(
         &f.net
-            .decode(&Tensor::from_vec(z.clone(), (n, 20), &Device::Cpu).unwrap())
+            .decode(&Tensor::from_vec(z.clone(), (n, lat), &Device::Cpu).unwrap())
             .unwrap(),
     )
     .unwrap();
-    let kl: f64 = (0..n * 20)
+    let kl: f64 = (0..n * lat)
         .map(|k| 0.5 * (f64::from(lv[k]).exp() + f64::from(mu[k]).powi(2) - 1.0 - f64::from(lv[k])))
         .sum();
     let xs = to_vec_f32(&x).unwrap();
@@ -219,7 +251,7 @@ fn test_elbo_with_int8_decoder_is_within_two_percent() {
     let mut px = vec![0u8; 784];
     let lo = 0.5 / 255.0;
     for i in 0..n {
-        let code = code_of(&m, &z[i * 20..(i + 1) * 20]);
+        let code = code_of(&m, &z[i * lat..(i + 1) * lat]);
         e.decode(&code, &mut scratch, &mut px, &mut NoProbe)
             .unwrap();
         for j in 0..784 {
@@ -251,23 +283,18 @@ const MIXTURE_VARIANCE_TOLERANCE: f64 = 0.08;
 
 /// The aggregate-posterior prior (the seed lecture's first way to pick z): the engine's
 /// integer draws follow the mixture stored in the model.
-#[test]
-fn aggregate_posterior_prior_is_sampled_by_the_engine() {
-    let f = fixture();
+fn mixture_prior(f: &Fixture) {
     let opts = ExportOptions {
         prior_components: 64,
         ..Default::default()
     };
-    let (_, blob, _) = quantize(
-        &f.net,
-        &f.cfg,
-        &f.data.train,
-        &f.data.test,
-        f64::NAN,
-        10,
-        &opts,
-    )
-    .unwrap();
+    let trained = Trained {
+        net: &f.net,
+        config: &f.cfg,
+        epochs: 10,
+        test_neg_elbo: f64::NAN,
+    };
+    let blob = quantize(&trained, &f.data, &opts).unwrap().blob;
     let m = Model::from_bytes(&blob).unwrap();
     let tinyvae_format::Prior::Mixture(mix) = &m.prior else {
         panic!("the model should carry a mixture prior");
@@ -310,4 +337,45 @@ fn aggregate_posterior_prior_is_sampled_by_the_engine() {
             "dim {j}: variance {var:.3}, mixture {want_var:.3}"
         );
     }
+}
+
+/// A decoder-only export decodes exactly as the whole model does, and refuses to encode.
+#[test]
+fn decoder_only_export_decodes_as_the_whole_model() {
+    let f = conv();
+    let opts = ExportOptions {
+        decoder_only: true,
+        ..Default::default()
+    };
+    let trained = Trained {
+        net: &f.net,
+        config: &f.cfg,
+        epochs: 10,
+        test_neg_elbo: f64::NAN,
+    };
+    let blob = quantize(&trained, &f.data, &opts).unwrap().blob;
+    assert!(blob.len() < f.blob.len());
+    let (whole, alone) = (
+        Model::from_bytes(&f.blob).unwrap(),
+        Model::from_bytes(&blob).unwrap(),
+    );
+    assert!(!alone.has_encoder());
+    let (a, b) = (Engine::new(&whole), Engine::new(&alone));
+    assert!(b.scratch_len() <= a.scratch_len());
+    let (mut sa, mut sb) = (vec![0i8; a.scratch_len()], vec![0i8; b.scratch_len()]);
+    let lat = f.net.arch.latent;
+    let mut sampler = tinyvae_engine::Sampler::new(9);
+    let (mut pa, mut pb) = (vec![0u8; 784], vec![0u8; 784]);
+    let mut code = vec![0i8; lat];
+    for _ in 0..50 {
+        a.sample_prior(&mut sampler, &mut code).unwrap();
+        a.decode(&code, &mut sa, &mut pa, &mut NoProbe).unwrap();
+        b.decode(&code, &mut sb, &mut pb, &mut NoProbe).unwrap();
+        assert_eq!(pa, pb);
+    }
+    let mut stats = vec![0i16; 2 * lat];
+    assert_eq!(
+        b.encode(&pa, &mut sb, &mut stats, &mut NoProbe),
+        Err(tinyvae_engine::Error::NoEncoder)
+    );
 }

@@ -22,7 +22,7 @@ use tinyvae_trainer::classifier::{
     score, train_classifier, Classifier, ClassifierOptions, SampleScore,
 };
 use tinyvae_trainer::data::{bundled_dir, Dataset, IdxLayout};
-use tinyvae_trainer::export::{print_report, quantize, ExportOptions};
+use tinyvae_trainer::export::{print_report, quantize, ExportOptions, Exported, Trained};
 use tinyvae_trainer::images::grid;
 use tinyvae_trainer::model::Net;
 use tinyvae_trainer::model::{Arch, Kind, Recon};
@@ -141,6 +141,9 @@ enum Cmd {
         /// on boards with an FPU and for measuring the int8 path against it.
         #[arg(long)]
         f32_decoder: Option<PathBuf>,
+        /// Leave the encoder out: a smaller model that only generates (format version 3).
+        #[arg(long)]
+        decoder_only: bool,
     },
     /// Pictures of what a model learned: samples, reconstructions, traversals, the 2-D latent
     /// space (for a 2-D model) and the loss curves.
@@ -362,6 +365,7 @@ fn run(cmd: Cmd) -> Result<()> {
             prior_components,
             layout,
             f32_decoder,
+            decoder_only,
         } => {
             let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
             let net = net_from_checkpoint(&ck, &Device::Cpu)?;
@@ -374,17 +378,21 @@ fn run(cmd: Cmd) -> Result<()> {
                     LayoutArg::Tiles => WeightLayout::Tiles4x4,
                     LayoutArg::RowMajor => WeightLayout::RowMajor,
                 },
+                decoder_only,
                 ..Default::default()
             };
-            let (_, blob, report) = quantize(
-                &net,
-                &ck.config,
-                &data.train,
-                &data.test,
-                last.map_or(f64::NAN, |l| l.test_neg_elbo),
-                ck.progress.epoch,
-                &opts,
-            )?;
+            let trained = Trained {
+                net: &net,
+                config: &ck.config,
+                epochs: ck.progress.epoch,
+                test_neg_elbo: last.map_or(f64::NAN, |l| l.test_neg_elbo),
+            };
+            // Refuse a float decoder the format cannot hold before anything is written.
+            let f32_bytes = f32_decoder
+                .as_ref()
+                .map(|_| tinyvae_trainer::export::float_decoder(&net))
+                .transpose()?;
+            let Exported { blob, report, .. } = quantize(&trained, &data, &opts)?;
             print_report(&report);
             atomic_write(&out, |mut f| {
                 std::io::Write::write_all(&mut f, &blob)?;
@@ -392,8 +400,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 Ok(())
             })?;
             println!("wrote {} ({} bytes)", out.display(), blob.len());
-            if let Some(path) = f32_decoder {
-                let f = tinyvae_trainer::export::float_decoder(&net)?;
+            if let (Some(path), Some(f)) = (f32_decoder, f32_bytes) {
                 atomic_write(&path, |mut file| {
                     std::io::Write::write_all(&mut file, &f)?;
                     file.sync_all()?;
@@ -610,10 +617,15 @@ fn cmd_inspect(path: &Path) -> Result<()> {
     let m = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let p = &m.provenance;
     println!(
-        "{}: {} bytes, format version {}",
+        "{}: {} bytes, format version {}{}",
         path.display(),
         blob.len(),
-        tinyvae_format::FORMAT_VERSION
+        u16::from_le_bytes([blob[4], blob[5]]),
+        if m.has_encoder() {
+            ""
+        } else {
+            ", decoder only (generates; cannot encode)"
+        }
     );
     println!(
         "kind {:?}, data {}x{}x{} {:?}, latent {} (Q{} fixed point, int8 code scale {:.4})",
@@ -626,9 +638,18 @@ fn cmd_inspect(path: &Path) -> Result<()> {
         m.latent.frac_bits,
         m.latent.scale
     );
+    // The strings come from the file: escape control characters rather than send them to
+    // the terminal.
+    let clean = |t: &str| t.escape_debug().to_string();
     println!(
         "provenance: {} on {}, {} epochs, seed {}, beta {}, test -ELBO {:.3}, {}",
-        p.architecture, p.dataset, p.epochs, p.seed, p.beta, p.test_neg_elbo, p.trainer
+        clean(p.architecture),
+        clean(p.dataset),
+        p.epochs,
+        p.seed,
+        p.beta,
+        p.test_neg_elbo,
+        clean(p.trainer)
     );
     match &m.prior {
         tinyvae_format::Prior::StandardNormal => println!("prior: N(0, I)"),
@@ -641,18 +662,18 @@ fn cmd_inspect(path: &Path) -> Result<()> {
     let mut weight_bytes = 0;
     let mut channel_bytes = 0;
     for (name, net) in [("encoder", &m.encoder), ("decoder", &m.decoder)] {
-        for (i, l) in net.layers.iter().enumerate() {
+        for (i, layer) in net.layers.iter().enumerate() {
+            let l = layer.matrix();
             println!(
-                "  {name} {i}: {:>4} -> {:<4} {:?} {:?}, {} weights, zero-points in {} out {}",
-                l.in_dim,
-                l.out_dim,
+                "  {name} {i}: {} {:?} {:?}, {:?} weights, zero-points in {} out {}",
+                tinyvae_trainer::export::describe(layer),
                 l.activation,
                 l.output_type,
-                l.weights.len(),
+                l.layout,
                 l.input_zero_point,
                 l.output_zero_point
             );
-            params += l.weights.len() + l.bias.len();
+            params += usize::from(l.in_dim) * usize::from(l.out_dim) + l.bias.len();
             weight_bytes += l.weights.as_bytes().len();
             channel_bytes += l.bias.as_bytes().len()
                 + l.multiplier.as_bytes().len()
@@ -679,10 +700,7 @@ fn cmd_inspect(path: &Path) -> Result<()> {
                 .sum::<usize>()
     });
     let tables = m.latent.sigma.values.as_bytes().len() + m.pixel_table.as_bytes().len();
-    println!(
-        "parameters: {params} ({} weights int8 + biases int32)",
-        weight_bytes
-    );
+    println!("parameters: {params} (int8 weights and int32 biases)");
     println!(
         "bytes: weights {weight_bytes}, per-channel {channel_bytes}, tables {tables}, golden vectors {golden}, other {}",
         blob.len() - weight_bytes - channel_bytes - tables - golden

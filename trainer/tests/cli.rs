@@ -109,36 +109,86 @@ fn data_of_another_shape_is_refused_by_every_command() {
 }
 
 #[test]
-fn a_conv_model_says_it_cannot_be_exported_yet() {
+fn a_conv_model_exports_runs_in_int8_and_exports_decoder_only() {
     let dir = tempdir("conv-export");
     let run = dir.join("run");
     let (ok, err) = trainer(&[
         "train",
         "--conv",
-        "4:4:2:1",
+        "4:4:2:1,6:3:2:1",
         "--latent",
-        "2",
+        "3",
         "--epochs",
         "1",
         "--train-limit",
-        "200",
+        "300",
         "--out",
         s(&run),
     ]);
     assert!(ok, "{err}");
     let model = dir.join("m.tvae");
-    fails_saying(
-        &["export", s(&run), "-o", s(&model)],
-        "int8 export of convolutional models is not supported yet",
-    );
-    assert!(!model.exists());
-    // Everything else works on it.
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["inspect", s(&model)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "no model yet");
     for cmd in [
+        vec!["export", s(&run), "-o", s(&model)],
+        vec![
+            "sample",
+            s(&model),
+            "--int8",
+            "-n",
+            "4",
+            "-o",
+            s(&dir.join("s8.png")),
+        ],
         vec!["eval", s(&run)],
-        vec!["sample", s(&run), "-n", "4", "-o", s(&dir.join("s.png"))],
         vec!["pictures", s(&run), "-o", s(&dir.join("pics"))],
     ] {
         let (ok, err) = trainer(&cmd);
         assert!(ok, "{cmd:?}: {err}");
     }
+    let inspect = |m: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .args(["inspect", s(m)])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = inspect(&model);
+    assert!(text.contains("format version 3"), "{text}");
+    assert!(text.contains("conv 28x28x1->14x14x4 k4 s2 p1"), "{text}");
+    assert!(text.contains("convT 14x14x4->28x28x1 k4 s2 p1"), "{text}");
+    // Decoder only: smaller, says so, and still generates.
+    let dec = dir.join("d.tvae");
+    let (ok, err) = trainer(&["export", s(&run), "--decoder-only", "-o", s(&dec)]);
+    assert!(ok, "{err}");
+    assert!(std::fs::metadata(&dec).unwrap().len() < std::fs::metadata(&model).unwrap().len());
+    assert!(inspect(&dec).contains("decoder only"));
+    let (ok, err) = trainer(&[
+        "sample",
+        s(&dec),
+        "--int8",
+        "-n",
+        "4",
+        "-o",
+        s(&dir.join("d.png")),
+    ]);
+    assert!(ok, "{err}");
+    // The f32 decoder format holds dense layers only: a clear error, nothing written.
+    let f32 = dir.join("dec.f32");
+    fails_saying(
+        &[
+            "export",
+            s(&run),
+            "-o",
+            s(&dir.join("x.tvae")),
+            "--f32-decoder",
+            s(&f32),
+        ],
+        "dense layers only",
+    );
+    assert!(!f32.exists() && !dir.join("x.tvae").exists());
 }
