@@ -180,18 +180,10 @@ fn estimate(plugin: &Path, model: &Path) -> Result<Vec<(String, Region, u64)>> {
                    name: &str,
                    net: &tinyvae_format::Network<'_>,
                    regions: &[Region]| {
-        let macs: Vec<u64> = net
-            .layers
-            .iter()
-            .map(|l| u64::from(l.in_dim) * u64::from(l.out_dim))
-            .collect();
+        let macs: Vec<u64> = net.layers.iter().map(|l| l.macs()).collect();
         named.push((name.to_string(), sum(regions), macs.iter().sum()));
         for (i, ((l, r), m)) in net.layers.iter().zip(regions).zip(macs).enumerate() {
-            named.push((
-                format!("{name}.layer{i} ({}x{})", l.in_dim, l.out_dim),
-                r.clone(),
-                m,
-            ));
+            named.push((format!("{name}.layer{i} ({} MACs)", l.macs()), r.clone(), m));
         }
     };
     let mut named = vec![("sample-prior".to_string(), regions[1].clone(), 0)];

@@ -161,7 +161,7 @@ pub fn compare(board: Board, model: &Path, seed: u64) -> Result<Comparison> {
             .decoder
             .layers
             .iter()
-            .map(|l| l.packed_weights().len() as u64 + 9 * u64::from(l.out_dim))
+            .map(|l| l.matrix().packed_weights().len() as u64 + 9 * u64::from(l.matrix().out_dim))
             .sum::<u64>()
             + 256,
         f32_bytes: fblob.len() as u64,

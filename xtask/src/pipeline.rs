@@ -321,6 +321,23 @@ pub fn write_png(path: &Path, rows: &[Vec<&[u8]>], w: usize, h: usize) -> Result
     Ok(())
 }
 
+/// Multiply-accumulates of a counted stage of `model`: `decode` and `encode` (whole networks)
+/// or `decode.layerN` and `encode.layerN`; `None` for other counts.
+pub fn layer_macs(model: &Model<'_>, name: &str) -> Option<u64> {
+    let net = |n: &str| match n {
+        "decode" => Some(&model.decoder),
+        "encode" => Some(&model.encoder),
+        _ => None,
+    };
+    match name.split_once(".layer") {
+        None => net(name).map(|n| n.layers.iter().map(|l| l.macs()).sum()),
+        Some((n, i)) => net(n)?
+            .layers
+            .get(i.parse::<usize>().ok()?)
+            .map(|l| l.macs()),
+    }
+}
+
 /// The count table as markdown.
 pub fn count_table(board: Board, model: &Model<'_>, d: &DeviceRun) -> String {
     let mut s = format!(
@@ -328,25 +345,7 @@ pub fn count_table(board: Board, model: &Model<'_>, d: &DeviceRun) -> String {
         board.name, board.cpu
     );
     for (name, n, shape) in &d.counts {
-        let macs = shape
-            .trim()
-            .trim_start_matches('(')
-            .trim_end_matches(')')
-            .split_once('x')
-            .and_then(|(a, b)| Some(a.parse::<u64>().ok()? * b.parse::<u64>().ok()?));
-        let macs = macs.or_else(|| {
-            let sum = |net: &tinyvae_format::Network<'_>| {
-                net.layers
-                    .iter()
-                    .map(|l| u64::from(l.in_dim) * u64::from(l.out_dim))
-                    .sum::<u64>()
-            };
-            match name.as_str() {
-                "decode" => Some(sum(&model.decoder)),
-                "encode" => Some(sum(&model.encoder)),
-                _ => None,
-            }
-        });
+        let macs = layer_macs(model, name);
         let per = macs.map_or(String::new(), |m| format!("{:.2}", *n as f64 / m as f64));
         let label = if shape.is_empty() {
             name.clone()

@@ -128,7 +128,12 @@ pub fn run(args: &[String]) -> Result<()> {
             .arg("--out")
             .arg(&classifier),
     )?;
-    let cls_line = cls_log.lines().last().unwrap_or("").to_string();
+    // "wrote FILE (10 classes, test accuracy 98.36%)": the part in parentheses.
+    let last = cls_log.lines().last().unwrap_or("");
+    let cls_line = last
+        .rsplit_once('(')
+        .map_or(last, |(_, r)| r.trim_end_matches(')'))
+        .to_string();
     let cls = classifier.display().to_string();
     let scored = ["--classifier", cls.as_str()];
 

@@ -267,21 +267,19 @@ fn main() -> ! {
     defmt::println!("count decode {=u64}", decode_cost);
     for (i, l) in model.decoder.layers.iter().enumerate() {
         defmt::println!(
-            "count decode.layer{=usize} {=u64} ({=u16}x{=u16})",
+            "count decode.layer{=usize} {=u64} ({=u64} MACs)",
             i,
             layers.decoder[i],
-            l.in_dim,
-            l.out_dim
+            l.macs()
         );
     }
     defmt::println!("count encode {=u64}", encode_cost);
     for (i, l) in model.encoder.layers.iter().enumerate() {
         defmt::println!(
-            "count encode.layer{=usize} {=u64} ({=u16}x{=u16})",
+            "count encode.layer{=usize} {=u64} ({=u64} MACs)",
             i,
             enc_layers.encoder[i],
-            l.in_dim,
-            l.out_dim
+            l.macs()
         );
     }
     defmt::println!("ram static {=u32}", stack::static_ram());
