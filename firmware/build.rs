@@ -45,11 +45,20 @@ fn main() {
     let model = out.join("model.tvae");
     match env::var("TINYVAE_MODEL") {
         Ok(path) if !path.is_empty() => {
-            fs::copy(&path, &model).unwrap_or_else(|e| panic!("TINYVAE_MODEL={path}: {e}"));
+            let p = PathBuf::from(&path);
+            if p.is_relative() {
+                panic!(
+                    "TINYVAE_MODEL={path}: a relative path, which cargo would resolve from \
+                     firmware/ (build scripts run there); give an absolute path, e.g. \
+                     TINYVAE_MODEL=$PWD/{path}"
+                );
+            }
+            fs::copy(&p, &model).unwrap_or_else(|e| panic!("TINYVAE_MODEL={path}: {e}"));
             println!("cargo:rerun-if-changed={path}");
         }
         _ => fs::write(&model, []).unwrap(),
     }
+    sizes(&model, &out.join("sizes.rs"));
     // The float decoder the `f32dec` binary embeds: TINYVAE_F32 names the file.
     println!("cargo:rerun-if-env-changed=TINYVAE_F32");
     let f32_decoder = out.join("decoder.f32");
@@ -65,4 +74,35 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2026);
     fs::write(out.join("seed.rs"), format!("{seed}")).unwrap();
+}
+
+/// Writes the buffer sizes the `vae` binary needs for the embedded model (or small defaults
+/// without one): the engine's scratch for this target, the pixels, the latent size.
+fn sizes(model: &std::path::Path, out: &std::path::Path) {
+    let blob = fs::read(model).unwrap_or_default();
+    let target = env::var("TARGET").unwrap_or_default();
+    // The engine runs its DSP kernel on thumbv7em (engine/build.rs); the firmware checks at
+    // boot that the engine asks for exactly this scratch.
+    let simd = target.starts_with("thumbv7em");
+    let (scratch, pixels, latent) = match tinyvae_format::Model::from_bytes(&blob) {
+        Ok(m) => (
+            tinyvae_engine::scratch_len_for(&m, simd),
+            m.data.len(),
+            usize::from(m.latent.dim),
+        ),
+        Err(_) if blob.is_empty() => (0, 0, 0),
+        Err(e) => panic!("{}: not a valid model: {e}", model.display()),
+    };
+    fs::write(
+        out,
+        format!(
+            "/// Scratch bytes the engine needs for the embedded model on this target.\n\
+             pub const SCRATCH: usize = {scratch};\n\
+             /// Values per data item of the embedded model.\n\
+             pub const PIXELS: usize = {pixels};\n\
+             /// Latent dimensions of the embedded model.\n\
+             pub const LATENT: usize = {latent};\n"
+        ),
+    )
+    .unwrap();
 }

@@ -2,10 +2,10 @@
 //! layer's `R x K` matrix with the position's patch of `K` values (FORMAT.md, section 3),
 //! so every dense kernel, the DSP one included, serves convolutions too, bit for bit.
 //!
-//! A patch holds, for every tap of the kernel and every input channel, the input value under
-//! the tap, or the input zero-point where there is none (padding; for a transposed
-//! convolution, the taps of the other phases). The zero-point contributes nothing: the bias
-//! already holds `-zero_point * sum_j w(o, j)`.
+//! A patch holds, for every tap of the kernel (for a transposed convolution, every tap of the
+//! output's phase, whose own dense layer then runs) and every input channel, the input value
+//! under the tap, or the input zero-point where it lies outside the input. The zero-point
+//! contributes nothing: the bias already holds `-zero_point * sum_j w(o, j)`.
 
 use tinyvae_format::{Conv, ConvShape};
 
@@ -37,8 +37,14 @@ pub fn conv2d_patch(
     }
 }
 
-/// Builds the patch of a transposed convolution's output position (`oy`, `ox`): the block of
-/// its phase holds the taps it receives, every other column the zero-point.
+/// The phase (`ry`, `rx`) of a transposed convolution's output position (`oy`, `ox`).
+pub fn phase_of(s: &ConvShape, (oy, ox): (usize, usize)) -> (u8, u8) {
+    let (stride, pad) = (usize::from(s.stride), usize::from(s.padding));
+    (((oy + pad) % stride) as u8, ((ox + pad) % stride) as u8)
+}
+
+/// Builds the patch of a transposed convolution's output position (`oy`, `ox`): the taps of
+/// its phase, `phase_len` values, the input zero-point where a tap lies outside the input.
 pub fn conv_transpose2d_patch(
     s: &ConvShape,
     zero_point: i8,
@@ -49,35 +55,14 @@ pub fn conv_transpose2d_patch(
     let c = usize::from(s.in_channels);
     let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
     let (stride, pad) = (usize::from(s.stride), usize::from(s.padding));
-    let (ry, rx) = ((oy + pad) % stride, (ox + pad) % stride);
-    // Columns before this phase's block: the blocks of the phases before it.
-    let mut start = 0;
-    for py in 0..stride {
-        for px in 0..stride {
-            if (py, px) == (ry, rx) {
-                break;
-            }
-            start += usize::from(s.phase_taps(py as u8)) * usize::from(s.phase_taps(px as u8)) * c;
-        }
-        if py == ry {
-            break;
-        }
-    }
-    let (ny, nx) = (
-        usize::from(s.phase_taps(ry as u8)),
-        usize::from(s.phase_taps(rx as u8)),
-    );
-    let (before, rest) = patch.split_at_mut(start.min(patch.len()));
-    before.fill(zero_point);
-    let (block, after) = rest.split_at_mut((ny * nx * c).min(rest.len()));
-    after.fill(zero_point);
-    if block.is_empty() {
-        // A stride longer than the kernel leaves some phases without a tap.
-        return;
-    }
+    let (ry, rx) = phase_of(s, (oy, ox));
+    let (ny, nx) = (usize::from(s.phase_taps(ry)), usize::from(s.phase_taps(rx)));
     // Input row of tap jy: (oy + pad - ry) / stride - jy, when in range.
-    let (by, bx) = ((oy + pad - ry) / stride, (ox + pad - rx) / stride);
-    for (jy, row) in block.chunks_exact_mut(nx * c).enumerate() {
+    let (by, bx) = (
+        (oy + pad - usize::from(ry)) / stride,
+        (ox + pad - usize::from(rx)) / stride,
+    );
+    for (jy, row) in patch.chunks_exact_mut(nx * c).take(ny).enumerate() {
         let iy = by.checked_sub(jy).filter(|&v| v < h);
         for (jx, tap) in row.chunks_exact_mut(c).enumerate() {
             let ix = bx.checked_sub(jx).filter(|&v| v < w);
@@ -105,17 +90,28 @@ pub fn conv_i8(
 ) {
     let s = &c.shape;
     let m = &c.matrix;
-    let (k, r) = (usize::from(m.in_dim), usize::from(m.out_dim));
-    let (patch, zp) = (&mut patch[..k], m.input_zero_point);
+    let r = usize::from(m.out_dim);
+    let zp = m.input_zero_point;
     let ow = usize::from(s.out_width);
+    if !transposed {
+        let patch = &mut patch[..usize::from(m.in_dim)];
+        for (pos, out) in y.chunks_exact_mut(r).enumerate() {
+            conv2d_patch(s, zp, x, (pos / ow, pos % ow), patch);
+            dense::dense_i8(m, patch, out, spare);
+        }
+        return;
+    }
+    // One dense layer per phase.
     for (pos, out) in y.chunks_exact_mut(r).enumerate() {
         let at = (pos / ow, pos % ow);
-        if transposed {
-            conv_transpose2d_patch(s, zp, x, at, patch);
-        } else {
-            conv2d_patch(s, zp, x, at, patch);
-        }
-        dense::dense_i8(m, patch, out, spare);
+        let (ry, rx) = phase_of(s, at);
+        // A validated layer has every phase.
+        let Some(p) = c.phase(ry, rx) else {
+            return;
+        };
+        let patch = &mut patch[..usize::from(p.in_dim)];
+        conv_transpose2d_patch(s, zp, x, at, patch);
+        dense::dense_i8(&p, patch, out, spare);
     }
 }
 
@@ -141,10 +137,17 @@ mod tests {
         for oy in 0..i64::from(s.out_height) {
             for ox in 0..i64::from(s.out_width) {
                 for o in 0..usize::from(s.out_channels) {
-                    let mut acc = m.bias.get(o).unwrap_or(0);
+                    // The bias of the output's phase (the matrix's, for a convolution).
+                    let bias = if transposed {
+                        let (ry, rx) = ((oy + p).rem_euclid(st), (ox + p).rem_euclid(st));
+                        c.phase(ry as u8, rx as u8).unwrap().bias
+                    } else {
+                        m.bias
+                    };
+                    let mut acc = bias.get(o).unwrap_or(0);
                     for ky in 0..k {
                         for kx in 0..k {
-                            let (iy, ix, col) = if transposed {
+                            let (iy, ix, col, wm) = if transposed {
                                 // Output y receives tap ky from input (y + p - ky) / s when
                                 // that divides; otherwise the tap does not exist.
                                 let (ny, nx) = (oy + p - ky, ox + p - kx);
@@ -152,20 +155,12 @@ mod tests {
                                     continue;
                                 }
                                 let (ry, rx) = (ky % st, kx % st);
-                                let phase_start: i64 = (0..st)
-                                    .flat_map(|a| (0..st).map(move |b| (a, b)))
-                                    .take_while(|&ph| ph != (ry, rx))
-                                    .map(|(a, b)| {
-                                        i64::from(s.phase_taps(a as u8))
-                                            * i64::from(s.phase_taps(b as u8))
-                                            * ch
-                                    })
-                                    .sum();
+                                let ph = c.phase(ry as u8, rx as u8).unwrap();
                                 let nxp = i64::from(s.phase_taps(rx as u8));
-                                let col = phase_start + ((ky / st) * nxp + kx / st) * ch;
-                                (ny.div_euclid(st), nx.div_euclid(st), col)
+                                let col = ((ky / st) * nxp + kx / st) * ch;
+                                (ny.div_euclid(st), nx.div_euclid(st), col, ph)
                             } else {
-                                (oy * st + ky - p, ox * st + kx - p, (ky * k + kx) * ch)
+                                (oy * st + ky - p, ox * st + kx - p, (ky * k + kx) * ch, *m)
                             };
                             for cc in 0..ch {
                                 let v = if (0..h).contains(&iy) && (0..w).contains(&ix) {
@@ -173,29 +168,8 @@ mod tests {
                                 } else {
                                     zp
                                 };
-                                let wt = i32::from(m.weight(o, (col + cc) as usize));
+                                let wt = i32::from(wm.weight(o, (col + cc) as usize));
                                 acc = acc.wrapping_add(wt * v);
-                            }
-                        }
-                    }
-                    // Taps that do not exist read the zero-point: their share of the folded
-                    // bias is added back here, column by column of the other phases.
-                    if transposed {
-                        let ry = (oy + p).rem_euclid(st);
-                        let rx = (ox + p).rem_euclid(st);
-                        let mut col = 0i64;
-                        for a in 0..st {
-                            for b in 0..st {
-                                let n = i64::from(s.phase_taps(a as u8))
-                                    * i64::from(s.phase_taps(b as u8))
-                                    * ch;
-                                if (a, b) != (ry, rx) {
-                                    for j in col..col + n {
-                                        acc = acc
-                                            .wrapping_add(i32::from(m.weight(o, j as usize)) * zp);
-                                    }
-                                }
-                                col += n;
                             }
                         }
                     }
@@ -210,12 +184,17 @@ mod tests {
     /// the same patches, then bias + the row's dot product.
     fn engine_accumulators(c: &Conv<'_>, transposed: bool, x: &[i8]) -> Vec<i32> {
         let s = &c.shape;
-        let m = &c.matrix;
-        let k = usize::from(m.in_dim);
-        let mut patch = vec![0i8; k];
         let mut out = Vec::new();
         for oy in 0..usize::from(s.out_height) {
             for ox in 0..usize::from(s.out_width) {
+                let m = if transposed {
+                    let (ry, rx) = phase_of(s, (oy, ox));
+                    c.phase(ry, rx).unwrap()
+                } else {
+                    c.matrix
+                };
+                let k = usize::from(m.in_dim);
+                let mut patch = vec![0i8; k];
                 if transposed {
                     conv_transpose2d_patch(s, m.input_zero_point, x, (oy, ox), &mut patch);
                 } else {

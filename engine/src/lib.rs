@@ -112,6 +112,35 @@ impl Probe for NoProbe {
     fn done(&mut self, _: Stage) {}
 }
 
+/// The scratch's parts for `model` on a target with (`simd`) or without the DSP kernel: the
+/// two activation buffers (a network's input and the outputs of its odd layers in the first,
+/// the outputs of its even layers in the second), room for one convolution patch, and the
+/// dense kernels' spare bytes (DSP targets only).
+fn scratch_parts(model: &Model<'_>, simd: bool) -> [usize; 4] {
+    let nets = [&model.encoder, &model.decoder];
+    let inputs = [model.data.len(), usize::from(model.latent.dim)];
+    let (mut a, mut b) = (0, 0);
+    for (net, input) in nets.iter().zip(inputs) {
+        let (na, nb) = buffer_sizes(net, input);
+        (a, b) = (a.max(na), b.max(nb));
+    }
+    let patch = nets.iter().map(|n| n.max_patch()).max().unwrap_or(0);
+    let spare = if simd {
+        let widest = nets.iter().map(|n| n.max_matrix_width()).max().unwrap_or(0);
+        dense::spare_len(widest)
+    } else {
+        0
+    };
+    [a, b, patch, spare]
+}
+
+/// The scratch bytes [`Engine::scratch_len`] returns for `model` on a target with (`simd`:
+/// thumbv7em, see [`dense::SIMD`]) or without the DSP kernel: for build scripts that size a
+/// firmware's buffers on the host.
+pub fn scratch_len_for(model: &Model<'_>, simd: bool) -> usize {
+    scratch_parts(model, simd).iter().sum()
+}
+
 /// A validated layer's length as `usize` (at most [`tinyvae_format::MAX_WIDTH`]).
 fn len(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)

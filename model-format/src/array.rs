@@ -111,6 +111,16 @@ impl<'a, T: LeElem> LeArray<'a, T> {
         self.bytes.chunks_exact(T::SIZE).map(T::from_le)
     }
 
+    /// Elements `start..start + len`, or `None` past the end.
+    pub fn slice(&self, start: usize, len: usize) -> Option<Self> {
+        let a = start.checked_mul(T::SIZE)?;
+        let b = a.checked_add(len.checked_mul(T::SIZE)?)?;
+        Some(Self {
+            bytes: self.bytes.get(a..b)?,
+            _t: PhantomData,
+        })
+    }
+
     /// The raw little-endian bytes.
     #[inline]
     pub fn as_bytes(&self) -> &'a [u8] {

@@ -300,6 +300,14 @@ impl ConvShape {
         u16::try_from(out).ok()
     }
 
+    /// Values of the patch of phase (`ry`, `rx`) of a transposed convolution:
+    /// `phase_taps(ry) phase_taps(rx) in_channels`.
+    pub fn phase_len(&self, ry: u8, rx: u8) -> u64 {
+        u64::from(self.phase_taps(ry))
+            * u64::from(self.phase_taps(rx))
+            * u64::from(self.in_channels)
+    }
+
     /// Taps of kernel phase `r` along one axis of a transposed convolution: kernel rows
     /// `r, r + stride, ...` below `kernel`.
     pub fn phase_taps(&self, r: u8) -> u8 {
@@ -321,6 +329,58 @@ pub struct Conv<'a> {
     /// Weights (`out_channels` x patch) and per-channel arrays.
     #[serde(borrow)]
     pub matrix: Dense<'a>,
+}
+
+impl<'a> Conv<'a> {
+    /// For a transposed convolution: the dense layer of phase (`ry`, `rx`), its `R x K_p`
+    /// weights (no lead bytes) and `R` biases, sharing the matrix's multipliers, shifts and
+    /// quantization metadata (FORMAT.md, section 3). `None` outside `0..stride` or when the
+    /// arrays are too short for it (never for a validated layer).
+    pub fn phase(&self, ry: u8, rx: u8) -> Option<Dense<'a>> {
+        let s = &self.shape;
+        if ry >= s.stride || rx >= s.stride {
+            return None;
+        }
+        let m = &self.matrix;
+        let r = usize::from(m.out_dim);
+        let (mut start, mut index) = (0usize, 0usize);
+        for py in 0..s.stride {
+            for px in 0..s.stride {
+                let k = usize::try_from(s.phase_len(py, px)).ok()?;
+                let len = m.layout.packed_len(k, r);
+                if (py, px) == (ry, rx) {
+                    let all = m.weights.as_bytes();
+                    let total = self.packed_len()?;
+                    let lead = all.len().checked_sub(total)?;
+                    let bytes = all.get(lead + start..lead + start + len)?;
+                    return Some(Dense {
+                        in_dim: u16::try_from(k).ok()?,
+                        weights: I8s::from_bytes(bytes)?,
+                        bias: m.bias.slice(index * r, r)?,
+                        ..*m
+                    });
+                }
+                start += len;
+                index += 1;
+            }
+        }
+        None
+    }
+
+    /// Bytes of a transposed convolution's packed weights: every phase's matrix in the
+    /// layout, without lead bytes.
+    pub fn packed_len(&self) -> Option<usize> {
+        let s = &self.shape;
+        let r = usize::from(self.matrix.out_dim);
+        let mut total = 0usize;
+        for py in 0..s.stride {
+            for px in 0..s.stride {
+                let k = usize::try_from(s.phase_len(py, px)).ok()?;
+                total = total.checked_add(self.matrix.layout.packed_len(k, r))?;
+            }
+        }
+        Some(total)
+    }
 }
 
 /// One layer of a network.
@@ -355,6 +415,34 @@ impl<'a> Layer<'a> {
         }
     }
 
+    /// Values of the longest patch a convolution builds (a transposed convolution's longest
+    /// phase); `None` for a dense layer.
+    pub fn patch_len(&self) -> Option<usize> {
+        match self {
+            Layer::Dense(_) => None,
+            Layer::Conv2d(c) => Some(usize::from(c.matrix.in_dim)),
+            Layer::ConvTranspose2d(c) => {
+                let s = &c.shape;
+                (0..s.stride)
+                    .flat_map(|ry| (0..s.stride).map(move |rx| s.phase_len(ry, rx)))
+                    .max()
+                    .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+            }
+        }
+    }
+
+    /// The weight array without its lead bytes (every phase of a transposed convolution).
+    pub fn packed_weights(&self) -> &'a [i8] {
+        match self {
+            Layer::ConvTranspose2d(c) => {
+                let all = c.matrix.weights.as_i8_slice();
+                let n = c.packed_len().unwrap_or(all.len()).min(all.len());
+                &all[all.len() - n..]
+            }
+            _ => self.matrix().packed_weights(),
+        }
+    }
+
     /// The convolution's shapes, for a convolution layer.
     pub fn conv(&self) -> Option<&ConvShape> {
         match self {
@@ -379,14 +467,39 @@ impl<'a> Layer<'a> {
         }
     }
 
-    /// Multiply-accumulates of one run: the matrix's rows times columns, once per output
-    /// position for a convolution (its zero-point taps included, as the kernels compute them).
+    /// Multiply-accumulates of one run, as the kernels compute them: rows times columns, for
+    /// a convolution once per output position (padding taps included), for a transposed
+    /// convolution with each position's phase.
     pub fn macs(&self) -> u64 {
         let m = self.matrix();
-        let per = u64::from(m.in_dim) * u64::from(m.out_dim);
-        match self.conv() {
-            None => per,
-            Some(c) => per * u64::from(c.out_height) * u64::from(c.out_width),
+        let rows = u64::from(m.out_dim);
+        match self {
+            Layer::Dense(_) => u64::from(m.in_dim) * rows,
+            Layer::Conv2d(c) => {
+                let positions = u64::from(c.shape.out_height) * u64::from(c.shape.out_width);
+                positions * u64::from(m.in_dim) * rows
+            }
+            Layer::ConvTranspose2d(c) => {
+                let s = &c.shape;
+                let per_axis = |n: u16, r: u8| {
+                    // Output positions along an axis whose phase is `r`.
+                    (0..n)
+                        .filter(|&y| {
+                            (u32::from(y) + u32::from(s.padding)) % u32::from(s.stride.max(1))
+                                == u32::from(r)
+                        })
+                        .count() as u64
+                };
+                let mut total = 0;
+                for ry in 0..s.stride {
+                    for rx in 0..s.stride {
+                        total += per_axis(s.out_height, ry)
+                            * per_axis(s.out_width, rx)
+                            * s.phase_len(ry, rx);
+                    }
+                }
+                total * rows
+            }
         }
     }
 
@@ -422,11 +535,12 @@ impl Network<'_> {
         usize::try_from(widest).unwrap_or(usize::MAX)
     }
 
-    /// Widest weight-matrix row of any layer (a dense layer's inputs, a convolution's patch).
+    /// Widest input vector of any dense product (a dense layer's inputs, a convolution's
+    /// patch).
     pub fn max_matrix_width(&self) -> usize {
         self.layers
             .iter()
-            .map(|l| usize::from(l.matrix().in_dim))
+            .map(|l| l.patch_len().unwrap_or(usize::from(l.matrix().in_dim)))
             .max()
             .unwrap_or(0)
     }
@@ -435,8 +549,7 @@ impl Network<'_> {
     pub fn max_patch(&self) -> usize {
         self.layers
             .iter()
-            .filter(|l| l.conv().is_some())
-            .map(|l| usize::from(l.matrix().in_dim))
+            .filter_map(Layer::patch_len)
             .max()
             .unwrap_or(0)
     }
@@ -770,9 +883,8 @@ impl<'a> Model<'a> {
         ];
         for (network, net) in nets {
             for (i, l) in net.layers.iter().enumerate() {
-                let l = l.matrix();
                 let offset = (l.packed_weights().as_ptr() as usize).wrapping_sub(base);
-                if l.layout == WeightLayout::Tiles4x4 && !offset.is_multiple_of(4) {
+                if l.matrix().layout == WeightLayout::Tiles4x4 && !offset.is_multiple_of(4) {
                     return Err(Error::MisalignedWeights {
                         network,
                         layer: i as u8,

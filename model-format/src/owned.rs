@@ -90,8 +90,10 @@ impl OwnedDense {
         }
     }
 
-    /// The per-channel arrays, decoded (weights row-major whatever the layout).
-    pub fn channels(&self) -> Channels {
+    /// The per-channel arrays, decoded as one `out_dim x in_dim` matrix (weights row-major
+    /// whatever the layout). For a transposed convolution's matrix use
+    /// [`OwnedLayer::channels`].
+    pub fn channels_row_major(&self) -> Channels {
         let v = self.view();
         let (inp, out) = (usize::from(self.in_dim), usize::from(self.out_dim));
         Channels {
@@ -106,53 +108,14 @@ impl OwnedDense {
         }
     }
 
-    /// The same layer with other per-channel arrays (row-major weights), in the same layout.
-    pub fn with_channels(&self, c: &Channels) -> OwnedDense {
-        OwnedDense::new(
-            self.in_dim,
-            self.out_dim,
-            self.activation,
-            self.output_type,
-            (self.input_zero_point, self.input_scale),
-            (self.output_zero_point, self.output_scale),
-            c,
-        )
-        .with_layout(self.layout)
-    }
-
     /// The storage order of the weights.
     pub fn layout(&self) -> WeightLayout {
         self.layout
     }
 
-    /// The same layer with its weights stored in `layout` (no lead bytes; the model writer
-    /// adds those that align tiles).
+    /// The same dense layer with its weights stored in `layout`.
     pub fn with_layout(&self, layout: WeightLayout) -> OwnedDense {
-        let rows = self.channels().weights;
-        let (inp, out) = (usize::from(self.in_dim), usize::from(self.out_dim));
-        let mut packed = vec![0u8; layout.packed_len(inp, out)];
-        for (k, &w) in rows.iter().enumerate() {
-            packed[layout.index(inp, k / inp, k % inp)] = w as u8;
-        }
-        OwnedDense {
-            layout,
-            weights: packed,
-            ..self.clone()
-        }
-    }
-
-    /// Number of lead bytes before the packed weights.
-    fn lead(&self) -> usize {
-        let packed = self
-            .layout
-            .packed_len(usize::from(self.in_dim), usize::from(self.out_dim));
-        self.weights.len() - packed
-    }
-
-    /// Sets the number of zero lead bytes (0 to 3) before the packed weights.
-    fn set_lead(&mut self, lead: usize) {
-        let old = self.lead();
-        self.weights.splice(..old, core::iter::repeat_n(0, lead));
+        OwnedLayer::from(self.clone()).with_layout(layout).matrix
     }
 
     /// The borrowed view.
@@ -206,7 +169,101 @@ impl From<OwnedDense> for OwnedLayer {
     }
 }
 
+/// Each phase of a transposed convolution: (its first column in the logical `R x K` matrix,
+/// its columns `K_p`).
+fn phase_columns(s: &ConvShape) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for ry in 0..s.stride {
+        for rx in 0..s.stride {
+            let k = s.phase_len(ry, rx) as usize;
+            out.push((at, k));
+            at += k;
+        }
+    }
+    out
+}
+
 impl OwnedLayer {
+    /// A layer from what it computes and its matrix, whose weights are given as the logical
+    /// row-major `R x K` matrix (a transposed convolution's columns by phase, FORMAT.md
+    /// section 3) and stored row-major; a transposed convolution's bias has `stride^2 R`
+    /// entries, phase after phase.
+    pub fn new(op: OwnedOp, matrix: OwnedDense) -> OwnedLayer {
+        let logical = matrix.channels_row_major().weights;
+        OwnedLayer { op, matrix }.stored(&logical, WeightLayout::RowMajor)
+    }
+
+    /// The same layer with its weights (`rows`, the logical row-major matrix) stored in
+    /// `layout`, without lead bytes (the model writer adds those that align tiles).
+    fn stored(mut self, rows: &[i8], layout: WeightLayout) -> OwnedLayer {
+        let (k, r) = (
+            usize::from(self.matrix.in_dim),
+            usize::from(self.matrix.out_dim),
+        );
+        let pack = |off: usize, n: usize| {
+            let mut packed = vec![0u8; layout.packed_len(n, r)];
+            for o in 0..r {
+                for j in 0..n {
+                    packed[layout.index(n, o, j)] = rows[o * k + off + j] as u8;
+                }
+            }
+            packed
+        };
+        let weights = match self.op {
+            OwnedOp::ConvTranspose2d(s) => phase_columns(&s)
+                .into_iter()
+                .flat_map(|(off, n)| pack(off, n))
+                .collect(),
+            _ => pack(0, k),
+        };
+        self.matrix.layout = layout;
+        self.matrix.weights = weights;
+        self
+    }
+
+    /// The per-channel arrays, weights as the logical row-major matrix whatever the layout.
+    pub fn channels(&self) -> Channels {
+        let mut c = self.matrix.channels_row_major();
+        if let (OwnedOp::ConvTranspose2d(s), Layer::ConvTranspose2d(conv)) = (self.op, self.view())
+        {
+            let (k, r) = (
+                usize::from(self.matrix.in_dim),
+                usize::from(self.matrix.out_dim),
+            );
+            let mut rows = vec![0i8; r * k];
+            let mut phases = phase_columns(&s).into_iter();
+            for ry in 0..s.stride {
+                for rx in 0..s.stride {
+                    let (off, n) = phases.next().unwrap_or((0, 0));
+                    if let Some(p) = conv.phase(ry, rx) {
+                        for o in 0..r {
+                            for j in 0..n {
+                                rows[o * k + off + j] = p.weight(o, j);
+                            }
+                        }
+                    }
+                }
+            }
+            c.weights = rows;
+        }
+        c
+    }
+
+    /// The same layer with other per-channel arrays (logical row-major weights), in the same
+    /// layout.
+    pub fn with_channels(&self, c: &Channels) -> OwnedLayer {
+        let m = OwnedDense::new(
+            self.matrix.in_dim,
+            self.matrix.out_dim,
+            self.matrix.activation,
+            self.matrix.output_type,
+            (self.matrix.input_zero_point, self.matrix.input_scale),
+            (self.matrix.output_zero_point, self.matrix.output_scale),
+            c,
+        );
+        OwnedLayer::new(self.op, m).with_layout(self.matrix.layout)
+    }
     /// The borrowed view.
     pub fn view(&self) -> Layer<'_> {
         let matrix = self.matrix.view();
@@ -219,10 +276,22 @@ impl OwnedLayer {
 
     /// The same layer with its weights stored in `layout`.
     pub fn with_layout(&self, layout: WeightLayout) -> OwnedLayer {
-        OwnedLayer {
-            op: self.op,
-            matrix: self.matrix.with_layout(layout),
-        }
+        let rows = self.channels().weights;
+        self.clone().stored(&rows, layout)
+    }
+
+    /// Number of lead bytes before the packed weights.
+    fn lead(&self) -> usize {
+        let v = self.view();
+        self.matrix.weights.len() - v.packed_weights().len()
+    }
+
+    /// Sets the number of zero lead bytes (0 to 3) before the packed weights.
+    fn set_lead(&mut self, lead: usize) {
+        let old = self.lead();
+        self.matrix
+            .weights
+            .splice(..old, core::iter::repeat_n(0, lead));
     }
 }
 
@@ -507,11 +576,11 @@ impl OwnedModel {
                     crate::NetworkId::Decoder => &model.decoder,
                 };
                 let l = net.layers.get(layer).ok_or(Error::Malformed)?;
-                l.matrix().packed_weights().as_ptr() as usize - blob.as_ptr() as usize
+                l.packed_weights().as_ptr() as usize - blob.as_ptr() as usize
             };
             let l = match network {
-                crate::NetworkId::Encoder => &mut m.encoder[layer].matrix,
-                crate::NetworkId::Decoder => &mut m.decoder[layer].matrix,
+                crate::NetworkId::Encoder => &mut m.encoder[layer],
+                crate::NetworkId::Decoder => &mut m.decoder[layer],
             };
             let lead = l.lead();
             l.set_lead((lead + 4 - offset % 4) % 4);

@@ -83,7 +83,9 @@ impl SyntheticSpec {
                 stride: st.stride,
                 padding: st.padding,
             };
-            let fits = st.channels > 0 && st.padding < st.kernel;
+            // A stride above the kernel would leave the mirrored transposed convolution
+            // phases without taps.
+            let fits = st.channels > 0 && st.padding < st.kernel && st.stride <= st.kernel;
             match (fits, shape.conv_out(h), shape.conv_out(w)) {
                 (true, Some(oh), Some(ow)) if oh > 0 && ow > 0 => {
                     (shape.out_height, shape.out_width) = (oh, ow);
@@ -126,26 +128,31 @@ impl OwnedModel {
         .unwrap_or(u16::MAX);
         let frac = LATENT_FRAC_BITS;
         let enc_out = spec.latent * spec.kind.encoder_outputs_per_latent();
-        let mut layer = |i: u16, o: u16, act, ty, in_zp: i8, out_zp: i8, target: f64| {
-            let mut c = Channels {
-                weights: (0..usize::from(i) * usize::from(o))
-                    .map(|_| r.range(-127, 127) as i8)
-                    .collect(),
-                bias: (0..o)
-                    .map(|_| r.range(-(1 << 12), 1 << 12) as i32)
-                    .collect(),
-                ..Default::default()
+        // `phases` biases per output channel: a transposed convolution's stride^2.
+        let mut layer_with =
+            |i: u16, o: u16, phases: usize, act, ty, in_zp: i8, out_zp: i8, target: f64| {
+                let mut c = Channels {
+                    weights: (0..usize::from(i) * usize::from(o))
+                        .map(|_| r.range(-127, 127) as i8)
+                        .collect(),
+                    bias: (0..usize::from(o) * phases)
+                        .map(|_| r.range(-(1 << 12), 1 << 12) as i32)
+                        .collect(),
+                    ..Default::default()
+                };
+                // Typical |acc| ~ sqrt(in) * 73 * 73; aim the output at `target`.
+                let typical = (f64::from(i)).sqrt() * 73.0 * 73.0;
+                for _ in 0..o {
+                    let jitter = 0.75 + 0.5 * (r.next() % 1000) as f64 / 1000.0;
+                    let (m, s) = quantize_multiplier(target / typical * jitter).unwrap_or((0, 0));
+                    c.multiplier.push(m);
+                    c.shift.push(s);
+                    c.weight_scale.push(0.01);
+                }
+                OwnedDense::new(i, o, act, ty, (in_zp, 1.0 / 255.0), (out_zp, 0.05), &c)
             };
-            // Typical |acc| ~ sqrt(in) * 73 * 73; aim the output at `target`.
-            let typical = (f64::from(i)).sqrt() * 73.0 * 73.0;
-            for _ in 0..o {
-                let jitter = 0.75 + 0.5 * (r.next() % 1000) as f64 / 1000.0;
-                let (m, s) = quantize_multiplier(target / typical * jitter).unwrap_or((0, 0));
-                c.multiplier.push(m);
-                c.shift.push(s);
-                c.weight_scale.push(0.01);
-            }
-            OwnedDense::new(i, o, act, ty, (in_zp, 1.0 / 255.0), (out_zp, 0.05), &c)
+        let mut layer = |i: u16, o: u16, act, ty, in_zp: i8, out_zp: i8, target: f64| {
+            layer_with(i, o, 1, act, ty, in_zp, out_zp, target)
         };
         let shapes = spec.conv_shapes();
         let flat = shapes
@@ -223,19 +230,18 @@ impl OwnedModel {
                 out_channels: c.in_channels,
                 ..*c
             };
-            let m = layer(
+            let phases = usize::from(t.stride) * usize::from(t.stride);
+            let m = layer_with(
                 t.patch_len() as u16,
                 t.out_channels,
+                phases,
                 a,
                 OutputType::I8,
                 -128,
                 zp,
                 60.0,
             );
-            decoder.push(OwnedLayer {
-                op: OwnedOp::ConvTranspose2d(t),
-                matrix: m,
-            });
+            decoder.push(OwnedLayer::new(OwnedOp::ConvTranspose2d(t), m));
         }
         if spec.decoder_only {
             encoder.clear();

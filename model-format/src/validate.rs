@@ -195,7 +195,10 @@ fn network(
             conv(c, matches!(l, Layer::ConvTranspose2d(_)), l.matrix())
                 .map_err(|field| mismatch(i, field))?;
         }
-        dense(l.matrix(), id, i)?;
+        match l {
+            Layer::ConvTranspose2d(c) => phases(c, id, i)?,
+            _ => dense(l.matrix(), id, i)?,
+        }
         width = l.out_len();
         shape = l.conv().map(|c| {
             (
@@ -220,10 +223,52 @@ fn network(
     Ok(())
 }
 
+/// A transposed convolution's arrays: the phases' matrices one after the other (lead bytes
+/// once, zero), `stride^2` biases per output channel; then each phase as a dense layer.
+fn phases(c: &crate::Conv<'_>, id: NetworkId, index: usize) -> Result<(), Error> {
+    let mismatch = |field| Error::ShapeMismatch {
+        network: id,
+        layer: index as u8,
+        field,
+    };
+    let m = &c.matrix;
+    let r = usize::from(m.out_dim);
+    let total = c.packed_len().ok_or(mismatch("weights length"))?;
+    let lead = match m.layout {
+        WeightLayout::RowMajor => 0,
+        WeightLayout::Tiles4x4 => 3,
+    };
+    let have = m.weights.len();
+    if !(total..=total + lead).contains(&have) {
+        return Err(mismatch("weights length"));
+    }
+    range(
+        m.weights.as_i8_slice()[..have - total]
+            .iter()
+            .all(|&b| b == 0),
+        "tiled weights lead bytes",
+    )?;
+    let phases = usize::from(c.shape.stride) * usize::from(c.shape.stride);
+    if Some(m.bias.len()) != phases.checked_mul(r) {
+        return Err(mismatch("bias length"));
+    }
+    for ry in 0..c.shape.stride {
+        for rx in 0..c.shape.stride {
+            let p = c.phase(ry, rx).ok_or(mismatch("weights length"))?;
+            dense(&p, id, index)?;
+        }
+    }
+    Ok(())
+}
+
 /// A convolution's geometry: the shapes agree with kernel, stride and padding, and its
 /// matrix is `out_channels` rows of one patch.
 fn conv(c: &ConvShape, transposed: bool, m: &Dense<'_>) -> Result<(), &'static str> {
     if c.kernel == 0 || c.stride == 0 || c.padding >= c.kernel {
+        return Err("conv geometry");
+    }
+    // Every phase of a transposed convolution has taps.
+    if transposed && c.stride > c.kernel {
         return Err("conv geometry");
     }
     if m.output_type != OutputType::I8 {

@@ -127,7 +127,7 @@ proptest! {
             }
             prop_assert_eq!(a.bias, b.bias);
         }
-        prop_assert_eq!(tiled.encoder[0].matrix.channels(), owned.encoder[0].matrix.channels());
+        prop_assert_eq!(tiled.encoder[0].channels(), owned.encoder[0].channels());
     }
 
     /// Conv models (format version 3) round-trip in both layouts, with and without an
@@ -171,6 +171,10 @@ proptest! {
                 }
             }
             prop_assert_eq!(&back.to_bytes().unwrap(), &blob);
+            // Every layer's logical matrix reads the same whatever the storage order.
+            for (a, b) in o.encoder.iter().chain(&o.decoder).zip(owned.encoder.iter().chain(&owned.decoder)) {
+                prop_assert_eq!(a.channels(), b.channels());
+            }
         }
     }
 
@@ -315,9 +319,9 @@ fn validation_names_the_layer_and_field() {
 
     // A shift out of range.
     let mut o = owned.clone();
-    let mut c = owned.decoder[0].matrix.channels();
+    let mut c = owned.decoder[0].channels();
     c.shift.iter_mut().for_each(|s| *s = 31);
-    o.decoder[0].matrix = owned.decoder[0].matrix.with_channels(&c);
+    o.decoder[0] = owned.decoder[0].with_channels(&c);
     let b2 = o.buffers();
     assert_eq!(
         Model::from_bytes(&reframe(&o.view(&b2).unwrap())),
@@ -329,9 +333,9 @@ fn validation_names_the_layer_and_field() {
     assert!(o.to_bytes().is_err());
 
     // A bias so large the accumulator could overflow.
-    let mut c = owned.decoder[0].matrix.channels();
+    let mut c = owned.decoder[0].channels();
     c.bias[3] = i32::MAX - 1000;
-    o.decoder[0].matrix = owned.decoder[0].matrix.with_channels(&c);
+    o.decoder[0] = owned.decoder[0].with_channels(&c);
     let b3 = o.buffers();
     assert_eq!(
         Model::from_bytes(&reframe(&o.view(&b3).unwrap())),

@@ -168,6 +168,16 @@ pub enum ArchError {
         /// Its kernel.
         kernel: usize,
     },
+    /// A stride longer than the kernel: the decoder's transposed convolution would leave
+    /// pixels that no input reaches.
+    StrideAboveKernel {
+        /// 1-based position in `--conv`.
+        layer: usize,
+        /// Its stride.
+        stride: usize,
+        /// Its kernel.
+        kernel: usize,
+    },
     /// A kernel larger than the (padded) input it slides over.
     KernelLargerThanInput {
         /// 1-based position in `--conv`.
@@ -211,6 +221,15 @@ impl std::fmt::Display for ArchError {
             } => write!(
                 f,
                 "--conv: layer {layer} has padding {padding}, not smaller than its kernel {kernel}"
+            ),
+            ArchError::StrideAboveKernel {
+                layer,
+                stride,
+                kernel,
+            } => write!(
+                f,
+                "--conv: layer {layer} has stride {stride}, longer than its kernel {kernel}: the \
+                 decoder's transposed convolution would leave pixels no input reaches"
             ),
             ArchError::KernelLargerThanInput {
                 layer,
@@ -323,6 +342,13 @@ impl Arch {
                 if v == 0 {
                     return Err(ArchError::ZeroConv { layer, what });
                 }
+            }
+            if s.stride > s.kernel {
+                return Err(ArchError::StrideAboveKernel {
+                    layer,
+                    stride: s.stride,
+                    kernel: s.kernel,
+                });
             }
             if s.padding >= s.kernel {
                 return Err(ArchError::PaddingTooLarge {
@@ -601,6 +627,7 @@ mod tests {
         assert!(err(conv_arch(28, 28, "0:4:2:1")).contains("channels 0"));
         assert!(err(conv_arch(28, 28, "8:4:0:1")).contains("stride 0"));
         assert!(err(conv_arch(28, 28, "8:3:1:3")).contains("padding 3"));
+        assert!(err(conv_arch(28, 28, "8:2:3:0")).contains("stride 3, longer than its kernel 2"));
         let mut a = conv_arch(28, 28, "8:4:2:1");
         a.latent = 0;
         assert!(err(a).contains("--latent"));

@@ -5,7 +5,7 @@
 //! cargo xtask demo              the main job (see README.md)
 //! cargo xtask test              every test: lints, host tests, firmware under QEMU
 //! cargo xtask setup             only install or check the prerequisites
-//! cargo xtask qemu BOARD BIN    build and run one firmware binary under QEMU
+//! cargo xtask qemu BOARD BIN [--model FILE]  build and run one firmware binary under QEMU
 //! ```
 
 mod bench;
@@ -83,7 +83,7 @@ fn main() {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  demo              train, export, run on the emulated board, \
                  show samples and counts\n  test              every test: lints, host tests, firmware under QEMU\n  \
-                 setup             install or check the prerequisites only\n  qemu BOARD BIN    \
+                 setup             install or check the prerequisites only\n  qemu BOARD BIN [--model FILE]\n                    \
                  build and run one firmware binary (boards: mps2-an386, mps2-an385, microbit)\n  \
                  fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
                  bench-train DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS] [SEED]\n                    \
@@ -154,12 +154,31 @@ fn fallback_check() -> Result<()> {
 }
 
 fn qemu(args: &[String]) -> Result<()> {
-    let [board, bin] = args else {
-        bail!("usage: cargo xtask qemu BOARD BIN");
+    let usage = "usage: cargo xtask qemu BOARD BIN [--model FILE]";
+    let (board, bin, model) = match args {
+        [board, bin] => (board, bin, None),
+        [board, bin, flag, file] if flag == "--model" => (board, bin, Some(PathBuf::from(file))),
+        _ => bail!("{usage}"),
     };
     setup::all()?;
     let board = firmware::board(board)?;
-    let elfs = firmware::build(board, &[])?;
+    // The binaries that run a model embed one: the file given, or the demo's.
+    let needs_model = matches!(bin.as_str(), "vae" | "cycles" | "f32dec");
+    let elfs = match (model, needs_model) {
+        (Some(m), _) => pipeline::build_with_model(board, &m, &[])?,
+        (None, true) => {
+            let demo = project_root().join("out/demo-run/model.tvae");
+            if !demo.exists() {
+                bail!(
+                    "{bin} runs a model: pass --model FILE, or run `cargo xtask demo` first \
+                     to export {}",
+                    demo.display()
+                );
+            }
+            pipeline::build_with_model(board, &demo, &[])?
+        }
+        (None, false) => firmware::build(board, &[])?,
+    };
     let out = firmware::run_qemu(board, &elfs.join(bin), Duration::from_secs(300))?;
     print!("{}", out.log);
     match out.code {

@@ -16,9 +16,7 @@ use tinyvae_firmware::board::Board;
 use tinyvae_firmware::{self as fw, exit_code};
 use tinyvae_format::Model;
 
-const MAX_PIXELS: usize = 1024;
-const MAX_LATENT: usize = 64;
-const SCRATCH: usize = 4096;
+use tinyvae_firmware::sizes::{LATENT, PIXELS, SCRATCH};
 
 static MARKS: AtomicU32 = AtomicU32::new(0);
 
@@ -54,17 +52,14 @@ fn main() -> ! {
         defmt::error!("the model carries no encoder golden vector to encode");
         fw::exit(exit_code::BAD_MODEL)
     };
-    if dim > MAX_LATENT || pixels > MAX_PIXELS {
-        defmt::error!("model too large for this firmware's buffers");
-        fw::exit(exit_code::ENGINE_ERROR);
-    }
     let engine = Engine::new(&model);
+    fw::check_sizes(&model, engine.scratch_len());
     let mut scratch = [0i8; SCRATCH];
-    let mut code_buf = [0i8; MAX_LATENT];
+    let mut code_buf = [0i8; LATENT];
     let code = &mut code_buf[..dim];
-    let mut px_buf = [0u8; MAX_PIXELS];
+    let mut px_buf = [0u8; PIXELS];
     let px = &mut px_buf[..pixels];
-    let mut stats_buf = [0i16; 2 * MAX_LATENT];
+    let mut stats_buf = [0i16; 2 * LATENT];
     let stats = &mut stats_buf[..model.encoder_out_dim()];
     let mut sampler = Sampler::new(fw::SEED);
     let x = input.input.as_slice();

@@ -15,9 +15,9 @@ use tinyvae_format::{Model, Prior};
 
 /// Prior draws decoded by both paths.
 const DRAWS: usize = 8;
-const MAX_PIXELS: usize = 1024;
-const MAX_LATENT: usize = 64;
-const SCRATCH: usize = 4096;
+use tinyvae_firmware::sizes::{LATENT, PIXELS, SCRATCH};
+/// The float decoder's scratch, in f32 values.
+const F32_SCRATCH: usize = 4096;
 
 fn refuse(what: &str) -> ! {
     defmt::error!("{=str}", what);
@@ -45,17 +45,18 @@ fn main() -> ! {
     if !matches!(model.prior, Prior::StandardNormal) {
         refuse("f32dec compares the paths on N(0, I) draws: export without a mixture prior");
     }
-    if dim > MAX_LATENT || pixels > MAX_PIXELS || dec.scratch_len() > SCRATCH {
-        refuse("model too large for this firmware's buffers");
+    if dec.scratch_len() > F32_SCRATCH {
+        refuse("float decoder too large for this firmware's buffers");
     }
     let engine = Engine::new(&model);
+    fw::check_sizes(&model, engine.scratch_len());
     let mut scratch = [0i8; SCRATCH];
-    let mut fscratch = [0f32; SCRATCH];
-    let mut code_buf = [0i8; MAX_LATENT];
+    let mut fscratch = [0f32; F32_SCRATCH];
+    let mut code_buf = [0i8; LATENT];
     let code = &mut code_buf[..dim];
-    let mut z_buf = [0f32; MAX_LATENT];
+    let mut z_buf = [0f32; LATENT];
     let z = &mut z_buf[..dim];
-    let mut px_buf = [0u8; MAX_PIXELS];
+    let mut px_buf = [0u8; PIXELS];
     let px = &mut px_buf[..pixels];
     let mut sampler = Sampler::new(fw::SEED);
     let eps_scale = 1.0 / (1u32 << tinyvae_engine::gauss::FRAC_BITS) as f32;

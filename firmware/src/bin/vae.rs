@@ -17,12 +17,10 @@ use tinyvae_format::Model;
 
 /// Images generated from the prior.
 const SAMPLES: usize = 16;
-/// Largest image and latent sizes this binary has buffers for.
-const MAX_PIXELS: usize = 1024;
-const MAX_LATENT: usize = 64;
-const SCRATCH: usize = 4096;
-/// Samples a board with a display shows.
-const SHOWN: usize = 2;
+/// Buffers sized for the embedded model by build.rs.
+use fw::sizes::{LATENT, PIXELS, SCRATCH};
+/// Samples a board with a display shows (none without one: no buffer kept).
+const SHOWN: usize = if cfg!(feature = "oled") { 2 } else { 0 };
 
 /// Records the instructions of each stage as it completes.
 struct LayerCounter {
@@ -83,7 +81,14 @@ fn compare<T: Copy + Into<i32>>(
 fn main() -> ! {
     stack::paint();
     let mut board = Board::init();
+    let model = load();
+    run(&model, &mut board)
+}
 
+/// Validates the embedded model, in a frame of its own: the decoder's temporaries are gone
+/// before `run` makes the model's buffers.
+#[inline(never)]
+fn load() -> Model<'static> {
     // black_box: the blob is only known at link time as far as the code is concerned, so a
     // build without a model keeps all the code (xtask measures the code size from it).
     let blob: &'static [u8] = core::hint::black_box(fw::MODEL);
@@ -108,159 +113,32 @@ fn main() -> ! {
         n,
         counter::UNIT
     );
-    let engine = Engine::new(&model);
-    let pixels = model.data.len();
-    let dim = usize::from(model.latent.dim);
-    if pixels > MAX_PIXELS || dim > MAX_LATENT {
-        defmt::error!(
-            "model too large for this firmware's buffers: {=usize} pixels, latent {=usize}",
-            pixels,
-            dim
-        );
-        fw::exit(exit_code::ENGINE_ERROR);
-    }
-    let mut scratch = [0i8; SCRATCH];
-    let mut stats_buf = [0i16; 2 * MAX_LATENT];
-    let stats = &mut stats_buf[..model.encoder_out_dim()];
-    let mut code_buf = [0i8; MAX_LATENT];
-    let code = &mut code_buf[..dim];
-    let mut px_buf = [0u8; MAX_PIXELS];
-    let px = &mut px_buf[..pixels];
-    let mut probe = tinyvae_engine::NoProbe;
+    model
+}
 
-    // Self-check: every golden vector, bit for bit.
-    if let Some(g) = &model.golden {
-        for (i, v) in g.encoder.iter().enumerate() {
-            if let Err(e) = engine.encode(v.input.as_slice(), &mut scratch, stats, &mut probe) {
-                fw::engine_error(e);
-            }
-            compare("encoder", i, stats, v.expected.iter());
-        }
-        for (i, v) in g.decoder.iter().enumerate() {
-            if let Err(e) = engine.decode(v.code.as_i8_slice(), &mut scratch, px, &mut probe) {
-                fw::engine_error(e);
-            }
-            compare("decoder", i, px, v.expected.iter());
-        }
-        for (i, v) in g.sampler.iter().enumerate() {
-            let mut s = Sampler::new(v.seed);
-            for (j, want) in v.eps.iter().enumerate() {
-                let got = s.normal();
-                if got != want {
-                    mismatch("sampler eps", i, j, got.into(), want.into());
-                }
-            }
-            let mut s = Sampler::new(v.seed);
-            if let Err(e) = engine.sample_prior(&mut s, code) {
-                fw::engine_error(e);
-            }
-            compare("sampler code", i, code, v.prior_code.iter());
-            if let Err(e) = engine.decode(code, &mut scratch, px, &mut probe) {
-                fw::engine_error(e);
-            }
-            compare("sampler pixels", i, px, v.prior_pixels.iter());
-        }
-        defmt::println!(
-            "golden: {=usize} encoder, {=usize} decoder, {=usize} sampler vectors bit-exact",
-            g.encoder.len(),
-            g.decoder.len(),
-            g.sampler.len()
-        );
-    } else {
-        defmt::warn!("the model carries no golden vectors: self-check skipped");
-    }
+/// The buffers every stage shares, sized for the embedded model by build.rs.
+struct Buffers {
+    scratch: [i8; SCRATCH],
+    stats: [i16; 2 * LATENT],
+    other: [i16; 2 * LATENT],
+    code: [i8; LATENT],
+    px: [u8; PIXELS],
+}
 
-    // Generation from the prior.
-    let (seed, source) = board.seed(fw::SEED);
-    defmt::println!(
-        "generating {=usize} samples, seed {=u64} ({})",
-        SAMPLES,
-        seed,
-        source
-    );
-    let mut sampler = Sampler::new(seed);
-    // The first samples, kept for the board's display.
-    let mut shown = [[0u8; MAX_PIXELS]; SHOWN];
-    let (mut sample_cost, mut decode_cost, mut layers) = (0, 0, LayerCounter::new());
-    for k in 0..SAMPLES {
-        let (r, n) = counter::measure(|| engine.sample_prior(&mut sampler, code));
-        if let Err(e) = r {
-            fw::engine_error(e);
-        }
-        sample_cost = n;
-        // The layer counter starts inside the measurement (which may first wait for a
-        // SysTick wrap).
-        let (r, n) = counter::measure(|| {
-            layers = LayerCounter::new();
-            engine.decode(code, &mut scratch, px, &mut layers)
-        });
-        if let Err(e) = r {
-            fw::engine_error(e);
-        }
-        decode_cost = n;
-        defmt::println!("sample {=usize} {=[u8]}", k, px);
-        if let Some(keep) = shown.get_mut(k) {
-            keep[..pixels].copy_from_slice(px);
-        }
-    }
-    // The display lays out square grey images.
-    if model.data.width == model.data.height && model.data.channels == 1 {
-        let side = usize::from(model.data.width);
-        board.show(&shown.each_ref().map(|s| &s[..pixels]), side);
-    }
-
-    // Encode a real input, decode its mean, resample around it, interpolate to another.
-    let inputs = model.golden.as_ref().map(|g| &g.encoder);
-    let mut encode_cost = 0;
-    let mut enc_layers = LayerCounter::new();
-    if let Some(inputs) = inputs.filter(|v| v.len() >= 2) {
-        let (r, n) = counter::measure(|| {
-            enc_layers = LayerCounter::new();
-            engine.encode(
-                inputs[0].input.as_slice(),
-                &mut scratch,
-                stats,
-                &mut enc_layers,
-            )
-        });
-        if let Err(e) = r {
-            fw::engine_error(e);
-        }
-        encode_cost = n;
-        let ok = engine
-            .mean_code(stats, code)
-            .and_then(|_| engine.decode(code, &mut scratch, px, &mut probe));
-        if let Err(e) = ok {
-            fw::engine_error(e);
-        }
-        defmt::println!("input {=[u8]}", inputs[0].input.as_slice());
-        defmt::println!("recon {=[u8]}", px);
-        if model.kind == tinyvae_format::ModelKind::Vae {
-            for k in 0..4 {
-                let ok = engine
-                    .reparameterize(stats, &mut sampler, code)
-                    .and_then(|_| engine.decode(code, &mut scratch, px, &mut probe));
-                if let Err(e) = ok {
-                    fw::engine_error(e);
-                }
-                defmt::println!("resample {=usize} {=[u8]}", k, px);
-            }
-        }
-        let mut other = [0i16; 2 * MAX_LATENT];
-        let other = &mut other[..model.encoder_out_dim()];
-        if let Err(e) = engine.encode(inputs[1].input.as_slice(), &mut scratch, other, &mut probe) {
-            fw::engine_error(e);
-        }
-        for k in 0..=7u16 {
-            let ok = engine
-                .interpolate(stats, other, k, 7, code)
-                .and_then(|_| engine.decode(code, &mut scratch, px, &mut probe));
-            if let Err(e) = ok {
-                fw::engine_error(e);
-            }
-            defmt::println!("interp {=u16} {=[u8]}", k, px);
-        }
-    }
+#[inline(never)]
+fn run(model: &Model<'_>, board: &mut Board) -> ! {
+    let engine = Engine::new(model);
+    fw::check_sizes(model, engine.scratch_len());
+    let mut b = Buffers {
+        scratch: [0; SCRATCH],
+        stats: [0; 2 * LATENT],
+        other: [0; 2 * LATENT],
+        code: [0; LATENT],
+        px: [0; PIXELS],
+    };
+    self_check(&engine, &mut b);
+    let (sample_cost, decode_cost, layers, sampler) = generate(&engine, &mut b, board);
+    let (encode_cost, enc_layers) = encode_and_move(&engine, &mut b, sampler);
 
     defmt::println!("counts in {=str}", counter::UNIT);
     defmt::println!("count sample-prior {=u64}", sample_cost);
@@ -285,4 +163,176 @@ fn main() -> ! {
     defmt::println!("ram static {=u32}", stack::static_ram());
     defmt::println!("ram stack {=u32}", stack::peak());
     fw::exit(exit_code::SUCCESS)
+}
+
+/// Every golden vector the model carries, bit for bit against this engine.
+fn self_check(engine: &Engine<'_, '_>, b: &mut Buffers) {
+    let model = engine.model();
+    let Some(g) = &model.golden else {
+        defmt::warn!("the model carries no golden vectors: self-check skipped");
+        return;
+    };
+    let (pixels, dim) = (model.data.len(), usize::from(model.latent.dim));
+    let (stats, code, px) = (
+        &mut b.stats[..model.encoder_out_dim()],
+        &mut b.code[..dim],
+        &mut b.px[..pixels],
+    );
+    let mut probe = tinyvae_engine::NoProbe;
+    for (i, v) in g.encoder.iter().enumerate() {
+        if let Err(e) = engine.encode(v.input.as_slice(), &mut b.scratch, stats, &mut probe) {
+            fw::engine_error(e);
+        }
+        compare("encoder", i, stats, v.expected.iter());
+    }
+    for (i, v) in g.decoder.iter().enumerate() {
+        if let Err(e) = engine.decode(v.code.as_i8_slice(), &mut b.scratch, px, &mut probe) {
+            fw::engine_error(e);
+        }
+        compare("decoder", i, px, v.expected.iter());
+    }
+    for (i, v) in g.sampler.iter().enumerate() {
+        let mut s = Sampler::new(v.seed);
+        for (j, want) in v.eps.iter().enumerate() {
+            let got = s.normal();
+            if got != want {
+                mismatch("sampler eps", i, j, got.into(), want.into());
+            }
+        }
+        let mut s = Sampler::new(v.seed);
+        if let Err(e) = engine.sample_prior(&mut s, code) {
+            fw::engine_error(e);
+        }
+        compare("sampler code", i, code, v.prior_code.iter());
+        if let Err(e) = engine.decode(code, &mut b.scratch, px, &mut probe) {
+            fw::engine_error(e);
+        }
+        compare("sampler pixels", i, px, v.prior_pixels.iter());
+    }
+    defmt::println!(
+        "golden: {=usize} encoder, {=usize} decoder, {=usize} sampler vectors bit-exact",
+        g.encoder.len(),
+        g.decoder.len(),
+        g.sampler.len()
+    );
+}
+
+/// Generates [`SAMPLES`] images from the prior with the board's seed, prints them, shows the
+/// first ones on the board's display; returns the cost of the last draw and decode, the
+/// decode's per-layer counts, and the sampler (the resamples go on with its stream).
+fn generate(
+    engine: &Engine<'_, '_>,
+    b: &mut Buffers,
+    board: &mut Board,
+) -> (u64, u64, LayerCounter, Sampler) {
+    let model = engine.model();
+    let (pixels, dim) = (model.data.len(), usize::from(model.latent.dim));
+    let (code, px) = (&mut b.code[..dim], &mut b.px[..pixels]);
+    let (seed, source) = board.seed(fw::SEED);
+    defmt::println!(
+        "generating {=usize} samples, seed {=u64} ({})",
+        SAMPLES,
+        seed,
+        source
+    );
+    let mut sampler = Sampler::new(seed);
+    // The first samples, kept for the board's display.
+    let mut shown = [[0u8; PIXELS]; SHOWN];
+    let (mut sample_cost, mut decode_cost, mut layers) = (0, 0, LayerCounter::new());
+    for k in 0..SAMPLES {
+        let (r, n) = counter::measure(|| engine.sample_prior(&mut sampler, code));
+        if let Err(e) = r {
+            fw::engine_error(e);
+        }
+        sample_cost = n;
+        // The layer counter starts inside the measurement (which may first wait for a
+        // SysTick wrap).
+        let (r, n) = counter::measure(|| {
+            layers = LayerCounter::new();
+            engine.decode(code, &mut b.scratch, px, &mut layers)
+        });
+        if let Err(e) = r {
+            fw::engine_error(e);
+        }
+        decode_cost = n;
+        defmt::println!("sample {=usize} {=[u8]}", k, px);
+        if let Some(keep) = shown.get_mut(k) {
+            keep[..pixels].copy_from_slice(px);
+        }
+    }
+    // The display lays out square grey images.
+    if SHOWN > 0 && model.data.width == model.data.height && model.data.channels == 1 {
+        let side = usize::from(model.data.width);
+        board.show(&shown.each_ref().map(|s| &s[..pixels]), side);
+    }
+    (sample_cost, decode_cost, layers, sampler)
+}
+
+/// Encodes a real input, decodes its mean, resamples around it and interpolates to another
+/// (nothing for a decoder-only model); returns the encode's cost and per-layer counts.
+fn encode_and_move(
+    engine: &Engine<'_, '_>,
+    b: &mut Buffers,
+    mut sampler: Sampler,
+) -> (u64, LayerCounter) {
+    let model = engine.model();
+    let (pixels, dim) = (model.data.len(), usize::from(model.latent.dim));
+    let (stats, code, px) = (
+        &mut b.stats[..model.encoder_out_dim()],
+        &mut b.code[..dim],
+        &mut b.px[..pixels],
+    );
+    let scratch = &mut b.scratch;
+    let mut probe = tinyvae_engine::NoProbe;
+    // Encode a real input, decode its mean, resample around it, interpolate to another.
+    if !model.has_encoder() {
+        defmt::println!("decoder-only model: no encoding, resampling or interpolation");
+    }
+    let inputs = model.golden.as_ref().map(|g| &g.encoder);
+    let mut encode_cost = 0;
+    let mut enc_layers = LayerCounter::new();
+    if let Some(inputs) = inputs.filter(|v| v.len() >= 2) {
+        let (r, n) = counter::measure(|| {
+            enc_layers = LayerCounter::new();
+            engine.encode(inputs[0].input.as_slice(), scratch, stats, &mut enc_layers)
+        });
+        if let Err(e) = r {
+            fw::engine_error(e);
+        }
+        encode_cost = n;
+        let ok = engine
+            .mean_code(stats, code)
+            .and_then(|_| engine.decode(code, scratch, px, &mut probe));
+        if let Err(e) = ok {
+            fw::engine_error(e);
+        }
+        defmt::println!("input {=[u8]}", inputs[0].input.as_slice());
+        defmt::println!("recon {=[u8]}", px);
+        if model.kind == tinyvae_format::ModelKind::Vae {
+            for k in 0..4 {
+                let ok = engine
+                    .reparameterize(stats, &mut sampler, code)
+                    .and_then(|_| engine.decode(code, scratch, px, &mut probe));
+                if let Err(e) = ok {
+                    fw::engine_error(e);
+                }
+                defmt::println!("resample {=usize} {=[u8]}", k, px);
+            }
+        }
+        let other = &mut b.other[..model.encoder_out_dim()];
+        if let Err(e) = engine.encode(inputs[1].input.as_slice(), scratch, other, &mut probe) {
+            fw::engine_error(e);
+        }
+        for k in 0..=7u16 {
+            let ok = engine
+                .interpolate(stats, other, k, 7, code)
+                .and_then(|_| engine.decode(code, scratch, px, &mut probe));
+            if let Err(e) = ok {
+                fw::engine_error(e);
+            }
+            defmt::println!("interp {=u16} {=[u8]}", k, px);
+        }
+    }
+
+    (encode_cost, enc_layers)
 }

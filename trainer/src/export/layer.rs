@@ -140,6 +140,8 @@ pub fn quantize(
 ) -> Result<(OwnedLayer, f64)> {
     let mut c = Channels::default();
     let (mut sig, mut noise) = (0f64, 0f64);
+    // Per output channel: its int8 row and its bias at the accumulator's scale.
+    let mut biases = Vec::with_capacity(m.rows);
     for o in 0..m.rows {
         let row = &m.w[o * m.cols..(o + 1) * m.cols];
         let max = row.iter().fold(0f32, |a, &v| a.max(v.abs()));
@@ -153,22 +155,39 @@ pub fn quantize(
             noise += (f64::from(v) - f64::from(qv) * f64::from(s_w)).powi(2);
         }
         let acc_scale = f64::from(in_scale) * f64::from(s_w);
-        let bq = (f64::from(m.b[o]) / acc_scale).round();
-        let wsum: i64 = q.iter().map(|&v| i64::from(v)).sum();
-        let folded = bq as i64 - i64::from(in_zp) * wsum;
-        let folded = i32::try_from(folded).with_context(|| {
-            format!("bias of channel {o} does not fit an int32 after folding the input offset")
-        })?;
+        biases.push((f64::from(m.b[o]) / acc_scale).round() as i64);
         let real = match output {
             Output::I8(_, s_out) => acc_scale / f64::from(s_out),
             Output::I16 { frac } => acc_scale * f64::from(1u32 << frac),
         };
         let (mq, sq) = quantize_multiplier(real).context("non-finite requantization multiplier")?;
         c.weights.extend(q);
-        c.bias.push(folded);
         c.multiplier.push(mq);
         c.shift.push(sq);
         c.weight_scale.push(s_w);
+    }
+    // The input zero-point folded into each bias, over the columns of the product it belongs
+    // to: every column, or for a transposed convolution, one bias per phase over its columns.
+    let phases: Vec<(usize, usize)> = match m.op {
+        OwnedOp::ConvTranspose2d(s) => (0..s.stride)
+            .flat_map(|ry| (0..s.stride).map(move |rx| s.phase_len(ry, rx) as usize))
+            .scan(0, |at, n| {
+                let start = *at;
+                *at += n;
+                Some((start, n))
+            })
+            .collect(),
+        _ => vec![(0, m.cols)],
+    };
+    for (start, n) in phases {
+        for (o, &bq) in biases.iter().enumerate() {
+            let cols = &c.weights[o * m.cols + start..o * m.cols + start + n];
+            let wsum: i64 = cols.iter().map(|&v| i64::from(v)).sum();
+            let folded = bq - i64::from(in_zp) * wsum;
+            c.bias.push(i32::try_from(folded).with_context(|| {
+                format!("bias of channel {o} does not fit an int32 after folding the input offset")
+            })?);
+        }
     }
     let (ty, (out_zp, out_scale)) = match output {
         Output::I8(zp, s) => (OutputType::I8, (zp, s)),
@@ -184,7 +203,7 @@ pub fn quantize(
         &c,
     );
     Ok((
-        OwnedLayer { op: m.op, matrix },
+        OwnedLayer::new(m.op, matrix),
         10.0 * (sig / noise.max(1e-30)).log10(),
     ))
 }
