@@ -52,16 +52,29 @@ pub fn conv_transpose2d_patch(
     (oy, ox): (usize, usize),
     patch: &mut [i8],
 ) {
-    let c = usize::from(s.in_channels);
-    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
     let (stride, pad) = (usize::from(s.stride), usize::from(s.padding));
     let (ry, rx) = phase_of(s, (oy, ox));
-    let (ny, nx) = (usize::from(s.phase_taps(ry)), usize::from(s.phase_taps(rx)));
-    // Input row of tap jy: (oy + pad - ry) / stride - jy, when in range.
-    let (by, bx) = (
+    // The input row of the phase's first tap: (oy + pad - ry) / stride (it divides).
+    let base = (
         (oy + pad - usize::from(ry)) / stride,
         (ox + pad - usize::from(rx)) / stride,
     );
+    phase_patch(s, zero_point, x, (ry, rx), base, patch);
+}
+
+/// The patch of phase (`ry`, `rx`) whose first tap reads input row `by`, column `bx`: tap
+/// (`jy`, `jx`) reads row `by - jy`, column `bx - jx`.
+fn phase_patch(
+    s: &ConvShape,
+    zero_point: i8,
+    x: &[i8],
+    (ry, rx): (u8, u8),
+    (by, bx): (usize, usize),
+    patch: &mut [i8],
+) {
+    let c = usize::from(s.in_channels);
+    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
+    let (ny, nx) = (usize::from(s.phase_taps(ry)), usize::from(s.phase_taps(rx)));
     for (jy, row) in patch.chunks_exact_mut(nx * c).take(ny).enumerate() {
         let iy = by.checked_sub(jy).filter(|&v| v < h);
         for (jx, tap) in row.chunks_exact_mut(c).enumerate() {
@@ -79,7 +92,9 @@ pub fn conv_transpose2d_patch(
 
 /// Runs a convolution (`transposed`: a transposed one) of a validated model: `x` its input
 /// tensor, `y` its output tensor, `patch` room for one patch, `spare` the dense kernels'
-/// spare bytes ([`dense::spare_len`] of the patch length).
+/// spare bytes ([`dense::spare_len`] of the patch length). A transposed convolution runs
+/// phase by phase, each phase's dense layer built once. No division per position (a
+/// Cortex-M0 has no divide instruction).
 pub fn conv_i8(
     c: &Conv<'_>,
     transposed: bool,
@@ -92,26 +107,45 @@ pub fn conv_i8(
     let m = &c.matrix;
     let r = usize::from(m.out_dim);
     let zp = m.input_zero_point;
-    let ow = usize::from(s.out_width);
+    let (oh, ow) = (usize::from(s.out_height), usize::from(s.out_width));
     if !transposed {
         let patch = &mut patch[..usize::from(m.in_dim)];
-        for (pos, out) in y.chunks_exact_mut(r).enumerate() {
-            conv2d_patch(s, zp, x, (pos / ow, pos % ow), patch);
-            dense::dense_i8(m, patch, out, spare);
+        let mut outs = y.chunks_exact_mut(r);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let Some(out) = outs.next() else {
+                    return;
+                };
+                conv2d_patch(s, zp, x, (oy, ox), patch);
+                dense::dense_i8(m, patch, out, spare);
+            }
         }
         return;
     }
-    // One dense layer per phase.
-    for (pos, out) in y.chunks_exact_mut(r).enumerate() {
-        let at = (pos / ow, pos % ow);
-        let (ry, rx) = phase_of(s, at);
-        // A validated layer has every phase.
-        let Some(p) = c.phase(ry, rx) else {
-            return;
-        };
-        let patch = &mut patch[..usize::from(p.in_dim)];
-        conv_transpose2d_patch(s, zp, x, at, patch);
-        dense::dense_i8(&p, patch, out, spare);
+    let (stride, pad) = (usize::from(s.stride), usize::from(s.padding));
+    for ry in 0..s.stride {
+        // The first output row of this phase: (y + pad) % stride == ry.
+        let y0 = (usize::from(ry) + stride - pad % stride) % stride;
+        for rx in 0..s.stride {
+            // A validated layer has every phase.
+            let Some(p) = c.phase(ry, rx) else {
+                return;
+            };
+            let patch = &mut patch[..usize::from(p.in_dim)];
+            let x0 = (usize::from(rx) + stride - pad % stride) % stride;
+            // The first tap's input row and column step by one per phase row and column.
+            let by0 = (y0 + pad - usize::from(ry)) / stride;
+            let bx0 = (x0 + pad - usize::from(rx)) / stride;
+            for (ty, oy) in (y0..oh).step_by(stride).enumerate() {
+                for (tx, ox) in (x0..ow).step_by(stride).enumerate() {
+                    phase_patch(s, zp, x, (ry, rx), (by0 + ty, bx0 + tx), patch);
+                    let at = (oy * ow + ox) * r;
+                    if let Some(out) = y.get_mut(at..at + r) {
+                        dense::dense_i8(&p, patch, out, spare);
+                    }
+                }
+            }
+        }
     }
 }
 

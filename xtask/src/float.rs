@@ -102,7 +102,7 @@ pub fn compare(board: Board, model: &Path, seed: u64) -> Result<Comparison> {
         );
     }
     let dev = pipeline::parse(&out.log);
-    let n = pipeline::check_samples_match(model, seed, &dev)?;
+    let n = pipeline::check_outputs_match(model, seed, &dev, false)?;
     let f32_px = dev.images.get("f32").cloned().unwrap_or_default();
     if f32_px.len() != n {
         bail!(

@@ -18,7 +18,7 @@ mod pipeline;
 mod quality;
 mod setup;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -259,10 +259,8 @@ fn flash(args: &[String]) -> Result<()> {
         })
         .context("the board printed no seed")?;
     let dev = pipeline::parse(&log);
-    let n = pipeline::check_samples_match(&model, seed, &dev)?;
-    println!(
-        "[flash] the {n} samples generated on the board (seed {seed}) equal the host engine's"
-    );
+    let n = pipeline::check_outputs_match(&model, seed, &dev, true)?;
+    println!("[flash] the {n} images made on the board (seed {seed}) equal the host engine's");
     let blob = std::fs::read(&model)?;
     let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (w, h) = (usize::from(m.data.width), usize::from(m.data.height));
@@ -281,18 +279,21 @@ fn flash(args: &[String]) -> Result<()> {
 
 /// The seed of the on-device generation in the demo and the tests.
 const DEMO_SEED: u64 = 2026;
+/// The demo's model: the conv VAE, whose samples score best (results/mnist-full.md).
+const DEMO_PRESET: &str = "conv";
 
-/// The main job: train the default model on the bundled data, export it, run it on the
-/// emulated Cortex-M4F, hold its samples against the host engine, write the pictures and the
+/// The main job: train the conv model on the bundled data, export it, run it on the emulated
+/// Cortex-M4F, hold every image it makes against the host engine, write the pictures and the
 /// instruction counts.
 fn demo() -> Result<()> {
     setup::all()?;
     let out = project_root().join("out");
     std::fs::create_dir_all(&out)?;
     println!(
-        "\n== 1/3 train the default VAE (784-400-20) on the bundled MNIST subset, export int8"
+        "\n== 1/3 train the conv VAE (conv 32 and 64 channels, latent 20) on the bundled MNIST \
+         subset, export int8"
     );
-    let model_file = pipeline::train_and_export(&out.join("demo-run"), "default", 50, None)?;
+    let model_file = pipeline::train_and_export(&out.join("demo-run"), DEMO_PRESET, 50, None)?;
     let blob = std::fs::read(&model_file)?;
     let model = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let board = firmware::QEMU_BOARDS[0];
@@ -307,8 +308,10 @@ fn demo() -> Result<()> {
     if code != 0 {
         bail!("the firmware ended with exit code {code}");
     }
-    let n = pipeline::check_samples_match(&model_file, DEMO_SEED, &dev)?;
-    println!("  the {n} samples generated on the chip equal the host engine's, byte for byte");
+    let n = pipeline::check_outputs_match(&model_file, DEMO_SEED, &dev, true)?;
+    println!(
+        "  the {n} images made on the chip (samples, reconstruction, resamples, interpolation) equal the host engine's, byte for byte"
+    );
 
     println!("\n== 3/3 pictures and counts");
     let (w, h) = (
@@ -342,8 +345,8 @@ fn demo() -> Result<()> {
     if code != 0 {
         bail!("the firmware with the aggregate-posterior prior ended with exit code {code}");
     }
-    let n = pipeline::check_samples_match(&agg, DEMO_SEED, &dev_agg)?;
-    println!("  aggregate-posterior prior: {n} samples on the chip equal the host engine's");
+    let n = pipeline::check_outputs_match(&agg, DEMO_SEED, &dev_agg, true)?;
+    println!("  aggregate-posterior prior: {n} images on the chip equal the host engine's");
     let samples = dev_agg.images.get("sample").cloned().unwrap_or_default();
     let rows: Vec<Vec<&[u8]>> = samples
         .chunks(4)
@@ -397,7 +400,7 @@ fn counts() -> Result<()> {
         let blob = std::fs::read(&model)?;
         let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
         for board in firmware::QEMU_BOARDS {
-            let code = pipeline::check_fits(board, blob.len() as u64)?;
+            let code = pipeline::check_fits(board, &model)?;
             let (code_exit, d) = pipeline::run_on_board(board, &model, DEMO_SEED)?;
             if code_exit != 0 {
                 bail!(
@@ -426,7 +429,7 @@ fn counts() -> Result<()> {
         let model = dir.join(preset).join("model.tvae");
         let bytes = std::fs::metadata(&model)?.len();
         for board in firmware::REAL_BOARDS {
-            let code = pipeline::check_fits(board, bytes)?;
+            let code = pipeline::check_fits(board, &model)?;
             let (_, f) = pipeline::build_for_board(board, &model)?;
             md += &format!(
                 "| {} ({}) | {arch} | {} | {bytes} | {} / {} | {} / {} |\n",
@@ -662,7 +665,7 @@ fn test() -> Result<()> {
         std::fs::write(&corrupt, &blob)?;
         t.record(
             "xtask refuses a model too large for a board, naming both sizes",
-            match pipeline::check_fits(firmware::M0_BOARD, std::fs::metadata(model_file)?.len()) {
+            match pipeline::check_fits(firmware::M0_BOARD, model_file) {
                 Ok(_) => Err(anyhow::anyhow!(
                     "the 680 KB model was accepted for a 256 KiB board"
                 )),
@@ -692,8 +695,8 @@ fn test() -> Result<()> {
                     if !d.log.contains("vectors bit-exact") {
                         bail!("no golden-vector report in the log:\n{}", d.log);
                     }
-                    let n = pipeline::check_samples_match(model_file, DEMO_SEED, &d)?;
-                    println!("  {n} device samples equal the host engine's");
+                    let n = pipeline::check_outputs_match(model_file, DEMO_SEED, &d, true)?;
+                    println!("  {n} device images (samples, reconstruction, resamples, interpolation) equal the host engine's");
                     Ok(())
                 }),
             );
@@ -707,6 +710,38 @@ fn test() -> Result<()> {
                 }),
             );
         }
+    }
+
+    // Convolutional models: a conv-mcu model trained and exported by the trainer; on the
+    // Cortex-M4F (DSP kernel) and M3, its golden vectors and every image the chip makes equal
+    // the host engine's; its decoder-only export generates on the Cortex-M0.
+    let conv_run = dir.join("conv");
+    let conv = pipeline::train_and_export(&conv_run, "conv-mcu", 2, Some(2000));
+    t.record(
+        "pipeline: train and export a conv model",
+        conv.as_ref()
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("{e:#}")),
+    );
+    if let Ok(model_file) = &conv {
+        for board in firmware::QEMU_BOARDS {
+            t.record(
+                &format!(
+                    "conv vae on {}: golden vectors and every image bit-exact with the host",
+                    board.name
+                ),
+                run_and_compare(board, model_file),
+            );
+        }
+        t.record(
+            &format!(
+                "conv-mcu decoder-only on {} ({}): golden vectors and samples bit-exact",
+                firmware::M0_BOARD.name,
+                firmware::M0_BOARD.cpu
+            ),
+            pipeline::export_decoder_only(&conv_run)
+                .and_then(|m| run_and_compare(firmware::M0_BOARD, &m)),
+        );
     }
 
     // The f32 decoder path on the Cortex-M4F: the same bits as on the host, near the float
@@ -772,6 +807,29 @@ fn test() -> Result<()> {
     if !t.failed.is_empty() {
         bail!("{} checks failed", t.failed.len());
     }
+    Ok(())
+}
+
+/// Runs the `vae` firmware with `model` on `board` and holds every image it prints against
+/// the host engine's; prints its decode count and peak RAM.
+fn run_and_compare(board: firmware::Board, model: &Path) -> Result<()> {
+    let (code, d) = pipeline::run_on_board(board, model, DEMO_SEED)?;
+    if code != 0 {
+        bail!("exit code {code} ({}); log:\n{}", exit_name(code), d.log);
+    }
+    if !d.log.contains("vectors bit-exact") {
+        bail!("no golden-vector report in the log:\n{}", d.log);
+    }
+    let n = pipeline::check_outputs_match(model, DEMO_SEED, &d, true)?;
+    let count = |name: &str| d.counts.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
+    let ram = |name: &str| d.ram.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
+    println!(
+        "  {n} images equal the host engine's; decode {} instructions; RAM {} static + {} stack of {}",
+        count("decode"),
+        ram("static"),
+        ram("stack"),
+        board.ram
+    );
     Ok(())
 }
 

@@ -51,13 +51,25 @@ pub fn train_and_export(
     }
     run(&mut cmd)?;
     let model = run_dir.join("model.tvae");
-    run(Command::new(&trainer)
+    let mut export = Command::new(&trainer);
+    export.arg("export").arg(run_dir).arg("-o").arg(&model);
+    // The f32 decoder format holds dense layers only.
+    if !preset.starts_with("conv") {
+        export.arg("--f32-decoder").arg(float_decoder_of(&model));
+    }
+    run(&mut export)?;
+    Ok(model)
+}
+
+/// Exports a run's checkpoint again without its encoder; returns the model file.
+pub fn export_decoder_only(run_dir: &Path) -> Result<PathBuf> {
+    let model = run_dir.join("decoder.tvae");
+    run(Command::new(trainer()?)
         .arg("export")
         .arg(run_dir)
+        .arg("--decoder-only")
         .arg("-o")
-        .arg(&model)
-        .arg("--f32-decoder")
-        .arg(float_decoder_of(&model)))?;
+        .arg(&model))?;
     Ok(model)
 }
 
@@ -142,10 +154,30 @@ pub fn parse(log: &str) -> DeviceRun {
     d
 }
 
+/// Stack the `vae` firmware needs besides the model's buffers (its frames, the model's
+/// description, the sampler): measured at about 4.7 KB on the Cortex-M0 and M3 (the peak
+/// stack less the buffers); rounded up.
+pub const FIRMWARE_STACK: u64 = 6 * 1024;
+
+/// RAM the `vae` firmware's buffers take for `model` on `board`: the engine's scratch for
+/// the board's core, the pixels, the latent statistics and code, and on a board with a
+/// display the images it keeps for it.
+pub fn model_ram(board: Board, model: &Model<'_>) -> u64 {
+    let simd = board.target.starts_with("thumbv7em");
+    let (pixels, latent) = (model.data.len() as u64, u64::from(model.latent.dim));
+    let shown = if board.name == "nrf52840dk" { 2 } else { 0 };
+    tinyvae_engine::scratch_len_for(model, simd) as u64 + pixels * (1 + shown) + 9 * latent
+}
+
 /// Refuses, naming the sizes, a model that cannot fit the board's flash beside the firmware's
-/// code (measured from the `vae` binary built without a model), or whose firmware's static
-/// RAM exceeds the board's.
-pub fn check_fits(board: Board, model_bytes: u64) -> Result<crate::elf::Footprint> {
+/// code (measured from the `vae` binary built without a model), or whose buffers, with the
+/// firmware's static RAM and own stack, exceed the board's RAM.
+pub fn check_fits(board: Board, model_file: &Path) -> Result<crate::elf::Footprint> {
+    let blob = std::fs::read(model_file)
+        .with_context(|| format!("{}: cannot read", model_file.display()))?;
+    let model = Model::from_bytes(&blob)
+        .map_err(|e| anyhow::anyhow!("{}: not a valid model: {e}", model_file.display()))?;
+    let model_bytes = blob.len() as u64;
     let code = code_footprint(board)?;
     let need = code.flash + model_bytes;
     if need > board.flash {
@@ -160,11 +192,18 @@ pub fn check_fits(board: Board, model_bytes: u64) -> Result<crate::elf::Footprin
             board.flash
         );
     }
-    if code.ram > board.ram {
+    let buffers = model_ram(board, &model);
+    let ram = code.ram + buffers + FIRMWARE_STACK;
+    if ram > board.ram {
         bail!(
-            "the firmware's static RAM ({} bytes) exceeds {}'s {} bytes",
-            code.ram,
+            "the model does not fit {} ({}): it needs {} bytes of RAM ({} of buffers for the \
+             model + {} of static RAM + {} of the firmware's own stack) and the board has {}",
             board.name,
+            board.cpu,
+            ram,
+            buffers,
+            code.ram,
+            FIRMWARE_STACK,
             board.ram
         );
     }
@@ -202,7 +241,7 @@ pub fn build_with_model(
     let model = model
         .canonicalize()
         .with_context(|| format!("{}: no such model file", model.display()))?;
-    check_fits(board, std::fs::metadata(&model)?.len())?;
+    check_fits(board, &model)?;
     let mut all = vec![("TINYVAE_MODEL", model.display().to_string())];
     all.extend(envs.iter().cloned());
     firmware::build(board, &all)
@@ -232,56 +271,129 @@ pub fn run_on_board(board: Board, model: &Path, seed: u64) -> Result<(i32, Devic
     Ok((code, parse(&out.log)))
 }
 
-/// The samples the host engine generates for `seed`: what the chip must reproduce.
-pub fn host_samples(model: &Model<'_>, seed: u64, count: usize) -> Result<Vec<Vec<u8>>> {
+/// Everything the `vae` firmware prints, computed by the host engine: the samples from a
+/// sampler seeded with `seed`; then, when the model has an encoder and two golden inputs,
+/// the first input, its reconstruction (the mean code decoded), four resamples around it
+/// (VAE only, the sampler's stream going on after the samples) and the interpolation to
+/// the second input in eight steps.
+pub fn host_outputs(
+    model: &Model<'_>,
+    seed: u64,
+    samples: usize,
+) -> Result<BTreeMap<String, Vec<Vec<u8>>>> {
+    let err = |e: tinyvae_engine::Error| anyhow::anyhow!("{e}");
     let engine = Engine::new(model);
     let mut scratch = vec![0i8; engine.scratch_len()];
     let mut sampler = Sampler::new(seed);
-    let mut code = vec![0i8; usize::from(model.latent.dim)];
-    let mut out = Vec::new();
-    for _ in 0..count {
+    let dim = usize::from(model.latent.dim);
+    let mut code = vec![0i8; dim];
+    let mut out: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let decode = |code: &[i8], scratch: &mut [i8]| -> Result<Vec<u8>> {
         let mut px = vec![0u8; model.data.len()];
         engine
-            .sample_prior(&mut sampler, &mut code)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .decode(code, scratch, &mut px, &mut NoProbe)
+            .map_err(err)?;
+        Ok(px)
+    };
+    for _ in 0..samples {
+        engine.sample_prior(&mut sampler, &mut code).map_err(err)?;
+        let px = decode(&code, &mut scratch)?;
+        out.entry("sample".into()).or_default().push(px);
+    }
+    let inputs = model.golden.as_ref().map(|g| &g.encoder);
+    let Some(inputs) = inputs.filter(|v| v.len() >= 2 && model.has_encoder()) else {
+        return Ok(out);
+    };
+    let mut stats = vec![0i16; model.encoder_out_dim()];
+    let input = inputs[0].input.as_slice();
+    engine
+        .encode(input, &mut scratch, &mut stats, &mut NoProbe)
+        .map_err(err)?;
+    out.insert("input".into(), vec![input.to_vec()]);
+    engine.mean_code(&stats, &mut code).map_err(err)?;
+    out.insert("recon".into(), vec![decode(&code, &mut scratch)?]);
+    if model.kind == tinyvae_format::ModelKind::Vae {
+        for _ in 0..4 {
+            engine
+                .reparameterize(&stats, &mut sampler, &mut code)
+                .map_err(err)?;
+            let px = decode(&code, &mut scratch)?;
+            out.entry("resample".into()).or_default().push(px);
+        }
+    }
+    let mut other = vec![0i16; model.encoder_out_dim()];
+    engine
+        .encode(
+            inputs[1].input.as_slice(),
+            &mut scratch,
+            &mut other,
+            &mut NoProbe,
+        )
+        .map_err(err)?;
+    for k in 0..=7u16 {
         engine
-            .decode(&code, &mut scratch, &mut px, &mut NoProbe)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.push(px);
+            .interpolate(&stats, &other, k, 7, &mut code)
+            .map_err(err)?;
+        let px = decode(&code, &mut scratch)?;
+        out.entry("interp".into()).or_default().push(px);
     }
     Ok(out)
 }
 
-/// Holds the device's samples against the host engine's, byte for byte.
-pub fn check_samples_match(model_file: &Path, seed: u64, device: &DeviceRun) -> Result<usize> {
+/// Holds every image the device printed against the host engine's, byte for byte: samples,
+/// and the input, reconstruction, resamples and interpolation when the model has an encoder.
+/// With `all` (the `vae` firmware), the device must also have printed every kind the host
+/// makes. Returns how many images were compared.
+pub fn check_outputs_match(
+    model_file: &Path,
+    seed: u64,
+    device: &DeviceRun,
+    all: bool,
+) -> Result<usize> {
     let blob = std::fs::read(model_file)?;
     let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let got = device
-        .images
-        .get("sample")
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    if got.is_empty() {
+    let samples = device.images.get("sample").map_or(0, Vec::len);
+    if samples == 0 {
         bail!("the device printed no sample");
     }
-    let want = host_samples(&model, seed, got.len())?;
-    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-        if let Some(i) = g.iter().zip(w).position(|(a, b)| a != b) {
+    let want = host_outputs(&model, seed, samples)?;
+    let kinds: std::collections::BTreeSet<&String> = if all {
+        want.keys().chain(device.images.keys()).collect()
+    } else {
+        device.images.keys().collect()
+    };
+    let mut n = 0;
+    for kind in kinds {
+        let (got, host) = (
+            device.images.get(kind).map_or(&[][..], Vec::as_slice),
+            want.get(kind).map_or(&[][..], Vec::as_slice),
+        );
+        if got.len() != host.len() {
             bail!(
-                "device sample {k} differs from the host engine's at pixel {i}: {} vs {}",
-                g[i],
-                w[i]
+                "the device printed {} {kind} image(s), the host engine makes {}",
+                got.len(),
+                host.len()
             );
         }
-        if g.len() != w.len() {
-            bail!(
-                "device sample {k} has {} pixels, the host's {}",
-                g.len(),
-                w.len()
-            );
+        for (k, (g, w)) in got.iter().zip(host).enumerate() {
+            if g.len() != w.len() {
+                bail!(
+                    "device {kind} {k} has {} values, the host's {}",
+                    g.len(),
+                    w.len()
+                );
+            }
+            if let Some(i) = g.iter().zip(w).position(|(a, b)| a != b) {
+                bail!(
+                    "device {kind} {k} differs from the host engine's at value {i}: {} vs {}",
+                    g[i],
+                    w[i]
+                );
+            }
+            n += 1;
         }
     }
-    Ok(got.len())
+    Ok(n)
 }
 
 /// Writes rows of grey images as one PNG: each row a list of images, zoomed 3x.
