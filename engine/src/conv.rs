@@ -29,7 +29,11 @@ pub fn conv2d_patch(
             match (iy, ix) {
                 (Some(iy), Some(ix)) => {
                     let at = (iy * w + ix) * c;
-                    tap.copy_from_slice(&x[at..at + c]);
+                    // A zip, not copy_from_slice: no length-mismatch panic (and its
+                    // formatting) in flash.
+                    for (t, &v) in tap.iter_mut().zip(&x[at..at + c]) {
+                        *t = v;
+                    }
                 }
                 _ => tap.fill(zero_point),
             }
@@ -82,7 +86,11 @@ fn phase_patch(
             match (iy, ix) {
                 (Some(iy), Some(ix)) => {
                     let at = (iy * w + ix) * c;
-                    tap.copy_from_slice(&x[at..at + c]);
+                    // A zip, not copy_from_slice: no length-mismatch panic (and its
+                    // formatting) in flash.
+                    for (t, &v) in tap.iter_mut().zip(&x[at..at + c]) {
+                        *t = v;
+                    }
                 }
                 _ => tap.fill(zero_point),
             }
@@ -136,14 +144,19 @@ pub fn conv_i8(
             // The first tap's input row and column step by one per phase row and column.
             let by0 = (y0 + pad - usize::from(ry)) / stride;
             let bx0 = (x0 + pad - usize::from(rx)) / stride;
-            for (ty, oy) in (y0..oh).step_by(stride).enumerate() {
-                for (tx, ox) in (x0..ow).step_by(stride).enumerate() {
-                    phase_patch(s, zp, x, (ry, rx), (by0 + ty, bx0 + tx), patch);
+            // (Plain loops: `step_by` would bring a panic message and core::fmt to flash.)
+            let (mut oy, mut by) = (y0, by0);
+            while oy < oh {
+                let (mut ox, mut bx) = (x0, bx0);
+                while ox < ow {
+                    phase_patch(s, zp, x, (ry, rx), (by, bx), patch);
                     let at = (oy * ow + ox) * r;
                     if let Some(out) = y.get_mut(at..at + r) {
                         dense::dense_i8(&p, patch, out, spare);
                     }
+                    (ox, bx) = (ox + stride, bx + 1);
                 }
+                (oy, by) = (oy + stride, by + 1);
             }
         }
     }

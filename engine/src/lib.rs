@@ -28,7 +28,7 @@ pub mod rng;
 pub use gauss::Sampler;
 pub use tinyvae_format as format;
 
-use tinyvae_format::{Layer, Model, ModelKind, Network, Prior, EPS_FRAC_BITS, SIGMA_FRAC_BITS};
+use tinyvae_format::{Layer, Model, ModelKind, Prior, EPS_FRAC_BITS, SIGMA_FRAC_BITS};
 
 /// What can go wrong when running a validated model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,20 +117,28 @@ impl Probe for NoProbe {
 /// the outputs of its even layers in the second), room for one convolution patch, and the
 /// dense kernels' spare bytes (DSP targets only).
 fn scratch_parts(model: &Model<'_>, simd: bool) -> [usize; 4] {
-    let nets = [&model.encoder, &model.decoder];
-    let inputs = [model.data.len(), usize::from(model.latent.dim)];
-    let (mut a, mut b) = (0, 0);
-    for (net, input) in nets.iter().zip(inputs) {
-        let (na, nb) = buffer_sizes(net, input);
-        (a, b) = (a.max(na), b.max(nb));
+    let (mut a, mut b, mut patch, mut widest) = (0, 0, 0, 0);
+    let nets = [
+        (&model.encoder, model.data.len()),
+        (&model.decoder, usize::from(model.latent.dim)),
+    ];
+    for (net, input) in nets {
+        if !net.layers.is_empty() {
+            a = a.max(input);
+        }
+        for (i, l) in net.layers.iter().enumerate() {
+            let out = len(l.out_len());
+            if i % 2 == 0 {
+                b = b.max(out);
+            } else {
+                a = a.max(out);
+            }
+            let p = l.patch_len();
+            patch = patch.max(p.unwrap_or(0));
+            widest = widest.max(p.unwrap_or(usize::from(l.matrix().in_dim)));
+        }
     }
-    let patch = nets.iter().map(|n| n.max_patch()).max().unwrap_or(0);
-    let spare = if simd {
-        let widest = nets.iter().map(|n| n.max_matrix_width()).max().unwrap_or(0);
-        dense::spare_len(widest)
-    } else {
-        0
-    };
+    let spare = if simd { dense::spare_len(widest) } else { 0 };
     [a, b, patch, spare]
 }
 
@@ -146,23 +154,8 @@ fn len(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-/// The sizes of the two activation buffers a network needs, given its input length: the
-/// first holds its input and the outputs of layers 1, 3, ...; the second those of 0, 2, ...
-fn buffer_sizes(net: &Network<'_>, input: usize) -> (usize, usize) {
-    let (mut a, mut b) = (if net.layers.is_empty() { 0 } else { input }, 0);
-    for (i, l) in net.layers.iter().enumerate() {
-        let out = len(l.out_len());
-        if i % 2 == 0 {
-            b = b.max(out);
-        } else {
-            a = a.max(out);
-        }
-    }
-    (a, b)
-}
-
 /// Runs one layer of a validated model with an int8 output: `x` its input, `y` its output,
-/// `patch` room for one convolution patch (`Network::max_patch`), `spare` the dense kernels'
+/// `patch` room for one convolution patch (`Layer::patch_len`), `spare` the dense kernels'
 /// spare bytes ([`dense::spare_len`]; may be empty off DSP targets).
 pub fn run_i8(l: &Layer<'_>, x: &[i8], y: &mut [i8], patch: &mut [i8], spare: &mut [i8]) {
     match l {
@@ -205,27 +198,8 @@ impl<'m, 'a> Engine<'m, 'a> {
         self.model
     }
 
-    /// The scratch's parts: the two activation buffers (the network's inputs and the outputs
-    /// of its odd layers in the first, the outputs of its even layers in the second), room for
-    /// one convolution patch, and the dense kernels' spare bytes (DSP targets only).
     fn parts(&self) -> [usize; 4] {
-        let nets = [&self.model.encoder, &self.model.decoder];
-        let (mut a, mut b) = (0, 0);
-        for (net, input) in nets
-            .iter()
-            .zip([self.model.data.len(), usize::from(self.model.latent.dim)])
-        {
-            let (na, nb) = buffer_sizes(net, input);
-            (a, b) = (a.max(na), b.max(nb));
-        }
-        let patch = nets.iter().map(|n| n.max_patch()).max().unwrap_or(0);
-        let spare = if dense::SIMD {
-            let widest = nets.iter().map(|n| n.max_matrix_width()).max().unwrap_or(0);
-            dense::spare_len(widest)
-        } else {
-            0
-        };
-        [a, b, patch, spare]
+        scratch_parts(self.model, dense::SIMD)
     }
 
     /// Scratch bytes `encode` and `decode` need: the two activation buffers, a convolution
@@ -263,7 +237,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         pixels: &[u8],
         scratch: &mut [i8],
         out: &mut [i16],
-        probe: &mut impl Probe,
+        probe: &mut dyn Probe,
     ) -> Result<(), Error> {
         let m = self.model;
         if !m.has_encoder() {
@@ -300,7 +274,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         code: &[i8],
         scratch: &mut [i8],
         pixels: &mut [u8],
-        probe: &mut impl Probe,
+        probe: &mut dyn Probe,
     ) -> Result<(), Error> {
         let m = self.model;
         check_len(usize::from(m.latent.dim), code.len(), true)?;

@@ -48,25 +48,6 @@ pub mod sizes {
     include!(concat!(env!("OUT_DIR"), "/sizes.rs"));
 }
 
-/// Exits with [`exit_code::ENGINE_ERROR`] unless build.rs sized [`sizes`] for this model and
-/// an engine needing `scratch` bytes (a mismatch would mean build.rs and the engine disagree
-/// about this target).
-pub fn check_sizes(model: &tinyvae_format::Model<'_>, scratch: usize) {
-    let (pixels, dim) = (model.data.len(), usize::from(model.latent.dim));
-    if (pixels, dim, scratch) != (sizes::PIXELS, sizes::LATENT, sizes::SCRATCH) {
-        defmt::error!(
-            "buffers sized for {=usize} pixels, latent {=usize}, scratch {=usize}; the model needs {=usize}, {=usize}, {=usize}",
-            sizes::PIXELS,
-            sizes::LATENT,
-            sizes::SCRATCH,
-            pixels,
-            dim,
-            scratch
-        );
-        exit(exit_code::ENGINE_ERROR);
-    }
-}
-
 /// Places its contents on a 4-byte boundary (for an embedded model blob).
 #[repr(C, align(4))]
 pub struct Aligned<T: ?Sized>(pub T);

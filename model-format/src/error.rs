@@ -100,7 +100,8 @@ impl fmt::Display for Error {
             Error::BadMagic => f.write_str("not a tinyvae model: bad magic (expected \"TVAE\")"),
             Error::UnsupportedVersion { found, supported } => write!(
                 f,
-                "unsupported model format version {found} (this reader supports versions 1 to {supported})"
+                "unsupported model format version {found} (this reader supports versions {} to {supported})",
+                crate::MIN_FORMAT_VERSION
             ),
             Error::UnsupportedFlags(flags) => write!(f, "unsupported header flags {flags:#06x}"),
             Error::CrcMismatch { stored, computed } => write!(

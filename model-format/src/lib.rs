@@ -39,11 +39,11 @@ use serde::{Deserialize, Serialize};
 
 /// The four bytes every model blob starts with.
 pub const MAGIC: [u8; 4] = *b"TVAE";
-/// The newest format version this crate reads and writes.
+/// The format version this crate writes, and the newest it reads.
 pub const FORMAT_VERSION: u16 = 3;
-/// The oldest format version this crate reads. A model is written as the oldest version that
-/// can express it ([`Model::min_version`]).
-pub const MIN_FORMAT_VERSION: u16 = 1;
+/// The oldest format version this crate reads: 1 with the `legacy` feature (the default),
+/// else 3.
+pub const MIN_FORMAT_VERSION: u16 = if cfg!(feature = "legacy") { 1 } else { 3 };
 /// Size of the fixed header that precedes the payload.
 pub const HEADER_LEN: usize = 16;
 /// Most layers a network may have.
@@ -343,28 +343,30 @@ impl<'a> Conv<'a> {
         }
         let m = &self.matrix;
         let r = usize::from(m.out_dim);
-        let (mut start, mut index) = (0usize, 0usize);
+        // One pass: where the phase starts, its size, and the whole (for the lead bytes).
+        let (mut at, mut total, mut found) = (0usize, 0usize, None);
+        let mut index = 0usize;
         for py in 0..s.stride {
             for px in 0..s.stride {
                 let k = usize::try_from(s.phase_len(py, px)).ok()?;
                 let len = m.layout.packed_len(k, r);
                 if (py, px) == (ry, rx) {
-                    let all = m.weights.as_bytes();
-                    let total = self.packed_len()?;
-                    let lead = all.len().checked_sub(total)?;
-                    let bytes = all.get(lead + start..lead + start + len)?;
-                    return Some(Dense {
-                        in_dim: u16::try_from(k).ok()?,
-                        weights: I8s::from_bytes(bytes)?,
-                        bias: m.bias.slice(index * r, r)?,
-                        ..*m
-                    });
+                    found = Some((at, len, k, index));
                 }
-                start += len;
+                at += len;
+                total += len;
                 index += 1;
             }
         }
-        None
+        let (start, len, k, index) = found?;
+        let all = m.weights.as_bytes();
+        let lead = all.len().checked_sub(total)?;
+        Some(Dense {
+            in_dim: u16::try_from(k).ok()?,
+            weights: I8s::from_bytes(all.get(lead + start..lead + start + len)?)?,
+            bias: m.bias.slice(index * r, r)?,
+            ..*m
+        })
     }
 
     /// Bytes of a transposed convolution's packed weights: every phase's matrix in the
@@ -421,13 +423,8 @@ impl<'a> Layer<'a> {
         match self {
             Layer::Dense(_) => None,
             Layer::Conv2d(c) => Some(usize::from(c.matrix.in_dim)),
-            Layer::ConvTranspose2d(c) => {
-                let s = &c.shape;
-                (0..s.stride)
-                    .flat_map(|ry| (0..s.stride).map(move |rx| s.phase_len(ry, rx)))
-                    .max()
-                    .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
-            }
+            // Phase (0, 0) has the most taps along each axis.
+            Layer::ConvTranspose2d(c) => usize::try_from(c.shape.phase_len(0, 0)).ok(),
         }
     }
 
@@ -535,25 +532,6 @@ impl Network<'_> {
         usize::try_from(widest).unwrap_or(usize::MAX)
     }
 
-    /// Widest input vector of any dense product (a dense layer's inputs, a convolution's
-    /// patch).
-    pub fn max_matrix_width(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|l| l.patch_len().unwrap_or(usize::from(l.matrix().in_dim)))
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Longest patch of any convolution layer (0 without convolutions).
-    pub fn max_patch(&self) -> usize {
-        self.layers
-            .iter()
-            .filter_map(Layer::patch_len)
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Weights and biases in all layers (padding and lead bytes of tiled layouts not
     /// counted).
     pub fn parameter_count(&self) -> usize {
@@ -568,6 +546,7 @@ impl Network<'_> {
 }
 
 /// The encoding of versions 1 and 2: networks of dense layers without layer tags.
+#[cfg(feature = "legacy")]
 pub mod legacy {
     use super::*;
 
@@ -603,9 +582,13 @@ pub mod legacy {
 
     impl<'a> From<NetworkV2<'a>> for Network<'a> {
         fn from(n: NetworkV2<'a>) -> Self {
-            Network {
-                layers: n.layers.into_iter().map(Layer::Dense).collect(),
+            // Pushes rather than collect(): both hold MAX_LAYERS, and heapless's collect
+            // would bring a panic message into a firmware's flash.
+            let mut layers = heapless::Vec::new();
+            for d in n.layers {
+                let _ = layers.push(Layer::Dense(d));
             }
+            Network { layers }
         }
     }
 
@@ -828,9 +811,11 @@ impl<'a> Model<'a> {
     pub fn from_bytes(blob: &'a [u8]) -> Result<Model<'a>, Error> {
         let (version, payload) = header(blob)?;
         let model = Model::decode(version, payload)?;
+        // An older reader would not decode the tiled layout's tag, or a model without an
+        // encoder would not pass its validation. (Without the legacy feature, only version 3
+        // is read, which expresses every model.)
+        #[cfg(feature = "legacy")]
         if version < model.min_version() {
-            // An older reader would not decode the tiled layout's tag, or a model without
-            // an encoder would not pass its validation.
             return Err(Error::Malformed);
         }
         model.validate()?;
@@ -840,12 +825,19 @@ impl<'a> Model<'a> {
 
     /// Decodes a payload in the encoding of `version` (no validation).
     pub(crate) fn decode(version: u16, payload: &'a [u8]) -> Result<Model<'a>, Error> {
+        #[cfg(feature = "legacy")]
         let (model, rest) = if version >= 3 {
             postcard::take_from_bytes::<Model<'a>>(payload).map_err(|_| Error::Malformed)?
         } else {
             let (m, rest) = postcard::take_from_bytes::<legacy::ModelV2<'a>>(payload)
                 .map_err(|_| Error::Malformed)?;
             (m.into(), rest)
+        };
+        // The header check admits no older version without the feature.
+        #[cfg(not(feature = "legacy"))]
+        let (model, rest) = {
+            let _ = version;
+            postcard::take_from_bytes::<Model<'a>>(payload).map_err(|_| Error::Malformed)?
         };
         if !rest.is_empty() {
             return Err(Error::TrailingBytes);

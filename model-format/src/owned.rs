@@ -593,9 +593,111 @@ impl OwnedModel {
         let buf = self.buffers();
         let model = self.view(&buf)?;
         model.validate()?;
-        Ok(crate::write::frame(model.min_version(), &model.payload()?))
+        Ok(crate::write::frame(
+            crate::FORMAT_VERSION,
+            &model.payload()?,
+        ))
     }
 }
 
 pub use crate::synthetic::{SyntheticConv, SyntheticSpec};
 pub use crate::tables::{pixel_table, quantize_multiplier, sigma_table, LATENT_FRAC_BITS};
+
+impl OwnedModel {
+    /// The owned copy of a model read from a blob of any version: what converts an older
+    /// file to the version this crate writes ([`OwnedModel::to_bytes`] sets the lead bytes
+    /// again).
+    pub fn from_model(m: &Model<'_>) -> OwnedModel {
+        let layer = |l: &Layer<'_>| {
+            let d = l.matrix();
+            let matrix = OwnedDense {
+                in_dim: d.in_dim,
+                out_dim: d.out_dim,
+                activation: d.activation,
+                output_type: d.output_type,
+                input_zero_point: d.input_zero_point,
+                output_zero_point: d.output_zero_point,
+                input_scale: d.input_scale,
+                output_scale: d.output_scale,
+                layout: d.layout,
+                weights: l.packed_weights().iter().map(|&w| w as u8).collect(),
+                bias: d.bias.as_bytes().to_vec(),
+                multiplier: d.multiplier.as_bytes().to_vec(),
+                shift: d.shift.as_bytes().to_vec(),
+                weight_scale: d.weight_scale.as_bytes().to_vec(),
+            };
+            let op = match l {
+                Layer::Dense(_) => OwnedOp::Dense,
+                Layer::Conv2d(c) => OwnedOp::Conv2d(c.shape),
+                Layer::ConvTranspose2d(c) => OwnedOp::ConvTranspose2d(c.shape),
+            };
+            OwnedLayer { op, matrix }
+        };
+        let l = &m.latent;
+        let p = &m.provenance;
+        OwnedModel {
+            kind: m.kind,
+            data: m.data,
+            latent: OwnedLatent {
+                dim: l.dim,
+                frac_bits: l.frac_bits,
+                scale: l.scale,
+                zero_point: l.zero_point,
+                to_code_multiplier: l.to_code_multiplier,
+                to_code_shift: l.to_code_shift,
+                sigma_logvar_min: l.sigma.logvar_min,
+                sigma_step_log2: l.sigma.step_log2,
+                sigma_values: l.sigma.values.iter().collect(),
+            },
+            encoder: m.encoder.layers.iter().map(layer).collect(),
+            decoder: m.decoder.layers.iter().map(layer).collect(),
+            pixel_table: m.pixel_table.as_bytes().to_vec(),
+            prior: match &m.prior {
+                Prior::StandardNormal => OwnedPrior::StandardNormal,
+                Prior::Mixture(x) => OwnedPrior::Mixture {
+                    cumulative: x.cumulative.iter().collect(),
+                    means: x.means.iter().collect(),
+                    sigmas: x.sigmas.iter().collect(),
+                },
+            },
+            provenance: OwnedProvenance {
+                dataset: p.dataset.into(),
+                architecture: p.architecture.into(),
+                epochs: p.epochs,
+                seed: p.seed,
+                beta: p.beta,
+                test_neg_elbo: p.test_neg_elbo,
+                trainer: p.trainer.into(),
+            },
+            golden: m.golden.as_ref().map(|g| OwnedGolden {
+                encoder: g
+                    .encoder
+                    .iter()
+                    .map(|v| (v.input.as_bytes().to_vec(), v.expected.iter().collect()))
+                    .collect(),
+                decoder: g
+                    .decoder
+                    .iter()
+                    .map(|v| {
+                        (
+                            v.code.as_i8_slice().to_vec(),
+                            v.expected.as_bytes().to_vec(),
+                        )
+                    })
+                    .collect(),
+                sampler: g
+                    .sampler
+                    .iter()
+                    .map(|v| {
+                        (
+                            v.seed,
+                            v.eps.iter().collect(),
+                            v.prior_code.as_i8_slice().to_vec(),
+                            v.prior_pixels.as_bytes().to_vec(),
+                        )
+                    })
+                    .collect(),
+            }),
+        }
+    }
+}

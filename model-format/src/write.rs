@@ -1,29 +1,22 @@
 //! The writer (std only): validates, serializes, frames with the header and CRC.
 
-use crate::legacy::ModelV2;
-use crate::{Error, Model, CRC, HEADER_LEN, MAGIC};
+use crate::{Error, Model, CRC, FORMAT_VERSION, HEADER_LEN, MAGIC};
 
 impl Model<'_> {
-    /// Validates the model and writes the complete blob: header, CRC and payload, as the
-    /// oldest format version that can express it. Fails with [`Error::MisalignedWeights`] when
-    /// a tiled layer's lead bytes do not align its tiles ([`crate::owned::OwnedModel::to_bytes`]
+    /// Validates the model and writes the complete blob: header, CRC and payload, as format
+    /// version [`FORMAT_VERSION`]. Fails with [`Error::MisalignedWeights`] when a tiled
+    /// layer's lead bytes do not align its tiles ([`crate::owned::OwnedModel::to_bytes`]
     /// chooses them).
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         self.validate()?;
-        let out = frame(self.min_version(), &self.payload()?);
+        let out = frame(FORMAT_VERSION, &self.payload()?);
         Model::from_bytes(&out)?;
         Ok(out)
     }
 
-    /// The payload in the encoding of [`Model::min_version`]: without layer tags for
-    /// versions 1 and 2.
+    /// The payload: the version-3 encoding of the model.
     pub(crate) fn payload(&self) -> Result<Vec<u8>, Error> {
-        let bytes = if self.min_version() >= 3 {
-            postcard::to_allocvec(self)
-        } else {
-            postcard::to_allocvec(&ModelV2::of(self).ok_or(Error::Serialize)?)
-        };
-        bytes.map_err(|_| Error::Serialize)
+        postcard::to_allocvec(self).map_err(|_| Error::Serialize)
     }
 }
 

@@ -107,12 +107,12 @@ proptest! {
         prop_assert_eq!(&back, &view);
         // Serialization is deterministic: the same model gives the same bytes.
         prop_assert_eq!(&back.to_bytes().unwrap(), &blob);
-        prop_assert_eq!(blob[4], 1, "a row-major model is written as version 1");
+        prop_assert_eq!(blob[4], 3, "every model is written as version 3");
 
         // The same model in 4 x 4 tiles: every weight reads back in place, tiles are aligned.
         let tiled = owned.with_layout(WeightLayout::Tiles4x4);
         let tblob = tiled.to_bytes().unwrap();
-        prop_assert_eq!(tblob[4], 2, "a tiled model is written as version 2");
+        prop_assert_eq!(tblob[4], 3, "every model is written as version 3");
         let t = Model::from_bytes(&tblob).unwrap();
         for (a, b) in t.encoder.layers.iter().chain(&t.decoder.layers)
             .zip(view.encoder.layers.iter().chain(&view.decoder.layers))
@@ -155,8 +155,7 @@ proptest! {
             let o = owned.with_layout(layout);
             let blob = o.to_bytes().unwrap();
             let back = Model::from_bytes(&blob).unwrap();
-            let want = if convs > 0 || decoder_only { 3 } else if layout == WeightLayout::Tiles4x4 { 2 } else { 1 };
-            prop_assert_eq!(u16::from_le_bytes([blob[4], blob[5]]), want);
+            prop_assert_eq!(u16::from_le_bytes([blob[4], blob[5]]), 3);
             prop_assert_eq!(back.has_encoder(), !decoder_only);
             prop_assert_eq!(back.decoder.layers.iter().filter(|l| l.conv().is_some()).count(), convs);
             let buf = o.buffers();
@@ -259,10 +258,13 @@ fn header_errors_name_what_is_wrong() {
             supported: FORMAT_VERSION
         })
     );
-    // A tiled model relabelled as version 1 (CRC still valid: it covers the payload only).
-    let mut b = small_tiled_blob();
-    b[4] = 1;
-    assert_eq!(Model::from_bytes(&b), Err(Error::Malformed));
+    // A version-3 model relabelled as version 1 or 2 (CRC still valid: it covers the payload
+    // only): its layer tags do not decode as untagged dense layers.
+    for v in [1, 2] {
+        let mut b = small_tiled_blob();
+        b[4] = v;
+        assert_eq!(Model::from_bytes(&b), Err(Error::Malformed));
+    }
     let mut b = blob.clone();
     let last = b.len() - 1;
     b[last] ^= 0x40;
@@ -576,4 +578,30 @@ fn decoder_only_models_are_version_3() {
             field: "golden encoder vectors without an encoder"
         })
     );
+}
+
+/// Files written by the previous version of this crate (format versions 1 and 2, a dense VAE
+/// with golden vectors and a mixture prior, row-major and tiled): still read, and converted
+/// to version 3 with every value kept.
+#[test]
+fn versions_1_and_2_are_read_and_converted() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (file, version) in [("v1.tvae", 1u8), ("v2.tvae", 2)] {
+        let old = std::fs::read(dir.join(file)).unwrap();
+        assert_eq!(old[4], version);
+        let m = Model::from_bytes(&old).unwrap();
+        assert_eq!(m.min_version(), u16::from(version));
+        assert!(m.golden.is_some() && m.has_encoder());
+        let new = OwnedModel::from_model(&m).to_bytes().unwrap();
+        assert_eq!(new[4], 3);
+        let back = Model::from_bytes(&new).unwrap();
+        // Everything but where the arrays lie in the blob: compare the owned copies.
+        assert_eq!(
+            OwnedModel::from_model(&back),
+            OwnedModel::from_model(&m),
+            "{file}"
+        );
+        // And a conversion of the conversion is byte-identical.
+        assert_eq!(OwnedModel::from_model(&back).to_bytes().unwrap(), new);
+    }
 }

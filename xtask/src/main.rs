@@ -376,11 +376,20 @@ fn demo() -> Result<()> {
     Ok(())
 }
 
+/// The presets `cargo xtask counts` measures: (preset, architecture).
+const COUNTED: [(&str, &str); 4] = [
+    ("default", "dense 784-400-20"),
+    ("mcu", "dense 784-256-16"),
+    ("conv", "conv 32-64, latent 20"),
+    ("conv-mcu", "conv 24-48, latent 16"),
+];
+
 /// `cargo xtask counts`: instructions per inference and per layer under QEMU, flash (code and
-/// model apart) and RAM, for the default and the MCU-preset models on both emulated boards;
-/// writes `results/qemu-counts.md`. The kernels' work depends on the weights only through the
-/// requantization's branch for positive shifts (a few instructions per layer), so short
-/// training runs give the counts of long ones to within that.
+/// model apart) and RAM, for the dense and conv presets on the Cortex-M4F and M3 and the
+/// conv-mcu decoder-only model on the Cortex-M0; writes `results/qemu-counts.md`. The
+/// kernels' work depends on the weights only through the requantization's branch for
+/// positive shifts (a few instructions per layer), so short training runs give the counts of
+/// long ones to within that.
 fn counts() -> Result<()> {
     setup::all()?;
     let dir = project_root().join("target").join("xtask-counts");
@@ -388,36 +397,49 @@ fn counts() -> Result<()> {
         "# Instructions, flash and RAM under QEMU\n\n\
          Instructions retired (QEMU `-icount`, counted with SysTick: instructions, not cycles), \
          models exported with 4x4-tiled weights (the default): the DSP kernel on the Cortex-M4F, \
-         the portable tiled kernel on the Cortex-M3; Rust 1.95.0, firmware `release` profile \
-         (opt-level 3, fat LTO). \
+         the portable tiled kernel on the Cortex-M3 and M0; Rust 1.95.0, firmware `release` \
+         profile (opt-level 3, fat LTO). MACs are the kernels' multiply-accumulates: a \
+         convolution's once per output position, padding taps included; a transposed \
+         convolution's only the taps of each position's phase. \
          Flash: the `vae` firmware's code and constants, and the model blob apart. RAM: static, \
-         and the peak stack measured by painting. The models were trained for one epoch: the \
-         counts depend on the weights only through the requantization's branch for positive \
-         shifts, a few instructions per layer. Reproduce: `cargo xtask counts`.\n\n",
+         and the peak stack measured by painting (the model's buffers live on the stack). The \
+         models were trained for one epoch: the counts depend on the weights only through the \
+         requantization's branch for positive shifts, a few instructions per layer. \
+         Reproduce: `cargo xtask counts`.\n\n",
     );
-    for (preset, arch) in [("default", "784-400-20"), ("mcu", "784-256-16")] {
-        let model = pipeline::train_and_export(&dir.join(preset), preset, 1, Some(1000))?;
-        let blob = std::fs::read(&model)?;
+    let mut count = |board: firmware::Board, model: &Path, title: &str| -> Result<()> {
+        let blob = std::fs::read(model)?;
         let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-        for board in firmware::QEMU_BOARDS {
-            let code = pipeline::check_fits(board, &model)?;
-            let (code_exit, d) = pipeline::run_on_board(board, &model, DEMO_SEED)?;
-            if code_exit != 0 {
-                bail!(
-                    "the firmware on {} ended with {code_exit}:\n{}",
-                    board.name,
-                    d.log
-                );
-            }
-            md += &format!("## {arch} VAE on {} ({})\n\n", board.name, board.cpu);
-            md += &pipeline::count_table(board, &m, &d);
-            md += &format!(
-                "| flash: firmware code (bytes) | {} | |\n| flash: model (bytes) | {} | |\n\n",
-                code.flash,
-                blob.len()
+        let code = pipeline::check_fits(board, model)?;
+        let (code_exit, d) = pipeline::run_on_board(board, model, DEMO_SEED)?;
+        if code_exit != 0 {
+            bail!(
+                "the firmware on {} ended with {code_exit}:\n{}",
+                board.name,
+                d.log
             );
         }
+        md += &format!("## {title} on {} ({})\n\n", board.name, board.cpu);
+        md += &pipeline::count_table(board, &m, &d);
+        md += &format!(
+            "| flash: firmware code (bytes) | {} | |\n| flash: model (bytes) | {} | |\n\n",
+            code.flash,
+            blob.len()
+        );
+        Ok(())
+    };
+    for (preset, arch) in COUNTED {
+        let model = pipeline::train_and_export(&dir.join(preset), preset, 1, Some(1000))?;
+        for board in firmware::QEMU_BOARDS {
+            count(board, &model, arch)?;
+        }
     }
+    let decoder = pipeline::export_decoder_only(&dir.join("conv-mcu"))?;
+    count(
+        firmware::M0_BOARD,
+        &decoder,
+        "conv 24-48, latent 16, decoder only",
+    )?;
     md += "## Real boards: flash and RAM\n\n\
            The same `vae` firmware built with each board's HAL and defmt over RTT (cycles \
            need the board: `cargo xtask flash --board NAME` prints them, from the DWT cycle \
@@ -425,7 +447,7 @@ fn counts() -> Result<()> {
            QEMU above (same code, same buffers).\n\n\
            | board | model | firmware code (bytes) | model (bytes) | flash used / size | static RAM (bytes) / size |\n\
            |---|---|---:|---:|---:|---:|\n";
-    for (preset, arch) in [("default", "784-400-20"), ("mcu", "784-256-16")] {
+    for (preset, arch) in COUNTED {
         let model = dir.join(preset).join("model.tvae");
         let bytes = std::fs::metadata(&model)?.len();
         for board in firmware::REAL_BOARDS {

@@ -53,7 +53,6 @@ fn main() -> ! {
         fw::exit(exit_code::BAD_MODEL)
     };
     let engine = Engine::new(&model);
-    fw::check_sizes(&model, engine.scratch_len());
     let mut scratch = [0i8; SCRATCH];
     let mut code_buf = [0i8; LATENT];
     let code = &mut code_buf[..dim];

@@ -49,7 +49,6 @@ fn main() -> ! {
         refuse("float decoder too large for this firmware's buffers");
     }
     let engine = Engine::new(&model);
-    fw::check_sizes(&model, engine.scratch_len());
     let mut scratch = [0i8; SCRATCH];
     let mut fscratch = [0f32; F32_SCRATCH];
     let mut code_buf = [0i8; LATENT];
