@@ -7,9 +7,196 @@
 //! under the tap, or the input zero-point where it lies outside the input. The zero-point
 //! contributes nothing: the bias already holds `-zero_point * sum_j w(o, j)`.
 
-use tinyvae_format::{Conv, ConvShape};
+use tinyvae_format::{Conv, ConvShape, Dense};
 
 use crate::dense;
+
+/// Below this many output channels a convolution runs "positions as rows" (see
+/// [`conv_i8`]): the dense kernels work on blocks of four output channels, so a layer with
+/// fewer would compute rows it throws away.
+pub const FEW_CHANNELS: usize = 4;
+
+/// The longest patch of a convolution: its matrix's columns, or a transposed one's phase
+/// (0, 0), which has the most taps along each axis.
+fn max_patch(c: &Conv<'_>, transposed: bool) -> usize {
+    if transposed {
+        usize::try_from(c.shape.phase_len(0, 0)).unwrap_or(usize::MAX)
+    } else {
+        usize::from(c.matrix.in_dim)
+    }
+}
+
+fn few(c: &Conv<'_>) -> bool {
+    usize::from(c.matrix.out_dim) < FEW_CHANNELS
+}
+
+/// Patch bytes [`conv_i8`] uses for a convolution at full speed: one patch, or for one with
+/// few output channels four patches as the rows of 4 x 4 tiles (3 bytes to align them).
+pub fn patch_room(c: &Conv<'_>, transposed: bool) -> usize {
+    let k = max_patch(c, transposed);
+    if few(c) {
+        4 * k.div_ceil(4) * 4 + 3
+    } else {
+        k
+    }
+}
+
+/// Spare bytes [`conv_i8`] uses for a convolution at full speed, with (`simd`) or without
+/// the DSP kernel: the dense kernels' ([`dense::spare_len`]), or for one with few output
+/// channels its weight rows (widened to int16 with the DSP kernel, 3 bytes to align them).
+pub fn spare_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
+    let k = max_patch(c, transposed);
+    let (kp, r) = (k.div_ceil(4) * 4, usize::from(c.matrix.out_dim));
+    match (few(c), simd) {
+        (true, true) => 2 * r * kp + 3,
+        (true, false) => r * kp,
+        (false, true) => dense::spare_len(k),
+        (false, false) => 0,
+    }
+}
+
+/// Where a patch's values go: each tap's run of input channels, at its first column.
+trait PatchOut {
+    /// Columns `j0..j0 + src.len()` take `src`.
+    fn run(&mut self, j0: usize, src: &[i8]);
+    /// Columns `j0..j0 + len` take `v`.
+    fn fill(&mut self, j0: usize, len: usize, v: i8);
+}
+
+/// A patch in one piece, column `j` at index `j`.
+struct Flat<'p>(&'p mut [i8]);
+
+impl PatchOut for Flat<'_> {
+    fn run(&mut self, j0: usize, src: &[i8]) {
+        if let Some(dst) = self.0.get_mut(j0..j0 + src.len()) {
+            dst.copy_from_slice(src);
+        }
+    }
+
+    fn fill(&mut self, j0: usize, len: usize, v: i8) {
+        if let Some(dst) = self.0.get_mut(j0..j0 + len) {
+            dst.fill(v);
+        }
+    }
+}
+
+/// Row `r` of 4 x 4 tiles ([`tinyvae_format::WeightLayout::Tiles4x4`]): column `j` at
+/// `16 (j / 4) + 4 r + j % 4`. Runs that start on a multiple of 4 move 4 bytes at a time.
+struct TileRow<'t> {
+    tiles: &'t mut [i8],
+    r: usize,
+}
+
+impl PatchOut for TileRow<'_> {
+    fn run(&mut self, j0: usize, src: &[i8]) {
+        if j0.is_multiple_of(4) {
+            let mut quads = src.chunks_exact(4);
+            let mut at = 4 * j0 + 4 * self.r;
+            for q in &mut quads {
+                if let Some(d) = self.tiles.get_mut(at..at + 4) {
+                    d.copy_from_slice(q);
+                }
+                at += 16;
+            }
+            let j = j0 + (src.len() & !3);
+            for (i, &v) in quads.remainder().iter().enumerate() {
+                self.put(j + i, v);
+            }
+        } else {
+            for (i, &v) in src.iter().enumerate() {
+                self.put(j0 + i, v);
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn fill(&mut self, j0: usize, len: usize, v: i8) {
+        for j in j0..j0 + len {
+            self.put(j, v);
+        }
+    }
+}
+
+impl TileRow<'_> {
+    #[inline(always)]
+    fn put(&mut self, j: usize, v: i8) {
+        if let Some(t) = self.tiles.get_mut(16 * (j / 4) + 4 * self.r + j % 4) {
+            *t = v;
+        }
+    }
+}
+
+/// The input pixels a patch reads: tap (`ty`, `tx`), for `ty < ny` and `tx < nx`, reads
+/// row `y0 + ty * dir`, column `x0 + tx * dir`, in wrapping arithmetic (`dir` is 1 or -1
+/// as `usize::MAX`): a row before the first wraps to a huge value, outside like one past
+/// the last. A convolution's taps go forward from its window's corner, a transposed one's
+/// phase taps backward from its first.
+#[derive(Clone, Copy)]
+struct Taps {
+    y0: usize,
+    x0: usize,
+    ny: usize,
+    nx: usize,
+    dir: usize,
+}
+
+impl Taps {
+    /// The taps of a convolution's output position (`oy`, `ox`).
+    fn conv2d(s: &ConvShape, (oy, ox): (usize, usize)) -> Taps {
+        let (k, stride, pad) = (
+            usize::from(s.kernel),
+            usize::from(s.stride),
+            usize::from(s.padding),
+        );
+        Taps {
+            y0: (oy * stride).wrapping_sub(pad),
+            x0: (ox * stride).wrapping_sub(pad),
+            ny: k,
+            nx: k,
+            dir: 1,
+        }
+    }
+
+    /// The taps of phase (`ry`, `rx`) whose first tap reads input row `by`, column `bx`.
+    fn phase(s: &ConvShape, (ry, rx): (u8, u8), (by, bx): (usize, usize)) -> Taps {
+        Taps {
+            y0: by,
+            x0: bx,
+            ny: usize::from(s.phase_taps(ry)),
+            nx: usize::from(s.phase_taps(rx)),
+            dir: usize::MAX,
+        }
+    }
+}
+
+/// Writes the patch of `taps` over input `x` (shape `s`) to `patch`: each tap's channels,
+/// or the input zero-point where the tap lies outside the input.
+///
+/// One copy in flash for every destination (`dyn`: a call per tap, a small share of its
+/// work).
+#[inline(never)]
+fn patch_to(s: &ConvShape, zero_point: i8, x: &[i8], t: Taps, patch: &mut dyn PatchOut) {
+    let c = usize::from(s.in_channels);
+    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
+    let mut j0 = 0;
+    for ty in 0..t.ny {
+        let iy = t.y0.wrapping_add(ty.wrapping_mul(t.dir));
+        for tx in 0..t.nx {
+            let ix = t.x0.wrapping_add(tx.wrapping_mul(t.dir));
+            let src = if iy < h && ix < w {
+                let at = (iy * w + ix) * c;
+                x.get(at..at + c)
+            } else {
+                None
+            };
+            match src {
+                Some(src) => patch.run(j0, src),
+                None => patch.fill(j0, c, zero_point),
+            }
+            j0 += c;
+        }
+    }
+}
 
 /// Builds the patch of a convolution's output position (`oy`, `ox`) from its input `x`.
 pub fn conv2d_patch(
@@ -19,26 +206,13 @@ pub fn conv2d_patch(
     (oy, ox): (usize, usize),
     patch: &mut [i8],
 ) {
-    let (k, c) = (usize::from(s.kernel), usize::from(s.in_channels));
-    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
-    let (stride, pad) = (usize::from(s.stride), usize::from(s.padding));
-    for (ky, row) in patch.chunks_exact_mut(k * c).take(k).enumerate() {
-        let iy = (oy * stride + ky).checked_sub(pad).filter(|&v| v < h);
-        for (kx, tap) in row.chunks_exact_mut(c).enumerate() {
-            let ix = (ox * stride + kx).checked_sub(pad).filter(|&v| v < w);
-            match (iy, ix) {
-                (Some(iy), Some(ix)) => {
-                    let at = (iy * w + ix) * c;
-                    // A zip, not copy_from_slice: no length-mismatch panic (and its
-                    // formatting) in flash.
-                    for (t, &v) in tap.iter_mut().zip(&x[at..at + c]) {
-                        *t = v;
-                    }
-                }
-                _ => tap.fill(zero_point),
-            }
-        }
-    }
+    patch_to(
+        s,
+        zero_point,
+        x,
+        Taps::conv2d(s, (oy, ox)),
+        &mut Flat(patch),
+    )
 }
 
 /// The phase (`ry`, `rx`) of a transposed convolution's output position (`oy`, `ox`).
@@ -63,46 +237,25 @@ pub fn conv_transpose2d_patch(
         (oy + pad - usize::from(ry)) / stride,
         (ox + pad - usize::from(rx)) / stride,
     );
-    phase_patch(s, zero_point, x, (ry, rx), base, patch);
-}
-
-/// The patch of phase (`ry`, `rx`) whose first tap reads input row `by`, column `bx`: tap
-/// (`jy`, `jx`) reads row `by - jy`, column `bx - jx`.
-fn phase_patch(
-    s: &ConvShape,
-    zero_point: i8,
-    x: &[i8],
-    (ry, rx): (u8, u8),
-    (by, bx): (usize, usize),
-    patch: &mut [i8],
-) {
-    let c = usize::from(s.in_channels);
-    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
-    let (ny, nx) = (usize::from(s.phase_taps(ry)), usize::from(s.phase_taps(rx)));
-    for (jy, row) in patch.chunks_exact_mut(nx * c).take(ny).enumerate() {
-        let iy = by.checked_sub(jy).filter(|&v| v < h);
-        for (jx, tap) in row.chunks_exact_mut(c).enumerate() {
-            let ix = bx.checked_sub(jx).filter(|&v| v < w);
-            match (iy, ix) {
-                (Some(iy), Some(ix)) => {
-                    let at = (iy * w + ix) * c;
-                    // A zip, not copy_from_slice: no length-mismatch panic (and its
-                    // formatting) in flash.
-                    for (t, &v) in tap.iter_mut().zip(&x[at..at + c]) {
-                        *t = v;
-                    }
-                }
-                _ => tap.fill(zero_point),
-            }
-        }
-    }
+    patch_to(
+        s,
+        zero_point,
+        x,
+        Taps::phase(s, (ry, rx), base),
+        &mut Flat(patch),
+    );
 }
 
 /// Runs a convolution (`transposed`: a transposed one) of a validated model: `x` its input
-/// tensor, `y` its output tensor, `patch` room for one patch, `spare` the dense kernels'
-/// spare bytes ([`dense::spare_len`] of the patch length). A transposed convolution runs
-/// phase by phase, each phase's dense layer built once. No division per position (a
-/// Cortex-M0 has no divide instruction).
+/// tensor, `y` its output tensor, `patch` and `spare` scratch ([`patch_room`] and
+/// [`spare_room`] bytes for full speed; with less, one patch and the dense kernels' spare
+/// bytes suffice). A transposed convolution runs phase by phase, each phase's dense layer
+/// built once. No division per position (a Cortex-M0 has no divide instruction).
+///
+/// Each output position is one dense product of its patch, except with fewer than
+/// [`FEW_CHANNELS`] output channels: then four positions' patches are laid out as the four
+/// rows of 4 x 4 tiles and multiplied by each weight row, so the same tile kernels (the
+/// DSP one included) compute four useful sums per block instead of one.
 pub fn conv_i8(
     c: &Conv<'_>,
     transposed: bool,
@@ -111,53 +264,288 @@ pub fn conv_i8(
     patch: &mut [i8],
     spare: &mut [i8],
 ) {
-    let s = &c.shape;
-    let m = &c.matrix;
-    let r = usize::from(m.out_dim);
-    let zp = m.input_zero_point;
-    let (oh, ow) = (usize::from(s.out_height), usize::from(s.out_width));
-    if !transposed {
-        let patch = &mut patch[..usize::from(m.in_dim)];
-        let mut outs = y.chunks_exact_mut(r);
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let Some(out) = outs.next() else {
-                    return;
-                };
-                conv2d_patch(s, zp, x, (oy, ox), patch);
-                dense::dense_i8(m, patch, out, spare);
-            }
-        }
+    if few(c) && few_channels(c, transposed, x, y, patch, spare) {
         return;
     }
-    let (stride, pad) = (usize::from(s.stride), usize::from(s.padding));
+    let s = &c.shape;
+    let r = usize::from(c.matrix.out_dim);
+    let zp = c.matrix.input_zero_point;
+    for_each_product(c, transposed, &mut |m, walk| {
+        let Some(patch) = patch.get_mut(..usize::from(m.in_dim)) else {
+            return;
+        };
+        walk.run(s, &mut |at, taps| {
+            patch_to(s, zp, x, taps, &mut Flat(&mut *patch));
+            if let Some(out) = y.get_mut(at * r..at * r + r) {
+                dense::dense_i8(&m, patch, out, spare);
+            }
+        });
+    });
+}
+
+/// The outputs one dense product computes, in raster order: rows `oy0, oy0 + step, ...`
+/// below the output height, columns likewise; the patch of the first reads from `(ty0,
+/// tx0)` (see [`Taps`]), which moves by `tstep` (wrapping) per output step.
+struct Walk {
+    oy0: usize,
+    ox0: usize,
+    step: usize,
+    ty0: usize,
+    tx0: usize,
+    tstep: usize,
+    ny: usize,
+    nx: usize,
+    dir: usize,
+}
+
+impl Walk {
+    /// Calls `visit(output position index, taps)` for each output, in order. No division
+    /// (a Cortex-M0 has no divide instruction); plain loops (`step_by` would bring a panic
+    /// message and core::fmt to flash).
+    #[inline(never)]
+    fn run(&self, s: &ConvShape, visit: &mut dyn FnMut(usize, Taps)) {
+        let (oh, ow) = (usize::from(s.out_height), usize::from(s.out_width));
+        let (mut oy, mut ty) = (self.oy0, self.ty0);
+        while oy < oh {
+            let (mut ox, mut tx) = (self.ox0, self.tx0);
+            while ox < ow {
+                let taps = Taps {
+                    y0: ty,
+                    x0: tx,
+                    ny: self.ny,
+                    nx: self.nx,
+                    dir: self.dir,
+                };
+                visit(oy * ow + ox, taps);
+                (ox, tx) = (ox + self.step, tx.wrapping_add(self.tstep));
+            }
+            (oy, ty) = (oy + self.step, ty.wrapping_add(self.tstep));
+        }
+    }
+}
+
+/// Calls `f(dense product, its outputs)` for each of a convolution's dense products: its
+/// matrix over every output, or for a transposed one each phase's over the outputs of that
+/// phase.
+#[inline(never)]
+fn for_each_product(c: &Conv<'_>, transposed: bool, f: &mut dyn FnMut(Dense<'_>, Walk)) {
+    let s = &c.shape;
+    let (k, stride, pad) = (
+        usize::from(s.kernel),
+        usize::from(s.stride),
+        usize::from(s.padding),
+    );
+    if !transposed {
+        // Output (oy, ox) reads from (oy stride - pad, ox stride - pad) forward.
+        let corner = 0usize.wrapping_sub(pad);
+        let walk = Walk {
+            oy0: 0,
+            ox0: 0,
+            step: 1,
+            ty0: corner,
+            tx0: corner,
+            tstep: stride,
+            ny: k,
+            nx: k,
+            dir: 1,
+        };
+        f(c.matrix, walk);
+        return;
+    }
     for ry in 0..s.stride {
-        // The first output row of this phase: (y + pad) % stride == ry.
+        // The first output row of this phase: (y + pad) % stride == ry; its first tap's
+        // input row (y + pad - ry) / stride steps by one per phase row.
         let y0 = (usize::from(ry) + stride - pad % stride) % stride;
         for rx in 0..s.stride {
             // A validated layer has every phase.
             let Some(p) = c.phase(ry, rx) else {
                 return;
             };
-            let patch = &mut patch[..usize::from(p.in_dim)];
             let x0 = (usize::from(rx) + stride - pad % stride) % stride;
-            // The first tap's input row and column step by one per phase row and column.
-            let by0 = (y0 + pad - usize::from(ry)) / stride;
-            let bx0 = (x0 + pad - usize::from(rx)) / stride;
-            // (Plain loops: `step_by` would bring a panic message and core::fmt to flash.)
-            let (mut oy, mut by) = (y0, by0);
-            while oy < oh {
-                let (mut ox, mut bx) = (x0, bx0);
-                while ox < ow {
-                    phase_patch(s, zp, x, (ry, rx), (by, bx), patch);
-                    let at = (oy * ow + ox) * r;
-                    if let Some(out) = y.get_mut(at..at + r) {
-                        dense::dense_i8(&p, patch, out, spare);
-                    }
-                    (ox, bx) = (ox + stride, bx + 1);
+            let walk = Walk {
+                oy0: y0,
+                ox0: x0,
+                step: stride,
+                ty0: (y0 + pad - usize::from(ry)) / stride,
+                tx0: (x0 + pad - usize::from(rx)) / stride,
+                tstep: 1,
+                ny: usize::from(s.phase_taps(ry)),
+                nx: usize::from(s.phase_taps(rx)),
+                dir: usize::MAX,
+            };
+            f(p, walk);
+        }
+    }
+}
+
+/// The "positions as rows" path of [`conv_i8`]; false, having done nothing, when the scratch
+/// is too small for it.
+#[inline(never)]
+fn few_channels(
+    c: &Conv<'_>,
+    transposed: bool,
+    x: &[i8],
+    y: &mut [i8],
+    patch: &mut [i8],
+    spare: &mut [i8],
+) -> bool {
+    let s = &c.shape;
+    let k = max_patch(c, transposed);
+    let kp = k.div_ceil(4) * 4;
+    let r = usize::from(c.matrix.out_dim);
+    let skip = patch.as_ptr().align_offset(4);
+    let Some(tiles) = patch.get_mut(skip..skip + 4 * kp) else {
+        return false;
+    };
+    let mut rows = match Rows::new(spare, r * kp) {
+        Some(rows) => rows,
+        None => return false,
+    };
+    let zp = c.matrix.input_zero_point;
+    let mut batch = Batch::new(tiles);
+    for_each_product(c, transposed, &mut |m, walk| {
+        rows.load(&m, tiles_scratch(&mut batch));
+        walk.run(s, &mut |at, taps| {
+            patch_to(s, zp, x, taps, &mut batch.next_patch(at));
+            batch.flush_if_full(&m, &rows, y);
+        });
+        batch.flush(&m, &rows, y);
+    });
+    true
+}
+
+/// The tile area, free between batches: where [`Rows::load`] unpacks a weight row.
+fn tiles_scratch<'b>(b: &'b mut Batch<'_>) -> &'b mut [i8] {
+    b.tiles
+}
+
+/// Up to four output positions whose patches wait as the rows of 4 x 4 tiles.
+struct Batch<'s> {
+    tiles: &'s mut [i8],
+    at: [usize; 4],
+    n: usize,
+}
+
+impl<'s> Batch<'s> {
+    fn new(tiles: &'s mut [i8]) -> Self {
+        Batch {
+            tiles,
+            at: [0; 4],
+            n: 0,
+        }
+    }
+
+    /// The tile row for the patch of output position `at`.
+    #[inline(always)]
+    fn next_patch(&mut self, at: usize) -> TileRow<'_> {
+        let r = self.n.min(3);
+        self.at[r] = at;
+        self.n = r + 1;
+        TileRow {
+            tiles: self.tiles,
+            r,
+        }
+    }
+
+    #[inline(always)]
+    fn flush_if_full(&mut self, m: &Dense<'_>, rows: &Rows<'_>, y: &mut [i8]) {
+        if self.n == 4 {
+            self.flush(m, rows, y);
+        }
+    }
+
+    /// Multiplies the waiting patches by each weight row and writes the outputs (tile rows
+    /// past the waiting ones hold stale values, whose sums are dropped; columns past the
+    /// patch too, which meet zero weights).
+    fn flush(&mut self, m: &Dense<'_>, rows: &Rows<'_>, y: &mut [i8]) {
+        let n = self.n;
+        if n == 0 {
+            return;
+        }
+        self.n = 0;
+        let r = usize::from(m.out_dim);
+        for o in 0..r {
+            let mut acc = [m.bias.get(o).unwrap_or(0); 4];
+            rows.times(o, self.tiles, &mut acc);
+            for (&at, &a) in self.at.iter().zip(&acc).take(n) {
+                if let Some(out) = y.get_mut(at * r + o) {
+                    *out = dense::output_i8(m, o, a);
                 }
-                (oy, by) = (oy + stride, by + 1);
             }
+        }
+    }
+}
+
+/// A layer's (or phase's) weight rows, `kp` values each (zeros past its columns): int8
+/// for the portable tile kernel, widened to int16 pairs for the DSP one.
+struct Rows<'s> {
+    #[cfg(tinyvae_dsp)]
+    wide: &'s mut [u32],
+    #[cfg(not(tinyvae_dsp))]
+    narrow: &'s mut [i8],
+    kp: usize,
+}
+
+impl<'s> Rows<'s> {
+    /// Rows in `spare`, `len` int8 values in all (`None` when it is too short).
+    fn new(spare: &'s mut [i8], len: usize) -> Option<Self> {
+        #[cfg(tinyvae_dsp)]
+        {
+            let wide = dense::dsp::words(spare).get_mut(..len / 2)?;
+            Some(Rows { wide, kp: 0 })
+        }
+        #[cfg(not(tinyvae_dsp))]
+        {
+            let narrow = spare.get_mut(..len)?;
+            Some(Rows { narrow, kp: 0 })
+        }
+    }
+
+    /// Loads the rows of `m` (`tmp`: room for one row of int8 values, on the DSP path).
+    fn load(&mut self, m: &Dense<'_>, tmp: &mut [i8]) {
+        let k = usize::from(m.in_dim);
+        let kp = k.div_ceil(4) * 4;
+        self.kp = kp;
+        #[cfg(tinyvae_dsp)]
+        {
+            let Some(row) = tmp.get_mut(..kp) else {
+                return;
+            };
+            for (o, wide) in self.wide.chunks_exact_mut(kp / 2).enumerate() {
+                if o >= usize::from(m.out_dim) {
+                    break;
+                }
+                for (j, w) in row.iter_mut().enumerate() {
+                    *w = if j < k { m.weight(o, j) } else { 0 };
+                }
+                dense::dsp::widen(row, wide);
+            }
+        }
+        #[cfg(not(tinyvae_dsp))]
+        {
+            let _ = tmp;
+            for (o, row) in self.narrow.chunks_exact_mut(kp).enumerate() {
+                if o >= usize::from(m.out_dim) {
+                    break;
+                }
+                for (j, w) in row.iter_mut().enumerate() {
+                    *w = if j < k { m.weight(o, j) } else { 0 };
+                }
+            }
+        }
+    }
+
+    /// `acc[r] += sum_j tiles(r, j) * row_o[j]`.
+    #[inline(always)]
+    fn times(&self, o: usize, tiles: &[i8], acc: &mut [i32; 4]) {
+        let kp = self.kp;
+        #[cfg(tinyvae_dsp)]
+        if let Some(wide) = self.wide.get(o * kp / 2..(o + 1) * kp / 2) {
+            dense::dsp::tiles_times_wide_row(&tiles[..4 * kp], wide, kp / 4, acc);
+        }
+        #[cfg(not(tinyvae_dsp))]
+        if let Some(row) = self.narrow.get(o * kp..(o + 1) * kp) {
+            dense::tiles_times_row(&tiles[..4 * kp], row, acc);
         }
     }
 }
@@ -292,18 +680,33 @@ mod tests {
                 };
                 let n = usize::try_from(c.shape.in_len()).unwrap();
                 let x: Vec<i8> = input.iter().copied().cycle().take(n).collect();
-                prop_assert_eq!(engine_accumulators(c, transposed, &x), direct(c, transposed, &x));
+                let sums = direct(c, transposed, &x);
+                prop_assert_eq!(engine_accumulators(c, transposed, &x), sums.clone());
+                // The int8 outputs of the definition's sums.
+                let r = usize::from(c.matrix.out_dim);
+                let want: Vec<i8> = sums.iter().enumerate()
+                    .map(|(i, &a)| dense::output_i8(&c.matrix, i % r, a)).collect();
                 let out = usize::try_from(c.shape.out_len()).unwrap();
-                let k = usize::from(c.matrix.in_dim);
-                let run = |l: &Layer<'_>| {
+                let k = max_patch(c, transposed);
+                // Both scratch sizes: the least (one patch at a time) and full speed
+                // (few-channel layers four positions at a time), stale bytes in both.
+                let run = |l: &Layer<'_>, full: bool| {
                     let (Layer::Conv2d(c) | Layer::ConvTranspose2d(c)) = l else { unreachable!() };
                     let mut y = vec![0i8; out];
-                    let mut patch = vec![0i8; k];
-                    let mut spare = vec![0i8; dense::spare_len(k)];
+                    let (p, sp) = if full {
+                        (patch_room(c, transposed), spare_room(c, transposed, dense::SIMD))
+                    } else {
+                        (k, dense::spare_len(k))
+                    };
+                    let mut patch = vec![0x55i8; p];
+                    let mut spare = vec![-0x33i8; sp];
                     conv_i8(c, transposed, &x, &mut y, &mut patch, &mut spare);
                     y
                 };
-                prop_assert_eq!(run(l1), run(l2));
+                for full in [false, true] {
+                    prop_assert_eq!(&run(l1, full), &want, "row-major, full scratch {}", full);
+                    prop_assert_eq!(&run(l2, full), &want, "tiled, full scratch {}", full);
+                }
             }
         }
     }

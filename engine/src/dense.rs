@@ -13,7 +13,7 @@
 
 use tinyvae_format::{Activation, Dense, OutputType, WeightLayout};
 
-use crate::requant::requantize;
+use crate::requant::requantize_q31;
 
 /// True where [`dense_i8`] runs tiled layers with the DSP-extension kernel (thumbv7em).
 pub const SIMD: bool = cfg!(tinyvae_dsp);
@@ -67,18 +67,25 @@ fn dot4_i8(w: &[i8], x: &[i8]) -> [i32; 4] {
 }
 
 /// Row-major weights: four rows per pass over the input, then the remaining rows one by one.
+/// `QUADS`: the outputs four at a time ([`Quads`]; faster, larger), else one by one.
 #[inline(always)]
-fn row_major(layer: &Dense<'_>, x: &[i8], f: &mut impl Sink) {
+fn row_major<const QUADS: bool>(layer: &Dense<'_>, x: &[i8], f: &mut impl Sink) {
     let n = usize::from(layer.in_dim);
     let w = layer.packed_weights();
     let bias = |row: usize| layer.bias.get(row).unwrap_or(0);
     let mut groups = w.chunks_exact(4 * n);
     let mut row = 0;
-    for g in &mut groups {
-        let acc = dot4_i8(g, x);
-        for (k, a) in acc.into_iter().enumerate() {
-            f.put(row + k, bias(row + k).wrapping_add(a));
+    if QUADS {
+        let mut quads = Quads::new(layer);
+        while let Some(q) = quads.next() {
+            let Some(g) = groups.next() else { break };
+            let acc = dot4_i8(g, x);
+            f.put4(row, add4(q.bias, acc), &q);
+            row += 4;
         }
+    }
+    for g in &mut groups {
+        put_rest(layer, row, dot4_i8(g, x), f);
         row += 4;
     }
     for r in groups.remainder().chunks_exact(n) {
@@ -99,17 +106,18 @@ fn tile(t: &[i8], x: [i32; 4], acc: &mut [i32; 4]) {
     }
 }
 
-/// 4 x 4 tiled weights, portable: one block of four rows per pass, tile by tile.
+/// 4 x 4 tiled weights, portable: one block of four rows per pass, tile by tile. `QUADS` as
+/// for [`row_major`].
 #[inline(always)]
-fn tiled(layer: &Dense<'_>, x: &[i8], f: &mut impl Sink) {
-    let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+fn tiled<const QUADS: bool>(layer: &Dense<'_>, x: &[i8], f: &mut impl Sink) {
+    let n = usize::from(layer.in_dim);
     let groups = n.div_ceil(4);
     let (full, tail) = x.split_at(n & !3);
     let mut last = [0i32; 4];
     for (k, &v) in tail.iter().enumerate() {
         last[k] = i32::from(v);
     }
-    for (block, tiles) in layer.packed_weights().chunks_exact(16 * groups).enumerate() {
+    let block = |tiles: &[i8]| {
         let mut acc = [0i32; 4];
         let mut ts = tiles.chunks_exact(16);
         // The inputs first: zip must not take a tile when the full groups are done.
@@ -120,13 +128,86 @@ fn tiled(layer: &Dense<'_>, x: &[i8], f: &mut impl Sink) {
         if let Some(t) = ts.next() {
             tile(t, last, &mut acc);
         }
-        for (r, a) in acc.into_iter().enumerate() {
-            let row = 4 * block + r;
-            if row < out {
-                f.put(row, layer.bias.get(row).unwrap_or(0).wrapping_add(a));
-            }
+        acc
+    };
+    let mut blocks = layer.packed_weights().chunks_exact(16 * groups);
+    let mut row = 0;
+    if QUADS {
+        let mut quads = Quads::new(layer);
+        while let Some(q) = quads.next() {
+            let Some(tiles) = blocks.next() else { return };
+            f.put4(row, add4(q.bias, block(tiles)), &q);
+            row += 4;
         }
     }
+    for tiles in blocks {
+        put_rest(layer, row, block(tiles), f);
+        row += 4;
+    }
+}
+
+/// The requantization parameters of four output channels.
+struct Quad {
+    bias: [i32; 4],
+    multiplier: [i32; 4],
+    shift: [i8; 4],
+}
+
+/// A layer's output channels four at a time, as long as four remain: the kernels' way to
+/// read the parameters with one length check per four channels. (Not an `Iterator`: its
+/// adapters are not always inlined, and this runs once per four outputs.)
+struct Quads<'a> {
+    bias: &'a [u8],
+    multiplier: &'a [u8],
+    shift: &'a [u8],
+}
+
+impl<'a> Quads<'a> {
+    #[inline(always)]
+    fn new(layer: &Dense<'a>) -> Self {
+        Quads {
+            bias: layer.bias.as_bytes(),
+            multiplier: layer.multiplier.as_bytes(),
+            shift: layer.shift.as_bytes(),
+        }
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Quad> {
+        let (b, bias) = self.bias.split_first_chunk::<16>()?;
+        let (m, multiplier) = self.multiplier.split_first_chunk::<16>()?;
+        let (s, shift) = self.shift.split_first_chunk::<4>()?;
+        (self.bias, self.multiplier, self.shift) = (bias, multiplier, shift);
+        Some(Quad {
+            bias: core::array::from_fn(|i| le_i32(b, i)),
+            multiplier: core::array::from_fn(|i| le_i32(m, i)),
+            shift: s.map(|v| v as i8),
+        })
+    }
+}
+
+/// A block of four channels one by one: `row..out_dim`, at most four (`acc` without the
+/// biases).
+#[inline(always)]
+fn put_rest(layer: &Dense<'_>, row: usize, acc: [i32; 4], f: &mut impl Sink) {
+    let out = usize::from(layer.out_dim);
+    for (r, a) in acc.into_iter().enumerate().take(out.saturating_sub(row)) {
+        f.put(
+            row + r,
+            layer.bias.get(row + r).unwrap_or(0).wrapping_add(a),
+        );
+    }
+}
+
+/// Element `i` of little-endian int32 bytes `b` (which hold at least `4 i + 4`).
+#[inline(always)]
+fn le_i32(b: &[u8], i: usize) -> i32 {
+    i32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+#[inline(always)]
+fn add4(a: [i32; 4], b: [i32; 4]) -> [i32; 4] {
+    core::array::from_fn(|i| a[i].wrapping_add(b[i]))
 }
 
 /// Sends each output channel's accumulator `bias + sum w * x` to `f`, using the
@@ -147,7 +228,7 @@ fn for_each_accumulator(
             if !portable {
                 return fallback(f, layer, x);
             }
-            row_major(layer, x, f)
+            row_major::<true>(layer, x, f)
         }
         WeightLayout::Tiles4x4 => {
             #[cfg(tinyvae_dsp)]
@@ -157,7 +238,7 @@ fn for_each_accumulator(
                 }
                 return;
             }
-            tiled(layer, x, f)
+            tiled::<true>(layer, x, f)
         }
     }
 }
@@ -165,13 +246,22 @@ fn for_each_accumulator(
 /// Where the DSP kernel runs, the portable kernels behind one entry that is not generic over
 /// the output: they serve only row-major layers and tiled layers whose DSP preconditions fail,
 /// so one copy serves the int8 and int16 outputs (an indirect call per output channel) and the
-/// flash goes to the DSP path, which stays specialised.
+/// flash goes to the DSP path, which stays specialised. A tiled layer lands here only with a
+/// caller's spare too small for the widened inputs (a validated model's tiles are aligned):
+/// it takes the definition, weight by weight, the least code.
 #[cfg(tinyvae_dsp)]
 #[inline(never)]
 fn fallback(mut f: &mut dyn Sink, layer: &Dense<'_>, x: &[i8]) {
     match layer.layout {
-        WeightLayout::RowMajor => row_major(layer, x, &mut f),
-        WeightLayout::Tiles4x4 => tiled(layer, x, &mut f),
+        WeightLayout::RowMajor => row_major::<false>(layer, x, &mut f),
+        WeightLayout::Tiles4x4 => {
+            for o in 0..usize::from(layer.out_dim) {
+                let acc = x.iter().enumerate().fold(0i32, |a, (j, &v)| {
+                    a.wrapping_add(i32::from(layer.weight(o, j)) * i32::from(v))
+                });
+                f.put(o, layer.bias.get(o).unwrap_or(0).wrapping_add(acc));
+            }
+        }
     }
 }
 
@@ -180,7 +270,11 @@ fn fallback(mut f: &mut dyn Sink, layer: &Dense<'_>, x: &[i8]) {
 /// method is `#[inline(always)]`: even when the firmware is optimised for size, the
 /// requantization is inlined into the kernel's loop instead of costing a call per output.
 trait Sink {
+    /// Output channel `row`'s accumulator.
     fn put(&mut self, row: usize, acc: i32);
+
+    /// The accumulators of output channels `row..row + 4`, with their parameters `q`.
+    fn put4(&mut self, row: usize, acc: [i32; 4], q: &Quad);
 }
 
 /// A borrowed sink, `dyn` ones included, is a sink.
@@ -189,16 +283,46 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     fn put(&mut self, row: usize, acc: i32) {
         (**self).put(row, acc)
     }
+
+    #[inline(always)]
+    fn put4(&mut self, row: usize, acc: [i32; 4], q: &Quad) {
+        (**self).put4(row, acc, q)
+    }
 }
 
-/// Output channel `row`'s accumulator requantized with its multiplier and shift.
+/// Output channel `row`'s accumulator requantized with its multiplier and shift (a
+/// validated layer's multipliers are never `i32::MIN`).
 #[inline(always)]
 fn requantized(layer: &Dense<'_>, row: usize, acc: i32) -> i32 {
-    requantize(
+    requantize_q31(
         acc,
         layer.multiplier.get(row).unwrap_or(0),
         layer.shift.get(row).unwrap_or(0),
     )
+}
+
+/// Output channel `row`'s accumulator (bias included) as the layer's int8 output:
+/// requantized, the output zero point added, clamped to the activation's range.
+#[inline(always)]
+pub(crate) fn output_i8(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
+    let zp = i32::from(layer.output_zero_point);
+    let lo = match layer.activation {
+        Activation::Relu => zp.max(-128),
+        _ => -128,
+    };
+    requantized(layer, row, acc)
+        .saturating_add(zp)
+        .clamp(lo, 127) as i8
+}
+
+/// Four rows of 4 x 4 tiles times one row of `4 * groups` int8 values, portably:
+/// `acc[r] += sum_c tiles(r, c) * w[c]`, the tiles laid out as [`WeightLayout::Tiles4x4`].
+#[inline(always)]
+#[cfg_attr(tinyvae_dsp, allow(dead_code))]
+pub(crate) fn tiles_times_row(tiles: &[i8], w: &[i8], acc: &mut [i32; 4]) {
+    for (t, w) in tiles.chunks_exact(16).zip(w.chunks_exact(4)) {
+        tile(t, [w[0], w[1], w[2], w[3]].map(i32::from), acc);
+    }
 }
 
 /// Requantizes to int8 with the output zero point and the activation's lower bound.
@@ -217,6 +341,16 @@ impl Sink for I8Out<'_, '_, '_> {
             *out = v.clamp(self.lo, 127) as i8;
         }
     }
+
+    #[inline(always)]
+    fn put4(&mut self, row: usize, acc: [i32; 4], q: &Quad) {
+        if let Some(y) = self.y.get_mut(row..row + 4) {
+            for (i, out) in y.iter_mut().enumerate() {
+                let v = requantize_q31(acc[i], q.multiplier[i], q.shift[i]);
+                *out = v.saturating_add(self.zp).clamp(self.lo, 127) as i8;
+            }
+        }
+    }
 }
 
 /// Requantizes to int16 (the encoder's last layer: mu and log-variance in fixed point).
@@ -231,6 +365,14 @@ impl Sink for I16Out<'_, '_, '_> {
         if let Some(out) = self.y.get_mut(row) {
             *out = requantized(self.layer, row, acc).clamp(i32::from(i16::MIN), i32::from(i16::MAX))
                 as i16;
+        }
+    }
+
+    /// One by one: the int16 layer is small (the encoder's last), its flash better saved.
+    #[inline(always)]
+    fn put4(&mut self, row: usize, acc: [i32; 4], _: &Quad) {
+        for (r, a) in acc.into_iter().enumerate() {
+            self.put(row + r, a);
         }
     }
 }
@@ -336,17 +478,19 @@ pub mod dsp {
 
     /// Runs a tiled layer; returns false, having done nothing, when it cannot (tiles not
     /// word-aligned in memory, or `spare` too small), for the portable kernel to run instead.
-    #[inline(always)]
+    ///
+    /// One copy for both output types (`dyn`: a call per four outputs).
+    #[inline(never)]
     pub(super) fn tiled(
         layer: &Dense<'_>,
         x: &[i8],
         spare: &mut [i8],
-        f: &mut impl super::Sink,
+        f: &mut dyn super::Sink,
     ) -> bool {
         if !ready(layer, spare) {
             return false;
         }
-        let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+        let n = usize::from(layer.in_dim);
         let groups = n.div_ceil(4);
         let tiles = layer.packed_weights();
         // SAFETY: any bit pattern is a valid u32; align_to_mut only re-slices.
@@ -355,20 +499,24 @@ pub mod dsp {
             return false;
         };
         widen(x, wide);
-        for (block, w) in tiles.chunks_exact(16 * groups).enumerate() {
-            let row = 4 * block;
-            let mut acc = [0i32; 4];
-            for (r, a) in acc.iter_mut().enumerate() {
-                *a = layer.bias.get(row + r).unwrap_or(0);
-            }
-            // SAFETY: `w` holds 4 * groups aligned words, `wide` 2 * groups; the routine
-            // reads exactly those, writes `acc`, and follows the AAPCS.
+        // SAFETY (both calls): `w` holds 4 * groups aligned words, `wide` 2 * groups; the
+        // routine reads exactly those, writes `acc`, and follows the AAPCS.
+        let (mut rest, mut row) = (tiles, 0);
+        let mut quads = super::Quads::new(layer);
+        while let Some(q) = quads.next() {
+            let Some((w, r)) = rest.split_at_checked(16 * groups) else {
+                return true;
+            };
+            rest = r;
+            let mut acc = q.bias;
             unsafe { tinyvae_tiles4x4_smlad(w.as_ptr(), wide.as_ptr(), groups, &mut acc) };
-            for (r, a) in acc.into_iter().enumerate() {
-                if row + r < out {
-                    f.put(row + r, a);
-                }
-            }
+            f.put4(row, acc, &q);
+            row += 4;
+        }
+        if let Some(w) = rest.get(..16 * groups) {
+            let mut acc = [0; 4];
+            unsafe { tinyvae_tiles4x4_smlad(w.as_ptr(), wide.as_ptr(), groups, &mut acc) };
+            super::put_rest(layer, row, acc, &mut &mut *f);
         }
         true
     }
@@ -385,9 +533,39 @@ pub mod dsp {
             && (spare.len() - skip) / 4 >= 2 * groups
     }
 
+    /// [`super::tiles_times_row`] with the assembly loop: `tiles` word-aligned, `4 * groups`
+    /// words of them, `wide` the row widened by [`widen`] (`2 * groups` words). Returns false,
+    /// having done nothing, when a slice is short or the tiles unaligned.
+    #[inline(always)]
+    pub(crate) fn tiles_times_wide_row(
+        tiles: &[i8],
+        wide: &[u32],
+        groups: usize,
+        acc: &mut [i32; 4],
+    ) -> bool {
+        if groups == 0
+            || tiles.len() < 16 * groups
+            || wide.len() < 2 * groups
+            || (tiles.as_ptr() as usize) % 4 != 0
+        {
+            return false;
+        }
+        // SAFETY: checked above: `tiles` holds 4 * groups aligned words, `wide` 2 * groups;
+        // the routine reads exactly those, writes `acc`, and follows the AAPCS.
+        unsafe { tinyvae_tiles4x4_smlad(tiles.as_ptr(), wide.as_ptr(), groups, acc) };
+        true
+    }
+
+    /// The aligned words of `bytes`.
+    pub(crate) fn words(bytes: &mut [i8]) -> &mut [u32] {
+        // SAFETY: any bit pattern is a valid u32; align_to_mut only re-slices.
+        let (_, words, _) = unsafe { bytes.align_to_mut::<u32>() };
+        words
+    }
+
     /// int8 inputs to int16 pairs, per group of 4: (x0, x2), (x1, x3); zeros past the end.
     #[inline(always)]
-    fn widen(x: &[i8], wide: &mut [u32]) {
+    pub(crate) fn widen(x: &[i8], wide: &mut [u32]) {
         let half = |v: i8| u32::from(i16::from(v) as u16);
         let mut pairs = wide.chunks_exact_mut(2);
         let mut xs = x.chunks_exact(4);
@@ -408,6 +586,7 @@ pub mod dsp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::requant::requantize;
     use proptest::prelude::*;
     use tinyvae_format::owned::{Channels, OwnedDense};
 

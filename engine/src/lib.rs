@@ -114,10 +114,11 @@ impl Probe for NoProbe {
 
 /// The scratch's parts for `model` on a target with (`simd`) or without the DSP kernel: the
 /// two activation buffers (a network's input and the outputs of its odd layers in the first,
-/// the outputs of its even layers in the second), room for one convolution patch, and the
-/// dense kernels' spare bytes (DSP targets only).
+/// the outputs of its even layers in the second), the convolutions' patch room
+/// ([`conv::patch_room`]), and the kernels' spare bytes ([`dense::spare_len`],
+/// [`conv::spare_room`]).
 fn scratch_parts(model: &Model<'_>, simd: bool) -> [usize; 4] {
-    let (mut a, mut b, mut patch, mut widest) = (0, 0, 0, 0);
+    let (mut a, mut b, mut patch, mut spare) = (0, 0, 0, 0);
     let nets = [
         (&model.encoder, model.data.len()),
         (&model.decoder, usize::from(model.latent.dim)),
@@ -133,12 +134,20 @@ fn scratch_parts(model: &Model<'_>, simd: bool) -> [usize; 4] {
             } else {
                 a = a.max(out);
             }
-            let p = l.patch_len();
-            patch = patch.max(p.unwrap_or(0));
-            widest = widest.max(p.unwrap_or(usize::from(l.matrix().in_dim)));
+            match l {
+                Layer::Dense(d) => {
+                    if simd {
+                        spare = spare.max(dense::spare_len(usize::from(d.in_dim)));
+                    }
+                }
+                Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
+                    let t = matches!(l, Layer::ConvTranspose2d(_));
+                    patch = patch.max(conv::patch_room(c, t));
+                    spare = spare.max(conv::spare_room(c, t, simd));
+                }
+            }
         }
     }
-    let spare = if simd { dense::spare_len(widest) } else { 0 };
     [a, b, patch, spare]
 }
 

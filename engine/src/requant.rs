@@ -49,6 +49,25 @@ pub fn requantize(x: i32, multiplier: i32, shift: i8) -> i32 {
     rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), right)
 }
 
+/// [`requantize`] for a multiplier other than `i32::MIN` (a validated model's are 0 or in
+/// `[2^30, 2^31)`), where the high multiply cannot saturate: the same result without the
+/// test for the one saturating case, for the kernels' once-per-output path.
+#[inline(always)]
+pub fn requantize_q31(x: i32, multiplier: i32, shift: i8) -> i32 {
+    let x = if shift > 0 { shift_left(x, shift) } else { x };
+    // |x * multiplier| < 2^62 and the quotient fits an i32 when multiplier != i32::MIN.
+    let high = ((i64::from(x) * i64::from(multiplier) + (1 << 30)) >> 31) as i32;
+    rounding_divide_by_pot(high, (-(shift.min(0) as i32)) as u32)
+}
+
+/// `x * 2^shift`, saturating: out of the kernels' loops (trained layers shift right).
+#[cold]
+#[inline(never)]
+fn shift_left(x: i32, shift: i8) -> i32 {
+    let wide = i64::from(x) << (shift as u32).min(31);
+    wide.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,10 +152,25 @@ mod tests {
         assert_eq!(requantize(1 << 20, 1 << 30, 30), i32::MAX / 2 + 1);
     }
 
+    #[test]
+    fn the_fast_path_equals_the_full_one_but_for_the_saturating_multiplier() {
+        for &(x, m, s, want) in crate::known_answers::REQUANTIZE {
+            if m != i32::MIN {
+                assert_eq!(requantize_q31(x, m, s), want, "x={x} m={m} s={s}");
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn random_values_match_reference(x: i32, m in (1i32 << 30)..=i32::MAX, s in -31i8..=30) {
             proptest::prop_assert_eq!(requantize(x, m, s), reference(x, m, s));
+            proptest::prop_assert_eq!(requantize_q31(x, m, s), reference(x, m, s));
+        }
+
+        #[test]
+        fn fast_path_over_every_multiplier(x: i32, m in (i32::MIN + 1)..=i32::MAX, s in -31i8..=30) {
+            proptest::prop_assert_eq!(requantize_q31(x, m, s), requantize(x, m, s));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The writer (std only): validates, serializes, frames with the header and CRC.
 
-use crate::{Error, Model, CRC, FORMAT_VERSION, HEADER_LEN, MAGIC};
+use crate::{crc32, Error, Model, FORMAT_VERSION, HEADER_LEN, MAGIC};
 
 impl Model<'_> {
     /// Validates the model and writes the complete blob: header, CRC and payload, as format
@@ -28,7 +28,7 @@ pub(crate) fn frame(version: u16, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&CRC.checksum(payload).to_le_bytes());
+    out.extend_from_slice(&crc32(payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
 }

@@ -292,7 +292,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     blob.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     blob.extend_from_slice(&0u16.to_le_bytes());
     blob.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    blob.extend_from_slice(&tinyvae_format::CRC.checksum(payload).to_le_bytes());
+    blob.extend_from_slice(&tinyvae_format::crc32(payload).to_le_bytes());
     blob.extend_from_slice(payload);
     blob
 }
@@ -604,4 +604,19 @@ fn versions_1_and_2_are_read_and_converted() {
         // And a conversion of the conversion is byte-identical.
         assert_eq!(OwnedModel::from_model(&back).to_bytes().unwrap(), new);
     }
+}
+
+proptest::proptest! {
+    /// The format's CRC is CRC-32/ISO-HDLC: equal to the `crc` crate's on any bytes.
+    #[test]
+    fn crc32_is_iso_hdlc(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        let reference = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+        proptest::prop_assert_eq!(tinyvae_format::crc32(&bytes), reference.checksum(&bytes));
+    }
+}
+
+#[test]
+fn crc32_check_value() {
+    // The catalogue's check value: CRC-32/ISO-HDLC of "123456789".
+    assert_eq!(tinyvae_format::crc32(b"123456789"), 0xCBF4_3926);
 }

@@ -197,7 +197,7 @@ fn estimate(plugin: &Path, model: &Path) -> Result<Vec<(String, Region, u64)>> {
     Ok(named)
 }
 
-/// `cargo xtask cycles`: builds the plugin, runs both presets, writes
+/// `cargo xtask cycles`: builds the plugin, runs every counted preset, writes
 /// `results/m4-cycle-estimate.md`.
 pub fn bench() -> Result<()> {
     setup::all()?;
@@ -217,11 +217,11 @@ pub fn bench() -> Result<()> {
          cycle counter instead. Instructions here include a few for the region markers. \
          Firmware `release` profile, Rust 1.95.0. Reproduce: `cargo xtask cycles`.\n\n",
     );
-    for (preset, arch) in [("default", "784-400-20"), ("mcu", "784-256-16")] {
+    for (preset, arch) in crate::COUNTED {
         let model = pipeline::train_and_export(&dir.join(preset), preset, 1, Some(1000))?;
         let rows = estimate(&plugin, &model)?;
         md += &format!(
-            "## {arch} VAE\n\n\
+            "## {arch}\n\n\
              | region | instructions | estimated cycles | cycles per instruction | cycles per MAC | \
              multiply / load / load-multiple / branch instructions |\n\
              |---|---:|---:|---:|---:|---|\n"

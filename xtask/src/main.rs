@@ -68,7 +68,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::all(),
         Some("test") => test(),
-        Some("demo") => demo(),
+        Some("demo") => demo(&args[1..]),
         Some("qemu") => qemu(&args[1..]),
         Some("fallback-check") => fallback_check(),
         Some("bench-train") => bench::train(&args[1..]),
@@ -285,15 +285,44 @@ const DEMO_PRESET: &str = "conv";
 /// The main job: train the conv model on the bundled data, export it, run it on the emulated
 /// Cortex-M4F, hold every image it makes against the host engine, write the pictures and the
 /// instruction counts.
-fn demo() -> Result<()> {
+fn demo(args: &[String]) -> Result<()> {
+    // `--run DIR`: a run the user trained (e.g. on full MNIST) instead of the demo's training.
+    let own_run = match args {
+        [] => None,
+        [flag, dir] if flag == "--run" => {
+            let dir = PathBuf::from(dir);
+            if !dir.join("checkpoint.safetensors").is_file() {
+                bail!(
+                    "--run {}: no checkpoint.safetensors there (a folder `trainer train --out` wrote)",
+                    dir.display()
+                );
+            }
+            Some(dir)
+        }
+        _ => bail!("usage: cargo xtask demo [--run RUN_DIR]"),
+    };
     setup::all()?;
     let out = project_root().join("out");
     std::fs::create_dir_all(&out)?;
-    println!(
-        "\n== 1/3 train the conv VAE (conv 32 and 64 channels, latent 20) on the bundled MNIST \
-         subset, export int8"
-    );
-    let model_file = pipeline::train_and_export(&out.join("demo-run"), DEMO_PRESET, 50, None)?;
+    let (run_dir, model_dir, model_file) = match &own_run {
+        None => {
+            println!(
+                "\n== 1/3 train the conv VAE (conv 32 and 64 channels, latent 20) on the bundled \
+                 MNIST subset, export int8"
+            );
+            let run_dir = out.join("demo-run");
+            let model = pipeline::train_and_export(&run_dir, DEMO_PRESET, 50, None)?;
+            (run_dir.clone(), run_dir, model)
+        }
+        Some(run_dir) => {
+            println!("\n== 1/3 export {} to int8", run_dir.display());
+            let model_dir = out.join("demo-own-run");
+            std::fs::create_dir_all(&model_dir)?;
+            let model = model_dir.join("model.tvae");
+            pipeline::export(run_dir, &model)?;
+            (run_dir.clone(), model_dir, model)
+        }
+    };
     let blob = std::fs::read(&model_file)?;
     let model = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let board = firmware::QEMU_BOARDS[0];
@@ -340,7 +369,7 @@ fn demo() -> Result<()> {
     let png2 = out.join("encode.png");
     pipeline::write_png(&png2, &rows, w, h)?;
     // The seed lecture's other way to pick z: the aggregate posterior of training encodings.
-    let agg = pipeline::export_aggregate(&out.join("demo-run"), 256)?;
+    let agg = pipeline::export_aggregate(&run_dir, &model_dir, 256)?;
     let (code, dev_agg) = pipeline::run_on_board(board, &agg, DEMO_SEED)?;
     if code != 0 {
         bail!("the firmware with the aggregate-posterior prior ended with exit code {code}");
@@ -377,7 +406,7 @@ fn demo() -> Result<()> {
 }
 
 /// The presets `cargo xtask counts` measures: (preset, architecture).
-const COUNTED: [(&str, &str); 4] = [
+pub const COUNTED: [(&str, &str); 4] = [
     ("default", "dense 784-400-20"),
     ("mcu", "dense 784-256-16"),
     ("conv", "conv 32-64, latent 20"),

@@ -80,8 +80,8 @@ pub fn float_decoder_of(model: &Path) -> PathBuf {
 
 /// Exports a run's checkpoint again with an aggregate-posterior prior of `components`
 /// training encodings; returns the model file.
-pub fn export_aggregate(run_dir: &Path, components: u32) -> Result<PathBuf> {
-    let model = run_dir.join(format!("model-aggregate-{components}.tvae"));
+pub fn export_aggregate(run_dir: &Path, out_dir: &Path, components: u32) -> Result<PathBuf> {
+    let model = out_dir.join(format!("model-aggregate-{components}.tvae"));
     run(Command::new(trainer()?)
         .arg("export")
         .arg(run_dir)
@@ -89,6 +89,15 @@ pub fn export_aggregate(run_dir: &Path, components: u32) -> Result<PathBuf> {
         .arg(&model)
         .args(["--prior-components", &components.to_string()]))?;
     Ok(model)
+}
+
+/// Exports a run's checkpoint (as trained, N(0, I) prior) to `model`.
+pub fn export(run_dir: &Path, model: &Path) -> Result<()> {
+    run(Command::new(trainer()?)
+        .arg("export")
+        .arg(run_dir)
+        .arg("-o")
+        .arg(model))
 }
 
 /// What the `vae` firmware printed, parsed.
