@@ -293,7 +293,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 size.decoder_int8_bytes,
                 size.decoder_peak_activation_bytes
             );
-            let (mut float_score, mut int8_score) = (None, None);
+            let (mut float_score, mut int8_score, mut paired_score) = (None, None, None);
             if let Some(path) = classifier {
                 let c = Classifier::load(&path)?;
                 let float = eval::float_prior_samples(&net, score_samples, score_seed)?;
@@ -303,11 +303,23 @@ fn run(cmd: Cmd) -> Result<()> {
                 if let Some(model) = int8 {
                     let blob = std::fs::read(&model)
                         .with_context(|| format!("{}: cannot read", model.display()))?;
-                    let imgs = eval::int8_prior_samples(&blob, score_samples, score_seed)
+                    let (imgs, z) = eval::int8_prior_draws(&blob, score_samples, score_seed)
                         .with_context(|| format!("{}", model.display()))?;
+                    if z.len() != score_samples * net.arch.latent {
+                        bail!(
+                            "{}: its latent size differs from the checkpoint's ({})",
+                            model.display(),
+                            net.arch.latent
+                        );
+                    }
                     let s = score(&c, &imgs)?;
                     print_score("int8 model", &s);
                     int8_score = Some(s);
+                    // The float decoder on the int8 engine's own draws: the difference is
+                    // the decoder's quantization alone, not two sets of draws.
+                    let s = score(&c, &eval::float_decode(&net, &z)?)?;
+                    print_score("float model on the int8 model's draws", &s);
+                    paired_score = Some(s);
                 }
             }
             if let Some(path) = json {
@@ -317,6 +329,7 @@ fn run(cmd: Cmd) -> Result<()> {
                     "size": size,
                     "score_float": float_score,
                     "score_int8": int8_score,
+                    "score_float_on_int8_draws": paired_score,
                 });
                 atomic_write(&path, |mut f| {
                     std::io::Write::write_all(

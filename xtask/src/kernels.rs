@@ -145,6 +145,11 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
             "`dense_i8` (the DSP path with its requantization inlined)",
         ),
         (
+            "5dense3dsp5tiled",
+            "`dsp::tiled` (the DSP path: widening, the loop's calls, the requantization four \
+             outputs at a time; one copy for both output types)",
+        ),
+        (
             "5dense8fallback",
             "`fallback` (the portable kernels behind one `dyn` sink, shared by int8 and int16)",
         ),

@@ -293,20 +293,23 @@ fn presets_section(classifier: &str, presets: &[(&str, Evaluated, u64)]) -> Stri
          classifier`, 3 epochs; {classifier}) labels 1,000 samples from N(0, I): the share it \
          labels with probability >= 0.9, then the entropy in bits of the histogram of its \
          labels (3.32: all ten digits equally). Int8: the integer engine's own samples from \
-         the exported model. Decoder-only model: the size of the file `trainer export \
+         the exported model (its fixed-point sampler's draws, not the float model's); beside \
+         it, the float model decoding those very draws, so that the two differ by the \
+         decoder's quantization alone. Decoder-only model: the size of the file `trainer export \
          --decoder-only` writes (weights, biases, requantization, golden vectors), what a \
          firmware that only generates embeds. Peak activations: the largest input plus output of \
          one decoder layer, one byte per value.\n\n\
-         | preset | model | test -ELBO | sample score, float | sample score, int8 | parameters | decoder parameters | decoder-only model (bytes) | peak activation bytes |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+         | preset | model | test -ELBO | sample score, float | sample score, int8 | float on the int8 draws | parameters | decoder parameters | decoder-only model (bytes) | peak activation bytes |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for (name, e, decoder_bytes) in presets {
         md += &format!(
-            "| {name} | {} | {:.3} | {} | {} | {} | {} | {} | {} |\n",
+            "| {name} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {} |\n",
             e.0["model"].as_str().unwrap_or(""),
             e.f(&["metrics", "neg_elbo"]),
             e.score("score_float"),
             e.score("score_int8"),
+            e.score("score_float_on_int8_draws"),
             e.f(&["size", "parameters"]),
             e.f(&["size", "decoder_parameters"]),
             decoder_bytes,

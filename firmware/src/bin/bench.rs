@@ -30,18 +30,34 @@ const MAX: usize = 784;
 
 static mut BUFS: LayerBufs = LayerBufs::new();
 
-/// Runs `f` once unmeasured, then measures it twice: the counts must agree to within the
-/// counter's resolution (one instruction: QEMU's SysTick places tick edges to within a tick).
-/// Reports the smaller. (Two runs of the same build print the same numbers: xtask checks.)
-fn measure_twice(name: &str, f: &mut dyn FnMut()) -> u64 {
+/// Runs `f` once unmeasured, then measures it three times: two of the counts must agree to
+/// within the counter's resolution (one instruction). Reports the smaller of the closest
+/// two. (Why three: one build in many showed one run 3 instructions off the others, 55,418
+/// against 55,415 twice, in a layer of 55,000; the same code linked at other addresses
+/// agreed to one instruction. Two runs of the same build print the same numbers.)
+fn measure_stable(name: &str, f: &mut dyn FnMut()) -> u64 {
     f();
-    let (_, a) = counter::measure(&mut *f);
-    let (_, b) = counter::measure(&mut *f);
+    let mut n = [0u64; 3];
+    for v in &mut n {
+        *v = counter::measure(&mut *f).1;
+    }
+    n.sort_unstable();
+    let (a, b) = if n[1] - n[0] <= n[2] - n[1] {
+        (n[0], n[1])
+    } else {
+        (n[1], n[2])
+    };
     if a.abs_diff(b) > 1 {
-        defmt::error!("{=str}: two runs counted {=u64} and {=u64}", name, a, b);
+        defmt::error!(
+            "{=str}: three runs counted {=u64}, {=u64} and {=u64}",
+            name,
+            n[0],
+            n[1],
+            n[2]
+        );
         fw::exit(exit_code::CHECK_FAILED);
     }
-    a.min(b)
+    a
 }
 
 #[cortex_m_rt::entry]
@@ -59,7 +75,7 @@ fn main() -> ! {
         let x = &x[..inp];
         let rows = bufs.dense(WeightLayout::RowMajor, false);
         let tiles = bufs.dense(WeightLayout::Tiles4x4, false);
-        let n = measure_twice(name, &mut || dense_i8(&rows, x, &mut y0[..out], &mut spare));
+        let n = measure_stable(name, &mut || dense_i8(&rows, x, &mut y0[..out], &mut spare));
         defmt::println!(
             "bench {=str} {=usize} {=usize} portable-rows {=u64}",
             name,
@@ -67,7 +83,7 @@ fn main() -> ! {
             out,
             n
         );
-        let n = measure_twice(name, &mut || dense_i8_portable(&tiles, x, &mut y1[..out]));
+        let n = measure_stable(name, &mut || dense_i8_portable(&tiles, x, &mut y1[..out]));
         defmt::println!(
             "bench {=str} {=usize} {=usize} portable-tiles {=u64}",
             name,
@@ -78,7 +94,7 @@ fn main() -> ! {
         fw::check(y0[..out] == y1[..out], "portable kernels agree");
         if dense::SIMD {
             fw::check(dense::uses_simd(&tiles, &spare), "the DSP kernel runs");
-            let n = measure_twice(name, &mut || {
+            let n = measure_stable(name, &mut || {
                 dense_i8(&tiles, x, &mut y2[..out], &mut spare)
             });
             defmt::println!(
