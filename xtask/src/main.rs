@@ -81,8 +81,8 @@ fn main() {
         Some("cycles") => cycles::bench(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  demo              train, export, run on the emulated board, \
-                 show samples and counts\n  test              every test: lints, host tests, firmware under QEMU\n  \
+                "usage: cargo xtask <command>\n\n  demo [--run RUN_DIR]\n                    train (or take RUN_DIR's checkpoint), \
+                 export, run on the emulated board, show samples and counts\n  test              every test: lints, host tests, firmware under QEMU\n  \
                  setup             install or check the prerequisites only\n  qemu BOARD BIN [--model FILE]\n                    \
                  build and run one firmware binary (boards: mps2-an386, mps2-an385, microbit)\n  \
                  fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
@@ -91,7 +91,7 @@ fn main() {
                  bench-ops         training ops per call, candle's beside the fused ones (results/train-ops.md)\n  \
                  quality DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS]\n                    \
                  both VAEs beside PyTorch over three seeds; every preset's -ELBO, sample score and size\n  \
-                 counts            instructions per inference and layer, flash and RAM, both presets and boards\n  \
+                 counts            instructions per inference and layer, flash and RAM, every preset and board\n  \
                  bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)\n  \
                  f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \
                  cycles            Cortex-M4 cycles estimated from the executed instruction mix (results/m4-cycle-estimate.md)\n  \
