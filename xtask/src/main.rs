@@ -598,6 +598,7 @@ fn test() -> Result<()> {
         );
     }
     t.record("host tests", cargo(&root, &["test", "--workspace"]));
+    pipeline::TEST_PROFILE_TRAINER.store(true, std::sync::atomic::Ordering::Relaxed);
     t.record("host never compiles cortex-m-rt", host_has_no_cortex_m_rt());
     for target in setup::THUMB_TARGETS {
         t.record(
