@@ -302,7 +302,9 @@ fn requantized(layer: &Dense<'_>, row: usize, acc: i32) -> i32 {
 }
 
 /// Output channel `row`'s accumulator (bias included) as the layer's int8 output:
-/// requantized, the output zero point added, clamped to the activation's range.
+/// requantized, the output zero point added, clamped to the activation's range. (`max` then
+/// `min`, not `clamp`: `clamp` with a bound known only at run time carries a formatted panic
+/// that would bring `core::fmt`, a kilobyte of flash, into the firmware.)
 #[inline(always)]
 pub(crate) fn output_i8(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
     let zp = i32::from(layer.output_zero_point);
@@ -312,7 +314,8 @@ pub(crate) fn output_i8(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
     };
     requantized(layer, row, acc)
         .saturating_add(zp)
-        .clamp(lo, 127) as i8
+        .max(lo)
+        .min(127) as i8
 }
 
 /// Four rows of 4 x 4 tiles times one row of `4 * groups` int8 values, portably:
@@ -338,7 +341,7 @@ impl Sink for I8Out<'_, '_, '_> {
     fn put(&mut self, row: usize, acc: i32) {
         let v = requantized(self.layer, row, acc).saturating_add(self.zp);
         if let Some(out) = self.y.get_mut(row) {
-            *out = v.clamp(self.lo, 127) as i8;
+            *out = v.max(self.lo).min(127) as i8;
         }
     }
 
@@ -347,7 +350,7 @@ impl Sink for I8Out<'_, '_, '_> {
         if let Some(y) = self.y.get_mut(row..row + 4) {
             for (i, out) in y.iter_mut().enumerate() {
                 let v = requantize_q31(acc[i], q.multiplier[i], q.shift[i]);
-                *out = v.saturating_add(self.zp).clamp(self.lo, 127) as i8;
+                *out = v.saturating_add(self.zp).max(self.lo).min(127) as i8;
             }
         }
     }
