@@ -70,10 +70,12 @@ fn main() {
         }
         _ => fs::write(&f32_decoder, []).unwrap(),
     }
-    let seed: u64 = env::var("TINYVAE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2026);
+    let seed: u64 = match env::var("TINYVAE_SEED") {
+        Ok(s) => s.trim().parse().unwrap_or_else(|_| {
+            panic!("TINYVAE_SEED={s:?} is not a seed (an integer 0 to 2^64 - 1)")
+        }),
+        Err(_) => tinyvae_protocol::session::DEFAULT_SEED,
+    };
     fs::write(out.join("seed.rs"), format!("{seed}")).unwrap();
 }
 

@@ -7,7 +7,7 @@
 //! | nRF52840-DK  | DWT cycles        | the chip's RNG peripheral    | SSD1306 on TWIM0   |
 //! | RP2040       | SysTick cycles    | ring-oscillator random bits  | none               |
 
-use crate::{counter, exit, exit_code};
+use crate::{counter, exit, ExitCode};
 
 /// Where the sampler's seed came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
@@ -47,12 +47,12 @@ impl Board {
         unsafe {
             rp2040_hal::sio::spinlock_reset()
         };
-        let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| exit(exit_code::FAULT));
+        let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
         counter::start(&mut cp);
         #[cfg(feature = "nrf52840dk")]
         {
             use nrf52840_hal::{gpio::p0, pac, twim, Rng, Twim};
-            let p = pac::Peripherals::take().unwrap_or_else(|| exit(exit_code::FAULT));
+            let p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
             let pins = p0::Parts::new(p.P0);
             // The DK's Arduino header: SDA on P0.26, SCL on P0.27.
             let twim_pins = twim::Pins {
@@ -67,7 +67,7 @@ impl Board {
         #[cfg(feature = "rp2040")]
         {
             use rp2040_hal::{clocks, pac, rosc::RingOscillator, Watchdog};
-            let mut p = pac::Peripherals::take().unwrap_or_else(|| exit(exit_code::FAULT));
+            let mut p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
             let mut watchdog = Watchdog::new(p.WATCHDOG);
             // The Pico's 12 MHz crystal; the system clock runs at 125 MHz.
             let clocks = clocks::init_clocks_and_plls(
@@ -81,7 +81,7 @@ impl Board {
             );
             if clocks.is_err() {
                 defmt::error!("clock setup failed (no 12 MHz crystal?)");
-                exit(exit_code::FAULT);
+                exit(ExitCode::Fault);
             }
             Board {
                 rosc: RingOscillator::new(p.ROSC).initialize(),

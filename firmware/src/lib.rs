@@ -52,31 +52,18 @@ pub mod sizes {
 #[repr(C, align(4))]
 pub struct Aligned<T: ?Sized>(pub T);
 
-/// Exit codes a firmware run ends with. The host (xtask) maps them back to these names.
-pub mod exit_code {
-    /// Every check passed.
-    pub const SUCCESS: i32 = 0;
-    /// A check failed (the log names it).
-    pub const CHECK_FAILED: i32 = 1;
-    /// The embedded model was rejected at boot (the log gives the format error).
-    pub const BAD_MODEL: i32 = 2;
-    /// A golden vector differed from the engine's output.
-    pub const GOLDEN_MISMATCH: i32 = 3;
-    /// The engine refused to run (scratch too small, wrong lengths).
-    pub const ENGINE_ERROR: i32 = 4;
-    /// A Rust panic.
-    pub const PANIC: i32 = 101;
-    /// A HardFault or other unexpected exception.
-    pub const FAULT: i32 = 102;
-}
+/// How a run ends: the exit codes and log keywords the host (xtask) reads, shared with it.
+pub use tinyvae_protocol::{keyword, ExitCode};
 
 /// Ends the run: the emulator exits with `code` (SYS_EXIT_EXTENDED). On a real board with a
 /// debugger attached, `probe-rs run` sees the same request and exits with the code. On a
 /// Cortex-M3/M4 board running without a debugger (where the semihosting breakpoint would fault)
 /// the core sleeps instead, leaving the display showing what was generated.
-pub fn exit(code: i32) -> ! {
-    #[cfg(feature = "rtt-log")]
-    defmt::println!("exit {=i32}", code);
+pub fn exit(code: ExitCode) -> ! {
+    let code = code.code();
+    // The log's last line, on every transport: the host reads the reason from the log, not
+    // only from the emulator's or probe's status.
+    defmt::println!("{=str} {=i32}", keyword::EXIT, code);
     #[cfg(feature = "dwt-cycles")]
     if !cortex_m::peripheral::DCB::is_debugger_attached() {
         loop {
@@ -87,24 +74,24 @@ pub fn exit(code: i32) -> ! {
 }
 
 /// Logs why `Model::from_bytes` rejected the embedded model and ends the run with
-/// [`exit_code::BAD_MODEL`]. (The caller matches on the result itself: a function taking and
+/// [`ExitCode::BadModel`]. (The caller matches on the result itself: a function taking and
 /// returning the model by value would copy it through the stack, a kilobyte more at peak.)
 pub fn reject_model(e: tinyvae_format::Error) -> ! {
     defmt::error!("model rejected at boot: {}", e);
-    exit(exit_code::BAD_MODEL)
+    exit(ExitCode::BadModel)
 }
 
-/// Logs why the engine refused to run and ends with [`exit_code::ENGINE_ERROR`].
+/// Logs why the engine refused to run and ends with [`ExitCode::EngineError`].
 pub fn engine_error(e: tinyvae_engine::Error) -> ! {
     defmt::error!("engine refused to run: {}", e);
-    exit(exit_code::ENGINE_ERROR)
+    exit(ExitCode::EngineError)
 }
 
-/// Logs and exits with [`exit_code::CHECK_FAILED`] when `ok` is false.
+/// Logs and exits with [`ExitCode::CheckFailed`] when `ok` is false.
 pub fn check(ok: bool, what: &str) {
     if !ok {
         defmt::error!("check failed: {=str}", what);
-        exit(exit_code::CHECK_FAILED);
+        exit(ExitCode::CheckFailed);
     }
 }
 
@@ -116,17 +103,17 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         Some(l) => defmt::error!("panic at {=str}:{=u32}", l.file(), l.line()),
         None => defmt::error!("panic"),
     }
-    exit(exit_code::PANIC)
+    exit(ExitCode::Panic)
 }
 
 #[cortex_m_rt::exception]
 unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
     defmt::error!("HardFault at pc={=u32:#010x}", frame.pc());
-    exit(exit_code::FAULT)
+    exit(ExitCode::Fault)
 }
 
 #[cortex_m_rt::exception]
 unsafe fn DefaultHandler(irqn: i16) {
     defmt::error!("unexpected exception {=i16}", irqn);
-    exit(exit_code::FAULT)
+    exit(ExitCode::Fault)
 }

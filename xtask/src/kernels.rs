@@ -18,25 +18,20 @@ struct Row {
     counts: BTreeMap<String, u64>,
 }
 
-/// The `bench NAME IN OUT KERNEL N` lines of a log, in order of first appearance.
+/// The `bench NAME IN OUT KERNEL N` lines of a log, by layer in order of first appearance.
 fn parse(log: &str) -> Result<Vec<(String, Row)>> {
     let mut rows: Vec<(String, Row)> = Vec::new();
-    for line in log.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let ["bench", name, inp, out, kernel, n] = f.as_slice() else {
-            continue;
-        };
-        let i = match rows.iter().position(|(n, _)| n == name) {
+    for b in tinyvae_protocol::log::parse_bench(log).map_err(anyhow::Error::msg)? {
+        let i = match rows.iter().position(|(n, _)| *n == b.name) {
             Some(i) => i,
             None => {
-                rows.push((name.to_string(), Row::default()));
+                rows.push((b.name.clone(), Row::default()));
                 rows.len() - 1
             }
         };
         let r = &mut rows[i].1;
-        r.inp = inp.parse()?;
-        r.out = out.parse()?;
-        r.counts.insert(kernel.to_string(), n.parse()?);
+        (r.inp, r.out) = (b.inputs, b.outputs);
+        r.counts.insert(b.kernel, b.count);
     }
     if rows.is_empty() {
         bail!("the bench firmware printed no measurements:\n{log}");

@@ -14,6 +14,7 @@ mod elf;
 mod firmware;
 mod float;
 mod kernels;
+mod logs;
 mod pipeline;
 mod quality;
 mod setup;
@@ -79,6 +80,7 @@ fn main() {
         Some("flash") => flash(&args[1..]),
         Some("f32") => float::bench(),
         Some("cycles") => cycles::bench(),
+        Some("logs") => logs::regenerate(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  demo [--run RUN_DIR]\n                    train (or take RUN_DIR's checkpoint), \
@@ -95,6 +97,7 @@ fn main() {
                  bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)\n  \
                  f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \
                  cycles            Cortex-M4 cycles estimated from the executed instruction mix (results/m4-cycle-estimate.md)\n  \
+                 logs              the firmware logs the shared log parser is tested on (protocol/tests/logs/)\n  \
                  flash --board NAME [--model FILE] [--build-only]\n                    \
                  build the firmware for a real board (nrf52840dk, rp2040) with a model, flash it\n                    \
                  with probe-rs, print its log and hold its samples against the host engine"
@@ -241,24 +244,21 @@ fn flash(args: &[String]) -> Result<()> {
     for line in log.lines().filter(|l| !l.contains(" [")) {
         println!("  {line}");
     }
-    if !out.status.success() {
-        bail!(
-            "probe-rs run ended with {} (is the board connected?)",
-            out.status
-        );
-    }
-    let seed = log
-        .lines()
-        .find_map(|l| {
-            l.split_once(" seed ")?
-                .1
-                .split(' ')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .context("the board printed no seed")?;
     let dev = pipeline::parse(&log);
+    if !out.status.success() {
+        // probe-rs turns every non-zero exit into 1: the firmware's own exit line names it.
+        match dev.exit {
+            Some(code) => bail!(
+                "the firmware on the board ended with exit {code} ({}); its log is above",
+                exit_name(code)
+            ),
+            None => bail!(
+                "probe-rs run ended with {} before the firmware's exit line (is the board connected?)",
+                out.status
+            ),
+        }
+    }
+    let (_, seed) = dev.announced.context("the board printed no seed")?;
     let n = pipeline::check_outputs_match(&model, seed, &dev, true)?;
     println!("[flash] the {n} images made on the board (seed {seed}) equal the host engine's");
     let blob = std::fs::read(&model)?;
@@ -278,7 +278,7 @@ fn flash(args: &[String]) -> Result<()> {
 }
 
 /// The seed of the on-device generation in the demo and the tests.
-const DEMO_SEED: u64 = 2026;
+const DEMO_SEED: u64 = tinyvae_protocol::session::DEFAULT_SEED;
 /// The demo's model: the conv VAE, whose samples score best (results/mnist-full.md).
 const DEMO_PRESET: &str = "conv";
 
@@ -495,19 +495,7 @@ fn counts() -> Result<()> {
     Ok(())
 }
 
-/// Exit codes of the firmware, by name.
-fn exit_name(code: i32) -> &'static str {
-    match code {
-        0 => "success",
-        1 => "check failed",
-        2 => "bad model",
-        3 => "golden mismatch",
-        4 => "engine error",
-        101 => "panic",
-        102 => "fault",
-        _ => "unknown",
-    }
-}
+use tinyvae_protocol::{exit_name, ExitCode};
 
 struct Tally {
     passed: Vec<String>,
@@ -662,15 +650,23 @@ fn test() -> Result<()> {
         }
         // The harness must see failures: each of these is built to fail.
         for (bin, want, limit) in [
-            ("fail-assert", Some(1), limit),
-            ("fail-panic", Some(101), limit),
+            ("fail-assert", Some(ExitCode::CheckFailed.code()), limit),
+            ("fail-panic", Some(ExitCode::Panic.code()), limit),
             ("fail-hang", None, Duration::from_secs(3)),
         ] {
             t.record(
                 &format!("harness reports {bin} on {} as a failure", board.name),
                 firmware::run_qemu(board, &elfs.join(bin), limit).and_then(|o| {
-                    if o.code == want {
+                    // The log's own exit line says the same as the emulator's status (a
+                    // hang prints none).
+                    let logged = pipeline::parse(&o.log).exit;
+                    if o.code == want && logged == want {
                         Ok(())
+                    } else if o.code == want {
+                        bail!(
+                            "exit {want:?}, but the log's exit line says {logged:?}; log:\n{}",
+                            o.log
+                        )
                     } else {
                         bail!("expected exit {want:?}, got {:?}; log:\n{}", o.code, o.log)
                     }
@@ -755,7 +751,7 @@ fn test() -> Result<()> {
             t.record(
                 &format!("vae on {} rejects a corrupted model at boot", board.name),
                 pipeline::run_on_board(board, &corrupt, DEMO_SEED).and_then(|(code, d)| {
-                    if code != 2 || !d.log.contains("CrcMismatch") {
+                    if code != ExitCode::BadModel.code() || !d.log.contains("CrcMismatch") {
                         bail!("expected exit 2 (bad model) and a CRC error, got {code} ({}); log:\n{}", exit_name(code), d.log);
                     }
                     Ok(())

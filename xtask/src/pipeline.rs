@@ -15,27 +15,33 @@ use tinyvae_format::Model;
 use crate::firmware::{self, Board};
 use crate::{project_root, run};
 
-/// Builds the trainer (release) and returns its path.
+/// Builds the trainer (release) and returns its path; in `cargo xtask test`, the one the
+/// host tests just built.
 pub fn trainer() -> Result<PathBuf> {
-    // `cargo xtask test` has just built the workspace's tests, candle included, with the
-    // `test` profile: the trainer built with that profile costs seconds, where a `release`
-    // build would compile candle a third time (about 3 minutes on 2 cores).
-    let (profile, dir) = if TEST_PROFILE_TRAINER.load(Ordering::Relaxed) {
-        ("test", "debug")
-    } else {
-        ("release", "release")
-    };
+    if TEST_PROFILE_TRAINER.load(Ordering::Relaxed) {
+        // `cargo test --workspace` has just built the trainer binary for its CLI tests
+        // (target/debug/trainer). Building it again, even with the same profile, would
+        // compile candle once more (about 2.5 minutes on 2 cores): a build of one package
+        // resolves other features than the whole workspace's tests.
+        let bin = project_root().join("target/debug/trainer");
+        if !bin.exists() {
+            bail!(
+                "{} is missing: the host tests build it (cargo test --workspace)",
+                bin.display()
+            );
+        }
+        return Ok(bin);
+    }
     run(Command::new("cargo").current_dir(project_root()).args([
         "build",
-        "--profile",
-        profile,
+        "--release",
         "-p",
         "tinyvae-trainer",
     ]))?;
-    Ok(project_root().join("target").join(dir).join("trainer"))
+    Ok(project_root().join("target/release/trainer"))
 }
 
-/// Set by `cargo xtask test`: [`trainer`] builds with the `test` profile.
+/// Set by `cargo xtask test` after the host tests: [`trainer`] returns the binary they built.
 pub static TEST_PROFILE_TRAINER: AtomicBool = AtomicBool::new(false);
 
 /// Trains on the bundled subset and exports; returns the model file.
@@ -113,68 +119,9 @@ pub fn export(run_dir: &Path, model: &Path) -> Result<()> {
         .arg(model))
 }
 
-/// What the `vae` firmware printed, parsed.
-#[derive(Debug, Default)]
-pub struct DeviceRun {
-    /// Images by kind ("sample", "recon", ...), in order.
-    pub images: BTreeMap<String, Vec<Vec<u8>>>,
-    /// `count NAME N` lines, in order, with the rest of the line (the layer shape).
-    pub counts: Vec<(String, u64, String)>,
-    /// `ram NAME N` lines.
-    pub ram: Vec<(String, u64)>,
-    /// The whole log.
-    pub log: String,
-}
-
-fn parse_bytes(list: &str) -> Option<Vec<u8>> {
-    let inner = list.trim().strip_prefix('[')?.strip_suffix(']')?;
-    inner
-        .split(',')
-        .map(|v| v.trim().parse::<u8>().ok())
-        .collect()
-}
-
-/// Parses the firmware's log.
-pub fn parse(log: &str) -> DeviceRun {
-    let mut d = DeviceRun {
-        log: log.to_string(),
-        ..Default::default()
-    };
-    for line in log.lines() {
-        let mut words = line.splitn(3, ' ');
-        let (Some(a), Some(b)) = (words.next(), words.next()) else {
-            continue;
-        };
-        let rest = words.next().unwrap_or("");
-        match a {
-            "count" => {
-                let mut r = rest.splitn(2, ' ');
-                if let Some(Ok(n)) = r.next().map(str::parse) {
-                    d.counts
-                        .push((b.to_string(), n, r.next().unwrap_or("").to_string()));
-                }
-            }
-            "ram" => {
-                if let Ok(n) = rest.trim().parse() {
-                    d.ram.push((b.to_string(), n));
-                }
-            }
-            "sample" | "resample" | "interp" | "f32" => {
-                if let Some(px) = parse_bytes(rest) {
-                    d.images.entry(a.to_string()).or_default().push(px);
-                }
-            }
-            "recon" | "input" => {
-                let list = line.split_once(' ').map(|x| x.1).unwrap_or("");
-                if let Some(px) = parse_bytes(list) {
-                    d.images.entry(a.to_string()).or_default().push(px);
-                }
-            }
-            _ => {}
-        }
-    }
-    d
-}
+/// What a firmware printed, parsed (the keywords and parser shared with the firmware).
+pub use tinyvae_protocol::log::{parse, DeviceRun};
+use tinyvae_protocol::{keyword, INTERPOLATION_STEPS, RESAMPLES};
 
 /// Stack the `vae` firmware needs besides the model's buffers (its frames, the model's
 /// description, the sampler): measured at about 4.7 KB on the Cortex-M0 and M3 (the peak
@@ -295,9 +242,9 @@ pub fn run_on_board(board: Board, model: &Path, seed: u64) -> Result<(i32, Devic
 
 /// Everything the `vae` firmware prints, computed by the host engine: the samples from a
 /// sampler seeded with `seed`; then, when the model has an encoder and two golden inputs,
-/// the first input, its reconstruction (the mean code decoded), four resamples around it
+/// the first input, its reconstruction (the mean code decoded), the resamples around it
 /// (VAE only, the sampler's stream going on after the samples) and the interpolation to
-/// the second input in eight steps.
+/// the second input (FORMAT.md, section 7; the counts from `tinyvae_protocol::session`).
 pub fn host_outputs(
     model: &Model<'_>,
     seed: u64,
@@ -320,7 +267,7 @@ pub fn host_outputs(
     for _ in 0..samples {
         engine.sample_prior(&mut sampler, &mut code).map_err(err)?;
         let px = decode(&code, &mut scratch)?;
-        out.entry("sample".into()).or_default().push(px);
+        out.entry(keyword::SAMPLE.into()).or_default().push(px);
     }
     let inputs = model.golden.as_ref().map(|g| &g.encoder);
     let Some(inputs) = inputs.filter(|v| v.len() >= 2 && model.has_encoder()) else {
@@ -331,16 +278,16 @@ pub fn host_outputs(
     engine
         .encode(input, &mut scratch, &mut stats, &mut NoProbe)
         .map_err(err)?;
-    out.insert("input".into(), vec![input.to_vec()]);
+    out.insert(keyword::INPUT.into(), vec![input.to_vec()]);
     engine.mean_code(&stats, &mut code).map_err(err)?;
-    out.insert("recon".into(), vec![decode(&code, &mut scratch)?]);
+    out.insert(keyword::RECON.into(), vec![decode(&code, &mut scratch)?]);
     if model.kind == tinyvae_format::ModelKind::Vae {
-        for _ in 0..4 {
+        for _ in 0..RESAMPLES {
             engine
                 .reparameterize(&stats, &mut sampler, &mut code)
                 .map_err(err)?;
             let px = decode(&code, &mut scratch)?;
-            out.entry("resample".into()).or_default().push(px);
+            out.entry(keyword::RESAMPLE.into()).or_default().push(px);
         }
     }
     let mut other = vec![0i16; model.encoder_out_dim()];
@@ -352,12 +299,12 @@ pub fn host_outputs(
             &mut NoProbe,
         )
         .map_err(err)?;
-    for k in 0..=7u16 {
+    for k in 0..=INTERPOLATION_STEPS {
         engine
-            .interpolate(&stats, &other, k, 7, &mut code)
+            .interpolate(&stats, &other, k, INTERPOLATION_STEPS, &mut code)
             .map_err(err)?;
         let px = decode(&code, &mut scratch)?;
-        out.entry("interp".into()).or_default().push(px);
+        out.entry(keyword::INTERP.into()).or_default().push(px);
     }
     Ok(out)
 }
@@ -374,7 +321,12 @@ pub fn check_outputs_match(
 ) -> Result<usize> {
     let blob = std::fs::read(model_file)?;
     let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let samples = device.images.get("sample").map_or(0, Vec::len);
+    // Every line parsed, the announced number of samples printed, each `sample K` the
+    // K-th, and an exit line: a log cut short fails here, not as a shorter comparison.
+    device
+        .check_complete()
+        .map_err(|e| anyhow::anyhow!("{e}; log:\n{}", device.log))?;
+    let samples = device.images.get(keyword::SAMPLE).map_or(0, Vec::len);
     if samples == 0 {
         bail!("the device printed no sample");
     }

@@ -12,7 +12,7 @@ use core::ptr::addr_of_mut;
 use tinyvae_engine::dense::{self, dense_i8, dense_i8_portable};
 use tinyvae_engine::rng::Rng;
 use tinyvae_firmware::synth::{inputs, LayerBufs, Params};
-use tinyvae_firmware::{self as fw, counter, exit_code};
+use tinyvae_firmware::{self as fw, counter, keyword, ExitCode};
 use tinyvae_format::WeightLayout;
 
 /// (name, inputs, outputs): the layers of the two presets' decoders and encoders.
@@ -55,7 +55,7 @@ fn measure_stable(name: &str, f: &mut dyn FnMut()) -> u64 {
             n[1],
             n[2]
         );
-        fw::exit(exit_code::CHECK_FAILED);
+        fw::exit(ExitCode::CheckFailed);
     }
     a
 }
@@ -77,7 +77,8 @@ fn main() -> ! {
         let tiles = bufs.dense(WeightLayout::Tiles4x4, false);
         let n = measure_stable(name, &mut || dense_i8(&rows, x, &mut y0[..out], &mut spare));
         defmt::println!(
-            "bench {=str} {=usize} {=usize} portable-rows {=u64}",
+            "{=str} {=str} {=usize} {=usize} portable-rows {=u64}",
+            keyword::BENCH,
             name,
             inp,
             out,
@@ -85,7 +86,8 @@ fn main() -> ! {
         );
         let n = measure_stable(name, &mut || dense_i8_portable(&tiles, x, &mut y1[..out]));
         defmt::println!(
-            "bench {=str} {=usize} {=usize} portable-tiles {=u64}",
+            "{=str} {=str} {=usize} {=usize} portable-tiles {=u64}",
+            keyword::BENCH,
             name,
             inp,
             out,
@@ -98,7 +100,8 @@ fn main() -> ! {
                 dense_i8(&tiles, x, &mut y2[..out], &mut spare)
             });
             defmt::println!(
-                "bench {=str} {=usize} {=usize} dsp-tiles {=u64}",
+                "{=str} {=str} {=usize} {=usize} dsp-tiles {=u64}",
+                keyword::BENCH,
                 name,
                 inp,
                 out,
@@ -108,5 +111,5 @@ fn main() -> ! {
         }
     }
     defmt::println!("bench: done");
-    fw::exit(exit_code::SUCCESS)
+    fw::exit(ExitCode::Success)
 }

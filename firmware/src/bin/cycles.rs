@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use tinyvae_engine::{Engine, NoProbe, Probe, Sampler, Stage};
 use tinyvae_firmware::board::Board;
-use tinyvae_firmware::{self as fw, exit_code};
+use tinyvae_firmware::{self as fw, ExitCode};
 use tinyvae_format::Model;
 
 use tinyvae_firmware::sizes::{LATENT, PIXELS, SCRATCH};
@@ -50,7 +50,7 @@ fn main() -> ! {
     let input = model.golden.as_ref().and_then(|g| g.encoder.first());
     let Some(input) = input else {
         defmt::error!("the model carries no encoder golden vector to encode");
-        fw::exit(exit_code::BAD_MODEL)
+        fw::exit(ExitCode::BadModel)
     };
     let engine = Engine::new(&model);
     let mut scratch = [0i8; SCRATCH];
@@ -91,5 +91,5 @@ fn main() -> ! {
         model.decoder.layers.len(),
         model.encoder.layers.len()
     );
-    fw::exit(exit_code::SUCCESS)
+    fw::exit(ExitCode::Success)
 }

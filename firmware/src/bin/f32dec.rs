@@ -10,7 +10,7 @@
 use tinyvae_engine::{Engine, NoProbe, Sampler};
 use tinyvae_f32::FloatDecoder;
 use tinyvae_firmware::board::Board;
-use tinyvae_firmware::{self as fw, counter, exit_code};
+use tinyvae_firmware::{self as fw, counter, keyword, ExitCode};
 use tinyvae_format::{Model, Prior};
 
 /// Prior draws decoded by both paths.
@@ -21,7 +21,7 @@ const F32_SCRATCH: usize = 4096;
 
 fn refuse(what: &str) -> ! {
     defmt::error!("{=str}", what);
-    fw::exit(exit_code::BAD_MODEL)
+    fw::exit(ExitCode::BadModel)
 }
 
 #[cortex_m_rt::entry]
@@ -35,7 +35,7 @@ fn main() -> ! {
         Ok(d) => d,
         Err(e) => {
             defmt::error!("float decoder rejected at boot: {}", e);
-            fw::exit(exit_code::BAD_MODEL)
+            fw::exit(ExitCode::BadModel)
         }
     };
     let (dim, pixels) = (usize::from(model.latent.dim), model.data.len());
@@ -58,6 +58,12 @@ fn main() -> ! {
     let mut px_buf = [0u8; PIXELS];
     let px = &mut px_buf[..pixels];
     let mut sampler = Sampler::new(fw::SEED);
+    defmt::println!(
+        "{=str} {=usize} samples, seed {=u64} (build time)",
+        keyword::GENERATING,
+        DRAWS,
+        fw::SEED
+    );
     let eps_scale = 1.0 / (1u32 << tinyvae_engine::gauss::FRAC_BITS) as f32;
     let (mut int8_cost, mut f32_cost) = (0, 0);
     for k in 0..DRAWS {
@@ -74,20 +80,20 @@ fn main() -> ! {
             fw::engine_error(e);
         }
         int8_cost = n;
-        defmt::println!("sample {=usize} {=[u8]}", k, px);
+        defmt::println!("{=str} {=usize} {=[u8]}", keyword::SAMPLE, k, px);
         let (r, n) = counter::measure(|| dec.decode(z, &mut fscratch, px));
         if let Err(e) = r {
             defmt::error!("f32 decoder refused to run: {}", e);
-            fw::exit(exit_code::ENGINE_ERROR);
+            fw::exit(ExitCode::EngineError);
         }
         f32_cost = n;
-        defmt::println!("f32 {=usize} {=[u8]}", k, px);
+        defmt::println!("{=str} {=usize} {=[u8]}", keyword::F32, k, px);
     }
-    defmt::println!("counts in {=str}", counter::UNIT);
-    defmt::println!("count decode-int8 {=u64}", int8_cost);
-    defmt::println!("count decode-f32 {=u64}", f32_cost);
-    defmt::println!("count macs {=usize}", dec.macs());
+    defmt::println!("{=str} {=str}", keyword::COUNTS_IN, counter::UNIT);
+    defmt::println!("{=str} decode-int8 {=u64}", keyword::COUNT, int8_cost);
+    defmt::println!("{=str} decode-f32 {=u64}", keyword::COUNT, f32_cost);
+    defmt::println!("{=str} macs {=usize}", keyword::COUNT, dec.macs());
     defmt::println!("flash f32-decoder {=usize}", fw::F32_DECODER.len());
     defmt::println!("flash int8-model {=usize}", fw::MODEL.len());
-    fw::exit(exit_code::SUCCESS)
+    fw::exit(ExitCode::Success)
 }

@@ -8,5 +8,5 @@ use tinyvae_firmware as fw;
 fn main() -> ! {
     defmt::println!("this firmware fails a check on purpose");
     fw::check(1 + 1 == 3, "arithmetic (deliberate failure)");
-    fw::exit(fw::exit_code::SUCCESS)
+    fw::exit(fw::ExitCode::Success)
 }

@@ -10,5 +10,5 @@ fn main() -> ! {
     let v = core::hint::black_box([1u8, 2, 3]);
     let i = core::hint::black_box(7usize);
     defmt::println!("{}", v[i]);
-    fw::exit(fw::exit_code::SUCCESS)
+    fw::exit(fw::ExitCode::Success)
 }

@@ -4,7 +4,7 @@
 #![no_main]
 
 use tinyvae_engine::{known_answers as ka, requant::requantize, Sampler};
-use tinyvae_firmware::{self as fw, counter, exit_code};
+use tinyvae_firmware::{self as fw, counter, ExitCode};
 
 // 400 nops in a function of their own: LLVM cannot size a `.rept` inside inline asm when it
 // places Thumb-1 literal pools, so the block stays out of Rust functions.
@@ -47,7 +47,7 @@ fn main() -> ! {
                 got,
                 want
             );
-            fw::exit(exit_code::GOLDEN_MISMATCH);
+            fw::exit(ExitCode::GoldenMismatch);
         }
     }
     defmt::println!("requantize: {=usize} cases bit-exact", ka::REQUANTIZE.len());
@@ -62,7 +62,7 @@ fn main() -> ! {
                 got,
                 want
             );
-            fw::exit(exit_code::GOLDEN_MISMATCH);
+            fw::exit(ExitCode::GoldenMismatch);
         }
     }
     let hash = ka::stream_hash(ka::SEED, ka::STREAM_LEN);
@@ -73,5 +73,5 @@ fn main() -> ! {
         ka::STREAM_LEN
     );
     defmt::println!("selftest: all checks passed");
-    fw::exit(exit_code::SUCCESS)
+    fw::exit(ExitCode::Success)
 }

@@ -12,14 +12,13 @@
 
 use tinyvae_engine::{Engine, Probe, Sampler, Stage};
 use tinyvae_firmware::board::Board;
-use tinyvae_firmware::{self as fw, counter, exit_code, stack};
+use tinyvae_firmware::{self as fw, counter, stack, ExitCode};
 use tinyvae_format::Model;
 
-/// Images generated from the prior.
-const SAMPLES: usize = 16;
 /// Buffers sized for the embedded model by build.rs (too small a scratch would be the
 /// engine's `ScratchTooSmall` error, reported at its first use).
 use fw::sizes::{LATENT, PIXELS, SCRATCH};
+use tinyvae_protocol::{keyword, INTERPOLATION_STEPS, RESAMPLES, SAMPLES};
 /// Samples a board with a display shows (none without one: no buffer kept).
 const SHOWN: usize = if cfg!(feature = "oled") { 2 } else { 0 };
 
@@ -61,7 +60,7 @@ fn mismatch(what: &str, vector: usize, element: usize, got: i32, want: i32) -> !
         got,
         want
     );
-    fw::exit(exit_code::GOLDEN_MISMATCH)
+    fw::exit(ExitCode::GoldenMismatch)
 }
 
 fn compare<T: Copy + Into<i32>>(
@@ -76,6 +75,30 @@ fn compare<T: Copy + Into<i32>>(
             mismatch(what, vector, j, g, w);
         }
     }
+}
+
+/// `KEYWORD K [..]`, or `KEYWORD [..]` without an index: one image for the host.
+#[inline(never)]
+fn print_image(kw: &str, index: Option<usize>, px: &[u8]) {
+    match index {
+        Some(k) => defmt::println!("{=str} {=usize} {=[u8]}", kw, k, px),
+        None => defmt::println!("{=str} {=[u8]}", kw, px),
+    }
+}
+
+/// `count NAME N`, or `count NAMEi N` for layer `i`.
+#[inline(never)]
+fn print_count(name: &str, layer: Option<usize>, n: u64) {
+    match layer {
+        Some(i) => defmt::println!("{=str} {=str}{=usize} {=u64}", keyword::COUNT, name, i, n),
+        None => defmt::println!("{=str} {=str} {=u64}", keyword::COUNT, name, n),
+    }
+}
+
+/// `ram NAME N`.
+#[inline(never)]
+fn print_ram(name: &str, n: u32) {
+    defmt::println!("{=str} {=str} {=u32}", keyword::RAM, name, n);
 }
 
 #[cortex_m_rt::entry]
@@ -95,7 +118,7 @@ fn load() -> Model<'static> {
     let blob: &'static [u8] = core::hint::black_box(fw::MODEL);
     if blob.is_empty() {
         defmt::error!("no model embedded: build with TINYVAE_MODEL=path (cargo xtask does this)");
-        fw::exit(exit_code::BAD_MODEL);
+        fw::exit(ExitCode::BadModel);
     }
     // Timed with the bare counter: `measure` would carry the model through its return value.
     let t0 = counter::ticks();
@@ -140,26 +163,22 @@ fn run(model: &Model<'_>, board: &mut Board) -> ! {
     let (sample_cost, decode_cost, layers, sampler) = generate(&engine, &mut b, board);
     let (encode_cost, enc_layers) = encode_and_move(&engine, &mut b, sampler);
 
-    defmt::println!("counts in {=str}", counter::UNIT);
-    defmt::println!("count sample-prior {=u64}", sample_cost);
-    defmt::println!("count decode {=u64}", decode_cost);
+    defmt::println!("{=str} {=str}", keyword::COUNTS_IN, counter::UNIT);
+    print_count("sample-prior", None, sample_cost);
+    print_count("decode", None, decode_cost);
     // The host knows each layer's shape and work (xtask reads them from the model).
     for i in 0..model.decoder.layers.len() {
-        defmt::println!("count decode.layer{=usize} {=u64}", i, layers.decoder[i]);
+        print_count("decode.layer", Some(i), layers.decoder[i]);
     }
     if model.has_encoder() {
-        defmt::println!("count encode {=u64}", encode_cost);
+        print_count("encode", None, encode_cost);
     }
     for i in 0..model.encoder.layers.len() {
-        defmt::println!(
-            "count encode.layer{=usize} {=u64}",
-            i,
-            enc_layers.encoder[i]
-        );
+        print_count("encode.layer", Some(i), enc_layers.encoder[i]);
     }
-    defmt::println!("ram static {=u32}", stack::static_ram());
-    defmt::println!("ram stack {=u32}", stack::peak());
-    fw::exit(exit_code::SUCCESS)
+    print_ram("static", stack::static_ram());
+    print_ram("stack", stack::peak());
+    fw::exit(ExitCode::Success)
 }
 
 /// Every golden vector the model carries, bit for bit against this engine.
@@ -227,7 +246,8 @@ fn generate(
     let (code, px) = (&mut b.code[..dim], &mut b.px[..pixels]);
     let (seed, source) = board.seed(fw::SEED);
     defmt::println!(
-        "generating {=usize} samples, seed {=u64} ({})",
+        "{=str} {=usize} samples, seed {=u64} ({})",
+        keyword::GENERATING,
         SAMPLES,
         seed,
         source
@@ -252,7 +272,7 @@ fn generate(
             fw::engine_error(e);
         }
         decode_cost = n;
-        defmt::println!("sample {=usize} {=[u8]}", k, px);
+        print_image(keyword::SAMPLE, Some(k), px);
         if let Some(keep) = shown.get_mut(k) {
             keep[..pixels].copy_from_slice(px);
         }
@@ -303,31 +323,31 @@ fn encode_and_move(
         if let Err(e) = ok {
             fw::engine_error(e);
         }
-        defmt::println!("input {=[u8]}", inputs[0].input.as_slice());
-        defmt::println!("recon {=[u8]}", px);
+        print_image(keyword::INPUT, None, inputs[0].input.as_slice());
+        print_image(keyword::RECON, None, px);
         if model.kind == tinyvae_format::ModelKind::Vae {
-            for k in 0..4 {
+            for k in 0..RESAMPLES {
                 let ok = engine
                     .reparameterize(stats, &mut sampler, code)
                     .and_then(|_| engine.decode(code, scratch, px, &mut probe));
                 if let Err(e) = ok {
                     fw::engine_error(e);
                 }
-                defmt::println!("resample {=usize} {=[u8]}", k, px);
+                print_image(keyword::RESAMPLE, Some(k), px);
             }
         }
         let other = &mut b.other[..model.encoder_out_dim()];
         if let Err(e) = engine.encode(inputs[1].input.as_slice(), scratch, other, &mut probe) {
             fw::engine_error(e);
         }
-        for k in 0..=7u16 {
+        for k in 0..=INTERPOLATION_STEPS {
             let ok = engine
-                .interpolate(stats, other, k, 7, code)
+                .interpolate(stats, other, k, INTERPOLATION_STEPS, code)
                 .and_then(|_| engine.decode(code, scratch, px, &mut probe));
             if let Err(e) = ok {
                 fw::engine_error(e);
             }
-            defmt::println!("interp {=u16} {=[u8]}", k, px);
+            print_image(keyword::INTERP, Some(usize::from(k)), px);
         }
     }
 
