@@ -238,7 +238,8 @@ pub struct Dense<'a> {
     pub output_type: OutputType,
     /// Order of the weights.
     pub layout: WeightLayout,
-    /// Zero-point of the int8 input (metadata: already folded into `bias`).
+    /// Zero-point of the int8 input: of a dense layer, metadata (already folded into `bias`);
+    /// of a convolution's matrix, the value its padding reads.
     pub input_zero_point: i8,
     /// Zero-point of the int8 output (0 for an `I16` output).
     pub output_zero_point: i8,
