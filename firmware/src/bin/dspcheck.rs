@@ -1,6 +1,10 @@
 //! The DSP kernel against the portable kernels, on the chip: random layers (widths that are
 //! not multiples of 4, odd row counts, extreme multipliers and shifts, saturating outputs),
-//! int8 and int16 outputs. Any difference fails the run naming the case, shape and row.
+//! int8 and int16 outputs; then random convolutions and transposed convolutions (kernels 1
+//! to 5, strides up to 3, padding, 1 to 12 input channels, few and many output channels,
+//! input zero-points that padding reads) through the engine's convolution path with every
+//! kernel it can choose, against the same layer run position by position with the portable
+//! row-major kernel. Any difference fails the run naming the case, shape and row.
 //!
 //! On a core without the DSP extension the same binary checks the portable tiled kernel
 //! against the row-major one, and says so.
@@ -9,15 +13,22 @@
 
 use core::ptr::addr_of_mut;
 
+use tinyvae_engine::conv::{self, conv_i8};
 use tinyvae_engine::dense::{self, dense_i16, dense_i8, dense_i8_portable, uses_simd};
 use tinyvae_engine::rng::Rng;
 use tinyvae_firmware::synth::{inputs, LayerBufs, Params};
-use tinyvae_firmware::{self as fw, exit_code};
+use tinyvae_firmware::{self as fw, ExitCode};
 use tinyvae_format::WeightLayout;
 
 const CASES: usize = 600;
 const MAX_IN: usize = 203;
 const MAX_OUT: usize = 67;
+/// Random convolutions, half of them transposed.
+const CONV_CASES: usize = 240;
+/// Largest convolution matrix (columns, rows) and tensor.
+const CONV_MAX: (usize, usize, usize) = (300, 40, 1200);
+const PATCH: usize = 4 * 300 + 8;
+const SPARE: usize = 2 * 4 * 300 + 8;
 
 static mut BUFS: LayerBufs = LayerBufs::new();
 
@@ -35,7 +46,7 @@ fn same<T: Copy + PartialEq + Into<i32>>(
             "case {=usize} ({=usize} -> {=usize}) {=str}: row {=usize} is {=i32}, the portable kernel gives {=i32}",
             case, inp, want.len(), what, r, got[r].into(), want[r].into()
         );
-        fw::exit(exit_code::GOLDEN_MISMATCH)
+        fw::exit(ExitCode::GoldenMismatch)
     }
 }
 
@@ -93,5 +104,78 @@ fn main() -> ! {
         CASES,
         simd_cases
     );
-    fw::exit(exit_code::SUCCESS)
+    let few = convolutions(bufs, &mut rng);
+    defmt::println!(
+        "dspcheck: {=usize} random convolutions bit-exact ({=usize} with fewer than {=usize} output channels), tiled and row-major, against the portable kernel position by position",
+        CONV_CASES,
+        few,
+        conv::FEW_CHANNELS
+    );
+    fw::exit(ExitCode::Success)
+}
+
+/// Random convolutions: the engine's path (few-channel batches or per-position products,
+/// DSP where the core has it) with tiled and row-major weights, against the reference run
+/// with no spare room (per position, portable row-major kernel). Returns how many had few
+/// output channels.
+fn convolutions(bufs: &mut LayerBufs, rng: &mut Rng) -> usize {
+    let mut x = [0i8; CONV_MAX.2];
+    let (mut want, mut got) = ([0i8; CONV_MAX.2], [0i8; CONV_MAX.2]);
+    let (mut patch, mut spare) = ([0i8; PATCH], [0i8; SPARE]);
+    let (mut case, mut few) = (0, 0);
+    while case < CONV_CASES {
+        let transposed = case % 2 == 1;
+        let params = if case % 4 < 2 {
+            Params::Typical
+        } else {
+            Params::Extreme
+        };
+        let Some(s) = bufs.fill_conv(rng, transposed, CONV_MAX, params) else {
+            continue;
+        };
+        let (n_in, n_out) = (s.in_len() as usize, s.out_len() as usize);
+        inputs(rng, &mut x[..n_in]);
+        let x = &x[..n_in];
+        let rows = bufs.conv(&s, transposed, WeightLayout::RowMajor);
+        let k = s.patch_len() as usize;
+        // The reference: room for one patch only, no spare bytes.
+        conv_i8(
+            &rows,
+            transposed,
+            x,
+            &mut want[..n_out],
+            &mut patch[..k],
+            &mut [],
+        );
+        for layout in [WeightLayout::Tiles4x4, WeightLayout::RowMajor] {
+            let c = bufs.conv(&s, transposed, layout);
+            let (p, sp) = (
+                conv::patch_room(&c, transposed),
+                conv::spare_room(&c, transposed, dense::SIMD),
+            );
+            fw::check(p <= PATCH && sp <= SPARE, "convolution buffers fit");
+            conv_i8(
+                &c,
+                transposed,
+                x,
+                &mut got[..n_out],
+                &mut patch[..p],
+                &mut spare[..sp],
+            );
+            if let Some(i) = got[..n_out]
+                .iter()
+                .zip(&want[..n_out])
+                .position(|(a, b)| a != b)
+            {
+                defmt::error!(
+                    "convolution case {=usize} (transposed {=bool}, {}, {}): value {=usize} is {=i8}, the portable kernel gives {=i8}",
+                    case, transposed, s, layout, i, got[i], want[i]
+                );
+                fw::exit(ExitCode::GoldenMismatch)
+            }
+        }
+        few += usize::from(usize::from(s.out_channels) < conv::FEW_CHANNELS);
+        case += 1;
+    }
+    few
 }
