@@ -1,0 +1,510 @@
+//! `cargo xtask test [GROUP...]`: every test, in groups that also run alone, each check
+//! reported as `ok` or `FAILED`, ending with `N passed, M failed`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use tinyvae_protocol::{exit_name, ExitCode};
+
+use crate::{elf, firmware, float, kernels, pipeline, project_root, run, setup, DEMO_SEED};
+
+/// The groups, in the order a full run takes them, with what each checks.
+pub const GROUPS: [(&str, &str); 5] = [
+    ("lint", "rustfmt and clippy, host and firmware (every board)"),
+    (
+        "host",
+        "cargo test --workspace, the host never links cortex-m, the no_std builds",
+    ),
+    (
+        "firmware",
+        "on the emulated boards: self-test, kernel checks, the harness's failures; the 32 KiB budget",
+    ),
+    (
+        "pipeline",
+        "dense, conv and decoder-only models trained, exported and run on the emulated boards, bit-exact with the host",
+    ),
+    ("boards", "the real boards' images build with the trained model and fit"),
+];
+
+struct Tally {
+    passed: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, r: Result<()>) {
+        match r {
+            Ok(()) => {
+                println!("[test] ok: {name}");
+                self.passed.push(name.into());
+            }
+            Err(e) => {
+                println!("[test] FAILED: {name}: {e:#}");
+                self.failed.push(name.into());
+            }
+        }
+    }
+}
+
+/// The checks so far, and the default model the pipeline and board groups share (trained
+/// once, by the first group that needs it).
+struct Ctx {
+    t: Tally,
+    trained: Option<Option<PathBuf>>,
+}
+
+impl Ctx {
+    /// The default model trained and exported for the tests (recorded as a check), or
+    /// `None` when that failed.
+    fn trained(&mut self) -> Option<PathBuf> {
+        if self.trained.is_none() {
+            let m = pipeline::train_and_export(&work_dir().join("run"), "default", 2, Some(2000));
+            self.t.record(
+                "pipeline: train and export a model",
+                m.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e:#}")),
+            );
+            self.trained = Some(m.ok());
+        }
+        self.trained.clone().flatten()
+    }
+}
+
+fn work_dir() -> PathBuf {
+    project_root().join("target").join("xtask-test")
+}
+
+fn cargo(dir: &std::path::Path, args: &[&str]) -> Result<()> {
+    run(Command::new("cargo").current_dir(dir).args(args))
+}
+
+/// Runs the named groups (all of them when `args` is empty).
+pub fn run_groups(args: &[String]) -> Result<()> {
+    let names: Vec<&str> = GROUPS.iter().map(|g| g.0).collect();
+    if let Some(bad) = args.iter().find(|a| !names.contains(&a.as_str())) {
+        let list: Vec<String> = GROUPS
+            .iter()
+            .map(|(n, d)| format!("  {n:<9} {d}"))
+            .collect();
+        bail!(
+            "no test group `{bad}`; the groups are:\n{}",
+            list.join("\n")
+        );
+    }
+    let selected: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| args.is_empty() || args.iter().any(|a| a == n))
+        .collect();
+    let start = Instant::now();
+    setup::all()?;
+    let mut c = Ctx {
+        t: Tally {
+            passed: vec![],
+            failed: vec![],
+        },
+        trained: None,
+    };
+    for group in &selected {
+        println!("[test] group {group}");
+        match *group {
+            "lint" => lint(&mut c.t),
+            "host" => host(&mut c.t),
+            "firmware" => emulated(&mut c.t),
+            "pipeline" => pipeline_group(&mut c)?,
+            _ => boards(&mut c),
+        }
+    }
+    let t = &c.t;
+    println!(
+        "\n[test] {} checks in {:.0} s ({})",
+        t.passed.len() + t.failed.len(),
+        start.elapsed().as_secs_f64(),
+        selected.join(", ")
+    );
+    for f in &t.failed {
+        println!("[test] failed: {f}");
+    }
+    println!("{} passed, {} failed", t.passed.len(), t.failed.len());
+    if !t.failed.is_empty() {
+        bail!("{} checks failed", t.failed.len());
+    }
+    Ok(())
+}
+
+/// Formatting and lints, host and firmware.
+fn lint(t: &mut Tally) {
+    let (root, fw) = (project_root(), firmware::dir());
+    t.record(
+        "rustfmt (host)",
+        cargo(&root, &["fmt", "--all", "--", "--check"]),
+    );
+    t.record(
+        "rustfmt (firmware)",
+        cargo(&fw, &["fmt", "--all", "--", "--check"]),
+    );
+    t.record(
+        "clippy (host)",
+        cargo(
+            &root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    );
+    for b in firmware::SELFTEST_BOARDS
+        .iter()
+        .chain(&firmware::REAL_BOARDS)
+        .copied()
+    {
+        if firmware::using_debian_toolchain() {
+            println!(
+                "[test] skipped: clippy (firmware, {}): no clippy in the Debian fallback",
+                b.name
+            );
+            continue;
+        }
+        t.record(
+            &format!("clippy (firmware, {})", b.name),
+            cargo(
+                &fw,
+                &[
+                    "clippy",
+                    "--release",
+                    "--target",
+                    b.target,
+                    "--features",
+                    b.feature,
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            ),
+        );
+    }
+}
+
+/// The host workspace's tests, its dependency boundary, the no_std builds.
+fn host(t: &mut Tally) {
+    let root = project_root();
+    t.record("host tests", cargo(&root, &["test", "--workspace"]));
+    // The pipeline group uses the trainer binary the host tests just built.
+    pipeline::TEST_PROFILE_TRAINER.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.record("host never compiles cortex-m-rt", host_has_no_cortex_m_rt());
+    for target in setup::THUMB_TARGETS {
+        t.record(
+            &format!("engine, format and display build no_std for {target}"),
+            cargo(
+                &root,
+                &[
+                    "build",
+                    "--release",
+                    "-p",
+                    "tinyvae-engine",
+                    "-p",
+                    "tinyvae-format",
+                    "-p",
+                    "tinyvae-display",
+                    "--no-default-features",
+                    "--target",
+                    target,
+                ],
+            ),
+        );
+    }
+}
+
+/// The firmware on the emulated boards without a trained model: builds, the engine's
+/// self-test, the kernels against each other, the harness's own failures; the flash budget.
+fn emulated(t: &mut Tally) {
+    for board in firmware::SELFTEST_BOARDS {
+        let elfs = match firmware::build(board, &[]) {
+            Ok(e) => e,
+            Err(e) => {
+                t.record(&format!("firmware build ({})", board.name), Err(e));
+                continue;
+            }
+        };
+        t.record(&format!("firmware build ({})", board.name), Ok(()));
+        let limit = Duration::from_secs(120);
+        t.record(&format!("selftest on {}", board.name), {
+            firmware::run_qemu(board, &elfs.join("selftest"), limit).and_then(|o| {
+                print!("{}", o.log);
+                if o.code != Some(0) {
+                    bail!("exit code {:?}", o.code);
+                }
+                firmware::check_expected("selftest", &o.log)
+            })
+        });
+        // The DSP kernel against the portable ones on random layers (on the M3: the portable
+        // tiled kernel against the row-major one).
+        if firmware::QEMU_BOARDS.contains(&board) {
+            let simd = board.target.starts_with("thumbv7em");
+            t.record(
+                &format!("kernels bit-exact on random layers on {}", board.name),
+                firmware::run_qemu(board, &elfs.join("dspcheck"), limit).and_then(|o| {
+                    print!("{}", o.log);
+                    if o.code != Some(0) {
+                        bail!("exit code {:?}", o.code);
+                    }
+                    let ran_dsp = !o.log.contains("; 0 ran the DSP kernel");
+                    if ran_dsp != simd {
+                        bail!("the DSP kernel should run here: {simd}; it ran: {ran_dsp}");
+                    }
+                    Ok(())
+                }),
+            );
+        }
+        // The harness must see failures: each of these is built to fail.
+        for (bin, want, limit) in [
+            ("fail-assert", Some(ExitCode::CheckFailed.code()), limit),
+            ("fail-panic", Some(ExitCode::Panic.code()), limit),
+            ("fail-hang", None, Duration::from_secs(3)),
+        ] {
+            t.record(
+                &format!("harness reports {bin} on {} as a failure", board.name),
+                firmware::run_qemu(board, &elfs.join(bin), limit).and_then(|o| {
+                    // The log's own exit line says the same as the emulator's status (a
+                    // hang prints none).
+                    let logged = pipeline::parse(&o.log).exit;
+                    if o.code == want && logged == want {
+                        Ok(())
+                    } else if o.code == want {
+                        bail!(
+                            "exit {want:?}, but the log's exit line says {logged:?}; log:\n{}",
+                            o.log
+                        )
+                    } else {
+                        bail!("expected exit {want:?}, got {:?}; log:\n{}", o.code, o.log)
+                    }
+                }),
+            );
+        }
+    }
+
+    // The flash budget, held: the product firmware, size profile, without its model.
+    if !firmware::using_debian_toolchain() {
+        t.record(
+            "vae firmware (size profile, Cortex-M4F) fits 32 KiB of flash without its model",
+            kernels::size_profile_flash().and_then(|flash| {
+                println!("  {flash} bytes of {}", kernels::FLASH_BUDGET);
+                if flash >= kernels::FLASH_BUDGET {
+                    bail!(
+                        "{flash} bytes: over the {}-byte budget",
+                        kernels::FLASH_BUDGET
+                    );
+                }
+                Ok(())
+            }),
+        );
+    }
+}
+
+/// Trained models on the emulated boards: dense, conv and decoder-only, the f32 path.
+fn pipeline_group(c: &mut Ctx) -> Result<()> {
+    // The whole pipeline on both boards: a model trained and exported by the trainer, its
+    // golden vectors and on-device samples bit-exact with the host engine, and a corrupted
+    // copy rejected at boot.
+    let dir = work_dir();
+    let trained = c.trained();
+    let t = &mut c.t;
+    if let Some(model_file) = &trained {
+        let model_file = model_file.as_path();
+        let corrupt = dir.join("corrupt.tvae");
+        let mut blob = std::fs::read(model_file)?;
+        let mid = blob.len() / 2;
+        blob[mid] ^= 0x10;
+        std::fs::write(&corrupt, &blob)?;
+        t.record(
+            "xtask refuses a model too large for a board, naming both sizes",
+            match pipeline::check_fits(firmware::M0_BOARD, model_file) {
+                Ok(_) => Err(anyhow::anyhow!(
+                    "the 680 KB model was accepted for a 256 KiB board"
+                )),
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    println!("  {msg}");
+                    if msg.contains(&firmware::M0_BOARD.flash.to_string())
+                        && msg.contains("bytes of flash")
+                    {
+                        Ok(())
+                    } else {
+                        Err(anyhow::anyhow!("unclear refusal: {msg}"))
+                    }
+                }
+            },
+        );
+        for board in firmware::QEMU_BOARDS {
+            t.record(
+                &format!(
+                    "vae on {}: golden vectors and samples bit-exact with the host",
+                    board.name
+                ),
+                pipeline::run_on_board(board, model_file, DEMO_SEED).and_then(|(code, d)| {
+                    if code != 0 {
+                        bail!("exit code {code} ({}); log:\n{}", exit_name(code), d.log);
+                    }
+                    if !d.log.contains("vectors bit-exact") {
+                        bail!("no golden-vector report in the log:\n{}", d.log);
+                    }
+                    let n = pipeline::check_outputs_match(model_file, DEMO_SEED, &d, true)?;
+                    println!("  {n} device images (samples, reconstruction, resamples, interpolation) equal the host engine's");
+                    Ok(())
+                }),
+            );
+            t.record(
+                &format!("vae on {} rejects a corrupted model at boot", board.name),
+                pipeline::run_on_board(board, &corrupt, DEMO_SEED).and_then(|(code, d)| {
+                    if code != ExitCode::BadModel.code() || !d.log.contains("CrcMismatch") {
+                        bail!("expected exit 2 (bad model) and a CRC error, got {code} ({}); log:\n{}", exit_name(code), d.log);
+                    }
+                    Ok(())
+                }),
+            );
+        }
+    }
+
+    // Convolutional models: a conv-mcu model trained and exported by the trainer; on the
+    // Cortex-M4F (DSP kernel) and M3, its golden vectors and every image the chip makes equal
+    // the host engine's; its decoder-only export generates on the Cortex-M0.
+    let conv_run = dir.join("conv");
+    let conv = pipeline::train_and_export(&conv_run, "conv-mcu", 2, Some(2000));
+    t.record(
+        "pipeline: train and export a conv model",
+        conv.as_ref()
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("{e:#}")),
+    );
+    if let Ok(model_file) = &conv {
+        for board in firmware::QEMU_BOARDS {
+            t.record(
+                &format!(
+                    "conv vae on {}: golden vectors and every image bit-exact with the host",
+                    board.name
+                ),
+                run_and_compare(board, model_file),
+            );
+        }
+        t.record(
+            &format!(
+                "conv-mcu decoder-only on {} ({}): golden vectors and samples bit-exact",
+                firmware::M0_BOARD.name,
+                firmware::M0_BOARD.cpu
+            ),
+            pipeline::export_decoder_only(&conv_run)
+                .and_then(|m| run_and_compare(firmware::M0_BOARD, &m)),
+        );
+    }
+
+    // The f32 decoder path on the Cortex-M4F: the same bits as on the host, near the float
+    // decoder; the int8 path beside it on the same draws.
+    if let Some(model_file) = &trained {
+        let board = firmware::QEMU_BOARDS[0];
+        t.record(
+            &format!(
+                "f32 decoder path on {}: bit-exact with the host, PSNR",
+                board.name
+            ),
+            float::compare(board, model_file, DEMO_SEED).and_then(|c| {
+                println!(
+                    "  int8: {} instructions, PSNR {:.2} dB; f32: {} instructions, PSNR {:.2} dB",
+                    c.int8, c.int8_psnr, c.f32, c.f32_psnr
+                );
+                if c.f32_psnr < float::F32_PSNR_MIN_DB {
+                    bail!(
+                        "f32 path PSNR {:.2} dB < {} dB",
+                        c.f32_psnr,
+                        float::F32_PSNR_MIN_DB
+                    );
+                }
+                Ok(())
+            }),
+        );
+    }
+
+    Ok(())
+}
+
+/// The real boards' images, built with the trained model.
+fn boards(c: &mut Ctx) {
+    // Real boards: the firmware with the trained model builds with each board's HAL and
+    // defmt-rtt, and fits its flash and RAM; the RP2040 image starts with its bootloader.
+    let trained = c.trained();
+    let t = &mut c.t;
+    if let Some(model_file) = &trained {
+        for board in firmware::REAL_BOARDS {
+            t.record(
+                &format!("vae builds for {} ({}) and fits", board.name, board.cpu),
+                pipeline::build_for_board(board, model_file).and_then(|(elf, f)| {
+                    println!(
+                        "  {}: flash {} of {} bytes, static RAM {} of {}",
+                        board.name, f.flash, board.flash, f.ram, board.ram
+                    );
+                    if board.name == "rp2040" {
+                        let boot2 = elf::section(&elf, ".boot2")?;
+                        if boot2 != Some((0x1000_0000, 256)) {
+                            bail!(
+                                "the RP2040 image has no 256-byte .boot2 at 0x10000000: {boot2:?}"
+                            );
+                        }
+                    }
+                    Ok(())
+                }),
+            );
+        }
+    }
+}
+
+/// Runs the `vae` firmware with `model` on `board` and holds every image it prints against
+/// the host engine's; prints its decode count and peak RAM.
+fn run_and_compare(board: firmware::Board, model: &Path) -> Result<()> {
+    let (code, d) = pipeline::run_on_board(board, model, DEMO_SEED)?;
+    if code != 0 {
+        bail!("exit code {code} ({}); log:\n{}", exit_name(code), d.log);
+    }
+    if !d.log.contains("vectors bit-exact") {
+        bail!("no golden-vector report in the log:\n{}", d.log);
+    }
+    let n = pipeline::check_outputs_match(model, DEMO_SEED, &d, true)?;
+    let count = |name: &str| d.counts.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
+    let ram = |name: &str| d.ram.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
+    println!(
+        "  {n} images equal the host engine's; decode {} instructions; RAM {} static + {} stack of {}",
+        count("decode"),
+        ram("static"),
+        ram("stack"),
+        board.ram
+    );
+    Ok(())
+}
+
+fn host_has_no_cortex_m_rt() -> Result<()> {
+    let out = Command::new("cargo")
+        .current_dir(project_root())
+        .args([
+            "tree",
+            "--workspace",
+            "-e",
+            "normal,build,dev",
+            "--prefix",
+            "none",
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("cargo tree failed");
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    if let Some(line) = tree
+        .lines()
+        .find(|l| l.starts_with("cortex-m-rt ") || l.starts_with("cortex-m "))
+    {
+        bail!("the host workspace depends on {line}");
+    }
+    Ok(())
+}
