@@ -1,30 +1,34 @@
-//! Puts the selected board's memory.x where cortex-m-rt's link.x finds it.
+//! Writes the selected board's memory.x (from boards/boards.rs, the one description of every
+//! board, which xtask reads too) where cortex-m-rt's link.x finds it; embeds the model, the
+//! float decoder and the seed; sizes the buffers for the model.
 use std::{env, fs, path::PathBuf};
 
+#[allow(dead_code)]
+mod boards {
+    include!("boards/boards.rs");
+}
+
 fn main() {
-    // Board features and their folders under boards/.
-    const BOARDS: [(&str, &str); 5] = [
-        ("QEMU_MPS2_AN386", "mps2-an386"),
-        ("QEMU_MPS2_AN385", "mps2-an385"),
-        ("QEMU_MICROBIT", "microbit"),
-        ("NRF52840DK", "nrf52840dk"),
-        ("RP2040", "rp2040"),
-    ];
-    let boards: Vec<&str> = BOARDS
+    // The board: exactly one board feature (the default, mps2-an386, unless xtask or the
+    // user names another with --no-default-features --features NAME).
+    let feature_env = |f: &str| format!("CARGO_FEATURE_{}", f.to_uppercase().replace('-', "_"));
+    let selected: Vec<boards::Board> = boards::BOARDS
         .iter()
-        .filter(|(f, _)| env::var_os(format!("CARGO_FEATURE_{f}")).is_some())
-        .map(|(_, dir)| *dir)
+        .copied()
+        .filter(|b| env::var_os(feature_env(b.feature)).is_some())
         .collect();
-    let dir = match boards.as_slice() {
+    let board = match selected.as_slice() {
         [one] => *one,
         [] => panic!(
             "select a board feature, e.g. --features qemu-mps2-an386 (cargo xtask does this)"
         ),
-        many => panic!("select exactly one board feature, got {many:?}"),
+        many => panic!(
+            "select exactly one board feature (with --no-default-features), got {:?}",
+            many.iter().map(|b| b.feature).collect::<Vec<_>>()
+        ),
     };
-    let src = PathBuf::from("boards").join(dir).join("memory.x");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
-    fs::copy(&src, out.join("memory.x")).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    fs::write(out.join("memory.x"), boards::memory_x(&board)).unwrap();
     println!("cargo:rustc-link-search={}", out.display());
     // cortex-m-rt's `device` feature includes a device.x of interrupt handler names; the
     // MPS2 boards' table (src/lib.rs) names none.
@@ -35,7 +39,7 @@ fn main() {
         )
         .unwrap();
     }
-    println!("cargo:rerun-if-changed={}", src.display());
+    println!("cargo:rerun-if-changed=boards/boards.rs");
     println!("cargo:rerun-if-changed=build.rs");
 
     // The model the `vae` binary embeds: TINYVAE_MODEL names the file (cargo xtask sets it).

@@ -380,13 +380,25 @@ impl Sink for I16Out<'_, '_, '_> {
     }
 }
 
+/// The output zero-point and the lower clamp of an int8 layer (its zero-point with ReLU).
 #[inline(always)]
-fn i8_output(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8], portable: bool) {
+fn output_range(layer: &Dense<'_>) -> (i32, i32) {
     let zp = i32::from(layer.output_zero_point);
     let lo = match layer.activation {
         Activation::Relu => zp.max(-128),
         _ => -128,
     };
+    (zp, lo)
+}
+
+#[inline(always)]
+fn i8_output(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8], portable: bool) {
+    // The fused DSP kernel: the tile loop and the requantization in one assembly routine.
+    #[cfg(all(tinyvae_dsp, feature = "fused"))]
+    if !portable && layer.layout == WeightLayout::Tiles4x4 && dsp::tiled_i8(layer, x, y, spare) {
+        return;
+    }
+    let (zp, lo) = output_range(layer);
     let mut sink = I8Out { layer, y, zp, lo };
     for_each_accumulator(layer, x, spare, portable, &mut sink);
 }
@@ -473,10 +485,221 @@ pub mod dsp {
         "stm r3, {{r4-r7}}",
         "pop {{r3-r11, pc}}",
         ".size tinyvae_tiles4x4_smlad, . - tinyvae_tiles4x4_smlad",
+        // A whole int8 layer, four rows per block: the tile loop above, then each row's
+        // requantization in line (FORMAT.md section 3; the rounding right shift as
+        // ceil((d >> (e - 1)) / 2) with d = h - (h < 0), equal to RoundingDivideByPOT, see
+        // `requant::tests`), the zero-point (saturating), the clamp to [lo, 127] and the store.
+        // Shifts >= 0 (a saturating left shift, no rounding) take an out-of-line path.
+        // r0: the `Job` below (its pointers advanced as it goes). In the epilogue: r0 multipliers,
+        // r1 shifts, r2 outputs, r3 lo, lr zero-point; r8-r12 scratch. (One `global_asm!`
+        // with the tile loop: the macro must be in the same assembly.)
+        ".macro TINYVAE_REQ a, slow, back",
+        "ldr r8, [r0], #4",
+        "ldrsb r9, [r1], #1",
+        "cmp r9, #0",
+        "bge \\slow",
+        "mov r10, #0x40000000",
+        "mov r11, #0",
+        "smlal r10, r11, \\a, r8",
+        "lsl r11, r11, #1",
+        "orr r11, r11, r10, lsr #31",
+        "add r11, r11, r11, asr #31",
+        "mvn r9, r9",
+        "asr r11, r11, r9",
+        "and r10, r11, #1",
+        "add r11, r10, r11, asr #1",
+        "\\back:",
+        "qadd r11, r11, lr",
+        "ssat r11, #8, r11",
+        "cmp r11, r3",
+        "it lt",
+        "movlt r11, r3",
+        "strb r11, [r2], #1",
+        ".endm",
+        // The left-shift path: x = saturate(a * 2^s), h = (x m + 2^30) >> 31, into r11.
+        ".macro TINYVAE_REQ_LEFT a, slow, back",
+        "\\slow:",
+        "mov r10, #1",
+        "lsl r10, r10, r9",
+        "smull r10, r12, \\a, r10",
+        "cmp r12, r10, asr #31",
+        "beq 1f",
+        "mvn r10, #0x80000000",
+        "eor r10, r10, r12, asr #31",
+        "1:",
+        "mov r11, #0x40000000",
+        "mov r12, #0",
+        "smlal r11, r12, r10, r8",
+        "lsl r12, r12, #1",
+        "orr r11, r12, r11, lsr #31",
+        "b \\back",
+        ".endm",
+        ".section .text.tinyvae_dense_i8_smlad,\"ax\",%progbits",
+        ".global tinyvae_dense_i8_smlad",
+        ".type tinyvae_dense_i8_smlad,%function",
+        ".syntax unified",
+        ".thumb",
+        ".thumb_func",
+        ".p2align 2",
+        "tinyvae_dense_i8_smlad:",
+        "push {{r4-r11, lr}}",
+        "sub sp, sp, #4",
+        "str r0, [sp]",
+        "10:",
+        "ldr r3, [r0, #12]",
+        "cmp r3, #0",
+        "beq 19f",
+        "sub r3, r3, #1",
+        "str r3, [r0, #12]",
+        "ldr r3, [r0, #16]",
+        "ldr r4, [r3]",
+        "ldr r5, [r3, #4]",
+        "ldr r6, [r3, #8]",
+        "ldr r7, [r3, #12]",
+        "add r3, r3, #16",
+        "str r3, [r0, #16]",
+        "ldr r1, [r0, #4]",
+        "ldr r2, [r0, #8]",
+        "ldr r0, [r0]",
+        "lsrs r3, r2, #1",
+        "bcc 11f",
+        "TINYVAE_TILE",
+        "11:",
+        "beq 13f",
+        "12:",
+        "TINYVAE_TILE",
+        "TINYVAE_TILE",
+        "subs r3, r3, #1",
+        "bne 12b",
+        "13:",
+        "ldr r3, [sp]",
+        "str r0, [r3]",
+        "ldr r0, [r3, #20]",
+        "ldr r1, [r3, #24]",
+        "ldr r2, [r3, #28]",
+        "ldr lr, [r3, #32]",
+        "ldr r3, [r3, #36]",
+        "TINYVAE_REQ r4, .Ltinyvae_left4, .Ltinyvae_back4",
+        "TINYVAE_REQ r5, .Ltinyvae_left5, .Ltinyvae_back5",
+        "TINYVAE_REQ r6, .Ltinyvae_left6, .Ltinyvae_back6",
+        "TINYVAE_REQ r7, .Ltinyvae_left7, .Ltinyvae_back7",
+        "ldr r3, [sp]",
+        "str r0, [r3, #20]",
+        "str r1, [r3, #24]",
+        "str r2, [r3, #28]",
+        "mov r0, r3",
+        "b 10b",
+        "19:",
+        "add sp, sp, #4",
+        "pop {{r4-r11, pc}}",
+        "TINYVAE_REQ_LEFT r4, .Ltinyvae_left4, .Ltinyvae_back4",
+        "TINYVAE_REQ_LEFT r5, .Ltinyvae_left5, .Ltinyvae_back5",
+        "TINYVAE_REQ_LEFT r6, .Ltinyvae_left6, .Ltinyvae_back6",
+        "TINYVAE_REQ_LEFT r7, .Ltinyvae_left7, .Ltinyvae_back7",
+        ".size tinyvae_dense_i8_smlad, . - tinyvae_dense_i8_smlad",
     );
+
+    /// What [`tinyvae_dense_i8_smlad`] reads and advances: `blocks` blocks of four rows.
+    #[cfg(feature = "fused")]
+    #[repr(C)]
+    struct Job {
+        tiles: *const i8,
+        wide: *const u32,
+        groups: usize,
+        blocks: usize,
+        bias: *const u8,
+        multiplier: *const u8,
+        shift: *const u8,
+        out: *mut i8,
+        zero_point: i32,
+        lo: i32,
+    }
 
     extern "C" {
         fn tinyvae_tiles4x4_smlad(w: *const i8, x: *const u32, groups: usize, acc: *mut [i32; 4]);
+        #[cfg(feature = "fused")]
+        fn tinyvae_dense_i8_smlad(job: *mut Job);
+    }
+
+    /// An int8 layer with the fused kernel: every block of four rows in assembly,
+    /// requantization included (the last block, when `out_dim % 4` rows remain, through
+    /// four-entry copies of its parameters). Returns false, having done nothing, when the
+    /// preconditions fail (see [`ready`]), for another kernel to run instead.
+    #[cfg(feature = "fused")]
+    #[inline(never)]
+    pub(super) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
+        if !ready(layer, spare) {
+            return false;
+        }
+        let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+        let (groups, blocks, rest) = (n.div_ceil(4), out / 4, out % 4);
+        let tiles = layer.packed_weights();
+        let (bias, multiplier, shift) = (
+            layer.bias.as_bytes(),
+            layer.multiplier.as_bytes(),
+            layer.shift.as_bytes(),
+        );
+        if groups == 0
+            || y.len() < out
+            || bias.len() < 4 * out
+            || multiplier.len() < 4 * out
+            || shift.len() < out
+        {
+            return false;
+        }
+        let words = words(spare);
+        let Some(wide) = words.get_mut(..2 * groups) else {
+            return false;
+        };
+        widen(x, wide);
+        let (zero_point, lo) = super::output_range(layer);
+        let mut job = Job {
+            tiles: tiles.as_ptr(),
+            wide: wide.as_ptr(),
+            groups,
+            blocks,
+            bias: bias.as_ptr(),
+            multiplier: multiplier.as_ptr(),
+            shift: shift.as_ptr(),
+            out: y.as_mut_ptr(),
+            zero_point,
+            lo,
+        };
+        // SAFETY: `ready` checked that the tiles are word-aligned and hold `16 * groups`
+        // bytes per block of four rows, padding rows included; `wide` holds `2 * groups`
+        // words; the biases, multipliers, shifts and outputs hold at least `4 * blocks`
+        // entries (checked above). The routine reads and writes exactly those (unaligned word
+        // loads of the little-endian biases and multipliers, which ARMv7E-M allows) and
+        // follows the AAPCS.
+        unsafe { tinyvae_dense_i8_smlad(&mut job) };
+        if rest > 0 {
+            // The last block: its tile rows past `out_dim` are zero padding; its parameters
+            // and outputs through four-entry copies. (`get`: no panic path in the firmware.)
+            let at = 4 * blocks;
+            let (mut b, mut m, mut s, mut o) = ([0u8; 16], [0u8; 16], [0u8; 4], [0i8; 4]);
+            let copied = (
+                bias.get(4 * at..4 * out),
+                multiplier.get(4 * at..4 * out),
+                shift.get(at..out),
+            );
+            let (Some(bs), Some(ms), Some(ss)) = copied else {
+                return false;
+            };
+            // zip, not copy_from_slice, whose length panic formats its message (core::fmt).
+            b.iter_mut().zip(bs).for_each(|(d, v)| *d = *v);
+            m.iter_mut().zip(ms).for_each(|(d, v)| *d = *v);
+            s.iter_mut().zip(ss).for_each(|(d, v)| *d = *v);
+            job.blocks = 1;
+            (job.bias, job.multiplier, job.shift, job.out) =
+                (b.as_ptr(), m.as_ptr(), s.as_ptr(), o.as_mut_ptr());
+            // SAFETY: as above; `job.tiles` points at the last block's `16 * groups` bytes
+            // (the routine advanced it), the copies hold four entries each.
+            unsafe { tinyvae_dense_i8_smlad(&mut job) };
+            if let Some(dst) = y.get_mut(at..out) {
+                dst.iter_mut().zip(o).for_each(|(d, v)| *d = v);
+            }
+        }
+        true
     }
 
     /// Runs a tiled layer; returns false, having done nothing, when it cannot (tiles not

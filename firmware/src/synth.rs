@@ -17,6 +17,9 @@ pub enum Params {
     /// Anything the format allows: shifts over [-31, 30], some zero multipliers, extreme
     /// multipliers, biases at the accumulator bound: most outputs saturate.
     Extreme,
+    /// Left shifts (0 to 3) on small accumulators (weights -1 to 1, small biases), so that
+    /// the left-shift path's outputs land inside the int8 range instead of saturating.
+    Left,
 }
 
 /// Buffers one layer lives in: the same weights row-major and in 4 x 4 tiles.
@@ -62,7 +65,10 @@ impl LayerBufs {
         self.relu = rng.next_u32() & 1 == 1;
         self.zero_point = rng.next_u32() as i8;
         for w in &mut self.rows[..inp * out] {
-            *w = rng.next_u32() as u8;
+            *w = match params {
+                Params::Left => ((rng.next_u32() % 3) as i8 - 1) as u8,
+                _ => rng.next_u32() as u8,
+            };
         }
         if params == Params::Extreme && rng.next_u32().is_multiple_of(4) {
             // The largest products: every weight -128.
@@ -87,6 +93,11 @@ impl LayerBufs {
                     (r as i32) >> 14,
                     (1 << 30) | (rng.next_u32() >> 2) as i32,
                     -((rng.next_u32() % 12) as i8) - 2,
+                ),
+                Params::Left => (
+                    (r as i32) >> 25,
+                    (1 << 30) | (rng.next_u32() >> 2) as i32,
+                    (rng.next_u32() % 4) as i8,
                 ),
                 Params::Extreme => {
                     let b = match r % 3 {
@@ -224,6 +235,7 @@ impl LayerBufs {
                     let room = i64::from(i32::MAX) - 128 * sum;
                     let b = match params {
                         Params::Typical => (rng.next_u32() as i32) >> 14,
+                        Params::Left => (rng.next_u32() as i32) >> 25,
                         Params::Extreme => match rng.next_u32() % 3 {
                             0 => room as i32,
                             1 => -(room as i32),

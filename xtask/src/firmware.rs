@@ -9,98 +9,31 @@ use anyhow::{bail, Context, Result};
 
 use crate::{project_root, run};
 
-/// A board the firmware builds for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Board {
-    /// Name used on the command line and in results.
-    pub name: &'static str,
-    /// Rust target.
-    pub target: &'static str,
-    /// Cargo feature that selects its memory.x.
-    pub feature: &'static str,
-    /// QEMU machine, for emulated boards.
-    pub machine: Option<&'static str>,
-    /// CPU, for the logs.
-    pub cpu: &'static str,
-    /// Flash bytes (the memory.x FLASH region).
-    pub flash: u64,
-    /// RAM bytes (the memory.x RAM region).
-    pub ram: u64,
-    /// probe-rs's name for the chip, for real boards.
-    pub probe: Option<&'static str>,
+/// Every board, from the one description firmware/build.rs also reads.
+mod boards {
+    #![allow(dead_code)]
+    include!("../../firmware/boards/boards.rs");
 }
+pub use boards::{Board, BOARDS};
 
-/// The emulated boards CI runs on.
-pub const QEMU_BOARDS: [Board; 2] = [
-    Board {
-        name: "mps2-an386",
-        target: "thumbv7em-none-eabihf",
-        feature: "qemu-mps2-an386",
-        machine: Some("mps2-an386"),
-        cpu: "Cortex-M4F",
-        flash: 4 << 20,
-        ram: 4 << 20,
-        probe: None,
-    },
-    Board {
-        name: "mps2-an385",
-        target: "thumbv7m-none-eabi",
-        feature: "qemu-mps2-an385",
-        machine: Some("mps2-an385"),
-        cpu: "Cortex-M3",
-        flash: 4 << 20,
-        ram: 4 << 20,
-        probe: None,
-    },
-];
+/// The emulated boards CI runs the models on.
+pub const QEMU_BOARDS: [Board; 2] = [BOARDS[0], BOARDS[1]];
 
 /// A Cortex-M0 board, emulated: too small for the default model (256 KiB flash, 16 KiB RAM),
-/// it runs the engine self-test and the harness checks, so thumbv6m is held bit-exact too.
-pub const M0_BOARD: Board = Board {
-    name: "microbit",
-    target: "thumbv6m-none-eabi",
-    feature: "qemu-microbit",
-    machine: Some("microbit"),
-    cpu: "Cortex-M0",
-    flash: 256 << 10,
-    ram: 16 << 10,
-    probe: None,
-};
+/// it runs the self-test and the `conv-mcu` decoder-only model.
+pub const M0_BOARD: Board = BOARDS[2];
 
 /// Real boards: built in CI (with their HAL, defmt over RTT), flashed with probe-rs by
 /// `cargo xtask flash --board NAME`.
-pub const REAL_BOARDS: [Board; 2] = [
-    Board {
-        name: "nrf52840dk",
-        target: "thumbv7em-none-eabihf",
-        feature: "nrf52840dk",
-        machine: None,
-        cpu: "nRF52840, Cortex-M4F",
-        flash: 1 << 20,
-        ram: 256 << 10,
-        probe: Some("nRF52840_xxAA"),
-    },
-    Board {
-        name: "rp2040",
-        target: "thumbv6m-none-eabi",
-        feature: "rp2040",
-        machine: None,
-        cpu: "RP2040, Cortex-M0+",
-        // 2 MiB of flash less the 256-byte second-stage bootloader.
-        flash: (2 << 20) - 256,
-        ram: 256 << 10,
-        probe: Some("RP2040"),
-    },
-];
+pub const REAL_BOARDS: [Board; 2] = [BOARDS[3], BOARDS[4]];
 
 /// Every emulated board, for the self-test and the harness checks.
 pub const SELFTEST_BOARDS: [Board; 3] = [QEMU_BOARDS[0], QEMU_BOARDS[1], M0_BOARD];
 
 /// Looks a board up by name.
 pub fn board(name: &str) -> Result<Board> {
-    let all = || SELFTEST_BOARDS.iter().chain(&REAL_BOARDS).copied();
-    all().find(|b| b.name == name).with_context(|| {
-        let names: Vec<_> = all().map(|b| b.name).collect();
+    boards::board_named(name).with_context(|| {
+        let names: Vec<_> = BOARDS.iter().map(|b| b.name).collect();
         format!("unknown board {name:?}; boards: {}", names.join(", "))
     })
 }
@@ -212,7 +145,12 @@ pub fn thumb_cargo(cwd: &Path, board: Board) -> Command {
 /// Builds every firmware binary for `board` (release profile) and returns the ELF folder.
 pub fn build(board: Board, envs: &[(&str, String)]) -> Result<PathBuf> {
     let mut cmd = thumb_cargo(&dir(), board);
-    cmd.arg("--bins").args(["--features", board.feature]);
+    // Every build but the size profile's has the fused kernel (kernels::size_profile).
+    cmd.arg("--bins").args([
+        "--no-default-features",
+        "--features",
+        &format!("{},fused", board.feature),
+    ]);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -325,4 +263,50 @@ pub fn check_expected(name: &str, log: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared table and the firmware's Cargo features agree, and the groups above are
+    /// the boards they say.
+    #[test]
+    fn every_board_has_its_feature_and_its_place() {
+        let toml = std::fs::read_to_string(dir().join("Cargo.toml")).unwrap();
+        for b in BOARDS {
+            assert!(
+                toml.lines()
+                    .any(|l| l.starts_with(&format!("{} = [", b.feature))),
+                "firmware/Cargo.toml declares no feature {}",
+                b.feature
+            );
+            assert_eq!(b.machine.is_some(), b.probe.is_none(), "{}", b.name);
+        }
+        assert!(QEMU_BOARDS.iter().all(|b| b.machine.is_some()));
+        assert_eq!(M0_BOARD.target, "thumbv6m-none-eabi");
+        assert!(REAL_BOARDS.iter().all(|b| b.probe.is_some()));
+        assert!(toml.contains("default = [\"qemu-mps2-an386\", \"fused\"]"));
+    }
+
+    /// The memory.x build.rs writes: the RP2040's bootloader region in front of its program.
+    #[test]
+    fn memory_x() {
+        let rp = boards::board_named("rp2040").unwrap();
+        let m = boards::memory_x(&rp);
+        assert!(
+            m.contains("BOOT2 : ORIGIN = 0x10000000, LENGTH = 0x100"),
+            "{m}"
+        );
+        assert!(
+            m.contains("FLASH : ORIGIN = 0x10000100, LENGTH = 0x1fff00"),
+            "{m}"
+        );
+        assert!(m.contains("KEEP(*(.boot2))"));
+        let m0 = boards::memory_x(&M0_BOARD);
+        assert!(
+            m0.contains("LENGTH = 0x40000\n  RAM   : ORIGIN = 0x20000000, LENGTH = 0x4000"),
+            "{m0}"
+        );
+    }
 }

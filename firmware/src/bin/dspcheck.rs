@@ -64,10 +64,10 @@ fn main() -> ! {
         // Mostly small and ragged shapes, some wide ones.
         let inp = 1 + (rng.next_u32() as usize % if case % 5 == 0 { MAX_IN } else { 19 });
         let out = 1 + (rng.next_u32() as usize % if case % 3 == 0 { MAX_OUT } else { 11 });
-        let params = if case % 2 == 0 {
-            Params::Extreme
-        } else {
-            Params::Typical
+        let params = match case % 4 {
+            0 | 2 => Params::Extreme,
+            1 => Params::Typical,
+            _ => Params::Left,
         };
         fw::check(bufs.fill(&mut rng, inp, out, params), "layer fits");
         inputs(&mut rng, &mut x[..inp]);
@@ -125,10 +125,10 @@ fn convolutions(bufs: &mut LayerBufs, rng: &mut Rng) -> usize {
     let (mut case, mut few) = (0, 0);
     while case < CONV_CASES {
         let transposed = case % 2 == 1;
-        let params = if case % 4 < 2 {
-            Params::Typical
-        } else {
-            Params::Extreme
+        let params = match case % 6 {
+            0 | 1 => Params::Typical,
+            2 | 3 => Params::Extreme,
+            _ => Params::Left,
         };
         let Some(s) = bufs.fill_conv(rng, transposed, CONV_MAX, params) else {
             continue;
