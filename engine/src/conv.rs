@@ -539,13 +539,17 @@ impl<'s> Rows<'s> {
     #[inline(always)]
     fn times(&self, o: usize, tiles: &[i8], acc: &mut [i32; 4]) {
         let kp = self.kp;
+        // `get`, not indexing: no panic (and its formatted message) in the firmware.
         #[cfg(tinyvae_dsp)]
-        if let Some(wide) = self.wide.get(o * kp / 2..(o + 1) * kp / 2) {
-            dense::dsp::tiles_times_wide_row(&tiles[..4 * kp], wide, kp / 4, acc);
+        if let (Some(wide), Some(t)) = (
+            self.wide.get(o * kp / 2..(o + 1) * kp / 2),
+            tiles.get(..4 * kp),
+        ) {
+            dense::dsp::tiles_times_wide_row(t, wide, kp / 4, acc);
         }
         #[cfg(not(tinyvae_dsp))]
-        if let Some(row) = self.narrow.get(o * kp..(o + 1) * kp) {
-            dense::tiles_times_row(&tiles[..4 * kp], row, acc);
+        if let (Some(row), Some(t)) = (self.narrow.get(o * kp..(o + 1) * kp), tiles.get(..4 * kp)) {
+            dense::tiles_times_row(t, row, acc);
         }
     }
 }

@@ -394,7 +394,7 @@ fn output_range(layer: &Dense<'_>) -> (i32, i32) {
 #[inline(always)]
 fn i8_output(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8], portable: bool) {
     // The fused DSP kernel: the tile loop and the requantization in one assembly routine.
-    #[cfg(all(tinyvae_dsp, feature = "fused"))]
+    #[cfg(tinyvae_dsp)]
     if !portable && layer.layout == WeightLayout::Tiles4x4 && dsp::tiled_i8(layer, x, y, spare) {
         return;
     }
@@ -600,7 +600,6 @@ pub mod dsp {
     );
 
     /// What [`tinyvae_dense_i8_smlad`] reads and advances: `blocks` blocks of four rows.
-    #[cfg(feature = "fused")]
     #[repr(C)]
     struct Job {
         tiles: *const i8,
@@ -617,7 +616,6 @@ pub mod dsp {
 
     extern "C" {
         fn tinyvae_tiles4x4_smlad(w: *const i8, x: *const u32, groups: usize, acc: *mut [i32; 4]);
-        #[cfg(feature = "fused")]
         fn tinyvae_dense_i8_smlad(job: *mut Job);
     }
 
@@ -625,7 +623,6 @@ pub mod dsp {
     /// requantization included (the last block, when `out_dim % 4` rows remain, through
     /// four-entry copies of its parameters). Returns false, having done nothing, when the
     /// preconditions fail (see [`ready`]), for another kernel to run instead.
-    #[cfg(feature = "fused")]
     #[inline(never)]
     pub(super) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
         if !ready(layer, spare) {

@@ -178,6 +178,25 @@ fn len_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// The first `n` values of an activation buffer. Never short for a validated model and a
+/// scratch of [`Engine::scratch_len`] bytes (split checks it); an error rather than a slice
+/// index, whose panic would format its message (core::fmt in the firmware).
+fn head(buf: &[i8], n: u64) -> Result<&[i8], Error> {
+    buf.get(..len(n)).ok_or(Error::ScratchTooSmall {
+        needed: len_u32(len(n)),
+        available: len_u32(buf.len()),
+    })
+}
+
+/// [`head`], mutable.
+fn head_mut(buf: &mut [i8], n: u64) -> Result<&mut [i8], Error> {
+    let available = len_u32(buf.len());
+    buf.get_mut(..len(n)).ok_or(Error::ScratchTooSmall {
+        needed: len_u32(len(n)),
+        available,
+    })
+}
+
 fn check_len(expected: usize, found: usize, input: bool) -> Result<(), Error> {
     if expected == found {
         return Ok(());
@@ -262,12 +281,12 @@ impl<'m, 'a> Engine<'m, 'a> {
         let layers = &m.encoder.layers;
         let last = layers.len() - 1;
         for (i, l) in layers.iter().enumerate() {
-            let x = &src[..len(l.in_len())];
+            let x = head(src, l.in_len())?;
             match l {
                 // The last layer writes mu and log-variance (dense only: validated).
                 Layer::Dense(d) if i == last => dense::dense_i16(d, x, out, spare),
                 _ => {
-                    run_i8(l, x, &mut dst[..len(l.out_len())], patch, spare);
+                    run_i8(l, x, head_mut(dst, l.out_len())?, patch, spare);
                     core::mem::swap(&mut src, &mut dst);
                 }
             }
@@ -289,16 +308,20 @@ impl<'m, 'a> Engine<'m, 'a> {
         check_len(usize::from(m.latent.dim), code.len(), true)?;
         check_len(m.data.len(), pixels.len(), false)?;
         let (mut src, mut dst, patch, spare) = self.split(scratch)?;
-        src[..code.len()].copy_from_slice(code);
+        src.iter_mut().zip(code).for_each(|(d, &c)| *d = c);
         let layers = &m.decoder.layers;
         let last = layers.len() - 1;
         for (i, l) in layers.iter().enumerate() {
-            let out = &mut dst[..len(l.out_len())];
-            run_i8(l, &src[..len(l.in_len())], out, patch, spare);
+            let out = head_mut(dst, l.out_len())?;
+            run_i8(l, head(src, l.in_len())?, out, patch, spare);
             if i == last {
                 let table = m.pixel_table.as_slice();
                 for (p, &q) in pixels.iter_mut().zip(out.iter()) {
-                    *p = table[usize::from((q as u8) ^ 0x80)];
+                    // 256 entries (validated).
+                    *p = table
+                        .get(usize::from((q as u8) ^ 0x80))
+                        .copied()
+                        .unwrap_or(0);
                 }
             }
             core::mem::swap(&mut src, &mut dst);

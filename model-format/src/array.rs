@@ -25,8 +25,10 @@ macro_rules! le_elem {
             const SIZE: usize = core::mem::size_of::<$t>();
             #[inline(always)]
             fn from_le(bytes: &[u8]) -> Self {
+                // zip, not copy_from_slice: no length panic (its message formatting would
+                // cost the firmware a kilobyte); callers pass exactly SIZE bytes.
                 let mut a = [0u8; core::mem::size_of::<$t>()];
-                a.copy_from_slice(bytes);
+                a.iter_mut().zip(bytes).for_each(|(d, &b)| *d = b);
                 <$t>::from_le_bytes(a)
             }
         }

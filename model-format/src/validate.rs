@@ -242,10 +242,13 @@ fn phases(c: &crate::Conv<'_>, id: NetworkId, index: usize) -> Result<(), Error>
     if !(total..=total + lead).contains(&have) {
         return Err(mismatch("weights length"));
     }
+    // `get` and iterators rather than indexing, here and below: no panic path (whose message
+    // formatting would cost the firmware a kilobyte).
     range(
-        m.weights.as_i8_slice()[..have - total]
-            .iter()
-            .all(|&b| b == 0),
+        m.weights
+            .as_i8_slice()
+            .get(..have - total)
+            .is_some_and(|lead| lead.iter().all(|&b| b == 0)),
         "tiled weights lead bytes",
     )?;
     let phases = usize::from(c.shape.stride) * usize::from(c.shape.stride);
@@ -362,25 +365,25 @@ fn dense(l: &Dense<'_>, id: NetworkId, index: usize) -> Result<(), Error> {
                 let rows = out.saturating_sub(4 * block).min(4);
                 let mut sums = [0i32; 4];
                 for tile in bytes.chunks_exact(16) {
-                    for (k, &x) in tile.iter().enumerate() {
-                        sums[k / 4] += i32::from(x).abs();
+                    for (sum, row) in sums.iter_mut().zip(tile.chunks_exact(4)) {
+                        *sum += row.iter().map(|&x| i32::from(x).abs()).sum::<i32>();
                     }
                 }
                 // The padding columns of the last tile of each row...
                 if pad_cols > 0 {
-                    let last = &bytes[bytes.len() - 16..];
+                    let last = bytes.get(bytes.len().saturating_sub(16)..).unwrap_or(&[]);
                     if last
                         .chunks_exact(4)
-                        .any(|w| w[4 - pad_cols..].iter().any(|&x| x != 0))
+                        .any(|w| w.iter().skip(4 - pad_cols).any(|&x| x != 0))
                     {
                         return Err(padding);
                     }
                 }
                 // ...and the padding rows of the last block hold zeros only.
-                if sums[rows..].iter().any(|&sum| sum != 0) {
+                if sums.iter().skip(rows).any(|&sum| sum != 0) {
                     return Err(padding);
                 }
-                for (r, &sum) in sums[..rows].iter().enumerate() {
+                for (r, &sum) in sums.iter().take(rows).enumerate() {
                     if !fits(4 * block + r, i64::from(sum)) {
                         return Err(overflow(4 * block + r));
                     }

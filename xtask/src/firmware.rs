@@ -145,12 +145,8 @@ pub fn thumb_cargo(cwd: &Path, board: Board) -> Command {
 /// Builds every firmware binary for `board` (release profile) and returns the ELF folder.
 pub fn build(board: Board, envs: &[(&str, String)]) -> Result<PathBuf> {
     let mut cmd = thumb_cargo(&dir(), board);
-    // Every build but the size profile's has the fused kernel (kernels::size_profile).
-    cmd.arg("--bins").args([
-        "--no-default-features",
-        "--features",
-        &format!("{},fused", board.feature),
-    ]);
+    cmd.arg("--bins")
+        .args(["--no-default-features", "--features", board.feature]);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -286,7 +282,7 @@ mod tests {
         assert!(QEMU_BOARDS.iter().all(|b| b.machine.is_some()));
         assert_eq!(M0_BOARD.target, "thumbv6m-none-eabi");
         assert!(REAL_BOARDS.iter().all(|b| b.probe.is_some()));
-        assert!(toml.contains("default = [\"qemu-mps2-an386\", \"fused\"]"));
+        assert!(toml.contains("default = [\"qemu-mps2-an386\"]"));
     }
 
     /// The memory.x build.rs writes: the RP2040's bootloader region in front of its program.

@@ -138,7 +138,7 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
         (
             "tinyvae_dense_i8_smlad",
             "`tinyvae_dense_i8_smlad` (assembly: a whole int8 layer, the tile loop and the \
-             requantization fused; `release` only)",
+             requantization fused)",
         ),
         (
             "5dense3dsp8tiled_i8",
@@ -174,9 +174,8 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
     Ok(md)
 }
 
-/// Builds `bins` with the `size` profile for the Cortex-M4F, without a model and without the
-/// fused kernel (its 1.3 KB would break the 32 KiB budget: the size profile keeps the tile
-/// loop with the requantization in Rust); returns the ELF folder.
+/// Builds `bins` with the `size` profile for the Cortex-M4F, without a model; returns the ELF
+/// folder.
 fn size_profile(bins: &[&str]) -> Result<std::path::PathBuf> {
     let board = firmware::QEMU_BOARDS[0];
     let dir = firmware::dir();
@@ -272,15 +271,11 @@ pub fn bench() -> Result<()> {
                 n as f64 / macs.max(1) as f64
             );
         }
-        md += "\n`release` is opt-level 3 (what every other table measures) with the fused \
-               kernel: int8 layers run tile loop and requantization in one assembly routine. \
-               `size` is opt-level \"s\" without it (the engine's `fused` feature, about 1.3 KB, \
-               would break the 32 KiB budget). Both link with `--icf=all`, and the emulated \
-               boards' vector table has their 32 interrupts. The tile loop is assembly in both; \
-               `size` keeps the requantization (in Rust) inlined in the kernel loop (its sink is \
-               `#[inline(always)]`) and gives up unrolling and inlining elsewhere. (opt-level \"z\", tried once by hand and \
-               not measured by this command, was smaller still but about a quarter slower: \
-               the machine outliner splits the requantization.)\n";
+        md += "\n`release` is opt-level 3 (what every other table measures); `size` is \
+               opt-level \"s\". Both link with `--icf=all`, and the emulated boards' vector \
+               table has their 32 interrupts. In both, an int8 layer runs as one assembly \
+               routine (the tile loop and the requantization fused); `size` gives up unrolling \
+               and inlining elsewhere.\n";
     }
     let out = project_root().join("results").join("kernels.md");
     std::fs::create_dir_all(out.parent().context("results")?)?;

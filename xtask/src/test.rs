@@ -181,7 +181,7 @@ fn lint(t: &mut Tally) {
                     b.target,
                     "--no-default-features",
                     "--features",
-                    &format!("{},fused", b.feature),
+                    b.feature,
                     "--",
                     "-D",
                     "warnings",

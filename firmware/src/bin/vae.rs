@@ -77,6 +77,16 @@ fn compare<T: Copy + Into<i32>>(
     }
 }
 
+/// The first `n` entries of a buffer build.rs sized for the model, or none, in which case
+/// the engine names the length it wanted (no slice-index panic, whose message formatting
+/// would cost the firmware a kilobyte).
+fn first<T>(buf: &mut [T], n: usize) -> &mut [T] {
+    match buf.get_mut(..n) {
+        Some(s) => s,
+        None => &mut [],
+    }
+}
+
 /// `KEYWORD K [..]`, or `KEYWORD [..]` without an index: one image for the host.
 #[inline(never)]
 fn print_image(kw: &str, index: Option<usize>, px: &[u8]) {
@@ -167,14 +177,16 @@ fn run(model: &Model<'_>, board: &mut Board) -> ! {
     print_count("sample-prior", None, sample_cost);
     print_count("decode", None, decode_cost);
     // The host knows each layer's shape and work (xtask reads them from the model).
-    for i in 0..model.decoder.layers.len() {
-        print_count("decode.layer", Some(i), layers.decoder[i]);
+    let n = model.decoder.layers.len();
+    for (i, &c) in layers.decoder.iter().enumerate().take(n) {
+        print_count("decode.layer", Some(i), c);
     }
     if model.has_encoder() {
         print_count("encode", None, encode_cost);
     }
-    for i in 0..model.encoder.layers.len() {
-        print_count("encode.layer", Some(i), enc_layers.encoder[i]);
+    let n = model.encoder.layers.len();
+    for (i, &c) in enc_layers.encoder.iter().enumerate().take(n) {
+        print_count("encode.layer", Some(i), c);
     }
     print_ram("static", stack::static_ram());
     print_ram("stack", stack::peak());
@@ -190,9 +202,9 @@ fn self_check(engine: &Engine<'_, '_>, b: &mut Buffers) {
     };
     let (pixels, dim) = (model.data.len(), usize::from(model.latent.dim));
     let (stats, code, px) = (
-        &mut b.stats[..model.encoder_out_dim()],
-        &mut b.code[..dim],
-        &mut b.px[..pixels],
+        first(&mut b.stats, model.encoder_out_dim()),
+        first(&mut b.code, dim),
+        first(&mut b.px, pixels),
     );
     let mut probe = tinyvae_engine::NoProbe;
     for (i, v) in g.encoder.iter().enumerate() {
@@ -243,7 +255,7 @@ fn generate(
 ) -> (u64, u64, LayerCounter, Sampler) {
     let model = engine.model();
     let (pixels, dim) = (model.data.len(), usize::from(model.latent.dim));
-    let (code, px) = (&mut b.code[..dim], &mut b.px[..pixels]);
+    let (code, px) = (first(&mut b.code, dim), first(&mut b.px, pixels));
     let (seed, source) = board.seed(fw::SEED);
     defmt::println!(
         "{=str} {=usize} samples, seed {=u64} ({})",
@@ -274,13 +286,16 @@ fn generate(
         decode_cost = n;
         print_image(keyword::SAMPLE, Some(k), px);
         if let Some(keep) = shown.get_mut(k) {
-            keep[..pixels].copy_from_slice(px);
+            keep.iter_mut().zip(px.iter()).for_each(|(d, &v)| *d = v);
         }
     }
     // The display lays out square grey images.
     if cfg!(feature = "oled") && model.data.width == model.data.height && model.data.channels == 1 {
         let side = usize::from(model.data.width);
-        board.show(&shown.each_ref().map(|s| &s[..pixels]), side);
+        board.show(
+            &shown.each_ref().map(|s| s.get(..pixels).unwrap_or(&[])),
+            side,
+        );
     }
     (sample_cost, decode_cost, layers, sampler)
 }
@@ -295,9 +310,9 @@ fn encode_and_move(
     let model = engine.model();
     let (pixels, dim) = (model.data.len(), usize::from(model.latent.dim));
     let (stats, code, px) = (
-        &mut b.stats[..model.encoder_out_dim()],
-        &mut b.code[..dim],
-        &mut b.px[..pixels],
+        first(&mut b.stats, model.encoder_out_dim()),
+        first(&mut b.code, dim),
+        first(&mut b.px, pixels),
     );
     let scratch = &mut b.scratch;
     let mut probe = tinyvae_engine::NoProbe;
@@ -308,10 +323,11 @@ fn encode_and_move(
     let inputs = model.golden.as_ref().map(|g| &g.encoder);
     let mut encode_cost = 0;
     let mut enc_layers = LayerCounter::new();
-    if let Some(inputs) = inputs.filter(|v| v.len() >= 2) {
+    let two = inputs.and_then(|v| Some((v.first()?.input.as_slice(), v.get(1)?.input.as_slice())));
+    if let Some((input_a, input_b)) = two {
         let (r, n) = counter::measure(|| {
             enc_layers = LayerCounter::new();
-            engine.encode(inputs[0].input.as_slice(), scratch, stats, &mut enc_layers)
+            engine.encode(input_a, scratch, stats, &mut enc_layers)
         });
         if let Err(e) = r {
             fw::engine_error(e);
@@ -323,7 +339,7 @@ fn encode_and_move(
         if let Err(e) = ok {
             fw::engine_error(e);
         }
-        print_image(keyword::INPUT, None, inputs[0].input.as_slice());
+        print_image(keyword::INPUT, None, input_a);
         print_image(keyword::RECON, None, px);
         if model.kind == tinyvae_format::ModelKind::Vae {
             for k in 0..RESAMPLES {
@@ -336,8 +352,8 @@ fn encode_and_move(
                 print_image(keyword::RESAMPLE, Some(k), px);
             }
         }
-        let other = &mut b.other[..model.encoder_out_dim()];
-        if let Err(e) = engine.encode(inputs[1].input.as_slice(), scratch, other, &mut probe) {
+        let other = first(&mut b.other, model.encoder_out_dim());
+        if let Err(e) = engine.encode(input_b, scratch, other, &mut probe) {
             fw::engine_error(e);
         }
         for k in 0..=INTERPOLATION_STEPS {
