@@ -398,6 +398,30 @@ fn tiled_layers_are_validated() {
         })
     );
 
+    // A bias near the bound in a whole block of tiles: the rows whose bias leaves room for
+    // the worst case are not summed, this one is, and overflows.
+    let mut c = owned.decoder[1].channels();
+    c.bias[5] = i32::MAX - 1000;
+    let mut o = owned.clone();
+    o.decoder[1] = owned.decoder[1].with_channels(&c);
+    let b = o.buffers();
+    assert_eq!(
+        o.view(&b).unwrap().validate(),
+        Err(Error::AccumulatorOverflow {
+            network: NetworkId::Decoder,
+            layer: 1,
+            row: 5
+        })
+    );
+    // Just inside the bound (128 * sum |w| to spare) it is accepted.
+    let sum: i32 = (0..10)
+        .map(|i| i32::from(view.decoder.layers[1].matrix().weight(5, i)).abs())
+        .sum();
+    c.bias[5] = i32::MAX - 128 * sum;
+    o.decoder[1] = owned.decoder[1].with_channels(&c);
+    let b = o.buffers();
+    assert_eq!(o.view(&b).unwrap().validate(), Ok(()));
+
     // A non-zero weight in a padding column (layer 0 of the decoder: 5 inputs, so columns 5
     // to 7 of each row's last tile are padding), in a row that is not padding.
     let d = view.decoder.layers[0].matrix();
