@@ -15,7 +15,7 @@ pub const GROUPS: [(&str, &str); 5] = [
     ("lint", "rustfmt and clippy, host and firmware (every board)"),
     (
         "host",
-        "cargo test --workspace, the host never links cortex-m, the no_std builds",
+        "cargo test --workspace, the host never links cortex-m, the fuzz target builds, the no_std builds",
     ),
     (
         "firmware",
@@ -198,6 +198,21 @@ fn host(t: &mut Tally) {
     // The pipeline group uses the trainer binary the host tests just built.
     pipeline::TEST_PROFILE_TRAINER.store(true, std::sync::atomic::Ordering::Relaxed);
     t.record("host never compiles cortex-m-rt", host_has_no_cortex_m_rt());
+    // The fuzz target (its own workspace): built on stable, without the fuzzer's
+    // instrumentation, so that a change to the reader or the engine cannot leave it behind.
+    t.record(
+        "fuzz target builds",
+        cargo(
+            &root,
+            &[
+                "build",
+                "--manifest-path",
+                "fuzz/Cargo.toml",
+                "--bin",
+                "from_bytes",
+            ],
+        ),
+    );
     for target in setup::THUMB_TARGETS {
         t.record(
             &format!("engine, format and display build no_std for {target}"),
