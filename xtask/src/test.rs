@@ -324,72 +324,71 @@ fn emulated(t: &mut Tally) {
 
 /// Trained models on the emulated boards: dense, conv and decoder-only, the f32 path.
 fn pipeline_group(c: &mut Ctx) -> Result<()> {
-    // The whole pipeline on both boards: a model trained and exported by the trainer, its
-    // golden vectors and on-device samples bit-exact with the host engine, and a corrupted
-    // copy rejected at boot.
-    let dir = work_dir();
-    let trained = c.trained();
-    let t = &mut c.t;
-    if let Some(model_file) = &trained {
-        let model_file = model_file.as_path();
-        let corrupt = dir.join("corrupt.tvae");
-        let mut blob = std::fs::read(model_file)?;
-        let mid = blob.len() / 2;
-        blob[mid] ^= 0x10;
-        std::fs::write(&corrupt, &blob)?;
-        t.record(
-            "xtask refuses a model too large for a board, naming both sizes",
-            match pipeline::check_fits(firmware::M0_BOARD, model_file) {
-                Ok(_) => Err(anyhow::anyhow!(
-                    "the 680 KB model was accepted for a 256 KiB board"
-                )),
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    println!("  {msg}");
-                    if msg.contains(&firmware::M0_BOARD.flash.to_string())
-                        && msg.contains("bytes of flash")
-                    {
-                        Ok(())
-                    } else {
-                        Err(anyhow::anyhow!("unclear refusal: {msg}"))
-                    }
-                }
-            },
-        );
-        for board in firmware::QEMU_BOARDS {
-            t.record(
-                &format!(
-                    "vae on {}: golden vectors and samples bit-exact with the host",
-                    board.name
-                ),
-                pipeline::run_on_board(board, model_file, DEMO_SEED).and_then(|(code, d)| {
-                    if code != 0 {
-                        bail!("exit code {code} ({}); log:\n{}", exit_name(code), d.log);
-                    }
-                    if !d.log.contains("vectors bit-exact") {
-                        bail!("no golden-vector report in the log:\n{}", d.log);
-                    }
-                    let n = pipeline::check_outputs_match(model_file, DEMO_SEED, &d, true)?;
-                    println!("  {n} device images (samples, reconstruction, resamples, interpolation) equal the host engine's");
-                    Ok(())
-                }),
-            );
-            t.record(
-                &format!("vae on {} rejects a corrupted model at boot", board.name),
-                pipeline::run_on_board(board, &corrupt, DEMO_SEED).and_then(|(code, d)| {
-                    if code != ExitCode::BadModel.code() || !d.log.contains("CrcMismatch") {
-                        bail!("expected exit 2 (bad model) and a CRC error, got {code} ({}); log:\n{}", exit_name(code), d.log);
-                    }
-                    Ok(())
-                }),
-            );
-        }
+    if let Some(model) = c.trained() {
+        dense_on_chip(&mut c.t, &model)?;
+        f32_path(&mut c.t, &model);
     }
+    conv_on_chip(&mut c.t);
+    Ok(())
+}
 
-    // Convolutional models: a conv-mcu model trained and exported by the trainer; on the
-    // Cortex-M4F (DSP kernel) and M3, its golden vectors and every image the chip makes equal
-    // the host engine's; its decoder-only export generates on the Cortex-M0.
-    let conv_run = dir.join("conv");
+/// The default model on both boards: its golden vectors and every image bit-exact with the
+/// host engine, a corrupted copy rejected at boot; and its refusal for the Cortex-M0.
+fn dense_on_chip(t: &mut Tally, model_file: &Path) -> Result<()> {
+    let corrupt = work_dir().join("corrupt.tvae");
+    let mut blob = std::fs::read(model_file)?;
+    let mid = blob.len() / 2;
+    blob[mid] ^= 0x10;
+    std::fs::write(&corrupt, &blob)?;
+    t.record(
+        "xtask refuses a model too large for a board, naming both sizes",
+        match pipeline::check_fits(firmware::M0_BOARD, model_file) {
+            Ok(_) => Err(anyhow::anyhow!(
+                "the 680 KB model was accepted for a 256 KiB board"
+            )),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                println!("  {msg}");
+                if msg.contains(&firmware::M0_BOARD.flash.to_string())
+                    && msg.contains("bytes of flash")
+                {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("unclear refusal: {msg}"))
+                }
+            }
+        },
+    );
+    for board in firmware::QEMU_BOARDS {
+        t.record(
+            &format!(
+                "vae on {}: golden vectors and samples bit-exact with the host",
+                board.name
+            ),
+            run_and_compare(board, model_file),
+        );
+        t.record(
+            &format!("vae on {} rejects a corrupted model at boot", board.name),
+            pipeline::run_on_board(board, &corrupt, DEMO_SEED).and_then(|(code, d)| {
+                if code != ExitCode::BadModel.code() || !d.log.contains("CrcMismatch") {
+                    bail!(
+                        "expected exit 2 (bad model) and a CRC error, got {code} ({}); log:\n{}",
+                        exit_name(code),
+                        d.log
+                    );
+                }
+                Ok(())
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// A conv-mcu model trained and exported by the trainer: on the Cortex-M4F (DSP kernel) and
+/// M3, its golden vectors and every image the chip makes equal the host engine's; its
+/// decoder-only export generates on the Cortex-M0.
+fn conv_on_chip(t: &mut Tally) {
+    let conv_run = work_dir().join("conv");
     let conv = pipeline::train_and_export(&conv_run, "conv-mcu", 2, Some(2000));
     t.record(
         "pipeline: train and export a conv model",
@@ -397,54 +396,53 @@ fn pipeline_group(c: &mut Ctx) -> Result<()> {
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("{e:#}")),
     );
-    if let Ok(model_file) = &conv {
-        for board in firmware::QEMU_BOARDS {
-            t.record(
-                &format!(
-                    "conv vae on {}: golden vectors and every image bit-exact with the host",
-                    board.name
-                ),
-                run_and_compare(board, model_file),
-            );
-        }
+    let Ok(model_file) = &conv else {
+        return;
+    };
+    for board in firmware::QEMU_BOARDS {
         t.record(
             &format!(
-                "conv-mcu decoder-only on {} ({}): golden vectors and samples bit-exact",
-                firmware::M0_BOARD.name,
-                firmware::M0_BOARD.cpu
-            ),
-            pipeline::export_decoder_only(&conv_run)
-                .and_then(|m| run_and_compare(firmware::M0_BOARD, &m)),
-        );
-    }
-
-    // The f32 decoder path on the Cortex-M4F: the same bits as on the host, near the float
-    // decoder; the int8 path beside it on the same draws.
-    if let Some(model_file) = &trained {
-        let board = firmware::QEMU_BOARDS[0];
-        t.record(
-            &format!(
-                "f32 decoder path on {}: bit-exact with the host, PSNR",
+                "conv vae on {}: golden vectors and every image bit-exact with the host",
                 board.name
             ),
-            float::compare(board, model_file, DEMO_SEED).and_then(|c| {
-                println!(
-                    "  int8: {} instructions, PSNR {:.2} dB; f32: {} instructions, PSNR {:.2} dB",
-                    c.int8, c.int8_psnr, c.f32, c.f32_psnr
-                );
-                if c.f32_psnr < float::F32_PSNR_MIN_DB {
-                    bail!(
-                        "f32 path PSNR {:.2} dB < {} dB",
-                        c.f32_psnr,
-                        float::F32_PSNR_MIN_DB
-                    );
-                }
-                Ok(())
-            }),
+            run_and_compare(board, model_file),
         );
     }
+    t.record(
+        &format!(
+            "conv-mcu decoder-only on {} ({}): golden vectors and samples bit-exact",
+            firmware::M0_BOARD.name,
+            firmware::M0_BOARD.cpu
+        ),
+        pipeline::export_decoder_only(&conv_run)
+            .and_then(|m| run_and_compare(firmware::M0_BOARD, &m)),
+    );
+}
 
-    Ok(())
+/// The f32 decoder path on the Cortex-M4F: the same bits as on the host, near the float
+/// decoder; the int8 path beside it on the same draws.
+fn f32_path(t: &mut Tally, model_file: &Path) {
+    let board = firmware::QEMU_BOARDS[0];
+    t.record(
+        &format!(
+            "f32 decoder path on {}: bit-exact with the host, PSNR",
+            board.name
+        ),
+        float::compare(board, model_file, DEMO_SEED).and_then(|c| {
+            println!(
+                "  int8: {} instructions, PSNR {:.2} dB; f32: {} instructions, PSNR {:.2} dB",
+                c.int8, c.int8_psnr, c.f32, c.f32_psnr
+            );
+            if c.f32_psnr < float::F32_PSNR_MIN_DB {
+                bail!(
+                    "f32 path PSNR {:.2} dB < {} dB",
+                    c.f32_psnr,
+                    float::F32_PSNR_MIN_DB
+                );
+            }
+            Ok(())
+        }),
+    );
 }
 
 /// The real boards' images, built with the trained model.
@@ -488,7 +486,7 @@ fn run_and_compare(board: firmware::Board, model: &Path) -> Result<()> {
         bail!("no golden-vector report in the log:\n{}", d.log);
     }
     let n = pipeline::check_outputs_match(model, DEMO_SEED, &d, true)?;
-    let count = |name: &str| d.counts.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
+    let count = |name: &str| d.count(name).unwrap_or(0);
     let ram = |name: &str| d.ram.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
     println!(
         "  {n} images equal the host engine's; decode {} instructions; RAM {} static + {} stack of {}",
