@@ -353,6 +353,22 @@ impl ConvShape {
     }
 }
 
+/// `HxWxC->H'xW'xR`, the tensors a convolution reads and writes (for reports).
+impl core::fmt::Display for ConvShape {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}x{}x{}->{}x{}x{}",
+            self.in_height,
+            self.in_width,
+            self.in_channels,
+            self.out_height,
+            self.out_width,
+            self.out_channels
+        )
+    }
+}
+
 /// A convolution layer: its shapes and, as a [`Dense`] of `in_dim = kernel^2 in_channels`
 /// inputs and `out_dim = out_channels` outputs, its weight matrix and per-channel arrays.
 /// Each output position is that dense product applied to the position's patch (FORMAT.md,
@@ -472,6 +488,15 @@ impl<'a> Layer<'a> {
                 &all[all.len() - n..]
             }
             _ => self.matrix().packed_weights(),
+        }
+    }
+
+    /// What the layer is, for reports: `dense`, `conv` or `convT`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Layer::Dense(_) => "dense",
+            Layer::Conv2d(_) => "conv",
+            Layer::ConvTranspose2d(_) => "convT",
         }
     }
 

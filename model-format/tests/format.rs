@@ -644,3 +644,20 @@ fn crc32_check_value() {
     // The catalogue's check value: CRC-32/ISO-HDLC of "123456789".
     assert_eq!(tinyvae_format::crc32(b"123456789"), 0xCBF4_3926);
 }
+
+/// The layer descriptions reports and results tables print.
+#[test]
+fn layers_describe_themselves() {
+    let s = tinyvae_format::ConvShape {
+        in_height: 28,
+        in_width: 28,
+        in_channels: 1,
+        out_height: 14,
+        out_width: 14,
+        out_channels: 32,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    };
+    assert_eq!(s.to_string(), "28x28x1->14x14x32");
+}

@@ -429,23 +429,7 @@ pub fn describe(l: &tinyvae_format::Layer<'_>) -> String {
     use tinyvae_format::Layer;
     match l {
         Layer::Dense(d) => format!("{}x{}", d.in_dim, d.out_dim),
-        Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
-            let s = &c.shape;
-            format!(
-                "{} {}x{}x{}->{}x{}x{}",
-                if matches!(l, Layer::Conv2d(_)) {
-                    "conv"
-                } else {
-                    "convT"
-                },
-                s.in_height,
-                s.in_width,
-                s.in_channels,
-                s.out_height,
-                s.out_width,
-                s.out_channels
-            )
-        }
+        Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => format!("{} {}", l.kind_name(), c.shape),
     }
 }
 

@@ -36,18 +36,8 @@ pub fn describe(l: &Layer<'_>) -> String {
         Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
             let s = &c.shape;
             format!(
-                "{} {}x{}x{}->{}x{}x{} k{} s{} p{}",
-                if matches!(l, Layer::Conv2d(_)) {
-                    "conv"
-                } else {
-                    "convT"
-                },
-                s.in_height,
-                s.in_width,
-                s.in_channels,
-                s.out_height,
-                s.out_width,
-                s.out_channels,
+                "{} {s} k{} s{} p{}",
+                l.kind_name(),
                 s.kernel,
                 s.stride,
                 s.padding
