@@ -30,14 +30,23 @@ fn few(c: &Conv<'_>) -> bool {
     usize::from(c.matrix.out_dim) < FEW_CHANNELS
 }
 
-/// Patch bytes [`conv_i8`] uses for a convolution at full speed: one patch, or for one with
-/// few output channels four patches as the rows of 4 x 4 tiles (3 bytes to align them).
-pub fn patch_room(c: &Conv<'_>, transposed: bool) -> usize {
+/// The weight row length of the few-channel path on DSP targets ([`gathered`]): each tap's
+/// run of input channels padded to a multiple of 4, so that every run starts on a word.
+fn gathered_row(c: &Conv<'_>, transposed: bool) -> usize {
+    let ch = usize::from(c.shape.in_channels).max(1);
+    max_patch(c, transposed) / ch * ch.div_ceil(4) * 4
+}
+
+/// Patch bytes [`conv_i8`] uses for a convolution at full speed, with (`simd`) or without
+/// the DSP kernel: one patch; for one with few output channels, without the DSP kernel four
+/// patches as the rows of 4 x 4 tiles (3 bytes to align them), with it the zero-point's pixel
+/// and one weight row ([`gathered`]).
+pub fn patch_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
     let k = max_patch(c, transposed);
-    if few(c) {
-        4 * k.div_ceil(4) * 4 + 3
-    } else {
-        k
+    match (few(c), simd) {
+        (true, true) => usize::from(c.shape.in_channels) + gathered_row(c, transposed),
+        (true, false) => 4 * k.div_ceil(4) * 4 + 3,
+        (false, _) => k,
     }
 }
 
@@ -48,7 +57,7 @@ pub fn spare_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
     let k = max_patch(c, transposed);
     let (kp, r) = (k.div_ceil(4) * 4, usize::from(c.matrix.out_dim));
     match (few(c), simd) {
-        (true, true) => 2 * r * kp + 3,
+        (true, true) => 2 * r * gathered_row(c, transposed) + 3,
         (true, false) => r * kp,
         (false, true) => dense::spare_len(k),
         (false, false) => 0,
@@ -80,13 +89,52 @@ impl PatchOut for Flat<'_> {
     }
 }
 
+/// A patch widened to int16 pairs as the DSP kernel reads its inputs ([`dense::dsp::widen`]:
+/// per group of 4 columns, words (x0, x2) and (x1, x3)), built straight from the input
+/// without an int8 copy, a word at a time. Every run must start and end on a multiple of 4
+/// (input channels in multiples of 4); one that does not sets `misaligned` and is dropped.
+#[cfg(tinyvae_dsp)]
+struct Wide<'w> {
+    words: &'w mut [u32],
+    misaligned: bool,
+}
+
+#[cfg(tinyvae_dsp)]
+impl Wide<'_> {
+    fn words(&mut self, j0: usize, len: usize) -> Option<&mut [u32]> {
+        if j0.is_multiple_of(4) && len.is_multiple_of(4) {
+            self.words.get_mut(j0 / 2..(j0 + len) / 2)
+        } else {
+            self.misaligned = true;
+            None
+        }
+    }
+}
+
+#[cfg(tinyvae_dsp)]
+impl PatchOut for Wide<'_> {
+    fn run(&mut self, j0: usize, src: &[i8]) {
+        if let Some(d) = self.words(j0, src.len()) {
+            dense::dsp::widen(src, d);
+        }
+    }
+
+    fn fill(&mut self, j0: usize, len: usize, v: i8) {
+        if let Some(d) = self.words(j0, len) {
+            d.fill(u32::from(i16::from(v) as u16) * 0x1_0001);
+        }
+    }
+}
+
 /// Row `r` of 4 x 4 tiles ([`tinyvae_format::WeightLayout::Tiles4x4`]): column `j` at
 /// `16 (j / 4) + 4 r + j % 4`. Runs that start on a multiple of 4 move 4 bytes at a time.
+#[cfg(not(tinyvae_dsp))]
 struct TileRow<'t> {
     tiles: &'t mut [i8],
     r: usize,
 }
 
+#[cfg(not(tinyvae_dsp))]
 impl PatchOut for TileRow<'_> {
     fn run(&mut self, j0: usize, src: &[i8]) {
         if j0.is_multiple_of(4) {
@@ -117,6 +165,7 @@ impl PatchOut for TileRow<'_> {
     }
 }
 
+#[cfg(not(tinyvae_dsp))]
 impl TileRow<'_> {
     #[inline(always)]
     fn put(&mut self, j: usize, v: i8) {
@@ -267,6 +316,10 @@ pub fn conv_i8(
     if few(c) && few_channels(c, transposed, x, y, patch, spare) {
         return;
     }
+    #[cfg(tinyvae_dsp)]
+    if !few(c) && wide_patches(c, transposed, x, y, spare) {
+        return;
+    }
     let s = &c.shape;
     let r = usize::from(c.matrix.out_dim);
     let zp = c.matrix.input_zero_point;
@@ -281,6 +334,48 @@ pub fn conv_i8(
             }
         });
     });
+}
+
+/// The DSP path of [`conv_i8`] for input channels in multiples of 4: each position's patch
+/// widened straight from the input into `spare` ([`Wide`]), then the fused int8 kernel.
+/// False when a precondition fails (tiles unaligned, `spare` short), having written outputs
+/// that the caller's general path then writes again.
+#[cfg(tinyvae_dsp)]
+#[inline(never)]
+fn wide_patches(c: &Conv<'_>, transposed: bool, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
+    let s = &c.shape;
+    if !usize::from(s.in_channels).is_multiple_of(4) {
+        return false;
+    }
+    let k = max_patch(c, transposed);
+    let Some(wide) = dense::dsp::words(spare).get_mut(..k / 2) else {
+        return false;
+    };
+    let r = usize::from(c.matrix.out_dim);
+    let zp = c.matrix.input_zero_point;
+    let mut ok = true;
+    for_each_product(c, transposed, &mut |m, walk| {
+        let Some(wide) = wide.get_mut(..usize::from(m.in_dim) / 2) else {
+            ok = false;
+            return;
+        };
+        if !ok || !dense::dsp::tiles_ready(&m) {
+            ok = false;
+            return;
+        }
+        walk.run(s, &mut |at, taps| {
+            let mut patch = Wide {
+                words: &mut *wide,
+                misaligned: false,
+            };
+            patch_to(s, zp, x, taps, &mut patch);
+            ok &= !patch.misaligned;
+            if let Some(out) = y.get_mut(at * r..at * r + r) {
+                ok &= dense::dsp::tiled_i8_widened(&m, wide, out);
+            }
+        });
+    });
+    ok
 }
 
 /// The outputs one dense product computes, in raster order: rows `oy0, oy0 + step, ...`
@@ -389,6 +484,23 @@ fn few_channels(
     patch: &mut [i8],
     spare: &mut [i8],
 ) -> bool {
+    #[cfg(tinyvae_dsp)]
+    return gathered(c, transposed, x, y, patch, spare);
+    #[cfg(not(tinyvae_dsp))]
+    tiled_positions(c, transposed, x, y, patch, spare)
+}
+
+/// The portable path of [`few_channels`]: four positions' patches as the rows of 4 x 4
+/// tiles, multiplied by each weight row.
+#[cfg(not(tinyvae_dsp))]
+fn tiled_positions(
+    c: &Conv<'_>,
+    transposed: bool,
+    x: &[i8],
+    y: &mut [i8],
+    patch: &mut [i8],
+    spare: &mut [i8],
+) -> bool {
     let s = &c.shape;
     let k = max_patch(c, transposed);
     let kp = k.div_ceil(4) * 4;
@@ -404,7 +516,7 @@ fn few_channels(
     let zp = c.matrix.input_zero_point;
     let mut batch = Batch::new(tiles);
     for_each_product(c, transposed, &mut |m, walk| {
-        rows.load(&m, tiles_scratch(&mut batch));
+        rows.load(&m, tiles_scratch(&mut batch), usize::from(m.in_dim));
         walk.run(s, &mut |at, taps| {
             patch_to(s, zp, x, taps, &mut batch.next_patch(at));
             batch.flush_if_full(&m, &rows, y);
@@ -414,18 +526,181 @@ fn few_channels(
     true
 }
 
+/// The DSP path of [`few_channels`]: four positions at a time, each tap's input pixels read
+/// where they lie ([`dense::dsp::gather4`], over the channels in whole groups of 4) against
+/// the tap's run of the widened weight row, the last 1 to 3 channels (when the count is not
+/// a multiple of 4) one by one; no patch is built. False, having done nothing, when the
+/// scratch is too small.
+#[cfg(tinyvae_dsp)]
+#[inline(never)]
+fn gathered(
+    c: &Conv<'_>,
+    transposed: bool,
+    x: &[i8],
+    y: &mut [i8],
+    patch: &mut [i8],
+    spare: &mut [i8],
+) -> bool {
+    let s = &c.shape;
+    let ch = usize::from(s.in_channels);
+    let k = gathered_row(c, transposed);
+    let r = usize::from(c.matrix.out_dim);
+    if ch == 0 {
+        return false;
+    }
+    // The zero-point's pixel (taps outside the input read it), then room to load a row.
+    let Some((pad, rest)) = patch.split_at_mut_checked(ch) else {
+        return false;
+    };
+    let Some(tmp) = rest.get_mut(..k) else {
+        return false;
+    };
+    let mut rows = match Rows::new(spare, r * k) {
+        Some(rows) => rows,
+        None => return false,
+    };
+    let zp = c.matrix.input_zero_point;
+    pad.fill(zp);
+    let pad: &[i8] = pad;
+    let mut g = Gather {
+        s,
+        x,
+        pad,
+        at: [usize::MAX; 4],
+        taps: [Taps {
+            y0: usize::MAX,
+            x0: usize::MAX,
+            ny: 0,
+            nx: 0,
+            dir: 1,
+        }; 4],
+        n: 0,
+    };
+    for_each_product(c, transposed, &mut |m, walk| {
+        rows.load(&m, tmp, ch);
+        walk.run(s, &mut |at, taps| g.push(&m, &rows, at, taps, y));
+        g.flush(&m, &rows, y);
+    });
+    true
+}
+
+/// Up to four output positions of one product waiting for [`Gather::flush`].
+#[cfg(tinyvae_dsp)]
+struct Gather<'a> {
+    s: &'a ConvShape,
+    x: &'a [i8],
+    pad: &'a [i8],
+    at: [usize; 4],
+    taps: [Taps; 4],
+    n: usize,
+}
+
+#[cfg(tinyvae_dsp)]
+impl Gather<'_> {
+    /// Adds output position `at`, whose patch `taps` reads; four make a flush.
+    #[inline(never)]
+    fn push(&mut self, m: &Dense<'_>, rows: &Rows<'_>, at: usize, taps: Taps, y: &mut [i8]) {
+        let i = self.n & 3;
+        (self.at[i], self.taps[i]) = (at, taps);
+        self.n = i + 1;
+        if self.n == 4 {
+            self.flush(m, rows, y);
+        }
+    }
+
+    /// The outputs of the waiting positions: per output channel and tap, one
+    /// [`dense::dsp::gather4`] call (past the waiting positions, the last one again, whose
+    /// sums are dropped).
+    #[inline(never)]
+    fn flush(&mut self, m: &Dense<'_>, rows: &Rows<'_>, y: &mut [i8]) {
+        let n = self.n.min(4);
+        self.n = 0;
+        let Some(last) = n.checked_sub(1) else {
+            return;
+        };
+        let first = self.taps[0];
+        let ch = usize::from(self.s.in_channels);
+        let (head, chp) = (ch / 4 * 4, ch.div_ceil(4) * 4);
+        let r = usize::from(m.out_dim);
+        for o in 0..r {
+            let mut acc = [m.bias.get(o).unwrap_or(0); 4];
+            let mut j0 = 0;
+            for ty in 0..first.ny {
+                for tx in 0..first.nx {
+                    let mut px = [self.pad; 4];
+                    for (i, p) in px.iter_mut().enumerate() {
+                        *p = pixel(self.s, self.x, self.pad, self.taps[i.min(last)], ty, tx);
+                    }
+                    if let Some(wide) = rows.wide_run(o, j0, head) {
+                        dense::dsp::gather4(px, wide, head / 4, &mut acc);
+                    }
+                    if head < ch {
+                        tail(rows, o, j0, head..ch, &px, &mut acc);
+                    }
+                    j0 += chp;
+                }
+            }
+            for (&at, &a) in self.at.iter().zip(&acc).take(n) {
+                if let Some(out) = y.get_mut(at * r + o) {
+                    *out = dense::output_i8_shared(m, o, a);
+                }
+            }
+        }
+    }
+}
+
+/// The last 1 to 3 input channels `js` of a tap (starting at row column `j0`) for four
+/// positions, when the channel count is not a multiple of 4.
+#[cfg(tinyvae_dsp)]
+#[inline(never)]
+fn tail(
+    rows: &Rows<'_>,
+    o: usize,
+    j0: usize,
+    js: core::ops::Range<usize>,
+    px: &[&[i8]; 4],
+    acc: &mut [i32; 4],
+) {
+    for j in js {
+        let w = rows.wide_weight(o, j0 + j);
+        for (a, p) in acc.iter_mut().zip(px) {
+            *a = a.wrapping_add(w * i32::from(p.get(j).copied().unwrap_or(0)));
+        }
+    }
+}
+
+/// The input pixel (its channels) under tap (`ty`, `tx`) of `t`, or `pad` (the zero-point's)
+/// where the tap lies outside the input.
+#[cfg(tinyvae_dsp)]
+#[inline(never)]
+fn pixel<'a>(s: &ConvShape, x: &'a [i8], pad: &'a [i8], t: Taps, ty: usize, tx: usize) -> &'a [i8] {
+    let ch = usize::from(s.in_channels);
+    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
+    let iy = t.y0.wrapping_add(ty.wrapping_mul(t.dir));
+    let ix = t.x0.wrapping_add(tx.wrapping_mul(t.dir));
+    if iy < h && ix < w {
+        let at = (iy * w + ix) * ch;
+        x.get(at..at + ch).unwrap_or(pad)
+    } else {
+        pad
+    }
+}
+
 /// The tile area, free between batches: where [`Rows::load`] unpacks a weight row.
+#[cfg(not(tinyvae_dsp))]
 fn tiles_scratch<'b>(b: &'b mut Batch<'_>) -> &'b mut [i8] {
     b.tiles
 }
 
 /// Up to four output positions whose patches wait as the rows of 4 x 4 tiles.
+#[cfg(not(tinyvae_dsp))]
 struct Batch<'s> {
     tiles: &'s mut [i8],
     at: [usize; 4],
     n: usize,
 }
 
+#[cfg(not(tinyvae_dsp))]
 impl<'s> Batch<'s> {
     fn new(tiles: &'s mut [i8]) -> Self {
         Batch {
@@ -469,7 +744,7 @@ impl<'s> Batch<'s> {
             rows.times(o, self.tiles, &mut acc);
             for (&at, &a) in self.at.iter().zip(&acc).take(n) {
                 if let Some(out) = y.get_mut(at * r + o) {
-                    *out = dense::output_i8(m, o, a);
+                    *out = dense::output_i8_shared(m, o, a);
                 }
             }
         }
@@ -501,11 +776,25 @@ impl<'s> Rows<'s> {
         }
     }
 
-    /// Loads the rows of `m` (`tmp`: room for one row of int8 values, on the DSP path).
-    fn load(&mut self, m: &Dense<'_>, tmp: &mut [i8]) {
+    /// Loads the rows of `m`, each run of `ch` columns padded with zeros to a multiple of 4
+    /// (`ch` = `in_dim`: one run; `tmp`: room for one row of int8 values, on the DSP path).
+    fn load(&mut self, m: &Dense<'_>, tmp: &mut [i8], ch: usize) {
         let k = usize::from(m.in_dim);
-        let kp = k.div_ceil(4) * 4;
+        let ch = ch.max(1);
+        let (runs, chp) = (k / ch, ch.div_ceil(4) * 4);
+        let kp = runs * chp;
         self.kp = kp;
+        // Column j of the padded row: run j / chp, its channel j % chp (no division).
+        let fill = |o: usize, row: &mut [i8]| {
+            let mut cols = row.iter_mut();
+            for t in 0..runs {
+                for c in 0..chp {
+                    if let Some(w) = cols.next() {
+                        *w = if c < ch { m.weight(o, t * ch + c) } else { 0 };
+                    }
+                }
+            }
+        };
         #[cfg(tinyvae_dsp)]
         {
             let Some(row) = tmp.get_mut(..kp) else {
@@ -515,9 +804,7 @@ impl<'s> Rows<'s> {
                 if o >= usize::from(m.out_dim) {
                     break;
                 }
-                for (j, w) in row.iter_mut().enumerate() {
-                    *w = if j < k { m.weight(o, j) } else { 0 };
-                }
+                fill(o, row);
                 dense::dsp::widen(row, wide);
             }
         }
@@ -528,26 +815,33 @@ impl<'s> Rows<'s> {
                 if o >= usize::from(m.out_dim) {
                     break;
                 }
-                for (j, w) in row.iter_mut().enumerate() {
-                    *w = if j < k { m.weight(o, j) } else { 0 };
-                }
+                fill(o, row);
             }
         }
     }
 
+    /// The widened words of row `o`'s columns `j0..j0 + len` (`j0` and `len` multiples of 4).
+    #[cfg(tinyvae_dsp)]
+    fn wide_run(&self, o: usize, j0: usize, len: usize) -> Option<&[u32]> {
+        let at = o * self.kp / 2 + j0 / 2;
+        self.wide.get(at..at + len / 2)
+    }
+
+    /// Row `o`'s weight in column `j`: in word `2 (j / 4) + j % 2` of its group, the high
+    /// half when `j % 4 >= 2` ([`dense::dsp::widen`]).
+    #[cfg(tinyvae_dsp)]
+    fn wide_weight(&self, o: usize, j: usize) -> i32 {
+        let word = self.wide.get(o * self.kp / 2 + 2 * (j / 4) + j % 2);
+        let half = word.map_or(0, |w| if j % 4 >= 2 { w >> 16 } else { w & 0xffff });
+        i32::from(half as u16 as i16)
+    }
+
     /// `acc[r] += sum_j tiles(r, j) * row_o[j]`.
+    #[cfg(not(tinyvae_dsp))]
     #[inline(always)]
     fn times(&self, o: usize, tiles: &[i8], acc: &mut [i32; 4]) {
         let kp = self.kp;
         // `get`, not indexing: no panic (and its formatted message) in the firmware.
-        #[cfg(tinyvae_dsp)]
-        if let (Some(wide), Some(t)) = (
-            self.wide.get(o * kp / 2..(o + 1) * kp / 2),
-            tiles.get(..4 * kp),
-        ) {
-            dense::dsp::tiles_times_wide_row(t, wide, kp / 4, acc);
-        }
-        #[cfg(not(tinyvae_dsp))]
         if let (Some(row), Some(t)) = (self.narrow.get(o * kp..(o + 1) * kp), tiles.get(..4 * kp)) {
             dense::tiles_times_row(t, row, acc);
         }
@@ -698,7 +992,7 @@ mod tests {
                     let (Layer::Conv2d(c) | Layer::ConvTranspose2d(c)) = l else { unreachable!() };
                     let mut y = vec![0i8; out];
                     let (p, sp) = if full {
-                        (patch_room(c, transposed), spare_room(c, transposed, dense::SIMD))
+                        (patch_room(c, transposed, dense::SIMD), spare_room(c, transposed, dense::SIMD))
                     } else {
                         (k, dense::spare_len(k))
                     };

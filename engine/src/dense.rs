@@ -146,10 +146,13 @@ fn tiled<const QUADS: bool>(layer: &Dense<'_>, x: &[i8], f: &mut impl Sink) {
     }
 }
 
-/// The requantization parameters of four output channels.
+/// The requantization parameters of four output channels (the biases only where the DSP
+/// kernels run: their sinks requantize through the layer).
 struct Quad {
     bias: [i32; 4],
+    #[cfg(not(tinyvae_dsp))]
     multiplier: [i32; 4],
+    #[cfg(not(tinyvae_dsp))]
     shift: [i8; 4],
 }
 
@@ -178,9 +181,13 @@ impl<'a> Quads<'a> {
         let (m, multiplier) = self.multiplier.split_first_chunk::<16>()?;
         let (s, shift) = self.shift.split_first_chunk::<4>()?;
         (self.bias, self.multiplier, self.shift) = (bias, multiplier, shift);
+        #[cfg(tinyvae_dsp)]
+        let _ = (m, s);
         Some(Quad {
             bias: core::array::from_fn(|i| le_i32(b, i)),
+            #[cfg(not(tinyvae_dsp))]
             multiplier: core::array::from_fn(|i| le_i32(m, i)),
+            #[cfg(not(tinyvae_dsp))]
             shift: s.map(|v| v as i8),
         })
     }
@@ -233,10 +240,9 @@ fn for_each_accumulator(
         WeightLayout::Tiles4x4 => {
             #[cfg(tinyvae_dsp)]
             if !portable {
-                if !dsp::tiled(layer, x, spare, f) {
-                    fallback(f, layer, x);
-                }
-                return;
+                // The fused kernel did not run (its preconditions failed): the definition.
+                let _ = spare;
+                return fallback(f, layer, x);
             }
             tiled::<true>(layer, x, f)
         }
@@ -328,23 +334,50 @@ pub(crate) fn tiles_times_row(tiles: &[i8], w: &[i8], acc: &mut [i32; 4]) {
     }
 }
 
+/// [`output_i8`], out of line where the DSP kernels run: its users there (the portable
+/// fallbacks and the few-channel convolutions, off the fused kernel's path) share one copy
+/// in flash.
+#[cfg_attr(tinyvae_dsp, inline(never))]
+pub(crate) fn output_i8_shared(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
+    output_i8(layer, row, acc)
+}
+
 /// Requantizes to int8 with the output zero point and the activation's lower bound.
 struct I8Out<'l, 'a, 'y> {
     layer: &'l Dense<'a>,
     y: &'y mut [i8],
+    #[cfg(not(tinyvae_dsp))]
     zp: i32,
+    #[cfg(not(tinyvae_dsp))]
     lo: i32,
 }
 
 impl Sink for I8Out<'_, '_, '_> {
     #[inline(always)]
     fn put(&mut self, row: usize, acc: i32) {
-        let v = requantized(self.layer, row, acc).saturating_add(self.zp);
+        #[cfg(tinyvae_dsp)]
         if let Some(out) = self.y.get_mut(row) {
-            *out = v.max(self.lo).min(127) as i8;
+            *out = output_i8_shared(self.layer, row, acc);
+        }
+        #[cfg(not(tinyvae_dsp))]
+        {
+            let v = requantized(self.layer, row, acc).saturating_add(self.zp);
+            if let Some(out) = self.y.get_mut(row) {
+                *out = v.max(self.lo).min(127) as i8;
+            }
         }
     }
 
+    /// Where the DSP kernels run, int8 layers go through the fused kernel and reach this
+    /// sink only when its preconditions fail: four calls of `put` then, the least flash.
+    #[cfg(tinyvae_dsp)]
+    fn put4(&mut self, row: usize, acc: [i32; 4], _: &Quad) {
+        for (i, a) in acc.into_iter().enumerate() {
+            self.put(row + i, a);
+        }
+    }
+
+    #[cfg(not(tinyvae_dsp))]
     #[inline(always)]
     fn put4(&mut self, row: usize, acc: [i32; 4], q: &Quad) {
         if let Some(y) = self.y.get_mut(row..row + 4) {
@@ -395,11 +428,22 @@ fn output_range(layer: &Dense<'_>) -> (i32, i32) {
 fn i8_output(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8], portable: bool) {
     // The fused DSP kernel: the tile loop and the requantization in one assembly routine.
     #[cfg(tinyvae_dsp)]
-    if !portable && layer.layout == WeightLayout::Tiles4x4 && dsp::tiled_i8(layer, x, y, spare) {
+    if !portable
+        && layer.layout == WeightLayout::Tiles4x4
+        && dsp::tiled(layer, x, dsp::Out::I8(y), spare)
+    {
         return;
     }
+    #[cfg(not(tinyvae_dsp))]
     let (zp, lo) = output_range(layer);
-    let mut sink = I8Out { layer, y, zp, lo };
+    let mut sink = I8Out {
+        layer,
+        y,
+        #[cfg(not(tinyvae_dsp))]
+        zp,
+        #[cfg(not(tinyvae_dsp))]
+        lo,
+    };
     for_each_accumulator(layer, x, spare, portable, &mut sink);
 }
 
@@ -421,6 +465,11 @@ pub fn dense_i8_portable(layer: &Dense<'_>, x: &[i8], y: &mut [i8]) {
 /// Runs a layer whose output is int16 fixed point (the encoder's last layer).
 pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) {
     debug_assert_eq!(layer.output_type, OutputType::I16);
+    // The fused DSP kernel, made for int16 outputs.
+    #[cfg(tinyvae_dsp)]
+    if layer.layout == WeightLayout::Tiles4x4 && dsp::tiled(layer, x, dsp::Out::I16(y), spare) {
+        return;
+    }
     for_each_accumulator(layer, x, spare, false, &mut I16Out { layer, y });
 }
 
@@ -460,31 +509,6 @@ pub mod dsp {
         "sxtb16 r2, lr, ror #8",
         "smlad r7, r2, r9, r7",
         ".endm",
-        ".section .text.tinyvae_tiles4x4_smlad,\"ax\",%progbits",
-        ".global tinyvae_tiles4x4_smlad",
-        ".type tinyvae_tiles4x4_smlad,%function",
-        ".syntax unified",
-        ".thumb",
-        ".thumb_func",
-        ".p2align 2",
-        "tinyvae_tiles4x4_smlad:",
-        "push {{r3-r11, lr}}",
-        "ldm r3, {{r4-r7}}",
-        "lsrs r3, r2, #1",
-        "bcc 1f",
-        "TINYVAE_TILE",
-        "1:",
-        "beq 3f",
-        "2:",
-        "TINYVAE_TILE",
-        "TINYVAE_TILE",
-        "subs r3, r3, #1",
-        "bne 2b",
-        "3:",
-        "ldr r3, [sp]",
-        "stm r3, {{r4-r7}}",
-        "pop {{r3-r11, pc}}",
-        ".size tinyvae_tiles4x4_smlad, . - tinyvae_tiles4x4_smlad",
         // A whole int8 layer, four rows per block: the tile loop above, then each row's
         // requantization in line (FORMAT.md section 3; the rounding right shift as
         // ceil((d >> (e - 1)) / 2) with d = h - (h < 0), equal to RoundingDivideByPOT, see
@@ -493,7 +517,7 @@ pub mod dsp {
         // r0: the `Job` below (its pointers advanced as it goes). In the epilogue: r0 multipliers,
         // r1 shifts, r2 outputs, r3 lo, lr zero-point; r8-r12 scratch. (One `global_asm!`
         // with the tile loop: the macro must be in the same assembly.)
-        ".macro TINYVAE_REQ a, slow, back",
+        ".macro TINYVAE_REQ a, slow, back, w",
         "ldr r8, [r0], #4",
         "ldrsb r9, [r1], #1",
         "cmp r9, #0",
@@ -509,12 +533,17 @@ pub mod dsp {
         "and r10, r11, #1",
         "add r11, r10, r11, asr #1",
         "\\back:",
+        ".if \\w == 8",
         "qadd r11, r11, lr",
         "ssat r11, #8, r11",
         "cmp r11, r3",
         "it lt",
         "movlt r11, r3",
         "strb r11, [r2], #1",
+        ".else",
+        "ssat r11, #16, r11",
+        "strh r11, [r2], #2",
+        ".endif",
         ".endm",
         // The left-shift path: x = saturate(a * 2^s), h = (x m + 2^30) >> 31, into r11.
         ".macro TINYVAE_REQ_LEFT a, slow, back",
@@ -534,14 +563,17 @@ pub mod dsp {
         "orr r11, r12, r11, lsr #31",
         "b \\back",
         ".endm",
-        ".section .text.tinyvae_dense_i8_smlad,\"ax\",%progbits",
-        ".global tinyvae_dense_i8_smlad",
-        ".type tinyvae_dense_i8_smlad,%function",
+        // The whole layer routine, for int8 outputs (w = 8) and int16 ones (w = 16: no
+        // zero-point or clamp but int16 saturation, two-byte stores).
+        ".macro TINYVAE_DENSE_FN name, w",
+        ".section .text.\\name,\"ax\",%progbits",
+        ".global \\name",
+        ".type \\name,%function",
         ".syntax unified",
         ".thumb",
         ".thumb_func",
         ".p2align 2",
-        "tinyvae_dense_i8_smlad:",
+        "\\name:",
         "push {{r4-r11, lr}}",
         "sub sp, sp, #4",
         "str r0, [sp]",
@@ -579,10 +611,10 @@ pub mod dsp {
         "ldr r2, [r3, #28]",
         "ldr lr, [r3, #32]",
         "ldr r3, [r3, #36]",
-        "TINYVAE_REQ r4, .Ltinyvae_left4, .Ltinyvae_back4",
-        "TINYVAE_REQ r5, .Ltinyvae_left5, .Ltinyvae_back5",
-        "TINYVAE_REQ r6, .Ltinyvae_left6, .Ltinyvae_back6",
-        "TINYVAE_REQ r7, .Ltinyvae_left7, .Ltinyvae_back7",
+        "TINYVAE_REQ r4, .L\\name\\()_left4, .L\\name\\()_back4, \\w",
+        "TINYVAE_REQ r5, .L\\name\\()_left5, .L\\name\\()_back5, \\w",
+        "TINYVAE_REQ r6, .L\\name\\()_left6, .L\\name\\()_back6, \\w",
+        "TINYVAE_REQ r7, .L\\name\\()_left7, .L\\name\\()_back7, \\w",
         "ldr r3, [sp]",
         "str r0, [r3, #20]",
         "str r1, [r3, #24]",
@@ -592,11 +624,88 @@ pub mod dsp {
         "19:",
         "add sp, sp, #4",
         "pop {{r4-r11, pc}}",
-        "TINYVAE_REQ_LEFT r4, .Ltinyvae_left4, .Ltinyvae_back4",
-        "TINYVAE_REQ_LEFT r5, .Ltinyvae_left5, .Ltinyvae_back5",
-        "TINYVAE_REQ_LEFT r6, .Ltinyvae_left6, .Ltinyvae_back6",
-        "TINYVAE_REQ_LEFT r7, .Ltinyvae_left7, .Ltinyvae_back7",
-        ".size tinyvae_dense_i8_smlad, . - tinyvae_dense_i8_smlad",
+        "TINYVAE_REQ_LEFT r4, .L\\name\\()_left4, .L\\name\\()_back4",
+        "TINYVAE_REQ_LEFT r5, .L\\name\\()_left5, .L\\name\\()_back5",
+        "TINYVAE_REQ_LEFT r6, .L\\name\\()_left6, .L\\name\\()_back6",
+        "TINYVAE_REQ_LEFT r7, .L\\name\\()_left7, .L\\name\\()_back7",
+        ".size \\name, . - \\name",
+        ".endm",
+        "TINYVAE_DENSE_FN tinyvae_dense_i8_smlad, 8",
+        "TINYVAE_DENSE_FN tinyvae_dense_i16_smlad, 16",
+    );
+
+    // int8 to int16 pairs, four values per group: r0 source (any alignment), r1 destination
+    // words, r2 groups (>= 1). Each source word becomes (x0, x2), (x1, x3), as [`widen`]
+    // writes them. Two groups per iteration; an odd group first.
+    core::arch::global_asm!(
+        ".section .text.tinyvae_widen_i8,\"ax\",%progbits",
+        ".global tinyvae_widen_i8",
+        ".type tinyvae_widen_i8,%function",
+        ".syntax unified",
+        ".thumb",
+        ".thumb_func",
+        ".p2align 2",
+        "tinyvae_widen_i8:",
+        "push {{r4, lr}}",
+        "lsrs r2, r2, #1",
+        "bcc 1f",
+        "ldr r3, [r0], #4",
+        "sxtb16 r4, r3, ror #8",
+        "sxtb16 r3, r3",
+        "stm r1!, {{r3, r4}}",
+        "1:",
+        "beq 3f",
+        "2:",
+        "ldr r3, [r0], #4",
+        "ldr r12, [r0], #4",
+        "sxtb16 r4, r3, ror #8",
+        "sxtb16 r3, r3",
+        "sxtb16 lr, r12, ror #8",
+        "sxtb16 r12, r12",
+        "stm r1!, {{r3, r4, r12, lr}}",
+        "subs r2, r2, #1",
+        "bne 2b",
+        "3:",
+        "pop {{r4, pc}}",
+        ".size tinyvae_widen_i8, . - tinyvae_widen_i8",
+        // Four dot products that share one widened weight run: r0 the four input pointers
+        // (any alignment, `4 * groups` bytes each), r1 the widened weights (`2 * groups`
+        // words), r2 groups (>= 1), r3 the 4 accumulators (in and out). The inputs are read
+        // where they lie: no patch is copied. Per group: one LDM of the weights, then per
+        // input one word load, SXTB16 + SMLAD twice. (Not unrolled: flash over speed.)
+        ".macro TINYVAE_GATHER p, acc",
+        "ldr r0, [\\p], #4",
+        "sxtb16 r3, r0",
+        "smlad \\acc, r3, r8, \\acc",
+        "sxtb16 r3, r0, ror #8",
+        "smlad \\acc, r3, r9, \\acc",
+        ".endm",
+        ".macro TINYVAE_GATHER4",
+        "ldm r1!, {{r8, r9}}",
+        "TINYVAE_GATHER r4, r10",
+        "TINYVAE_GATHER r5, r11",
+        "TINYVAE_GATHER r6, r12",
+        "TINYVAE_GATHER r7, lr",
+        ".endm",
+        ".section .text.tinyvae_gather4_smlad,\"ax\",%progbits",
+        ".global tinyvae_gather4_smlad",
+        ".type tinyvae_gather4_smlad,%function",
+        ".syntax unified",
+        ".thumb",
+        ".thumb_func",
+        ".p2align 2",
+        "tinyvae_gather4_smlad:",
+        "push {{r3-r11, lr}}",
+        "ldm r0, {{r4-r7}}",
+        "ldm r3, {{r10, r11, r12, lr}}",
+        "2:",
+        "TINYVAE_GATHER4",
+        "subs r2, r2, #1",
+        "bne 2b",
+        "ldr r3, [sp]",
+        "stm r3, {{r10, r11, r12, lr}}",
+        "pop {{r3-r11, pc}}",
+        ".size tinyvae_gather4_smlad, . - tinyvae_gather4_smlad",
     );
 
     /// What [`tinyvae_dense_i8_smlad`] reads and advances: `blocks` blocks of four rows.
@@ -615,19 +724,54 @@ pub mod dsp {
     }
 
     extern "C" {
-        fn tinyvae_tiles4x4_smlad(w: *const i8, x: *const u32, groups: usize, acc: *mut [i32; 4]);
         fn tinyvae_dense_i8_smlad(job: *mut Job);
+        fn tinyvae_dense_i16_smlad(job: *mut Job);
+        fn tinyvae_widen_i8(x: *const i8, wide: *mut u32, groups: usize);
+        fn tinyvae_gather4_smlad(
+            x: *const [*const i8; 4],
+            wide: *const u32,
+            groups: usize,
+            acc: *mut [i32; 4],
+        );
     }
 
-    /// An int8 layer with the fused kernel: every block of four rows in assembly,
-    /// requantization included (the last block, when `out_dim % 4` rows remain, through
-    /// four-entry copies of its parameters). Returns false, having done nothing, when the
-    /// preconditions fail (see [`ready`]), for another kernel to run instead.
+    /// A layer with the fused kernel: every block of four rows in assembly, requantization
+    /// included (the last block, when `out_dim % 4` rows remain, through four-entry copies of
+    /// its parameters). Returns false, having done nothing, when the preconditions fail (see
+    /// [`ready`]), for another kernel to run instead.
     #[inline(never)]
-    pub(super) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
+    pub(super) fn tiled(layer: &Dense<'_>, x: &[i8], y: Out<'_>, spare: &mut [i8]) -> bool {
         if !ready(layer, spare) {
             return false;
         }
+        let groups = usize::from(layer.in_dim).div_ceil(4);
+        let words = words(spare);
+        let Some(wide) = words.get_mut(..2 * groups) else {
+            return false;
+        };
+        widen(x, wide);
+        tiled_widened(layer, wide, y)
+    }
+
+    /// Where [`tiled_widened`] writes: an int8 layer's outputs or an int16 one's.
+    pub(crate) enum Out<'y> {
+        /// int8 outputs (hidden layers, logits).
+        I8(&'y mut [i8]),
+        /// int16 outputs (the encoder's last layer).
+        I16(&'y mut [i16]),
+    }
+
+    /// [`tiled`] for int8 outputs with the inputs already widened.
+    #[inline(always)]
+    pub(crate) fn tiled_i8_widened(layer: &Dense<'_>, wide: &[u32], y: &mut [i8]) -> bool {
+        tiled_widened(layer, wide, Out::I8(y))
+    }
+
+    /// The fused kernel over a layer whose inputs are already widened (by [`widen`]:
+    /// `2 * groups` words), for either output type. Returns false, having done nothing, when
+    /// a precondition fails.
+    #[inline(never)]
+    pub(crate) fn tiled_widened(layer: &Dense<'_>, wide: &[u32], y: Out<'_>) -> bool {
         let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
         let (groups, blocks, rest) = (n.div_ceil(4), out / 4, out % 4);
         let tiles = layer.packed_weights();
@@ -636,19 +780,24 @@ pub mod dsp {
             layer.multiplier.as_bytes(),
             layer.shift.as_bytes(),
         );
+        let (y_ptr, y_len, run): (*mut i8, usize, unsafe extern "C" fn(*mut Job)) = match &y {
+            Out::I8(v) => (v.as_ptr().cast_mut(), v.len(), tinyvae_dense_i8_smlad),
+            Out::I16(v) => (
+                v.as_ptr().cast_mut().cast(),
+                v.len(),
+                tinyvae_dense_i16_smlad,
+            ),
+        };
         if groups == 0
-            || y.len() < out
+            || wide.len() < 2 * groups
+            || !tiles_ready(layer)
+            || y_len < out
             || bias.len() < 4 * out
             || multiplier.len() < 4 * out
             || shift.len() < out
         {
             return false;
         }
-        let words = words(spare);
-        let Some(wide) = words.get_mut(..2 * groups) else {
-            return false;
-        };
-        widen(x, wide);
         let (zero_point, lo) = super::output_range(layer);
         let mut job = Job {
             tiles: tiles.as_ptr(),
@@ -658,22 +807,23 @@ pub mod dsp {
             bias: bias.as_ptr(),
             multiplier: multiplier.as_ptr(),
             shift: shift.as_ptr(),
-            out: y.as_mut_ptr(),
+            out: y_ptr,
             zero_point,
             lo,
         };
-        // SAFETY: `ready` checked that the tiles are word-aligned and hold `16 * groups`
+        // SAFETY: `tiles_ready` checked that the tiles are word-aligned and hold `16 * groups`
         // bytes per block of four rows, padding rows included; `wide` holds `2 * groups`
         // words; the biases, multipliers, shifts and outputs hold at least `4 * blocks`
-        // entries (checked above). The routine reads and writes exactly those (unaligned word
-        // loads of the little-endian biases and multipliers, which ARMv7E-M allows) and
-        // follows the AAPCS.
-        unsafe { tinyvae_dense_i8_smlad(&mut job) };
+        // entries (checked above; `y_ptr` comes from `y`, borrowed exclusively). The routine
+        // reads and writes exactly those (unaligned word loads of the little-endian biases and
+        // multipliers, which ARMv7E-M allows; outputs of the type it is made for) and follows
+        // the AAPCS.
+        unsafe { run(&mut job) };
         if rest > 0 {
             // The last block: its tile rows past `out_dim` are zero padding; its parameters
             // and outputs through four-entry copies. (`get`: no panic path in the firmware.)
             let at = 4 * blocks;
-            let (mut b, mut m, mut s, mut o) = ([0u8; 16], [0u8; 16], [0u8; 4], [0i8; 4]);
+            let (mut b, mut m, mut s, mut o) = ([0u8; 16], [0u8; 16], [0u8; 4], [0i16; 4]);
             let copied = (
                 bias.get(4 * at..4 * out),
                 multiplier.get(4 * at..4 * out),
@@ -688,58 +838,26 @@ pub mod dsp {
             s.iter_mut().zip(ss).for_each(|(d, v)| *d = *v);
             job.blocks = 1;
             (job.bias, job.multiplier, job.shift, job.out) =
-                (b.as_ptr(), m.as_ptr(), s.as_ptr(), o.as_mut_ptr());
+                (b.as_ptr(), m.as_ptr(), s.as_ptr(), o.as_mut_ptr().cast());
             // SAFETY: as above; `job.tiles` points at the last block's `16 * groups` bytes
-            // (the routine advanced it), the copies hold four entries each.
-            unsafe { tinyvae_dense_i8_smlad(&mut job) };
-            if let Some(dst) = y.get_mut(at..out) {
-                dst.iter_mut().zip(o).for_each(|(d, v)| *d = v);
+            // (the routine advanced it), the copies hold four entries each (`o`: room for four
+            // int16 outputs, or four int8 ones in its first 4 bytes).
+            unsafe { run(&mut job) };
+            match y {
+                Out::I8(y) => {
+                    let bytes = o.map(|v| v.to_le_bytes());
+                    if let Some(dst) = y.get_mut(at..out) {
+                        dst.iter_mut()
+                            .zip(bytes.as_flattened())
+                            .for_each(|(d, &v)| *d = v as i8);
+                    }
+                }
+                Out::I16(y) => {
+                    if let Some(dst) = y.get_mut(at..out) {
+                        dst.iter_mut().zip(o).for_each(|(d, v)| *d = v);
+                    }
+                }
             }
-        }
-        true
-    }
-
-    /// Runs a tiled layer; returns false, having done nothing, when it cannot (tiles not
-    /// word-aligned in memory, or `spare` too small), for the portable kernel to run instead.
-    ///
-    /// One copy for both output types (`dyn`: a call per four outputs).
-    #[inline(never)]
-    pub(super) fn tiled(
-        layer: &Dense<'_>,
-        x: &[i8],
-        spare: &mut [i8],
-        f: &mut dyn super::Sink,
-    ) -> bool {
-        if !ready(layer, spare) {
-            return false;
-        }
-        let n = usize::from(layer.in_dim);
-        let groups = n.div_ceil(4);
-        let tiles = layer.packed_weights();
-        // SAFETY: any bit pattern is a valid u32; align_to_mut only re-slices.
-        let (_, words, _) = unsafe { spare.align_to_mut::<u32>() };
-        let Some(wide) = words.get_mut(..2 * groups) else {
-            return false;
-        };
-        widen(x, wide);
-        // SAFETY (both calls): `w` holds 4 * groups aligned words, `wide` 2 * groups; the
-        // routine reads exactly those, writes `acc`, and follows the AAPCS.
-        let (mut rest, mut row) = (tiles, 0);
-        let mut quads = super::Quads::new(layer);
-        while let Some(q) = quads.next() {
-            let Some((w, r)) = rest.split_at_checked(16 * groups) else {
-                return true;
-            };
-            rest = r;
-            let mut acc = q.bias;
-            unsafe { tinyvae_tiles4x4_smlad(w.as_ptr(), wide.as_ptr(), groups, &mut acc) };
-            f.put4(row, acc, &q);
-            row += 4;
-        }
-        if let Some(w) = rest.get(..16 * groups) {
-            let mut acc = [0; 4];
-            unsafe { tinyvae_tiles4x4_smlad(w.as_ptr(), wide.as_ptr(), groups, &mut acc) };
-            super::put_rest(layer, row, acc, &mut &mut *f);
         }
         true
     }
@@ -747,35 +865,33 @@ pub mod dsp {
     /// The kernel's preconditions: tiles word-aligned and complete, spare room for the
     /// widened inputs.
     pub(super) fn ready(layer: &Dense<'_>, spare: &[i8]) -> bool {
-        let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
-        let groups = n.div_ceil(4);
-        let tiles = layer.packed_weights();
+        let groups = usize::from(layer.in_dim).div_ceil(4);
         let skip = spare.as_ptr().align_offset(4).min(spare.len());
-        (tiles.as_ptr() as usize) % 4 == 0
-            && tiles.len() == 16 * groups * out.div_ceil(4)
-            && (spare.len() - skip) / 4 >= 2 * groups
+        tiles_ready(layer) && (spare.len() - skip) / 4 >= 2 * groups
     }
 
-    /// [`super::tiles_times_row`] with the assembly loop: `tiles` word-aligned, `4 * groups`
-    /// words of them, `wide` the row widened by [`widen`] (`2 * groups` words). Returns false,
-    /// having done nothing, when a slice is short or the tiles unaligned.
+    /// The tiles' preconditions: a `Tiles4x4` layer whose tiles are word-aligned and complete.
+    pub(crate) fn tiles_ready(layer: &Dense<'_>) -> bool {
+        let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+        let tiles = layer.packed_weights();
+        layer.layout == tinyvae_format::WeightLayout::Tiles4x4
+            && (tiles.as_ptr() as usize) % 4 == 0
+            && tiles.len() == 16 * n.div_ceil(4) * out.div_ceil(4)
+    }
+
+    /// `acc[i] += sum_j x[i][j] * w[j]` over `4 * groups` values, `wide` the weights widened
+    /// by [`widen`] (`2 * groups` words): four dot products reading their inputs where they
+    /// lie. Returns false, having done nothing, when a slice is short.
     #[inline(always)]
-    pub(crate) fn tiles_times_wide_row(
-        tiles: &[i8],
-        wide: &[u32],
-        groups: usize,
-        acc: &mut [i32; 4],
-    ) -> bool {
-        if groups == 0
-            || tiles.len() < 16 * groups
-            || wide.len() < 2 * groups
-            || (tiles.as_ptr() as usize) % 4 != 0
-        {
+    pub(crate) fn gather4(x: [&[i8]; 4], wide: &[u32], groups: usize, acc: &mut [i32; 4]) -> bool {
+        if groups == 0 || wide.len() < 2 * groups || x.iter().any(|v| v.len() < 4 * groups) {
             return false;
         }
-        // SAFETY: checked above: `tiles` holds 4 * groups aligned words, `wide` 2 * groups;
-        // the routine reads exactly those, writes `acc`, and follows the AAPCS.
-        unsafe { tinyvae_tiles4x4_smlad(tiles.as_ptr(), wide.as_ptr(), groups, acc) };
+        let ptrs = x.map(|v| v.as_ptr());
+        // SAFETY: checked above: each input holds 4 * groups bytes (read as words, unaligned
+        // loads, which ARMv7E-M allows), `wide` 2 * groups words; the routine reads exactly
+        // those, writes `acc`, and follows the AAPCS.
+        unsafe { tinyvae_gather4_smlad(&ptrs, wide.as_ptr(), groups, acc) };
         true
     }
 
@@ -787,19 +903,21 @@ pub mod dsp {
     }
 
     /// int8 inputs to int16 pairs, per group of 4: (x0, x2), (x1, x3); zeros past the end.
-    #[inline(always)]
+    #[inline(never)]
     pub(crate) fn widen(x: &[i8], wide: &mut [u32]) {
         let half = |v: i8| u32::from(i16::from(v) as u16);
-        let mut pairs = wide.chunks_exact_mut(2);
-        let mut xs = x.chunks_exact(4);
-        // The inputs first: zip must not take a pair when the full groups are done.
-        for (v, p) in (&mut xs).zip(&mut pairs) {
-            p[0] = half(v[0]) | half(v[2]) << 16;
-            p[1] = half(v[1]) | half(v[3]) << 16;
+        let full = (x.len() / 4).min(wide.len() / 2);
+        if full > 0 {
+            // SAFETY: `x` holds 4 * full bytes (read as words, unaligned loads, which
+            // ARMv7E-M allows), `wide` 2 * full words; the routine touches exactly those
+            // and follows the AAPCS.
+            unsafe { tinyvae_widen_i8(x.as_ptr(), wide.as_mut_ptr(), full) };
         }
-        if let Some(p) = pairs.next() {
+        // A last, partial group (zeros past the end), when there is room for it.
+        let tail = x.get(4 * full..).unwrap_or_default();
+        if let (Some(p), false) = (wide.get_mut(2 * full..2 * full + 2), tail.is_empty()) {
             let mut t = [0i8; 4];
-            t[..xs.remainder().len()].copy_from_slice(xs.remainder());
+            t.iter_mut().zip(tail).for_each(|(d, v)| *d = *v);
             p[0] = half(t[0]) | half(t[2]) << 16;
             p[1] = half(t[1]) | half(t[3]) << 16;
         }

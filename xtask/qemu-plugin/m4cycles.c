@@ -14,7 +14,9 @@
  * cycles and per-class counts since the previous mark. Built by `cargo xtask cycles` against
  * the plugin header of the installed QEMU version.
  *
- * Arguments: mark=ADDRESS (hex, Thumb bit ignored), out=PATH.
+ * Arguments: mark=ADDRESS (hex, Thumb bit ignored), out=PATH; optionally profile=PATH, where
+ * at exit each executed instruction's address gets one line: "ADDRESS executions cycles"
+ * (for finding where a kernel's cycles go; map addresses to functions with the ELF's symbols).
  */
 #include <glib.h>
 #include <inttypes.h>
@@ -60,6 +62,8 @@ struct insn {
     int cls;
     int single_mem;  /* a single load or store: pipelines with a neighbour */
     int mark;        /* the region marker */
+    uint64_t runs;   /* profile: executions */
+    uint64_t spent;  /* profile: estimated cycles */
 };
 
 static uint64_t mark_addr = UINT64_MAX;
@@ -69,6 +73,8 @@ static int prev_single_mem;
 static uint64_t insns, cycles, counts[C_COUNT];
 static uint64_t last_insns, last_cycles, last_counts[C_COUNT];
 static unsigned region;
+static FILE *profile;
+static GPtrArray *translated; /* every struct insn, for the profile */
 
 /* Registers in a "{r4, r5, lr}" or "{s0-s3}" list. */
 static unsigned reg_list_len(const char *s)
@@ -227,6 +233,11 @@ static void exec(unsigned int vcpu, void *udata)
         cost--;
     }
     cycles += cost;
+    if (profile) {
+        struct insn *mut = (struct insn *)in;
+        mut->runs++;
+        mut->spent += cost + (next_pc != UINT64_MAX && in->vaddr != next_pc ? BRANCH_REFILL : 0);
+    }
     insns++;
     counts[in->cls]++;
     prev_single_mem = in->single_mem;
@@ -246,6 +257,9 @@ static void translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         classify(d ? d : "", in);
         g_free(d);
         in->mark = (in->vaddr & ~(uint64_t)1) == mark_addr;
+        if (profile) {
+            g_ptr_array_add(translated, in);
+        }
         qemu_plugin_register_vcpu_insn_exec_cb(qi, exec, QEMU_PLUGIN_CB_NO_REGS, in);
     }
 }
@@ -258,6 +272,33 @@ static void at_exit(qemu_plugin_id_t id, void *p)
     if (out) {
         fclose(out);
         out = NULL;
+    }
+    if (profile) {
+        /* The same address may have been translated more than once: sum by address. */
+        GHashTable *by = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+        for (guint i = 0; i < translated->len; i++) {
+            struct insn *in = g_ptr_array_index(translated, i);
+            uint64_t *acc = g_hash_table_lookup(by, &in->vaddr);
+            if (!acc) {
+                acc = g_new0(uint64_t, 3);
+                acc[0] = in->vaddr;
+                g_hash_table_insert(by, &acc[0], acc);
+            }
+            acc[1] += in->runs;
+            acc[2] += in->spent;
+        }
+        GHashTableIter it;
+        gpointer k, v;
+        g_hash_table_iter_init(&it, by);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+            uint64_t *acc = v;
+            if (acc[1]) {
+                fprintf(profile, "%" PRIx64 " %" PRIu64 " %" PRIu64 "\n", acc[0], acc[1], acc[2]);
+            }
+        }
+        g_hash_table_destroy(by);
+        fclose(profile);
+        profile = NULL;
     }
 }
 
@@ -274,6 +315,13 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
                 fprintf(stderr, "m4cycles: cannot write %s\n", argv[i] + 4);
                 return 1;
             }
+        } else if (strncmp(argv[i], "profile=", 8) == 0) {
+            profile = fopen(argv[i] + 8, "w");
+            if (!profile) {
+                fprintf(stderr, "m4cycles: cannot write %s\n", argv[i] + 8);
+                return 1;
+            }
+            translated = g_ptr_array_new();
         } else {
             fprintf(stderr, "m4cycles: unknown argument %s\n", argv[i]);
             return 1;

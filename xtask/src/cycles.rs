@@ -147,14 +147,24 @@ fn sum(rs: &[Region]) -> Region {
 }
 
 /// Runs the `cycles` firmware with `model` under the plugin; returns the named regions.
-fn estimate(plugin: &Path, model: &Path) -> Result<Vec<(String, Region, u64)>> {
+/// With `profile`, also writes there where the run's estimated cycles went, function by
+/// function.
+fn estimate(
+    plugin: &Path,
+    model: &Path,
+    profile: Option<&Path>,
+) -> Result<Vec<(String, Region, u64)>> {
     let board = firmware::QEMU_BOARDS[0];
     let blob = std::fs::read(model)?;
     let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let elf = pipeline::build_with_model(board, model, &[])?.join("cycles");
     let mark = elf::symbol_address(&elf, "tinyvae_mark")?.context("no tinyvae_mark symbol")?;
     let out = project_root().join("target/qemu-plugin/regions.txt");
-    let arg = format!("{},mark={mark:#x},out={}", plugin.display(), out.display());
+    let mut arg = format!("{},mark={mark:#x},out={}", plugin.display(), out.display());
+    let per_insn = project_root().join("target/qemu-plugin/profile.txt");
+    if profile.is_some() {
+        arg += &format!(",profile={}", per_insn.display());
+    }
     let o = firmware::run_qemu_with(
         board,
         &elf,
@@ -163,6 +173,14 @@ fn estimate(plugin: &Path, model: &Path) -> Result<Vec<(String, Region, u64)>> {
     )?;
     if o.code != Some(0) {
         bail!("the cycles firmware ended with {:?}:\n{}", o.code, o.log);
+    }
+    if let Some(p) = profile {
+        let text = by_function(&elf, &std::fs::read_to_string(&per_insn)?)?;
+        std::fs::write(p, &text).with_context(|| format!("{}: cannot write", p.display()))?;
+        println!(
+            "[cycles] where the cycles go, function by function: {}",
+            p.display()
+        );
     }
     let regions = parse_regions(&std::fs::read_to_string(&out)?);
     let (nd, ne) = (m.decoder.layers.len(), m.encoder.layers.len());
@@ -197,9 +215,80 @@ fn estimate(plugin: &Path, model: &Path) -> Result<Vec<(String, Region, u64)>> {
     Ok(named)
 }
 
+/// The plugin's per-instruction profile ("ADDRESS executions cycles" lines) summed by the
+/// function of `elf` that holds each address, most cycles first.
+fn by_function(elf: &Path, profile: &str) -> Result<String> {
+    let mut funcs: Vec<elf::Symbol> = elf::symbols(elf)?
+        .into_iter()
+        .filter(|s| s.size > 0)
+        .collect();
+    funcs.sort_by_key(|s| s.address & !1);
+    let mut totals: Vec<(u64, u64)> = vec![(0, 0); funcs.len() + 1];
+    for line in profile.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let (Some(a), Some(n), Some(c)) = (w.first(), w.get(1), w.get(2)) else {
+            continue;
+        };
+        let a = u32::from_str_radix(a, 16)?;
+        let i = funcs.partition_point(|s| (s.address & !1) <= a);
+        let slot = match i.checked_sub(1) {
+            Some(j) if a < (funcs[j].address & !1) + funcs[j].size => j,
+            _ => funcs.len(),
+        };
+        totals[slot].0 += n.parse::<u64>()?;
+        totals[slot].1 += c.parse::<u64>()?;
+    }
+    let all: u64 = totals.iter().map(|t| t.1).sum();
+    let mut rows: Vec<(usize, (u64, u64))> = totals.into_iter().enumerate().collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .1));
+    let mut text = String::from("estimated cycles  share  instructions  function\n");
+    for (i, (n, c)) in rows.into_iter().filter(|r| r.1 .1 > 0) {
+        let name = funcs
+            .get(i)
+            .map_or("(outside any sized symbol)".into(), |s| demangle(&s.name));
+        text += &format!(
+            "{c:>16}  {:>4.1}%  {n:>12}  {name}\n",
+            100.0 * c as f64 / all.max(1) as f64
+        );
+    }
+    Ok(text)
+}
+
+/// A legacy-mangled Rust symbol (`_ZN` + length-prefixed parts + `17h<hash>E`) as a path;
+/// anything else unchanged.
+fn demangle(s: &str) -> String {
+    let Some(mut rest) = s.strip_prefix("_ZN") else {
+        return s.to_string();
+    };
+    let mut parts = Vec::new();
+    while let Some(d) = rest.find(|c: char| !c.is_ascii_digit()).filter(|&d| d > 0) {
+        let Ok(n) = rest[..d].parse::<usize>() else {
+            break;
+        };
+        let Some(part) = rest.get(d..d + n) else {
+            break;
+        };
+        if !(part.starts_with('h') && n == 17) {
+            parts.push(
+                part.replace("$LT$", "<")
+                    .replace("$GT$", ">")
+                    .replace("$u20$", " "),
+            );
+        }
+        rest = &rest[d + n..];
+    }
+    parts.join("::")
+}
+
 /// `cargo xtask cycles`: builds the plugin, runs every counted preset, writes
-/// `results/m4-cycle-estimate.md`.
-pub fn bench() -> Result<()> {
+/// `results/m4-cycle-estimate.md`. With `--profile`, also writes, per preset,
+/// `target/qemu-plugin/profile-PRESET.txt`: the estimated cycles of each function.
+pub fn bench(args: &[String]) -> Result<()> {
+    let profile = match args {
+        [] => false,
+        [a] if a == "--profile" => true,
+        _ => bail!("usage: cargo xtask cycles [--profile]"),
+    };
     setup::all()?;
     let plugin = build_plugin()?;
     let dir = project_root().join("target").join("xtask-cycles");
@@ -219,7 +308,8 @@ pub fn bench() -> Result<()> {
     );
     for (preset, arch) in crate::COUNTED {
         let model = pipeline::train_and_export(&dir.join(preset), preset, 1, Some(1000))?;
-        let rows = estimate(&plugin, &model)?;
+        let prof = project_root().join(format!("target/qemu-plugin/profile-{preset}.txt"));
+        let rows = estimate(&plugin, &model, profile.then_some(prof.as_path()))?;
         md += &format!(
             "## {arch}\n\n\
              | region | instructions | estimated cycles | cycles per instruction | cycles per MAC | \

@@ -69,51 +69,42 @@ pub fn footprint(path: &Path) -> Result<Footprint> {
 
 const SHT_SYMTAB: u32 = 2;
 
-/// Function and object symbols of an ELF32 image with their sizes in bytes (Thumb bit of the
-/// address dropped), from its symbol table.
-pub fn symbols(path: &Path) -> Result<Vec<(String, u64)>> {
-    let b = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let shoff = u32_at(&b, 0x20)? as usize;
-    let shentsize = usize::from(u16_at(&b, 0x2E)?);
-    let shnum = usize::from(u16_at(&b, 0x30)?);
-    let section = |i: usize| -> Result<(u32, usize, usize, u32)> {
-        let h = shoff + i * shentsize;
-        Ok((
-            u32_at(&b, h + 4)?,
-            u32_at(&b, h + 16)? as usize,
-            u32_at(&b, h + 20)? as usize,
-            u32_at(&b, h + 24)?,
-        ))
-    };
-    let mut out = Vec::new();
-    for i in 0..shnum {
-        let (ty, off, size, link) = section(i)?;
-        if ty != SHT_SYMTAB {
-            continue;
-        }
-        let (_, str_off, str_size, _) = section(link as usize)?;
-        let strings = b
-            .get(str_off..str_off + str_size)
-            .context("ELF truncated")?;
-        for s in (off..off + size).step_by(16) {
-            let (name, sym_size) = (u32_at(&b, s)? as usize, u32_at(&b, s + 8)?);
-            if sym_size == 0 {
-                continue;
-            }
-            let end = strings[name..].iter().position(|&c| c == 0).unwrap_or(0);
-            let n = String::from_utf8_lossy(&strings[name..name + end]).into_owned();
-            out.push((n, u64::from(sym_size)));
-        }
-    }
-    Ok(out)
+/// Function and object symbols of an ELF32 image with their sizes in bytes, from its symbol
+/// table (symbols without a size left out).
+pub fn sized_symbols(path: &Path) -> Result<Vec<(String, u64)>> {
+    Ok(symbols(path)?
+        .into_iter()
+        .filter(|s| s.size > 0)
+        .map(|s| (s.name, u64::from(s.size)))
+        .collect())
 }
 
 /// The address of the symbol called `name` (Thumb bit included), if the image defines it.
 pub fn symbol_address(path: &Path, name: &str) -> Result<Option<u32>> {
+    Ok(symbols(path)?
+        .into_iter()
+        .find(|s| s.name == name)
+        .map(|s| s.address))
+}
+
+/// One entry of an ELF's symbol table.
+#[derive(Clone, Debug)]
+pub struct Symbol {
+    /// Its name, as the linker wrote it (mangled).
+    pub name: String,
+    /// Its value (for a Thumb function, the address with bit 0 set).
+    pub address: u32,
+    /// Its size in bytes (0 when the symbol has none).
+    pub size: u32,
+}
+
+/// Every symbol of an ELF32 image, from its symbol table.
+pub fn symbols(path: &Path) -> Result<Vec<Symbol>> {
     let b = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let shoff = u32_at(&b, 0x20)? as usize;
     let shentsize = usize::from(u16_at(&b, 0x2E)?);
     let shnum = usize::from(u16_at(&b, 0x30)?);
+    let mut all = Vec::new();
     for i in 0..shnum {
         let h = shoff + i * shentsize;
         if u32_at(&b, h + 4)? != SHT_SYMTAB {
@@ -133,12 +124,14 @@ pub fn symbol_address(path: &Path, name: &str) -> Result<Option<u32>> {
             let n = u32_at(&b, s)? as usize;
             let rest = strings.get(n..).context("ELF truncated")?;
             let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
-            if &rest[..end] == name.as_bytes() {
-                return Ok(Some(u32_at(&b, s + 4)?));
-            }
+            all.push(Symbol {
+                name: String::from_utf8_lossy(&rest[..end]).into_owned(),
+                address: u32_at(&b, s + 4)?,
+                size: u32_at(&b, s + 8)?,
+            });
         }
     }
-    Ok(None)
+    Ok(all)
 }
 
 /// The address and size of the section called `name`, if the ELF32 image has one.

@@ -126,7 +126,7 @@ fn table(board: Board, rows: &[(String, Row)]) -> String {
 
 /// Code bytes of the kernels, from the bench ELF's symbols.
 fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
-    let syms = elf::symbols(elf_path)?;
+    let syms = elf::sized_symbols(elf_path)?;
     let mut md =
         String::from("\n| function (bench firmware for mps2-an386) | code bytes |\n|---|---:|\n");
     let mut any = false;

@@ -80,7 +80,7 @@ fn main() {
         Some("bench") => kernels::bench(),
         Some("flash") => flash(&args[1..]),
         Some("f32") => float::bench(),
-        Some("cycles") => cycles::bench(),
+        Some("cycles") => cycles::bench(&args[1..]),
         Some("logs") => logs::regenerate(),
         _ => {
             eprintln!(
@@ -97,7 +97,7 @@ fn main() {
                  counts            instructions per inference and layer, flash and RAM, every preset and board\n  \
                  bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)\n  \
                  f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \
-                 cycles            Cortex-M4 cycles estimated from the executed instruction mix (results/m4-cycle-estimate.md)\n  \
+                 cycles [--profile] Cortex-M4 cycles estimated from the executed instruction mix (results/m4-cycle-estimate.md); --profile: per function too\n  \
                  logs              the firmware logs the shared log parser is tested on (protocol/tests/logs/)\n  \
                  flash --board NAME [--model FILE] [--build-only]\n                    \
                  build the firmware for a real board (nrf52840dk, rp2040) with a model, flash it\n                    \
