@@ -132,26 +132,31 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
     let mut any = false;
     for (pat, label) in [
         (
-            "tinyvae_tiles4x4_smlad",
-            "`tinyvae_tiles4x4_smlad` (assembly: the tile loop)",
-        ),
-        (
             "tinyvae_dense_i8_smlad",
             "`tinyvae_dense_i8_smlad` (assembly: a whole int8 layer, the tile loop and the \
              requantization fused)",
         ),
         (
-            "5dense3dsp8tiled_i8",
-            "`dsp::tiled_i8` (its caller: widening, checks, the last partial block)",
+            "tinyvae_dense_i16_smlad",
+            "`tinyvae_dense_i16_smlad` (assembly: the same for int16 outputs)",
         ),
         (
-            "5dense8dense_i8",
-            "`dense_i8` (the DSP path with its requantization inlined)",
+            "tinyvae_widen_i8",
+            "`tinyvae_widen_i8` (assembly: inputs to int16 pairs)",
+        ),
+        (
+            "tinyvae_gather4_smlad",
+            "`tinyvae_gather4_smlad` (assembly: four dot products reading their inputs in \
+             place, for convolutions with few output channels)",
         ),
         (
             "5dense3dsp5tiled",
-            "`dsp::tiled` (the DSP path: widening, the loop's calls, the requantization four \
-             outputs at a time; one copy for both output types)",
+            "`dsp::tiled` and `dsp::tiled_widened` (the fused kernels' callers: checks, \
+             widening, the last partial block, either output type)",
+        ),
+        (
+            "5dense8dense_i8",
+            "`dense_i8` (its entry)",
         ),
         (
             "5dense8fallback",
