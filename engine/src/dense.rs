@@ -337,7 +337,8 @@ pub(crate) fn tiles_times_row(tiles: &[i8], w: &[i8], acc: &mut [i32; 4]) {
 /// [`output_i8`], out of line where the DSP kernels run: its users there (the portable
 /// fallbacks and the few-channel convolutions, off the fused kernel's path) share one copy
 /// in flash.
-#[cfg_attr(tinyvae_dsp, inline(never))]
+#[cfg(tinyvae_dsp)]
+#[inline(never)]
 pub(crate) fn output_i8_shared(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
     output_i8(layer, row, acc)
 }
@@ -415,7 +416,7 @@ impl Sink for I16Out<'_, '_, '_> {
 
 /// The output zero-point and the lower clamp of an int8 layer (its zero-point with ReLU).
 #[inline(always)]
-fn output_range(layer: &Dense<'_>) -> (i32, i32) {
+pub(crate) fn output_range(layer: &Dense<'_>) -> (i32, i32) {
     let zp = i32::from(layer.output_zero_point);
     let lo = match layer.activation {
         Activation::Relu => zp.max(-128),
@@ -428,10 +429,7 @@ fn output_range(layer: &Dense<'_>) -> (i32, i32) {
 fn i8_output(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8], portable: bool) {
     // The fused DSP kernel: the tile loop and the requantization in one assembly routine.
     #[cfg(tinyvae_dsp)]
-    if !portable
-        && layer.layout == WeightLayout::Tiles4x4
-        && dsp::tiled(layer, x, dsp::Out::I8(y), spare)
-    {
+    if !portable && layer.layout == WeightLayout::Tiles4x4 && dsp::tiled_i8(layer, x, y, spare) {
         return;
     }
     #[cfg(not(tinyvae_dsp))]
@@ -467,7 +465,7 @@ pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) {
     debug_assert_eq!(layer.output_type, OutputType::I16);
     // The fused DSP kernel, made for int16 outputs.
     #[cfg(tinyvae_dsp)]
-    if layer.layout == WeightLayout::Tiles4x4 && dsp::tiled(layer, x, dsp::Out::I16(y), spare) {
+    if layer.layout == WeightLayout::Tiles4x4 && dsp::tiled_i16(layer, x, y, spare) {
         return;
     }
     for_each_accumulator(layer, x, spare, false, &mut I16Out { layer, y });
@@ -563,8 +561,8 @@ pub mod dsp {
         "orr r11, r12, r11, lsr #31",
         "b \\back",
         ".endm",
-        // The whole layer routine, for int8 outputs (w = 8) and int16 ones (w = 16: no
-        // zero-point or clamp but int16 saturation, two-byte stores).
+        // The whole layer routine, for int8 outputs (w = 8; w = 16 would make one for int16
+        // outputs: no zero-point or clamp but int16 saturation, two-byte stores).
         ".macro TINYVAE_DENSE_FN name, w",
         ".section .text.\\name,\"ax\",%progbits",
         ".global \\name",
@@ -631,7 +629,56 @@ pub mod dsp {
         ".size \\name, . - \\name",
         ".endm",
         "TINYVAE_DENSE_FN tinyvae_dense_i8_smlad, 8",
-        "TINYVAE_DENSE_FN tinyvae_dense_i16_smlad, 16",
+        // The tile loop alone over `blocks` blocks of four rows, each block's four sums stored
+        // as they are (no bias, no requantization): the dot products of one input with every
+        // row. r0: the `RawJob` below (advanced as it goes). Two groups per iteration; an odd
+        // group first.
+        ".section .text.tinyvae_tiles_raw,\"ax\",%progbits",
+        ".global tinyvae_tiles_raw",
+        ".type tinyvae_tiles_raw,%function",
+        ".syntax unified",
+        ".thumb",
+        ".thumb_func",
+        ".p2align 2",
+        "tinyvae_tiles_raw:",
+        "push {{r4-r11, lr}}",
+        "sub sp, sp, #4",
+        "str r0, [sp]",
+        "10:",
+        "ldr r3, [r0, #12]",
+        "cmp r3, #0",
+        "beq 19f",
+        "sub r3, r3, #1",
+        "str r3, [r0, #12]",
+        "movs r4, #0",
+        "movs r5, #0",
+        "movs r6, #0",
+        "movs r7, #0",
+        "ldr r1, [r0, #4]",
+        "ldr r2, [r0, #8]",
+        "ldr r0, [r0]",
+        "lsrs r3, r2, #1",
+        "bcc 11f",
+        "TINYVAE_TILE",
+        "11:",
+        "beq 13f",
+        "12:",
+        "TINYVAE_TILE",
+        "TINYVAE_TILE",
+        "subs r3, r3, #1",
+        "bne 12b",
+        "13:",
+        "ldr r3, [sp]",
+        "str r0, [r3]",
+        "ldr r0, [r3, #16]",
+        "stm r0!, {{r4-r7}}",
+        "str r0, [r3, #16]",
+        "mov r0, r3",
+        "b 10b",
+        "19:",
+        "add sp, sp, #4",
+        "pop {{r4-r11, pc}}",
+        ".size tinyvae_tiles_raw, . - tinyvae_tiles_raw",
     );
 
     // int8 to int16 pairs, four values per group: r0 source (any alignment), r1 destination
@@ -668,44 +715,6 @@ pub mod dsp {
         "3:",
         "pop {{r4, pc}}",
         ".size tinyvae_widen_i8, . - tinyvae_widen_i8",
-        // Four dot products that share one widened weight run: r0 the four input pointers
-        // (any alignment, `4 * groups` bytes each), r1 the widened weights (`2 * groups`
-        // words), r2 groups (>= 1), r3 the 4 accumulators (in and out). The inputs are read
-        // where they lie: no patch is copied. Per group: one LDM of the weights, then per
-        // input one word load, SXTB16 + SMLAD twice. (Not unrolled: flash over speed.)
-        ".macro TINYVAE_GATHER p, acc",
-        "ldr r0, [\\p], #4",
-        "sxtb16 r3, r0",
-        "smlad \\acc, r3, r8, \\acc",
-        "sxtb16 r3, r0, ror #8",
-        "smlad \\acc, r3, r9, \\acc",
-        ".endm",
-        ".macro TINYVAE_GATHER4",
-        "ldm r1!, {{r8, r9}}",
-        "TINYVAE_GATHER r4, r10",
-        "TINYVAE_GATHER r5, r11",
-        "TINYVAE_GATHER r6, r12",
-        "TINYVAE_GATHER r7, lr",
-        ".endm",
-        ".section .text.tinyvae_gather4_smlad,\"ax\",%progbits",
-        ".global tinyvae_gather4_smlad",
-        ".type tinyvae_gather4_smlad,%function",
-        ".syntax unified",
-        ".thumb",
-        ".thumb_func",
-        ".p2align 2",
-        "tinyvae_gather4_smlad:",
-        "push {{r3-r11, lr}}",
-        "ldm r0, {{r4-r7}}",
-        "ldm r3, {{r10, r11, r12, lr}}",
-        "2:",
-        "TINYVAE_GATHER4",
-        "subs r2, r2, #1",
-        "bne 2b",
-        "ldr r3, [sp]",
-        "stm r3, {{r10, r11, r12, lr}}",
-        "pop {{r3-r11, pc}}",
-        ".size tinyvae_gather4_smlad, . - tinyvae_gather4_smlad",
     );
 
     /// What [`tinyvae_dense_i8_smlad`] reads and advances: `blocks` blocks of four rows.
@@ -725,53 +734,80 @@ pub mod dsp {
 
     extern "C" {
         fn tinyvae_dense_i8_smlad(job: *mut Job);
-        fn tinyvae_dense_i16_smlad(job: *mut Job);
         fn tinyvae_widen_i8(x: *const i8, wide: *mut u32, groups: usize);
-        fn tinyvae_gather4_smlad(
-            x: *const [*const i8; 4],
-            wide: *const u32,
-            groups: usize,
-            acc: *mut [i32; 4],
-        );
+        fn tinyvae_tiles_raw(job: *mut RawJob);
     }
 
-    /// A layer with the fused kernel: every block of four rows in assembly, requantization
-    /// included (the last block, when `out_dim % 4` rows remain, through four-entry copies of
-    /// its parameters). Returns false, having done nothing, when the preconditions fail (see
-    /// [`ready`]), for another kernel to run instead.
+    /// An int8 layer with the fused kernel: every block of four rows in assembly,
+    /// requantization included (the last block, when `out_dim % 4` rows remain, through
+    /// four-entry copies of its parameters). Returns false, having done nothing, when the
+    /// preconditions fail (see [`ready`]), for another kernel to run instead.
     #[inline(never)]
-    pub(super) fn tiled(layer: &Dense<'_>, x: &[i8], y: Out<'_>, spare: &mut [i8]) -> bool {
+    pub(super) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
+        match widened(layer, x, spare) {
+            Some(wide) => tiled_i8_widened(layer, wide, y),
+            None => false,
+        }
+    }
+
+    /// The inputs widened into `spare`, when the layer's DSP preconditions hold.
+    fn widened<'s>(layer: &Dense<'_>, x: &[i8], spare: &'s mut [i8]) -> Option<&'s [u32]> {
         if !ready(layer, spare) {
-            return false;
+            return None;
         }
         let groups = usize::from(layer.in_dim).div_ceil(4);
-        let words = words(spare);
-        let Some(wide) = words.get_mut(..2 * groups) else {
+        let wide = words(spare).get_mut(..2 * groups)?;
+        widen(x, wide);
+        Some(wide)
+    }
+
+    /// An int16 layer (the encoder's last) with the tile loop ([`tiles_raw`], one block of
+    /// four rows at a time), then each row's bias and requantization saturated to int16.
+    /// Returns false, having done nothing, when the preconditions fail (see [`ready`]).
+    #[inline(never)]
+    pub(super) fn tiled_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) -> bool {
+        let (groups, out) = (
+            usize::from(layer.in_dim).div_ceil(4),
+            usize::from(layer.out_dim),
+        );
+        let Some(tiles) = tile_words(layer) else {
             return false;
         };
-        widen(x, wide);
-        tiled_widened(layer, wide, y)
+        let Some(wide) = widened(layer, x, spare) else {
+            return false;
+        };
+        for (b, block) in tiles.chunks_exact(4 * groups).enumerate() {
+            let mut sums = [0u32; 4];
+            tiles_raw(block, wide, groups, &mut sums);
+            for (j, s) in sums.into_iter().enumerate() {
+                let row = 4 * b + j;
+                if let (Some(out), true) = (y.get_mut(row), row < out) {
+                    let acc = layer.bias.get(row).unwrap_or(0).wrapping_add(s as i32);
+                    *out = super::requantized(layer, row, acc)
+                        .clamp(i32::from(i16::MIN), i32::from(i16::MAX))
+                        as i16;
+                }
+            }
+        }
+        true
     }
 
-    /// Where [`tiled_widened`] writes: an int8 layer's outputs or an int16 one's.
-    pub(crate) enum Out<'y> {
-        /// int8 outputs (hidden layers, logits).
-        I8(&'y mut [i8]),
-        /// int16 outputs (the encoder's last layer).
-        I16(&'y mut [i16]),
+    /// A tiled layer's weights as words (checked word-aligned and complete).
+    fn tile_words<'a>(layer: &Dense<'a>) -> Option<&'a [u32]> {
+        if !tiles_ready(layer) {
+            return None;
+        }
+        let tiles = layer.packed_weights();
+        // SAFETY: `tiles_ready` checked that the tiles start on a word; any bit pattern is a
+        // valid u32; align_to only re-slices, and the prefix is then empty.
+        let (head, words, _) = unsafe { tiles.align_to::<u32>() };
+        head.is_empty().then_some(words)
     }
 
-    /// [`tiled`] for int8 outputs with the inputs already widened.
-    #[inline(always)]
-    pub(crate) fn tiled_i8_widened(layer: &Dense<'_>, wide: &[u32], y: &mut [i8]) -> bool {
-        tiled_widened(layer, wide, Out::I8(y))
-    }
-
-    /// The fused kernel over a layer whose inputs are already widened (by [`widen`]:
-    /// `2 * groups` words), for either output type. Returns false, having done nothing, when
-    /// a precondition fails.
+    /// [`tiled_i8`] with the inputs already widened (by [`widen`]: `2 * groups` words).
+    /// Returns false, having done nothing, when a precondition fails.
     #[inline(never)]
-    pub(crate) fn tiled_widened(layer: &Dense<'_>, wide: &[u32], y: Out<'_>) -> bool {
+    pub(crate) fn tiled_i8_widened(layer: &Dense<'_>, wide: &[u32], y: &mut [i8]) -> bool {
         let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
         let (groups, blocks, rest) = (n.div_ceil(4), out / 4, out % 4);
         let tiles = layer.packed_weights();
@@ -780,18 +816,10 @@ pub mod dsp {
             layer.multiplier.as_bytes(),
             layer.shift.as_bytes(),
         );
-        let (y_ptr, y_len, run): (*mut i8, usize, unsafe extern "C" fn(*mut Job)) = match &y {
-            Out::I8(v) => (v.as_ptr().cast_mut(), v.len(), tinyvae_dense_i8_smlad),
-            Out::I16(v) => (
-                v.as_ptr().cast_mut().cast(),
-                v.len(),
-                tinyvae_dense_i16_smlad,
-            ),
-        };
         if groups == 0
             || wide.len() < 2 * groups
             || !tiles_ready(layer)
-            || y_len < out
+            || y.len() < out
             || bias.len() < 4 * out
             || multiplier.len() < 4 * out
             || shift.len() < out
@@ -807,23 +835,22 @@ pub mod dsp {
             bias: bias.as_ptr(),
             multiplier: multiplier.as_ptr(),
             shift: shift.as_ptr(),
-            out: y_ptr,
+            out: y.as_mut_ptr(),
             zero_point,
             lo,
         };
         // SAFETY: `tiles_ready` checked that the tiles are word-aligned and hold `16 * groups`
         // bytes per block of four rows, padding rows included; `wide` holds `2 * groups`
         // words; the biases, multipliers, shifts and outputs hold at least `4 * blocks`
-        // entries (checked above; `y_ptr` comes from `y`, borrowed exclusively). The routine
-        // reads and writes exactly those (unaligned word loads of the little-endian biases and
-        // multipliers, which ARMv7E-M allows; outputs of the type it is made for) and follows
-        // the AAPCS.
-        unsafe { run(&mut job) };
+        // entries (checked above). The routine reads and writes exactly those (unaligned word
+        // loads of the little-endian biases and multipliers, which ARMv7E-M allows) and
+        // follows the AAPCS.
+        unsafe { tinyvae_dense_i8_smlad(&mut job) };
         if rest > 0 {
             // The last block: its tile rows past `out_dim` are zero padding; its parameters
             // and outputs through four-entry copies. (`get`: no panic path in the firmware.)
             let at = 4 * blocks;
-            let (mut b, mut m, mut s, mut o) = ([0u8; 16], [0u8; 16], [0u8; 4], [0i16; 4]);
+            let (mut b, mut m, mut s, mut o) = ([0u8; 16], [0u8; 16], [0u8; 4], [0i8; 4]);
             let copied = (
                 bias.get(4 * at..4 * out),
                 multiplier.get(4 * at..4 * out),
@@ -838,25 +865,12 @@ pub mod dsp {
             s.iter_mut().zip(ss).for_each(|(d, v)| *d = *v);
             job.blocks = 1;
             (job.bias, job.multiplier, job.shift, job.out) =
-                (b.as_ptr(), m.as_ptr(), s.as_ptr(), o.as_mut_ptr().cast());
+                (b.as_ptr(), m.as_ptr(), s.as_ptr(), o.as_mut_ptr());
             // SAFETY: as above; `job.tiles` points at the last block's `16 * groups` bytes
-            // (the routine advanced it), the copies hold four entries each (`o`: room for four
-            // int16 outputs, or four int8 ones in its first 4 bytes).
-            unsafe { run(&mut job) };
-            match y {
-                Out::I8(y) => {
-                    let bytes = o.map(|v| v.to_le_bytes());
-                    if let Some(dst) = y.get_mut(at..out) {
-                        dst.iter_mut()
-                            .zip(bytes.as_flattened())
-                            .for_each(|(d, &v)| *d = v as i8);
-                    }
-                }
-                Out::I16(y) => {
-                    if let Some(dst) = y.get_mut(at..out) {
-                        dst.iter_mut().zip(o).for_each(|(d, v)| *d = v);
-                    }
-                }
+            // (the routine advanced it), the copies hold four entries each.
+            unsafe { tinyvae_dense_i8_smlad(&mut job) };
+            if let Some(dst) = y.get_mut(at..out) {
+                dst.iter_mut().zip(o).for_each(|(d, v)| *d = v);
             }
         }
         true
@@ -879,19 +893,36 @@ pub mod dsp {
             && tiles.len() == 16 * n.div_ceil(4) * out.div_ceil(4)
     }
 
-    /// `acc[i] += sum_j x[i][j] * w[j]` over `4 * groups` values, `wide` the weights widened
-    /// by [`widen`] (`2 * groups` words): four dot products reading their inputs where they
-    /// lie. Returns false, having done nothing, when a slice is short.
-    #[inline(always)]
-    pub(crate) fn gather4(x: [&[i8]; 4], wide: &[u32], groups: usize, acc: &mut [i32; 4]) -> bool {
-        if groups == 0 || wide.len() < 2 * groups || x.iter().any(|v| v.len() < 4 * groups) {
+    /// What [`tinyvae_tiles_raw`] reads and advances.
+    #[repr(C)]
+    struct RawJob {
+        tiles: *const u32,
+        wide: *const u32,
+        groups: usize,
+        blocks: usize,
+        out: *mut u32,
+    }
+
+    /// The dot products of one widened input (`2 * groups` words, by [`widen`]) with every
+    /// row of `blocks` blocks of 4 x 4 tiles (`4 * groups` words per block, each word a row's
+    /// four int8 weights), into `sums` (four per block), wrapping. Returns false, having done
+    /// nothing, when a slice is short.
+    pub(crate) fn tiles_raw(tiles: &[u32], wide: &[u32], groups: usize, sums: &mut [u32]) -> bool {
+        let blocks = sums.len() / 4;
+        if groups == 0 || wide.len() < 2 * groups || tiles.len() < 4 * groups * blocks {
             return false;
         }
-        let ptrs = x.map(|v| v.as_ptr());
-        // SAFETY: checked above: each input holds 4 * groups bytes (read as words, unaligned
-        // loads, which ARMv7E-M allows), `wide` 2 * groups words; the routine reads exactly
-        // those, writes `acc`, and follows the AAPCS.
-        unsafe { tinyvae_gather4_smlad(&ptrs, wide.as_ptr(), groups, acc) };
+        let mut job = RawJob {
+            tiles: tiles.as_ptr(),
+            wide: wide.as_ptr(),
+            groups,
+            blocks,
+            out: sums.as_mut_ptr(),
+        };
+        // SAFETY: checked above: `tiles` holds the 4 * groups words of each of `blocks`
+        // blocks, `wide` 2 * groups words, `sums` 4 * blocks words; the routine reads and
+        // writes exactly those and follows the AAPCS.
+        unsafe { tinyvae_tiles_raw(&mut job) };
         true
     }
 

@@ -154,10 +154,7 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
             "`dsp::tiled` and `dsp::tiled_widened` (the fused kernels' callers: checks, \
              widening, the last partial block, either output type)",
         ),
-        (
-            "5dense8dense_i8",
-            "`dense_i8` (its entry)",
-        ),
+        ("5dense8dense_i8", "`dense_i8` (its entry)"),
         (
             "5dense8fallback",
             "`fallback` (the portable kernels behind one `dyn` sink, shared by int8 and int16)",

@@ -28,7 +28,13 @@ const CONV_CASES: usize = 240;
 /// Largest convolution matrix (columns, rows) and tensor.
 const CONV_MAX: (usize, usize, usize) = (300, 40, 1200);
 const PATCH: usize = 4 * 300 + 8;
-const SPARE: usize = 2 * 4 * 300 + 8;
+/// With the DSP kernels, the scatter form of a transposed convolution with few output
+/// channels keeps an int32 accumulator per output (up to 1200) beside its weight tiles.
+const SPARE: usize = if dense::SIMD {
+    4 * 1600 + 8
+} else {
+    2 * 4 * 300 + 8
+};
 
 static mut BUFS: LayerBufs = LayerBufs::new();
 

@@ -11,6 +11,11 @@ use tinyvae_format::{Conv, ConvShape, Dense};
 
 use crate::dense;
 
+#[cfg(tinyvae_dsp)]
+mod dsp;
+#[cfg(not(tinyvae_dsp))]
+mod few;
+
 /// Below this many output channels a convolution runs "positions as rows" (see
 /// [`conv_i8`]): the dense kernels work on blocks of four output channels, so a layer with
 /// fewer would compute rows it throws away.
@@ -30,38 +35,46 @@ fn few(c: &Conv<'_>) -> bool {
     usize::from(c.matrix.out_dim) < FEW_CHANNELS
 }
 
-/// The weight row length of the few-channel path on DSP targets ([`gathered`]): each tap's
-/// run of input channels padded to a multiple of 4, so that every run starts on a word.
-fn gathered_row(c: &Conv<'_>, transposed: bool) -> usize {
-    let ch = usize::from(c.shape.in_channels).max(1);
-    max_patch(c, transposed) / ch * ch.div_ceil(4) * 4
-}
-
 /// Patch bytes [`conv_i8`] uses for a convolution at full speed, with (`simd`) or without
-/// the DSP kernel: one patch; for one with few output channels, without the DSP kernel four
-/// patches as the rows of 4 x 4 tiles (3 bytes to align them), with it the zero-point's pixel
-/// and one weight row ([`gathered`]).
+/// the DSP kernel: one patch; for one with few output channels without the DSP kernel, four
+/// patches as the rows of 4 x 4 tiles (3 bytes to align them).
 pub fn patch_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
     let k = max_patch(c, transposed);
-    match (few(c), simd) {
-        (true, true) => usize::from(c.shape.in_channels) + gathered_row(c, transposed),
-        (true, false) => 4 * k.div_ceil(4) * 4 + 3,
-        (false, _) => k,
+    if few(c) && !simd {
+        4 * k.div_ceil(4) * 4 + 3
+    } else {
+        k
     }
 }
 
 /// Spare bytes [`conv_i8`] uses for a convolution at full speed, with (`simd`) or without
-/// the DSP kernel: the dense kernels' ([`dense::spare_len`]), or for one with few output
-/// channels its weight rows (widened to int16 with the DSP kernel, 3 bytes to align them).
+/// the DSP kernel: the dense kernels' ([`dense::spare_len`]); for one with few output
+/// channels without the DSP kernel its weight rows, with it (a transposed one) the scatter
+/// form's words, 3 bytes to align them.
 pub fn spare_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
     let k = max_patch(c, transposed);
     let (kp, r) = (k.div_ceil(4) * 4, usize::from(c.matrix.out_dim));
     match (few(c), simd) {
-        (true, true) => 2 * r * gathered_row(c, transposed) + 3,
+        (true, true) if transposed => dense::spare_len(k).max(4 * scatter_words(c) + 3),
         (true, false) => r * kp,
-        (false, true) => dense::spare_len(k),
+        (_, true) => dense::spare_len(k),
         (false, false) => 0,
     }
+}
+
+/// The scratch words of the scatter form (on DSP targets) of a transposed convolution with
+/// few output channels: the int32 accumulators of every output, the weights as 4 x 4 tiles
+/// (one row per tap and output channel, the input channels padded to a multiple of 4), one
+/// widened input pixel, its dot products with every row and each row's zero-point sum.
+/// Computed on every target: the host sizes a firmware's scratch too.
+fn scatter_words(c: &Conv<'_>) -> usize {
+    let s = &c.shape;
+    let r = usize::from(c.matrix.out_dim);
+    let cp = usize::from(s.in_channels).div_ceil(4) * 4;
+    let k = usize::from(s.kernel);
+    let blocks = (k * k * r).div_ceil(4);
+    let out = usize::from(s.out_height) * usize::from(s.out_width) * r;
+    out + blocks * cp + cp / 2 + 8 * blocks
 }
 
 /// Where a patch's values go: each tap's run of input channels, at its first column.
@@ -85,92 +98,6 @@ impl PatchOut for Flat<'_> {
     fn fill(&mut self, j0: usize, len: usize, v: i8) {
         if let Some(dst) = self.0.get_mut(j0..j0 + len) {
             dst.fill(v);
-        }
-    }
-}
-
-/// A patch widened to int16 pairs as the DSP kernel reads its inputs ([`dense::dsp::widen`]:
-/// per group of 4 columns, words (x0, x2) and (x1, x3)), built straight from the input
-/// without an int8 copy, a word at a time. Every run must start and end on a multiple of 4
-/// (input channels in multiples of 4); one that does not sets `misaligned` and is dropped.
-#[cfg(tinyvae_dsp)]
-struct Wide<'w> {
-    words: &'w mut [u32],
-    misaligned: bool,
-}
-
-#[cfg(tinyvae_dsp)]
-impl Wide<'_> {
-    fn words(&mut self, j0: usize, len: usize) -> Option<&mut [u32]> {
-        if j0.is_multiple_of(4) && len.is_multiple_of(4) {
-            self.words.get_mut(j0 / 2..(j0 + len) / 2)
-        } else {
-            self.misaligned = true;
-            None
-        }
-    }
-}
-
-#[cfg(tinyvae_dsp)]
-impl PatchOut for Wide<'_> {
-    fn run(&mut self, j0: usize, src: &[i8]) {
-        if let Some(d) = self.words(j0, src.len()) {
-            dense::dsp::widen(src, d);
-        }
-    }
-
-    fn fill(&mut self, j0: usize, len: usize, v: i8) {
-        if let Some(d) = self.words(j0, len) {
-            d.fill(u32::from(i16::from(v) as u16) * 0x1_0001);
-        }
-    }
-}
-
-/// Row `r` of 4 x 4 tiles ([`tinyvae_format::WeightLayout::Tiles4x4`]): column `j` at
-/// `16 (j / 4) + 4 r + j % 4`. Runs that start on a multiple of 4 move 4 bytes at a time.
-#[cfg(not(tinyvae_dsp))]
-struct TileRow<'t> {
-    tiles: &'t mut [i8],
-    r: usize,
-}
-
-#[cfg(not(tinyvae_dsp))]
-impl PatchOut for TileRow<'_> {
-    fn run(&mut self, j0: usize, src: &[i8]) {
-        if j0.is_multiple_of(4) {
-            let mut quads = src.chunks_exact(4);
-            let mut at = 4 * j0 + 4 * self.r;
-            for q in &mut quads {
-                if let Some(d) = self.tiles.get_mut(at..at + 4) {
-                    d.copy_from_slice(q);
-                }
-                at += 16;
-            }
-            let j = j0 + (src.len() & !3);
-            for (i, &v) in quads.remainder().iter().enumerate() {
-                self.put(j + i, v);
-            }
-        } else {
-            for (i, &v) in src.iter().enumerate() {
-                self.put(j0 + i, v);
-            }
-        }
-    }
-
-    #[inline(never)]
-    fn fill(&mut self, j0: usize, len: usize, v: i8) {
-        for j in j0..j0 + len {
-            self.put(j, v);
-        }
-    }
-}
-
-#[cfg(not(tinyvae_dsp))]
-impl TileRow<'_> {
-    #[inline(always)]
-    fn put(&mut self, j: usize, v: i8) {
-        if let Some(t) = self.tiles.get_mut(16 * (j / 4) + 4 * self.r + j % 4) {
-            *t = v;
         }
     }
 }
@@ -313,11 +240,16 @@ pub fn conv_i8(
     patch: &mut [i8],
     spare: &mut [i8],
 ) {
-    if few(c) && few_channels(c, transposed, x, y, patch, spare) {
+    #[cfg(not(tinyvae_dsp))]
+    if few(c) && few::few_channels(c, transposed, x, y, patch, spare) {
         return;
     }
     #[cfg(tinyvae_dsp)]
-    if !few(c) && wide_patches(c, transposed, x, y, spare) {
+    if few(c) && transposed && dsp::scattered(c, x, y, spare) {
+        return;
+    }
+    #[cfg(tinyvae_dsp)]
+    if dsp::wide_patches(c, transposed, x, y, spare) {
         return;
     }
     let s = &c.shape;
@@ -334,48 +266,6 @@ pub fn conv_i8(
             }
         });
     });
-}
-
-/// The DSP path of [`conv_i8`] for input channels in multiples of 4: each position's patch
-/// widened straight from the input into `spare` ([`Wide`]), then the fused int8 kernel.
-/// False when a precondition fails (tiles unaligned, `spare` short), having written outputs
-/// that the caller's general path then writes again.
-#[cfg(tinyvae_dsp)]
-#[inline(never)]
-fn wide_patches(c: &Conv<'_>, transposed: bool, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
-    let s = &c.shape;
-    if !usize::from(s.in_channels).is_multiple_of(4) {
-        return false;
-    }
-    let k = max_patch(c, transposed);
-    let Some(wide) = dense::dsp::words(spare).get_mut(..k / 2) else {
-        return false;
-    };
-    let r = usize::from(c.matrix.out_dim);
-    let zp = c.matrix.input_zero_point;
-    let mut ok = true;
-    for_each_product(c, transposed, &mut |m, walk| {
-        let Some(wide) = wide.get_mut(..usize::from(m.in_dim) / 2) else {
-            ok = false;
-            return;
-        };
-        if !ok || !dense::dsp::tiles_ready(&m) {
-            ok = false;
-            return;
-        }
-        walk.run(s, &mut |at, taps| {
-            let mut patch = Wide {
-                words: &mut *wide,
-                misaligned: false,
-            };
-            patch_to(s, zp, x, taps, &mut patch);
-            ok &= !patch.misaligned;
-            if let Some(out) = y.get_mut(at * r..at * r + r) {
-                ok &= dense::dsp::tiled_i8_widened(&m, wide, out);
-            }
-        });
-    });
-    ok
 }
 
 /// The outputs one dense product computes, in raster order: rows `oy0, oy0 + step, ...`
@@ -469,381 +359,6 @@ fn for_each_product(c: &Conv<'_>, transposed: bool, f: &mut dyn FnMut(Dense<'_>,
                 dir: usize::MAX,
             };
             f(p, walk);
-        }
-    }
-}
-
-/// The "positions as rows" path of [`conv_i8`]; false, having done nothing, when the scratch
-/// is too small for it.
-#[inline(never)]
-fn few_channels(
-    c: &Conv<'_>,
-    transposed: bool,
-    x: &[i8],
-    y: &mut [i8],
-    patch: &mut [i8],
-    spare: &mut [i8],
-) -> bool {
-    #[cfg(tinyvae_dsp)]
-    return gathered(c, transposed, x, y, patch, spare);
-    #[cfg(not(tinyvae_dsp))]
-    tiled_positions(c, transposed, x, y, patch, spare)
-}
-
-/// The portable path of [`few_channels`]: four positions' patches as the rows of 4 x 4
-/// tiles, multiplied by each weight row.
-#[cfg(not(tinyvae_dsp))]
-fn tiled_positions(
-    c: &Conv<'_>,
-    transposed: bool,
-    x: &[i8],
-    y: &mut [i8],
-    patch: &mut [i8],
-    spare: &mut [i8],
-) -> bool {
-    let s = &c.shape;
-    let k = max_patch(c, transposed);
-    let kp = k.div_ceil(4) * 4;
-    let r = usize::from(c.matrix.out_dim);
-    let skip = patch.as_ptr().align_offset(4);
-    let Some(tiles) = patch.get_mut(skip..skip + 4 * kp) else {
-        return false;
-    };
-    let mut rows = match Rows::new(spare, r * kp) {
-        Some(rows) => rows,
-        None => return false,
-    };
-    let zp = c.matrix.input_zero_point;
-    let mut batch = Batch::new(tiles);
-    for_each_product(c, transposed, &mut |m, walk| {
-        rows.load(&m, tiles_scratch(&mut batch), usize::from(m.in_dim));
-        walk.run(s, &mut |at, taps| {
-            patch_to(s, zp, x, taps, &mut batch.next_patch(at));
-            batch.flush_if_full(&m, &rows, y);
-        });
-        batch.flush(&m, &rows, y);
-    });
-    true
-}
-
-/// The DSP path of [`few_channels`]: four positions at a time, each tap's input pixels read
-/// where they lie ([`dense::dsp::gather4`], over the channels in whole groups of 4) against
-/// the tap's run of the widened weight row, the last 1 to 3 channels (when the count is not
-/// a multiple of 4) one by one; no patch is built. False, having done nothing, when the
-/// scratch is too small.
-#[cfg(tinyvae_dsp)]
-#[inline(never)]
-fn gathered(
-    c: &Conv<'_>,
-    transposed: bool,
-    x: &[i8],
-    y: &mut [i8],
-    patch: &mut [i8],
-    spare: &mut [i8],
-) -> bool {
-    let s = &c.shape;
-    let ch = usize::from(s.in_channels);
-    let k = gathered_row(c, transposed);
-    let r = usize::from(c.matrix.out_dim);
-    if ch == 0 {
-        return false;
-    }
-    // The zero-point's pixel (taps outside the input read it), then room to load a row.
-    let Some((pad, rest)) = patch.split_at_mut_checked(ch) else {
-        return false;
-    };
-    let Some(tmp) = rest.get_mut(..k) else {
-        return false;
-    };
-    let mut rows = match Rows::new(spare, r * k) {
-        Some(rows) => rows,
-        None => return false,
-    };
-    let zp = c.matrix.input_zero_point;
-    pad.fill(zp);
-    let pad: &[i8] = pad;
-    let mut g = Gather {
-        s,
-        x,
-        pad,
-        at: [usize::MAX; 4],
-        taps: [Taps {
-            y0: usize::MAX,
-            x0: usize::MAX,
-            ny: 0,
-            nx: 0,
-            dir: 1,
-        }; 4],
-        n: 0,
-    };
-    for_each_product(c, transposed, &mut |m, walk| {
-        rows.load(&m, tmp, ch);
-        walk.run(s, &mut |at, taps| g.push(&m, &rows, at, taps, y));
-        g.flush(&m, &rows, y);
-    });
-    true
-}
-
-/// Up to four output positions of one product waiting for [`Gather::flush`].
-#[cfg(tinyvae_dsp)]
-struct Gather<'a> {
-    s: &'a ConvShape,
-    x: &'a [i8],
-    pad: &'a [i8],
-    at: [usize; 4],
-    taps: [Taps; 4],
-    n: usize,
-}
-
-#[cfg(tinyvae_dsp)]
-impl Gather<'_> {
-    /// Adds output position `at`, whose patch `taps` reads; four make a flush.
-    #[inline(never)]
-    fn push(&mut self, m: &Dense<'_>, rows: &Rows<'_>, at: usize, taps: Taps, y: &mut [i8]) {
-        let i = self.n & 3;
-        (self.at[i], self.taps[i]) = (at, taps);
-        self.n = i + 1;
-        if self.n == 4 {
-            self.flush(m, rows, y);
-        }
-    }
-
-    /// The outputs of the waiting positions: per output channel and tap, one
-    /// [`dense::dsp::gather4`] call (past the waiting positions, the last one again, whose
-    /// sums are dropped).
-    #[inline(never)]
-    fn flush(&mut self, m: &Dense<'_>, rows: &Rows<'_>, y: &mut [i8]) {
-        let n = self.n.min(4);
-        self.n = 0;
-        let Some(last) = n.checked_sub(1) else {
-            return;
-        };
-        let first = self.taps[0];
-        let ch = usize::from(self.s.in_channels);
-        let (head, chp) = (ch / 4 * 4, ch.div_ceil(4) * 4);
-        let r = usize::from(m.out_dim);
-        for o in 0..r {
-            let mut acc = [m.bias.get(o).unwrap_or(0); 4];
-            let mut j0 = 0;
-            for ty in 0..first.ny {
-                for tx in 0..first.nx {
-                    let mut px = [self.pad; 4];
-                    for (i, p) in px.iter_mut().enumerate() {
-                        *p = pixel(self.s, self.x, self.pad, self.taps[i.min(last)], ty, tx);
-                    }
-                    if let Some(wide) = rows.wide_run(o, j0, head) {
-                        dense::dsp::gather4(px, wide, head / 4, &mut acc);
-                    }
-                    if head < ch {
-                        tail(rows, o, j0, head..ch, &px, &mut acc);
-                    }
-                    j0 += chp;
-                }
-            }
-            for (&at, &a) in self.at.iter().zip(&acc).take(n) {
-                if let Some(out) = y.get_mut(at * r + o) {
-                    *out = dense::output_i8_shared(m, o, a);
-                }
-            }
-        }
-    }
-}
-
-/// The last 1 to 3 input channels `js` of a tap (starting at row column `j0`) for four
-/// positions, when the channel count is not a multiple of 4.
-#[cfg(tinyvae_dsp)]
-#[inline(never)]
-fn tail(
-    rows: &Rows<'_>,
-    o: usize,
-    j0: usize,
-    js: core::ops::Range<usize>,
-    px: &[&[i8]; 4],
-    acc: &mut [i32; 4],
-) {
-    for j in js {
-        let w = rows.wide_weight(o, j0 + j);
-        for (a, p) in acc.iter_mut().zip(px) {
-            *a = a.wrapping_add(w * i32::from(p.get(j).copied().unwrap_or(0)));
-        }
-    }
-}
-
-/// The input pixel (its channels) under tap (`ty`, `tx`) of `t`, or `pad` (the zero-point's)
-/// where the tap lies outside the input.
-#[cfg(tinyvae_dsp)]
-#[inline(never)]
-fn pixel<'a>(s: &ConvShape, x: &'a [i8], pad: &'a [i8], t: Taps, ty: usize, tx: usize) -> &'a [i8] {
-    let ch = usize::from(s.in_channels);
-    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
-    let iy = t.y0.wrapping_add(ty.wrapping_mul(t.dir));
-    let ix = t.x0.wrapping_add(tx.wrapping_mul(t.dir));
-    if iy < h && ix < w {
-        let at = (iy * w + ix) * ch;
-        x.get(at..at + ch).unwrap_or(pad)
-    } else {
-        pad
-    }
-}
-
-/// The tile area, free between batches: where [`Rows::load`] unpacks a weight row.
-#[cfg(not(tinyvae_dsp))]
-fn tiles_scratch<'b>(b: &'b mut Batch<'_>) -> &'b mut [i8] {
-    b.tiles
-}
-
-/// Up to four output positions whose patches wait as the rows of 4 x 4 tiles.
-#[cfg(not(tinyvae_dsp))]
-struct Batch<'s> {
-    tiles: &'s mut [i8],
-    at: [usize; 4],
-    n: usize,
-}
-
-#[cfg(not(tinyvae_dsp))]
-impl<'s> Batch<'s> {
-    fn new(tiles: &'s mut [i8]) -> Self {
-        Batch {
-            tiles,
-            at: [0; 4],
-            n: 0,
-        }
-    }
-
-    /// The tile row for the patch of output position `at`.
-    #[inline(always)]
-    fn next_patch(&mut self, at: usize) -> TileRow<'_> {
-        let r = self.n.min(3);
-        self.at[r] = at;
-        self.n = r + 1;
-        TileRow {
-            tiles: self.tiles,
-            r,
-        }
-    }
-
-    #[inline(always)]
-    fn flush_if_full(&mut self, m: &Dense<'_>, rows: &Rows<'_>, y: &mut [i8]) {
-        if self.n == 4 {
-            self.flush(m, rows, y);
-        }
-    }
-
-    /// Multiplies the waiting patches by each weight row and writes the outputs (tile rows
-    /// past the waiting ones hold stale values, whose sums are dropped; columns past the
-    /// patch too, which meet zero weights).
-    fn flush(&mut self, m: &Dense<'_>, rows: &Rows<'_>, y: &mut [i8]) {
-        let n = self.n;
-        if n == 0 {
-            return;
-        }
-        self.n = 0;
-        let r = usize::from(m.out_dim);
-        for o in 0..r {
-            let mut acc = [m.bias.get(o).unwrap_or(0); 4];
-            rows.times(o, self.tiles, &mut acc);
-            for (&at, &a) in self.at.iter().zip(&acc).take(n) {
-                if let Some(out) = y.get_mut(at * r + o) {
-                    *out = dense::output_i8_shared(m, o, a);
-                }
-            }
-        }
-    }
-}
-
-/// A layer's (or phase's) weight rows, `kp` values each (zeros past its columns): int8
-/// for the portable tile kernel, widened to int16 pairs for the DSP one.
-struct Rows<'s> {
-    #[cfg(tinyvae_dsp)]
-    wide: &'s mut [u32],
-    #[cfg(not(tinyvae_dsp))]
-    narrow: &'s mut [i8],
-    kp: usize,
-}
-
-impl<'s> Rows<'s> {
-    /// Rows in `spare`, `len` int8 values in all (`None` when it is too short).
-    fn new(spare: &'s mut [i8], len: usize) -> Option<Self> {
-        #[cfg(tinyvae_dsp)]
-        {
-            let wide = dense::dsp::words(spare).get_mut(..len / 2)?;
-            Some(Rows { wide, kp: 0 })
-        }
-        #[cfg(not(tinyvae_dsp))]
-        {
-            let narrow = spare.get_mut(..len)?;
-            Some(Rows { narrow, kp: 0 })
-        }
-    }
-
-    /// Loads the rows of `m`, each run of `ch` columns padded with zeros to a multiple of 4
-    /// (`ch` = `in_dim`: one run; `tmp`: room for one row of int8 values, on the DSP path).
-    fn load(&mut self, m: &Dense<'_>, tmp: &mut [i8], ch: usize) {
-        let k = usize::from(m.in_dim);
-        let ch = ch.max(1);
-        let (runs, chp) = (k / ch, ch.div_ceil(4) * 4);
-        let kp = runs * chp;
-        self.kp = kp;
-        // Column j of the padded row: run j / chp, its channel j % chp (no division).
-        let fill = |o: usize, row: &mut [i8]| {
-            let mut cols = row.iter_mut();
-            for t in 0..runs {
-                for c in 0..chp {
-                    if let Some(w) = cols.next() {
-                        *w = if c < ch { m.weight(o, t * ch + c) } else { 0 };
-                    }
-                }
-            }
-        };
-        #[cfg(tinyvae_dsp)]
-        {
-            let Some(row) = tmp.get_mut(..kp) else {
-                return;
-            };
-            for (o, wide) in self.wide.chunks_exact_mut(kp / 2).enumerate() {
-                if o >= usize::from(m.out_dim) {
-                    break;
-                }
-                fill(o, row);
-                dense::dsp::widen(row, wide);
-            }
-        }
-        #[cfg(not(tinyvae_dsp))]
-        {
-            let _ = tmp;
-            for (o, row) in self.narrow.chunks_exact_mut(kp).enumerate() {
-                if o >= usize::from(m.out_dim) {
-                    break;
-                }
-                fill(o, row);
-            }
-        }
-    }
-
-    /// The widened words of row `o`'s columns `j0..j0 + len` (`j0` and `len` multiples of 4).
-    #[cfg(tinyvae_dsp)]
-    fn wide_run(&self, o: usize, j0: usize, len: usize) -> Option<&[u32]> {
-        let at = o * self.kp / 2 + j0 / 2;
-        self.wide.get(at..at + len / 2)
-    }
-
-    /// Row `o`'s weight in column `j`: in word `2 (j / 4) + j % 2` of its group, the high
-    /// half when `j % 4 >= 2` ([`dense::dsp::widen`]).
-    #[cfg(tinyvae_dsp)]
-    fn wide_weight(&self, o: usize, j: usize) -> i32 {
-        let word = self.wide.get(o * self.kp / 2 + 2 * (j / 4) + j % 2);
-        let half = word.map_or(0, |w| if j % 4 >= 2 { w >> 16 } else { w & 0xffff });
-        i32::from(half as u16 as i16)
-    }
-
-    /// `acc[r] += sum_j tiles(r, j) * row_o[j]`.
-    #[cfg(not(tinyvae_dsp))]
-    #[inline(always)]
-    fn times(&self, o: usize, tiles: &[i8], acc: &mut [i32; 4]) {
-        let kp = self.kp;
-        // `get`, not indexing: no panic (and its formatted message) in the firmware.
-        if let (Some(row), Some(t)) = (self.narrow.get(o * kp..(o + 1) * kp), tiles.get(..4 * kp)) {
-            dense::tiles_times_row(t, row, acc);
         }
     }
 }

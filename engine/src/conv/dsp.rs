@@ -1,0 +1,298 @@
+//! The convolution paths that run where the DSP kernels do (thumbv7em): patches widened to
+//! int16 straight from the input for the fused kernel, and transposed convolutions with
+//! few output channels in scatter form.
+
+use tinyvae_format::Conv;
+
+use super::{for_each_product, max_patch, patch_to, PatchOut};
+use crate::dense;
+use crate::requant::requantize_q31;
+
+/// A patch widened to int16 pairs as the DSP kernel reads its inputs ([`dense::dsp::widen`]:
+/// per group of 4 columns, words (x0, x2) and (x1, x3)), built straight from the input
+/// without an int8 copy, a word at a time. Every run must start and end on a multiple of 4
+/// (input channels in multiples of 4); one that does not sets `misaligned` and is dropped.
+struct Wide<'w> {
+    words: &'w mut [u32],
+    misaligned: bool,
+}
+
+impl Wide<'_> {
+    fn words(&mut self, j0: usize, len: usize) -> Option<&mut [u32]> {
+        if j0.is_multiple_of(4) && len.is_multiple_of(4) {
+            self.words.get_mut(j0 / 2..(j0 + len) / 2)
+        } else {
+            self.misaligned = true;
+            None
+        }
+    }
+}
+
+impl PatchOut for Wide<'_> {
+    fn run(&mut self, j0: usize, src: &[i8]) {
+        if let Some(d) = self.words(j0, src.len()) {
+            dense::dsp::widen(src, d);
+        }
+    }
+
+    fn fill(&mut self, j0: usize, len: usize, v: i8) {
+        if let Some(d) = self.words(j0, len) {
+            d.fill(u32::from(i16::from(v) as u16) * 0x1_0001);
+        }
+    }
+}
+
+/// The DSP path of [`conv_i8`] for input channels in multiples of 4: each position's patch
+/// widened straight from the input into `spare` ([`Wide`]), then the fused int8 kernel.
+/// False when a precondition fails (tiles unaligned, `spare` short), having written outputs
+/// that the caller's general path then writes again.
+#[inline(never)]
+pub(super) fn wide_patches(
+    c: &Conv<'_>,
+    transposed: bool,
+    x: &[i8],
+    y: &mut [i8],
+    spare: &mut [i8],
+) -> bool {
+    let s = &c.shape;
+    if !usize::from(s.in_channels).is_multiple_of(4) {
+        return false;
+    }
+    let k = max_patch(c, transposed);
+    let Some(wide) = dense::dsp::words(spare).get_mut(..k / 2) else {
+        return false;
+    };
+    let r = usize::from(c.matrix.out_dim);
+    let zp = c.matrix.input_zero_point;
+    let mut ok = true;
+    for_each_product(c, transposed, &mut |m, walk| {
+        let Some(wide) = wide.get_mut(..usize::from(m.in_dim) / 2) else {
+            ok = false;
+            return;
+        };
+        if !ok || !dense::dsp::tiles_ready(&m) {
+            ok = false;
+            return;
+        }
+        walk.run(s, &mut |at, taps| {
+            let mut patch = Wide {
+                words: &mut *wide,
+                misaligned: false,
+            };
+            patch_to(s, zp, x, taps, &mut patch);
+            ok &= !patch.misaligned;
+            if let Some(out) = y.get_mut(at * r..at * r + r) {
+                ok &= dense::dsp::tiled_i8_widened(&m, wide, out);
+            }
+        });
+    });
+    ok
+}
+
+/// A transposed convolution with few output channels in scatter form: every input pixel
+/// times every tap is one dot product over the input channels, and lands on exactly one
+/// output (or outside the output, at the borders): so each pixel's channels, widened once,
+/// meet all `k^2 R` weight rows in one pass of the tile loop ([`dense::dsp::tiles_raw`],
+/// four useful sums per block), then each sum is added to its output's accumulator, and
+/// the accumulators, started at their phase's biases, are requantized once at the end.
+/// Where the phase form reads the input zero-point (a tap outside the input), this form
+/// walks the same pixels outside the input and adds each row's weights times the
+/// zero-point. The same sums as the phase-by-phase form, in another order (integer sums
+/// wrap, so the order cannot change a result). False, having done nothing, when `spare` is
+/// too small.
+#[inline(never)]
+pub(super) fn scattered(c: &Conv<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
+    let s = &c.shape;
+    let (ch, r) = (usize::from(s.in_channels), usize::from(c.matrix.out_dim));
+    let (k, st, pad) = (
+        usize::from(s.kernel),
+        usize::from(s.stride),
+        usize::from(s.padding),
+    );
+    let (ih, iw) = (usize::from(s.in_height), usize::from(s.in_width));
+    let (oh, ow) = (usize::from(s.out_height), usize::from(s.out_width));
+    let cp = ch.div_ceil(4) * 4;
+    let (groups, blocks) = (cp / 4, (k * k * r).div_ceil(4));
+    let words = dense::dsp::words(spare);
+    let Some((acc, rest)) = words.split_at_mut_checked(oh * ow * r) else {
+        return false;
+    };
+    let Some((tiles, rest)) = rest.split_at_mut_checked(blocks * cp) else {
+        return false;
+    };
+    let Some((wide, rest)) = rest.split_at_mut_checked(cp / 2) else {
+        return false;
+    };
+    let Some((sums, rest)) = rest.split_at_mut_checked(4 * blocks) else {
+        return false;
+    };
+    let Some(zsums) = rest.get_mut(..4 * blocks) else {
+        return false;
+    };
+    if ch == 0 || st == 0 || pad >= k || r == 0 || r > MAX_R {
+        return false;
+    }
+    if !load_taps(c, tiles, zsums) || !start_at_biases(c, acc) {
+        return false;
+    }
+    // Input pixel (iy, ix), tap (ky, kx) lands on output (iy s - p + ky, ix s - p + kx).
+    // The pixels that reach an output run from -before to (out + p - 1) / s on each axis:
+    // v = i + before, with no negative numbers.
+    let before = (k - 1 - pad) / st;
+    let (ny, nx) = (
+        (oh + pad - 1) / st + 1 + before,
+        (ow + pad - 1) / st + 1 + before,
+    );
+    for vy in 0..ny {
+        let iy = vy.wrapping_sub(before);
+        let oy0 = (vy * st).wrapping_sub(before * st + pad);
+        for vx in 0..nx {
+            let ix = vx.wrapping_sub(before);
+            let ox0 = (vx * st).wrapping_sub(before * st + pad);
+            let pixel = if iy < ih && ix < iw {
+                let at = (iy * iw + ix) * ch;
+                x.get(at..at + ch)
+            } else {
+                None
+            };
+            let dots: &[u32] = match pixel {
+                Some(p) => {
+                    dense::dsp::widen(p, wide);
+                    dense::dsp::tiles_raw(tiles, wide, groups, sums);
+                    sums
+                }
+                None => zsums,
+            };
+            // Tap row ky of the pixel lands on outputs (oy, ox0 + kx), kx < k: a run of
+            // `k r` accumulators, clipped to the output's columns [0, ow).
+            let (first, past) = (0usize.wrapping_sub(ox0).min(k), ow.wrapping_sub(ox0).min(k));
+            let (first, past) = if ox0 < ow || ox0 > usize::MAX / 2 {
+                (if ox0 < ow { 0 } else { first }, past)
+            } else {
+                (0, 0)
+            };
+            for ky in 0..k {
+                let oy = oy0.wrapping_add(ky);
+                if oy >= oh || first >= past {
+                    continue;
+                }
+                let at = (oy * ow).wrapping_add(ox0).wrapping_add(first) * r;
+                let from = (ky * k + first) * r;
+                let n = (past - first) * r;
+                let (Some(dst), Some(src)) = (acc.get_mut(at..at + n), dots.get(from..from + n))
+                else {
+                    continue;
+                };
+                for (a, v) in dst.iter_mut().zip(src) {
+                    *a = a.wrapping_add(*v);
+                }
+            }
+        }
+    }
+    requantize_all(&c.matrix, acc, y);
+    true
+}
+
+/// The most output channels [`scattered`] takes (fewer than [`super::FEW_CHANNELS`]).
+const MAX_R: usize = 3;
+/// The largest stride [`scattered`] takes (its phases' biases live on the stack).
+const MAX_STRIDE: usize = 4;
+
+/// Starts every accumulator at the bias of its output's phase: output `y` is in phase
+/// `(y + p) mod s` (FORMAT.md, section 3), tracked along rows and columns without a
+/// division. False when the stride is above [`MAX_STRIDE`] or a phase is missing.
+#[inline(never)]
+fn start_at_biases(c: &Conv<'_>, acc: &mut [u32]) -> bool {
+    let s = &c.shape;
+    let (st, pad) = (usize::from(s.stride), usize::from(s.padding));
+    let r = usize::from(c.matrix.out_dim).min(MAX_R);
+    if st == 0 || st > MAX_STRIDE {
+        return false;
+    }
+    let mut biases = [[0i32; MAX_R]; MAX_STRIDE * MAX_STRIDE];
+    for (i, b) in biases.iter_mut().enumerate().take(st * st) {
+        let Some(m) = c.phase((i / st) as u8, (i % st) as u8) else {
+            return false;
+        };
+        for (o, b) in b.iter_mut().enumerate().take(r) {
+            *b = m.bias.get(o).unwrap_or(0);
+        }
+    }
+    let mut outputs = acc.chunks_exact_mut(r);
+    let mut ry = pad % st;
+    for _ in 0..s.out_height {
+        let mut rx = pad % st;
+        for _ in 0..s.out_width {
+            if let (Some(a), Some(b)) = (outputs.next(), biases.get(ry * st + rx)) {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a = *b as u32);
+            }
+            rx = if rx + 1 == st { 0 } else { rx + 1 };
+        }
+        ry = if ry + 1 == st { 0 } else { ry + 1 };
+    }
+    true
+}
+
+/// The int8 outputs of the accumulators (every phase shares the layer's multipliers,
+/// shifts, zero-point and activation; only the biases differ, already added).
+#[inline(never)]
+fn requantize_all(m: &tinyvae_format::Dense<'_>, acc: &[u32], y: &mut [i8]) {
+    let r = usize::from(m.out_dim).clamp(1, MAX_R);
+    let (zp, lo) = dense::output_range(m);
+    let mut q = [(0i32, 0i8); MAX_R];
+    for (o, q) in q.iter_mut().enumerate() {
+        *q = (
+            m.multiplier.get(o).unwrap_or(0),
+            m.shift.get(o).unwrap_or(0),
+        );
+    }
+    for (a, out) in acc.chunks_exact(r).zip(y.chunks_exact_mut(r)) {
+        for ((out, &a), &(mult, shift)) in out.iter_mut().zip(a).zip(&q) {
+            let v = requantize_q31(a as i32, mult, shift);
+            *out = v.saturating_add(zp).max(lo).min(127) as i8;
+        }
+    }
+}
+
+/// The weights of a transposed convolution as [`scattered`] reads them: row `tap r + o`
+/// (tap `ky k + kx`) holds the weights of output channel `o` under that tap, one int8 per
+/// input channel (zeros past them), four rows per block of 4 x 4 tiles, each word one row's
+/// four columns; and each row's sum times the input zero-point in `zsums`. A tap belongs to
+/// phase (`ky mod s`, `kx mod s`), where it is tap (`ky / s`, `kx / s`) (FORMAT.md,
+/// section 3). False when a phase is missing.
+#[inline(never)]
+fn load_taps(c: &Conv<'_>, tiles: &mut [u32], zsums: &mut [u32]) -> bool {
+    let s = &c.shape;
+    let (ch, r) = (usize::from(s.in_channels), usize::from(c.matrix.out_dim));
+    let (k, st) = (usize::from(s.kernel), usize::from(s.stride));
+    let zp = i32::from(c.matrix.input_zero_point);
+    let groups = ch.div_ceil(4);
+    tiles.fill(0);
+    for ky in 0..k {
+        for kx in 0..k {
+            let (ry, rx) = ((ky % st) as u8, (kx % st) as u8);
+            let Some(m) = c.phase(ry, rx) else {
+                return false;
+            };
+            let nx = usize::from(s.phase_taps(rx));
+            let col0 = ((ky / st) * nx + kx / st) * ch;
+            for o in 0..r {
+                let row = (ky * k + kx) * r + o;
+                let (block, j) = (row / 4, row % 4);
+                let mut sum = 0i32;
+                for cc in 0..ch {
+                    let w = m.weight(o, col0 + cc);
+                    sum = sum.wrapping_add(i32::from(w));
+                    let word = (block * groups + cc / 4) * 4 + j;
+                    if let Some(t) = tiles.get_mut(word) {
+                        *t |= u32::from(w as u8) << (8 * (cc % 4));
+                    }
+                }
+                if let Some(z) = zsums.get_mut(row) {
+                    *z = sum.wrapping_mul(zp) as u32;
+                }
+            }
+        }
+    }
+    true
+}
