@@ -312,6 +312,7 @@ fn requantized(layer: &Dense<'_>, row: usize, acc: i32) -> i32 {
 /// `min`, not `clamp`: `clamp` with a bound known only at run time carries a formatted panic
 /// that would bring `core::fmt`, a kilobyte of flash, into the firmware.)
 #[inline(always)]
+#[cfg_attr(tinyvae_dsp, allow(dead_code))]
 pub(crate) fn output_i8(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
     let zp = i32::from(layer.output_zero_point);
     let lo = match layer.activation {
@@ -334,38 +335,20 @@ pub(crate) fn tiles_times_row(tiles: &[i8], w: &[i8], acc: &mut [i32; 4]) {
     }
 }
 
-/// [`output_i8`], out of line where the DSP kernels run: its users there (the portable
-/// fallbacks and the few-channel convolutions, off the fused kernel's path) share one copy
-/// in flash.
-#[cfg(tinyvae_dsp)]
-#[inline(never)]
-pub(crate) fn output_i8_shared(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
-    output_i8(layer, row, acc)
-}
-
 /// Requantizes to int8 with the output zero point and the activation's lower bound.
 struct I8Out<'l, 'a, 'y> {
     layer: &'l Dense<'a>,
     y: &'y mut [i8],
-    #[cfg(not(tinyvae_dsp))]
     zp: i32,
-    #[cfg(not(tinyvae_dsp))]
     lo: i32,
 }
 
 impl Sink for I8Out<'_, '_, '_> {
     #[inline(always)]
     fn put(&mut self, row: usize, acc: i32) {
-        #[cfg(tinyvae_dsp)]
+        let v = requantized(self.layer, row, acc).saturating_add(self.zp);
         if let Some(out) = self.y.get_mut(row) {
-            *out = output_i8_shared(self.layer, row, acc);
-        }
-        #[cfg(not(tinyvae_dsp))]
-        {
-            let v = requantized(self.layer, row, acc).saturating_add(self.zp);
-            if let Some(out) = self.y.get_mut(row) {
-                *out = v.max(self.lo).min(127) as i8;
-            }
+            *out = v.max(self.lo).min(127) as i8;
         }
     }
 
@@ -432,16 +415,8 @@ fn i8_output(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8], portab
     if !portable && layer.layout == WeightLayout::Tiles4x4 && dsp::tiled_i8(layer, x, y, spare) {
         return;
     }
-    #[cfg(not(tinyvae_dsp))]
     let (zp, lo) = output_range(layer);
-    let mut sink = I8Out {
-        layer,
-        y,
-        #[cfg(not(tinyvae_dsp))]
-        zp,
-        #[cfg(not(tinyvae_dsp))]
-        lo,
-    };
+    let mut sink = I8Out { layer, y, zp, lo };
     for_each_accumulator(layer, x, spare, portable, &mut sink);
 }
 

@@ -228,10 +228,11 @@ pub fn conv_transpose2d_patch(
 /// bytes suffice). A transposed convolution runs phase by phase, each phase's dense layer
 /// built once. No division per position (a Cortex-M0 has no divide instruction).
 ///
-/// Each output position is one dense product of its patch, except with fewer than
-/// [`FEW_CHANNELS`] output channels: then four positions' patches are laid out as the four
-/// rows of 4 x 4 tiles and multiplied by each weight row, so the same tile kernels (the
-/// DSP one included) compute four useful sums per block instead of one.
+/// Each output position is one dense product of its patch (on DSP targets, with input
+/// channels in multiples of 4, the patch widened straight from the input), except with fewer
+/// than [`FEW_CHANNELS`] output channels: then four positions' patches are laid out as the
+/// four rows of 4 x 4 tiles and multiplied by each weight row, four useful sums per block
+/// (portable targets), or a transposed convolution runs in scatter form (DSP targets).
 pub fn conv_i8(
     c: &Conv<'_>,
     transposed: bool,
