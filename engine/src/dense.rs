@@ -325,16 +325,6 @@ pub(crate) fn output_i8(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
         .min(127) as i8
 }
 
-/// Four rows of 4 x 4 tiles times one row of `4 * groups` int8 values, portably:
-/// `acc[r] += sum_c tiles(r, c) * w[c]`, the tiles laid out as [`WeightLayout::Tiles4x4`].
-#[inline(always)]
-#[cfg_attr(tinyvae_dsp, allow(dead_code))]
-pub(crate) fn tiles_times_row(tiles: &[i8], w: &[i8], acc: &mut [i32; 4]) {
-    for (t, w) in tiles.chunks_exact(16).zip(w.chunks_exact(4)) {
-        tile(t, [w[0], w[1], w[2], w[3]].map(i32::from), acc);
-    }
-}
-
 /// Requantizes to int8 with the output zero point and the activation's lower bound.
 struct I8Out<'l, 'a, 'y> {
     layer: &'l Dense<'a>,

@@ -142,7 +142,7 @@ fn scratch_parts(model: &Model<'_>, simd: bool) -> [usize; 4] {
                 }
                 Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
                     let t = matches!(l, Layer::ConvTranspose2d(_));
-                    patch = patch.max(conv::patch_room(c, t, simd));
+                    patch = patch.max(conv::patch_room(c, t));
                     spare = spare.max(conv::spare_room(c, t, simd));
                 }
             }

@@ -1,62 +1,18 @@
 //! The portable path for convolutions with few output channels (fewer than
-//! [`FEW_CHANNELS`](super::FEW_CHANNELS)): the dense kernels work on blocks of four rows and would throw three of
-//! four sums away, so four positions' patches are laid out as the four rows of 4 x 4 tiles
-//! and multiplied by each weight row: four useful sums per block. (Where the DSP kernels run,
-//! [`super::dsp`] takes these layers instead.)
+//! [`FEW_CHANNELS`](super::FEW_CHANNELS)): the dense kernels work on blocks of four rows and
+//! would throw three of four sums away, so each output channel's sum is computed alone, each
+//! tap's input pixel read where it lies, with no patch copied. (Where the DSP kernels run,
+//! [`super::dsp`] takes the transposed ones instead.)
 
-use tinyvae_format::{Conv, Dense};
+use tinyvae_format::{Conv, ConvShape, Dense};
 
-use super::{for_each_product, max_patch, patch_to, PatchOut};
+use super::{for_each_product, max_patch, Taps};
 use crate::dense;
 
-/// Row `r` of 4 x 4 tiles ([`tinyvae_format::WeightLayout::Tiles4x4`]): column `j` at
-/// `16 (j / 4) + 4 r + j % 4`. Runs that start on a multiple of 4 move 4 bytes at a time.
-struct TileRow<'t> {
-    tiles: &'t mut [i8],
-    r: usize,
-}
-
-impl PatchOut for TileRow<'_> {
-    fn run(&mut self, j0: usize, src: &[i8]) {
-        if j0.is_multiple_of(4) {
-            let mut quads = src.chunks_exact(4);
-            let mut at = 4 * j0 + 4 * self.r;
-            for q in &mut quads {
-                if let Some(d) = self.tiles.get_mut(at..at + 4) {
-                    d.copy_from_slice(q);
-                }
-                at += 16;
-            }
-            let j = j0 + (src.len() & !3);
-            for (i, &v) in quads.remainder().iter().enumerate() {
-                self.put(j + i, v);
-            }
-        } else {
-            for (i, &v) in src.iter().enumerate() {
-                self.put(j0 + i, v);
-            }
-        }
-    }
-
-    #[inline(never)]
-    fn fill(&mut self, j0: usize, len: usize, v: i8) {
-        for j in j0..j0 + len {
-            self.put(j, v);
-        }
-    }
-}
-
-impl TileRow<'_> {
-    #[inline(always)]
-    fn put(&mut self, j: usize, v: i8) {
-        if let Some(t) = self.tiles.get_mut(16 * (j / 4) + 4 * self.r + j % 4) {
-            *t = v;
-        }
-    }
-}
-
-/// Runs a convolution with few output channels four positions at a time; false, having
-/// done nothing, when the scratch is too small for it.
+/// Runs a convolution with few output channels: per output position and channel, each tap's
+/// input pixel (or the zero-point's pixel, where the tap lies outside the input) dotted with
+/// the tap's run of the weight row where it lies, without a patch; false, having done
+/// nothing, when the scratch is too small for it.
 #[inline(never)]
 pub(super) fn few_channels(
     c: &Conv<'_>,
@@ -67,84 +23,57 @@ pub(super) fn few_channels(
     spare: &mut [i8],
 ) -> bool {
     let s = &c.shape;
+    let ch = usize::from(s.in_channels);
     let k = max_patch(c, transposed);
     let kp = k.div_ceil(4) * 4;
     let r = usize::from(c.matrix.out_dim);
-    let skip = patch.as_ptr().align_offset(4);
-    let Some(tiles) = patch.get_mut(skip..skip + 4 * kp) else {
+    let Some(pad) = patch.get_mut(..ch) else {
         return false;
     };
     let mut rows = match Rows::new(spare, r * kp) {
         Some(rows) => rows,
         None => return false,
     };
-    let zp = c.matrix.input_zero_point;
-    let mut batch = Batch::new(tiles);
+    pad.fill(c.matrix.input_zero_point);
+    let pad: &[i8] = pad;
     for_each_product(c, transposed, &mut |m, walk| {
         rows.load(&m);
         walk.run(s, &mut |at, taps| {
-            patch_to(s, zp, x, taps, &mut batch.next_patch(at));
-            batch.flush_if_full(&m, &rows, y);
+            for o in 0..r {
+                let row = rows.row(o);
+                let mut acc = m.bias.get(o).unwrap_or(0);
+                let mut j0 = 0;
+                for ty in 0..taps.ny {
+                    for tx in 0..taps.nx {
+                        let px = pixel(s, x, pad, taps, ty, tx);
+                        if let Some(w) = row.get(j0..j0 + ch) {
+                            acc = acc.wrapping_add(dense::dot_i8(w, px));
+                        }
+                        j0 += ch;
+                    }
+                }
+                if let Some(out) = y.get_mut(at * r + o) {
+                    *out = dense::output_i8(&m, o, acc);
+                }
+            }
         });
-        batch.flush(&m, &rows, y);
     });
     true
 }
 
-/// Up to four output positions whose patches wait as the rows of 4 x 4 tiles.
-struct Batch<'s> {
-    tiles: &'s mut [i8],
-    at: [usize; 4],
-    n: usize,
-}
-
-impl<'s> Batch<'s> {
-    fn new(tiles: &'s mut [i8]) -> Self {
-        Batch {
-            tiles,
-            at: [0; 4],
-            n: 0,
-        }
-    }
-
-    /// The tile row for the patch of output position `at`.
-    #[inline(always)]
-    fn next_patch(&mut self, at: usize) -> TileRow<'_> {
-        let r = self.n.min(3);
-        self.at[r] = at;
-        self.n = r + 1;
-        TileRow {
-            tiles: self.tiles,
-            r,
-        }
-    }
-
-    #[inline(always)]
-    fn flush_if_full(&mut self, m: &Dense<'_>, rows: &Rows<'_>, y: &mut [i8]) {
-        if self.n == 4 {
-            self.flush(m, rows, y);
-        }
-    }
-
-    /// Multiplies the waiting patches by each weight row and writes the outputs (tile rows
-    /// past the waiting ones hold stale values, whose sums are dropped; columns past the
-    /// patch too, which meet zero weights).
-    fn flush(&mut self, m: &Dense<'_>, rows: &Rows<'_>, y: &mut [i8]) {
-        let n = self.n;
-        if n == 0 {
-            return;
-        }
-        self.n = 0;
-        let r = usize::from(m.out_dim);
-        for o in 0..r {
-            let mut acc = [m.bias.get(o).unwrap_or(0); 4];
-            rows.times(o, self.tiles, &mut acc);
-            for (&at, &a) in self.at.iter().zip(&acc).take(n) {
-                if let Some(out) = y.get_mut(at * r + o) {
-                    *out = dense::output_i8(m, o, a);
-                }
-            }
-        }
+/// The input pixel (its `C` values) under tap (`ty`, `tx`) of `t`, or `pad` (the
+/// zero-point's) where the tap lies outside the input.
+#[inline(always)]
+fn pixel<'a>(s: &ConvShape, x: &'a [i8], pad: &'a [i8], t: Taps, ty: usize, tx: usize) -> &'a [i8] {
+    let ch = usize::from(s.in_channels);
+    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
+    let iy = t.y0.wrapping_add(ty.wrapping_mul(t.dir));
+    let ix = t.x0.wrapping_add(tx.wrapping_mul(t.dir));
+    if iy < h && ix < w {
+        let at = (iy * w + ix) * ch;
+        x.get(at..at + ch).unwrap_or(pad)
+    } else {
+        pad
     }
 }
 
@@ -176,13 +105,10 @@ impl<'s> Rows<'s> {
         }
     }
 
-    /// `acc[r] += sum_j tiles(r, j) * row_o[j]`.
-    #[inline(always)]
-    fn times(&self, o: usize, tiles: &[i8], acc: &mut [i32; 4]) {
-        let kp = self.kp;
-        // `get`, not indexing: no panic (and its formatted message) in the firmware.
-        if let (Some(row), Some(t)) = (self.narrow.get(o * kp..(o + 1) * kp), tiles.get(..4 * kp)) {
-            dense::tiles_times_row(t, row, acc);
-        }
+    /// Row `o` (`kp` values).
+    fn row(&self, o: usize) -> &[i8] {
+        self.narrow
+            .get(o * self.kp..(o + 1) * self.kp)
+            .unwrap_or_default()
     }
 }

@@ -35,16 +35,9 @@ fn few(c: &Conv<'_>) -> bool {
     usize::from(c.matrix.out_dim) < FEW_CHANNELS
 }
 
-/// Patch bytes [`conv_i8`] uses for a convolution at full speed, with (`simd`) or without
-/// the DSP kernel: one patch; for one with few output channels without the DSP kernel, four
-/// patches as the rows of 4 x 4 tiles (3 bytes to align them).
-pub fn patch_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
-    let k = max_patch(c, transposed);
-    if few(c) && !simd {
-        4 * k.div_ceil(4) * 4 + 3
-    } else {
-        k
-    }
+/// Patch bytes [`conv_i8`] uses for a convolution: one patch.
+pub fn patch_room(c: &Conv<'_>, transposed: bool) -> usize {
+    max_patch(c, transposed)
 }
 
 /// Spare bytes [`conv_i8`] uses for a convolution at full speed, with (`simd`) or without
@@ -508,7 +501,7 @@ mod tests {
                     let (Layer::Conv2d(c) | Layer::ConvTranspose2d(c)) = l else { unreachable!() };
                     let mut y = vec![0i8; out];
                     let (p, sp) = if full {
-                        (patch_room(c, transposed, dense::SIMD), spare_room(c, transposed, dense::SIMD))
+                        (patch_room(c, transposed), spare_room(c, transposed, dense::SIMD))
                     } else {
                         (k, dense::spare_len(k))
                     };

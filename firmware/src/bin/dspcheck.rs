@@ -156,7 +156,7 @@ fn convolutions(bufs: &mut LayerBufs, rng: &mut Rng) -> usize {
         for layout in [WeightLayout::Tiles4x4, WeightLayout::RowMajor] {
             let c = bufs.conv(&s, transposed, layout);
             let (p, sp) = (
-                conv::patch_room(&c, transposed, dense::SIMD),
+                conv::patch_room(&c, transposed),
                 conv::spare_room(&c, transposed, dense::SIMD),
             );
             fw::check(p <= PATCH && sp <= SPARE, "convolution buffers fit");
