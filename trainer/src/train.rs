@@ -605,6 +605,66 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<(Net, Ended)> {
     let dev = Device::Cpu;
+    check_run(cfg, data, run, resume, opts)?;
+    let (net, mut adam, mut progress) = if resume {
+        resume_run(cfg, run, &dev)?
+    } else {
+        start_run(cfg, run, &dev)?
+    };
+    let mut noise_rng = Rng::from_state(progress.noise_state);
+    let mut batches_run: u64 = 0;
+    let stop_now = |batches_run: u64| {
+        opts.stop.load(Ordering::SeqCst)
+            || opts.stop_after_batches.is_some_and(|n| batches_run >= n)
+    };
+    while progress.epoch < cfg.epochs {
+        let epoch = progress.epoch + 1;
+        let mut shuffle = Rng::from_state(progress.shuffle_state);
+        let mut order: Vec<usize> = (0..data.train.n).collect();
+        shuffle.shuffle(&mut order);
+        let mut session = EpochSession {
+            run,
+            net: &net,
+            adam: &mut adam,
+            noise_rng: &mut noise_rng,
+            batches_run: &mut batches_run,
+        };
+        let t0 = Instant::now();
+        let (sum, seen) = match session.batches(cfg, data, &order, epoch, &mut progress, opts)? {
+            Some(totals) => totals,
+            None => {
+                save_checkpoint(run, cfg, &net, &adam, &progress)?;
+                eprintln!(
+                    "stopped at epoch {epoch}, batch {}; checkpoint saved: resume with --resume",
+                    progress.batch
+                );
+                return Ok((net, Ended::Interrupted));
+            }
+        };
+        let totals = (sum, seen, t0.elapsed().as_secs_f64());
+        end_epoch(cfg, data, run, &net, epoch, totals, &mut progress)?;
+        progress.shuffle_state = shuffle.state();
+        progress.noise_state = noise_rng.state();
+        progress.step = adam.step;
+        save_checkpoint(run, cfg, &net, &adam, &progress)?;
+        if stop_now(batches_run) && progress.epoch < cfg.epochs {
+            eprintln!("stopped after epoch {epoch}; checkpoint saved: resume with --resume");
+            return Ok((net, Ended::Interrupted));
+        }
+    }
+    Ok((net, Ended::Finished))
+}
+
+/// Everything checked before a run starts: the options, the data's shape, the training
+/// images the configuration names, and the run folder (a checkpoint to resume, or none to
+/// overwrite unless asked).
+fn check_run(
+    cfg: &Config,
+    data: &Dataset,
+    run: &Path,
+    resume: bool,
+    opts: &RunOptions,
+) -> Result<()> {
     cfg.validate()?;
     check_data_shape(data, &cfg.arch)?;
     std::fs::create_dir_all(run).with_context(|| format!("creating {}", run.display()))?;
@@ -614,7 +674,6 @@ pub fn train(
             data.train.n
         );
     }
-    let pixels = data.pixels();
     let ck_path = checkpoint_path(run);
     if resume && !ck_path.exists() {
         bail!(
@@ -628,98 +687,111 @@ pub fn train(
             run.display()
         );
     }
-    let (net, mut adam, mut progress) = if resume {
-        let ck = load_checkpoint(run, &dev)?;
-        if ck.config != *cfg {
-            bail!(
-                "{} was trained with a different configuration; resume with the same options \
-                 ({})",
-                run.display(),
-                config_difference(&ck.config, cfg)
-            );
-        }
-        let net = net_from_checkpoint(&ck, &dev)?;
-        let mut adam = Adam::new(net.named_vars(), cfg.lr)?;
-        for (i, (name, _)) in net.named_vars().iter().enumerate() {
-            let m = ck
-                .tensors
-                .get(&format!("adam.m.{name}"))
-                .context("adam state")?;
-            let v = ck
-                .tensors
-                .get(&format!("adam.v.{name}"))
-                .context("adam state")?;
-            adam.set_moments(i, m, v)?;
-        }
-        adam.step = ck.progress.step;
-        // The log holds the checkpoint's epochs, no more: a run killed between writing an
-        // epoch's line and its checkpoint would otherwise log that epoch twice.
-        write_log(run, &ck.progress.history)?;
-        (net, adam, ck.progress)
-    } else {
-        let mut init = Rng::new(cfg.seed);
-        let net = Net::new(cfg.arch.clone(), &mut init, &dev)?;
-        let adam = Adam::new(net.named_vars(), cfg.lr)?;
-        let progress = Progress {
-            epoch: 0,
-            batch: 0,
-            shuffle_state: Rng::new(cfg.seed ^ 0x5348_5546).state(),
-            noise_state: Rng::new(cfg.seed ^ 0x4E4F_4953).state(),
-            step: 0,
-            history: vec![],
-        };
-        let json = serde_json::to_string_pretty(cfg)?;
-        atomic_write(&run.join("config.json"), |mut f| {
-            f.write_all(json.as_bytes())?;
-            Ok(())
-        })?;
-        write_log(run, &[])?;
-        (net, adam, progress)
+    Ok(())
+}
+
+/// The network, optimizer and progress of the checkpoint in `run`, which must have been
+/// trained with `cfg`; the log is cut back to the checkpoint's epochs.
+fn resume_run(cfg: &Config, run: &Path, dev: &Device) -> Result<(Net, Adam, Progress)> {
+    let ck = load_checkpoint(run, dev)?;
+    if ck.config != *cfg {
+        bail!(
+            "{} was trained with a different configuration; resume with the same options ({})",
+            run.display(),
+            config_difference(&ck.config, cfg)
+        );
+    }
+    let net = net_from_checkpoint(&ck, dev)?;
+    let mut adam = Adam::new(net.named_vars(), cfg.lr)?;
+    for (i, (name, _)) in net.named_vars().iter().enumerate() {
+        let m = ck
+            .tensors
+            .get(&format!("adam.m.{name}"))
+            .context("adam state")?;
+        let v = ck
+            .tensors
+            .get(&format!("adam.v.{name}"))
+            .context("adam state")?;
+        adam.set_moments(i, m, v)?;
+    }
+    adam.step = ck.progress.step;
+    // The log holds the checkpoint's epochs, no more: a run killed between writing an
+    // epoch's line and its checkpoint would otherwise log that epoch twice.
+    write_log(run, &ck.progress.history)?;
+    Ok((net, adam, ck.progress))
+}
+
+/// A new network from `cfg`'s seed, a fresh optimizer, and the run folder's configuration
+/// and empty log.
+fn start_run(cfg: &Config, run: &Path, dev: &Device) -> Result<(Net, Adam, Progress)> {
+    let mut init = Rng::new(cfg.seed);
+    let net = Net::new(cfg.arch.clone(), &mut init, dev)?;
+    let adam = Adam::new(net.named_vars(), cfg.lr)?;
+    let progress = Progress {
+        epoch: 0,
+        batch: 0,
+        shuffle_state: Rng::new(cfg.seed ^ 0x5348_5546).state(),
+        noise_state: Rng::new(cfg.seed ^ 0x4E4F_4953).state(),
+        step: 0,
+        history: vec![],
     };
-    let mut noise_rng = Rng::from_state(progress.noise_state);
-    let mut batches_run: u64 = 0;
-    while progress.epoch < cfg.epochs {
-        let epoch = progress.epoch + 1;
-        let mut shuffle = Rng::from_state(progress.shuffle_state);
-        let mut order: Vec<usize> = (0..data.train.n).collect();
-        shuffle.shuffle(&mut order);
+    let json = serde_json::to_string_pretty(cfg)?;
+    atomic_write(&run.join("config.json"), |mut f| {
+        f.write_all(json.as_bytes())?;
+        Ok(())
+    })?;
+    write_log(run, &[])?;
+    Ok((net, adam, progress))
+}
+
+/// What one epoch's batches change: the optimizer, the noise stream, the run's batch count.
+struct EpochSession<'a> {
+    run: &'a Path,
+    net: &'a Net,
+    adam: &'a mut Adam,
+    noise_rng: &'a mut Rng,
+    batches_run: &'a mut u64,
+}
+
+impl EpochSession<'_> {
+    /// The epoch's batches in `order` from `progress.batch` on: the sum of their losses and
+    /// the images seen, or `None` when a stop was asked before the last batch (then
+    /// `progress` holds where to resume, for the caller to save).
+    fn batches(
+        &mut self,
+        cfg: &Config,
+        data: &Dataset,
+        order: &[usize],
+        epoch: usize,
+        progress: &mut Progress,
+        opts: &RunOptions,
+    ) -> Result<Option<(f64, usize)>> {
+        let pixels = data.pixels();
         let beta = if cfg.warmup_epochs > 0 {
             cfg.beta * (epoch as f64 / cfg.warmup_epochs as f64).min(1.0)
         } else {
             cfg.beta
         };
         let nb = order.len().div_ceil(cfg.batch);
-        let bar = opts.progress_bar.then(|| {
-            let b = indicatif::ProgressBar::new(nb as u64);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} loss {msg} ({elapsed})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            b.set_prefix(format!("{epoch}/{}", cfg.epochs));
-            b.set_position(progress.batch as u64);
-            b
-        });
-        let t0 = Instant::now();
-        let mut sum = 0.0f64;
-        let mut seen = 0usize;
+        let bar = opts
+            .progress_bar
+            .then(|| epoch_bar(nb, epoch, cfg.epochs, progress.batch));
+        let (mut sum, mut seen) = (0.0f64, 0usize);
         for (bi, idx) in order.chunks(cfg.batch).enumerate().skip(progress.batch) {
             let x = batch_values(&data.train, idx, pixels);
             let x_in = match (cfg.arch.kind, cfg.noise) {
                 (Kind::Dae, Some(n)) => {
                     let mut v = x.clone();
-                    corrupt(&mut v, n, &mut noise_rng);
+                    corrupt(&mut v, n, self.noise_rng);
                     Some(v)
                 }
                 _ => None,
             };
-            let eps = noise_for(&net, idx.len(), &mut noise_rng);
-            let nan = opts.inject_nan_at_batch == Some(adam.step + 1);
+            let eps = noise_for(self.net, idx.len(), self.noise_rng);
+            let nan = opts.inject_nan_at_batch == Some(self.adam.step + 1);
             let value = train_step(
-                &net,
-                &mut adam,
+                self.net,
+                self.adam,
                 (&x, x_in.as_deref()),
                 &eps,
                 (cfg.recon, beta),
@@ -729,77 +801,93 @@ pub fn train(
                 bail!(
                     "the loss became {value} at epoch {epoch}, step {} (batch {bi}); training \
                      stopped. The last good checkpoint is {} (epoch {}). Try a lower --lr.",
-                    adam.step + 1,
-                    checkpoint_path(run).display(),
+                    self.adam.step + 1,
+                    checkpoint_path(self.run).display(),
                     progress.epoch
                 );
             }
             sum += value;
             seen += idx.len();
-            batches_run += 1;
+            *self.batches_run += 1;
             if let Some(b) = &bar {
                 b.inc(1);
                 b.set_message(format!("{:.2}", sum / seen as f64));
             }
             let stop = opts.stop.load(Ordering::SeqCst)
-                || opts.stop_after_batches.is_some_and(|n| batches_run >= n);
+                || opts
+                    .stop_after_batches
+                    .is_some_and(|n| *self.batches_run >= n);
             if stop && bi + 1 < nb {
                 progress.batch = bi + 1;
-                progress.noise_state = noise_rng.state();
-                progress.step = adam.step;
-                save_checkpoint(run, cfg, &net, &adam, &progress)?;
+                progress.noise_state = self.noise_rng.state();
+                progress.step = self.adam.step;
                 if let Some(b) = bar {
                     b.abandon();
                 }
-                eprintln!(
-                    "stopped at epoch {epoch}, batch {}; checkpoint saved: resume with --resume",
-                    bi + 1
-                );
-                return Ok((net, Ended::Interrupted));
+                return Ok(None);
             }
         }
-        let seconds = t0.elapsed().as_secs_f64();
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        let (tr, tk) = evaluate(&net, &data.test, pixels, cfg.recon, &dev)?;
-        // The epoch's loss covers only the batches of this session when resumed mid-epoch.
-        let log = EpochLog {
-            epoch,
-            train_loss: if seen > 0 {
-                sum / seen as f64
-            } else {
-                f64::NAN
-            },
-            test_recon: tr,
-            test_kl: tk,
-            test_neg_elbo: tr + tk,
-            seconds,
-        };
-        println!(
-            "epoch {epoch:>3}: train loss {:.3}  test -ELBO {:.3} (recon {:.3} + KL {:.3})  {:.2} s",
-            log.train_loss, log.test_neg_elbo, log.test_recon, log.test_kl, log.seconds
-        );
-        let log_path = run.join("log.jsonl");
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .and_then(|mut f| writeln!(f, "{}", serde_json::to_string(&log)?))
-            .with_context(|| format!("{}: cannot append", log_path.display()))?;
-        progress.history.push(log);
-        progress.epoch = epoch;
-        progress.batch = 0;
-        progress.shuffle_state = shuffle.state();
-        progress.noise_state = noise_rng.state();
-        progress.step = adam.step;
-        save_checkpoint(run, cfg, &net, &adam, &progress)?;
-        let stop = opts.stop.load(Ordering::SeqCst)
-            || opts.stop_after_batches.is_some_and(|n| batches_run >= n);
-        if stop && progress.epoch < cfg.epochs {
-            eprintln!("stopped after epoch {epoch}; checkpoint saved: resume with --resume");
-            return Ok((net, Ended::Interrupted));
-        }
+        Ok(Some((sum, seen)))
     }
-    Ok((net, Ended::Finished))
+}
+
+/// The progress bar of one epoch of `nb` batches, starting at batch `at`.
+fn epoch_bar(nb: usize, epoch: usize, epochs: usize, at: usize) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(nb as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} loss {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    b.set_prefix(format!("{epoch}/{epochs}"));
+    b.set_position(at as u64);
+    b
+}
+
+/// The end of an epoch whose batches summed `sum` over `seen` images in `seconds`: the test
+/// set's loss, the printed line, the log's line, and the epoch recorded in `progress` (the
+/// caller adds the streams' states and saves).
+fn end_epoch(
+    cfg: &Config,
+    data: &Dataset,
+    run: &Path,
+    net: &Net,
+    epoch: usize,
+    (sum, seen, seconds): (f64, usize, f64),
+    progress: &mut Progress,
+) -> Result<()> {
+    let (tr, tk) = evaluate(net, &data.test, data.pixels(), cfg.recon, &Device::Cpu)?;
+    // The epoch's loss covers only the batches of this session when resumed mid-epoch.
+    let log = EpochLog {
+        epoch,
+        train_loss: if seen > 0 {
+            sum / seen as f64
+        } else {
+            f64::NAN
+        },
+        test_recon: tr,
+        test_kl: tk,
+        test_neg_elbo: tr + tk,
+        seconds,
+    };
+    println!(
+        "epoch {epoch:>3}: train loss {:.3}  test -ELBO {:.3} (recon {:.3} + KL {:.3})  {:.2} s",
+        log.train_loss, log.test_neg_elbo, log.test_recon, log.test_kl, log.seconds
+    );
+    let log_path = run.join("log.jsonl");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .and_then(|mut f| writeln!(f, "{}", serde_json::to_string(&log)?))
+        .with_context(|| format!("{}: cannot append", log_path.display()))?;
+    progress.history.push(log);
+    progress.epoch = epoch;
+    progress.batch = 0;
+    Ok(())
 }
