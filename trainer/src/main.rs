@@ -55,35 +55,7 @@ enum Cmd {
     /// Train a model; writes a checkpoint every epoch, a JSON-lines log and config.json to --out.
     Train(TrainArgs),
     /// Evaluate a checkpoint on the test split.
-    Eval {
-        /// Checkpoint file or run folder.
-        checkpoint: PathBuf,
-        /// Data folder (default: the bundled MNIST subset).
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Importance samples for the IW bound (e.g. 5000); 0 skips it.
-        #[arg(long, default_value_t = 0)]
-        iw_samples: usize,
-        /// Test images used for the IW bound.
-        #[arg(long, default_value_t = 500)]
-        iw_images: usize,
-        /// Score samples from the prior with this classifier (`trainer classifier`): the
-        /// share labelled with probability >= 0.9 and the entropy of the label histogram.
-        #[arg(long)]
-        classifier: Option<PathBuf>,
-        /// Score the int8 model in this file too (its engine's own prior samples).
-        #[arg(long, requires = "classifier")]
-        int8: Option<PathBuf>,
-        /// Samples to score.
-        #[arg(long, default_value_t = 1000)]
-        score_samples: usize,
-        /// Seed of the scored samples' draws.
-        #[arg(long, default_value_t = 7)]
-        score_seed: u64,
-        /// Also write every figure as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-    },
+    Eval(EvalArgs),
     /// Train a small classifier on a labelled data set and save it, for `eval --classifier`.
     Classifier {
         /// Data folder with IDX image and label files (default: the bundled MNIST subset).
@@ -117,34 +89,7 @@ enum Cmd {
         out: PathBuf,
     },
     /// Quantize a checkpoint to int8 and write the model file.
-    Export {
-        /// Checkpoint file or run folder.
-        checkpoint: PathBuf,
-        /// Output model file.
-        #[arg(short, long)]
-        out: PathBuf,
-        /// Data folder for calibration and golden vectors (default: the bundled subset).
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Calibration images.
-        #[arg(long, default_value_t = 2000)]
-        calibration: usize,
-        /// Sample z from the aggregate posterior of this many training images instead of
-        /// N(0, I) (VAE only; 0 keeps N(0, I)).
-        #[arg(long, default_value_t = 0)]
-        prior_components: usize,
-        /// Weight storage order: `tiles` (4 x 4 tiles, read by the Cortex-M4/M7 DSP kernel and
-        /// by the portable kernel elsewhere) or `row-major`.
-        #[arg(long, value_enum, default_value_t = LayoutArg::Tiles)]
-        layout: LayoutArg,
-        /// Also write the float decoder, uncompressed (f32), to this file: for the f32 path
-        /// on boards with an FPU and for measuring the int8 path against it.
-        #[arg(long)]
-        f32_decoder: Option<PathBuf>,
-        /// Leave the encoder out: a smaller model that only generates (format version 3).
-        #[arg(long)]
-        decoder_only: bool,
-    },
+    Export(ExportArgs),
     /// Pictures of what a model learned: samples, reconstructions, traversals, the 2-D latent
     /// space (for a 2-D model) and the loss curves.
     Pictures {
@@ -165,6 +110,69 @@ enum Cmd {
         /// Model file.
         model: PathBuf,
     },
+}
+
+/// `trainer eval`'s options.
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// Checkpoint file or run folder.
+    checkpoint: PathBuf,
+    /// Data folder (default: the bundled MNIST subset).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Importance samples for the IW bound (e.g. 5000); 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    iw_samples: usize,
+    /// Test images used for the IW bound.
+    #[arg(long, default_value_t = 500)]
+    iw_images: usize,
+    /// Score samples from the prior with this classifier (`trainer classifier`): the
+    /// share labelled with probability >= 0.9 and the entropy of the label histogram.
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Score the int8 model in this file too (its engine's own prior samples).
+    #[arg(long, requires = "classifier")]
+    int8: Option<PathBuf>,
+    /// Samples to score.
+    #[arg(long, default_value_t = 1000)]
+    score_samples: usize,
+    /// Seed of the scored samples' draws.
+    #[arg(long, default_value_t = 7)]
+    score_seed: u64,
+    /// Also write every figure as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// `trainer export`'s options.
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Checkpoint file or run folder.
+    checkpoint: PathBuf,
+    /// Output model file.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Data folder for calibration and golden vectors (default: the bundled subset).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Calibration images.
+    #[arg(long, default_value_t = 2000)]
+    calibration: usize,
+    /// Sample z from the aggregate posterior of this many training images instead of
+    /// N(0, I) (VAE only; 0 keeps N(0, I)).
+    #[arg(long, default_value_t = 0)]
+    prior_components: usize,
+    /// Weight storage order: `tiles` (4 x 4 tiles, read by the Cortex-M4/M7 DSP kernel and
+    /// by the portable kernel elsewhere) or `row-major`.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Tiles)]
+    layout: LayoutArg,
+    /// Also write the float decoder, uncompressed (f32), to this file: for the f32 path
+    /// on boards with an FPU and for measuring the int8 path against it.
+    #[arg(long)]
+    f32_decoder: Option<PathBuf>,
+    /// Leave the encoder out: a smaller model that only generates (format version 3).
+    #[arg(long)]
+    decoder_only: bool,
 }
 
 #[derive(clap::Args)]
@@ -268,79 +276,7 @@ fn main() {
 fn run(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Train(a) => cmd_train(a),
-        Cmd::Eval {
-            checkpoint,
-            data,
-            iw_samples,
-            iw_images,
-            classifier,
-            int8,
-            score_samples,
-            score_seed,
-            json,
-        } => {
-            let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
-            let net = net_from_checkpoint(&ck, &Device::Cpu)?;
-            let data = load_data_for(data.as_deref(), &net.arch)?;
-            let iw = (iw_samples > 0).then_some((iw_samples, iw_images));
-            let m = eval::evaluate(&net, &data.test, ck.config.recon, iw)?;
-            print_metrics(&net, &ck.config, &m);
-            let size = eval::ModelSize::of(&net.arch);
-            println!(
-                "parameters {} (decoder {}); int8 decoder about {} bytes; peak decoder activations {} bytes",
-                size.parameters,
-                size.decoder_parameters,
-                size.decoder_int8_bytes,
-                size.decoder_peak_activation_bytes
-            );
-            let (mut float_score, mut int8_score, mut paired_score) = (None, None, None);
-            if let Some(path) = classifier {
-                let c = Classifier::load(&path)?;
-                let float = eval::float_prior_samples(&net, score_samples, score_seed)?;
-                let s = score(&c, &float)?;
-                print_score("float model", &s);
-                float_score = Some(s);
-                if let Some(model) = int8 {
-                    let blob = std::fs::read(&model)
-                        .with_context(|| format!("{}: cannot read", model.display()))?;
-                    let (imgs, z) = eval::int8_prior_draws(&blob, score_samples, score_seed)
-                        .with_context(|| format!("{}", model.display()))?;
-                    if z.len() != score_samples * net.arch.latent {
-                        bail!(
-                            "{}: its latent size differs from the checkpoint's ({})",
-                            model.display(),
-                            net.arch.latent
-                        );
-                    }
-                    let s = score(&c, &imgs)?;
-                    print_score("int8 model", &s);
-                    int8_score = Some(s);
-                    // The float decoder on the int8 engine's own draws: the difference is
-                    // the decoder's quantization alone, not two sets of draws.
-                    let s = score(&c, &eval::float_decode(&net, &z)?)?;
-                    print_score("float model on the int8 model's draws", &s);
-                    paired_score = Some(s);
-                }
-            }
-            if let Some(path) = json {
-                let v = serde_json::json!({
-                    "model": net.arch.name(),
-                    "metrics": m,
-                    "size": size,
-                    "score_float": float_score,
-                    "score_int8": int8_score,
-                    "score_float_on_int8_draws": paired_score,
-                });
-                atomic_write(&path, |mut f| {
-                    std::io::Write::write_all(
-                        &mut f,
-                        serde_json::to_string_pretty(&v)?.as_bytes(),
-                    )?;
-                    Ok(())
-                })?;
-            }
-            Ok(())
-        }
+        Cmd::Eval(a) => cmd_eval(a),
         Cmd::Classifier {
             data,
             out,
@@ -370,63 +306,7 @@ fn run(cmd: Cmd) -> Result<()> {
             seed,
             out,
         } => cmd_sample(&input, int8, count, seed, &out),
-        Cmd::Export {
-            checkpoint,
-            out,
-            data,
-            calibration,
-            prior_components,
-            layout,
-            f32_decoder,
-            decoder_only,
-        } => {
-            let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
-            let net = net_from_checkpoint(&ck, &Device::Cpu)?;
-            let data = load_data_for(data.as_deref(), &net.arch)?;
-            let last = ck.progress.history.last();
-            let opts = ExportOptions {
-                calibration_images: calibration,
-                prior_components,
-                layout: match layout {
-                    LayoutArg::Tiles => WeightLayout::Tiles4x4,
-                    LayoutArg::RowMajor => WeightLayout::RowMajor,
-                },
-                decoder_only,
-                ..Default::default()
-            };
-            let trained = Trained {
-                net: &net,
-                config: &ck.config,
-                epochs: ck.progress.epoch,
-                test_neg_elbo: last.map_or(f64::NAN, |l| l.test_neg_elbo),
-            };
-            // Refuse a float decoder the format cannot hold before anything is written.
-            let f32_bytes = f32_decoder
-                .as_ref()
-                .map(|_| tinyvae_trainer::export::float_decoder(&net))
-                .transpose()?;
-            let Exported { blob, report, .. } = quantize(&trained, &data, &opts)?;
-            print_report(&report);
-            atomic_write(&out, |mut f| {
-                std::io::Write::write_all(&mut f, &blob)?;
-                f.sync_all()?;
-                Ok(())
-            })?;
-            println!("wrote {} ({} bytes)", out.display(), blob.len());
-            if let (Some(path), Some(f)) = (f32_decoder, f32_bytes) {
-                atomic_write(&path, |mut file| {
-                    std::io::Write::write_all(&mut file, &f)?;
-                    file.sync_all()?;
-                    Ok(())
-                })?;
-                println!(
-                    "wrote {} (float decoder, {} bytes)",
-                    path.display(),
-                    f.len()
-                );
-            }
-            Ok(())
-        }
+        Cmd::Export(a) => cmd_export(a),
         Cmd::Pictures {
             checkpoint,
             data,
@@ -444,6 +324,159 @@ fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Inspect { model } => cmd_inspect(&model),
     }
+}
+
+/// `trainer eval`: the test split's metrics, the model's size, and with a classifier the
+/// scores of the float (and int8) model's samples from the prior.
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    let EvalArgs {
+        checkpoint,
+        data,
+        iw_samples,
+        iw_images,
+        classifier,
+        int8,
+        score_samples,
+        score_seed,
+        json,
+    } = a;
+    let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
+    let net = net_from_checkpoint(&ck, &Device::Cpu)?;
+    let data = load_data_for(data.as_deref(), &net.arch)?;
+    let iw = (iw_samples > 0).then_some((iw_samples, iw_images));
+    let m = eval::evaluate(&net, &data.test, ck.config.recon, iw)?;
+    print_metrics(&net, &ck.config, &m);
+    let size = eval::ModelSize::of(&net.arch);
+    println!(
+        "parameters {} (decoder {}); int8 decoder about {} bytes; peak decoder activations {} bytes",
+        size.parameters,
+        size.decoder_parameters,
+        size.decoder_int8_bytes,
+        size.decoder_peak_activation_bytes
+    );
+    let (float_score, int8_score, paired_score) = match classifier {
+        Some(path) => sample_scores(&net, &path, int8.as_deref(), score_samples, score_seed)?,
+        None => (None, None, None),
+    };
+    if let Some(path) = json {
+        let v = serde_json::json!({
+            "model": net.arch.name(),
+            "metrics": m,
+            "size": size,
+            "score_float": float_score,
+            "score_int8": int8_score,
+            "score_float_on_int8_draws": paired_score,
+        });
+        atomic_write(&path, |mut f| {
+            std::io::Write::write_all(&mut f, serde_json::to_string_pretty(&v)?.as_bytes())?;
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// The classifier's scores of the float model's samples from the prior and, with an int8
+/// model file, of the int8 engine's samples and of the float decoder on the int8 engine's
+/// own draws.
+fn sample_scores(
+    net: &Net,
+    classifier: &Path,
+    int8: Option<&Path>,
+    score_samples: usize,
+    score_seed: u64,
+) -> Result<(
+    Option<SampleScore>,
+    Option<SampleScore>,
+    Option<SampleScore>,
+)> {
+    let (mut int8_score, mut paired_score) = (None, None);
+    let c = Classifier::load(classifier)?;
+    let float = eval::float_prior_samples(net, score_samples, score_seed)?;
+    let s = score(&c, &float)?;
+    print_score("float model", &s);
+    let float_score = Some(s);
+    if let Some(model) = int8 {
+        let blob =
+            std::fs::read(model).with_context(|| format!("{}: cannot read", model.display()))?;
+        let (imgs, z) = eval::int8_prior_draws(&blob, score_samples, score_seed)
+            .with_context(|| format!("{}", model.display()))?;
+        if z.len() != score_samples * net.arch.latent {
+            bail!(
+                "{}: its latent size differs from the checkpoint's ({})",
+                model.display(),
+                net.arch.latent
+            );
+        }
+        let s = score(&c, &imgs)?;
+        print_score("int8 model", &s);
+        int8_score = Some(s);
+        // The float decoder on the int8 engine's own draws: the difference is
+        // the decoder's quantization alone, not two sets of draws.
+        let s = score(&c, &eval::float_decode(net, &z)?)?;
+        print_score("float model on the int8 model's draws", &s);
+        paired_score = Some(s);
+    }
+    Ok((float_score, int8_score, paired_score))
+}
+
+/// `trainer export`: the int8 model file (and optionally the float decoder).
+fn cmd_export(a: ExportArgs) -> Result<()> {
+    let ExportArgs {
+        checkpoint,
+        out,
+        data,
+        calibration,
+        prior_components,
+        layout,
+        f32_decoder,
+        decoder_only,
+    } = a;
+    let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
+    let net = net_from_checkpoint(&ck, &Device::Cpu)?;
+    let data = load_data_for(data.as_deref(), &net.arch)?;
+    let last = ck.progress.history.last();
+    let opts = ExportOptions {
+        calibration_images: calibration,
+        prior_components,
+        layout: match layout {
+            LayoutArg::Tiles => WeightLayout::Tiles4x4,
+            LayoutArg::RowMajor => WeightLayout::RowMajor,
+        },
+        decoder_only,
+        ..Default::default()
+    };
+    let trained = Trained {
+        net: &net,
+        config: &ck.config,
+        epochs: ck.progress.epoch,
+        test_neg_elbo: last.map_or(f64::NAN, |l| l.test_neg_elbo),
+    };
+    // Refuse a float decoder the format cannot hold before anything is written.
+    let f32_bytes = f32_decoder
+        .as_ref()
+        .map(|_| tinyvae_trainer::export::float_decoder(&net))
+        .transpose()?;
+    let Exported { blob, report, .. } = quantize(&trained, &data, &opts)?;
+    print_report(&report);
+    atomic_write(&out, |mut f| {
+        std::io::Write::write_all(&mut f, &blob)?;
+        f.sync_all()?;
+        Ok(())
+    })?;
+    println!("wrote {} ({} bytes)", out.display(), blob.len());
+    if let (Some(path), Some(f)) = (f32_decoder, f32_bytes) {
+        atomic_write(&path, |mut file| {
+            std::io::Write::write_all(&mut file, &f)?;
+            file.sync_all()?;
+            Ok(())
+        })?;
+        println!(
+            "wrote {} (float decoder, {} bytes)",
+            path.display(),
+            f.len()
+        );
+    }
+    Ok(())
 }
 
 /// The preset a command line names, with its overrides applied.
