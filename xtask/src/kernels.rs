@@ -137,24 +137,24 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
              requantization fused)",
         ),
         (
-            "tinyvae_dense_i16_smlad",
-            "`tinyvae_dense_i16_smlad` (assembly: the same for int16 outputs)",
+            "tinyvae_tiles_raw",
+            "`tinyvae_tiles_raw` (assembly: the tile loop alone, raw sums; int16 layers, the \
+             scatter form of transposed convolutions)",
         ),
         (
             "tinyvae_widen_i8",
             "`tinyvae_widen_i8` (assembly: inputs to int16 pairs)",
         ),
         (
-            "tinyvae_gather4_smlad",
-            "`tinyvae_gather4_smlad` (assembly: four dot products reading their inputs in \
-             place, for convolutions with few output channels)",
+            "3dsp8tiled_i8",
+            "`dsp::tiled_i8` and `dsp::tiled_i8_widened` (the fused kernel's callers: checks, \
+             widening, the last partial block)",
         ),
         (
-            "5dense3dsp5tiled",
-            "`dsp::tiled` and `dsp::tiled_widened` (the fused kernels' callers: checks, \
-             widening, the last partial block, either output type)",
+            "3dsp9tiled_i16",
+            "`dsp::tiled_i16` (int16 layers: widening, the raw tile loop per block, the \
+             requantization)",
         ),
-        ("5dense8dense_i8", "`dense_i8` (its entry)"),
         (
             "5dense8fallback",
             "`fallback` (the portable kernels behind one `dyn` sink, shared by int8 and int16)",
