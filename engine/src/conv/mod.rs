@@ -16,7 +16,7 @@ mod dsp;
 #[cfg(not(tinyvae_dsp))]
 mod few;
 
-/// Below this many output channels a convolution runs "positions as rows" (see
+/// Below this many output channels a convolution takes its few-channel path (see
 /// [`conv_i8`]): the dense kernels work on blocks of four output channels, so a layer with
 /// fewer would compute rows it throws away.
 pub const FEW_CHANNELS: usize = 4;

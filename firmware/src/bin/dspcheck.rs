@@ -120,8 +120,8 @@ fn main() -> ! {
     fw::exit(ExitCode::Success)
 }
 
-/// Random convolutions: the engine's path (few-channel batches or per-position products,
-/// DSP where the core has it) with tiled and row-major weights, against the reference run
+/// Random convolutions: the engine's path (per-position products, the few-channel path, or
+/// the scatter form of a transposed one; DSP where the core has it) with tiled and row-major weights, against the reference run
 /// with no spare room (per position, portable row-major kernel). Returns how many had few
 /// output channels.
 fn convolutions(bufs: &mut LayerBufs, rng: &mut Rng) -> usize {
