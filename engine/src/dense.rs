@@ -446,11 +446,11 @@ pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) {
 pub mod dsp {
     use tinyvae_format::Dense;
 
-    // r0: tiles of one block of 4 rows (4-byte aligned), r1: widened inputs, r2: column groups
-    // (>= 1), r3: the 4 accumulators (in: biases, out: sums). Per group: one LDM of the two
-    // input words, one LDM of the four rows' weight words, and per row SXTB16 + SMLAD twice.
-    // The inputs of a group are stored as (x0, x2), (x1, x3) to match SXTB16's byte pairs.
-    // Two groups per iteration; an odd group first.
+    // TINYVAE_TILE, one group of four columns of a block of four rows: r0 the tiles (4-byte
+    // aligned, advanced), r1 the widened inputs (advanced), r4-r7 the 4 accumulators, r2 and
+    // r8-r12, lr scratch. One LDM of the two input words, one LDM of the four rows' weight
+    // words, and per row SXTB16 + SMLAD twice. The inputs of a group are stored as (x0, x2),
+    // (x1, x3) to match SXTB16's byte pairs.
     core::arch::global_asm!(
         ".macro TINYVAE_TILE",
         "ldm r1!, {{r8, r9}}",
