@@ -27,7 +27,8 @@ use tinyvae_trainer::images::grid;
 use tinyvae_trainer::model::Net;
 use tinyvae_trainer::model::{Arch, Kind, Recon};
 use tinyvae_trainer::train::{
-    self, check_data_shape, load_checkpoint, net_from_checkpoint, Config, Noise, RunOptions,
+    self, check_data_shape, load_checkpoint, net_from_checkpoint, Checkpoint, Config, Noise,
+    RunOptions,
 };
 use tinyvae_trainer::{atomic_write, eval, preset, Preset, PRESETS};
 
@@ -252,6 +253,15 @@ fn load_data(dir: Option<&Path>) -> Result<Dataset> {
     Dataset::load_with(&dir, *IDX_LAYOUT.get_or_init(|| IdxLayout::RowMajor))
 }
 
+/// A checkpoint, its network, and the data it is evaluated on (`data`, or the bundled
+/// subset), checked to have the network's image shape.
+fn load_run(checkpoint: &Path, data: Option<&Path>) -> Result<(Checkpoint, Net, Dataset)> {
+    let ck = load_checkpoint(checkpoint, &Device::Cpu)?;
+    let net = net_from_checkpoint(&ck, &Device::Cpu)?;
+    let data = load_data_for(data, &net.arch)?;
+    Ok((ck, net, data))
+}
+
 /// The data a model was trained on, or an error when its images differ from the model's.
 fn load_data_for(dir: Option<&Path>, arch: &Arch) -> Result<Dataset> {
     let data = load_data(dir)?;
@@ -313,9 +323,7 @@ fn run(cmd: Cmd) -> Result<()> {
             out,
             seed,
         } => {
-            let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
-            let net = net_from_checkpoint(&ck, &Device::Cpu)?;
-            let data = load_data_for(data.as_deref(), &net.arch)?;
+            let (ck, net, data) = load_run(&checkpoint, data.as_deref())?;
             for f in tinyvae_trainer::pictures::all(&net, &data, &ck.progress.history, &out, seed)?
             {
                 println!("wrote {}", f.display());
@@ -340,9 +348,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         score_seed,
         json,
     } = a;
-    let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
-    let net = net_from_checkpoint(&ck, &Device::Cpu)?;
-    let data = load_data_for(data.as_deref(), &net.arch)?;
+    let (ck, net, data) = load_run(&checkpoint, data.as_deref())?;
     let iw = (iw_samples > 0).then_some((iw_samples, iw_images));
     let m = eval::evaluate(&net, &data.test, ck.config.recon, iw)?;
     print_metrics(&net, &ck.config, &m);
@@ -431,9 +437,7 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
         f32_decoder,
         decoder_only,
     } = a;
-    let ck = load_checkpoint(&checkpoint, &Device::Cpu)?;
-    let net = net_from_checkpoint(&ck, &Device::Cpu)?;
-    let data = load_data_for(data.as_deref(), &net.arch)?;
+    let (ck, net, data) = load_run(&checkpoint, data.as_deref())?;
     let last = ck.progress.history.last();
     let opts = ExportOptions {
         calibration_images: calibration,
