@@ -526,9 +526,10 @@ pub mod dsp {
         "orr r11, r12, r11, lsr #31",
         "b \\back",
         ".endm",
-        // The whole layer routine, for int8 outputs (w = 8; w = 16 would make one for int16
-        // outputs: no zero-point or clamp but int16 saturation, two-byte stores).
-        ".macro TINYVAE_DENSE_FN name, w",
+        // The frame both layer routines share: the function's entry, the job pointer (r0)
+        // saved at [sp], and at label 10 the next block taken from the job's count at offset
+        // 12 (done: on to label 19, where TINYVAE_BLOCKS_END returns).
+        ".macro TINYVAE_BLOCKS_BEGIN name",
         ".section .text.\\name,\"ax\",%progbits",
         ".global \\name",
         ".type \\name,%function",
@@ -546,6 +547,16 @@ pub mod dsp {
         "beq 19f",
         "sub r3, r3, #1",
         "str r3, [r0, #12]",
+        ".endm",
+        ".macro TINYVAE_BLOCKS_END",
+        "19:",
+        "add sp, sp, #4",
+        "pop {{r4-r11, pc}}",
+        ".endm",
+        // The whole layer routine, for int8 outputs (w = 8; w = 16 would make one for int16
+        // outputs: no zero-point or clamp but int16 saturation, two-byte stores).
+        ".macro TINYVAE_DENSE_FN name, w",
+        "TINYVAE_BLOCKS_BEGIN \\name",
         "ldr r3, [r0, #16]",
         "ldr r4, [r3]",
         "ldr r5, [r3, #4]",
@@ -594,9 +605,7 @@ pub mod dsp {
         "str r2, [r3, #28]",
         "mov r0, r3",
         "b 10b",
-        "19:",
-        "add sp, sp, #4",
-        "pop {{r4-r11, pc}}",
+        "TINYVAE_BLOCKS_END",
         "TINYVAE_REQ_LEFT r4, .L\\name\\()_left4, .L\\name\\()_back4",
         "TINYVAE_REQ_LEFT r5, .L\\name\\()_left5, .L\\name\\()_back5",
         "TINYVAE_REQ_LEFT r6, .L\\name\\()_left6, .L\\name\\()_back6",
@@ -608,23 +617,7 @@ pub mod dsp {
         // as they are (no bias, no requantization): the dot products of one input with every
         // row. r0: the `RawJob` below (advanced as it goes). Two groups per iteration; an odd
         // group first.
-        ".section .text.tinyvae_tiles_raw,\"ax\",%progbits",
-        ".global tinyvae_tiles_raw",
-        ".type tinyvae_tiles_raw,%function",
-        ".syntax unified",
-        ".thumb",
-        ".thumb_func",
-        ".p2align 2",
-        "tinyvae_tiles_raw:",
-        "push {{r4-r11, lr}}",
-        "sub sp, sp, #4",
-        "str r0, [sp]",
-        "10:",
-        "ldr r3, [r0, #12]",
-        "cmp r3, #0",
-        "beq 19f",
-        "sub r3, r3, #1",
-        "str r3, [r0, #12]",
+        "TINYVAE_BLOCKS_BEGIN tinyvae_tiles_raw",
         "movs r4, #0",
         "movs r5, #0",
         "movs r6, #0",
@@ -650,9 +643,7 @@ pub mod dsp {
         "str r0, [r3, #16]",
         "mov r0, r3",
         "b 10b",
-        "19:",
-        "add sp, sp, #4",
-        "pop {{r4-r11, pc}}",
+        "TINYVAE_BLOCKS_END",
         ".size tinyvae_tiles_raw, . - tinyvae_tiles_raw",
     );
 
