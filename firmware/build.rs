@@ -29,6 +29,8 @@ fn main() {
     };
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     fs::write(out.join("memory.x"), boards::memory_x(&board)).unwrap();
+    // The counter's tick under QEMU (src/counter.rs).
+    fs::write(out.join("tick_ns.rs"), format!("{:?}", board.tick_ns)).unwrap();
     println!("cargo:rustc-link-search={}", out.display());
     // cortex-m-rt's `device` feature includes a device.x of interrupt handler names; the
     // MPS2 boards' table (src/lib.rs) names none.
@@ -87,10 +89,15 @@ fn main() {
 /// without one): the engine's scratch for this target, the pixels, the latent size.
 fn sizes(model: &std::path::Path, out: &std::path::Path) {
     let blob = fs::read(model).unwrap_or_default();
-    let target = env::var("TARGET").unwrap_or_default();
-    // The engine runs its DSP kernel on thumbv7em (engine/build.rs); the firmware checks at
-    // boot that the engine asks for exactly this scratch.
-    let simd = target.starts_with("thumbv7em");
+    // The engine runs its DSP kernel where the target has the extension (the rule its build
+    // script applies); the firmware checks at boot that the engine asks for exactly this
+    // scratch.
+    let var = |k: &str| env::var(k).unwrap_or_default();
+    let simd = tinyvae_engine::dsp_rule::has_dsp_extension(
+        &var("TARGET"),
+        &var("CARGO_ENCODED_RUSTFLAGS"),
+        &var("CARGO_CFG_TARGET_FEATURE"),
+    );
     let (scratch, pixels, latent) = match tinyvae_format::Model::from_bytes(&blob) {
         Ok(m) => (
             tinyvae_engine::scratch_len_for(&m, simd),

@@ -452,6 +452,10 @@ pub mod dsp {
     // words, and per row SXTB16 + SMLAD twice. The inputs of a group are stored as (x0, x2),
     // (x1, x3) to match SXTB16's byte pairs.
     core::arch::global_asm!(
+        // Module assembly is assembled for the bare target: off ARMv7E-M, the DSP instructions
+        // need the CPU named even where `-C target-cpu` gives the compiled code the extension
+        // (build.rs, src/dsp_rule.rs).
+        env!("TINYVAE_ASM_CPU"),
         ".macro TINYVAE_TILE",
         "ldm r1!, {{r8, r9}}",
         "ldm r0!, {{r10, r11, r12, lr}}",
@@ -651,6 +655,7 @@ pub mod dsp {
     // words, r2 groups (>= 1). Each source word becomes (x0, x2), (x1, x3), as [`widen`]
     // writes them. Two groups per iteration; an odd group first.
     core::arch::global_asm!(
+        env!("TINYVAE_ASM_CPU"),
         ".section .text.tinyvae_widen_i8,\"ax\",%progbits",
         ".global tinyvae_widen_i8",
         ".type tinyvae_widen_i8,%function",

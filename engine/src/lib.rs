@@ -20,6 +20,11 @@
 
 pub mod conv;
 pub mod dense;
+/// Which targets run the DSP-extension kernel (the rule engine/build.rs applies), for build
+/// scripts that size a firmware's buffers on the host.
+pub mod dsp_rule {
+    include!("dsp_rule.rs");
+}
 pub mod gauss;
 pub mod known_answers;
 pub mod requant;
@@ -151,8 +156,8 @@ fn scratch_parts(model: &Model<'_>, simd: bool) -> [usize; 4] {
     [a, b, patch, spare]
 }
 
-/// The scratch bytes [`Engine::scratch_len`] returns for `model` on a target with (`simd`:
-/// thumbv7em, see [`dense::SIMD`]) or without the DSP kernel: for build scripts that size a
+/// The scratch bytes [`Engine::scratch_len`] returns for `model` on a target with (`simd`: see
+/// [`dsp_rule::has_dsp_extension`] and [`dense::SIMD`]) or without the DSP kernel: for build scripts that size a
 /// firmware's buffers on the host.
 pub fn scratch_len_for(model: &Model<'_>, simd: bool) -> usize {
     scratch_parts(model, simd).iter().sum()

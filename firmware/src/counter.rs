@@ -2,10 +2,10 @@
 //!
 //! **Under QEMU** (feature `icount`) the DWT cycle counter reads 0, so the count is
 //! instructions. QEMU runs with `-icount shift=ICOUNT_SHIFT`: every instruction advances virtual
-//! time by 2^ICOUNT_SHIFT ns, and SysTick, clocked from the 25 MHz system clock of the MPS2
-//! boards, counts that virtual time. So `instructions = ticks * ns_per_tick / 2^ICOUNT_SHIFT`.
-//! The shift (7: 128 ns per instruction, 3.2 ticks of 40 ns, or 2.05 ticks of the nRF51's
-//! 62.5 ns) makes an instruction longer than two ticks: the one-tick uncertainty at each end of
+//! time by 2^ICOUNT_SHIFT ns, and SysTick, clocked from the machine's system clock (25 MHz on
+//! most MPS2 boards, 20 MHz on the AN505), counts that virtual time. So `instructions = ticks *
+//! ns_per_tick / 2^ICOUNT_SHIFT`. The shift (7: 128 ns per instruction, 3.2 ticks of 40 ns, 2.56
+//! of 50 ns, or 2.05 ticks of the nRF51's 62.5 ns) makes an instruction longer than two ticks: the one-tick uncertainty at each end of
 //! an interval is under half an instruction, so the rounded count is exact wherever the
 //! interval starts. (With 64 ns, 1.6 ticks, counts of one code could differ by one.) SysTick's
 //! 24 bits are extended by counting its wraps in its exception handler.
@@ -131,12 +131,10 @@ pub fn ticks() -> u64 {
 pub fn count(ticks: u64) -> u64 {
     #[cfg(feature = "icount")]
     {
-        // SysTick period in ns, as NUM / DEN: the MPS2 system clock is 25 MHz (40 ns), the
-        // nRF51's 16 MHz (62.5 ns).
-        #[cfg(not(feature = "qemu-microbit"))]
-        const NS_PER_TICK: (u64, u64) = (40, 1);
-        #[cfg(feature = "qemu-microbit")]
-        const NS_PER_TICK: (u64, u64) = (125, 2);
+        // SysTick period in ns, as NUM / DEN, from the board's description (boards/boards.rs):
+        // 40 ns for the 25 MHz system clock of the AN385/386/500, 50 for the AN505's 20 MHz,
+        // 62.5 for the nRF51's 16 MHz.
+        const NS_PER_TICK: (u64, u64) = include!(concat!(env!("OUT_DIR"), "/tick_ns.rs"));
         let per = NS_PER_TICK.1 << ICOUNT_SHIFT;
         (ticks * NS_PER_TICK.0 + per / 2) / per
     }

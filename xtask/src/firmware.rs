@@ -16,8 +16,9 @@ mod boards {
 }
 pub use boards::{Board, BOARDS};
 
-/// The emulated boards CI runs the models on.
-pub const QEMU_BOARDS: [Board; 2] = [BOARDS[0], BOARDS[1]];
+/// The emulated boards CI runs the models on: Cortex-M4F, M3, M7 and M33. The first is the
+/// default board of every command.
+pub const QEMU_BOARDS: [Board; 4] = [BOARDS[0], BOARDS[1], BOARDS[3], BOARDS[4]];
 
 /// A Cortex-M0 board, emulated: too small for the default model (256 KiB flash, 16 KiB RAM),
 /// it runs the self-test and the `conv-mcu` decoder-only model.
@@ -25,10 +26,16 @@ pub const M0_BOARD: Board = BOARDS[2];
 
 /// Real boards: built in CI (with their HAL, defmt over RTT), flashed with probe-rs by
 /// `cargo xtask flash --board NAME`.
-pub const REAL_BOARDS: [Board; 2] = [BOARDS[3], BOARDS[4]];
+pub const REAL_BOARDS: [Board; 2] = [BOARDS[5], BOARDS[6]];
 
 /// Every emulated board, for the self-test and the harness checks.
-pub const SELFTEST_BOARDS: [Board; 3] = [QEMU_BOARDS[0], QEMU_BOARDS[1], M0_BOARD];
+pub const SELFTEST_BOARDS: [Board; 5] = [
+    QEMU_BOARDS[0],
+    QEMU_BOARDS[1],
+    QEMU_BOARDS[2],
+    QEMU_BOARDS[3],
+    M0_BOARD,
+];
 
 /// Looks a board up by name.
 pub fn board(name: &str) -> Result<Board> {
@@ -285,6 +292,38 @@ mod tests {
         assert!(toml.contains("default = [\"qemu-mps2-an386\"]"));
     }
 
+    /// The rustflags firmware/.cargo/config.toml gives `target`, encoded as Cargo passes them
+    /// to build scripts (separated by 0x1f).
+    fn config_rustflags(target: &str) -> String {
+        let cfg = std::fs::read_to_string(dir().join(".cargo/config.toml")).unwrap();
+        let header = format!("[target.{target}]");
+        let section = cfg.split(&header).nth(1).unwrap_or("");
+        let line = section
+            .lines()
+            .take_while(|l| !l.starts_with('['))
+            .find(|l| l.starts_with("rustflags"))
+            .unwrap_or("");
+        let flags: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        flags.join("\x1f")
+    }
+
+    /// Each board's `dsp` is what the engine decides for its target and its flags: the boards
+    /// that claim the DSP kernel build it, and the others cannot run it by surprise.
+    #[test]
+    fn every_board_says_whether_the_dsp_kernel_runs() {
+        for b in BOARDS {
+            let flags = config_rustflags(b.target);
+            assert_eq!(
+                tinyvae_engine::dsp_rule::has_dsp_extension(b.target, &flags, ""),
+                b.dsp,
+                "{}: target {}, flags {flags:?}",
+                b.name,
+                b.target
+            );
+        }
+        assert!(config_rustflags("thumbv8m.main-none-eabihf").contains("target-cpu=cortex-m33"));
+    }
+
     /// The memory.x build.rs writes: the RP2040's bootloader region in front of its program.
     #[test]
     fn memory_x() {
@@ -299,6 +338,13 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("KEEP(*(.boot2))"));
+        let m33 = boards::memory_x(&boards::board_named("mps2-an505").unwrap());
+        assert!(
+            m33.contains(
+                "FLASH : ORIGIN = 0x10000000, LENGTH = 0x400000\n  RAM   : ORIGIN = 0x38000000"
+            ),
+            "{m33}"
+        );
         let m0 = boards::memory_x(&M0_BOARD);
         assert!(
             m0.contains("LENGTH = 0x40000\n  RAM   : ORIGIN = 0x20000000, LENGTH = 0x4000"),

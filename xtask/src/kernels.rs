@@ -251,7 +251,7 @@ pub fn bench() -> Result<()> {
         let rows = parse(&log)?;
         md += &table(board, &rows);
         md += "\n";
-        if board.target.starts_with("thumbv7em") {
+        if board == firmware::QEMU_BOARDS[0] {
             sizes = code_sizes(&elfs.join("bench"))?;
             release = Some((elf::footprint(&elfs.join("vae"))?.flash, dsp_decoder(&rows)));
         }

@@ -87,7 +87,7 @@ fn main() {
                 "usage: cargo xtask <command>\n\n  demo [--run RUN_DIR]\n                    train (or take RUN_DIR's checkpoint), \
                  export, run on the emulated board, show samples and counts\n  test [GROUP...]   every test, or the groups named: lint, host, firmware, pipeline, boards\n  \
                  setup             install or check the prerequisites only\n  qemu BOARD BIN [--model FILE]\n                    \
-                 build and run one firmware binary (boards: mps2-an386, mps2-an385, microbit)\n  \
+                 build and run one firmware binary (boards: mps2-an386, mps2-an385, mps2-an500, mps2-an505, microbit)\n  \
                  fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
                  bench-train DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS] [SEED]\n                    \
                  training speed and test -ELBO of both models beside the PyTorch reference scripts\n  \
@@ -427,7 +427,7 @@ fn counts() -> Result<()> {
         "# Instructions, flash and RAM under QEMU\n\n\
          Instructions retired (QEMU `-icount`, counted with SysTick: instructions, not cycles), \
          models exported with 4x4-tiled weights (the default): the DSP kernel on the Cortex-M4F, \
-         the portable tiled kernel on the Cortex-M3 and M0; Rust 1.95.0, firmware `release` \
+         M7 and M33, the portable tiled kernel on the Cortex-M3 and M0; Rust 1.95.0, firmware `release` \
          profile (opt-level 3, fat LTO). MACs are the kernels' multiply-accumulates: a \
          convolution's once per output position, padding taps included; a transposed \
          convolution's only the taps of each position's phase. \

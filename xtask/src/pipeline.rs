@@ -132,7 +132,7 @@ pub const FIRMWARE_STACK: u64 = 6 * 1024;
 /// the board's core, the pixels, the latent statistics and code, and on a board with a
 /// display the images it keeps for it.
 pub fn model_ram(board: Board, model: &Model<'_>) -> u64 {
-    let simd = board.target.starts_with("thumbv7em");
+    let simd = board.dsp;
     let (pixels, latent) = (model.data.len() as u64, u64::from(model.latent.dim));
     let shown = if board.name == "nrf52840dk" { 2 } else { 0 };
     tinyvae_engine::scratch_len_for(model, simd) as u64 + pixels * (1 + shown) + 9 * latent

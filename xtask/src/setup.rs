@@ -9,10 +9,11 @@ use anyhow::{bail, Context, Result};
 use crate::{project_root, run, status_ok};
 
 /// The thumb targets the firmware and the no_std crates build for.
-pub const THUMB_TARGETS: [&str; 3] = [
+pub const THUMB_TARGETS: [&str; 4] = [
     "thumbv7em-none-eabihf",
     "thumbv7m-none-eabi",
     "thumbv6m-none-eabi",
+    "thumbv8m.main-none-eabihf",
 ];
 /// defmt-print's pinned version (it must match the defmt wire format of the firmware's defmt).
 pub const DEFMT_PRINT_VERSION: &str = "1.2.0";
@@ -202,13 +203,26 @@ pub fn qemu() -> Result<()> {
     if let Some(v) = output(Command::new("qemu-system-arm").arg("--version")) {
         let machines =
             output(Command::new("qemu-system-arm").args(["-machine", "help"])).unwrap_or_default();
-        if machines.contains("mps2-an386") && machines.contains("mps2-an385") {
+        let wanted: Vec<&str> = crate::firmware::BOARDS
+            .iter()
+            .filter_map(|b| b.machine)
+            .collect();
+        let lacking: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|m| {
+                !machines
+                    .lines()
+                    .any(|l| l.split_whitespace().next() == Some(*m))
+            })
+            .collect();
+        if lacking.is_empty() {
             println!("[setup] {}", v.lines().next().unwrap_or("qemu-system-arm"));
             return Ok(());
         }
         bail!(
-            "qemu-system-arm is installed but lacks the mps2-an386/mps2-an385 machines: \
-             install QEMU 6.0 or newer"
+            "qemu-system-arm is installed but lacks the machines {}: install QEMU 6.0 or newer",
+            lacking.join(", ")
         );
     }
     let (id, codename) = os_release();

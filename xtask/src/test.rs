@@ -261,7 +261,7 @@ fn emulated(t: &mut Tally) {
         // The DSP kernel against the portable ones on random layers (on the M3: the portable
         // tiled kernel against the row-major one).
         if firmware::QEMU_BOARDS.contains(&board) {
-            let simd = board.target.starts_with("thumbv7em");
+            let simd = board.dsp;
             t.record(
                 &format!("kernels bit-exact on random layers on {}", board.name),
                 firmware::run_qemu(board, &elfs.join("dspcheck"), limit).and_then(|o| {
