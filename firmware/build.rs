@@ -31,6 +31,13 @@ fn main() {
     fs::write(out.join("memory.x"), boards::memory_x(&board)).unwrap();
     // The counter's tick under QEMU (src/counter.rs).
     fs::write(out.join("tick_ns.rs"), format!("{:?}", board.tick_ns)).unwrap();
+    fs::write(out.join("icount_shift.rs"), format!("{}", board.icount_shift)).unwrap();
+    // The UART log's line speed (src/uart_log.rs), where the board logs over a UART.
+    let baud = match board.log {
+        boards::Log::Uart(baud) => baud,
+        _ => 0,
+    };
+    fs::write(out.join("uart_baud.rs"), format!("{baud}")).unwrap();
     println!("cargo:rustc-link-search={}", out.display());
     // cortex-m-rt's `device` feature includes a device.x of interrupt handler names; the
     // MPS2 boards' table (src/lib.rs) names none.

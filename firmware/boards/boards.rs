@@ -3,6 +3,18 @@
 // chip from it (both `include!` this file). Adding a board: a line here and its feature in
 // firmware/Cargo.toml (xtask's tests check that every board here has one).
 
+/// How a board's log (defmt frames) reaches the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Log {
+    /// Semihosting writes, which QEMU puts on its standard output (emulated boards).
+    Semihosting,
+    /// RTT, read by probe-rs through the debug probe (real boards).
+    Rtt,
+    /// A UART at this baud rate (8N1): QEMU's `-serial` under emulation, the debug probe's
+    /// virtual COM port on the board, the same frames both ways.
+    Uart(u32),
+}
+
 /// A board the firmware builds for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Board {
@@ -18,6 +30,8 @@ pub struct Board {
     pub dsp: bool,
     /// QEMU machine, for emulated boards.
     pub machine: Option<&'static str>,
+    /// How the log reaches the host (the board's feature selects the same transport).
+    pub log: Log,
     /// CPU, for the logs.
     pub cpu: &'static str,
     /// Where the program's flash region starts.
@@ -30,8 +44,12 @@ pub struct Board {
     pub ram: u64,
     /// The counter's clock period in ns, as (numerator, denominator), on emulated boards: the
     /// machine's system clock, which SysTick counts (src/counter.rs turns ticks into
-    /// instructions with it). Unused on real boards, which count core cycles.
+    /// instructions with it). Unused on real boards, which count core cycles, and on a board
+    /// whose image measures it at boot (feature `auto-counter`).
     pub tick_ns: (u64, u64),
+    /// QEMU's `-icount shift` for the board: every instruction lasts 2^shift ns of virtual
+    /// time, which must span more than two of the counter's ticks for exact counts (src/counter.rs).
+    pub icount_shift: u32,
     /// probe-rs's name for the chip, for real boards.
     pub probe: Option<&'static str>,
     /// A second-stage bootloader's region (origin, bytes) in front of the program.
@@ -41,19 +59,21 @@ pub struct Board {
 }
 
 /// All boards: the emulated ones first.
-pub const BOARDS: [Board; 7] = [
+pub const BOARDS: [Board; 8] = [
     Board {
         name: "mps2-an386",
         target: "thumbv7em-none-eabihf",
         feature: "qemu-mps2-an386",
         dsp: true,
         machine: Some("mps2-an386"),
+        log: Log::Semihosting,
         cpu: "Cortex-M4F",
         flash_origin: 0,
         flash: 4 << 20,
         ram_origin: 0x2000_0000,
         ram: 4 << 20,
         tick_ns: (40, 1),
+        icount_shift: 7,
         probe: None,
         boot2: None,
         note: "QEMU mps2-an386 (Cortex-M4F): ZBT SSRAM1 as code memory, SSRAM2/3 as data memory",
@@ -64,12 +84,14 @@ pub const BOARDS: [Board; 7] = [
         feature: "qemu-mps2-an385",
         dsp: false,
         machine: Some("mps2-an385"),
+        log: Log::Semihosting,
         cpu: "Cortex-M3",
         flash_origin: 0,
         flash: 4 << 20,
         ram_origin: 0x2000_0000,
         ram: 4 << 20,
         tick_ns: (40, 1),
+        icount_shift: 7,
         probe: None,
         boot2: None,
         note: "QEMU mps2-an385 (Cortex-M3): the AN386's memory map",
@@ -80,12 +102,14 @@ pub const BOARDS: [Board; 7] = [
         feature: "qemu-microbit",
         dsp: false,
         machine: Some("microbit"),
+        log: Log::Semihosting,
         cpu: "Cortex-M0",
         flash_origin: 0,
         flash: 256 << 10,
         ram_origin: 0x2000_0000,
         ram: 16 << 10,
         tick_ns: (125, 2),
+        icount_shift: 7,
         probe: None,
         boot2: None,
         note: "QEMU microbit (nRF51822, Cortex-M0): 256 KiB flash, 16 KiB RAM",
@@ -96,12 +120,14 @@ pub const BOARDS: [Board; 7] = [
         feature: "qemu-mps2-an500",
         dsp: true,
         machine: Some("mps2-an500"),
+        log: Log::Semihosting,
         cpu: "Cortex-M7",
         flash_origin: 0,
         flash: 4 << 20,
         ram_origin: 0x2000_0000,
         ram: 4 << 20,
         tick_ns: (40, 1),
+        icount_shift: 7,
         probe: None,
         boot2: None,
         note: "QEMU mps2-an500 (Cortex-M7): the AN386's memory map",
@@ -112,6 +138,7 @@ pub const BOARDS: [Board; 7] = [
         feature: "qemu-mps2-an505",
         dsp: true,
         machine: Some("mps2-an505"),
+        log: Log::Semihosting,
         cpu: "Cortex-M33",
         // The core starts in the Secure state, its vector table at 0x1000_0000 (INITSVTOR):
         // SSRAM1 through its Secure alias as code memory, SSRAM2 and 3 (contiguous) through
@@ -122,9 +149,33 @@ pub const BOARDS: [Board; 7] = [
         ram: 4 << 20,
         // The AN505's 20 MHz system clock.
         tick_ns: (50, 1),
+        icount_shift: 7,
         probe: None,
         boot2: None,
         note: "QEMU mps2-an505 (Cortex-M33, Secure state): SSRAM1 as code memory, SSRAM2/3 as data memory",
+    },
+    Board {
+        name: "b-l475e-iot01a",
+        target: "thumbv7em-none-eabihf",
+        feature: "b-l475e-iot01a",
+        dsp: true,
+        // One image for both: QEMU's model of the kit, and the kit through its ST-LINK.
+        machine: Some("b-l475e-iot01a"),
+        log: Log::Uart(115_200),
+        cpu: "STM32L475VG, Cortex-M4F",
+        flash_origin: 0x0800_0000,
+        flash: 1 << 20,
+        // SRAM1; the 32 KiB SRAM2 at 0x1000_0000 is left alone.
+        ram_origin: 0x2000_0000,
+        ram: 96 << 10,
+        // Measured at boot instead (feature `auto-counter`): under QEMU, SysTick runs at 10 MHz
+        // here, not at the 80 MHz core clock src/board.rs sets; hence 256 ns per instruction
+        // (2.56 ticks; 128 ns would be 1.28, and counts could be one off).
+        tick_ns: (100, 1),
+        icount_shift: 8,
+        probe: Some("STM32L475VGTx"),
+        boot2: None,
+        note: "B-L475E-IOT01A Discovery kit (STM32L475VG, Cortex-M4F): 1 MiB flash, 96 KiB SRAM1",
     },
     Board {
         name: "nrf52840dk",
@@ -132,12 +183,14 @@ pub const BOARDS: [Board; 7] = [
         feature: "nrf52840dk",
         dsp: true,
         machine: None,
+        log: Log::Rtt,
         cpu: "nRF52840, Cortex-M4F",
         flash_origin: 0,
         flash: 1 << 20,
         ram_origin: 0x2000_0000,
         ram: 256 << 10,
         tick_ns: (1, 1),
+        icount_shift: 7,
         probe: Some("nRF52840_xxAA"),
         boot2: None,
         note: "nRF52840-DK (nRF52840, Cortex-M4F), no SoftDevice: 1 MiB flash, 256 KiB RAM",
@@ -148,6 +201,7 @@ pub const BOARDS: [Board; 7] = [
         feature: "rp2040",
         dsp: false,
         machine: None,
+        log: Log::Rtt,
         cpu: "RP2040, Cortex-M0+",
         // 2 MiB of QSPI flash less the 256-byte second-stage bootloader in front.
         flash_origin: 0x1000_0100,
@@ -156,6 +210,7 @@ pub const BOARDS: [Board; 7] = [
         ram_origin: 0x2000_0000,
         ram: 256 << 10,
         tick_ns: (1, 1),
+        icount_shift: 7,
         probe: Some("RP2040"),
         boot2: Some((0x1000_0000, 256)),
         note: "Raspberry Pi Pico (RP2040, Cortex-M0+): 2 MiB of QSPI flash, the first 256 bytes \

@@ -6,6 +6,7 @@
 //! | QEMU (all)   | instructions      | build time (`TINYVAE_SEED`)  | none               |
 //! | nRF52840-DK  | DWT cycles        | the chip's RNG peripheral    | SSD1306 on TWIM0   |
 //! | RP2040       | SysTick cycles    | ring-oscillator random bits  | none               |
+//! | B-L475E-IOT01A | instructions under QEMU, DWT cycles on the chip (found at boot) | build time | none |
 
 use crate::{counter, exit, ExitCode};
 
@@ -87,7 +88,41 @@ impl Board {
                 rosc: RingOscillator::new(p.ROSC).initialize(),
             }
         }
-        #[cfg(not(any(feature = "nrf52840dk", feature = "rp2040")))]
+        #[cfg(feature = "b-l475e-iot01a")]
+        {
+            use stm32l4xx_hal::{pac, prelude::*, serial::Serial};
+            let p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
+            let mut flash = p.FLASH.constrain();
+            let mut rcc = p.RCC.constrain();
+            let mut pwr = p.PWR.constrain(&mut rcc.apb1r1);
+            // 80 MHz, the part's maximum, from the PLL fed by the 4 MHz MSI (the kit has no
+            // HSE crystal); four flash wait states, set by the HAL.
+            let clocks = rcc
+                .cfgr
+                .sysclk(80.MHz())
+                .pclk1(80.MHz())
+                .pclk2(80.MHz())
+                .freeze(&mut flash.acr, &mut pwr);
+            // USART1 on PB6 (TX) and PB7 (RX), AF7: the ST-LINK's virtual COM port.
+            let mut gpiob = p.GPIOB.split(&mut rcc.ahb2);
+            let tx = gpiob
+                .pb6
+                .into_alternate(&mut gpiob.moder, &mut gpiob.otyper, &mut gpiob.afrl);
+            let rx = gpiob
+                .pb7
+                .into_alternate(&mut gpiob.moder, &mut gpiob.otyper, &mut gpiob.afrl);
+            let serial = Serial::usart1(
+                p.USART1,
+                (tx, rx),
+                crate::uart_log::BAUD.bps(),
+                clocks,
+                &mut rcc.apb2,
+            );
+            crate::uart_log::install(serial.split().0);
+            counter::calibrate();
+            Board {}
+        }
+        #[cfg(not(any(feature = "nrf52840dk", feature = "rp2040", feature = "b-l475e-iot01a")))]
         {
             Board {}
         }

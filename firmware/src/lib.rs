@@ -1,5 +1,5 @@
 //! Board support shared by the firmware binaries: the defmt transport (semihosting under QEMU,
-//! RTT on real boards), exit codes, the panic and fault handlers, board bring-up, and the checks
+//! RTT on real boards, a UART on a board whose one image runs in both), exit codes, the panic and fault handlers, board bring-up, and the checks
 //! the self-test binaries use.
 #![no_std]
 #![deny(missing_docs)]
@@ -9,6 +9,9 @@ use cortex_m as _; // its critical-section implementation (single-core boards)
 use defmt_rtt as _; // the global defmt logger, over RTT (probe-rs reads it)
 #[cfg(feature = "semihosting-log")]
 use defmt_semihosting as _; // the global defmt logger, over semihosting (QEMU)
+
+#[cfg(feature = "uart-log")]
+pub mod uart_log;
 
 pub mod board;
 pub mod counter;
@@ -64,8 +67,22 @@ pub fn exit(code: ExitCode) -> ! {
     // The log's last line, on every transport: the host reads the reason from the log, not
     // only from the emulator's or probe's status.
     defmt::println!("{=str} {=i32}", keyword::EXIT, code);
-    #[cfg(feature = "dwt-cycles")]
-    if !cortex_m::peripheral::DCB::is_debugger_attached() {
+    // The UART's last byte out before QEMU stops or the core sleeps.
+    #[cfg(feature = "uart-log")]
+    defmt::flush();
+    end(code)
+}
+
+/// Ends the run without logging: the semihosting exit where something answers it (QEMU, or a
+/// debugger), else sleep.
+pub fn end(code: i32) -> ! {
+    // A board whose one image runs both under QEMU and on the chip asks the counter which it
+    // is on (the DWT cycle counter stands still under QEMU).
+    #[cfg(feature = "auto-counter")]
+    let on_chip = !counter::emulated();
+    #[cfg(not(feature = "auto-counter"))]
+    let on_chip = cfg!(feature = "dwt-cycles");
+    if on_chip && !cortex_m::peripheral::DCB::is_debugger_attached() {
         loop {
             cortex_m::asm::wfi();
         }

@@ -14,7 +14,7 @@ mod boards {
     #![allow(dead_code)]
     include!("../../firmware/boards/boards.rs");
 }
-pub use boards::{Board, BOARDS};
+pub use boards::{Board, Log, BOARDS};
 
 /// The emulated boards CI runs the models on: Cortex-M4F, M3, M7 and M33. The first is the
 /// default board of every command.
@@ -26,15 +26,21 @@ pub const M0_BOARD: Board = BOARDS[2];
 
 /// Real boards: built in CI (with their HAL, defmt over RTT), flashed with probe-rs by
 /// `cargo xtask flash --board NAME`.
-pub const REAL_BOARDS: [Board; 2] = [BOARDS[5], BOARDS[6]];
+pub const REAL_BOARDS: [Board; 2] = [BOARDS[6], BOARDS[7]];
+
+/// The B-L475E-IOT01A Discovery kit: a real board that QEMU emulates, one image for both
+/// (defmt over its UART, the counter's unit found at boot). 96 KiB of RAM: no room for the
+/// kernel checks' layers.
+pub const DISCOVERY: Board = BOARDS[5];
 
 /// Every emulated board, for the self-test and the harness checks.
-pub const SELFTEST_BOARDS: [Board; 5] = [
+pub const SELFTEST_BOARDS: [Board; 6] = [
     QEMU_BOARDS[0],
     QEMU_BOARDS[1],
     QEMU_BOARDS[2],
     QEMU_BOARDS[3],
     M0_BOARD,
+    DISCOVERY,
 ];
 
 /// Looks a board up by name.
@@ -63,15 +69,15 @@ pub fn using_debian_toolchain() -> bool {
 }
 
 /// Where `board`'s build goes: the firmware's `target/` (`target/debian-rust/` with the
-/// fallback toolchain); real boards in a folder of their own, because they share targets with
-/// the emulated boards but not features.
+/// fallback toolchain); boards with a debug probe (real boards, emulated or not) in a folder of
+/// their own, because they share targets with the emulated boards but not dependencies.
 pub fn target_dir(board: Board) -> PathBuf {
     let base = if using_debian_toolchain() {
         dir().join("target").join("debian-rust")
     } else {
         dir().join("target")
     };
-    if board.machine.is_some() {
+    if board.probe.is_none() {
         base
     } else {
         base.join(board.name)
@@ -158,7 +164,12 @@ pub fn build(board: Board, envs: &[(&str, String)]) -> Result<PathBuf> {
         cmd.env(k, v);
     }
     run(&mut cmd).with_context(|| format!("building the firmware for {}", board.name))?;
-    Ok(target_dir(board).join(board.target).join("release"))
+    Ok(elf_dir(board))
+}
+
+/// The folder of `board`'s release ELFs (where [`build`] puts them).
+pub fn elf_dir(board: Board) -> PathBuf {
+    target_dir(board).join(board.target).join("release")
 }
 
 /// What a firmware run ended with.
@@ -185,6 +196,11 @@ pub fn run_qemu_with(
     let machine = board
         .machine
         .with_context(|| format!("{} is not an emulated board", board.name))?;
+    // The defmt frames on QEMU's standard output: semihosting writes, or the first UART.
+    let serial = match board.log {
+        Log::Uart(_) => "stdio",
+        _ => "none",
+    };
     let mut qemu = Command::new("qemu-system-arm")
         .args([
             "-machine",
@@ -193,10 +209,11 @@ pub fn run_qemu_with(
             "-monitor",
             "none",
             "-serial",
-            "none",
+            serial,
         ])
         .args(["-semihosting-config", "enable=on,target=native"])
-        .args(["-icount", "shift=7,align=off,sleep=off"])
+        .arg("-icount")
+        .arg(format!("shift={},align=off,sleep=off", board.icount_shift))
         .args(extra)
         .arg("-kernel")
         .arg(elf)
@@ -284,11 +301,26 @@ mod tests {
                 "firmware/Cargo.toml declares no feature {}",
                 b.feature
             );
-            assert_eq!(b.machine.is_some(), b.probe.is_none(), "{}", b.name);
+            assert!(b.machine.is_some() || b.probe.is_some(), "{}", b.name);
+            // One image for QEMU and the chip needs a log both can carry.
+            if b.machine.is_some() && b.probe.is_some() {
+                assert!(matches!(b.log, Log::Uart(_)), "{}", b.name);
+            }
+            let log_feature = match b.log {
+                Log::Semihosting => "semihosting-log",
+                Log::Rtt => "rtt-log",
+                Log::Uart(_) => "uart-log",
+            };
+            let line = toml
+                .lines()
+                .find(|l| l.starts_with(&format!("{} = [", b.feature)))
+                .unwrap();
+            assert!(line.contains(log_feature), "{}: {line}", b.name);
         }
         assert!(QEMU_BOARDS.iter().all(|b| b.machine.is_some()));
         assert_eq!(M0_BOARD.target, "thumbv6m-none-eabi");
         assert!(REAL_BOARDS.iter().all(|b| b.probe.is_some()));
+        assert!(DISCOVERY.machine.is_some() && DISCOVERY.probe.is_some());
         assert!(toml.contains("default = [\"qemu-mps2-an386\"]"));
     }
 

@@ -12,6 +12,7 @@ mod bench;
 mod cycles;
 mod elf;
 mod firmware;
+mod flash;
 mod float;
 mod kernels;
 mod logs;
@@ -78,7 +79,7 @@ fn main() {
         Some("bench-ops") => bench::ops(),
         Some("counts") => counts(),
         Some("bench") => kernels::bench(),
-        Some("flash") => flash(&args[1..]),
+        Some("flash") => flash::flash(&args[1..]),
         Some("f32") => float::bench(),
         Some("cycles") => cycles::bench(&args[1..]),
         Some("logs") => logs::regenerate(),
@@ -99,9 +100,10 @@ fn main() {
                  f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \
                  cycles [--profile] Cortex-M4 cycles estimated from the executed instruction mix (results/m4-cycle-estimate.md); --profile: per function too\n  \
                  logs              the firmware logs the shared log parser is tested on (protocol/tests/logs/)\n  \
-                 flash --board NAME [--model FILE] [--build-only]\n                    \
-                 build the firmware for a real board (nrf52840dk, rp2040) with a model, flash it\n                    \
-                 with probe-rs, print its log and hold its samples against the host engine"
+                 flash --board NAME [--model FILE] [--build-only] [--probe SELECTOR] [--port PATH]\n                    \
+                 build the firmware for a real board (nrf52840dk, rp2040, b-l475e-iot01a) with a model,\n                    \
+                 flash it with probe-rs, print its log (RTT, or the ST-LINK's serial port) and hold\n                    \
+                 its samples against the host engine"
             );
             std::process::exit(2);
         }
@@ -190,92 +192,6 @@ fn qemu(args: &[String]) -> Result<()> {
         Some(c) => bail!("{bin} on {} exited with code {c}", board.name),
         None => bail!("{bin} on {} did not finish in time", board.name),
     }
-}
-
-/// `cargo xtask flash --board NAME [--model FILE] [--build-only]`: builds the `vae` firmware for
-/// a real board with `FILE` embedded (by default the model `cargo xtask demo` exported), refuses
-/// a model that does not fit, flashes it with `probe-rs run`, shows its defmt log, and holds the
-/// samples it generated (from the seed its hardware RNG drew, which it prints) against the host
-/// engine's.
-fn flash(args: &[String]) -> Result<()> {
-    let usage = "usage: cargo xtask flash --board NAME [--model FILE] [--build-only]";
-    let (mut board, mut model, mut build_only) = (None, None, false);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--board" => board = Some(it.next().context(usage)?.clone()),
-            "--model" => model = Some(PathBuf::from(it.next().context(usage)?)),
-            "--build-only" => build_only = true,
-            other => bail!("unknown argument {other:?}\n{usage}"),
-        }
-    }
-    let board = firmware::board(&board.context(usage)?)?;
-    let Some(chip) = board.probe else {
-        bail!(
-            "{} is an emulated board: use `cargo xtask demo` or `cargo xtask qemu {} vae`",
-            board.name,
-            board.name
-        );
-    };
-    setup::thumb_targets()?;
-    let model = model.unwrap_or_else(|| project_root().join("out/demo-run/model.tvae"));
-    if !model.exists() {
-        bail!(
-            "no model at {}: run `cargo xtask demo` first, or pass --model FILE",
-            model.display()
-        );
-    }
-    let (elf, f) = pipeline::build_for_board(board, &model)?;
-    println!(
-        "[flash] {} ({}): {} bytes of flash of {}, {} bytes of static RAM of {}",
-        board.name, board.cpu, f.flash, board.flash, f.ram, board.ram
-    );
-    if build_only {
-        println!("[flash] built {}", elf.display());
-        return Ok(());
-    }
-    setup::probe_rs()?;
-    let out = Command::new("probe-rs")
-        .args(["run", "--chip", chip, "--log-format", "{s}"])
-        .arg(&elf)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("starting probe-rs")?;
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    for line in log.lines().filter(|l| !l.contains(" [")) {
-        println!("  {line}");
-    }
-    let dev = pipeline::parse(&log);
-    if !out.status.success() {
-        // probe-rs turns every non-zero exit into 1: the firmware's own exit line names it.
-        match dev.exit {
-            Some(code) => bail!(
-                "the firmware on the board ended with exit {code} ({}); its log is above",
-                tinyvae_protocol::exit_name(code)
-            ),
-            None => bail!(
-                "probe-rs run ended with {} before the firmware's exit line (is the board connected?)",
-                out.status
-            ),
-        }
-    }
-    let (_, seed) = dev.announced.context("the board printed no seed")?;
-    let n = pipeline::check_outputs_match(&model, seed, &dev, true)?;
-    println!("[flash] the {n} images made on the board (seed {seed}) equal the host engine's");
-    let blob = std::fs::read(&model)?;
-    let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (w, h) = (usize::from(m.data.width), usize::from(m.data.height));
-    let samples = dev.images.get("sample").cloned().unwrap_or_default();
-    let rows: Vec<Vec<&[u8]>> = samples
-        .chunks(4)
-        .map(|c| c.iter().map(Vec::as_slice).collect())
-        .collect();
-    let png = project_root()
-        .join("out")
-        .join(format!("samples-{}.png", board.name));
-    pipeline::write_png(&png, &rows, w, h)?;
-    println!("[flash] wrote {}", png.display());
-    Ok(())
 }
 
 /// The seed of the on-device generation in the demo and the tests.

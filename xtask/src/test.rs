@@ -327,6 +327,7 @@ fn pipeline_group(c: &mut Ctx) -> Result<()> {
     if let Some(model) = c.trained() {
         dense_on_chip(&mut c.t, &model)?;
         f32_path(&mut c.t, &model);
+        discovery_kit(&mut c.t, &model);
     }
     conv_on_chip(&mut c.t);
     Ok(())
@@ -416,6 +417,53 @@ fn conv_on_chip(t: &mut Tally) {
         ),
         pipeline::export_decoder_only(&conv_run)
             .and_then(|m| run_and_compare(firmware::M0_BOARD, &m)),
+    );
+}
+
+/// The B-L475E-IOT01A image under QEMU's model of the kit: the default model's golden vectors
+/// and samples bit-exact with the host, its log over the UART; and the image it ran is, byte
+/// for byte, the one `cargo xtask flash --board b-l475e-iot01a --build-only` makes.
+fn discovery_kit(t: &mut Tally, model: &Path) {
+    let b = firmware::DISCOVERY;
+    let elf = firmware::elf_dir(b).join("vae");
+    let mut ran = None;
+    t.record(
+        &format!(
+            "vae on {} ({}) under QEMU, log over its UART: golden vectors and samples bit-exact",
+            b.name, b.cpu
+        ),
+        run_and_compare(b, model).and_then(|()| {
+            ran = Some(std::fs::read(&elf)?);
+            Ok(())
+        }),
+    );
+    let Some(ran) = ran else { return };
+    t.record(
+        &format!(
+            "the {} image QEMU ran is byte-identical to `cargo xtask flash --board {} --build-only`",
+            b.name, b.name
+        ),
+        (|| {
+            let model = model.display().to_string();
+            crate::flash::flash(&[
+                "--board".into(),
+                b.name.into(),
+                "--model".into(),
+                model,
+                "--build-only".into(),
+            ])?;
+            let flashed = std::fs::read(&elf)?;
+            if flashed != ran {
+                bail!(
+                    "{} differs from the image QEMU ran ({} against {} bytes)",
+                    elf.display(),
+                    flashed.len(),
+                    ran.len()
+                );
+            }
+            println!("  {} bytes, identical", ran.len());
+            Ok(())
+        })(),
     );
 }
 

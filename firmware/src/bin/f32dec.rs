@@ -89,7 +89,7 @@ fn main() -> ! {
         f32_cost = n;
         defmt::println!("{=str} {=usize} {=[u8]}", keyword::F32, k, px);
     }
-    defmt::println!("{=str} {=str}", keyword::COUNTS_IN, counter::UNIT);
+    defmt::println!("{=str} {=str}", keyword::COUNTS_IN, counter::unit());
     defmt::println!("{=str} decode-int8 {=u64}", keyword::COUNT, int8_cost);
     defmt::println!("{=str} decode-f32 {=u64}", keyword::COUNT, f32_cost);
     defmt::println!("{=str} macs {=usize}", keyword::COUNT, dec.macs());

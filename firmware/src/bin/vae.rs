@@ -145,7 +145,7 @@ fn load() -> Model<'static> {
         p.dataset,
         blob.len(),
         n,
-        counter::UNIT
+        counter::unit()
     );
     model
 }
@@ -173,7 +173,7 @@ fn run(model: &Model<'_>, board: &mut Board) -> ! {
     let (sample_cost, decode_cost, layers, sampler) = generate(&engine, &mut b, board);
     let (encode_cost, enc_layers) = encode_and_move(&engine, &mut b, sampler);
 
-    defmt::println!("{=str} {=str}", keyword::COUNTS_IN, counter::UNIT);
+    defmt::println!("{=str} {=str}", keyword::COUNTS_IN, counter::unit());
     print_count("sample-prior", None, sample_cost);
     print_count("decode", None, decode_cost);
     // The host knows each layer's shape and work (xtask reads them from the model).
