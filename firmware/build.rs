@@ -31,7 +31,11 @@ fn main() {
     fs::write(out.join("memory.x"), boards::memory_x(&board)).unwrap();
     // The counter's tick under QEMU (src/counter.rs).
     fs::write(out.join("tick_ns.rs"), format!("{:?}", board.tick_ns)).unwrap();
-    fs::write(out.join("icount_shift.rs"), format!("{}", board.icount_shift)).unwrap();
+    fs::write(
+        out.join("icount_shift.rs"),
+        format!("{}", board.icount_shift),
+    )
+    .unwrap();
     // The UART log's line speed (src/uart_log.rs), where the board logs over a UART.
     let baud = match board.log {
         boards::Log::Uart(baud) => baud,

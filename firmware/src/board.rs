@@ -29,6 +29,49 @@ pub struct Board {
     rosc: rp2040_hal::rosc::RingOscillator<rp2040_hal::rosc::Enabled>,
 }
 
+/// splitmix64's output function: a bijection of u64 in which every input bit reaches every
+/// output bit.
+#[cfg(feature = "rp2040")]
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// nRF52840 build code F (rev 3, DK v3.x) locks its debug port again at every reset unless
+/// UICR.APPROTECT holds 0x5A ("HwDisabled") and the firmware writes 0x5A to
+/// APPROTECT.DISABLE at each boot (the second `probe-rs run` would meet "Core is locked").
+/// On earlier build codes any UICR value but 0xFF enables the protection, so nothing is
+/// written there. An erased UICR is programmed once (then the chip resets to take it); a UICR
+/// that holds another value is left alone (only a full erase changes it:
+/// `probe-rs erase --allow-erase-all`).
+#[cfg(feature = "nrf52840dk")]
+fn keep_debug_port_open(
+    ficr: &nrf52840_hal::pac::FICR,
+    uicr: &nrf52840_hal::pac::UICR,
+    nvmc: &nrf52840_hal::pac::NVMC,
+) {
+    const HW_DISABLED: u32 = 0x5A;
+    // FICR.INFO.VARIANT is four ASCII characters, e.g. "AAF0": the third is the build code.
+    let build_code = (ficr.info.variant.read().bits() >> 8) as u8;
+    if build_code < b'F' {
+        return;
+    }
+    if uicr.approtect.read().bits() == 0xFFFF_FFFF {
+        nvmc.config.write(|w| w.wen().wen());
+        while nvmc.ready.read().ready().is_busy() {}
+        // SAFETY: 0x5A is the value the rev-3 manual gives for "hardware protection off".
+        uicr.approtect.write(|w| unsafe { w.bits(HW_DISABLED) });
+        while nvmc.ready.read().ready().is_busy() {}
+        nvmc.config.write(|w| w.wen().ren());
+        cortex_m::peripheral::SCB::sys_reset();
+    }
+    // APPROTECT.DISABLE (0x4000_0558, not in the PAC): open until the next reset.
+    // SAFETY: a write-only register of build code F parts, checked above.
+    unsafe { core::ptr::write_volatile(0x4000_0558 as *mut u32, HW_DISABLED) };
+}
+
 /// The RP2040's second-stage bootloader, for the Pico's W25Q080 flash (the boot ROM copies
 /// these 256 bytes to RAM and runs them to set up execute-in-place).
 #[cfg(feature = "rp2040")]
@@ -54,6 +97,10 @@ impl Board {
         {
             use nrf52840_hal::{gpio::p0, pac, twim, Rng, Twim};
             let p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
+            keep_debug_port_open(&p.FICR, &p.UICR, &p.NVMC);
+            // The instruction cache is off at reset: without it every fetch from flash waits
+            // its wait states, and the cycle counts would measure the flash, not the code.
+            p.NVMC.icachecnf.write(|w| w.cacheen().enabled());
             let pins = p0::Parts::new(p.P0);
             // The DK's Arduino header: SDA on P0.26, SCL on P0.27.
             let twim_pins = twim::Pins {
@@ -62,7 +109,9 @@ impl Board {
             };
             Board {
                 rng: Rng::new(p.RNG),
-                i2c: Some(Twim::new(p.TWIM0, twim_pins, twim::Frequency::K400)),
+                // 250 kHz: the TWIM's 400 kHz setting runs SCL's low phase shorter than I2C's
+                // fast-mode minimum (Nordic's errata); the HAL offers no 390 kHz.
+                i2c: Some(Twim::new(p.TWIM0, twim_pins, twim::Frequency::K250)),
             }
         }
         #[cfg(feature = "rp2040")]
@@ -139,12 +188,15 @@ impl Board {
         #[cfg(feature = "rp2040")]
         {
             let _ = built_in;
-            // The ring oscillator's jitter, one bit per read: a weak source, but a different
-            // seed on every boot, which is what sampling needs.
-            let seed = (0..64).fold(0u64, |s, _| {
-                (s << 1) | u64::from(self.rosc.get_random_bit())
-            });
-            (seed, SeedSource::Hardware)
+            // The ring oscillator's jitter: back-to-back reads are correlated, so 256 reads,
+            // spaced, each folded into a 64-bit state through a mixing step (splitmix64's
+            // finaliser), which spreads every raw bit over the whole seed.
+            let mut state = 0u64;
+            for _ in 0..256 {
+                cortex_m::asm::delay(64);
+                state = mix(state ^ u64::from(self.rosc.get_random_bit()));
+            }
+            (state, SeedSource::Hardware)
         }
         #[cfg(not(any(feature = "nrf52840dk", feature = "rp2040")))]
         {

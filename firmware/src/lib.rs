@@ -82,7 +82,11 @@ pub fn end(code: i32) -> ! {
     let on_chip = !counter::emulated();
     #[cfg(not(feature = "auto-counter"))]
     let on_chip = cfg!(feature = "dwt-cycles");
-    if on_chip && !cortex_m::peripheral::DCB::is_debugger_attached() {
+    // The RP2040's Cortex-M0+ cannot tell whether a debugger is attached (DHCSR is the
+    // debugger's alone on ARMv6-M), and a semihosting call with none faults, and the fault's
+    // own exit locks the core: it always sleeps, its log's `exit` line ending the run for the
+    // host (`cargo xtask flash` stops there).
+    if cfg!(feature = "rp2040") || (on_chip && !cortex_m::peripheral::DCB::is_debugger_attached()) {
         loop {
             cortex_m::asm::wfi();
         }

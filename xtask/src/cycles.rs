@@ -157,7 +157,7 @@ fn estimate(
     let board = firmware::QEMU_BOARDS[0];
     let blob = std::fs::read(model)?;
     let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let elf = pipeline::build_with_model(board, model, &[])?.join("cycles");
+    let elf = pipeline::build_with_model(board, model, &["cycles"], &[])?.join("cycles");
     let mark = elf::symbol_address(&elf, "tinyvae_mark")?.context("no tinyvae_mark symbol")?;
     let out = project_root().join("target/qemu-plugin/regions.txt");
     let mut arg = format!("{},mark={mark:#x},out={}", plugin.display(), out.display());

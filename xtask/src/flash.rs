@@ -86,6 +86,11 @@ pub fn flash(args: &[String]) -> Result<()> {
     setup::probe_rs()?;
     let mut probe_rs = Command::new("probe-rs");
     probe_rs.args(["run", "--chip", chip]);
+    if chip.starts_with("nRF52") {
+        // A rev-3 nRF52840 whose debug port is locked (APPROTECT) can only be opened by a full
+        // erase; the firmware then keeps it open across resets (src/board.rs).
+        probe_rs.arg("--allow-erase-all");
+    }
     if let Some(p) = &a.probe {
         probe_rs.args(["--probe", p]);
     }
@@ -122,8 +127,14 @@ fn stream(
     };
     let status = loop {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            // The firmware's `exit CODE` line ends the run, whether or not the probe sees the
+            // semihosting exit that follows it (a board with no debugger to answer sleeps).
+            let exit = tinyvae_protocol::log::parse(&line).exit;
             keep(line, &mut log);
-            continue;
+            match exit {
+                Some(code) => break code == 0,
+                None => continue,
+            }
         }
         if let Some(ok) = done()? {
             break ok;
@@ -296,6 +307,22 @@ mod tests {
         let (log, ok) = stream(out, || Ok(reap.0[0].try_wait()?.map(|s| s.success()))).unwrap();
         assert_eq!(log, "one\ntwo\n");
         assert!(!ok);
+    }
+
+    /// The log's `exit` line ends the run, with its code, even if the process goes on.
+    #[test]
+    fn the_exit_line_ends_the_run() {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo one; echo 'exit 0'; sleep 30"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let mut reap = Reap(vec![child]);
+        let t = Instant::now();
+        let (log, ok) = stream(out, || Ok(reap.0[0].try_wait()?.map(|s| s.success()))).unwrap();
+        assert!(ok && log.starts_with("one\nexit 0\n"), "{log}");
+        assert!(t.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

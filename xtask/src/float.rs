@@ -84,6 +84,7 @@ pub fn compare(board: Board, model: &Path, seed: u64) -> Result<Comparison> {
     let elfs = pipeline::build_with_model(
         board,
         model,
+        &["f32dec"],
         &[
             (
                 "TINYVAE_F32",

@@ -171,7 +171,7 @@ fn qemu(args: &[String]) -> Result<()> {
     // The binaries that run a model embed one: the file given, or the demo's.
     let needs_model = matches!(bin.as_str(), "vae" | "cycles" | "f32dec");
     let elfs = match (model, needs_model) {
-        (Some(m), _) => pipeline::build_with_model(board, &m, &[])?,
+        (Some(m), _) => pipeline::build_with_model(board, &m, &[bin.as_str()], &[])?,
         (None, true) => {
             let demo = project_root().join("out/demo-run/model.tvae");
             if !demo.exists() {
@@ -181,7 +181,7 @@ fn qemu(args: &[String]) -> Result<()> {
                     demo.display()
                 );
             }
-            pipeline::build_with_model(board, &demo, &[])?
+            pipeline::build_with_model(board, &demo, &[bin.as_str()], &[])?
         }
         (None, false) => firmware::build(board, &[])?,
     };
@@ -387,16 +387,20 @@ fn counts() -> Result<()> {
         "conv 24-48, latent 16, decoder only",
     )?;
     md += "## Real boards: flash and RAM\n\n\
-           The same `vae` firmware built with each board's HAL and defmt over RTT (cycles \
-           need the board: `cargo xtask flash --board NAME` prints them, from the DWT cycle \
-           counter on the nRF52840, from SysTick on the RP2040). Peak stack: as measured under \
+           The same `vae` firmware built with each board's HAL, defmt over RTT (over USART1 \
+           on the B-L475E-IOT01A) (cycles need the board: `cargo xtask flash --board NAME` \
+           prints them, from the DWT cycle counter on the nRF52840 and the STM32L475, from \
+           SysTick on the RP2040). Peak stack: as measured under \
            QEMU above (same code, same buffers).\n\n\
            | board | model | firmware code (bytes) | model (bytes) | flash used / size | static RAM (bytes) / size |\n\
            |---|---|---:|---:|---:|---:|\n";
     for (preset, arch) in COUNTED {
         let model = dir.join(preset).join("model.tvae");
         let bytes = std::fs::metadata(&model)?.len();
-        for board in firmware::REAL_BOARDS {
+        for board in firmware::REAL_BOARDS
+            .into_iter()
+            .chain([firmware::DISCOVERY])
+        {
             let code = pipeline::check_fits(board, &model)?;
             let (_, f) = pipeline::build_for_board(board, &model)?;
             md += &format!(

@@ -191,7 +191,7 @@ fn code_footprint(board: Board) -> Result<crate::elf::Footprint> {
     {
         return Ok(f);
     }
-    let elfs = firmware::build(board, &[("TINYVAE_MODEL", String::new())])?;
+    let elfs = firmware::build_bins(board, &["vae"], &[("TINYVAE_MODEL", String::new())])?;
     let f = crate::elf::footprint(&elfs.join("vae"))?;
     CACHE
         .lock()
@@ -200,11 +200,12 @@ fn code_footprint(board: Board) -> Result<crate::elf::Footprint> {
     Ok(f)
 }
 
-/// Builds every firmware binary for `board` with `model` embedded (and `envs`), after
-/// refusing a model that does not fit; returns the ELF folder.
+/// Builds the firmware binaries `bins` (all when empty) for `board` with `model` embedded
+/// (and `envs`), after refusing a model that does not fit; returns the ELF folder.
 pub fn build_with_model(
     board: Board,
     model: &Path,
+    bins: &[&str],
     envs: &[(&str, String)],
 ) -> Result<std::path::PathBuf> {
     let model = model
@@ -213,7 +214,7 @@ pub fn build_with_model(
     check_fits(board, &model)?;
     let mut all = vec![("TINYVAE_MODEL", model.display().to_string())];
     all.extend(envs.iter().cloned());
-    firmware::build(board, &all)
+    firmware::build_bins(board, bins, &all)
 }
 
 /// The `vae` firmware for `board` with `model` embedded: its ELF and footprint.
@@ -221,14 +222,19 @@ pub fn build_for_board(
     board: Board,
     model: &Path,
 ) -> Result<(std::path::PathBuf, crate::elf::Footprint)> {
-    let elf = build_with_model(board, model, &[])?.join("vae");
+    let elf = build_with_model(board, model, &["vae"], &[])?.join("vae");
     let f = crate::elf::footprint(&elf)?;
     Ok((elf, f))
 }
 
 /// Builds the firmware with `model` embedded and runs the `vae` binary on `board`.
 pub fn run_on_board(board: Board, model: &Path, seed: u64) -> Result<(i32, DeviceRun)> {
-    let elfs = build_with_model(board, model, &[("TINYVAE_SEED", seed.to_string())])?;
+    let elfs = build_with_model(
+        board,
+        model,
+        &["vae"],
+        &[("TINYVAE_SEED", seed.to_string())],
+    )?;
     let out = firmware::run_qemu(board, &elfs.join("vae"), Duration::from_secs(300))?;
     let Some(code) = out.code else {
         bail!(
