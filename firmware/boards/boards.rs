@@ -54,12 +54,15 @@ pub struct Board {
     pub probe: Option<&'static str>,
     /// A second-stage bootloader's region (origin, bytes) in front of the program.
     pub boot2: Option<(u64, u64)>,
+    /// The boot ROM looks for an image definition block in the first 4 KiB of flash (RP2350):
+    /// memory.x places the `.start_block` section right after the vector table.
+    pub image_def: bool,
     /// What the memory map is, for memory.x's comment.
     pub note: &'static str,
 }
 
 /// All boards: the emulated ones first.
-pub const BOARDS: [Board; 8] = [
+pub const BOARDS: [Board; 9] = [
     Board {
         name: "mps2-an386",
         target: "thumbv7em-none-eabihf",
@@ -76,6 +79,7 @@ pub const BOARDS: [Board; 8] = [
         icount_shift: 7,
         probe: None,
         boot2: None,
+        image_def: false,
         note: "QEMU mps2-an386 (Cortex-M4F): ZBT SSRAM1 as code memory, SSRAM2/3 as data memory",
     },
     Board {
@@ -94,6 +98,7 @@ pub const BOARDS: [Board; 8] = [
         icount_shift: 7,
         probe: None,
         boot2: None,
+        image_def: false,
         note: "QEMU mps2-an385 (Cortex-M3): the AN386's memory map",
     },
     Board {
@@ -112,6 +117,7 @@ pub const BOARDS: [Board; 8] = [
         icount_shift: 7,
         probe: None,
         boot2: None,
+        image_def: false,
         note: "QEMU microbit (nRF51822, Cortex-M0): 256 KiB flash, 16 KiB RAM",
     },
     Board {
@@ -130,6 +136,7 @@ pub const BOARDS: [Board; 8] = [
         icount_shift: 7,
         probe: None,
         boot2: None,
+        image_def: false,
         note: "QEMU mps2-an500 (Cortex-M7): the AN386's memory map",
     },
     Board {
@@ -152,6 +159,7 @@ pub const BOARDS: [Board; 8] = [
         icount_shift: 7,
         probe: None,
         boot2: None,
+        image_def: false,
         note: "QEMU mps2-an505 (Cortex-M33, Secure state): SSRAM1 as code memory, SSRAM2/3 as data memory",
     },
     Board {
@@ -175,6 +183,7 @@ pub const BOARDS: [Board; 8] = [
         icount_shift: 8,
         probe: Some("STM32L475VGTx"),
         boot2: None,
+        image_def: false,
         note: "B-L475E-IOT01A Discovery kit (STM32L475VG, Cortex-M4F): 1 MiB flash, 96 KiB SRAM1",
     },
     Board {
@@ -193,6 +202,7 @@ pub const BOARDS: [Board; 8] = [
         icount_shift: 7,
         probe: Some("nRF52840_xxAA"),
         boot2: None,
+        image_def: false,
         note: "nRF52840-DK (nRF52840, Cortex-M4F), no SoftDevice: 1 MiB flash, 256 KiB RAM",
     },
     Board {
@@ -213,8 +223,32 @@ pub const BOARDS: [Board; 8] = [
         icount_shift: 7,
         probe: Some("RP2040"),
         boot2: Some((0x1000_0000, 256)),
+        image_def: false,
         note: "Raspberry Pi Pico (RP2040, Cortex-M0+): 2 MiB of QSPI flash, the first 256 bytes \
                the second-stage bootloader; 256 KiB of striped SRAM",
+    },
+    Board {
+        name: "rp2350",
+        target: "thumbv8m.main-none-eabihf",
+        feature: "rp2350",
+        dsp: true,
+        machine: None,
+        log: Log::Rtt,
+        cpu: "RP2350, Cortex-M33",
+        // The Pico 2's 4 MiB of QSPI flash; its image definition block follows the vector
+        // table, in the first 4 KiB where the boot ROM looks for it.
+        flash_origin: 0x1000_0000,
+        flash: 4 << 20,
+        // SRAM0-7, striped; the 4 KiB SRAM8/9 banks are left alone.
+        ram_origin: 0x2000_0000,
+        ram: 512 << 10,
+        tick_ns: (1, 1),
+        icount_shift: 7,
+        probe: Some("RP235x"),
+        boot2: None,
+        image_def: true,
+        note: "Raspberry Pi Pico 2 (RP2350, Cortex-M33): 4 MiB of QSPI flash, the boot ROM's \
+               image definition after the vector table; 512 KiB of striped SRAM",
     },
 ];
 
@@ -233,6 +267,12 @@ pub fn memory_x(b: &Board) -> String {
         "  FLASH : ORIGIN = {:#010x}, LENGTH = {:#x}\n  RAM   : ORIGIN = {:#010x}, LENGTH = {:#x}\n}}\n",
         b.flash_origin, b.flash, b.ram_origin, b.ram
     );
+    if b.image_def {
+        s += "\nSECTIONS {\n  /* The boot ROM finds the image definition in the first 4 KiB. */\n  \
+              .start_block : ALIGN(4)\n  {\n    KEEP(*(.start_block));\n  } > FLASH\n} \
+              INSERT AFTER .vector_table;\n\n/* The code starts after it. */\n\
+              _stext = ADDR(.start_block) + SIZEOF(.start_block);\n";
+    }
     if b.boot2.is_some() {
         s += "\nSECTIONS {\n  /* The boot ROM loads these bytes first. */\n  .boot2 ORIGIN(BOOT2) :\n  {\n    KEEP(*(.boot2));\n  } > BOOT2\n} INSERT BEFORE .text;\n";
     }

@@ -6,6 +6,7 @@
 //! | QEMU (all)   | instructions      | build time (`TINYVAE_SEED`)  | none               |
 //! | nRF52840-DK  | DWT cycles        | the chip's RNG peripheral    | SSD1306 on TWIM0   |
 //! | RP2040       | SysTick cycles    | ring-oscillator random bits  | none               |
+//! | RP2350       | DWT cycles        | ring-oscillator random bits  | none               |
 //! | B-L475E-IOT01A | instructions under QEMU, DWT cycles on the chip (found at boot) | build time | none |
 
 use crate::{counter, exit, ExitCode};
@@ -27,11 +28,21 @@ pub struct Board {
     i2c: Option<nrf52840_hal::Twim<nrf52840_hal::pac::TWIM0>>,
     #[cfg(feature = "rp2040")]
     rosc: rp2040_hal::rosc::RingOscillator<rp2040_hal::rosc::Enabled>,
+    #[cfg(feature = "rp2350")]
+    rosc: rp235x_hal::rosc::RingOscillator<rp235x_hal::rosc::Enabled>,
 }
+
+/// The RP2350's image definition: the boot ROM runs a flash image only where it finds one in
+/// the first 4 KiB (memory.x puts this right after the vector table): an executable for the
+/// Arm cores, in the Secure state.
+#[cfg(feature = "rp2350")]
+#[link_section = ".start_block"]
+#[used]
+pub static IMAGE_DEF: rp235x_hal::block::ImageDef = rp235x_hal::block::ImageDef::secure_exe();
 
 /// splitmix64's output function: a bijection of u64 in which every input bit reaches every
 /// output bit.
-#[cfg(feature = "rp2040")]
+#[cfg(any(feature = "rp2040", feature = "rp2350"))]
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -90,6 +101,11 @@ impl Board {
         // SAFETY: first thing in main, before any spinlock, atomic or critical section.
         unsafe {
             rp2040_hal::sio::spinlock_reset()
+        };
+        #[cfg(feature = "rp2350")]
+        // SAFETY: as for the RP2040.
+        unsafe {
+            rp235x_hal::sio::spinlock_reset()
         };
         let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
         counter::start(&mut cp);
@@ -171,7 +187,35 @@ impl Board {
             counter::calibrate();
             Board {}
         }
-        #[cfg(not(any(feature = "nrf52840dk", feature = "rp2040", feature = "b-l475e-iot01a")))]
+        #[cfg(feature = "rp2350")]
+        {
+            use rp235x_hal::{clocks, pac, rosc::RingOscillator, Watchdog};
+            let mut p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
+            let mut watchdog = Watchdog::new(p.WATCHDOG);
+            // The Pico 2's 12 MHz crystal; the system clock runs at 150 MHz.
+            let clocks = clocks::init_clocks_and_plls(
+                12_000_000,
+                p.XOSC,
+                p.CLOCKS,
+                p.PLL_SYS,
+                p.PLL_USB,
+                &mut p.RESETS,
+                &mut watchdog,
+            );
+            if clocks.is_err() {
+                defmt::error!("clock setup failed (no 12 MHz crystal?)");
+                exit(ExitCode::Fault);
+            }
+            Board {
+                rosc: RingOscillator::new(p.ROSC).initialize(),
+            }
+        }
+        #[cfg(not(any(
+            feature = "nrf52840dk",
+            feature = "rp2040",
+            feature = "rp2350",
+            feature = "b-l475e-iot01a"
+        )))]
         {
             Board {}
         }
@@ -185,7 +229,7 @@ impl Board {
             let _ = built_in;
             (self.rng.random_u64(), SeedSource::Hardware)
         }
-        #[cfg(feature = "rp2040")]
+        #[cfg(any(feature = "rp2040", feature = "rp2350"))]
         {
             let _ = built_in;
             // The ring oscillator's jitter: back-to-back reads are correlated, so 256 reads,
@@ -198,7 +242,7 @@ impl Board {
             }
             (state, SeedSource::Hardware)
         }
-        #[cfg(not(any(feature = "nrf52840dk", feature = "rp2040")))]
+        #[cfg(not(any(feature = "nrf52840dk", feature = "rp2040", feature = "rp2350")))]
         {
             (built_in, SeedSource::BuildTime)
         }

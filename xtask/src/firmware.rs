@@ -26,7 +26,7 @@ pub const M0_BOARD: Board = BOARDS[2];
 
 /// Real boards: built in CI (with their HAL, defmt over RTT), flashed with probe-rs by
 /// `cargo xtask flash --board NAME`.
-pub const REAL_BOARDS: [Board; 2] = [BOARDS[6], BOARDS[7]];
+pub const REAL_BOARDS: [Board; 3] = [BOARDS[6], BOARDS[7], BOARDS[8]];
 
 /// The B-L475E-IOT01A Discovery kit: a real board that QEMU emulates, one image for both
 /// (defmt over its UART, the counter's unit found at boot). 96 KiB of RAM: no room for the
@@ -173,6 +173,20 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
         }
     }
     cmd.args(["--no-default-features", "--features", board.feature]);
+    if LINTED_BUILDS.load(std::sync::atomic::Ordering::Relaxed)
+        && board.machine.is_none()
+        && !using_debian_toolchain()
+    {
+        // The firmware crate compiled through clippy-driver (what `cargo clippy` does, but
+        // with code generated), warnings denied: one build of the board's HAL instead of a
+        // check and a build.
+        cmd.env("RUSTC_WORKSPACE_WRAPPER", "clippy-driver")
+            .arg("--config")
+            .arg(format!(
+                "target.{}.rustflags=[\"-D\", \"warnings\"]",
+                board.target
+            ));
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -184,6 +198,10 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
 pub fn elf_dir(board: Board) -> PathBuf {
     target_dir(board).join(board.target).join("release")
 }
+
+/// Set by `cargo xtask test`: builds for the real boards (no QEMU machine) run clippy on the
+/// firmware as they compile it, warnings denied, instead of a separate `cargo clippy`.
+pub static LINTED_BUILDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// What a firmware run ended with.
 #[derive(Debug)]
@@ -389,6 +407,12 @@ mod tests {
                 "FLASH : ORIGIN = 0x10000000, LENGTH = 0x400000\n  RAM   : ORIGIN = 0x38000000"
             ),
             "{m33}"
+        );
+        let rp2350 = boards::memory_x(&boards::board_named("rp2350").unwrap());
+        assert!(
+            rp2350.contains("KEEP(*(.start_block))")
+                && rp2350.contains("INSERT AFTER .vector_table"),
+            "{rp2350}"
         );
         let m0 = boards::memory_x(&M0_BOARD);
         assert!(

@@ -101,7 +101,7 @@ fn main() {
                  cycles [--profile] Cortex-M4 cycles estimated from the executed instruction mix (results/m4-cycle-estimate.md); --profile: per function too\n  \
                  logs              the firmware logs the shared log parser is tested on (protocol/tests/logs/)\n  \
                  flash --board NAME [--model FILE] [--build-only] [--probe SELECTOR] [--port PATH]\n                    \
-                 build the firmware for a real board (nrf52840dk, rp2040, b-l475e-iot01a) with a model,\n                    \
+                 build the firmware for a real board (nrf52840dk, rp2040, rp2350, b-l475e-iot01a) with a model,\n                    \
                  flash it with probe-rs, print its log (RTT, or the ST-LINK's serial port) and hold\n                    \
                  its samples against the host engine"
             );
