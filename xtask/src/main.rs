@@ -387,10 +387,10 @@ fn counts() -> Result<()> {
         "conv 24-48, latent 16, decoder only",
     )?;
     md += "## Real boards: flash and RAM\n\n\
-           The same `vae` firmware built with each board's HAL, defmt over RTT (over USART1 \
-           on the B-L475E-IOT01A) (cycles need the board: `cargo xtask flash --board NAME` \
-           prints them, from the DWT cycle counter on the nRF52840 and the STM32L475, from \
-           SysTick on the RP2040). Peak stack: as measured under \
+           The same `vae` firmware built with each board's HAL, defmt over RTT, or over \
+           USART1 on the B-L475E-IOT01A. Cycles need the board: `cargo xtask flash --board \
+           NAME` prints them, from the DWT cycle counter on the nRF52840, the RP2350 and the \
+           STM32L475, from SysTick on the RP2040. Peak stack: as measured under \
            QEMU above (same code, same buffers).\n\n\
            | board | model | firmware code (bytes) | model (bytes) | flash used / size | static RAM (bytes) / size |\n\
            |---|---|---:|---:|---:|---:|\n";
