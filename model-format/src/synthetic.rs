@@ -117,59 +117,81 @@ impl SplitMix {
     }
 }
 
-impl OwnedModel {
-    /// A model of the given shape with random parameters, valid by construction, with
-    /// activations that stay in range: for tests and benchmarks. Deterministic in `seed`.
-    pub fn synthetic(spec: &SyntheticSpec, seed: u64) -> OwnedModel {
-        let mut r = SplitMix(seed);
-        let pixels = u16::try_from(
-            usize::from(spec.width) * usize::from(spec.height) * usize::from(spec.channels),
-        )
-        .unwrap_or(u16::MAX);
-        let frac = LATENT_FRAC_BITS;
-        let enc_out = spec.latent * spec.kind.encoder_outputs_per_latent();
-        // `phases` biases per output channel: a transposed convolution's stride^2.
-        let mut layer_with =
-            |i: u16, o: u16, phases: usize, act, ty, in_zp: i8, out_zp: i8, target: f64| {
-                let mut c = Channels {
-                    weights: (0..usize::from(i) * usize::from(o))
-                        .map(|_| r.range(-127, 127) as i8)
-                        .collect(),
-                    bias: (0..usize::from(o) * phases)
-                        .map(|_| r.range(-(1 << 12), 1 << 12) as i32)
-                        .collect(),
-                    ..Default::default()
-                };
-                // Typical |acc| ~ sqrt(in) * 73 * 73; aim the output at `target`.
-                let typical = (f64::from(i)).sqrt() * 73.0 * 73.0;
-                for _ in 0..o {
-                    let jitter = 0.75 + 0.5 * (r.next() % 1000) as f64 / 1000.0;
-                    let (m, s) = quantize_multiplier(target / typical * jitter).unwrap_or((0, 0));
-                    c.multiplier.push(m);
-                    c.shift.push(s);
-                    c.weight_scale.push(0.01);
-                }
-                OwnedDense::new(i, o, act, ty, (in_zp, 1.0 / 255.0), (out_zp, 0.05), &c)
-            };
-        let mut layer = |i: u16, o: u16, act, ty, in_zp: i8, out_zp: i8, target: f64| {
-            layer_with(i, o, 1, act, ty, in_zp, out_zp, target)
+/// One int8 layer's shape and what its outputs should look like.
+#[derive(Clone, Copy)]
+struct LayerSpec {
+    inputs: u16,
+    outputs: u16,
+    /// Biases per output channel: a transposed convolution's stride^2 phases, else 1.
+    phases: usize,
+    act: Activation,
+    ty: OutputType,
+    in_zp: i8,
+    out_zp: i8,
+    /// The typical output magnitude the multipliers aim at.
+    target: f64,
+}
+
+impl LayerSpec {
+    /// A hidden layer: int8 in, ReLU, int8 out around 60.
+    fn hidden(inputs: u16, outputs: u16) -> Self {
+        LayerSpec {
+            inputs,
+            outputs,
+            phases: 1,
+            act: Activation::Relu,
+            ty: OutputType::I8,
+            in_zp: -128,
+            out_zp: -128,
+            target: 60.0,
+        }
+    }
+}
+
+/// The random parameters of a synthetic model, drawn in a fixed order from one stream.
+struct Draw(SplitMix);
+
+impl Draw {
+    fn layer(&mut self, l: LayerSpec) -> OwnedDense {
+        let r = &mut self.0;
+        let (i, o) = (usize::from(l.inputs), usize::from(l.outputs));
+        let mut c = Channels {
+            weights: (0..i * o).map(|_| r.range(-127, 127) as i8).collect(),
+            bias: (0..o * l.phases)
+                .map(|_| r.range(-(1 << 12), 1 << 12) as i32)
+                .collect(),
+            ..Default::default()
         };
-        let shapes = spec.conv_shapes();
-        let flat = shapes
-            .last()
-            .map_or(pixels, |c| c.out_len().min(u64::from(u16::MAX)) as u16);
-        // Encoder: convolutions, then dense layers to the head.
+        // Typical |acc| ~ sqrt(in) * 73 * 73; aim the output at `target`.
+        let typical = (f64::from(l.inputs)).sqrt() * 73.0 * 73.0;
+        for _ in 0..o {
+            let jitter = 0.75 + 0.5 * (r.next() % 1000) as f64 / 1000.0;
+            let (m, s) = quantize_multiplier(l.target / typical * jitter).unwrap_or((0, 0));
+            c.multiplier.push(m);
+            c.shift.push(s);
+            c.weight_scale.push(0.01);
+        }
+        OwnedDense::new(
+            l.inputs,
+            l.outputs,
+            l.act,
+            l.ty,
+            (l.in_zp, 1.0 / 255.0),
+            (l.out_zp, 0.05),
+            &c,
+        )
+    }
+
+    /// Convolutions, then dense layers to the head (mean and log-variance, int16).
+    fn encoder(
+        &mut self,
+        spec: &SyntheticSpec,
+        shapes: &[ConvShape],
+        flat: u16,
+    ) -> Vec<OwnedLayer> {
         let mut encoder: Vec<OwnedLayer> = Vec::new();
-        for c in &shapes {
-            let m = layer(
-                c.patch_len() as u16,
-                c.out_channels,
-                Activation::Relu,
-                OutputType::I8,
-                -128,
-                -128,
-                60.0,
-            );
+        for c in shapes {
+            let m = self.layer(LayerSpec::hidden(c.patch_len() as u16, c.out_channels));
             encoder.push(OwnedLayer {
                 op: OwnedOp::Conv2d(*c),
                 matrix: m,
@@ -178,49 +200,57 @@ impl OwnedModel {
         let mut widths = vec![flat];
         widths.extend(&spec.hidden);
         for w in widths.windows(2) {
-            let m = layer(
-                w[0],
-                w[1],
-                Activation::Relu,
-                OutputType::I8,
-                -128,
-                -128,
-                60.0,
-            );
-            encoder.push(m.into());
+            encoder.push(self.layer(LayerSpec::hidden(w[0], w[1])).into());
         }
-        let last_in = *widths.last().unwrap_or(&flat);
-        let head = layer(
-            last_in,
-            enc_out,
-            Activation::None,
-            OutputType::I16,
-            -128,
-            0,
-            f64::from(1u32 << frac),
-        );
-        encoder.push(head.into());
-        // Decoder: dense layers to the last stage's shape, then transposed convolutions.
+        let head = LayerSpec {
+            inputs: *widths.last().unwrap_or(&flat),
+            outputs: spec.latent * spec.kind.encoder_outputs_per_latent(),
+            act: Activation::None,
+            ty: OutputType::I16,
+            out_zp: 0,
+            target: f64::from(1u32 << LATENT_FRAC_BITS),
+            ..LayerSpec::hidden(0, 0)
+        };
+        encoder.push(self.layer(head).into());
+        encoder
+    }
+
+    /// Dense layers to the last stage's shape, then the transposed convolutions; the last
+    /// layer maps through the pixel table.
+    fn decoder(
+        &mut self,
+        spec: &SyntheticSpec,
+        shapes: &[ConvShape],
+        flat: u16,
+    ) -> Vec<OwnedLayer> {
         let mut dwidths = vec![spec.latent];
         dwidths.extend(spec.hidden.iter().rev());
         dwidths.push(flat);
-        let mut decoder: Vec<OwnedLayer> = Vec::new();
         let count = dwidths.len() - 1 + shapes.len();
-        let act = |k: usize| {
+        let last = |l: LayerSpec, k: usize| {
             if k + 1 == count {
-                (Activation::PixelTable, 0)
+                LayerSpec {
+                    act: Activation::PixelTable,
+                    out_zp: 0,
+                    ..l
+                }
             } else {
-                (Activation::Relu, -128)
+                l
             }
         };
-        let mut in_zp = 0i8;
+        let mut decoder: Vec<OwnedLayer> = Vec::new();
         for (k, w) in dwidths.windows(2).enumerate() {
-            let (a, zp) = act(k);
-            decoder.push(layer(w[0], w[1], a, OutputType::I8, in_zp, zp, 60.0).into());
-            in_zp = -128;
+            let in_zp = if k == 0 { 0 } else { -128 };
+            let l = last(
+                LayerSpec {
+                    in_zp,
+                    ..LayerSpec::hidden(w[0], w[1])
+                },
+                k,
+            );
+            decoder.push(self.layer(l).into());
         }
         for (k, c) in shapes.iter().rev().enumerate() {
-            let (a, zp) = act(dwidths.len() - 1 + k);
             let t = ConvShape {
                 in_height: c.out_height,
                 in_width: c.out_width,
@@ -230,67 +260,78 @@ impl OwnedModel {
                 out_channels: c.in_channels,
                 ..*c
             };
-            let phases = usize::from(t.stride) * usize::from(t.stride);
-            let m = layer_with(
-                t.patch_len() as u16,
-                t.out_channels,
-                phases,
-                a,
-                OutputType::I8,
-                -128,
-                zp,
-                60.0,
-            );
+            let l = LayerSpec {
+                phases: usize::from(t.stride) * usize::from(t.stride),
+                ..LayerSpec::hidden(t.patch_len() as u16, t.out_channels)
+            };
+            let m = self.layer(last(l, dwidths.len() - 1 + k));
             decoder.push(OwnedLayer::new(OwnedOp::ConvTranspose2d(t), m));
         }
+        decoder
+    }
+
+    fn prior(&mut self, spec: &SyntheticSpec) -> OwnedPrior {
+        if spec.mixture == 0 {
+            return OwnedPrior::StandardNormal;
+        }
+        let r = &mut self.0;
+        let (frac, k) = (LATENT_FRAC_BITS, u32::from(spec.mixture));
+        let n = usize::from(spec.latent) * usize::from(spec.mixture);
+        OwnedPrior::Mixture {
+            cumulative: (1..=k)
+                .map(|i| ((u64::from(i) << 32) / u64::from(k)).min(u64::from(u32::MAX)) as u32)
+                .collect(),
+            means: (0..n)
+                .map(|_| r.range(-(2 << frac), 2 << frac) as i16)
+                .collect(),
+            sigmas: (0..n).map(|_| r.range(1 << 13, 1 << 16) as u32).collect(),
+        }
+    }
+
+    /// Golden vectors of random contents (the format's tests only read them back).
+    fn golden(&mut self, spec: &SyntheticSpec, pixels: u16, seed: u64) -> OwnedGolden {
+        let (px, dim) = (usize::from(pixels), usize::from(spec.latent));
+        let enc_out = usize::from(spec.latent * spec.kind.encoder_outputs_per_latent());
+        let r = &mut self.0;
+        let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| r.next() as u8).collect() };
+        let i16s = |b: Vec<u8>| -> Vec<i16> {
+            b.chunks(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect()
+        };
+        let i8s = |b: Vec<u8>| -> Vec<i8> { b.into_iter().map(|b| b as i8).collect() };
+        OwnedGolden {
+            encoder: if spec.decoder_only {
+                vec![]
+            } else {
+                vec![(bytes(px), i16s(bytes(2 * enc_out)))]
+            },
+            decoder: vec![(i8s(bytes(dim)), bytes(px))],
+            sampler: vec![(seed, i16s(bytes(16)), i8s(bytes(dim)), bytes(px))],
+        }
+    }
+}
+
+impl OwnedModel {
+    /// A model of the given shape with random parameters, valid by construction, with
+    /// activations that stay in range: for tests and benchmarks. Deterministic in `seed`.
+    pub fn synthetic(spec: &SyntheticSpec, seed: u64) -> OwnedModel {
+        let mut draw = Draw(SplitMix(seed));
+        let pixels = u16::try_from(
+            usize::from(spec.width) * usize::from(spec.height) * usize::from(spec.channels),
+        )
+        .unwrap_or(u16::MAX);
+        let shapes = spec.conv_shapes();
+        let flat = shapes
+            .last()
+            .map_or(pixels, |c| c.out_len().min(u64::from(u16::MAX)) as u16);
+        let mut encoder = draw.encoder(spec, &shapes, flat);
+        let decoder = draw.decoder(spec, &shapes, flat);
         if spec.decoder_only {
             encoder.clear();
         }
-        let scale = 4.5f32 / 127.0;
-        let dim = usize::from(spec.latent);
-        let prior = if spec.mixture == 0 {
-            OwnedPrior::StandardNormal
-        } else {
-            let k = u32::from(spec.mixture);
-            OwnedPrior::Mixture {
-                cumulative: (1..=k)
-                    .map(|i| ((u64::from(i) << 32) / u64::from(k)).min(u64::from(u32::MAX)) as u32)
-                    .collect(),
-                means: (0..dim * usize::from(spec.mixture))
-                    .map(|_| r.range(-(2 << frac), 2 << frac) as i16)
-                    .collect(),
-                sigmas: (0..dim * usize::from(spec.mixture))
-                    .map(|_| r.range(1 << 13, 1 << 16) as u32)
-                    .collect(),
-            }
-        };
-        let golden = spec.golden.then(|| {
-            let px = usize::from(pixels);
-            let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| r.next() as u8).collect() };
-            OwnedGolden {
-                encoder: if spec.decoder_only {
-                    vec![]
-                } else {
-                    vec![(
-                        bytes(px),
-                        bytes(2 * usize::from(enc_out))
-                            .chunks(2)
-                            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                            .collect(),
-                    )]
-                },
-                decoder: vec![(bytes(dim).into_iter().map(|b| b as i8).collect(), bytes(px))],
-                sampler: vec![(
-                    seed,
-                    bytes(16)
-                        .chunks(2)
-                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                        .collect(),
-                    bytes(dim).into_iter().map(|b| b as i8).collect(),
-                    bytes(px),
-                )],
-            }
-        });
+        let prior = draw.prior(spec);
+        let golden = spec.golden.then(|| draw.golden(spec, pixels, seed));
         OwnedModel {
             kind: spec.kind,
             data: DataShape {
@@ -299,7 +340,7 @@ impl OwnedModel {
                 channels: spec.channels,
                 pixel: crate::PixelEncoding::U8,
             },
-            latent: OwnedLatent::symmetric(spec.latent, scale),
+            latent: OwnedLatent::symmetric(spec.latent, 4.5f32 / 127.0),
             encoder,
             decoder,
             pixel_table: pixel_table(0.0625, 0),

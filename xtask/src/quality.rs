@@ -115,66 +115,20 @@ pub fn run(args: &[String]) -> Result<()> {
     let data = PathBuf::from(data)
         .canonicalize()
         .with_context(|| format!("{data}: no such folder"))?;
-    let trainer = pipeline::trainer()?;
     let dir = project_root().join("target").join("quality");
     std::fs::create_dir_all(&dir)?;
-    let ep = epochs.to_string();
-
-    let classifier = dir.join("classifier.safetensors");
-    let cls_log = capture(
-        Command::new(&trainer)
-            .args(["classifier", "--data"])
-            .arg(&data)
-            .arg("--out")
-            .arg(&classifier),
-    )?;
-    // "wrote FILE (10 classes, test accuracy 98.36%)": the part in parentheses.
-    let last = cls_log.lines().last().unwrap_or("");
-    let cls_line = last
-        .rsplit_once('(')
-        .map_or(last, |(_, r)| r.trim_end_matches(')'))
-        .to_string();
+    let q = Session {
+        trainer: pipeline::trainer()?,
+        data,
+        dir,
+        epochs,
+    };
+    let (classifier, cls_line) = q.classifier()?;
     let cls = classifier.display().to_string();
     let scored = ["--classifier", cls.as_str()];
-
     let mut compared = Vec::new();
     for (family, script) in FAMILIES.iter().zip([dense_script, conv_script]) {
-        let log = torch(Path::new(script), epochs, &data, &dir)?;
-        let iw_key = format!("IW bound k={}", family.iw_samples);
-        let torch_iw = log
-            .lines()
-            .find(|l| l.starts_with(&iw_key))
-            .and_then(|l| number_after(l, "images:"))
-            .unwrap_or(f64::NAN);
-        let mut runs = Vec::new();
-        for seed in SEEDS {
-            let run = dir.join(format!("{}-{seed}", family.preset));
-            let seed = seed.to_string();
-            let log = ours(
-                &trainer,
-                &data,
-                &run,
-                &["--preset", family.preset, "--epochs", &ep, "--seed", &seed],
-            )?;
-            let mut extra = vec!["--iw-samples", family.iw_samples, "--iw-images", IW_IMAGES];
-            extra.extend(scored);
-            runs.push((parse_ours(&log), eval(&trainer, &run, &data, &extra)?));
-        }
-        let picture = project_root()
-            .join("results")
-            .join(format!("mnist-{}-samples.png", family.preset));
-        capture(
-            Command::new(&trainer)
-                .arg("sample")
-                .arg(dir.join(format!("{}-1", family.preset)))
-                .args(["-n", "64", "-o"])
-                .arg(&picture),
-        )?;
-        compared.push(Compared {
-            torch: parse_torch(&log, family.torch_key),
-            torch_iw,
-            ours: runs,
-        });
+        compared.push(q.compare(family, Path::new(script), &scored)?);
     }
     let n = epochs as usize;
     for c in &compared {
@@ -182,47 +136,8 @@ pub fn run(args: &[String]) -> Result<()> {
             bail!("could not read {n} epochs from every log");
         }
     }
-
-    // The other presets, seed 1: dense ones exported to int8 and scored as int8 too.
-    let mut presets = Vec::new();
-    for preset in ["default", "mcu", "conv", "conv-mcu"] {
-        let seeded = dir.join(format!("{preset}-1"));
-        let run = if seeded.exists() {
-            seeded
-        } else {
-            let run = dir.join(preset);
-            ours(
-                &trainer,
-                &data,
-                &run,
-                &["--preset", preset, "--epochs", &ep, "--seed", "1"],
-            )?;
-            run
-        };
-        let mut extra: Vec<String> = scored.iter().map(|s| s.to_string()).collect();
-        let model = run.join("model.tvae");
-        let decoder = run.join("decoder.tvae");
-        for (file, only) in [(&model, false), (&decoder, true)] {
-            let mut export = Command::new(&trainer);
-            export
-                .arg("export")
-                .arg(&run)
-                .arg("--data")
-                .arg(&data)
-                .arg("-o")
-                .arg(file);
-            if only {
-                export.arg("--decoder-only");
-            }
-            capture(&mut export)?;
-        }
-        extra.extend(["--int8".into(), model.display().to_string()]);
-        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let decoder_bytes = std::fs::metadata(&decoder)?.len();
-        presets.push((preset, eval(&trainer, &run, &data, &extra)?, decoder_bytes));
-    }
-
-    let mut md = header(&data, (dense_script, conv_script), epochs);
+    let presets = q.presets(&scored)?;
+    let mut md = header(&q.data, (dense_script, conv_script), epochs);
     for (family, c) in FAMILIES.iter().zip(&compared) {
         md += &family_section(family, c, n);
     }
@@ -231,6 +146,129 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::write(&out, &md)?;
     println!("\n{md}wrote {}", out.display());
     Ok(())
+}
+
+/// What every step of a quality run shares.
+struct Session {
+    trainer: PathBuf,
+    data: PathBuf,
+    dir: PathBuf,
+    epochs: u32,
+}
+
+impl Session {
+    /// Trains the classifier that scores samples; returns its file and its report ("10
+    /// classes, test accuracy 98.36%").
+    fn classifier(&self) -> Result<(PathBuf, String)> {
+        let classifier = self.dir.join("classifier.safetensors");
+        let log = capture(
+            Command::new(&self.trainer)
+                .args(["classifier", "--data"])
+                .arg(&self.data)
+                .arg("--out")
+                .arg(&classifier),
+        )?;
+        // "wrote FILE (10 classes, test accuracy 98.36%)": the part in parentheses.
+        let last = log.lines().last().unwrap_or("");
+        let line = last
+            .rsplit_once('(')
+            .map_or(last, |(_, r)| r.trim_end_matches(')'))
+            .to_string();
+        Ok((classifier, line))
+    }
+
+    /// One family: the PyTorch reference, then ours over the seeds, scored; a picture of
+    /// seed 1's samples in results/.
+    fn compare(&self, family: &Family, script: &Path, scored: &[&str]) -> Result<Compared> {
+        let ep = self.epochs.to_string();
+        let log = torch(script, self.epochs, &self.data, &self.dir)?;
+        let iw_key = format!("IW bound k={}", family.iw_samples);
+        let torch_iw = log
+            .lines()
+            .find(|l| l.starts_with(&iw_key))
+            .and_then(|l| number_after(l, "images:"))
+            .unwrap_or(f64::NAN);
+        let mut runs = Vec::new();
+        for seed in SEEDS {
+            let run = self.dir.join(format!("{}-{seed}", family.preset));
+            let seed = seed.to_string();
+            let log = ours(
+                &self.trainer,
+                &self.data,
+                &run,
+                &["--preset", family.preset, "--epochs", &ep, "--seed", &seed],
+            )?;
+            let mut extra = vec!["--iw-samples", family.iw_samples, "--iw-images", IW_IMAGES];
+            extra.extend(scored);
+            runs.push((
+                parse_ours(&log),
+                eval(&self.trainer, &run, &self.data, &extra)?,
+            ));
+        }
+        let picture = project_root()
+            .join("results")
+            .join(format!("mnist-{}-samples.png", family.preset));
+        capture(
+            Command::new(&self.trainer)
+                .arg("sample")
+                .arg(self.dir.join(format!("{}-1", family.preset)))
+                .args(["-n", "64", "-o"])
+                .arg(&picture),
+        )?;
+        Ok(Compared {
+            torch: parse_torch(&log, family.torch_key),
+            torch_iw,
+            ours: runs,
+        })
+    }
+
+    /// Every preset, seed 1 (trained here unless a family run has it): exported to int8,
+    /// whole and decoder-only, and scored as float and as int8.
+    fn presets(&self, scored: &[&str]) -> Result<Vec<(&'static str, Evaluated, u64)>> {
+        let ep = self.epochs.to_string();
+        let mut presets = Vec::new();
+        for preset in ["default", "mcu", "conv", "conv-mcu"] {
+            let seeded = self.dir.join(format!("{preset}-1"));
+            let run = if seeded.exists() {
+                seeded
+            } else {
+                let run = self.dir.join(preset);
+                ours(
+                    &self.trainer,
+                    &self.data,
+                    &run,
+                    &["--preset", preset, "--epochs", &ep, "--seed", "1"],
+                )?;
+                run
+            };
+            let mut extra: Vec<String> = scored.iter().map(|s| s.to_string()).collect();
+            let model = run.join("model.tvae");
+            let decoder = run.join("decoder.tvae");
+            for (file, only) in [(&model, false), (&decoder, true)] {
+                let mut export = Command::new(&self.trainer);
+                export
+                    .arg("export")
+                    .arg(&run)
+                    .arg("--data")
+                    .arg(&self.data)
+                    .arg("-o")
+                    .arg(file);
+                if only {
+                    export.arg("--decoder-only");
+                }
+                capture(&mut export)?;
+            }
+            extra.extend(["--int8".into(), model.display().to_string()]);
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let decoder_bytes = std::fs::metadata(&decoder)?.len();
+            presets.push((
+                preset,
+                eval(&self.trainer, &run, &self.data, &extra)?,
+                decoder_bytes,
+            ));
+        }
+        Ok(presets)
+    }
 }
 
 fn header(data: &Path, (dense, conv): (&str, &str), epochs: u32) -> String {
