@@ -26,10 +26,8 @@ pub struct Board {
     rng: nrf52840_hal::Rng,
     #[cfg(feature = "nrf52840dk")]
     i2c: Option<nrf52840_hal::Twim<nrf52840_hal::pac::TWIM0>>,
-    #[cfg(feature = "rp2040")]
-    rosc: rp2040_hal::rosc::RingOscillator<rp2040_hal::rosc::Enabled>,
-    #[cfg(feature = "rp2350")]
-    rosc: rp235x_hal::rosc::RingOscillator<rp235x_hal::rosc::Enabled>,
+    #[cfg(any(feature = "rp2040", feature = "rp2350"))]
+    rosc: rp_hal::rosc::RingOscillator<rp_hal::rosc::Enabled>,
 }
 
 /// The RP2350's image definition: the boot ROM runs a flash image only where it finds one in
@@ -90,135 +88,123 @@ fn keep_debug_port_open(
 #[used]
 pub static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 
+/// The RP2040's and RP2350's HALs, whose bring-up API is the same.
+#[cfg(feature = "rp2040")]
+use rp2040_hal as rp_hal;
+#[cfg(feature = "rp2350")]
+use rp235x_hal as rp_hal;
+
+/// No peripherals to set up (the emulated MPS2 boards and the micro:bit).
+#[cfg(not(any(
+    feature = "nrf52840dk",
+    feature = "rp2040",
+    feature = "rp2350",
+    feature = "b-l475e-iot01a"
+)))]
+fn bring_up() -> Board {
+    Board {}
+}
+
+/// nRF52840-DK: the debug port kept open, the instruction cache on, the RNG, the OLED's I2C.
+#[cfg(feature = "nrf52840dk")]
+fn bring_up() -> Board {
+    use nrf52840_hal::{gpio::p0, pac, twim, Rng, Twim};
+    let p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
+    keep_debug_port_open(&p.FICR, &p.UICR, &p.NVMC);
+    // The instruction cache is off at reset: without it every fetch from flash waits its wait
+    // states, and the cycle counts would measure the flash, not the code.
+    p.NVMC.icachecnf.write(|w| w.cacheen().enabled());
+    let pins = p0::Parts::new(p.P0);
+    // The DK's Arduino header: SDA on P0.26, SCL on P0.27.
+    let twim_pins = twim::Pins {
+        sda: pins.p0_26.into_floating_input().degrade(),
+        scl: pins.p0_27.into_floating_input().degrade(),
+    };
+    Board {
+        rng: Rng::new(p.RNG),
+        // 250 kHz: the TWIM's 400 kHz setting runs SCL's low phase shorter than I2C's
+        // fast-mode minimum (Nordic's errata); the HAL offers no 390 kHz.
+        i2c: Some(Twim::new(p.TWIM0, twim_pins, twim::Frequency::K250)),
+    }
+}
+
+/// Raspberry Pi Pico and Pico 2: clocks from the 12 MHz crystal (125 MHz on the RP2040, 150 MHz
+/// on the RP2350), the ring oscillator for the seed.
+#[cfg(any(feature = "rp2040", feature = "rp2350"))]
+fn bring_up() -> Board {
+    use rp_hal::{clocks, pac, rosc::RingOscillator, Watchdog};
+    let mut p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
+    let mut watchdog = Watchdog::new(p.WATCHDOG);
+    let clocks = clocks::init_clocks_and_plls(
+        12_000_000,
+        p.XOSC,
+        p.CLOCKS,
+        p.PLL_SYS,
+        p.PLL_USB,
+        &mut p.RESETS,
+        &mut watchdog,
+    );
+    if clocks.is_err() {
+        defmt::error!("clock setup failed (no 12 MHz crystal?)");
+        exit(ExitCode::Fault);
+    }
+    Board {
+        rosc: RingOscillator::new(p.ROSC).initialize(),
+    }
+}
+
+/// B-L475E-IOT01A: 80 MHz, USART1 handed to the logger, the counter's period measured (under
+/// QEMU).
+#[cfg(feature = "b-l475e-iot01a")]
+fn bring_up() -> Board {
+    use stm32l4xx_hal::{pac, prelude::*, serial::Serial};
+    let p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
+    let mut flash = p.FLASH.constrain();
+    let mut rcc = p.RCC.constrain();
+    let mut pwr = p.PWR.constrain(&mut rcc.apb1r1);
+    // 80 MHz, the part's maximum, from the PLL fed by the 4 MHz MSI (the kit has no HSE
+    // crystal); four flash wait states, set by the HAL.
+    let clocks = rcc
+        .cfgr
+        .sysclk(80.MHz())
+        .pclk1(80.MHz())
+        .pclk2(80.MHz())
+        .freeze(&mut flash.acr, &mut pwr);
+    // USART1 on PB6 (TX) and PB7 (RX), AF7: the ST-LINK's virtual COM port.
+    let mut gpiob = p.GPIOB.split(&mut rcc.ahb2);
+    let tx = gpiob
+        .pb6
+        .into_alternate(&mut gpiob.moder, &mut gpiob.otyper, &mut gpiob.afrl);
+    let rx = gpiob
+        .pb7
+        .into_alternate(&mut gpiob.moder, &mut gpiob.otyper, &mut gpiob.afrl);
+    let serial = Serial::usart1(
+        p.USART1,
+        (tx, rx),
+        crate::uart_log::BAUD.bps(),
+        clocks,
+        &mut rcc.apb2,
+    );
+    crate::uart_log::install(serial.split().0);
+    counter::calibrate();
+    Board {}
+}
+
 impl Board {
     /// Brings the board up and starts the counter. Call once, first thing in `main`.
     pub fn init() -> Board {
-        // The RP2040 keeps its hardware spinlocks across a debugger's reset, and its HAL's
-        // critical sections use one: release them before anything takes a critical section
-        // (what the HAL's own `entry` macro does; the firmware's `main` is shared by every
-        // board, so it uses cortex-m-rt's).
-        #[cfg(feature = "rp2040")]
+        // The RP2040 and RP2350 keep their hardware spinlocks across a debugger's reset, and
+        // their HALs' critical sections use one: release them before anything takes a
+        // critical section (what the HALs' own `entry` macro does; the firmware's `main` is
+        // shared by every board, so it uses cortex-m-rt's).
+        #[cfg(any(feature = "rp2040", feature = "rp2350"))]
         // SAFETY: first thing in main, before any spinlock, atomic or critical section.
         unsafe {
-            rp2040_hal::sio::spinlock_reset()
-        };
-        #[cfg(feature = "rp2350")]
-        // SAFETY: as for the RP2040.
-        unsafe {
-            rp235x_hal::sio::spinlock_reset()
+            rp_hal::sio::spinlock_reset()
         };
         let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
         counter::start(&mut cp);
-        #[cfg(feature = "nrf52840dk")]
-        {
-            use nrf52840_hal::{gpio::p0, pac, twim, Rng, Twim};
-            let p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
-            keep_debug_port_open(&p.FICR, &p.UICR, &p.NVMC);
-            // The instruction cache is off at reset: without it every fetch from flash waits
-            // its wait states, and the cycle counts would measure the flash, not the code.
-            p.NVMC.icachecnf.write(|w| w.cacheen().enabled());
-            let pins = p0::Parts::new(p.P0);
-            // The DK's Arduino header: SDA on P0.26, SCL on P0.27.
-            let twim_pins = twim::Pins {
-                sda: pins.p0_26.into_floating_input().degrade(),
-                scl: pins.p0_27.into_floating_input().degrade(),
-            };
-            Board {
-                rng: Rng::new(p.RNG),
-                // 250 kHz: the TWIM's 400 kHz setting runs SCL's low phase shorter than I2C's
-                // fast-mode minimum (Nordic's errata); the HAL offers no 390 kHz.
-                i2c: Some(Twim::new(p.TWIM0, twim_pins, twim::Frequency::K250)),
-            }
-        }
-        #[cfg(feature = "rp2040")]
-        {
-            use rp2040_hal::{clocks, pac, rosc::RingOscillator, Watchdog};
-            let mut p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
-            let mut watchdog = Watchdog::new(p.WATCHDOG);
-            // The Pico's 12 MHz crystal; the system clock runs at 125 MHz.
-            let clocks = clocks::init_clocks_and_plls(
-                12_000_000,
-                p.XOSC,
-                p.CLOCKS,
-                p.PLL_SYS,
-                p.PLL_USB,
-                &mut p.RESETS,
-                &mut watchdog,
-            );
-            if clocks.is_err() {
-                defmt::error!("clock setup failed (no 12 MHz crystal?)");
-                exit(ExitCode::Fault);
-            }
-            Board {
-                rosc: RingOscillator::new(p.ROSC).initialize(),
-            }
-        }
-        #[cfg(feature = "b-l475e-iot01a")]
-        {
-            use stm32l4xx_hal::{pac, prelude::*, serial::Serial};
-            let p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
-            let mut flash = p.FLASH.constrain();
-            let mut rcc = p.RCC.constrain();
-            let mut pwr = p.PWR.constrain(&mut rcc.apb1r1);
-            // 80 MHz, the part's maximum, from the PLL fed by the 4 MHz MSI (the kit has no
-            // HSE crystal); four flash wait states, set by the HAL.
-            let clocks = rcc
-                .cfgr
-                .sysclk(80.MHz())
-                .pclk1(80.MHz())
-                .pclk2(80.MHz())
-                .freeze(&mut flash.acr, &mut pwr);
-            // USART1 on PB6 (TX) and PB7 (RX), AF7: the ST-LINK's virtual COM port.
-            let mut gpiob = p.GPIOB.split(&mut rcc.ahb2);
-            let tx = gpiob
-                .pb6
-                .into_alternate(&mut gpiob.moder, &mut gpiob.otyper, &mut gpiob.afrl);
-            let rx = gpiob
-                .pb7
-                .into_alternate(&mut gpiob.moder, &mut gpiob.otyper, &mut gpiob.afrl);
-            let serial = Serial::usart1(
-                p.USART1,
-                (tx, rx),
-                crate::uart_log::BAUD.bps(),
-                clocks,
-                &mut rcc.apb2,
-            );
-            crate::uart_log::install(serial.split().0);
-            counter::calibrate();
-            Board {}
-        }
-        #[cfg(feature = "rp2350")]
-        {
-            use rp235x_hal::{clocks, pac, rosc::RingOscillator, Watchdog};
-            let mut p = pac::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
-            let mut watchdog = Watchdog::new(p.WATCHDOG);
-            // The Pico 2's 12 MHz crystal; the system clock runs at 150 MHz.
-            let clocks = clocks::init_clocks_and_plls(
-                12_000_000,
-                p.XOSC,
-                p.CLOCKS,
-                p.PLL_SYS,
-                p.PLL_USB,
-                &mut p.RESETS,
-                &mut watchdog,
-            );
-            if clocks.is_err() {
-                defmt::error!("clock setup failed (no 12 MHz crystal?)");
-                exit(ExitCode::Fault);
-            }
-            Board {
-                rosc: RingOscillator::new(p.ROSC).initialize(),
-            }
-        }
-        #[cfg(not(any(
-            feature = "nrf52840dk",
-            feature = "rp2040",
-            feature = "rp2350",
-            feature = "b-l475e-iot01a"
-        )))]
-        {
-            Board {}
-        }
+        bring_up()
     }
 
     /// The seed for on-device sampling: from the hardware where the chip has a random source,

@@ -203,6 +203,25 @@ pub fn elf_dir(board: Board) -> PathBuf {
 /// firmware as they compile it, warnings denied, instead of a separate `cargo clippy`.
 pub static LINTED_BUILDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// `defmt-print` decoding `elf`'s frames from `frames` (QEMU's output, or a serial port);
+/// returns it and its decoded output.
+pub fn decode(
+    elf: &Path,
+    frames: Stdio,
+) -> Result<(std::process::Child, std::process::ChildStdout)> {
+    let mut decoder = Command::new("defmt-print")
+        .arg("-e")
+        .arg(elf)
+        .arg("stdin")
+        .stdin(frames)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting defmt-print")?;
+    let decoded = decoder.stdout.take().context("defmt-print stdout")?;
+    Ok((decoder, decoded))
+}
+
 /// What a firmware run ended with.
 #[derive(Debug)]
 pub struct Outcome {
@@ -254,16 +273,7 @@ pub fn run_qemu_with(
         .spawn()
         .context("starting qemu-system-arm")?;
     let frames = qemu.stdout.take().context("qemu stdout")?;
-    let mut decoder = Command::new("defmt-print")
-        .arg("-e")
-        .arg(elf)
-        .arg("stdin")
-        .stdin(frames)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting defmt-print")?;
-    let mut decoded = decoder.stdout.take().context("defmt-print stdout")?;
+    let (mut decoder, mut decoded) = decode(elf, frames.into())?;
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = decoded.read_to_string(&mut s);

@@ -234,16 +234,7 @@ fn run_over_uart(
     }
     let serial = std::fs::File::open(&port)
         .with_context(|| format!("{}: cannot open the serial port", port.display()))?;
-    let mut decoder = Command::new("defmt-print")
-        .arg("-e")
-        .arg(elf)
-        .arg("stdin")
-        .stdin(serial)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting defmt-print")?;
-    let out = decoder.stdout.take().context("defmt-print stdout")?;
+    let (decoder, out) = firmware::decode(elf, serial.into())?;
     let runner = probe_rs
         .arg(elf)
         .stdout(Stdio::null())
