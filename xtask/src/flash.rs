@@ -267,15 +267,10 @@ fn check_board_run(board: Board, model: &Path, log: &str, status_ok: bool) -> Re
     let blob = std::fs::read(model)?;
     let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (w, h) = (usize::from(m.data.width), usize::from(m.data.height));
-    let samples = dev.images.get("sample").cloned().unwrap_or_default();
-    let rows: Vec<Vec<&[u8]>> = samples
-        .chunks(4)
-        .map(|c| c.iter().map(Vec::as_slice).collect())
-        .collect();
     let png = project_root()
         .join("out")
         .join(format!("samples-{}.png", board.name));
-    pipeline::write_png(&png, &rows, w, h)?;
+    pipeline::write_samples_png(&png, &dev, w, h)?;
     println!("[flash] wrote {}", png.display());
     Ok(())
 }

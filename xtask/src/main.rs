@@ -203,43 +203,11 @@ const DEMO_PRESET: &str = "conv";
 /// Cortex-M4F, hold every image it makes against the host engine, write the pictures and the
 /// instruction counts.
 fn demo(args: &[String]) -> Result<()> {
-    // `--run DIR`: a run the user trained (e.g. on full MNIST) instead of the demo's training.
-    let own_run = match args {
-        [] => None,
-        [flag, dir] if flag == "--run" => {
-            let dir = PathBuf::from(dir);
-            if !dir.join("checkpoint.safetensors").is_file() {
-                bail!(
-                    "--run {}: no checkpoint.safetensors there (a folder `trainer train --out` wrote)",
-                    dir.display()
-                );
-            }
-            Some(dir)
-        }
-        _ => bail!("usage: cargo xtask demo [--run RUN_DIR]"),
-    };
+    let own_run = demo_run_arg(args)?;
     setup::all()?;
     let out = project_root().join("out");
     std::fs::create_dir_all(&out)?;
-    let (run_dir, model_dir, model_file) = match &own_run {
-        None => {
-            println!(
-                "\n== 1/3 train the conv VAE (conv 32 and 64 channels, latent 20) on the bundled \
-                 MNIST subset, export int8"
-            );
-            let run_dir = out.join("demo-run");
-            let model = pipeline::train_and_export(&run_dir, DEMO_PRESET, 50, None)?;
-            (run_dir.clone(), run_dir, model)
-        }
-        Some(run_dir) => {
-            println!("\n== 1/3 export {} to int8", run_dir.display());
-            let model_dir = out.join("demo-own-run");
-            std::fs::create_dir_all(&model_dir)?;
-            let model = model_dir.join("model.tvae");
-            pipeline::export(run_dir, &model)?;
-            (run_dir.clone(), model_dir, model)
-        }
-    };
+    let (run_dir, model_dir, model_file) = demo_model(own_run.as_deref(), &out)?;
     let blob = std::fs::read(&model_file)?;
     let model = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
     let board = firmware::QEMU_BOARDS[0];
@@ -264,14 +232,91 @@ fn demo(args: &[String]) -> Result<()> {
         usize::from(model.data.width),
         usize::from(model.data.height),
     );
-    let samples = dev.images.get("sample").cloned().unwrap_or_default();
-    let rows: Vec<Vec<&[u8]>> = samples
-        .chunks(4)
-        .map(|c| c.iter().map(Vec::as_slice).collect())
-        .collect();
     let png = out.join("samples.png");
-    pipeline::write_png(&png, &rows, w, h)?;
-    let mut rows: Vec<Vec<&[u8]>> = Vec::new();
+    pipeline::write_samples_png(&png, &dev, w, h)?;
+    let png2 = out.join("encode.png");
+    write_encode_png(&png2, &dev, w, h)?;
+    // The seed lecture's other way to pick z: the aggregate posterior of training encodings.
+    let agg = pipeline::export_aggregate(&run_dir, &model_dir, 256)?;
+    let (code, dev_agg) = pipeline::run_on_board(board, &agg, DEMO_SEED)?;
+    if code != 0 {
+        bail!("the firmware with the aggregate-posterior prior ended with exit code {code}");
+    }
+    let n = pipeline::check_outputs_match(&agg, DEMO_SEED, &dev_agg, true)?;
+    println!("  aggregate-posterior prior: {n} images on the chip equal the host engine's");
+    let png3 = out.join("samples-aggregate.png");
+    pipeline::write_samples_png(&png3, &dev_agg, w, h)?;
+    let table = pipeline::count_table(board, &model, &dev);
+    std::fs::write(out.join("counts.md"), &table)?;
+    println!("{table}");
+    for (file, what) in [
+        (
+            png,
+            "16 samples generated on the emulated chip, z ~ N(0, I)",
+        ),
+        (
+            png3,
+            "16 samples, z from the aggregate posterior of 256 training images",
+        ),
+        (
+            png2,
+            "an input, its reconstruction, 4 resamples z = mu + sigma eps; then an interpolation",
+        ),
+        (
+            out.join("counts.md"),
+            "instructions retired under QEMU: instructions, not cycles",
+        ),
+    ] {
+        println!("wrote {} ({what})", file.display());
+    }
+    Ok(())
+}
+
+/// `--run DIR`: a run the user trained (e.g. on full MNIST) instead of the demo's training.
+fn demo_run_arg(args: &[String]) -> Result<Option<PathBuf>> {
+    match args {
+        [] => Ok(None),
+        [flag, dir] if flag == "--run" => {
+            let dir = PathBuf::from(dir);
+            if !dir.join("checkpoint.safetensors").is_file() {
+                bail!(
+                    "--run {}: no checkpoint.safetensors there (a folder `trainer train --out` wrote)",
+                    dir.display()
+                );
+            }
+            Ok(Some(dir))
+        }
+        _ => bail!("usage: cargo xtask demo [--run RUN_DIR]"),
+    }
+}
+
+/// The demo's model: trained on the bundled subset, or the user's run exported. Returns the
+/// run folder, the folder the model files go to, and the model file.
+fn demo_model(own_run: Option<&Path>, out: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    match own_run {
+        None => {
+            println!(
+                "\n== 1/3 train the conv VAE (conv 32 and 64 channels, latent 20) on the bundled \
+                 MNIST subset, export int8"
+            );
+            let run_dir = out.join("demo-run");
+            let model = pipeline::train_and_export(&run_dir, DEMO_PRESET, 50, None)?;
+            Ok((run_dir.clone(), run_dir, model))
+        }
+        Some(run_dir) => {
+            println!("\n== 1/3 export {} to int8", run_dir.display());
+            let model_dir = out.join("demo-own-run");
+            std::fs::create_dir_all(&model_dir)?;
+            let model = model_dir.join("model.tvae");
+            pipeline::export(run_dir, &model)?;
+            Ok((run_dir.to_path_buf(), model_dir, model))
+        }
+    }
+}
+
+/// The encoder picture: an input, its reconstruction and resamples in a row; the
+/// interpolation below.
+fn write_encode_png(path: &Path, dev: &pipeline::DeviceRun, w: usize, h: usize) -> Result<()> {
     let get = |k: &str| {
         dev.images
             .get(k)
@@ -281,45 +326,7 @@ fn demo(args: &[String]) -> Result<()> {
     let mut first = get("input");
     first.extend(get("recon"));
     first.extend(get("resample"));
-    rows.push(first);
-    rows.push(get("interp"));
-    let png2 = out.join("encode.png");
-    pipeline::write_png(&png2, &rows, w, h)?;
-    // The seed lecture's other way to pick z: the aggregate posterior of training encodings.
-    let agg = pipeline::export_aggregate(&run_dir, &model_dir, 256)?;
-    let (code, dev_agg) = pipeline::run_on_board(board, &agg, DEMO_SEED)?;
-    if code != 0 {
-        bail!("the firmware with the aggregate-posterior prior ended with exit code {code}");
-    }
-    let n = pipeline::check_outputs_match(&agg, DEMO_SEED, &dev_agg, true)?;
-    println!("  aggregate-posterior prior: {n} images on the chip equal the host engine's");
-    let samples = dev_agg.images.get("sample").cloned().unwrap_or_default();
-    let rows: Vec<Vec<&[u8]>> = samples
-        .chunks(4)
-        .map(|c| c.iter().map(Vec::as_slice).collect())
-        .collect();
-    let png3 = out.join("samples-aggregate.png");
-    pipeline::write_png(&png3, &rows, w, h)?;
-    let table = pipeline::count_table(board, &model, &dev);
-    std::fs::write(out.join("counts.md"), &table)?;
-    println!("{table}");
-    println!(
-        "wrote {} (16 samples generated on the emulated chip, z ~ N(0, I))",
-        png.display()
-    );
-    println!(
-        "wrote {} (16 samples, z from the aggregate posterior of 256 training images)",
-        png3.display()
-    );
-    println!(
-        "wrote {} (an input, its reconstruction, 4 resamples z = mu + sigma eps; then an interpolation)",
-        png2.display()
-    );
-    println!(
-        "wrote {} (instructions retired under QEMU: instructions, not cycles)",
-        out.join("counts.md").display()
-    );
-    Ok(())
+    pipeline::write_png(path, &[first, get("interp")], w, h)
 }
 
 /// The presets `cargo xtask counts` measures: (preset, architecture).

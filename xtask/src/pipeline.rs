@@ -382,6 +382,16 @@ pub fn check_outputs_match(
     Ok(n)
 }
 
+/// Writes the `sample` images of a run, four to a row, as a PNG (each `w` x `h`).
+pub fn write_samples_png(path: &Path, dev: &DeviceRun, w: usize, h: usize) -> Result<()> {
+    let samples = dev.images.get("sample").cloned().unwrap_or_default();
+    let rows: Vec<Vec<&[u8]>> = samples
+        .chunks(4)
+        .map(|c| c.iter().map(Vec::as_slice).collect())
+        .collect();
+    write_png(path, &rows, w, h)
+}
+
 /// Writes rows of grey images as one PNG: each row a list of images, zoomed 3x.
 pub fn write_png(path: &Path, rows: &[Vec<&[u8]>], w: usize, h: usize) -> Result<()> {
     const ZOOM: usize = 3;
