@@ -133,22 +133,25 @@ fn sizes(model: &std::path::Path, out: &std::path::Path) {
 }
 
 /// The blob the firmware embeds: the file itself, or for a file of an older format version
-/// (the firmware reads version 3 only: about 3 KB less flash) the same model converted.
+/// (the firmware reads the newest only: a few KB less flash) the same model converted.
 fn convert(blob: &[u8], path: &str) -> Vec<u8> {
+    let newest = tinyvae_format::FORMAT_VERSION;
     let version = blob
         .get(4..6)
         .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-    if version >= 3 {
+    if version >= newest {
         return blob.to_vec();
     }
     match tinyvae_format::Model::from_bytes(blob) {
         Ok(m) => {
             let out = tinyvae_format::owned::OwnedModel::from_model(&m)
                 .to_bytes()
-                .unwrap_or_else(|e| panic!("TINYVAE_MODEL={path}: converting to version 3: {e}"));
+                .unwrap_or_else(|e| {
+                    panic!("TINYVAE_MODEL={path}: converting to version {newest}: {e}")
+                });
             println!(
                 "cargo:warning=TINYVAE_MODEL={path}: format version {version}, embedded as \
-                 version 3 ({} bytes)",
+                 version {newest} ({} bytes)",
                 out.len()
             );
             out

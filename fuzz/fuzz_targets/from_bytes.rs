@@ -7,7 +7,7 @@
 #![no_main]
 
 use tinyvae_engine::{Engine, NoProbe, Sampler};
-use tinyvae_format::{crc32, Model, FORMAT_VERSION, MAGIC};
+use tinyvae_format::{payload_check, Model, FORMAT_VERSION, MAGIC};
 
 fn exercise(blob: &[u8]) {
     let Ok(m) = Model::from_bytes(blob) else {
@@ -47,7 +47,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         blob.extend_from_slice(&version.to_le_bytes());
         blob.extend_from_slice(&0u16.to_le_bytes());
         blob.extend_from_slice(&(rest.len() as u32).to_le_bytes());
-        blob.extend_from_slice(&crc32(rest).to_le_bytes());
+        blob.extend_from_slice(&payload_check(version, rest).to_le_bytes());
         blob.extend_from_slice(rest);
         exercise(&blob);
     }

@@ -1,6 +1,6 @@
 //! Writes the fuzz target's seed corpus: small valid models of every kind, dense and
 //! convolutional, with and without an encoder, as whole blobs (mode byte odd) and as bare
-//! payloads (mode byte even, bits 1-2 the format version to frame them with).
+//! payloads (mode byte even, bits 1-2 the format version to frame them with, 0 for the newest).
 //! usage: cargo run -p tinyvae-format --example fuzz_seed -- fuzz/corpus/from_bytes
 use tinyvae_format::owned::{OwnedModel, SyntheticConv, SyntheticSpec};
 use tinyvae_format::{ModelKind, WeightLayout, HEADER_LEN};

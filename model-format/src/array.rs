@@ -25,11 +25,14 @@ macro_rules! le_elem {
             const SIZE: usize = core::mem::size_of::<$t>();
             #[inline(always)]
             fn from_le(bytes: &[u8]) -> Self {
-                // zip, not copy_from_slice: no length panic (its message formatting would
-                // cost the firmware a kilobyte); callers pass exactly SIZE bytes.
-                let mut a = [0u8; core::mem::size_of::<$t>()];
-                a.iter_mut().zip(bytes).for_each(|(d, &b)| *d = b);
-                <$t>::from_le_bytes(a)
+                // A fixed-size first chunk: one (unaligned) load, no length panic (its
+                // message formatting would cost the firmware a kilobyte) and no call to
+                // memcpy, which a copy of min(SIZE, len) bytes becomes. Callers pass exactly
+                // SIZE bytes; fewer would read as 0.
+                match bytes.first_chunk() {
+                    Some(a) => <$t>::from_le_bytes(*a),
+                    None => 0 as $t,
+                }
             }
         }
     )*};

@@ -37,16 +37,17 @@ pub enum Error {
     },
     /// Header flags this reader does not know are set.
     UnsupportedFlags(u16),
-    /// The CRC-32 of the payload differs from the one stored in the header: the blob is corrupt.
-    CrcMismatch {
-        /// The CRC stored in the header.
+    /// The checksum of the payload (version 4's, or the CRC-32 of versions 1 to 3) differs
+    /// from the one stored in the header: the blob is corrupt.
+    ChecksumMismatch {
+        /// The checksum stored in the header.
         stored: u32,
-        /// The CRC computed over the payload.
+        /// The checksum computed over the payload.
         computed: u32,
     },
     /// Bytes follow the payload, or the payload is longer than its own encoding.
     TrailingBytes,
-    /// The payload passed the CRC but does not decode as a model of this version
+    /// The payload passed the checksum but does not decode as a model of this version
     /// (an unknown enum tag, a length running past the end, invalid UTF-8, too many layers).
     Malformed,
     /// Two sizes that must agree do not (for example a layer's input size and the previous
@@ -104,9 +105,9 @@ impl fmt::Display for Error {
                 crate::MIN_FORMAT_VERSION
             ),
             Error::UnsupportedFlags(flags) => write!(f, "unsupported header flags {flags:#06x}"),
-            Error::CrcMismatch { stored, computed } => write!(
+            Error::ChecksumMismatch { stored, computed } => write!(
                 f,
-                "model blob corrupt: CRC-32 {computed:#010x} does not match stored {stored:#010x}"
+                "model blob corrupt: payload checksum {computed:#010x} does not match stored {stored:#010x}"
             ),
             Error::TrailingBytes => f.write_str("model blob has bytes after its payload"),
             Error::Malformed => f.write_str("model payload does not decode as this format version"),

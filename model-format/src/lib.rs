@@ -1,4 +1,4 @@
-//! The tinyvae model container: a versioned, CRC-checked, postcard-serialized int8 model that
+//! The tinyvae model container: a versioned, checksummed, postcard-serialized int8 model that
 //! the trainer writes and the firmware reads where it lies in flash.
 //!
 //! ```text
@@ -7,11 +7,12 @@
 //! 4       2     format version, u16 little-endian (this crate: FORMAT_VERSION)
 //! 6       2     header flags, u16 little-endian (none defined: must be 0)
 //! 8       4     payload length in bytes, u32 little-endian
-//! 12      4     CRC-32/ISO-HDLC of the payload, u32 little-endian
+//! 12      4     payload checksum, u32 little-endian: [`checksum`] (versions 1 to 3:
+//!               the CRC-32/ISO-HDLC, [`crc32`])
 //! 16      n     payload: the postcard encoding of [`Model`]
 //! ```
 //!
-//! [`Model::from_bytes`] checks the header, the CRC, decodes the payload borrowing every array
+//! [`Model::from_bytes`] checks the header, the checksum, decodes the payload borrowing every array
 //! from the blob, and validates every size, count and range, so that a model that parses is safe
 //! to run: shapes chain, lengths match, shifts are in range and no int32 accumulator can
 //! overflow. It never allocates and never panics. See FORMAT.md for the field-by-field
@@ -21,6 +22,7 @@
 #![forbid(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod array;
+mod check;
 mod error;
 #[cfg(feature = "std")]
 pub mod owned;
@@ -33,6 +35,7 @@ mod validate;
 mod write;
 
 pub use array::{bytes_as_i8, F32s, I16s, I32s, I8s, LeArray, LeElem, U32s, U8s};
+pub use check::{checksum, crc32, payload_check, CHECKSUM_MULTIPLIER};
 pub use error::{Error, NetworkId};
 
 use serde::{Deserialize, Serialize};
@@ -40,10 +43,10 @@ use serde::{Deserialize, Serialize};
 /// The four bytes every model blob starts with.
 pub const MAGIC: [u8; 4] = *b"TVAE";
 /// The format version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this crate reads: 1 with the `legacy` feature (the default),
-/// else 3.
-pub const MIN_FORMAT_VERSION: u16 = if cfg!(feature = "legacy") { 1 } else { 3 };
+/// else 4.
+pub const MIN_FORMAT_VERSION: u16 = if cfg!(feature = "legacy") { 1 } else { 4 };
 /// Size of the fixed header that precedes the payload.
 pub const HEADER_LEN: usize = 16;
 /// Most layers a network may have.
@@ -58,43 +61,6 @@ pub const MAX_LATENT: u16 = 256;
 pub const EPS_FRAC_BITS: u8 = 12;
 /// Fractional bits of the sigma table's values (sigma in Q16 in a u32).
 pub const SIGMA_FRAC_BITS: u8 = 16;
-
-/// The CRC-32/ISO-HDLC (the zlib, PNG and Ethernet CRC) of `bytes`, the checksum over the
-/// payload: reflected polynomial 0xEDB88320, initial value and final XOR 0xFFFFFFFF.
-///
-/// Four bits at a time from a 16-entry table (64 bytes of flash, where a byte-wise table
-/// takes 1 KiB of a firmware's 32 KiB budget); about twice a byte-wise table's work, once at
-/// boot.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        crc = (crc >> 4) ^ CRC_NIBBLES[(crc & 15) as usize];
-        crc = (crc >> 4) ^ CRC_NIBBLES[(crc & 15) as usize];
-    }
-    !crc
-}
-
-/// `CRC_NIBBLES[n]`: the CRC-32 register after shifting the nibble `n` out, four steps.
-const CRC_NIBBLES: [u32; 16] = {
-    let mut t = [0u32; 16];
-    let mut n = 0;
-    while n < 16 {
-        let mut c = n as u32;
-        let mut k = 0;
-        while k < 4 {
-            c = if c & 1 == 1 {
-                (c >> 1) ^ 0xEDB8_8320
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[n] = c;
-        n += 1;
-    }
-    t
-};
 
 /// What the model was trained as.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -866,7 +832,7 @@ pub struct Model<'a> {
 }
 
 impl<'a> Model<'a> {
-    /// Reads a model from a blob in place: checks the header and CRC, decodes the payload
+    /// Reads a model from a blob in place: checks the header and checksum, decodes the payload
     /// borrowing every array from `blob`, and validates it. Never allocates, never panics.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Model<'a>, Error> {
         let (version, payload) = header(blob)?;
@@ -976,12 +942,12 @@ impl<'a> Model<'a> {
     }
 }
 
-/// Checks the fixed header and the CRC; returns the payload.
+/// Checks the fixed header and the checksum; returns the payload.
 pub fn check_header(blob: &[u8]) -> Result<&[u8], Error> {
     header(blob).map(|(_, payload)| payload)
 }
 
-/// Checks the fixed header and the CRC; returns the version and the payload.
+/// Checks the fixed header and the checksum; returns the version and the payload.
 fn header(blob: &[u8]) -> Result<(u16, &[u8]), Error> {
     let available = u32::try_from(blob.len()).unwrap_or(u32::MAX);
     let header = blob.get(..HEADER_LEN).ok_or(Error::Truncated {
@@ -1012,9 +978,14 @@ fn header(blob: &[u8]) -> Result<(u16, &[u8]), Error> {
     if rest.len() > payload.len() {
         return Err(Error::TrailingBytes);
     }
-    let computed = crc32(payload);
+    // Without `legacy` no version before 4 gets here: no CRC code in the firmware.
+    let computed = if version >= 4 || !cfg!(feature = "legacy") {
+        checksum(payload)
+    } else {
+        crc32(payload)
+    };
     if computed != stored {
-        return Err(Error::CrcMismatch { stored, computed });
+        return Err(Error::ChecksumMismatch { stored, computed });
     }
     Ok((version, payload))
 }

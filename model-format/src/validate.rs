@@ -340,18 +340,20 @@ fn dense(l: &Dense<'_>, id: NetworkId, index: usize) -> Result<(), Error> {
         let b = i64::from(l.bias.get(row).unwrap_or(0));
         b.abs() + MAX_ABS_INPUT * sum <= i64::from(i32::MAX)
     };
-    // A row whose bias leaves room for the worst case (every weight -128) fits whatever its
-    // weights: only the others need their weights summed. (The same verdict, reading a
-    // byte per row instead of every weight: boot validation is mostly this and the CRC.)
+    // Where every bias leaves room for the worst case (every input and weight -128), every
+    // row fits whatever its weights: one pass over the biases decides the layer, and no
+    // weight is summed (the same verdict as summing them; boot validation is then mostly
+    // the checksum). Otherwise every row's weights are summed.
     let worst = MAX_ABS_INPUT * MAX_ABS_INPUT * inp as i64;
-    let surely = |row: usize| fits(row, worst / MAX_ABS_INPUT);
+    let all_fit = l
+        .bias
+        .iter()
+        .all(|b| i64::from(b).abs() + worst <= i64::from(i32::MAX));
     match l.layout {
+        WeightLayout::RowMajor if all_fit => {}
         WeightLayout::RowMajor => {
             let w = l.weights.as_i8_slice();
             for (row, ws) in w.chunks_exact(inp.max(1)).enumerate() {
-                if surely(row) {
-                    continue;
-                }
                 let sum: i64 = ws.iter().map(|&x| i64::from(x).abs()).sum();
                 if !fits(row, sum) {
                     return Err(overflow(row));
@@ -379,9 +381,9 @@ fn dense(l: &Dense<'_>, id: NetworkId, index: usize) -> Result<(), Error> {
             };
             for (block, bytes) in tiles.chunks_exact((16 * groups).max(1)).enumerate() {
                 let rows = out.saturating_sub(4 * block).min(4);
-                // A whole block whose rows all fit the worst case: only its padding columns
+                // A whole block of a layer that fits the worst case: only its padding columns
                 // need reading (a block with padding rows is always summed, to check them).
-                if rows == 4 && (0..4).all(|r| surely(4 * block + r)) {
+                if rows == 4 && all_fit {
                     if !pad_columns_clear(bytes) {
                         return Err(padding);
                     }

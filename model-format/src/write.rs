@@ -1,9 +1,9 @@
-//! The writer (std only): validates, serializes, frames with the header and CRC.
+//! The writer (std only): validates, serializes, frames with the header and checksum.
 
-use crate::{crc32, Error, Model, FORMAT_VERSION, HEADER_LEN, MAGIC};
+use crate::{payload_check, Error, Model, FORMAT_VERSION, HEADER_LEN, MAGIC};
 
 impl Model<'_> {
-    /// Validates the model and writes the complete blob: header, CRC and payload, as format
+    /// Validates the model and writes the complete blob: header, checksum and payload, as format
     /// version [`FORMAT_VERSION`]. Fails with [`Error::MisalignedWeights`] when a tiled
     /// layer's lead bytes do not align its tiles ([`crate::owned::OwnedModel::to_bytes`]
     /// chooses them).
@@ -14,13 +14,13 @@ impl Model<'_> {
         Ok(out)
     }
 
-    /// The payload: the version-3 encoding of the model.
+    /// The payload: the version-3 (and 4) encoding of the model.
     pub(crate) fn payload(&self) -> Result<Vec<u8>, Error> {
         postcard::to_allocvec(self).map_err(|_| Error::Serialize)
     }
 }
 
-/// The header (magic, `version`, no flags, length, CRC) followed by `payload`.
+/// The header (magic, `version`, no flags, length, checksum of `version`) followed by `payload`.
 pub(crate) fn frame(version: u16, payload: &[u8]) -> Vec<u8> {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
@@ -28,7 +28,7 @@ pub(crate) fn frame(version: u16, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32(payload).to_le_bytes());
+    out.extend_from_slice(&payload_check(version, payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
 }

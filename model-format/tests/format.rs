@@ -107,12 +107,12 @@ proptest! {
         prop_assert_eq!(&back, &view);
         // Serialization is deterministic: the same model gives the same bytes.
         prop_assert_eq!(&back.to_bytes().unwrap(), &blob);
-        prop_assert_eq!(blob[4], 3, "every model is written as version 3");
+        prop_assert_eq!(u16::from(blob[4]), FORMAT_VERSION, "every model is written as the newest version");
 
         // The same model in 4 x 4 tiles: every weight reads back in place, tiles are aligned.
         let tiled = owned.with_layout(WeightLayout::Tiles4x4);
         let tblob = tiled.to_bytes().unwrap();
-        prop_assert_eq!(tblob[4], 3, "every model is written as version 3");
+        prop_assert_eq!(u16::from(tblob[4]), FORMAT_VERSION, "every model is written as the newest version");
         let t = Model::from_bytes(&tblob).unwrap();
         for (a, b) in t.encoder.layers.iter().chain(&t.decoder.layers)
             .zip(view.encoder.layers.iter().chain(&view.decoder.layers))
@@ -130,7 +130,7 @@ proptest! {
         prop_assert_eq!(tiled.encoder[0].channels(), owned.encoder[0].channels());
     }
 
-    /// Conv models (format version 3) round-trip in both layouts, with and without an
+    /// Conv models (format version 3 and later) round-trip in both layouts, with and without an
     /// encoder, over random shapes, channels and geometries.
     #[test]
     fn conv_round_trip(
@@ -155,7 +155,7 @@ proptest! {
             let o = owned.with_layout(layout);
             let blob = o.to_bytes().unwrap();
             let back = Model::from_bytes(&blob).unwrap();
-            prop_assert_eq!(u16::from_le_bytes([blob[4], blob[5]]), 3);
+            prop_assert_eq!(u16::from_le_bytes([blob[4], blob[5]]), FORMAT_VERSION);
             prop_assert_eq!(back.has_encoder(), !decoder_only);
             prop_assert_eq!(back.decoder.layers.iter().filter(|l| l.conv().is_some()).count(), convs);
             let buf = o.buffers();
@@ -258,19 +258,30 @@ fn header_errors_name_what_is_wrong() {
             supported: FORMAT_VERSION
         })
     );
-    // A version-3 model relabelled as version 1 or 2 (CRC still valid: it covers the payload
-    // only): its layer tags do not decode as untagged dense layers.
+    // Relabelled as version 1 or 2 with that version's CRC: its layer tags do not decode as
+    // untagged dense layers. As version 3, with its CRC: the same payload, read alike.
     for v in [1, 2] {
-        let mut b = small_tiled_blob();
-        b[4] = v;
+        let b = relabel(&small_tiled_blob(), v);
         assert_eq!(Model::from_bytes(&b), Err(Error::Malformed));
     }
+    let b = relabel(&small_tiled_blob(), 3);
+    assert_eq!(
+        Model::from_bytes(&b).unwrap(),
+        Model::from_bytes(&small_tiled_blob()).unwrap()
+    );
+    // Relabelled without its checksum: version 4's checksum is not the CRC.
+    let mut b = small_tiled_blob();
+    b[4] = 3;
+    assert!(matches!(
+        Model::from_bytes(&b),
+        Err(Error::ChecksumMismatch { .. })
+    ));
     let mut b = blob.clone();
     let last = b.len() - 1;
     b[last] ^= 0x40;
     assert!(matches!(
         Model::from_bytes(&b),
-        Err(Error::CrcMismatch { .. })
+        Err(Error::ChecksumMismatch { .. })
     ));
     let mut b = blob.clone();
     b.push(0);
@@ -285,14 +296,24 @@ fn header_errors_name_what_is_wrong() {
     );
 }
 
-/// A payload framed with a valid header and CRC, so that what follows the CRC check is tested.
+/// `blob` labelled as format `version`, with that version's checksum.
+fn relabel(blob: &[u8], version: u16) -> Vec<u8> {
+    let mut b = blob.to_vec();
+    b[4..6].copy_from_slice(&version.to_le_bytes());
+    let check = tinyvae_format::payload_check(version, &b[HEADER_LEN..]);
+    b[12..16].copy_from_slice(&check.to_le_bytes());
+    b
+}
+
+/// A payload framed with a valid header and checksum, so that what follows the checksum
+/// check is tested.
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut blob = Vec::new();
     blob.extend_from_slice(b"TVAE");
     blob.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     blob.extend_from_slice(&0u16.to_le_bytes());
     blob.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    blob.extend_from_slice(&tinyvae_format::crc32(payload).to_le_bytes());
+    blob.extend_from_slice(&tinyvae_format::checksum(payload).to_le_bytes());
     blob.extend_from_slice(payload);
     blob
 }
@@ -581,17 +602,17 @@ fn a_data_shape_that_wraps_in_32_bits_is_refused() {
     assert!(Model::from_bytes(&reframe(&m)).is_err());
 }
 
-/// A decoder-only model: written as version 3; relabelled as version 2, refused; with
-/// encoder golden vectors, refused.
+/// A decoder-only model: written as the newest version, readable as version 3; relabelled
+/// as version 2, refused; with encoder golden vectors, refused.
 #[test]
-fn decoder_only_models_are_version_3() {
+fn decoder_only_models_need_version_3() {
     let blob = decoder_only_blob();
-    assert_eq!(blob[4], 3);
+    assert_eq!(u16::from(blob[4]), FORMAT_VERSION);
     let m = Model::from_bytes(&blob).unwrap();
     assert!(!m.has_encoder());
-    let mut b = blob.clone();
-    b[4] = 2;
-    assert_eq!(Model::from_bytes(&b), Err(Error::Malformed));
+    assert_eq!(m.min_version(), 3);
+    assert!(Model::from_bytes(&relabel(&blob, 3)).is_ok());
+    assert_eq!(Model::from_bytes(&relabel(&blob, 2)), Err(Error::Malformed));
     let full = OwnedModel::synthetic(&conv_spec(), 6);
     let fb = full.buffers();
     let mut m = full.view(&fb).unwrap();
@@ -606,7 +627,7 @@ fn decoder_only_models_are_version_3() {
 
 /// Files written by the previous version of this crate (format versions 1 and 2, a dense VAE
 /// with golden vectors and a mixture prior, row-major and tiled): still read, and converted
-/// to version 3 with every value kept.
+/// to the newest version with every value kept.
 #[test]
 fn versions_1_and_2_are_read_and_converted() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -617,7 +638,7 @@ fn versions_1_and_2_are_read_and_converted() {
         assert_eq!(m.min_version(), u16::from(version));
         assert!(m.golden.is_some() && m.has_encoder());
         let new = OwnedModel::from_model(&m).to_bytes().unwrap();
-        assert_eq!(new[4], 3);
+        assert_eq!(u16::from(new[4]), FORMAT_VERSION);
         let back = Model::from_bytes(&new).unwrap();
         // Everything but where the arrays lie in the blob: compare the owned copies.
         assert_eq!(

@@ -171,7 +171,7 @@ struct ExportArgs {
     /// on boards with an FPU and for measuring the int8 path against it.
     #[arg(long)]
     f32_decoder: Option<PathBuf>,
-    /// Leave the encoder out: a smaller model that only generates (format version 3).
+    /// Leave the encoder out: a smaller model that only generates (format version 3 and later).
     #[arg(long)]
     decoder_only: bool,
 }

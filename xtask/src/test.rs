@@ -393,9 +393,9 @@ fn dense_on_chip(t: &mut Tally, model_file: &Path) -> Result<()> {
         t.record(
             &format!("vae on {} rejects a corrupted model at boot", board.name),
             pipeline::run_on_board(board, &corrupt, DEMO_SEED).and_then(|(code, d)| {
-                if code != ExitCode::BadModel.code() || !d.log.contains("CrcMismatch") {
+                if code != ExitCode::BadModel.code() || !d.log.contains("ChecksumMismatch") {
                     bail!(
-                        "expected exit 2 (bad model) and a CRC error, got {code} ({}); log:\n{}",
+                        "expected exit 2 (bad model) and a checksum error, got {code} ({}); log:\n{}",
                         exit_name(code),
                         d.log
                     );

@@ -5,7 +5,8 @@
 //!
 //! Output lines the host (xtask) reads:
 //! `sample K [..]`, `recon [..]`, `resample K [..]`, `interp K [..]`: u8 images;
-//! `counts in UNIT` then `count NAME N`: instructions retired under QEMU, core cycles on a
+//! `counts in UNIT` then `count NAME N` (`validate`: the model's validation at boot, then
+//! `sample-prior`, `decode`, ...): instructions retired under QEMU, core cycles on a
 //! chip; `ram static N` and `ram stack N`: bytes.
 #![no_std]
 #![no_main]
@@ -115,14 +116,15 @@ fn print_ram(name: &str, n: u32) {
 fn main() -> ! {
     stack::paint();
     let mut board = Board::init();
-    let model = load();
-    run(&model, &mut board)
+    let (model, validate_cost) = load();
+    run(&model, validate_cost, &mut board)
 }
 
 /// Validates the embedded model, in a frame of its own: the decoder's temporaries are gone
-/// before `run` makes the model's buffers.
+/// before `run` makes the model's buffers. Returns the model and what validating it cost
+/// (printed with the other counts).
 #[inline(never)]
-fn load() -> Model<'static> {
+fn load() -> (Model<'static>, u64) {
     // black_box: the blob is only known at link time as far as the code is concerned, so a
     // build without a model keeps all the code (xtask measures the code size from it).
     let blob: &'static [u8] = core::hint::black_box(fw::MODEL);
@@ -139,15 +141,13 @@ fn load() -> Model<'static> {
     let n = counter::count(counter::ticks() - t0);
     let p = &model.provenance;
     defmt::println!(
-        "model {=str} {} on {=str}: {=usize} bytes, validated in {=u64} {=str}",
+        "model {=str} {} on {=str}: {=usize} bytes, valid",
         p.architecture,
         model.kind,
         p.dataset,
-        blob.len(),
-        n,
-        counter::unit()
+        blob.len()
     );
-    model
+    (model, n)
 }
 
 /// The buffers every stage shares, sized for the embedded model by build.rs.
@@ -160,7 +160,7 @@ struct Buffers {
 }
 
 #[inline(never)]
-fn run(model: &Model<'_>, board: &mut Board) -> ! {
+fn run(model: &Model<'_>, validate_cost: u64, board: &mut Board) -> ! {
     let engine = Engine::new(model);
     let mut b = Buffers {
         scratch: [0; SCRATCH],
@@ -174,6 +174,7 @@ fn run(model: &Model<'_>, board: &mut Board) -> ! {
     let (encode_cost, enc_layers) = encode_and_move(&engine, &mut b, sampler);
 
     defmt::println!("{=str} {=str}", keyword::COUNTS_IN, counter::unit());
+    print_count("validate", None, validate_cost);
     print_count("sample-prior", None, sample_cost);
     print_count("decode", None, decode_cost);
     // The host knows each layer's shape and work (xtask reads them from the model).

@@ -57,7 +57,7 @@ pub struct ExportOptions {
     /// Storage order of the weights: 4 x 4 tiles (the DSP kernel's order on Cortex-M4/M7;
     /// portable elsewhere) or row-major.
     pub layout: WeightLayout,
-    /// Leave the encoder out: a model that generates only (format version 3).
+    /// Leave the encoder out: a model that generates only (format version 3 and later).
     pub decoder_only: bool,
 }
 

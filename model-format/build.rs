@@ -1,0 +1,39 @@
+//! Chooses the checksum's loop (src/check.rs): `cfg(tinyvae_dsp)` where the target has the
+//! Arm DSP extension (UMAAL), by the engine's rule (../engine/src/dsp_rule.rs);
+//! `cfg(tinyvae_umull)` where it has UMULL/UMLAL; `cfg(tinyvae_no_umull)` where it has
+//! neither (the 64-bit product from 16-bit halves).
+#[allow(dead_code)]
+mod dsp_rule {
+    include!("../engine/src/dsp_rule.rs");
+}
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(tinyvae_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(tinyvae_umull)");
+    println!("cargo::rustc-check-cfg=cfg(tinyvae_no_umull)");
+    println!("cargo::rerun-if-env-changed=TARGET");
+    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    println!("cargo::rerun-if-changed=../engine/src/dsp_rule.rs");
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    if dsp_rule::has_dsp_extension(
+        &var("TARGET"),
+        &var("CARGO_ENCODED_RUSTFLAGS"),
+        &var("CARGO_CFG_TARGET_FEATURE"),
+    ) {
+        println!("cargo::rustc-cfg=tinyvae_dsp");
+    }
+    // UMULL and UMLAL: every Thumb-2 M-profile core (ARMv7-M, ARMv7E-M, ARMv8-M Mainline);
+    // ARMv6-M (Cortex-M0, M0+) and ARMv8-M Baseline (M23) lack them.
+    let target = var("TARGET");
+    if ["thumbv7m", "thumbv7em", "thumbv8m.main"]
+        .iter()
+        .any(|t| target.starts_with(t))
+    {
+        println!("cargo::rustc-cfg=tinyvae_umull");
+    } else if ["thumbv6m", "thumbv8m.base"]
+        .iter()
+        .any(|t| target.starts_with(t))
+    {
+        println!("cargo::rustc-cfg=tinyvae_no_umull");
+    }
+}
