@@ -21,19 +21,19 @@ pub const CHECKSUM_MULTIPLIER: u32 = 0xF135_78E7;
 /// where the CRC-32 takes about 9 instructions per byte.
 pub fn checksum(bytes: &[u8]) -> u32 {
     let mut s = Mwc::new(bytes.len() as u32);
-    // What the assembly leaves (all of it off Arm), word by word: one step per chunk of
-    // four bytes, the last chunk zero-padded, then the two closing steps (one loop, for the
-    // firmware's flash).
+    // What the assembly leaves (all of it on the Cortex-M0 and the host), word by word,
+    // the last word zero-padded, then the two closing steps.
     let rest = s.blocks(bytes);
-    let mut w = 0u32;
-    for (i, &b) in rest.iter().enumerate() {
-        w |= u32::from(b) << (8 * (i % 4));
-        if i % 4 == 3 {
-            s.step(w);
-            w = 0;
-        }
+    let mut words = rest.chunks_exact(4);
+    for w in &mut words {
+        s.step(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if !rest.len().is_multiple_of(4) {
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let w = tail
+            .iter()
+            .rev()
+            .fold(0u32, |w, &b| (w << 8) | u32::from(b));
         s.step(w);
     }
     s.step(0);

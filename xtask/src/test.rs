@@ -576,9 +576,16 @@ fn run_and_compare(board: firmware::Board, model: &Path) -> Result<()> {
     let n = pipeline::check_outputs_match(model, DEMO_SEED, &d, true)?;
     let count = |name: &str| d.count(name).unwrap_or(0);
     let ram = |name: &str| d.ram.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
+    // Validating the model at boot (checksum and every check) costs less than one decode.
+    let (validate, decode) = (count("validate"), count("decode"));
+    if validate == 0 || validate >= decode {
+        bail!(
+            "boot validation took {validate} instructions, a decode {decode}: not under one decode"
+        );
+    }
     println!(
-        "  {n} images equal the host engine's; decode {} instructions; RAM {} static + {} stack of {}",
-        count("decode"),
+        "  {n} images equal the host engine's; validate {validate}, decode {decode} instructions; \
+         RAM {} static + {} stack of {}",
         ram("static"),
         ram("stack"),
         board.ram
