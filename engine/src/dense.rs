@@ -487,15 +487,15 @@ pub mod dsp {
         ".macro TINYVAE_REQ a, slow, back, w",
         "ldr r8, [r0], #4",
         "ldrsb r9, [r1], #1",
-        "cmp r9, #0",
-        "bge \\slow",
+        // r9 = !s = e - 1 for a right shift by e = -s; negative exactly when s >= 0.
+        "mvns r9, r9",
+        "bmi \\slow",
         "mov r10, #0x40000000",
         "mov r11, #0",
         "smlal r10, r11, \\a, r8",
         "lsl r11, r11, #1",
         "orr r11, r11, r10, lsr #31",
         "add r11, r11, r11, asr #31",
-        "mvn r9, r9",
         "asr r11, r11, r9",
         "and r10, r11, #1",
         "add r11, r10, r11, asr #1",
@@ -515,6 +515,7 @@ pub mod dsp {
         // The left-shift path: x = saturate(a * 2^s), h = (x m + 2^30) >> 31, into r11.
         ".macro TINYVAE_REQ_LEFT a, slow, back",
         "\\slow:",
+        "mvn r9, r9",
         "mov r10, #1",
         "lsl r10, r10, r9",
         "smull r10, r12, \\a, r10",
@@ -530,9 +531,10 @@ pub mod dsp {
         "orr r11, r12, r11, lsr #31",
         "b \\back",
         ".endm",
-        // The frame both layer routines share: the function's entry, the job pointer (r0)
-        // saved at [sp], and at label 10 the next block taken from the job's count at offset
-        // 12 (done: on to label 19, where TINYVAE_BLOCKS_END returns).
+        // The frame both layer routines share: the function's entry and the job pointer (r0)
+        // saved at [sp] (TINYVAE_BLOCKS_BEGIN); then, after any once-per-call set-up, at
+        // label 10 the next block taken from the job's count at offset 12 (done: on to label
+        // 19, where TINYVAE_BLOCKS_END returns) (TINYVAE_BLOCKS_NEXT).
         ".macro TINYVAE_BLOCKS_BEGIN name",
         ".section .text.\\name,\"ax\",%progbits",
         ".global \\name",
@@ -545,6 +547,8 @@ pub mod dsp {
         "push {{r4-r11, lr}}",
         "sub sp, sp, #4",
         "str r0, [sp]",
+        ".endm",
+        ".macro TINYVAE_BLOCKS_NEXT",
         "10:",
         "ldr r3, [r0, #12]",
         "cmp r3, #0",
@@ -561,6 +565,23 @@ pub mod dsp {
         // outputs: no zero-point or clamp but int16 saturation, two-byte stores).
         ".macro TINYVAE_DENSE_FN name, w",
         "TINYVAE_BLOCKS_BEGIN \\name",
+        // Once per call: the tile loop's iterations, eight groups each (ceil(groups / 8)),
+        // and its entry, past (8 - groups mod 8) mod 8 tiles of the first (each tile is 18
+        // four-byte instructions, 72 bytes; `dspcheck` runs every remainder), into the job's
+        // last two words.
+        "ldr r2, [r0, #8]",
+        "add r3, r2, #7",
+        "lsrs r3, r3, #3",
+        "str r3, [r0, #40]",
+        "ands r2, r2, #7",
+        "it ne",
+        "rsbne r2, r2, #8",
+        "adr.w r12, 12f",
+        "mov r3, #72",
+        "mla r12, r2, r3, r12",
+        "orr r12, r12, #1",
+        "str r12, [r0, #44]",
+        "TINYVAE_BLOCKS_NEXT",
         "ldr r3, [r0, #16]",
         "ldr r4, [r3]",
         "ldr r5, [r3, #4]",
@@ -569,23 +590,16 @@ pub mod dsp {
         "add r3, r3, #16",
         "str r3, [r0, #16]",
         "ldr r1, [r0, #4]",
-        "ldr r2, [r0, #8]",
+        "ldr r3, [r0, #40]",
+        "ldr r12, [r0, #44]",
         "ldr r0, [r0]",
-        // Four groups per iteration, ceil(groups / 4) iterations, the first entered past
-        // (4 - groups mod 4) mod 4 tiles (each tile is 18 four-byte instructions, 72 bytes;
-        // `dspcheck` runs every remainder).
-        "add r3, r2, #3",
-        "lsrs r3, r3, #2",
-        "ands r2, r2, #3",
-        "beq 12f",
-        "rsb r2, r2, #4",
-        "adr.w r12, 12f",
-        "mov r10, #72",
-        "mla r12, r2, r10, r12",
-        "orr r12, r12, #1",
         "bx r12",
         ".p2align 2",
         "12:",
+        "TINYVAE_TILE",
+        "TINYVAE_TILE",
+        "TINYVAE_TILE",
+        "TINYVAE_TILE",
         "TINYVAE_TILE",
         "TINYVAE_TILE",
         "TINYVAE_TILE",
@@ -622,6 +636,7 @@ pub mod dsp {
         // row. r0: the `RawJob` below (advanced as it goes). Two groups per iteration; an odd
         // group first.
         "TINYVAE_BLOCKS_BEGIN tinyvae_tiles_raw",
+        "TINYVAE_BLOCKS_NEXT",
         "movs r4, #0",
         "movs r5, #0",
         "movs r6, #0",
@@ -701,6 +716,9 @@ pub mod dsp {
         out: *mut i8,
         zero_point: i32,
         lo: i32,
+        /// Written by the routine: the tile loop's iterations and entry address.
+        iterations: usize,
+        entry: usize,
     }
 
     extern "C" {
@@ -809,6 +827,8 @@ pub mod dsp {
             out: y.as_mut_ptr(),
             zero_point,
             lo,
+            iterations: 0,
+            entry: 0,
         };
         // SAFETY: `tiles_ready` checked that the tiles are word-aligned and hold `16 * groups`
         // bytes per block of four rows, padding rows included; `wide` holds `2 * groups`
