@@ -32,6 +32,13 @@ fn main() {
     // or a target CPU or feature that brings it (Cortex-M33 and later). src/dsp_rule.rs says
     // how that is read on stable Rust.
     println!("cargo::rustc-check-cfg=cfg(tinyvae_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(tinyvae_no_umull)");
+    // No 32 x 32 -> 64 multiply on ARMv6-M (Cortex-M0, M0+) or ARMv8-M Baseline (M23): the
+    // requantization's product from 16-bit halves there (src/requant.rs).
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if target.starts_with("thumbv6m") || target.starts_with("thumbv8m.base") {
+        println!("cargo::rustc-cfg=tinyvae_no_umull");
+    }
     println!("cargo::rerun-if-env-changed=TARGET");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let var = |k: &str| std::env::var(k).unwrap_or_default();

@@ -47,7 +47,7 @@ pub(super) fn few_channels(
                     for tx in 0..taps.nx {
                         let px = pixel(s, x, pad, taps, ty, tx);
                         if let Some(w) = row.get(j0..j0 + ch) {
-                            acc = acc.wrapping_add(dense::dot_i8(w, px));
+                            acc = acc.wrapping_add(dot(w, px));
                         }
                         j0 += ch;
                     }
@@ -111,4 +111,11 @@ impl<'s> Rows<'s> {
             .get(o * self.kp..(o + 1) * self.kp)
             .unwrap_or_default()
     }
+}
+
+/// One tap's dot product, out of line: inside the position loop the compiler ran short of
+/// registers on the Cortex-M0 and spilled in the multiply-accumulate loop.
+#[inline(never)]
+fn dot(w: &[i8], x: &[i8]) -> i32 {
+    dense::dot_i8(w, x)
 }
