@@ -61,7 +61,7 @@ pub(super) fn few_channels(
                     if iy < h && left < w && left + taps.nx <= w {
                         let at = (iy * w + left) * ch;
                         if let (Some(ws), Some(px)) = (row.get(j0..j0 + run), x.get(at..at + run)) {
-                            acc = acc.wrapping_add(dot(ws, px));
+                            acc = acc.wrapping_add(dot_run(ws, px));
                         }
                         continue;
                     }
@@ -158,6 +158,18 @@ fn dot(w: &[i8], x: &[i8]) -> i32 {
     let (w, x) = (&w[..n], &x[..n]);
     let tail = dense::dot_i8(&w[whole..], &x[whole..]);
     tail.wrapping_add(dot4(&w[..whole], &x[..whole]))
+}
+
+/// A row of taps' dot product: on ARMv6-M the assembly loop in line when the length is a
+/// multiple of four (measured: 2% fewer instructions on `conv-mcu`'s last layer than a
+/// call); elsewhere [`dot`] (in line, the compiled loop spilled: 23% more on the M3's).
+#[inline(always)]
+fn dot_run(w: &[i8], x: &[i8]) -> i32 {
+    if cfg!(all(target_arch = "arm", tinyvae_no_umull)) && w.len().is_multiple_of(4) {
+        dot4(w, x)
+    } else {
+        dot(w, x)
+    }
 }
 
 /// `w . x` for lengths that are a multiple of four (and equal), four products at a time.
