@@ -36,7 +36,7 @@ fn main() {
     // No 32 x 32 -> 64 multiply on ARMv6-M (Cortex-M0, M0+) or ARMv8-M Baseline (M23): the
     // requantization's product from 16-bit halves there (src/requant.rs).
     let target = std::env::var("TARGET").unwrap_or_default();
-    if target.starts_with("thumbv6m") || target.starts_with("thumbv8m.base") {
+    if dsp_rule::widening_multiply(&target) == Some(false) {
         println!("cargo::rustc-cfg=tinyvae_no_umull");
     }
     println!("cargo::rerun-if-env-changed=TARGET");

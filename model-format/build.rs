@@ -22,18 +22,9 @@ fn main() {
     ) {
         println!("cargo::rustc-cfg=tinyvae_dsp");
     }
-    // UMULL and UMLAL: every Thumb-2 M-profile core (ARMv7-M, ARMv7E-M, ARMv8-M Mainline);
-    // ARMv6-M (Cortex-M0, M0+) and ARMv8-M Baseline (M23) lack them.
-    let target = var("TARGET");
-    if ["thumbv7m", "thumbv7em", "thumbv8m.main"]
-        .iter()
-        .any(|t| target.starts_with(t))
-    {
-        println!("cargo::rustc-cfg=tinyvae_umull");
-    } else if ["thumbv6m", "thumbv8m.base"]
-        .iter()
-        .any(|t| target.starts_with(t))
-    {
-        println!("cargo::rustc-cfg=tinyvae_no_umull");
+    match dsp_rule::widening_multiply(&var("TARGET")) {
+        Some(true) => println!("cargo::rustc-cfg=tinyvae_umull"),
+        Some(false) => println!("cargo::rustc-cfg=tinyvae_no_umull"),
+        None => {}
     }
 }

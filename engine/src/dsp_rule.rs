@@ -82,9 +82,25 @@ pub fn asm_cpu(target: &str, rustflags: &str) -> Option<&'static str> {
     Some(DSP_CPUS.iter().find(|c| **c == cpu).map_or("cortex-m33", |c| *c))
 }
 
+/// Whether `target`'s core has a 32 x 32 -> 64 multiply (`UMULL`, `UMLAL`): `Some(true)` on
+/// the Thumb-2 M-profile targets (ARMv7-M, ARMv7E-M, ARMv8-M Mainline), `Some(false)` on
+/// ARMv6-M (Cortex-M0, M0+) and ARMv8-M Baseline (M23), `None` elsewhere (the host). The
+/// engine's requantization and the format's checksum build their 64-bit products from
+/// 16-bit halves where it is `Some(false)`.
+pub fn widening_multiply(target: &str) -> Option<bool> {
+    let any = |ts: &[&str]| ts.iter().any(|t| target.starts_with(t));
+    if any(&["thumbv7m", "thumbv7em", "thumbv8m.main"]) {
+        Some(true)
+    } else if any(&["thumbv6m", "thumbv8m.base"]) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{asm_cpu, has_dsp_extension as dsp};
+    use super::{asm_cpu, has_dsp_extension as dsp, widening_multiply};
 
     #[test]
     fn targets_cpus_and_features() {
@@ -104,6 +120,13 @@ mod tests {
         // Features, the last word winning, also over the CPU.
         assert!(dsp("thumbv8m.main-none-eabi", "-Ctarget-feature=+dsp", ""));
         assert!(!dsp("thumbv7em-none-eabihf", "-Ctarget-feature=+fp16,-dsp", ""));
+        // The widening multiply, by architecture.
+        assert_eq!(widening_multiply("thumbv7m-none-eabi"), Some(true));
+        assert_eq!(widening_multiply("thumbv7em-none-eabihf"), Some(true));
+        assert_eq!(widening_multiply("thumbv8m.main-none-eabihf"), Some(true));
+        assert_eq!(widening_multiply("thumbv6m-none-eabi"), Some(false));
+        assert_eq!(widening_multiply("thumbv8m.base-none-eabi"), Some(false));
+        assert_eq!(widening_multiply("x86_64-unknown-linux-gnu"), None);
         assert!(!dsp(
             "thumbv8m.main-none-eabihf",
             &format!("-Ctarget-cpu=cortex-m33{x}-C{x}target-feature=-dsp"),
