@@ -201,31 +201,22 @@ fn dot4(w: &[i8], x: &[i8]) -> i32 {
     }
     let (we, xe) = (w[..n].as_ptr_range().end, x[..n].as_ptr_range().end);
     let mut acc = 0i32;
+    // One product: w[n + i] x[n + i] added, i advanced (its flags end the loop at zero).
+    macro_rules! mac {
+        () => {
+            "ldrsb {a}, [{we}, {i}]\nldrsb {b}, [{xe}, {i}]\nmuls {a}, {b}, {a}\n\
+             adds {acc}, {acc}, {a}\nadds {i}, #1"
+        };
+    }
     // SAFETY: reads w[n - k] and x[n - k] for k = n down to 1 (i runs from -n up to -1):
     // inside both slices; writes only the registers declared.
     unsafe {
         core::arch::asm!(
             "2:",
-            "ldrsb {a}, [{we}, {i}]",
-            "ldrsb {b}, [{xe}, {i}]",
-            "muls {a}, {b}, {a}",
-            "adds {acc}, {acc}, {a}",
-            "adds {i}, #1",
-            "ldrsb {a}, [{we}, {i}]",
-            "ldrsb {b}, [{xe}, {i}]",
-            "muls {a}, {b}, {a}",
-            "adds {acc}, {acc}, {a}",
-            "adds {i}, #1",
-            "ldrsb {a}, [{we}, {i}]",
-            "ldrsb {b}, [{xe}, {i}]",
-            "muls {a}, {b}, {a}",
-            "adds {acc}, {acc}, {a}",
-            "adds {i}, #1",
-            "ldrsb {a}, [{we}, {i}]",
-            "ldrsb {b}, [{xe}, {i}]",
-            "muls {a}, {b}, {a}",
-            "adds {acc}, {acc}, {a}",
-            "adds {i}, #1",
+            mac!(),
+            mac!(),
+            mac!(),
+            mac!(),
             "bne 2b",
             we = in(reg) we,
             xe = in(reg) xe,
