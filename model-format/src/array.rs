@@ -195,3 +195,10 @@ pub fn bytes_as_i8(b: &[u8]) -> &[i8] {
     // valid i8; the returned slice covers exactly the same memory with the same lifetime.
     unsafe { core::slice::from_raw_parts(b.as_ptr().cast::<i8>(), b.len()) }
 }
+
+/// Reinterprets bytes as int8 values to write, without copying.
+#[inline]
+pub fn bytes_as_i8_mut(b: &mut [u8]) -> &mut [i8] {
+    // SAFETY: as for `bytes_as_i8`; the one mutable borrow moves into the returned slice.
+    unsafe { core::slice::from_raw_parts_mut(b.as_mut_ptr().cast::<i8>(), b.len()) }
+}

@@ -26,6 +26,7 @@ mod check;
 mod error;
 #[cfg(feature = "std")]
 pub mod owned;
+pub mod random;
 #[cfg(feature = "std")]
 pub mod synthetic;
 #[cfg(feature = "std")]
@@ -34,7 +35,7 @@ mod validate;
 #[cfg(feature = "std")]
 mod write;
 
-pub use array::{bytes_as_i8, F32s, I16s, I32s, I8s, LeArray, LeElem, U32s, U8s};
+pub use array::{bytes_as_i8, bytes_as_i8_mut, F32s, I16s, I32s, I8s, LeArray, LeElem, U32s, U8s};
 pub use check::{checksum, crc32, payload_check, CHECKSUM_MULTIPLIER};
 pub use error::{Error, NetworkId};
 

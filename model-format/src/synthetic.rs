@@ -1,11 +1,12 @@
 //! Random models valid by construction (std only), dense or convolutional, for tests,
-//! benchmarks and fuzz seeds.
+//! benchmarks and fuzz seeds; their layers come from the shared generator, [`crate::random`].
 
 use crate::owned::{
     Channels, OwnedDense, OwnedGolden, OwnedLatent, OwnedLayer, OwnedModel, OwnedOp, OwnedPrior,
     OwnedProvenance,
 };
-use crate::tables::{pixel_table, quantize_multiplier, LATENT_FRAC_BITS};
+use crate::random::{self, MatrixMut, Params, SplitMix};
+use crate::tables::{pixel_table, LATENT_FRAC_BITS};
 use crate::{Activation, ConvShape, DataShape, ModelKind, OutputType};
 
 /// One convolution stage of a synthetic model: the encoder's Conv2d, mirrored by a
@@ -103,18 +104,9 @@ impl SyntheticSpec {
     }
 }
 
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
+/// A uniform draw from `lo..=hi`.
+fn range(r: &mut SplitMix, lo: i64, hi: i64) -> i64 {
+    lo + (r.next_u64() % (hi - lo + 1) as u64) as i64
 }
 
 /// One int8 layer's shape and what its outputs should look like.
@@ -122,8 +114,8 @@ impl SplitMix {
 struct LayerSpec {
     inputs: u16,
     outputs: u16,
-    /// Biases per output channel: a transposed convolution's stride^2 phases, else 1.
-    phases: usize,
+    /// A transposed convolution's shape (its matrix has phases), else `None`.
+    transposed: Option<ConvShape>,
     act: Activation,
     ty: OutputType,
     in_zp: i8,
@@ -138,7 +130,7 @@ impl LayerSpec {
         LayerSpec {
             inputs,
             outputs,
-            phases: 1,
+            transposed: None,
             act: Activation::Relu,
             ty: OutputType::I8,
             in_zp: -128,
@@ -152,25 +144,31 @@ impl LayerSpec {
 struct Draw(SplitMix);
 
 impl Draw {
+    /// One layer's matrix from the shared generator ([`random`]), its multipliers aimed at
+    /// the spec's output magnitude.
     fn layer(&mut self, l: LayerSpec) -> OwnedDense {
-        let r = &mut self.0;
         let (i, o) = (usize::from(l.inputs), usize::from(l.outputs));
+        let phases = l.transposed.map_or(1, |t| usize::from(t.stride).pow(2));
         let mut c = Channels {
-            weights: (0..i * o).map(|_| r.range(-127, 127) as i8).collect(),
-            bias: (0..o * l.phases)
-                .map(|_| r.range(-(1 << 12), 1 << 12) as i32)
-                .collect(),
-            ..Default::default()
+            weights: vec![0; i * o],
+            bias: vec![0; o * phases],
+            multiplier: vec![0; o],
+            shift: vec![0; o],
+            weight_scale: vec![0.01; o],
         };
-        // Typical |acc| ~ sqrt(in) * 73 * 73; aim the output at `target`.
-        let typical = (f64::from(l.inputs)).sqrt() * 73.0 * 73.0;
-        for _ in 0..o {
-            let jitter = 0.75 + 0.5 * (r.next() % 1000) as f64 / 1000.0;
-            let (m, s) = quantize_multiplier(l.target / typical * jitter).unwrap_or((0, 0));
-            c.multiplier.push(m);
-            c.shift.push(s);
-            c.weight_scale.push(0.01);
-        }
+        let m = MatrixMut {
+            weights: &mut c.weights,
+            bias: &mut c.bias,
+            multiplier: &mut c.multiplier,
+            shift: &mut c.shift,
+        };
+        let params = Params::Aimed(l.target);
+        // The buffers are the layer's sizes: the draw cannot fail (an empty layer stays
+        // zero, and validation names it).
+        let _ = match &l.transposed {
+            Some(t) => random::conv(&mut self.0, params, t, true, m),
+            None => random::dense(&mut self.0, params, (i, o), m),
+        };
         OwnedDense::new(
             l.inputs,
             l.outputs,
@@ -261,7 +259,7 @@ impl Draw {
                 ..*c
             };
             let l = LayerSpec {
-                phases: usize::from(t.stride) * usize::from(t.stride),
+                transposed: Some(t),
                 ..LayerSpec::hidden(t.patch_len() as u16, t.out_channels)
             };
             let m = self.layer(last(l, dwidths.len() - 1 + k));
@@ -282,9 +280,9 @@ impl Draw {
                 .map(|i| ((u64::from(i) << 32) / u64::from(k)).min(u64::from(u32::MAX)) as u32)
                 .collect(),
             means: (0..n)
-                .map(|_| r.range(-(2 << frac), 2 << frac) as i16)
+                .map(|_| range(r, -(2 << frac), 2 << frac) as i16)
                 .collect(),
-            sigmas: (0..n).map(|_| r.range(1 << 13, 1 << 16) as u32).collect(),
+            sigmas: (0..n).map(|_| range(r, 1 << 13, 1 << 16) as u32).collect(),
         }
     }
 
@@ -293,7 +291,7 @@ impl Draw {
         let (px, dim) = (usize::from(pixels), usize::from(spec.latent));
         let enc_out = usize::from(spec.latent * spec.kind.encoder_outputs_per_latent());
         let r = &mut self.0;
-        let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| r.next() as u8).collect() };
+        let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| r.next_u64() as u8).collect() };
         let i16s = |b: Vec<u8>| -> Vec<i16> {
             b.chunks(2)
                 .map(|b| i16::from_le_bytes([b[0], b[1]]))

@@ -361,8 +361,9 @@ fn for_each_product(c: &Conv<'_>, transposed: bool, f: &mut dyn FnMut(Dense<'_>,
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use tinyvae_format::owned::{OwnedModel, SyntheticConv, SyntheticSpec};
-    use tinyvae_format::{Layer, WeightLayout};
+    use tinyvae_format::owned::{Channels, OwnedDense, OwnedLayer, OwnedOp};
+    use tinyvae_format::random::{self, MatrixMut, Params, ShapeLimits, SplitMix};
+    use tinyvae_format::{Activation, Layer, OutputType, WeightLayout};
 
     /// The definition, written out: for output (oy, ox) and channel o, every kernel tap
     /// (ky, kx) and channel c with its input position by the convolution's arithmetic, in
@@ -460,35 +461,39 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         /// Patches from the format's column order give the sums of the direct definition, for
-        /// both kinds over random shapes, strides, paddings and zero-points; and the int8
-        /// kernel in either layout gives the same bytes.
+        /// both kinds over random shapes, strides, paddings, zero-points and requantizations
+        /// (the generator the chip's kernel check draws from); and the int8 kernel in either
+        /// layout gives the same bytes.
         #[test]
-        fn patches_match_the_direct_definition(
-            w in 2u16..11, h in 2u16..11, ch in 1u8..4,
-            stages in proptest::collection::vec((1u16..5, 1u8..5, 1u8..4, 0u8..3), 1..3),
-            seed: u64,
-            input in proptest::collection::vec(any::<i8>(), 400),
-        ) {
-            let conv = stages.iter().map(|&(channels, kernel, stride, padding)| SyntheticConv {
-                channels, kernel, stride, padding: padding.min(kernel - 1),
-            }).collect();
-            let spec = SyntheticSpec { width: w, height: h, channels: ch, conv, hidden: vec![], latent: 2, ..Default::default() };
-            let owned = OwnedModel::synthetic(&spec, seed);
-            let tiled = owned.with_layout(WeightLayout::Tiles4x4);
-            let (b1, b2) = (owned.buffers(), tiled.buffers());
-            let (m1, m2) = (owned.view(&b1).unwrap(), tiled.view(&b2).unwrap());
-            for (l1, l2) in m1.encoder.layers.iter().chain(&m1.decoder.layers)
-                .zip(m2.encoder.layers.iter().chain(&m2.decoder.layers))
+        fn patches_match_the_direct_definition(seed: u64, transposed: bool, kind in 0u32..3) {
+            let mut r = SplitMix(seed);
+            let limits = ShapeLimits { cols: 400, rows: 40, len: 1200 };
+            let shape = (0..1000).find_map(|_| random::conv_shape(&mut r, transposed, limits));
+            let Some(shape) = shape else { return Ok(()) };
+            let (k, rows) = (shape.patch_len() as usize, usize::from(shape.out_channels));
+            let phases = if transposed { usize::from(shape.stride).pow(2) } else { 1 };
+            let mut ch = Channels {
+                weights: vec![0; k * rows],
+                bias: vec![0; rows * phases],
+                multiplier: vec![0; rows],
+                shift: vec![0; rows],
+                weight_scale: vec![],
+            };
+            let bufs = MatrixMut { weights: &mut ch.weights, bias: &mut ch.bias, multiplier: &mut ch.multiplier, shift: &mut ch.shift };
+            let d = random::conv(&mut r, Params::kernel_test(kind), &shape, transposed, bufs).unwrap();
+            let act = if d.relu { Activation::Relu } else { Activation::None };
+            let m = OwnedDense::new(k as u16, rows as u16, act, OutputType::I8, (d.input_zero_point, 1.0), (d.output_zero_point, 1.0), &ch);
+            let op = if transposed { OwnedOp::ConvTranspose2d(shape) } else { OwnedOp::Conv2d(shape) };
+            let rowwise = OwnedLayer::new(op, m);
+            let tiled = rowwise.with_layout(WeightLayout::Tiles4x4);
+            let mut input = vec![0i8; shape.in_len() as usize];
+            random::inputs(&mut r, &mut input);
             {
-                let (c, transposed) = match l1 {
-                    Layer::Conv2d(c) => (c, false),
-                    Layer::ConvTranspose2d(c) => (c, true),
-                    Layer::Dense(_) => continue,
-                };
-                let n = usize::try_from(c.shape.in_len()).unwrap();
-                let x: Vec<i8> = input.iter().copied().cycle().take(n).collect();
-                let sums = direct(c, transposed, &x);
-                prop_assert_eq!(engine_accumulators(c, transposed, &x), sums.clone());
+                let (l1, l2) = (rowwise.view(), tiled.view());
+                let (Layer::Conv2d(c) | Layer::ConvTranspose2d(c)) = &l1 else { unreachable!() };
+                let x = &input;
+                let sums = direct(c, transposed, x);
+                prop_assert_eq!(engine_accumulators(c, transposed, x), sums.clone());
                 // The int8 outputs of the definition's sums.
                 let r = usize::from(c.matrix.out_dim);
                 let want: Vec<i8> = sums.iter().enumerate()
@@ -507,12 +512,12 @@ mod tests {
                     };
                     let mut patch = vec![0x55i8; p];
                     let mut spare = vec![-0x33i8; sp];
-                    conv_i8(c, transposed, &x, &mut y, &mut patch, &mut spare);
+                    conv_i8(c, transposed, x, &mut y, &mut patch, &mut spare);
                     y
                 };
                 for full in [false, true] {
-                    prop_assert_eq!(&run(l1, full), &want, "row-major, full scratch {}", full);
-                    prop_assert_eq!(&run(l2, full), &want, "tiled, full scratch {}", full);
+                    prop_assert_eq!(&run(&l1, full), &want, "row-major, full scratch {}", full);
+                    prop_assert_eq!(&run(&l2, full), &want, "tiled, full scratch {}", full);
                 }
             }
         }

@@ -10,9 +10,9 @@
 use core::ptr::addr_of_mut;
 
 use tinyvae_engine::dense::{self, dense_i8, dense_i8_portable};
-use tinyvae_engine::rng::Rng;
 use tinyvae_firmware::synth::{inputs, LayerBufs, Params};
 use tinyvae_firmware::{self as fw, counter, keyword, ExitCode};
+use tinyvae_format::random::SplitMix;
 use tinyvae_format::WeightLayout;
 
 /// (name, inputs, outputs): the layers of the two presets' decoders and encoders.
@@ -65,7 +65,7 @@ fn main() -> ! {
     let _board = fw::board::Board::init();
     // SAFETY: the only reference to BUFS, taken once before anything else runs.
     let bufs = unsafe { &mut *addr_of_mut!(BUFS) };
-    let mut rng = Rng::new(0xBE7C_4000);
+    let mut rng = SplitMix(0xBE7C_4000);
     let mut x = [0i8; MAX];
     let mut spare = [0i8; dense::spare_len(MAX)];
     let (mut y0, mut y1, mut y2) = ([0i8; MAX], [0i8; MAX], [0i8; MAX]);

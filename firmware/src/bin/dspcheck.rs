@@ -15,9 +15,9 @@ use core::ptr::addr_of_mut;
 
 use tinyvae_engine::conv::{self, conv_i8};
 use tinyvae_engine::dense::{self, dense_i16, dense_i8, dense_i8_portable, uses_simd};
-use tinyvae_engine::rng::Rng;
 use tinyvae_firmware::synth::{inputs, LayerBufs, Params};
 use tinyvae_firmware::{self as fw, ExitCode};
+use tinyvae_format::random::{Bits, ShapeLimits, SplitMix};
 use tinyvae_format::WeightLayout;
 
 const CASES: usize = 600;
@@ -26,7 +26,11 @@ const MAX_OUT: usize = 67;
 /// Random convolutions, half of them transposed.
 const CONV_CASES: usize = 240;
 /// Largest convolution matrix (columns, rows) and tensor.
-const CONV_MAX: (usize, usize, usize) = (300, 40, 1200);
+const CONV_MAX: ShapeLimits = ShapeLimits {
+    cols: 300,
+    rows: 40,
+    len: 1200,
+};
 const PATCH: usize = 4 * 300 + 8;
 /// With the DSP kernels, the scatter form of a transposed convolution with few output
 /// channels keeps an int32 accumulator per output (up to 1200) beside its weight tiles.
@@ -60,7 +64,7 @@ fn same<T: Copy + PartialEq + Into<i32>>(
 fn main() -> ! {
     // SAFETY: the only reference to BUFS, taken once before anything else runs.
     let bufs = unsafe { &mut *addr_of_mut!(BUFS) };
-    let mut rng = Rng::new(0x7E57_D5B0);
+    let mut rng = SplitMix(0x7E57_D5B0);
     let mut x = [0i8; MAX_IN];
     let mut spare = [0i8; dense::spare_len(MAX_IN)];
     let (mut y_ref, mut y, mut y_pt) = ([0i8; MAX_OUT], [0i8; MAX_OUT], [0i8; MAX_OUT]);
@@ -124,9 +128,9 @@ fn main() -> ! {
 /// the scatter form of a transposed one; DSP where the core has it) with tiled and row-major weights, against the reference run
 /// with no spare room (per position, portable row-major kernel). Returns how many had few
 /// output channels.
-fn convolutions(bufs: &mut LayerBufs, rng: &mut Rng) -> usize {
-    let mut x = [0i8; CONV_MAX.2];
-    let (mut want, mut got) = ([0i8; CONV_MAX.2], [0i8; CONV_MAX.2]);
+fn convolutions(bufs: &mut LayerBufs, rng: &mut SplitMix) -> usize {
+    let mut x = [0i8; CONV_MAX.len];
+    let (mut want, mut got) = ([0i8; CONV_MAX.len], [0i8; CONV_MAX.len]);
     let (mut patch, mut spare) = ([0i8; PATCH], [0i8; SPARE]);
     let (mut case, mut few) = (0, 0);
     while case < CONV_CASES {
