@@ -49,6 +49,14 @@ fn main() {
     ) {
         println!("cargo::rustc-cfg=tinyvae_dsp");
     }
+    // Builds for size (opt-level s or z, the firmware's `size` profile) leave out the
+    // kernels that only buy speed with flash: the two-position convolution kernel
+    // (src/conv_pair_dsp.s); convolutions then take the one-position kernel.
+    println!("cargo::rustc-check-cfg=cfg(tinyvae_small)");
+    println!("cargo::rerun-if-env-changed=OPT_LEVEL");
+    if matches!(var("OPT_LEVEL").as_str(), "s" | "z") {
+        println!("cargo::rustc-cfg=tinyvae_small");
+    }
     // The first line of the DSP kernel's module assembly (src/dense.rs).
     let cpu = dsp_rule::asm_cpu(&var("TARGET"), &var("CARGO_ENCODED_RUSTFLAGS"));
     println!(

@@ -452,9 +452,18 @@ pub mod dsp {
     // src/dense_dsp.s. Module assembly is assembled for the bare target: off ARMv7E-M, the DSP
     // instructions need the CPU named even where `-C target-cpu` gives the compiled code the
     // extension (build.rs, src/dsp_rule.rs).
+    #[cfg(tinyvae_small)]
     core::arch::global_asm!(
         env!("TINYVAE_ASM_CPU"),
         include_str!("dense_dsp.s"),
+        options(raw)
+    );
+    // With the two-position convolution kernel, which uses dense_dsp.s's macros.
+    #[cfg(not(tinyvae_small))]
+    core::arch::global_asm!(
+        env!("TINYVAE_ASM_CPU"),
+        include_str!("dense_dsp.s"),
+        include_str!("conv_pair_dsp.s"),
         options(raw)
     );
 
@@ -476,10 +485,37 @@ pub mod dsp {
         entry: usize,
     }
 
+    /// What [`tinyvae_dense2_i8_smlad`] reads and advances: [`Job`]'s fields for two
+    /// positions, whose outputs are `b_offset` bytes apart.
+    #[cfg(not(tinyvae_small))]
+    #[repr(C)]
+    struct PairJob {
+        tiles: *const i8,
+        pairs: *const u32,
+        groups: usize,
+        blocks: usize,
+        bias: *const u8,
+        multiplier: *const u8,
+        shift: *const u8,
+        out: *mut i8,
+        zero_point: i32,
+        lo: i32,
+        b_offset: usize,
+        /// Written by the routine: the tile loop's iterations and each half block's entry.
+        iterations: usize,
+        entries: [usize; 2],
+    }
+
     extern "C" {
         fn tinyvae_dense_i8_smlad(job: *mut Job);
         fn tinyvae_widen_i8(x: *const i8, wide: *mut u32, groups: usize);
         fn tinyvae_tiles_raw(job: *mut RawJob);
+    }
+
+    #[cfg(not(tinyvae_small))]
+    extern "C" {
+        fn tinyvae_dense2_i8_smlad(job: *mut PairJob);
+        fn tinyvae_widen_i8_pairs(x: *const i8, pairs: *mut u32, groups: usize);
     }
 
     /// An int8 layer with the fused kernel: every block of four rows in assembly,
@@ -620,6 +656,110 @@ pub mod dsp {
             }
         }
         true
+    }
+
+    /// An int8 layer for two inputs at once (a convolution's patches at positions `a` and
+    /// `b`, `a <= b`; equal when one is left), widened and interleaved by [`widen_pairs`]:
+    /// each weight's SXTB16 serves both (`tinyvae_dense2_i8_smlad`). The outputs go to
+    /// `y[a r..a r + r]` and `y[b r..b r + r]`, `r` the layer's rows. Returns false, having
+    /// done nothing, when a precondition fails.
+    #[cfg(not(tinyvae_small))]
+    #[inline(never)]
+    pub(crate) fn tiled_i8_pair(
+        layer: &Dense<'_>,
+        pairs: &[u32],
+        y: &mut [i8],
+        (a, b): (usize, usize),
+    ) -> bool {
+        let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+        let (groups, blocks, rest) = (n.div_ceil(4), out / 4, out % 4);
+        let tiles = layer.packed_weights();
+        let (bias, multiplier, shift) = (
+            layer.bias.as_bytes(),
+            layer.multiplier.as_bytes(),
+            layer.shift.as_bytes(),
+        );
+        if groups == 0
+            || a > b
+            || pairs.len() < 4 * groups
+            || !tiles_ready(layer)
+            || y.len() / out.max(1) <= b
+            || bias.len() < 4 * out
+            || multiplier.len() < 4 * out
+            || shift.len() < out
+        {
+            return false;
+        }
+        let (zero_point, lo) = super::output_range(layer);
+        let mut job = PairJob {
+            tiles: tiles.as_ptr(),
+            pairs: pairs.as_ptr(),
+            groups,
+            blocks,
+            bias: bias.as_ptr(),
+            multiplier: multiplier.as_ptr(),
+            shift: shift.as_ptr(),
+            out: y.as_mut_ptr().wrapping_add(a * out),
+            zero_point,
+            lo,
+            b_offset: (b - a) * out,
+            iterations: 0,
+            entries: [0; 2],
+        };
+        if blocks > 0 {
+            // SAFETY: `tiles_ready` checked that the tiles are word-aligned and hold
+            // `16 * groups` bytes per block of four rows; `pairs` holds `4 * groups` words;
+            // the biases, multipliers and shifts hold `out >= 4 * blocks` entries; `y` holds
+            // `(b + 1) out` outputs, so both positions' `4 * blocks` outputs, at `a out` and
+            // `b out`, lie inside it (checked above). The routine reads and writes exactly
+            // those and follows the AAPCS.
+            unsafe { tinyvae_dense2_i8_smlad(&mut job) };
+        }
+        if rest > 0 {
+            // The last block through four-entry copies, as in `tiled_i8_widened`; the two
+            // positions' outputs four bytes apart in one copy.
+            let at = 4 * blocks;
+            let (mut bb, mut m, mut s, mut o) = ([0u8; 16], [0u8; 16], [0u8; 4], [0i8; 8]);
+            let copied = (
+                bias.get(4 * at..4 * out),
+                multiplier.get(4 * at..4 * out),
+                shift.get(at..out),
+            );
+            let (Some(bs), Some(ms), Some(ss)) = copied else {
+                return false;
+            };
+            bb.iter_mut().zip(bs).for_each(|(d, v)| *d = *v);
+            m.iter_mut().zip(ms).for_each(|(d, v)| *d = *v);
+            s.iter_mut().zip(ss).for_each(|(d, v)| *d = *v);
+            job.blocks = 1;
+            job.b_offset = 4;
+            job.tiles = tiles.as_ptr().wrapping_add(16 * groups * blocks);
+            (job.bias, job.multiplier, job.shift, job.out) =
+                (bb.as_ptr(), m.as_ptr(), s.as_ptr(), o.as_mut_ptr());
+            // SAFETY: as above; `job.tiles` points at the last block's `16 * groups` bytes,
+            // the copies hold four entries each and the outputs eight.
+            unsafe { tinyvae_dense2_i8_smlad(&mut job) };
+            for (p, from) in [(a, 0), (b, 4)] {
+                if let Some(dst) = y.get_mut(p * out + at..p * out + out) {
+                    dst.iter_mut().zip(&o[from..]).for_each(|(d, v)| *d = *v);
+                }
+            }
+        }
+        true
+    }
+
+    /// int8 inputs to int16 pairs as [`widen`] makes them, into every other pair of words
+    /// of `pairs` (one position's patch of a pair, [`tiled_i8_pair`]). `x` holds whole
+    /// groups of four; nothing is written when `pairs` is short.
+    #[cfg(not(tinyvae_small))]
+    pub(crate) fn widen_pairs(x: &[i8], pairs: &mut [u32]) {
+        let groups = x.len() / 4;
+        if groups > 0 && pairs.len() >= 4 * groups - 2 {
+            // SAFETY: `x` holds 4 * groups bytes (unaligned word loads, which ARMv7E-M
+            // allows); the routine writes words 4 g and 4 g + 1 for g < groups, inside
+            // `pairs` (checked), and follows the AAPCS.
+            unsafe { tinyvae_widen_i8_pairs(x.as_ptr(), pairs.as_mut_ptr(), groups) };
+        }
     }
 
     /// The kernel's preconditions: tiles word-aligned and complete, spare room for the

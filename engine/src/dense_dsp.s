@@ -28,6 +28,48 @@
     smlad r7, r2, r9, r7
 .endm
 
+@ The requantization of accumulator \a into r11 for the multiplier in r8 and a right shift
+@ by e, r9 = e - 1 (kept); r10 scratch. h = (a m + 2^30) >> 31 = (a m >> 31) + bit 30 of
+@ a m: from the product's words, 2 hi + bit 31 of lo, plus bit 30 of lo (m >= 0: h fits
+@ 32 bits).
+.macro TINYVAE_RQ a
+    smull r10, r11, \a, r8
+    lsls r10, r10, #1
+    adc r11, r11, r11
+    add r11, r11, r10, lsr #31
+    add r11, r11, r11, asr #31
+    asr r11, r11, r9
+    and r10, r11, #1
+    add r11, r10, r11, asr #1
+.endm
+
+@ The zero-point (saturating), the int8 saturation and max(., lo): r11, lr the zero-point,
+@ r3 lo; r10 scratch.
+.macro TINYVAE_CLAMP8
+    qadd r11, r11, lr
+    ssat r11, #8, r11
+    ssub8 r10, r11, r3
+    sel r11, r11, r3
+.endm
+
+@ The left-shift path: x = saturate(a * 2^s), h = (x m + 2^30) >> 31, into r11; r9 = s
+@ (consumed), r10 scratch.
+.macro TINYVAE_LEFT a
+    mov r10, #1
+    lsl r10, r10, r9
+    smull r10, r9, \a, r10
+    cmp r9, r10, asr #31
+    beq 1f
+    mvn r10, #0x80000000
+    eor r10, r10, r9, asr #31
+1:
+    mov r11, #0x40000000
+    mov r9, #0
+    smlal r11, r9, r10, r8
+    lsl r9, r9, #1
+    orr r11, r9, r11, lsr #31
+.endm
+
 @ A whole int8 layer, four rows per block: the tile loop above, then each row's
 @ requantization in line (FORMAT.md section 3; the rounding right shift as
 @ ceil((d >> (e - 1)) / 2) with d = h - (h < 0), equal to RoundingDivideByPOT, see
@@ -41,23 +83,10 @@
     @ r9 = !s = e - 1 for a right shift by e = -s; negative exactly when s >= 0.
     mvns r9, r9
     bmi \slow
-    @ h = (a m + 2^30) >> 31 = (a m >> 31) + bit 30 of a m: from the product's words,
-    @ 2 hi + bit 31 of lo, plus bit 30 of lo (m >= 0: h fits 32 bits).
-    smull r10, r11, \a, r8
-    lsls r10, r10, #1
-    adc r11, r11, r11
-    add r11, r11, r10, lsr #31
-    add r11, r11, r11, asr #31
-    asr r11, r11, r9
-    and r10, r11, #1
-    add r11, r10, r11, asr #1
+    TINYVAE_RQ \a
 \back:
     .if \w == 8
-    qadd r11, r11, lr
-    ssat r11, #8, r11
-    @ max(r11, lo) in the low byte: SSUB8 sets GE[0] where r11 >= lo, SEL picks.
-    ssub8 r12, r11, r3
-    sel r11, r11, r3
+    TINYVAE_CLAMP8
     strb r11, [r2], #1
     .else
     ssat r11, #16, r11
@@ -65,23 +94,11 @@
     .endif
 .endm
 
-@ The left-shift path: x = saturate(a * 2^s), h = (x m + 2^30) >> 31, into r11.
+@ The left-shift path (shifts >= 0), out of line.
 .macro TINYVAE_REQ_LEFT a, slow, back
 \slow:
     mvn r9, r9
-    mov r10, #1
-    lsl r10, r10, r9
-    smull r10, r12, \a, r10
-    cmp r12, r10, asr #31
-    beq 1f
-    mvn r10, #0x80000000
-    eor r10, r10, r12, asr #31
-1:
-    mov r11, #0x40000000
-    mov r12, #0
-    smlal r11, r12, r10, r8
-    lsl r12, r12, #1
-    orr r11, r12, r11, lsr #31
+    TINYVAE_LEFT \a
     b \back
 .endm
 
@@ -256,3 +273,4 @@ tinyvae_widen_i8:
 3:
     pop {r4, pc}
 .size tinyvae_widen_i8, . - tinyvae_widen_i8
+

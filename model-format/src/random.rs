@@ -144,7 +144,8 @@ pub struct ShapeLimits {
 }
 
 /// Draws a convolution's geometry: kernel 1 to 5, stride 1 to min(kernel, 3), padding below
-/// the kernel, 1 to 12 input channels, 1 to 5 or 1 to 40 output channels, a 1 x 1 to
+/// the kernel, 1 to 32 input channels (so that the tile loops' unrolled iterations are
+/// entered at every offset), 1 to 5 or 1 to 40 output channels, a 1 x 1 to
 /// 10 x 10 image on the large side (the input of a convolution, the output of a transposed
 /// one, which runs the same geometry backward). `None` when the draw is outside `limits` or
 /// leaves no output (draw again).
@@ -157,7 +158,7 @@ pub fn conv_shape(
     let kernel = 1 + pick(5) as u8;
     let stride = 1 + pick(u32::from(kernel).min(3)) as u8;
     let padding = pick(u32::from(kernel)) as u8;
-    let in_channels = 1 + pick(12);
+    let in_channels = 1 + pick(32);
     let many = pick(2) == 0;
     let out_channels = 1 + pick(if many { 40 } else { 5 });
     let (big_h, big_w) = (1 + pick(10), 1 + pick(10));

@@ -277,7 +277,8 @@ pub fn bench() -> Result<()> {
                opt-level \"s\". Both link with `--icf=all`, and the emulated boards' vector \
                table has their 32 interrupts. In both, an int8 layer runs as one assembly \
                routine (the tile loop and the requantization fused); `size` gives up unrolling \
-               and inlining elsewhere.\n";
+               and inlining elsewhere, and the engine's two-position convolution kernel \
+               (`cfg(tinyvae_small)`: convolutions take the one-position kernel).\n";
     }
     let out = project_root().join("results").join("kernels.md");
     std::fs::create_dir_all(out.parent().context("results")?)?;

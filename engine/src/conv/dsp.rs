@@ -42,6 +42,47 @@ impl PatchOut for Wide<'_> {
     }
 }
 
+/// The patches of two positions interleaved per group of four columns, as
+/// [`dense::dsp::tiled_i8_pair`] reads them: A's two words, then B's; `slot` 0 writes A's,
+/// 1 B's ([`dense::dsp::widen_pairs`]). The same alignment rule as [`Wide`].
+#[cfg(not(tinyvae_small))]
+struct Pair<'w> {
+    words: &'w mut [u32],
+    slot: usize,
+    misaligned: bool,
+}
+
+#[cfg(not(tinyvae_small))]
+impl Pair<'_> {
+    /// The words from group `j0 / 4`'s slot to the end of group `(j0 + len) / 4 - 1`.
+    fn words(&mut self, j0: usize, len: usize) -> Option<&mut [u32]> {
+        if j0.is_multiple_of(4) && len.is_multiple_of(4) && len > 0 {
+            self.words.get_mut(j0 + 2 * self.slot..j0 + len)
+        } else {
+            self.misaligned |= len > 0;
+            None
+        }
+    }
+}
+
+#[cfg(not(tinyvae_small))]
+impl PatchOut for Pair<'_> {
+    fn run(&mut self, j0: usize, src: &[i8]) {
+        if let Some(d) = self.words(j0, src.len()) {
+            dense::dsp::widen_pairs(src, d);
+        }
+    }
+
+    fn fill(&mut self, j0: usize, len: usize, v: i8) {
+        if let Some(d) = self.words(j0, len) {
+            let both = u32::from(i16::from(v) as u16) * 0x1_0001;
+            for g in d.chunks_mut(4) {
+                g.iter_mut().take(2).for_each(|w| *w = both);
+            }
+        }
+    }
+}
+
 /// The DSP path of [`conv_i8`] for input channels in multiples of 4: each position's patch
 /// widened straight from the input into `spare` ([`Wide`]), then the fused int8 kernel.
 /// False when a precondition fails (tiles unaligned, `spare` short), having written outputs
@@ -59,7 +100,12 @@ pub(super) fn wide_patches(
         return false;
     }
     let k = max_patch(c, transposed);
-    let Some(wide) = dense::dsp::words(spare).get_mut(..k / 2) else {
+    let words = dense::dsp::words(spare);
+    #[cfg(not(tinyvae_small))]
+    if words.len() >= k {
+        return paired_patches(c, transposed, x, y, &mut words[..k]);
+    }
+    let Some(wide) = words.get_mut(..k / 2) else {
         return false;
     };
     let r = usize::from(c.matrix.out_dim);
@@ -85,6 +131,63 @@ pub(super) fn wide_patches(
                 ok &= dense::dsp::tiled_i8_widened(&m, wide, out);
             }
         });
+    });
+    ok
+}
+
+/// [`wide_patches`] two positions at a time, when `pairs` has room for two patches
+/// ([`Pair`]): the positions of each product's walk in pairs through
+/// [`dense::dsp::tiled_i8_pair`], a last one alone through the one-position kernel.
+#[cfg(not(tinyvae_small))]
+fn paired_patches(
+    c: &Conv<'_>,
+    transposed: bool,
+    x: &[i8],
+    y: &mut [i8],
+    pairs: &mut [u32],
+) -> bool {
+    let s = &c.shape;
+    let zp = c.matrix.input_zero_point;
+    let mut ok = true;
+    for_each_product(c, transposed, &mut |m, walk| {
+        let Some(pairs) = pairs.get_mut(..usize::from(m.in_dim)) else {
+            ok = false;
+            return;
+        };
+        if !ok || !dense::dsp::tiles_ready(&m) {
+            ok = false;
+            return;
+        }
+        let mut pending = None;
+        walk.run(s, &mut |at, taps| {
+            let mut patch = Pair {
+                words: &mut *pairs,
+                slot: usize::from(pending.is_some()),
+                misaligned: false,
+            };
+            patch_to(s, zp, x, taps, &mut patch);
+            ok &= !patch.misaligned;
+            match pending.take() {
+                None => pending = Some((at, taps)),
+                Some((a, _)) => ok &= dense::dsp::tiled_i8_pair(&m, pairs, y, (a, at)),
+            }
+        });
+        if let Some((at, taps)) = pending {
+            let r = usize::from(m.out_dim);
+            let Some(wide) = pairs.get_mut(..usize::from(m.in_dim) / 2) else {
+                ok = false;
+                return;
+            };
+            let mut patch = Wide {
+                words: &mut *wide,
+                misaligned: false,
+            };
+            patch_to(s, zp, x, taps, &mut patch);
+            ok &= !patch.misaligned;
+            if let Some(out) = y.get_mut(at * r..at * r + r) {
+                ok &= dense::dsp::tiled_i8_widened(&m, wide, out);
+            }
+        }
     });
     ok
 }

@@ -41,16 +41,22 @@ pub fn patch_room(c: &Conv<'_>, transposed: bool) -> usize {
 }
 
 /// Spare bytes [`conv_i8`] uses for a convolution at full speed, with (`simd`) or without
-/// the DSP kernel: the dense kernels' ([`dense::spare_len`]); for one with few output
-/// channels without the DSP kernel its weight rows, with it (a transposed one) the scatter
-/// form's words, 3 bytes to align them.
+/// the DSP kernel: the dense kernels' ([`dense::spare_len`]), with it two widened patches
+/// where the input channels come in fours (two positions at a time); for one with few
+/// output channels without the DSP kernel its weight rows, with it (a transposed one) the
+/// scatter form's words, 3 bytes to align them.
 pub fn spare_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
     let k = max_patch(c, transposed);
     let (kp, r) = (k.div_ceil(4) * 4, usize::from(c.matrix.out_dim));
+    let pairs = if c.shape.in_channels.is_multiple_of(4) {
+        2
+    } else {
+        1
+    };
     match (few(c), simd) {
         (true, true) if transposed => dense::spare_len(k).max(4 * scatter_words(c) + 3),
         (true, false) => r * kp,
-        (_, true) => dense::spare_len(k),
+        (_, true) => dense::spare_len(pairs * k),
         (false, false) => 0,
     }
 }

@@ -1,7 +1,7 @@
 //! The DSP kernel against the portable kernels, on the chip: random layers (widths that are
 //! not multiples of 4, odd row counts, extreme multipliers and shifts, saturating outputs),
 //! int8 and int16 outputs; then random convolutions and transposed convolutions (kernels 1
-//! to 5, strides up to 3, padding, 1 to 12 input channels, few and many output channels,
+//! to 5, strides up to 3, padding, 1 to 32 input channels, few and many output channels,
 //! input zero-points that padding reads) through the engine's convolution path with every
 //! kernel it can choose, against the same layer run position by position with the portable
 //! row-major kernel. Any difference fails the run naming the case, shape and row.

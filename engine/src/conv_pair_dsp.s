@@ -1,0 +1,180 @@
+@ The two-position convolution kernel of engine/src/dense.rs (module `dsp`): assembled
+@ after src/dense_dsp.s (whose macros it uses) except in builds for size (opt-level s or
+@ z, build.rs: cfg tinyvae_small), which leave it out for flash.
+
+@ TINYVAE_TILE2, one group of four columns of two rows (a, b) for two positions (A, B):
+@ r0 the rows' weight words in a block's tiles (advanced a tile, 16 bytes), r1 the pair of
+@ widened patches (per group A's (x0, x2), (x1, x3), then B's: advanced 16 bytes), r4 aA,
+@ r5 aB, r6 bA, r7 bB the accumulators, r2 and r8-r12, lr scratch. Each weight's SXTB16
+@ serves both positions: 14 instructions for 16 products.
+.macro TINYVAE_TILE2
+    ldm r1!, {r8, r9, r10, r11}
+    ldrd r12, lr, [r0], #16
+    sxtb16 r2, r12
+    smlad r4, r2, r8, r4
+    smlad r5, r2, r10, r5
+    sxtb16 r2, r12, ror #8
+    smlad r4, r2, r9, r4
+    smlad r5, r2, r11, r5
+    sxtb16 r2, lr
+    smlad r6, r2, r8, r6
+    smlad r7, r2, r10, r7
+    sxtb16 r2, lr, ror #8
+    smlad r6, r2, r9, r6
+    smlad r7, r2, r11, r7
+.endm
+
+@ One row's two outputs: accumulators \a (position A, stored at [r2]) and \b (position B,
+@ at [r2 + r12]), one multiplier (r0, advanced) and shift (r1, advanced); r2 advanced.
+.macro TINYVAE_REQ2 a, b, slow, back
+    ldr r8, [r0], #4
+    ldrsb r9, [r1], #1
+    mvns r9, r9
+    bmi \slow
+    TINYVAE_RQ \a
+    TINYVAE_CLAMP8
+    strb r11, [r2]
+    TINYVAE_RQ \b
+    TINYVAE_CLAMP8
+    strb r11, [r2, r12]
+\back:
+    add r2, r2, #1
+.endm
+
+.macro TINYVAE_REQ2_LEFT a, b, slow, back
+\slow:
+    mvn r9, r9
+    TINYVAE_LEFT \a
+    TINYVAE_CLAMP8
+    strb r11, [r2]
+    ldrsb r9, [r1, #-1]
+    TINYVAE_LEFT \b
+    TINYVAE_CLAMP8
+    strb r11, [r2, r12]
+    b \back
+.endm
+
+@ Half a block (rows \off / 4 and \off / 4 + 1 of its four) for both positions: the
+@ biases, the tile loop entered at the call's entry for this half (job offset \entry),
+@ the four requantized outputs. r0 the job on entry and on exit.
+.macro TINYVAE_PAIR_HALF off, entry, loop, name
+    ldr r3, [r0, #16]
+    ldr r4, [r3, #\off]
+    ldr r6, [r3, #\off + 4]
+    mov r5, r4
+    mov r7, r6
+    ldr r1, [r0, #4]
+    ldr r12, [r0, #\entry]
+    ldr r3, [r0, #44]
+    ldr r0, [r0]
+    .if \off
+    add r0, r0, #\off
+    .endif
+    bx r12
+.p2align 2
+\loop:
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    subs r3, r3, #1
+    bne \loop
+    ldr r3, [sp]
+    ldr r0, [r3, #20]
+    ldr r1, [r3, #24]
+    ldr r2, [r3, #28]
+    ldr lr, [r3, #32]
+    ldr r12, [r3, #40]
+    ldr r3, [r3, #36]
+    TINYVAE_REQ2 r4, r5, .L\name\()_l\off\()a, .L\name\()_b\off\()a
+    TINYVAE_REQ2 r6, r7, .L\name\()_l\off\()b, .L\name\()_b\off\()b
+    ldr r3, [sp]
+    str r0, [r3, #20]
+    str r1, [r3, #24]
+    str r2, [r3, #28]
+    mov r0, r3
+.endm
+
+@ The int8 layer for two positions at once (a convolution's patches, interleaved per
+@ group: A's two words, then B's), four rows per block, each half block's tile loop over
+@ both positions; outputs at `out` (A) and `out + b_offset` (B). r0: the `PairJob`.
+    TINYVAE_BLOCKS_BEGIN tinyvae_dense2_i8_smlad
+    @ Once per call: eight groups per iteration (ceil(groups / 8)); each half's entry past
+    @ (8 - groups mod 8) mod 8 groups of its first iteration (14 four-byte instructions,
+    @ 56 bytes, a group), at job offsets 44, 48 and 52.
+    ldr r2, [r0, #8]
+    add r3, r2, #7
+    lsrs r3, r3, #3
+    str r3, [r0, #44]
+    ands r2, r2, #7
+    it ne
+    rsbne r2, r2, #8
+    mov r3, #56
+    mul r2, r2, r3
+    adr.w r12, .Ltinyvae_pair_loop0
+    add r12, r12, r2
+    orr r12, r12, #1
+    str r12, [r0, #48]
+    adr.w r12, .Ltinyvae_pair_loop8
+    add r12, r12, r2
+    orr r12, r12, #1
+    str r12, [r0, #52]
+    TINYVAE_BLOCKS_NEXT
+    TINYVAE_PAIR_HALF 0, 48, .Ltinyvae_pair_loop0, tinyvae_dense2_i8_smlad
+    TINYVAE_PAIR_HALF 8, 52, .Ltinyvae_pair_loop8, tinyvae_dense2_i8_smlad
+    @ The next block: its tiles (16 bytes a group) and biases.
+    ldr r1, [r0]
+    ldr r2, [r0, #8]
+    add r1, r1, r2, lsl #4
+    str r1, [r0]
+    ldr r1, [r0, #16]
+    add r1, r1, #16
+    str r1, [r0, #16]
+    b 10b
+    TINYVAE_BLOCKS_END
+    TINYVAE_REQ2_LEFT r4, r5, .Ltinyvae_dense2_i8_smlad_l0a, .Ltinyvae_dense2_i8_smlad_b0a
+    TINYVAE_REQ2_LEFT r6, r7, .Ltinyvae_dense2_i8_smlad_l0b, .Ltinyvae_dense2_i8_smlad_b0b
+    TINYVAE_REQ2_LEFT r4, r5, .Ltinyvae_dense2_i8_smlad_l8a, .Ltinyvae_dense2_i8_smlad_b8a
+    TINYVAE_REQ2_LEFT r6, r7, .Ltinyvae_dense2_i8_smlad_l8b, .Ltinyvae_dense2_i8_smlad_b8b
+.size tinyvae_dense2_i8_smlad, . - tinyvae_dense2_i8_smlad
+
+@ int8 to int16 pairs into every other pair of words (a patch of a pair for
+@ `tinyvae_dense2_i8_smlad`): r0 source (any alignment), r1 destination, r2 groups (>= 1);
+@ each group's (x0, x2), (x1, x3), then 8 bytes left as they are. Two groups per
+@ iteration; an odd group first.
+.section .text.tinyvae_widen_i8_pairs,"ax",%progbits
+.global tinyvae_widen_i8_pairs
+.type tinyvae_widen_i8_pairs,%function
+.syntax unified
+.thumb
+.thumb_func
+.p2align 2
+tinyvae_widen_i8_pairs:
+    push {r4, r5}
+    lsrs r2, r2, #1
+    bcc 1f
+    ldr r3, [r0], #4
+    sxtb16 r12, r3
+    sxtb16 r3, r3, ror #8
+    strd r12, r3, [r1], #16
+1:
+    beq 3f
+2:
+    ldr r3, [r0], #4
+    ldr r5, [r0], #4
+    sxtb16 r12, r3
+    sxtb16 r3, r3, ror #8
+    sxtb16 r4, r5
+    sxtb16 r5, r5, ror #8
+    strd r12, r3, [r1], #16
+    strd r4, r5, [r1], #16
+    subs r2, r2, #1
+    bne 2b
+3:
+    pop {r4, r5}
+    bx lr
+.size tinyvae_widen_i8_pairs, . - tinyvae_widen_i8_pairs
