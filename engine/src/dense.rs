@@ -632,22 +632,17 @@ pub mod dsp {
             // The last block: its tile rows past `out_dim` are zero padding; its parameters
             // and outputs through four-entry copies. (`get`: no panic path in the firmware.)
             let at = 4 * blocks;
-            let (mut b, mut m, mut s, mut o) = ([0u8; 16], [0u8; 16], [0u8; 4], [0i8; 4]);
-            let copied = (
-                bias.get(4 * at..4 * out),
-                multiplier.get(4 * at..4 * out),
-                shift.get(at..out),
-            );
-            let (Some(bs), Some(ms), Some(ss)) = copied else {
+            let mut o = [0i8; 4];
+            let Some(last) = LastBlock::of(layer, at) else {
                 return false;
             };
-            // zip, not copy_from_slice, whose length panic formats its message (core::fmt).
-            b.iter_mut().zip(bs).for_each(|(d, v)| *d = *v);
-            m.iter_mut().zip(ms).for_each(|(d, v)| *d = *v);
-            s.iter_mut().zip(ss).for_each(|(d, v)| *d = *v);
             job.blocks = 1;
-            (job.bias, job.multiplier, job.shift, job.out) =
-                (b.as_ptr(), m.as_ptr(), s.as_ptr(), o.as_mut_ptr());
+            (job.bias, job.multiplier, job.shift, job.out) = (
+                last.bias.as_ptr(),
+                last.multiplier.as_ptr(),
+                last.shift.as_ptr(),
+                o.as_mut_ptr(),
+            );
             // SAFETY: as above; `job.tiles` points at the last block's `16 * groups` bytes
             // (the routine advanced it), the copies hold four entries each.
             unsafe { tinyvae_dense_i8_smlad(&mut job) };
@@ -719,23 +714,19 @@ pub mod dsp {
             // The last block through four-entry copies, as in `tiled_i8_widened`; the two
             // positions' outputs four bytes apart in one copy.
             let at = 4 * blocks;
-            let (mut bb, mut m, mut s, mut o) = ([0u8; 16], [0u8; 16], [0u8; 4], [0i8; 8]);
-            let copied = (
-                bias.get(4 * at..4 * out),
-                multiplier.get(4 * at..4 * out),
-                shift.get(at..out),
-            );
-            let (Some(bs), Some(ms), Some(ss)) = copied else {
+            let mut o = [0i8; 8];
+            let Some(last) = LastBlock::of(layer, at) else {
                 return false;
             };
-            bb.iter_mut().zip(bs).for_each(|(d, v)| *d = *v);
-            m.iter_mut().zip(ms).for_each(|(d, v)| *d = *v);
-            s.iter_mut().zip(ss).for_each(|(d, v)| *d = *v);
             job.blocks = 1;
             job.b_offset = 4;
             job.tiles = tiles.as_ptr().wrapping_add(16 * groups * blocks);
-            (job.bias, job.multiplier, job.shift, job.out) =
-                (bb.as_ptr(), m.as_ptr(), s.as_ptr(), o.as_mut_ptr());
+            (job.bias, job.multiplier, job.shift, job.out) = (
+                last.bias.as_ptr(),
+                last.multiplier.as_ptr(),
+                last.shift.as_ptr(),
+                o.as_mut_ptr(),
+            );
             // SAFETY: as above; `job.tiles` points at the last block's `16 * groups` bytes,
             // the copies hold four entries each and the outputs eight.
             unsafe { tinyvae_dense2_i8_smlad(&mut job) };
@@ -759,6 +750,37 @@ pub mod dsp {
             // allows); the routine writes words 4 g and 4 g + 1 for g < groups, inside
             // `pairs` (checked), and follows the AAPCS.
             unsafe { tinyvae_widen_i8_pairs(x.as_ptr(), pairs.as_mut_ptr(), groups) };
+        }
+    }
+
+    /// The parameters of a layer's last, partial block of four rows (from row `at`), copied
+    /// into four entries each (zeros past the layer's rows) for the routines, which always
+    /// read four.
+    struct LastBlock {
+        bias: [u8; 16],
+        multiplier: [u8; 16],
+        shift: [u8; 4],
+    }
+
+    impl LastBlock {
+        fn of(layer: &Dense<'_>, at: usize) -> Option<LastBlock> {
+            let out = usize::from(layer.out_dim);
+            let mut last = LastBlock {
+                bias: [0; 16],
+                multiplier: [0; 16],
+                shift: [0; 4],
+            };
+            let bias = layer.bias.as_bytes().get(4 * at..4 * out)?;
+            let multiplier = layer.multiplier.as_bytes().get(4 * at..4 * out)?;
+            let shift = layer.shift.as_bytes().get(at..out)?;
+            // zip, not copy_from_slice, whose length panic formats its message (core::fmt).
+            last.bias.iter_mut().zip(bias).for_each(|(d, v)| *d = *v);
+            last.multiplier
+                .iter_mut()
+                .zip(multiplier)
+                .for_each(|(d, v)| *d = *v);
+            last.shift.iter_mut().zip(shift).for_each(|(d, v)| *d = *v);
+            Some(last)
         }
     }
 
