@@ -42,11 +42,7 @@ fn main() {
     println!("cargo::rerun-if-env-changed=TARGET");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
-    if dsp_rule::has_dsp_extension(
-        &var("TARGET"),
-        &var("CARGO_ENCODED_RUSTFLAGS"),
-        &var("CARGO_CFG_TARGET_FEATURE"),
-    ) {
+    if dsp_rule::build_target_has_dsp(var) {
         println!("cargo::rustc-cfg=tinyvae_dsp");
     }
     // Builds for size (opt-level s or z, the firmware's `size` profile) leave out the

@@ -104,11 +104,7 @@ fn sizes(model: &std::path::Path, out: &std::path::Path) {
     // script applies); the firmware checks at boot that the engine asks for exactly this
     // scratch.
     let var = |k: &str| env::var(k).unwrap_or_default();
-    let simd = tinyvae_engine::dsp_rule::has_dsp_extension(
-        &var("TARGET"),
-        &var("CARGO_ENCODED_RUSTFLAGS"),
-        &var("CARGO_CFG_TARGET_FEATURE"),
-    );
+    let simd = tinyvae_engine::dsp_rule::build_target_has_dsp(var);
     let (scratch, pixels, latent) = match tinyvae_format::Model::from_bytes(&blob) {
         Ok(m) => (
             tinyvae_engine::scratch_len_for(&m, simd),

@@ -15,11 +15,7 @@ fn main() {
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     println!("cargo::rerun-if-changed=../engine/src/dsp_rule.rs");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
-    if dsp_rule::has_dsp_extension(
-        &var("TARGET"),
-        &var("CARGO_ENCODED_RUSTFLAGS"),
-        &var("CARGO_CFG_TARGET_FEATURE"),
-    ) {
+    if dsp_rule::build_target_has_dsp(var) {
         println!("cargo::rustc-cfg=tinyvae_dsp");
     }
     match dsp_rule::widening_multiply(&var("TARGET")) {

@@ -20,6 +20,18 @@ const DSP_CPUS: [&str; 8] = [
     "star-mc1",
 ];
 
+/// [`has_dsp_extension`] for the target a build script builds for, from the environment
+/// Cargo gives build scripts: `var` reads `TARGET`, `CARGO_ENCODED_RUSTFLAGS` and
+/// `CARGO_CFG_TARGET_FEATURE` (empty when unset). The one call the engine's, the model
+/// format's and the firmware's build scripts share.
+pub fn build_target_has_dsp<S: AsRef<str>>(var: impl Fn(&'static str) -> S) -> bool {
+    has_dsp_extension(
+        var("TARGET").as_ref(),
+        var("CARGO_ENCODED_RUSTFLAGS").as_ref(),
+        var("CARGO_CFG_TARGET_FEATURE").as_ref(),
+    )
+}
+
 /// True when code for `target`, built with the rustc flags `rustflags` (as Cargo passes them
 /// to build scripts in `CARGO_ENCODED_RUSTFLAGS`: separated by 0x1f) and the reported target
 /// features `cfg_features` (`CARGO_CFG_TARGET_FEATURE`: comma-separated), may use the DSP
