@@ -29,20 +29,42 @@
 .macro TINYVAE_REQ2 a, b, slow, back
     ldr r8, [r0], #4
     ldrsb r9, [r1], #1
-    mvns r9, r9
-    bmi \slow
-    TINYVAE_RQ \a
+    @ r8 = 2m (mod 2^32). The fast path wants m in [2^30, 2^31) (bit 31 of 2m) and a
+    @ right shift (s < 0, bit 31 of s): both bits, or the out-of-line path.
+    lsl r8, r8, #1
+    ands r10, r8, r9
+    bpl \slow
+    mvn r9, r9
+    @ h = (a m + 2^30) >> 31 in one instruction: with 2m read as signed (2m - 2^32),
+    @ (a 2^32 + a (2m - 2^32) + 2^31) >> 32 = (2 a m + 2^31) >> 32.
+    smmlar r11, \a, r8, \a
+    TINYVAE_ROUND
     TINYVAE_CLAMP8
     strb r11, [r2]
-    TINYVAE_RQ \b
+    smmlar r11, \b, r8, \b
+    TINYVAE_ROUND
     TINYVAE_CLAMP8
     strb r11, [r2, r12]
 \back:
     add r2, r2, #1
 .endm
 
+@ The out-of-line path of a row: m back from r8; a left shift (s >= 0) through
+@ TINYVAE_LEFT, a right shift with a multiplier below 2^30 (0: a channel that outputs its
+@ zero-point) through TINYVAE_RQ.
 .macro TINYVAE_REQ2_LEFT a, b, slow, back
 \slow:
+    lsr r8, r8, #1
+    mvns r9, r9
+    bmi 2f
+    TINYVAE_RQ \a
+    TINYVAE_CLAMP8
+    strb r11, [r2]
+    TINYVAE_RQ \b
+    TINYVAE_CLAMP8
+    strb r11, [r2, r12]
+    b \back
+2:
     mvn r9, r9
     TINYVAE_LEFT \a
     TINYVAE_CLAMP8
@@ -101,7 +123,8 @@
 
 @ The int8 layer for two positions at once (a convolution's patches, interleaved per
 @ group: A's two words, then B's), four rows per block, each half block's tile loop over
-@ both positions; outputs at `out` (A) and `out + b_offset` (B). r0: the `PairJob`.
+@ both positions; outputs at `out` (A) and `out + b_offset` (B). r0: the `PairJob`, whose
+@ block count (at least 1) is counted down at the end of each block.
     TINYVAE_BLOCKS_BEGIN tinyvae_dense2_i8_smlad
     @ Once per call: eight groups per iteration (ceil(groups / 8)); each half's entry past
     @ (8 - groups mod 8) mod 8 groups of its first iteration (14 four-byte instructions,
@@ -123,10 +146,10 @@
     add r12, r12, r2
     orr r12, r12, #1
     str r12, [r0, #52]
-    TINYVAE_BLOCKS_NEXT
+10:
     TINYVAE_PAIR_HALF 0, 48, .Ltinyvae_pair_loop0, tinyvae_dense2_i8_smlad
     TINYVAE_PAIR_HALF 8, 52, .Ltinyvae_pair_loop8, tinyvae_dense2_i8_smlad
-    @ The next block: its tiles (16 bytes a group) and biases.
+    @ The next block, if any: its tiles (16 bytes a group) and biases.
     ldr r1, [r0]
     ldr r2, [r0, #8]
     add r1, r1, r2, lsl #4
@@ -134,7 +157,10 @@
     ldr r1, [r0, #16]
     add r1, r1, #16
     str r1, [r0, #16]
-    b 10b
+    ldr r1, [r0, #12]
+    subs r1, r1, #1
+    str r1, [r0, #12]
+    bne 10b
     TINYVAE_BLOCKS_END
     TINYVAE_REQ2_LEFT r4, r5, .Ltinyvae_dense2_i8_smlad_l0a, .Ltinyvae_dense2_i8_smlad_b0a
     TINYVAE_REQ2_LEFT r6, r7, .Ltinyvae_dense2_i8_smlad_l0b, .Ltinyvae_dense2_i8_smlad_b0b

@@ -486,7 +486,7 @@ pub mod dsp {
     }
 
     /// What [`tinyvae_dense2_i8_smlad`] reads and advances: [`Job`]'s fields for two
-    /// positions, whose outputs are `b_offset` bytes apart.
+    /// positions, whose outputs are `b_offset` bytes apart; `blocks` at least 1.
     #[cfg(not(tinyvae_small))]
     #[repr(C)]
     struct PairJob {

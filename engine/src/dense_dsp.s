@@ -37,6 +37,12 @@
     lsls r10, r10, #1
     adc r11, r11, r11
     add r11, r11, r10, lsr #31
+    TINYVAE_ROUND
+.endm
+
+@ The rounding right shift of h (r11) by e, r9 = e - 1: ceil((d >> (e - 1)) / 2) with
+@ d = h - (h < 0); r10 scratch.
+.macro TINYVAE_ROUND
     add r11, r11, r11, asr #31
     asr r11, r11, r9
     and r10, r11, #1
