@@ -34,15 +34,15 @@
     lsl r8, r8, #1
     ands r10, r8, r9
     bpl \slow
-    mvn r9, r9
+    rsb r9, r9, #0
     @ h = (a m + 2^30) >> 31 in one instruction: with 2m read as signed (2m - 2^32),
     @ (a 2^32 + a (2m - 2^32) + 2^31) >> 32 = (2 a m + 2^31) >> 32.
     smmlar r11, \a, r8, \a
-    TINYVAE_ROUND
+    TINYVAE_ROUND lr
     TINYVAE_CLAMP8
     strb r11, [r2]
     smmlar r11, \b, r8, \b
-    TINYVAE_ROUND
+    TINYVAE_ROUND lr
     TINYVAE_CLAMP8
     strb r11, [r2, r12]
 \back:
@@ -50,27 +50,29 @@
 .endm
 
 @ The out-of-line path of a row: m back from r8; a left shift (s >= 0) through
-@ TINYVAE_LEFT, a right shift with a multiplier below 2^30 (0: a channel that outputs its
-@ zero-point) through TINYVAE_RQ.
+@ TINYVAE_LEFT and a saturating zero-point, a right shift with a multiplier below 2^30 (0:
+@ a channel that outputs its zero-point) through TINYVAE_RQ.
 .macro TINYVAE_REQ2_LEFT a, b, slow, back
 \slow:
     lsr r8, r8, #1
-    mvns r9, r9
-    bmi 2f
-    TINYVAE_RQ \a
+    negs r9, r9
+    ble 2f
+    TINYVAE_RQ \a, lr
     TINYVAE_CLAMP8
     strb r11, [r2]
-    TINYVAE_RQ \b
+    TINYVAE_RQ \b, lr
     TINYVAE_CLAMP8
     strb r11, [r2, r12]
     b \back
 2:
-    mvn r9, r9
+    rsb r9, r9, #0
     TINYVAE_LEFT \a
+    qadd r11, r11, lr
     TINYVAE_CLAMP8
     strb r11, [r2]
     ldrsb r9, [r1, #-1]
     TINYVAE_LEFT \b
+    qadd r11, r11, lr
     TINYVAE_CLAMP8
     strb r11, [r2, r12]
     b \back

@@ -467,22 +467,52 @@ pub mod dsp {
         options(raw)
     );
 
-    /// What [`tinyvae_dense_i8_smlad`] reads and advances: `blocks` blocks of four rows.
+    /// What [`tinyvae_dense_i8_smlad`] reads (into its frame, where it advances its own
+    /// copies): at least one block of four rows. The biases and outputs are found from the
+    /// multipliers and shifts, which advance at the same strides (16 and 4 bytes a block).
     #[repr(C)]
     struct Job {
         tiles: *const i8,
         wide: *const u32,
         groups: usize,
-        blocks: usize,
-        bias: *const u8,
+        /// Unused: the routine works out its tile loop's entry.
+        entry: usize,
         multiplier: *const u8,
         shift: *const u8,
-        out: *mut i8,
+        /// `out - shift - 4`, wrapping: the block's outputs from the shifts past it.
+        out_from_shift: usize,
+        /// The activation's lower bound in each byte.
+        lo: u32,
         zero_point: i32,
-        lo: i32,
-        /// Written by the routine: the tile loop's iterations and entry address.
-        iterations: usize,
-        entry: usize,
+        /// `bias - multiplier`, wrapping.
+        bias_from_multiplier: usize,
+        /// The shifts' end: `shift + 4 * blocks`.
+        end: *const u8,
+    }
+
+    impl Job {
+        /// The job for `blocks` blocks of four rows from the given parameters and outputs.
+        fn new(
+            (tiles, wide, groups): (*const i8, *const u32, usize),
+            (bias, multiplier, shift): (*const u8, *const u8, *const u8),
+            out: *mut i8,
+            blocks: usize,
+            (zero_point, lo): (i32, i32),
+        ) -> Job {
+            Job {
+                tiles,
+                wide,
+                groups,
+                entry: 0,
+                multiplier,
+                shift,
+                out_from_shift: (out as usize).wrapping_sub(shift as usize).wrapping_sub(4),
+                lo: u32::from(lo as u8) * 0x0101_0101,
+                zero_point,
+                bias_from_multiplier: (bias as usize).wrapping_sub(multiplier as usize),
+                end: shift.wrapping_add(4 * blocks),
+            }
+        }
     }
 
     /// What [`tinyvae_dense2_i8_smlad`] reads and advances: [`Job`]'s fields for two
@@ -507,7 +537,7 @@ pub mod dsp {
     }
 
     extern "C" {
-        fn tinyvae_dense_i8_smlad(job: *mut Job);
+        fn tinyvae_dense_i8_smlad(job: *const Job);
         fn tinyvae_widen_i8(x: *const i8, wide: *mut u32, groups: usize);
         fn tinyvae_tiles_raw(job: *mut RawJob);
     }
@@ -606,28 +636,24 @@ pub mod dsp {
         {
             return false;
         }
-        let (zero_point, lo) = super::output_range(layer);
-        let mut job = Job {
-            tiles: tiles.as_ptr(),
-            wide: wide.as_ptr(),
-            groups,
-            blocks,
-            bias: bias.as_ptr(),
-            multiplier: multiplier.as_ptr(),
-            shift: shift.as_ptr(),
-            out: y.as_mut_ptr(),
-            zero_point,
-            lo,
-            iterations: 0,
-            entry: 0,
-        };
-        // SAFETY: `tiles_ready` checked that the tiles are word-aligned and hold `16 * groups`
-        // bytes per block of four rows, padding rows included; `wide` holds `2 * groups`
-        // words; the biases, multipliers, shifts and outputs hold at least `4 * blocks`
-        // entries (checked above). The routine reads and writes exactly those (unaligned word
-        // loads of the little-endian biases and multipliers, which ARMv7E-M allows) and
-        // follows the AAPCS.
-        unsafe { tinyvae_dense_i8_smlad(&mut job) };
+        let range = super::output_range(layer);
+        let tiling = (tiles.as_ptr(), wide.as_ptr(), groups);
+        if blocks > 0 {
+            let job = Job::new(
+                tiling,
+                (bias.as_ptr(), multiplier.as_ptr(), shift.as_ptr()),
+                y.as_mut_ptr(),
+                blocks,
+                range,
+            );
+            // SAFETY: `tiles_ready` checked that the tiles are word-aligned and hold
+            // `16 * groups` bytes per block of four rows, padding rows included; `wide` holds
+            // `2 * groups` words; the biases, multipliers, shifts and outputs hold at least
+            // `4 * blocks` entries (checked above). The routine reads and writes exactly those
+            // (unaligned word loads of the little-endian biases and multipliers and unaligned
+            // word stores of four outputs, which ARMv7E-M allows) and follows the AAPCS.
+            unsafe { tinyvae_dense_i8_smlad(&job) };
+        }
         if rest > 0 {
             // The last block: its tile rows past `out_dim` are zero padding; its parameters
             // and outputs through four-entry copies. (`get`: no panic path in the firmware.)
@@ -636,16 +662,24 @@ pub mod dsp {
             let Some(last) = LastBlock::of(layer, at) else {
                 return false;
             };
-            job.blocks = 1;
-            (job.bias, job.multiplier, job.shift, job.out) = (
-                last.bias.as_ptr(),
-                last.multiplier.as_ptr(),
-                last.shift.as_ptr(),
+            let job = Job::new(
+                (
+                    tiles.as_ptr().wrapping_add(16 * groups * blocks),
+                    tiling.1,
+                    groups,
+                ),
+                (
+                    last.bias.as_ptr(),
+                    last.multiplier.as_ptr(),
+                    last.shift.as_ptr(),
+                ),
                 o.as_mut_ptr(),
+                1,
+                range,
             );
-            // SAFETY: as above; `job.tiles` points at the last block's `16 * groups` bytes
-            // (the routine advanced it), the copies hold four entries each.
-            unsafe { tinyvae_dense_i8_smlad(&mut job) };
+            // SAFETY: as above; `job.tiles` points at the last block's `16 * groups` bytes,
+            // the copies hold four entries each.
+            unsafe { tinyvae_dense_i8_smlad(&job) };
             if let Some(dst) = y.get_mut(at..out) {
                 dst.iter_mut().zip(o).for_each(|(d, v)| *d = v);
             }

@@ -28,31 +28,30 @@
     smlad r7, r2, r9, r7
 .endm
 
-@ The requantization of accumulator \a into r11 for the multiplier in r8 and a right shift
-@ by e, r9 = e - 1 (kept); r10 scratch. h = (a m + 2^30) >> 31 = (a m >> 31) + bit 30 of
-@ a m: from the product's words, 2 hi + bit 31 of lo, plus bit 30 of lo (m >= 0: h fits
-@ 32 bits).
-.macro TINYVAE_RQ a
+@ The requantization of accumulator \a into r11, the zero-point \zp added, for the
+@ multiplier in r8 and a right shift by e, r9 = e (kept); r10 scratch. h = (a m + 2^30)
+@ >> 31 = (a m >> 31) + bit 30 of a m: from the product's words, 2 hi + bit 31 of lo,
+@ plus bit 30 of lo (m >= 0: h fits 32 bits).
+.macro TINYVAE_RQ a, zp
     smull r10, r11, \a, r8
     lsls r10, r10, #1
     adc r11, r11, r11
     add r11, r11, r10, lsr #31
-    TINYVAE_ROUND
+    TINYVAE_ROUND \zp
 .endm
 
-@ The rounding right shift of h (r11) by e, r9 = e - 1: ceil((d >> (e - 1)) / 2) with
-@ d = h - (h < 0); r10 scratch.
-.macro TINYVAE_ROUND
+@ The rounding right shift of h (r11) by e in [1, 31] (r9, kept), plus \zp: with
+@ d = h - (h < 0), (d >> e) + bit e - 1 of d, the bit ASRS leaves in the carry (equal to
+@ RoundingDivideByPOT, see `requant::tests`); the zero-point rides on the ADC (|d >> e|
+@ <= 2^30: no overflow).
+.macro TINYVAE_ROUND zp
     add r11, r11, r11, asr #31
-    asr r11, r11, r9
-    and r10, r11, #1
-    add r11, r10, r11, asr #1
+    asrs r11, r11, r9
+    adc r11, r11, \zp
 .endm
 
-@ The zero-point (saturating), the int8 saturation and max(., lo): r11, lr the zero-point,
-@ r3 lo; r10 scratch.
+@ The int8 saturation and max(., lo): r3 lo (its low byte); r10 scratch.
 .macro TINYVAE_CLAMP8
-    qadd r11, r11, lr
     ssat r11, #8, r11
     ssub8 r10, r11, r3
     sel r11, r11, r3
@@ -76,36 +75,60 @@
     orr r11, r9, r11, lsr #31
 .endm
 
-@ A whole int8 layer, four rows per block: the tile loop above, then each row's
-@ requantization in line (FORMAT.md section 3; the rounding right shift as
-@ ceil((d >> (e - 1)) / 2) with d = h - (h < 0), equal to RoundingDivideByPOT, see
-@ `requant::tests`), the zero-point (saturating), the clamp to [lo, 127] and the store.
-@ Shifts >= 0 (a saturating left shift, no rounding) take an out-of-line path.
-@ r0: the `Job` below (its pointers advanced as it goes). In the epilogue: r0 multipliers,
-@ r1 shifts, r2 outputs, r3 lo, lr zero-point; r8-r12 scratch.
-.macro TINYVAE_REQ a, slow, back, w
+@ One row of a block (\k its place, 0 to 3): accumulator \a requantized (FORMAT.md section
+@ 3), the zero-point (lr) added, saturated to int8, into byte \k of r12 (the block's four
+@ outputs, clamped to [lo, 127] and stored together at the block's end). r0 the
+@ multipliers, r1 the shifts (both advanced); r8-r11 scratch. The fast path wants m in
+@ [2^30, 2^31) (bit 31 of 2m) and a right shift (s < 0); h = (a m + 2^30) >> 31 in one
+@ SMMLAR: with 2m read as signed (2m - 2^32), (a 2^32 + a (2m - 2^32) + 2^31) >> 32 =
+@ (2 a m + 2^31) >> 32. Anything else sends the whole block to \slow
+@ (TINYVAE_BLOCK_SLOW).
+.macro TINYVAE_REQ a, k, slow
     ldr r8, [r0], #4
     ldrsb r9, [r1], #1
-    @ r9 = !s = e - 1 for a right shift by e = -s; negative exactly when s >= 0.
-    mvns r9, r9
-    bmi \slow
-    TINYVAE_RQ \a
-\back:
-    .if \w == 8
-    TINYVAE_CLAMP8
-    strb r11, [r2], #1
-    .else
-    ssat r11, #16, r11
-    strh r11, [r2], #2
-    .endif
+    lsl r8, r8, #1
+    ands r10, r8, r9
+    bpl \slow
+    rsb r9, r9, #0
+    smmlar r11, \a, r8, \a
+    TINYVAE_ROUND lr
+    ssat r11, #8, r11
+    bfi r12, r11, #(8 * \k), #8
 .endm
 
-@ The left-shift path (shifts >= 0), out of line.
-.macro TINYVAE_REQ_LEFT a, slow, back
+@ A block of four rows one of which is not for TINYVAE_REQ (a multiplier below 2^30: 0, a
+@ channel that outputs its zero-point; or a left shift, s >= 0): all four again, from the
+@ block's multipliers and shifts in the frame ([sp, #16], [sp, #20]) and its accumulators
+@ spilled to [sp, #44], row by row through TINYVAE_RQ or TINYVAE_LEFT and a saturating
+@ zero-point, each output rotated into r12 from the top; then on to \done with r0, r1
+@ past the block as TINYVAE_REQ leaves them. Rare (one place in the code, for flash).
+.macro TINYVAE_BLOCK_SLOW slow, done
 \slow:
-    mvn r9, r9
-    TINYVAE_LEFT \a
-    b \back
+    add r8, sp, #44
+    stm r8, {r4-r7}
+    ldr r0, [sp, #16]
+    ldr r1, [sp, #20]
+    mov r4, r8
+    add r5, r8, #16
+3:
+    ldr r11, [r4], #4
+    ldr r8, [r0], #4
+    ldrsb r9, [r1], #1
+    negs r9, r9
+    ble 4f
+    TINYVAE_RQ r11, lr
+    b 5f
+4:
+    rsb r9, r9, #0
+    TINYVAE_LEFT r11
+    qadd r11, r11, lr
+5:
+    ssat r11, #8, r11
+    bfi r12, r11, #0, #8
+    ror r12, r12, #8
+    cmp r4, r5
+    bne 3b
+    b \done
 .endm
 
 @ The frame both layer routines share: the function's entry and the job pointer (r0)
@@ -113,6 +136,13 @@
 @ label 10 the next block taken from the job's count at offset 12 (done: on to label
 @ 19, where TINYVAE_BLOCKS_END returns) (TINYVAE_BLOCKS_NEXT).
 .macro TINYVAE_BLOCKS_BEGIN name
+    TINYVAE_FN \name
+    push {r4-r11, lr}
+    sub sp, sp, #4
+    str r0, [sp]
+.endm
+
+.macro TINYVAE_FN name
 .section .text.\name,"ax",%progbits
 .global \name
 .type \name,%function
@@ -121,9 +151,6 @@
 .thumb_func
 .p2align 2
 \name:
-    push {r4-r11, lr}
-    sub sp, sp, #4
-    str r0, [sp]
 .endm
 
 .macro TINYVAE_BLOCKS_NEXT
@@ -141,39 +168,41 @@
     pop {r4-r11, pc}
 .endm
 
-@ The whole layer routine, for int8 outputs (w = 8; w = 16 would make one for int16
-@ outputs: no zero-point or clamp but int16 saturation, two-byte stores).
-.macro TINYVAE_DENSE_FN name, w
-    TINYVAE_BLOCKS_BEGIN \name
-    @ Once per call: the tile loop's iterations, eight groups each (ceil(groups / 8)),
-    @ and its entry, past (8 - groups mod 8) mod 8 tiles of the first (each tile is 18
-    @ four-byte instructions, 72 bytes; `dspcheck` runs every remainder), into the job's
-    @ last two words.
-    ldr r2, [r0, #8]
-    add r3, r2, #7
-    lsrs r3, r3, #3
-    str r3, [r0, #40]
-    ands r2, r2, #7
+@ A whole int8 layer, `blocks` (at least 1) blocks of four rows: each block's biases, its
+@ tile loop, then its four rows' requantization in line (TINYVAE_REQ) and one store of
+@ the four outputs. r0: the `Job` below, copied on entry into the frame, where the block
+@ loop keeps what it advances and reads the rest:
+@   [sp]      tiles (advanced)      [sp, #16] multipliers (advanced)  [sp, #32] zero-point
+@   [sp, #4]  widened inputs        [sp, #20] shifts (advanced)       [sp, #36] biases - multipliers
+@   [sp, #8]  tile loop iterations  [sp, #24] out - shifts - 4        [sp, #40] shifts' end
+@   [sp, #12] tile loop entry       [sp, #28] lo, in each byte        [sp, #44] 16 bytes for
+@                                                                       TINYVAE_BLOCK_SLOW
+@ (the job's word 2 holds the groups of four columns, word 3 nothing: the routine works out
+@ the tile loop's iterations and entry in the frame). The biases, the outputs and the end
+@ test follow the multipliers and shifts (same strides), so that a block saves only three
+@ pointers. Single loads and stores, not LDM / STRD, around the block's bookkeeping: on
+@ the Cortex-M4 each one that follows another takes one cycle.
+.macro TINYVAE_DENSE_FN name
+    TINYVAE_FN \name
+    push {r4-r11, lr}
+    sub sp, sp, #60
+    ldm r0, {r1-r11}
+    @ Eight groups per iteration (ceil(groups / 8)), entered past (8 - groups mod 8) mod 8
+    @ tiles of the first (each tile is 18 four-byte instructions, 72 bytes; `dspcheck`
+    @ runs every remainder).
+    ands r4, r3, #7
+    add r3, r3, #7
+    lsr r3, r3, #3
     it ne
-    rsbne r2, r2, #8
+    rsbne r4, r4, #8
     adr.w r12, 12f
-    mov r3, #72
-    mla r12, r2, r3, r12
-    orr r12, r12, #1
-    str r12, [r0, #44]
-    TINYVAE_BLOCKS_NEXT
-    ldr r3, [r0, #16]
-    ldr r4, [r3]
-    ldr r5, [r3, #4]
-    ldr r6, [r3, #8]
-    ldr r7, [r3, #12]
-    add r3, r3, #16
-    str r3, [r0, #16]
-    ldr r1, [r0, #4]
-    ldr r3, [r0, #40]
-    ldr r12, [r0, #44]
-    ldr r0, [r0]
-    bx r12
+    mov r0, #72
+    mla r4, r4, r0, r12
+    orr r4, r4, #1
+    stm sp, {r1-r11}
+    mov r0, r5
+    mov r8, r10
+    b 11f
 .p2align 2
 12:
     TINYVAE_TILE
@@ -186,32 +215,47 @@
     TINYVAE_TILE
     subs r3, r3, #1
     bne 12b
-    ldr r3, [sp]
-    str r0, [r3]
-    ldr r0, [r3, #20]
-    ldr r1, [r3, #24]
-    ldr r2, [r3, #28]
-    ldr lr, [r3, #32]
-    ldr r3, [r3, #36]
-    TINYVAE_REQ r4, .L\name\()_left4, .L\name\()_back4, \w
-    TINYVAE_REQ r5, .L\name\()_left5, .L\name\()_back5, \w
-    TINYVAE_REQ r6, .L\name\()_left6, .L\name\()_back6, \w
-    TINYVAE_REQ r7, .L\name\()_left7, .L\name\()_back7, \w
-    ldr r3, [sp]
-    str r0, [r3, #20]
-    str r1, [r3, #24]
-    str r2, [r3, #28]
-    mov r0, r3
-    b 10b
-    TINYVAE_BLOCKS_END
-    TINYVAE_REQ_LEFT r4, .L\name\()_left4, .L\name\()_back4
-    TINYVAE_REQ_LEFT r5, .L\name\()_left5, .L\name\()_back5
-    TINYVAE_REQ_LEFT r6, .L\name\()_left6, .L\name\()_back6
-    TINYVAE_REQ_LEFT r7, .L\name\()_left7, .L\name\()_back7
+    str r0, [sp]
+    ldr r0, [sp, #16]
+    ldr r1, [sp, #20]
+    ldr r2, [sp, #24]
+    ldr r3, [sp, #28]
+    ldr lr, [sp, #32]
+    TINYVAE_REQ r4, 0, .L\name\()_slow
+    TINYVAE_REQ r5, 1, .L\name\()_slow
+    TINYVAE_REQ r6, 2, .L\name\()_slow
+    TINYVAE_REQ r7, 3, .L\name\()_slow
+.L\name\()_done:
+    ssub8 r10, r12, r3
+    sel r12, r12, r3
+    str r12, [r1, r2]
+    str r0, [sp, #16]
+    str r1, [sp, #20]
+    ldr r8, [sp, #36]
+    ldr r9, [sp, #40]
+    cmp r1, r9
+    beq 19f
+    @ The next block (the first: from the entry): its biases (at the multipliers, r0, plus
+    @ r8; unaligned loads), its tile state, into the tile loop.
+11:
+    add r8, r0, r8
+    ldr r4, [r8]
+    ldr r5, [r8, #4]
+    ldr r6, [r8, #8]
+    ldr r7, [r8, #12]
+    ldr r1, [sp, #4]
+    ldr r3, [sp, #8]
+    ldr r12, [sp, #12]
+    ldr r0, [sp]
+    bx r12
+19:
+    add sp, sp, #60
+    pop {r4-r11, pc}
+    TINYVAE_BLOCK_SLOW .L\name\()_slow, .L\name\()_done
 .size \name, . - \name
 .endm
 
-    TINYVAE_DENSE_FN tinyvae_dense_i8_smlad, 8
+    TINYVAE_DENSE_FN tinyvae_dense_i8_smlad
 @ The tile loop alone over `blocks` blocks of four rows, each block's four sums stored
 @ as they are (no bias, no requantization): the dot products of one input with every
 @ row. r0: the `RawJob` below (advanced as it goes). Two groups per iteration; an odd

@@ -218,12 +218,18 @@ fn check_len(expected: usize, found: usize, input: bool) -> Result<(), Error> {
 #[derive(Clone, Copy, Debug)]
 pub struct Engine<'m, 'a> {
     model: &'m Model<'a>,
+    /// The scratch's parts ([`scratch_parts`]), worked out once: every encode and decode
+    /// splits its scratch by them.
+    parts: [usize; 4],
 }
 
 impl<'m, 'a> Engine<'m, 'a> {
     /// An engine for `model` (validated by [`Model::from_bytes`]).
     pub fn new(model: &'m Model<'a>) -> Self {
-        Engine { model }
+        Engine {
+            model,
+            parts: scratch_parts(model, dense::SIMD),
+        }
     }
 
     /// The model.
@@ -232,7 +238,7 @@ impl<'m, 'a> Engine<'m, 'a> {
     }
 
     fn parts(&self) -> [usize; 4] {
-        scratch_parts(self.model, dense::SIMD)
+        self.parts
     }
 
     /// Scratch bytes `encode` and `decode` need: the two activation buffers, a convolution
