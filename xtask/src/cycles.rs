@@ -146,14 +146,19 @@ fn sum(rs: &[Region]) -> Region {
     t
 }
 
+/// One named region: its counts, its multiply-accumulates, and for a dense layer with int8
+/// outputs (the fused kernel's) its outputs.
+struct Row {
+    name: String,
+    region: Region,
+    macs: u64,
+    fused_outputs: Option<u64>,
+}
+
 /// Runs the `cycles` firmware with `model` under the plugin; returns the named regions.
 /// With `profile`, also writes there where the run's estimated cycles went, function by
 /// function.
-fn estimate(
-    plugin: &Path,
-    model: &Path,
-    profile: Option<&Path>,
-) -> Result<Vec<(String, Region, u64)>> {
+fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<Row>> {
     let board = firmware::QEMU_BOARDS[0];
     let blob = std::fs::read(model)?;
     let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -194,17 +199,36 @@ fn estimate(
         );
     }
     // A network's total, then each of its layers, with their multiply-accumulates.
-    let network = |named: &mut Vec<(String, Region, u64)>,
+    // The encoder's last layer has int16 outputs (the tile loop alone, then Rust).
+    let network = |named: &mut Vec<Row>,
                    name: &str,
                    net: &tinyvae_format::Network<'_>,
                    regions: &[Region]| {
         let macs: Vec<u64> = net.layers.iter().map(|l| l.macs()).collect();
-        named.push((name.to_string(), sum(regions), macs.iter().sum()));
+        named.push(Row {
+            name: name.to_string(),
+            region: sum(regions),
+            macs: macs.iter().sum(),
+            fused_outputs: None,
+        });
+        let last = net.layers.len().saturating_sub(1);
         for (i, ((l, r), m)) in net.layers.iter().zip(regions).zip(macs).enumerate() {
-            named.push((format!("{name}.layer{i} ({} MACs)", l.macs()), r.clone(), m));
+            let int8 = name == "decode" || i < last;
+            named.push(Row {
+                name: format!("{name}.layer{i} ({} MACs)", l.macs()),
+                region: r.clone(),
+                macs: m,
+                fused_outputs: (matches!(l, tinyvae_format::Layer::Dense(_)) && int8)
+                    .then(|| l.out_len()),
+            });
         }
     };
-    let mut named = vec![("sample-prior".to_string(), regions[1].clone(), 0)];
+    let mut named = vec![Row {
+        name: "sample-prior".to_string(),
+        region: regions[1].clone(),
+        macs: 0,
+        fused_outputs: None,
+    }];
     network(&mut named, "decode", &m.decoder, &regions[2..2 + nd + 1]);
     network(
         &mut named,
@@ -280,6 +304,30 @@ fn demangle(s: &str) -> String {
     parts.join("::")
 }
 
+/// The tile loop's estimated cycles per multiply-accumulate: 24 for a tile's 16 (two `LDM`,
+/// 3 and 5 cycles, and 16 single-cycle `SXTB16` / `SMLAD`).
+const TILE_CYCLES_PER_MAC: f64 = 1.5;
+
+/// The fused dense kernel's layers: estimated cycles beyond the tile loop's, per output.
+fn overhead_table(rows: &[Row]) -> String {
+    let mut md = String::from(
+        "\n| dense layer (int8 outputs) | outputs | estimated cycles | beyond the tile loop's \
+         1.5 per MAC, per output |\n|---|---:|---:|---:|\n",
+    );
+    for r in rows {
+        if let Some(outputs) = r.fused_outputs {
+            let beyond = r.region.cycles as f64 - TILE_CYCLES_PER_MAC * r.macs as f64;
+            md += &format!(
+                "| {} | {outputs} | {} | {:.1} |\n",
+                r.name,
+                r.region.cycles,
+                beyond / outputs.max(1) as f64
+            );
+        }
+    }
+    md + "\n"
+}
+
 /// `cargo xtask cycles`: builds the plugin, runs every counted preset, writes
 /// `results/m4-cycle-estimate.md`. With `--profile`, also writes, per preset,
 /// `target/qemu-plugin/profile-PRESET.txt`: the estimated cycles of each function.
@@ -304,7 +352,15 @@ pub fn bench(args: &[String]) -> Result<()> {
          `VMLA`. Zero wait-state memory is assumed: a part running from flash with wait states \
          and no cache will take more. On a real board, `cargo xtask flash` reports the DWT \
          cycle counter instead. Instructions here include a few for the region markers. \
-         Firmware `release` profile, Rust 1.95.0. Reproduce: `cargo xtask cycles`.\n\n",
+         Firmware `release` profile, Rust 1.95.0. Reproduce: `cargo xtask cycles`.\n\n\
+         Under each preset, the dense layers with int8 outputs (the fused kernel's): the \
+         estimated cycles beyond the tile loop's 1.5 per multiply-accumulate (24 per tile of \
+         16), per output: the kernel's per-output overhead (requantization, zero-point, clamp, \
+         store and each block's bookkeeping) with everything else in the layer's region, whole: \
+         the input's widening, the calls, the tile loop's count and branch (4 cycles an \
+         iteration of 8 tiles: much per output in layers with many inputs), and in the \
+         decoder's first layer the decode's entry, in its last the pixel table, in the \
+         encoder's first the pixel conversion.\n\n",
     );
     for (preset, arch) in crate::COUNTED {
         let model = pipeline::train_and_export(&dir.join(preset), preset, 1, Some(1000))?;
@@ -316,7 +372,13 @@ pub fn bench(args: &[String]) -> Result<()> {
              multiply / load / load-multiple / branch instructions |\n\
              |---|---:|---:|---:|---:|---|\n"
         );
-        for (name, r, macs) in &rows {
+        for Row {
+            name,
+            region: r,
+            macs,
+            ..
+        } in &rows
+        {
             let get = |k: &str| r.mix.iter().find(|(n, _)| n == k).map_or(0, |x| x.1);
             let per_mac = if *macs > 0 {
                 format!("{:.2}", r.cycles as f64 / *macs as f64)
@@ -334,7 +396,7 @@ pub fn bench(args: &[String]) -> Result<()> {
                 get("branch"),
             );
         }
-        md += "\n";
+        md += &overhead_table(&rows);
     }
     let out = project_root().join("results").join("m4-cycle-estimate.md");
     std::fs::write(&out, &md)?;
