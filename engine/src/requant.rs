@@ -218,7 +218,63 @@ mod tests {
         }
     }
 
+    /// The DSP kernels' fast path (`TINYVAE_REQ`, `TINYVAE_REQ2`, `TINYVAE_ROUND` in
+    /// dense_dsp.s), instruction by instruction, for m in [2^30, 2^31) and a right shift
+    /// (s < 0): `SMMLAR` of a by 2m read as signed with a as the high accumulator, then
+    /// d = h + (h >> 31), `ASRS` by e = -s (the last bit out, bit e - 1 of d, in the carry)
+    /// and `ADC` of the carry and the zero-point. The chip's `dspcheck` runs the assembly.
+    fn kernel_fast_path(a: i32, m: i32, s: i8, zp: i32) -> i32 {
+        let m2 = (m as u32).wrapping_shl(1) as i32;
+        let sum = (i64::from(a) << 32)
+            .wrapping_add(i64::from(a) * i64::from(m2))
+            .wrapping_add(1 << 31);
+        let h = (sum >> 32) as i32;
+        let d = h.wrapping_add(h >> 31);
+        let e = u32::from(s.unsigned_abs());
+        let carry = (d >> (e - 1)) & 1;
+        (d >> e) + carry + zp
+    }
+
+    #[test]
+    fn the_kernels_fast_path_at_the_edges() {
+        let xs = [
+            i32::MIN,
+            i32::MIN + 1,
+            -(1 << 30),
+            -3,
+            -2,
+            -1,
+            0,
+            1,
+            2,
+            3,
+            1 << 30,
+            i32::MAX,
+        ];
+        let ms = [1 << 30, (1 << 30) + 1, 0x5a82_7999, i32::MAX - 1, i32::MAX];
+        for x in xs {
+            for m in ms {
+                for s in -31i8..=-1 {
+                    for zp in [-128, 0, 127] {
+                        assert_eq!(
+                            kernel_fast_path(x, m, s, zp),
+                            requantize_q31(x, m, s) + zp,
+                            "x={x} m={m} s={s} zp={zp}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn the_kernels_fast_path(
+            x: i32, m in (1i32 << 30)..=i32::MAX, s in -31i8..=-1, zp in -128i32..=127,
+        ) {
+            proptest::prop_assert_eq!(kernel_fast_path(x, m, s, zp), requantize_q31(x, m, s) + zp);
+        }
+
         #[test]
         fn random_values_match_reference(x: i32, m in (1i32 << 30)..=i32::MAX, s in -31i8..=30) {
             proptest::prop_assert_eq!(requantize(x, m, s), reference(x, m, s));
