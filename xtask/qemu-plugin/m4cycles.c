@@ -16,7 +16,8 @@
  *
  * Arguments: mark=ADDRESS (hex, Thumb bit ignored), out=PATH; optionally profile=PATH, where
  * at exit each executed instruction's address gets one line: "ADDRESS executions cycles"
- * (for finding where a kernel's cycles go; map addresses to functions with the ELF's symbols).
+ * (for finding where a kernel's cycles go; map addresses to functions with the ELF's symbols),
+ * and with it region=N: the profile counts only region N (0 before the first mark).
  */
 #include <glib.h>
 #include <inttypes.h>
@@ -74,6 +75,7 @@ static uint64_t insns, cycles, counts[C_COUNT];
 static uint64_t last_insns, last_cycles, last_counts[C_COUNT];
 static unsigned region;
 static FILE *profile;
+static int only_region = -1; /* region=N: the profile's only region; -1 all */
 static GPtrArray *translated; /* every struct insn, for the profile */
 
 /* Registers in a "{r4, r5, lr}" or "{s0-s3}" list. */
@@ -233,7 +235,7 @@ static void exec(unsigned int vcpu, void *udata)
         cost--;
     }
     cycles += cost;
-    if (profile) {
+    if (profile && (only_region < 0 || (int)region == only_region)) {
         struct insn *mut = (struct insn *)in;
         mut->runs++;
         mut->spent += cost + (next_pc != UINT64_MAX && in->vaddr != next_pc ? BRANCH_REFILL : 0);
@@ -322,6 +324,8 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
                 return 1;
             }
             translated = g_ptr_array_new();
+        } else if (strncmp(argv[i], "region=", 7) == 0) {
+            only_region = atoi(argv[i] + 7);
         } else {
             fprintf(stderr, "m4cycles: unknown argument %s\n", argv[i]);
             return 1;

@@ -147,12 +147,30 @@ fn sum(rs: &[Region]) -> Region {
 }
 
 /// One named region: its counts, its multiply-accumulates, and for a dense layer with int8
-/// outputs (the fused kernel's) its outputs.
+/// outputs, what the fused kernel did there.
 struct Row {
     name: String,
     region: Region,
     macs: u64,
-    fused_outputs: Option<u64>,
+    fused: Option<Fused>,
+}
+
+/// A dense layer with int8 outputs, which the fused kernel (`tinyvae_dense_i8_smlad`) runs.
+struct Fused {
+    in_dim: u64,
+    outputs: u64,
+    /// The kernel's estimated cycles in the layer's region (a second, profiled run).
+    kernel: u64,
+}
+
+impl Fused {
+    /// The tile loop's estimated cycles: 24 per tile of 4 x 4 (two `LDM`, 3 and 5 cycles,
+    /// and 16 single-cycle `SXTB16` / `SMLAD`), padding rows and columns included, and 4 per
+    /// taken back branch of its loop of 8 tiles (`SUBS`, `BNE`, the refill).
+    fn tile_loop(&self) -> u64 {
+        let (groups, blocks) = (self.in_dim.div_ceil(4), self.outputs.div_ceil(4));
+        blocks * (24 * groups + 4 * (groups.div_ceil(8) - 1))
+    }
 }
 
 /// Runs the `cycles` firmware with `model` under the plugin; returns the named regions.
@@ -179,6 +197,25 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
     if o.code != Some(0) {
         bail!("the cycles firmware ended with {:?}:\n{}", o.code, o.log);
     }
+    let kernel_in = |index: usize| -> Result<u64> {
+        let arg = format!(
+            "{},mark={mark:#x},out={},profile={},region={index}",
+            plugin.display(),
+            out.with_extension("layer.txt").display(),
+            per_insn.with_extension("layer.txt").display()
+        );
+        let o = firmware::run_qemu_with(
+            board,
+            &elf,
+            Duration::from_secs(300),
+            &["-plugin".into(), arg],
+        )?;
+        if o.code != Some(0) {
+            bail!("the cycles firmware ended with {:?}:\n{}", o.code, o.log);
+        }
+        let text = std::fs::read_to_string(per_insn.with_extension("layer.txt"))?;
+        symbol_cycles(&elf, &text, "tinyvae_dense_i8_smlad")
+    };
     if let Some(p) = profile {
         let text = by_function(&elf, &std::fs::read_to_string(&per_insn)?)?;
         std::fs::write(p, &text).with_context(|| format!("{}: cannot write", p.display()))?;
@@ -203,40 +240,71 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
     let network = |named: &mut Vec<Row>,
                    name: &str,
                    net: &tinyvae_format::Network<'_>,
-                   regions: &[Region]| {
+                   regions: &[Region],
+                   first: usize|
+     -> Result<()> {
         let macs: Vec<u64> = net.layers.iter().map(|l| l.macs()).collect();
         named.push(Row {
             name: name.to_string(),
             region: sum(regions),
             macs: macs.iter().sum(),
-            fused_outputs: None,
+            fused: None,
         });
         let last = net.layers.len().saturating_sub(1);
         for (i, ((l, r), m)) in net.layers.iter().zip(regions).zip(macs).enumerate() {
             let int8 = name == "decode" || i < last;
+            let fused = match l {
+                tinyvae_format::Layer::Dense(d) if int8 => Some(Fused {
+                    in_dim: u64::from(d.in_dim),
+                    outputs: u64::from(d.out_dim),
+                    kernel: kernel_in(first + i)?,
+                }),
+                _ => None,
+            };
             named.push(Row {
                 name: format!("{name}.layer{i} ({} MACs)", l.macs()),
                 region: r.clone(),
                 macs: m,
-                fused_outputs: (matches!(l, tinyvae_format::Layer::Dense(_)) && int8)
-                    .then(|| l.out_len()),
+                fused,
             });
         }
+        Ok(())
     };
     let mut named = vec![Row {
         name: "sample-prior".to_string(),
         region: regions[1].clone(),
         macs: 0,
-        fused_outputs: None,
+        fused: None,
     }];
-    network(&mut named, "decode", &m.decoder, &regions[2..2 + nd + 1]);
+    network(&mut named, "decode", &m.decoder, &regions[2..2 + nd + 1], 2)?;
     network(
         &mut named,
         "encode",
         &m.encoder,
         &regions[3 + nd..3 + nd + ne + 1],
-    );
+        3 + nd,
+    )?;
     Ok(named)
+}
+
+/// The estimated cycles the plugin's per-instruction profile gives the function `name`.
+fn symbol_cycles(elf: &Path, profile: &str, name: &str) -> Result<u64> {
+    let f = elf::symbols(elf)?
+        .into_iter()
+        .find(|s| s.name == name && s.size > 0)
+        .with_context(|| format!("no symbol {name} in {}", elf.display()))?;
+    let (lo, hi) = (f.address & !1, (f.address & !1) + f.size);
+    let mut total = 0;
+    for line in profile.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if let (Some(a), Some(c)) = (w.first(), w.get(2)) {
+            let a = u32::from_str_radix(a, 16)?;
+            if (lo..hi).contains(&a) {
+                total += c.parse::<u64>()?;
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// The plugin's per-instruction profile ("ADDRESS executions cycles" lines) summed by the
@@ -304,24 +372,25 @@ fn demangle(s: &str) -> String {
     parts.join("::")
 }
 
-/// The tile loop's estimated cycles per multiply-accumulate: 24 for a tile's 16 (two `LDM`,
-/// 3 and 5 cycles, and 16 single-cycle `SXTB16` / `SMLAD`).
-const TILE_CYCLES_PER_MAC: f64 = 1.5;
-
-/// The fused dense kernel's layers: estimated cycles beyond the tile loop's, per output.
+/// The fused dense kernel's layers: estimated cycles beyond the tile loop's, per output, in
+/// the layer's whole region and in the kernel alone.
 fn overhead_table(rows: &[Row]) -> String {
     let mut md = String::from(
-        "\n| dense layer (int8 outputs) | outputs | estimated cycles | beyond the tile loop's \
-         1.5 per MAC, per output |\n|---|---:|---:|---:|\n",
+        "\n| dense layer (int8 outputs) | outputs | estimated cycles | of which the tile loop | \
+         beyond it, per output: whole layer | the kernel alone |\n\
+         |---|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
-        if let Some(outputs) = r.fused_outputs {
-            let beyond = r.region.cycles as f64 - TILE_CYCLES_PER_MAC * r.macs as f64;
+        if let Some(f) = &r.fused {
+            let tiles = f.tile_loop();
+            let per = |c: u64| (c as f64 - tiles as f64) / f.outputs.max(1) as f64;
             md += &format!(
-                "| {} | {outputs} | {} | {:.1} |\n",
+                "| {} | {} | {} | {tiles} | {:.1} | {:.1} |\n",
                 r.name,
+                f.outputs,
                 r.region.cycles,
-                beyond / outputs.max(1) as f64
+                per(r.region.cycles),
+                per(f.kernel),
             );
         }
     }
@@ -354,12 +423,13 @@ pub fn bench(args: &[String]) -> Result<()> {
          cycle counter instead. Instructions here include a few for the region markers. \
          Firmware `release` profile, Rust 1.95.0. Reproduce: `cargo xtask cycles`.\n\n\
          Under each preset, the dense layers with int8 outputs (the fused kernel's): the \
-         estimated cycles beyond the tile loop's 1.5 per multiply-accumulate (24 per tile of \
-         16), per output: the kernel's per-output overhead (requantization, zero-point, clamp, \
-         store and each block's bookkeeping) with everything else in the layer's region, whole: \
-         the input's widening, the calls, the tile loop's count and branch (4 cycles an \
-         iteration of 8 tiles: much per output in layers with many inputs), and in the \
-         decoder's first layer the decode's entry, in its last the pixel table, in the \
+         estimated cycles beyond the tile loop's, per output, where the tile loop takes 24 per \
+         tile of 4 x 4 (two `LDM`, 3 and 5 cycles, and 16 single-cycle `SXTB16` / `SMLAD`; \
+         padding included) and 4 per taken back branch of its loop of 8 tiles. In the kernel \
+         alone (from a second run, profiled over that layer) this is its per-output overhead: \
+         requantization, zero-point, clamp, store and each block's bookkeeping, and the call's \
+         set-up. The whole layer adds the calls to the kernel, the input's widening, and in \
+         the decoder's first layer the decode's entry, in its last the pixel table, in the \
          encoder's first the pixel conversion.\n\n",
     );
     for (preset, arch) in crate::COUNTED {
