@@ -354,8 +354,10 @@ fn counts() -> Result<()> {
          profile (opt-level 3, fat LTO). MACs are the kernels' multiply-accumulates: a \
          convolution's once per output position, padding taps included; a transposed \
          convolution's only the taps of each position's phase. \
-         Flash: the `vae` firmware's code and constants, and the model blob apart. RAM: static, \
-         and the peak stack measured by painting (the model's buffers live on the stack). The \
+         Flash: the `vae` firmware's code and constants (measured with a model embedded, its \
+         bytes taken off: built without one, its buffers are empty and the compiler drops the \
+         code that loops over them), and the model blob apart. RAM: static, and the peak \
+         stack measured by painting (the model's buffers live on the stack). The \
          models were trained for one epoch: the counts depend on the weights only through the \
          requantization's branch for positive shifts, a few instructions per layer. \
          Reproduce: `cargo xtask counts`.\n\n",

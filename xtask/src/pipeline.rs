@@ -139,7 +139,7 @@ pub fn model_ram(board: Board, model: &Model<'_>) -> u64 {
 }
 
 /// Refuses, naming the sizes, a model that cannot fit the board's flash beside the firmware's
-/// code (measured from the `vae` binary built without a model), or whose buffers, with the
+/// code ([`code_footprint`]), or whose buffers, with the
 /// firmware's static RAM and own stack, exceed the board's RAM.
 pub fn check_fits(board: Board, model_file: &Path) -> Result<crate::elf::Footprint> {
     let blob = std::fs::read(model_file)
@@ -179,8 +179,55 @@ pub fn check_fits(board: Board, model_file: &Path) -> Result<crate::elf::Footpri
     Ok(code)
 }
 
-/// The `vae` firmware's own footprint on `board` (built once per run without a model).
-fn code_footprint(board: Board) -> Result<crate::elf::Footprint> {
+/// The model that firmware code sizes are measured with: a synthetic decoder-only conv
+/// model in the `conv-mcu` preset's shapes (28 x 28 grey, stages of 24 and 48 channels,
+/// latent 16: about 94 KB, so that it fits every board, the micro:bit included), written
+/// once into `target/xtask-probe/`. Built without any model, the firmware's buffers are
+/// empty and the compiler drops the loops over them (about 4 KB): the code a model brings
+/// along is only measured with one.
+pub fn probe_model() -> Result<(PathBuf, u64)> {
+    use tinyvae_format::synthetic::{SyntheticConv, SyntheticSpec};
+    let stage = |channels| SyntheticConv {
+        channels,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    };
+    let spec = SyntheticSpec {
+        width: 28,
+        height: 28,
+        conv: vec![stage(24), stage(48)],
+        hidden: Vec::new(),
+        latent: 16,
+        decoder_only: true,
+        ..SyntheticSpec::default()
+    };
+    let blob = tinyvae_format::owned::OwnedModel::synthetic(&spec, 2026)
+        .to_bytes()
+        .map_err(|e| anyhow::anyhow!("the probe model: {e}"))?;
+    let path = project_root().join("target/xtask-probe/model.tvae");
+    if std::fs::read(&path).ok().as_deref() != Some(blob.as_slice()) {
+        std::fs::create_dir_all(path.parent().context("parent")?)?;
+        std::fs::write(&path, &blob)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok((path, blob.len() as u64))
+}
+
+/// The footprint of the `vae` firmware in `elf` (built with the model `model_bytes` long
+/// embedded) without the model: its code and constants, its static RAM.
+pub fn without_model(elf: &Path, model_bytes: u64) -> Result<crate::elf::Footprint> {
+    let mut f = crate::elf::footprint(elf)?;
+    f.flash = f
+        .flash
+        .checked_sub(model_bytes)
+        .with_context(|| format!("{}: smaller than its model", elf.display()))?;
+    Ok(f)
+}
+
+/// The `vae` firmware's own footprint on `board`, release profile: built once per run with
+/// the [`probe_model`], whose bytes are then taken off.
+pub fn code_footprint(board: Board) -> Result<crate::elf::Footprint> {
     static CACHE: std::sync::Mutex<Vec<(&'static str, crate::elf::Footprint)>> =
         std::sync::Mutex::new(Vec::new());
     if let Some(&(_, f)) = CACHE
@@ -191,8 +238,13 @@ fn code_footprint(board: Board) -> Result<crate::elf::Footprint> {
     {
         return Ok(f);
     }
-    let elfs = firmware::build_bins(board, &["vae"], &[("TINYVAE_MODEL", String::new())])?;
-    let f = crate::elf::footprint(&elfs.join("vae"))?;
+    let (probe, bytes) = probe_model()?;
+    let elfs = firmware::build_bins(
+        board,
+        &["vae"],
+        &[("TINYVAE_MODEL", probe.display().to_string())],
+    )?;
+    let f = without_model(&elfs.join("vae"), bytes)?;
     CACHE
         .lock()
         .map_err(|_| anyhow::anyhow!("footprint cache poisoned"))?
