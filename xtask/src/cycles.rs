@@ -397,6 +397,44 @@ fn overhead_table(rows: &[Row]) -> String {
     md + "\n"
 }
 
+/// The title of [`cmsis_shapes`]'s section.
+const CMSIS_SHAPES: &str = "synthetic conv 28x28x1 -> 14x14x32 -> 14x14x32 -> 7x7x64, latent 20 \
+    (random weights; the shapes of the issue's CMSIS-NN figures: encode.layer1 is the 3x3 \
+    14x14x32 -> 14x14x32, encode.layer2 the k4 s2 14x14x32 -> 7x7x64, decode.layer1 the \
+    transposed 7x7x64 -> 14x14x32, decode.layer3 the transposed 14x14x32 -> 28x28x1)";
+
+/// A synthetic VAE (random weights, requantization aimed at sane activations) whose layers
+/// include every shape the issue gives CMSIS-NN's figures for: convolutions k4 s2 p1 to
+/// 14x14x32, k3 s1 p1 to 14x14x32, k4 s2 p1 to 7x7x64, and the mirrored transposed ones.
+fn cmsis_shapes(dir: &Path) -> Result<PathBuf> {
+    use tinyvae_format::synthetic::{SyntheticConv, SyntheticSpec};
+    let stage = |channels, kernel, stride| SyntheticConv {
+        channels,
+        kernel,
+        stride,
+        padding: 1,
+    };
+    let spec = SyntheticSpec {
+        width: 28,
+        height: 28,
+        conv: vec![stage(32, 4, 2), stage(32, 3, 1), stage(64, 4, 2)],
+        hidden: Vec::new(),
+        latent: 20,
+        ..SyntheticSpec::default()
+    };
+    // Tiled, as `trainer export` writes (the DSP kernels read tiles), with golden vectors:
+    // the cycles firmware encodes the first one's image.
+    let mut m = tinyvae_format::owned::OwnedModel::synthetic(&spec, 2026);
+    for l in m.encoder.iter_mut().chain(m.decoder.iter_mut()) {
+        *l = l.with_layout(tinyvae_format::WeightLayout::Tiles4x4);
+    }
+    let blob = crate::logs::with_golden(m).context("the synthetic model")?;
+    let path = dir.join("cmsis-shapes").join("model.tvae");
+    std::fs::create_dir_all(path.parent().context("parent")?)?;
+    std::fs::write(&path, blob).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(path)
+}
+
 /// `cargo xtask cycles`: builds the plugin, runs every counted preset, writes
 /// `results/m4-cycle-estimate.md`. With `--profile`, also writes, per preset,
 /// `target/qemu-plugin/profile-PRESET.txt`: the estimated cycles of each function.
@@ -432,8 +470,17 @@ pub fn bench(args: &[String]) -> Result<()> {
          the decoder's first layer the decode's entry, in its last the pixel table, in the \
          encoder's first the pixel conversion.\n\n",
     );
+    let mut models = Vec::new();
     for (preset, arch) in crate::COUNTED {
         let model = pipeline::train_and_export(&dir.join(preset), preset, 1, Some(1000))?;
+        models.push((preset, arch.to_string(), model));
+    }
+    models.push((
+        "cmsis-shapes",
+        CMSIS_SHAPES.to_string(),
+        cmsis_shapes(&dir)?,
+    ));
+    for (preset, arch, model) in models {
         let prof = project_root().join(format!("target/qemu-plugin/profile-{preset}.txt"));
         let rows = estimate(&plugin, &model, profile.then_some(prof.as_path()))?;
         md += &format!(

@@ -21,10 +21,15 @@ pub fn dir() -> PathBuf {
 /// The committed model: an 8 x 8 grey VAE (hidden 16, latent 4) with random weights, and
 /// golden vectors computed by the host engine from random inputs.
 pub fn model_bytes() -> Result<Vec<u8>> {
+    with_golden(OwnedModel::synthetic(&SyntheticSpec::default(), 2026))
+}
+
+/// `m`'s bytes with golden vectors the host engine computes: two random images encoded and
+/// their mean codes decoded, one draw from the prior decoded.
+pub fn with_golden(mut m: OwnedModel) -> Result<Vec<u8>> {
     fn err(e: impl std::fmt::Display) -> anyhow::Error {
         anyhow::anyhow!("{e}")
     }
-    let mut m = OwnedModel::synthetic(&SyntheticSpec::default(), 2026);
     let blob = m.to_bytes().map_err(err)?;
     let view = Model::from_bytes(&blob).map_err(err)?;
     let engine = Engine::new(&view);
