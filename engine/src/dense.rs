@@ -536,7 +536,61 @@ pub mod dsp {
         entries: [usize; 2],
     }
 
+    /// What [`tinyvae_requantize_i8`] reads: one output channel's accumulators and outputs,
+    /// its requantization on the fast path (multiplier in `[2^30, 2^31)`, right shift).
+    #[repr(C)]
+    struct RequantJob {
+        acc: *const u32,
+        out: *mut i8,
+        n: usize,
+        /// The activation's lower bound in each byte.
+        lo: u32,
+        acc_stride: usize,
+        out_stride: usize,
+        /// Twice the multiplier, wrapping.
+        double_multiplier: u32,
+        /// The right shift, 1 to 31.
+        e: u32,
+        zero_point: i32,
+    }
+
+    /// Requantizes channel `o` of `r`: accumulators `acc[p r + o]` to outputs `y[p r + o]`
+    /// for every position `p` both slices hold, with the multiplier, shift, zero-point and
+    /// lower bound given, in assembly (`tinyvae_requantize_i8`). Returns false, having done
+    /// nothing, off its fast path (a multiplier below 2^30 or a shift that is not a right
+    /// shift) or when no position is whole, for the caller's loop instead.
+    pub(crate) fn requantize_channel(
+        (acc, y): (&[u32], &mut [i8]),
+        (o, r): (usize, usize),
+        (multiplier, shift): (i32, i8),
+        (zero_point, lo): (i32, i32),
+    ) -> bool {
+        let n = (acc.len() / r.max(1)).min(y.len() / r.max(1));
+        if o >= r || n == 0 || shift >= 0 || multiplier < 1 << 30 {
+            return false;
+        }
+        let (Some(acc), Some(y)) = (acc.get(o..), y.get_mut(o..)) else {
+            return false;
+        };
+        let job = RequantJob {
+            acc: acc.as_ptr(),
+            out: y.as_mut_ptr(),
+            n,
+            lo: u32::from(lo as u8) * 0x0101_0101,
+            acc_stride: 4 * r,
+            out_stride: r,
+            double_multiplier: (multiplier as u32).wrapping_shl(1),
+            e: u32::from(shift.unsigned_abs()),
+            zero_point,
+        };
+        // SAFETY: the routine reads `acc[p r + o]` and writes `y[p r + o]` (of the slices as
+        // given) for `p < n`, inside both (`n r <= len`, `o < r`), and follows the AAPCS.
+        unsafe { tinyvae_requantize_i8(&job) };
+        true
+    }
+
     extern "C" {
+        fn tinyvae_requantize_i8(job: *const RequantJob);
         fn tinyvae_dense_i8_smlad(job: *const Job);
         fn tinyvae_widen_i8(x: *const i8, wide: *mut u32, groups: usize);
         fn tinyvae_tiles_raw(job: *mut RawJob);

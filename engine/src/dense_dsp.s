@@ -290,6 +290,29 @@
     TINYVAE_BLOCKS_END
 .size tinyvae_tiles_raw, . - tinyvae_tiles_raw
 
+@ One output channel's int32 accumulators requantized to int8 (the scatter form of a
+@ transposed convolution with few output channels: its sums gathered first, requantized
+@ once at the end): r0 the `RequantJob` of engine/src/dense.rs, `n` (at least 1)
+@ accumulators `acc_stride` bytes apart, outputs `out_stride` bytes apart, the multiplier
+@ as 2m (m in [2^30, 2^31)) and a right shift by e in [1, 31] (the fast path of
+@ TINYVAE_REQ, which the caller checks), zero-point, lo in each byte.
+    TINYVAE_FN tinyvae_requantize_i8
+    push {r4-r11, lr}
+    mov r12, r0
+    ldm r12, {r0-r5, r8, r9, lr}
+1:
+    ldr r12, [r0]
+    add r0, r0, r4
+    smmlar r11, r12, r8, r12
+    TINYVAE_ROUND lr
+    TINYVAE_CLAMP8
+    strb r11, [r1]
+    add r1, r1, r5
+    subs r2, r2, #1
+    bne 1b
+    pop {r4-r11, pc}
+.size tinyvae_requantize_i8, . - tinyvae_requantize_i8
+
 @ int8 to int16 pairs, four values per group: r0 source (any alignment), r1 destination
 @ words, r2 groups (>= 1). Each source word becomes (x0, x2), (x1, x3), as [`widen`]
 @ writes them. Two groups per iteration; an odd group first.

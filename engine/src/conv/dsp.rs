@@ -321,9 +321,13 @@ fn start_at_biases(c: &Conv<'_>, acc: &mut [u32]) -> bool {
             *b = m.bias.get(o).unwrap_or(0);
         }
     }
-    let mut outputs = acc.chunks_exact_mut(r);
+    // The first `st` rows position by position; every later row is the one `st` above it
+    // (the same row phase), copied.
+    let row = usize::from(s.out_width) * r;
+    let first = usize::from(s.out_height).min(st) * row;
+    let mut outputs = acc.get_mut(..first).unwrap_or_default().chunks_exact_mut(r);
     let mut ry = pad % st;
-    for _ in 0..s.out_height {
+    for _ in 0..usize::from(s.out_height).min(st) {
         let mut rx = pad % st;
         for _ in 0..s.out_width {
             if let (Some(a), Some(b)) = (outputs.next(), biases.get(ry * st + rx)) {
@@ -333,26 +337,41 @@ fn start_at_biases(c: &Conv<'_>, acc: &mut [u32]) -> bool {
         }
         ry = if ry + 1 == st { 0 } else { ry + 1 };
     }
+    let mut at = first;
+    while let (Some(back), true) = (at.checked_sub(st * row), row > 0) {
+        let Some((done, rest)) = acc.split_at_mut_checked(at) else {
+            break;
+        };
+        let (Some(from), Some(to)) = (done.get(back..), rest.get_mut(..row)) else {
+            break;
+        };
+        to.iter_mut().zip(from).for_each(|(t, f)| *t = *f);
+        at += row;
+    }
     true
 }
 
 /// The int8 outputs of the accumulators (every phase shares the layer's multipliers,
-/// shifts, zero-point and activation; only the biases differ, already added).
+/// shifts, zero-point and activation; only the biases differ, already added): channel by
+/// channel, in assembly on the fast path ([`dense::dsp::requantize_channel`]), else (a
+/// dead channel or a left shift) by the definition.
 #[inline(never)]
 fn requantize_all(m: &tinyvae_format::Dense<'_>, acc: &[u32], y: &mut [i8]) {
     let r = usize::from(m.out_dim).clamp(1, MAX_R);
-    let (zp, lo) = dense::output_range(m);
-    let mut q = [(0i32, 0i8); MAX_R];
-    for (o, q) in q.iter_mut().enumerate() {
-        *q = (
+    let range = dense::output_range(m);
+    for o in 0..r {
+        let (mult, shift) = (
             m.multiplier.get(o).unwrap_or(0),
             m.shift.get(o).unwrap_or(0),
         );
-    }
-    for (a, out) in acc.chunks_exact(r).zip(y.chunks_exact_mut(r)) {
-        for ((out, &a), &(mult, shift)) in out.iter_mut().zip(a).zip(&q) {
+        if dense::dsp::requantize_channel((acc, y), (o, r), (mult, shift), range) {
+            continue;
+        }
+        let (zp, lo) = range;
+        let outputs = y.iter_mut().skip(o).step_by(r);
+        for (y, &a) in outputs.zip(acc.iter().skip(o).step_by(r)) {
             let v = requantize_q31(a as i32, mult, shift);
-            *out = v.saturating_add(zp).max(lo).min(127) as i8;
+            *y = v.saturating_add(zp).max(lo).min(127) as i8;
         }
     }
 }
