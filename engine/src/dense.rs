@@ -668,26 +668,56 @@ pub mod dsp {
         head.is_empty().then_some(words)
     }
 
+    /// A tiled layer as the assembly routines read it, checked: tiles word-aligned and
+    /// complete ([`tiles_ready`]), a bias, multiplier and shift per row.
+    struct Parts<'a> {
+        out: usize,
+        groups: usize,
+        blocks: usize,
+        rest: usize,
+        tiles: &'a [i8],
+        bias: &'a [u8],
+        multiplier: &'a [u8],
+        shift: &'a [u8],
+    }
+
+    impl<'a> Parts<'a> {
+        fn of(layer: &Dense<'a>) -> Option<Parts<'a>> {
+            let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+            let p = Parts {
+                out,
+                groups: n.div_ceil(4),
+                blocks: out / 4,
+                rest: out % 4,
+                tiles: layer.packed_weights(),
+                bias: layer.bias.as_bytes(),
+                multiplier: layer.multiplier.as_bytes(),
+                shift: layer.shift.as_bytes(),
+            };
+            let whole =
+                p.bias.len() >= 4 * out && p.multiplier.len() >= 4 * out && p.shift.len() >= out;
+            (p.groups > 0 && tiles_ready(layer) && whole).then_some(p)
+        }
+    }
+
     /// [`tiled_i8`] with the inputs already widened (by [`widen`]: `2 * groups` words).
     /// Returns false, having done nothing, when a precondition fails.
     #[inline(never)]
     pub(crate) fn tiled_i8_widened(layer: &Dense<'_>, wide: &[u32], y: &mut [i8]) -> bool {
-        let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
-        let (groups, blocks, rest) = (n.div_ceil(4), out / 4, out % 4);
-        let tiles = layer.packed_weights();
-        let (bias, multiplier, shift) = (
-            layer.bias.as_bytes(),
-            layer.multiplier.as_bytes(),
-            layer.shift.as_bytes(),
-        );
-        if groups == 0
-            || wide.len() < 2 * groups
-            || !tiles_ready(layer)
-            || y.len() < out
-            || bias.len() < 4 * out
-            || multiplier.len() < 4 * out
-            || shift.len() < out
-        {
+        let Some(Parts {
+            out,
+            groups,
+            blocks,
+            rest,
+            tiles,
+            bias,
+            multiplier,
+            shift,
+        }) = Parts::of(layer)
+        else {
+            return false;
+        };
+        if wide.len() < 2 * groups || y.len() < out {
             return false;
         }
         let range = super::output_range(layer);
@@ -754,23 +784,20 @@ pub mod dsp {
         y: &mut [i8],
         (a, b): (usize, usize),
     ) -> bool {
-        let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
-        let (groups, blocks, rest) = (n.div_ceil(4), out / 4, out % 4);
-        let tiles = layer.packed_weights();
-        let (bias, multiplier, shift) = (
-            layer.bias.as_bytes(),
-            layer.multiplier.as_bytes(),
-            layer.shift.as_bytes(),
-        );
-        if groups == 0
-            || a > b
-            || pairs.len() < 4 * groups
-            || !tiles_ready(layer)
-            || y.len() / out.max(1) <= b
-            || bias.len() < 4 * out
-            || multiplier.len() < 4 * out
-            || shift.len() < out
-        {
+        let Some(Parts {
+            out,
+            groups,
+            blocks,
+            rest,
+            tiles,
+            bias,
+            multiplier,
+            shift,
+        }) = Parts::of(layer)
+        else {
+            return false;
+        };
+        if a > b || pairs.len() < 4 * groups || y.len() / out.max(1) <= b {
             return false;
         }
         let (zero_point, lo) = super::output_range(layer);

@@ -188,22 +188,7 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
     if profile.is_some() {
         arg += &format!(",profile={}", per_insn.display());
     }
-    let o = firmware::run_qemu_with(
-        board,
-        &elf,
-        Duration::from_secs(300),
-        &["-plugin".into(), arg],
-    )?;
-    if o.code != Some(0) {
-        bail!("the cycles firmware ended with {:?}:\n{}", o.code, o.log);
-    }
-    let kernel_in = |index: usize| -> Result<u64> {
-        let arg = format!(
-            "{},mark={mark:#x},out={},profile={},region={index}",
-            plugin.display(),
-            out.with_extension("layer.txt").display(),
-            per_insn.with_extension("layer.txt").display()
-        );
+    let run = |arg: String| -> Result<String> {
         let o = firmware::run_qemu_with(
             board,
             &elf,
@@ -213,6 +198,16 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
         if o.code != Some(0) {
             bail!("the cycles firmware ended with {:?}:\n{}", o.code, o.log);
         }
+        Ok(o.log)
+    };
+    let log = run(arg)?;
+    let kernel_in = |index: usize| -> Result<u64> {
+        run(format!(
+            "{},mark={mark:#x},out={},profile={},region={index}",
+            plugin.display(),
+            out.with_extension("layer.txt").display(),
+            per_insn.with_extension("layer.txt").display()
+        ))?;
         let text = std::fs::read_to_string(per_insn.with_extension("layer.txt"))?;
         symbol_cycles(&elf, &text, "tinyvae_dense_i8_smlad")
     };
@@ -229,11 +224,7 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
     // Region 0 is the boot; then sampling, each decoder layer, the decode's return, each
     // encoder layer, the encode's return; then the way to the exit.
     if regions.len() != 1 + 1 + nd + 1 + ne + 1 + 1 {
-        bail!(
-            "{} regions for {nd} + {ne} layers:\n{}",
-            regions.len(),
-            o.log
-        );
+        bail!("{} regions for {nd} + {ne} layers:\n{}", regions.len(), log);
     }
     // A network's total, then each of its layers, with their multiply-accumulates.
     // The encoder's last layer has int16 outputs (the tile loop alone, then Rust).
