@@ -179,12 +179,23 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
 /// Builds `bins` with the `size` profile for the Cortex-M4F, `vae` with the probe model
 /// ([`pipeline::probe_model`]); returns the ELF folder and the model's bytes.
 fn size_profile(bins: &[&str]) -> Result<(std::path::PathBuf, u64)> {
+    let (probe, bytes) = pipeline::probe_model()?;
+    Ok((size_profile_with(bins, &probe, &[])?, bytes))
+}
+
+/// Builds `bins` with the `size` profile for the Cortex-M4F, `vae` with `model` embedded and
+/// the other variables given; returns the ELF folder.
+pub fn size_profile_with(
+    bins: &[&str],
+    model: &std::path::Path,
+    envs: &[(&str, String)],
+) -> Result<std::path::PathBuf> {
     let board = firmware::QEMU_BOARDS[0];
     let dir = firmware::dir();
-    let (probe, bytes) = pipeline::probe_model()?;
     let mut cmd = std::process::Command::new("cargo");
     cmd.current_dir(&dir)
-        .env("TINYVAE_MODEL", probe)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .env("TINYVAE_MODEL", model)
         .args(["build", "--profile", "size", "--target", board.target])
         .args(firmware::remap_paths(board.target))
         .args(["--no-default-features", "--features", board.feature]);
@@ -192,7 +203,7 @@ fn size_profile(bins: &[&str]) -> Result<(std::path::PathBuf, u64)> {
         cmd.args(["--bin", b]);
     }
     crate::run(&mut cmd)?;
-    Ok((dir.join("target").join(board.target).join("size"), bytes))
+    Ok(dir.join("target").join(board.target).join("size"))
 }
 
 /// The `vae` firmware and the `bench` firmware built with the `size` profile for the

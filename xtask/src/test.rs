@@ -432,6 +432,13 @@ fn conv_on_chip(t: &mut Tally) {
             run_and_compare(board, model_file),
         );
     }
+    if !firmware::using_debian_toolchain() {
+        t.record(
+            "conv vae built for size (opt-level z) on mps2-an386: golden vectors and every \
+             image bit-exact with the host",
+            run_size_profile_and_compare(model_file),
+        );
+    }
     t.record(
         &format!(
             "conv-mcu decoder-only on {} ({}): golden vectors and samples bit-exact",
@@ -568,13 +575,36 @@ fn boards(c: &mut Ctx) {
 /// the host engine's; prints its decode count and peak RAM.
 fn run_and_compare(board: firmware::Board, model: &Path) -> Result<()> {
     let (code, d) = pipeline::run_on_board(board, model, DEMO_SEED)?;
+    compare(board, model, code, &d)
+}
+
+/// [`run_and_compare`] for the `vae` firmware built with the `size` profile (opt-level "z",
+/// the engine's `tinyvae_small` paths: convolutions on the one-position kernel) on the
+/// Cortex-M4F.
+fn run_size_profile_and_compare(model: &Path) -> Result<()> {
+    let board = firmware::QEMU_BOARDS[0];
+    let seed = [("TINYVAE_SEED", DEMO_SEED.to_string())];
+    let elf = kernels::size_profile_with(&["vae"], model, &seed)?.join("vae");
+    let out = firmware::run_qemu(board, &elf, Duration::from_secs(300))?;
+    let Some(code) = out.code else {
+        bail!(
+            "the size-profile vae firmware did not finish in time; log:\n{}",
+            out.log
+        );
+    };
+    compare(board, model, code, &pipeline::parse(&out.log))
+}
+
+/// Checks a run of the `vae` firmware: exit 0, the golden vectors reported bit-exact, every
+/// image equal to the host engine's, the boot validation under one decode.
+fn compare(board: firmware::Board, model: &Path, code: i32, d: &pipeline::DeviceRun) -> Result<()> {
     if code != 0 {
         bail!("exit code {code} ({}); log:\n{}", exit_name(code), d.log);
     }
     if !d.log.contains("vectors bit-exact") {
         bail!("no golden-vector report in the log:\n{}", d.log);
     }
-    let n = pipeline::check_outputs_match(model, DEMO_SEED, &d, true)?;
+    let n = pipeline::check_outputs_match(model, DEMO_SEED, d, true)?;
     let count = |name: &str| d.count(name).unwrap_or(0);
     let ram = |name: &str| d.ram.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
     // Validating the model at boot (checksum and every check) costs less than one decode.
