@@ -704,19 +704,10 @@ pub mod dsp {
     /// Returns false, having done nothing, when a precondition fails.
     #[inline(never)]
     pub(crate) fn tiled_i8_widened(layer: &Dense<'_>, wide: &[u32], y: &mut [i8]) -> bool {
-        let Some(Parts {
-            out,
-            groups,
-            blocks,
-            rest,
-            tiles,
-            bias,
-            multiplier,
-            shift,
-        }) = Parts::of(layer)
-        else {
+        let Some(p) = Parts::of(layer) else {
             return false;
         };
+        let (out, groups, blocks, rest, tiles) = (p.out, p.groups, p.blocks, p.rest, p.tiles);
         if wide.len() < 2 * groups || y.len() < out {
             return false;
         }
@@ -725,7 +716,7 @@ pub mod dsp {
         if blocks > 0 {
             let job = Job::new(
                 tiling,
-                (bias.as_ptr(), multiplier.as_ptr(), shift.as_ptr()),
+                (p.bias.as_ptr(), p.multiplier.as_ptr(), p.shift.as_ptr()),
                 y.as_mut_ptr(),
                 blocks,
                 range,
@@ -784,19 +775,10 @@ pub mod dsp {
         y: &mut [i8],
         (a, b): (usize, usize),
     ) -> bool {
-        let Some(Parts {
-            out,
-            groups,
-            blocks,
-            rest,
-            tiles,
-            bias,
-            multiplier,
-            shift,
-        }) = Parts::of(layer)
-        else {
+        let Some(p) = Parts::of(layer) else {
             return false;
         };
+        let (out, groups, blocks, rest, tiles) = (p.out, p.groups, p.blocks, p.rest, p.tiles);
         if a > b || pairs.len() < 4 * groups || y.len() / out.max(1) <= b {
             return false;
         }
@@ -806,9 +788,9 @@ pub mod dsp {
             pairs: pairs.as_ptr(),
             groups,
             blocks,
-            bias: bias.as_ptr(),
-            multiplier: multiplier.as_ptr(),
-            shift: shift.as_ptr(),
+            bias: p.bias.as_ptr(),
+            multiplier: p.multiplier.as_ptr(),
+            shift: p.shift.as_ptr(),
             out: y.as_mut_ptr().wrapping_add(a * out),
             zero_point,
             lo,
