@@ -49,30 +49,17 @@
     add r2, r2, #1
 .endm
 
-@ The out-of-line path of a row: m back from r8; a left shift (s >= 0) through
-@ TINYVAE_LEFT and a saturating zero-point, a right shift with a multiplier below 2^30 (0:
-@ a channel that outputs its zero-point) through TINYVAE_RQ.
+@ The out-of-line path of a row (a multiplier below 2^30, 0: a channel that outputs its
+@ zero-point; or a left shift): m back from r8, both outputs through TINYVAE_GENERAL, the
+@ shift read again for the second.
 .macro TINYVAE_REQ2_LEFT a, b, slow, back
 \slow:
     lsr r8, r8, #1
-    negs r9, r9
-    ble 2f
-    TINYVAE_RQ \a, lr
-    TINYVAE_CLAMP8
-    strb r11, [r2]
-    TINYVAE_RQ \b, lr
-    TINYVAE_CLAMP8
-    strb r11, [r2, r12]
-    b \back
-2:
-    rsb r9, r9, #0
-    TINYVAE_LEFT \a
-    qadd r11, r11, lr
+    TINYVAE_GENERAL \a
     TINYVAE_CLAMP8
     strb r11, [r2]
     ldrsb r9, [r1, #-1]
-    TINYVAE_LEFT \b
-    qadd r11, r11, lr
+    TINYVAE_GENERAL \b
     TINYVAE_CLAMP8
     strb r11, [r2, r12]
     b \back

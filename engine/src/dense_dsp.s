@@ -75,6 +75,22 @@
     orr r11, r9, r11, lsr #31
 .endm
 
+@ The general requantization of accumulator \a into r11, the zero-point (lr) added: m in
+@ r8, the shift s in r9 (consumed); a right shift through TINYVAE_RQ (any multiplier), a
+@ left shift (s >= 0) through TINYVAE_LEFT and a saturating zero-point. r10 scratch. For
+@ the kernels' out-of-line paths.
+.macro TINYVAE_GENERAL a
+    negs r9, r9
+    ble 4f
+    TINYVAE_RQ \a, lr
+    b 5f
+4:
+    rsb r9, r9, #0
+    TINYVAE_LEFT \a
+    qadd r11, r11, lr
+5:
+.endm
+
 @ One row of a block (\k its place, 0 to 3): accumulator \a requantized (FORMAT.md section
 @ 3), the zero-point (lr) added, saturated to int8, into byte \k of r12 (the block's four
 @ outputs, clamped to [lo, 127] and stored together at the block's end). r0 the
@@ -99,8 +115,7 @@
 @ A block of four rows one of which is not for TINYVAE_REQ (a multiplier below 2^30: 0, a
 @ channel that outputs its zero-point; or a left shift, s >= 0): all four again, from the
 @ block's multipliers and shifts in the frame ([sp, #16], [sp, #20]) and its accumulators
-@ spilled to [sp, #44], row by row through TINYVAE_RQ or TINYVAE_LEFT and a saturating
-@ zero-point, each output rotated into r12 from the top; then on to \done with r0, r1
+@ spilled to [sp, #44], row by row through TINYVAE_GENERAL, each output rotated into r12 from the top; then on to \done with r0, r1
 @ past the block as TINYVAE_REQ leaves them. Rare (one place in the code, for flash).
 .macro TINYVAE_BLOCK_SLOW slow, done
 \slow:
@@ -114,15 +129,7 @@
     ldr r11, [r4], #4
     ldr r8, [r0], #4
     ldrsb r9, [r1], #1
-    negs r9, r9
-    ble 4f
-    TINYVAE_RQ r11, lr
-    b 5f
-4:
-    rsb r9, r9, #0
-    TINYVAE_LEFT r11
-    qadd r11, r11, lr
-5:
+    TINYVAE_GENERAL r11
     ssat r11, #8, r11
     bfi r12, r11, #0, #8
     ror r12, r12, #8
