@@ -5,9 +5,7 @@
 //! on IEEE-754 f64 arithmetic and libm's erfc (pure Rust), so it is the same on every host.
 use std::fmt::Write;
 
-mod dsp_rule {
-    include!("src/dsp_rule.rs");
-}
+use tinyvae_format::dsp_rule;
 
 fn upper_tail(z: f64) -> f64 {
     0.5 * libm::erfc(z / std::f64::consts::SQRT_2)
@@ -76,5 +74,27 @@ fn main() {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("gauss_table.rs");
     std::fs::write(out, src).unwrap();
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=src/dsp_rule.rs");
+    versioned_assembly();
+}
+
+/// The assembly files with every name they define (routines, macros, labels: all start
+/// `tinyvae_` or `TINYVAE_`) carrying this crate's version, written to OUT_DIR for
+/// src/dense.rs to include, and the routines' prefix for its `extern` block: two versions
+/// of the engine in one image (a C library and a Rust crate, say) link side by side, and
+/// their module assembly, which fat LTO assembles as one file, defines no name twice.
+fn versioned_assembly() {
+    let version = std::env::var("CARGO_PKG_VERSION")
+        .unwrap()
+        .replace(['.', '-', '+'], "_");
+    let prefix = format!("tinyvae_v{version}_");
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    for file in ["dense_dsp.s", "conv_pair_dsp.s"] {
+        let src = std::fs::read_to_string(format!("src/{file}")).unwrap();
+        let text = src
+            .replace("tinyvae_", &prefix)
+            .replace("TINYVAE_", &prefix.to_uppercase());
+        std::fs::write(out.join(file), text).unwrap();
+        println!("cargo:rerun-if-changed=src/{file}");
+    }
+    println!("cargo::rustc-env=TINYVAE_ASM_PREFIX={prefix}");
 }

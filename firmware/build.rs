@@ -77,6 +77,10 @@ fn main() {
         _ => fs::write(&model, []).unwrap(),
     }
     sizes(&model, &out.join("sizes.rs"));
+    // The same bytes after one byte, for the `misaligned` binary.
+    let mut off = vec![0u8];
+    off.extend(fs::read(&model).unwrap());
+    fs::write(out.join("model-off-by-one.tvae"), off).unwrap();
     // The float decoder the `f32dec` binary embeds: TINYVAE_F32 names the file.
     println!("cargo:rerun-if-env-changed=TINYVAE_F32");
     let f32_decoder = out.join("decoder.f32");
@@ -96,36 +100,20 @@ fn main() {
     fs::write(out.join("seed.rs"), format!("{seed}")).unwrap();
 }
 
-/// Writes the buffer sizes the `vae` binary needs for the embedded model (or small defaults
-/// without one): the engine's scratch for this target, the pixels, the latent size.
+/// Writes the buffer sizes the `vae` binary needs for the embedded model (zero without one):
+/// the engine's scratch for this target, the pixels, the latent size
+/// (`tinyvae_engine::build::Sizes`, what any firmware's build script can use).
 fn sizes(model: &std::path::Path, out: &std::path::Path) {
     let blob = fs::read(model).unwrap_or_default();
     // The engine runs its DSP kernel where the target has the extension (the rule its build
     // script applies); the firmware checks at boot that the engine asks for exactly this
     // scratch.
-    let var = |k: &str| env::var(k).unwrap_or_default();
-    let simd = tinyvae_engine::dsp_rule::build_target_has_dsp(var);
-    let (scratch, pixels, latent) = match tinyvae_format::Model::from_bytes(&blob) {
-        Ok(m) => (
-            tinyvae_engine::scratch_len_for(&m, simd),
-            m.data.len(),
-            usize::from(m.latent.dim),
-        ),
+    let sizes = match tinyvae_format::Model::from_bytes(&blob) {
+        Ok(m) => tinyvae_engine::build::Sizes::for_build_target(&m, blob.len()),
         // No model, or one the firmware will reject at boot (before any buffer is used).
-        Err(_) => (0, 0, 0),
+        Err(_) => tinyvae_engine::build::Sizes::default(),
     };
-    fs::write(
-        out,
-        format!(
-            "/// Scratch bytes the engine needs for the embedded model on this target.\n\
-             pub const SCRATCH: usize = {scratch};\n\
-             /// Values per data item of the embedded model.\n\
-             pub const PIXELS: usize = {pixels};\n\
-             /// Latent dimensions of the embedded model.\n\
-             pub const LATENT: usize = {latent};\n"
-        ),
-    )
-    .unwrap();
+    fs::write(out, sizes.to_rust()).unwrap();
 }
 
 /// The blob the firmware embeds: the file itself, or for a file of an older format version

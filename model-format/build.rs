@@ -1,10 +1,10 @@
 //! Chooses the checksum's loop (src/check.rs): `cfg(tinyvae_dsp)` where the target has the
-//! Arm DSP extension (UMAAL), by the engine's rule (../engine/src/dsp_rule.rs);
+//! Arm DSP extension (UMAAL), by the rule in src/dsp_rule.rs;
 //! `cfg(tinyvae_umull)` where it has UMULL/UMLAL; `cfg(tinyvae_no_umull)` where it has
 //! neither (the 64-bit product from 16-bit halves).
 #[allow(dead_code)]
 mod dsp_rule {
-    include!("../engine/src/dsp_rule.rs");
+    include!("src/dsp_rule.rs");
 }
 
 fn main() {
@@ -13,7 +13,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinyvae_no_umull)");
     println!("cargo::rerun-if-env-changed=TARGET");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
-    println!("cargo::rerun-if-changed=../engine/src/dsp_rule.rs");
+    println!("cargo::rerun-if-changed=src/dsp_rule.rs");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     if dsp_rule::build_target_has_dsp(var) {
         println!("cargo::rustc-cfg=tinyvae_dsp");

@@ -108,6 +108,18 @@ impl Frame {
     /// Lays `images` (each `side` x `side`) out in a centred grid: the largest integer scale
     /// at which one row of images fits the panel's height, as many columns as fit its width,
     /// and as many rows as fit. Returns how many images were drawn.
+    ///
+    /// ```
+    /// use tinyvae_display::Frame;
+    ///
+    /// // Two 28 x 28 grey images, as the engine decodes them (0 dark, 255 lit).
+    /// let (a, b) = ([0u8; 28 * 28], [255u8; 28 * 28]);
+    /// let mut frame = Frame::new();
+    /// // Scale 2 (56 rows fit the panel's 64), two columns of 56 in 128.
+    /// assert_eq!(frame.grid([&a[..], &b[..]], 28), 2);
+    /// // The second image is lit; the frame is ready for `show`.
+    /// assert!(frame.get(70, 30) && !frame.get(20, 30));
+    /// ```
     pub fn grid<'a>(&mut self, images: impl IntoIterator<Item = &'a [u8]>, side: usize) -> usize {
         if side == 0 || side > HEIGHT {
             return 0;

@@ -7,7 +7,7 @@
 //! - 4 x 4 tiled weights ([`WeightLayout::Tiles4x4`]), portable: the same, reading tiles;
 //! - 4 x 4 tiled weights on Cortex-M4/M7 (thumbv7em, `cfg(tinyvae_dsp)`): the inputs are
 //!   widened to int16 pairs once per layer, then an assembly loop does 16 multiply-accumulates
-//!   per 4 x 4 tile with two `LDM`, eight `SXTB16` and eight `SMLAD` (see [`dsp`]).
+//!   per 4 x 4 tile with two `LDM`, eight `SXTB16` and eight `SMLAD` (the `dsp` module, on those cores).
 //!
 //! Requantization runs once per output, outside the multiply-accumulate loops.
 
@@ -455,15 +455,15 @@ pub mod dsp {
     #[cfg(tinyvae_small)]
     core::arch::global_asm!(
         env!("TINYVAE_ASM_CPU"),
-        include_str!("dense_dsp.s"),
+        include_str!(concat!(env!("OUT_DIR"), "/dense_dsp.s")),
         options(raw)
     );
     // With the two-position convolution kernel, which uses dense_dsp.s's macros.
     #[cfg(not(tinyvae_small))]
     core::arch::global_asm!(
         env!("TINYVAE_ASM_CPU"),
-        include_str!("dense_dsp.s"),
-        include_str!("conv_pair_dsp.s"),
+        include_str!(concat!(env!("OUT_DIR"), "/dense_dsp.s")),
+        include_str!(concat!(env!("OUT_DIR"), "/conv_pair_dsp.s")),
         options(raw)
     );
 
@@ -589,16 +589,23 @@ pub mod dsp {
         true
     }
 
+    // The routines' names carry the crate's version (build.rs: `crate::ASM_PREFIX`).
     extern "C" {
+        #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "requantize_i8")]
         fn tinyvae_requantize_i8(job: *const RequantJob);
+        #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "dense_i8_smlad")]
         fn tinyvae_dense_i8_smlad(job: *const Job);
+        #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "widen_i8")]
         fn tinyvae_widen_i8(x: *const i8, wide: *mut u32, groups: usize);
+        #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "tiles_raw")]
         fn tinyvae_tiles_raw(job: *mut RawJob);
     }
 
     #[cfg(not(tinyvae_small))]
     extern "C" {
+        #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "dense2_i8_smlad")]
         fn tinyvae_dense2_i8_smlad(job: *mut PairJob);
+        #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "widen_i8_pairs")]
         fn tinyvae_widen_i8_pairs(x: *const i8, pairs: *mut u32, groups: usize);
     }
 

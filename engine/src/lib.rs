@@ -1,11 +1,66 @@
 //! Integer-only inference for tinyvae models.
 //!
-//! The same code runs in host tests and on Cortex-M: int8 dense layers with TFLite/CMSIS-NN
-//! requantization, the encoder (u8 pixels to mu and log-variance in Q[frac] fixed point), the
-//! decoder (int8 latent code to u8 pixels) and a seeded N(0, 1) sampler in Q12 with the
-//! reparameterization z = mu + sigma * eps.
+//! The same code runs in host tests and on Cortex-M: int8 dense layers and convolutions with
+//! TFLite/CMSIS-NN requantization, the encoder (u8 pixels to mu and log-variance in
+//! Q`frac` fixed point), the decoder (int8 latent code to u8 pixels) and a seeded N(0, 1)
+//! sampler in Q12 with the reparameterization z = mu + sigma * eps. A model exported by
+//! `trainer export` decodes here to the bits the host computed, which the file's golden
+//! vectors record.
 //!
-//! Invariants, enforced by the crate's attributes and its tests:
+//! # The whole flow
+//!
+//! Embed the model word-aligned ([`include_model!`]), read it in place
+//! ([`format::Model::from_bytes`] checks every byte before anything runs), make an
+//! [`Engine`], draw a latent code from the model's prior and decode it:
+//!
+//! ```
+//! use tinyvae_engine::{format::Model, include_model, Engine, NoProbe, Sampler};
+//!
+//! // In a firmware, `mod sizes { include!(concat!(env!("OUT_DIR"), "/tinyvae_sizes.rs")); }`
+//! // gives these for the target being built (`build::emit_sizes` in build.rs, feature `std`).
+//! const SCRATCH: usize = 1024;
+//! const LATENT: usize = 4;
+//! const PIXELS: usize = 64;
+//!
+//! static MODEL: &[u8] = include_model!("../tests/data/tiny.tvae");
+//!
+//! # fn main() -> Result<(), Box<dyn core::fmt::Debug>> {
+//! let model = Model::from_bytes(MODEL).map_err(|e| Box::new(e) as _)?;
+//! let engine = Engine::new(&model).map_err(|e| Box::new(e) as _)?;
+//! assert!(engine.scratch_len() <= SCRATCH);
+//!
+//! let mut scratch = [0i8; SCRATCH];
+//! let mut code = [0i8; LATENT];
+//! let mut pixels = [0u8; PIXELS];
+//! let mut sampler = Sampler::new(2026);
+//! for _ in 0..4 {
+//!     engine.sample_prior(&mut sampler, &mut code).map_err(|e| Box::new(e) as _)?;
+//!     engine
+//!         .decode(&code, &mut scratch, &mut pixels, &mut NoProbe)
+//!         .map_err(|e| Box::new(e) as _)?;
+//!     // `pixels` holds a generated 8 x 8 image.
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`Engine::decoding`] runs the same decode one layer per call, for an async task that
+//! yields between layers; [`Engine::kernel`] says whether the DSP kernel runs, and why not.
+//!
+//! # Profiles
+//!
+//! - The convolutions' two-position DSP kernel is left out of builds at opt-level `s` or
+//!   `z` (for flash): a convolutional decode is then about 20% slower. Keep the speed with
+//!   `[profile.release.package.tinyvae-engine] opt-level = 3` (about 6 KB of flash); with
+//!   fat LTO, per-package levels do not survive, and the whole image's level decides.
+//! - A debug build (`opt-level = 0`) of a convolutional model needs about 66 KB of stack
+//!   and validates about 20 times slower: build the engine optimized even in `dev`
+//!   (`[profile.dev.package.tinyvae-engine] opt-level = 3`, and the same for
+//!   `tinyvae-format`).
+//!
+//! # Invariants
+//!
+//! Enforced by the crate's attributes and its tests:
 //! - `#![no_std]` with no `alloc`: nothing allocates. Scratch memory is a caller's buffer,
 //!   checked against the model ([`Engine::scratch_len`]); too small is an [`Error`], not a panic.
 //! - No float: `clippy::float_arithmetic` is denied for the whole crate.
@@ -18,81 +73,34 @@
 // The DSP kernel (dense::dsp, thumbv7em only) is the one module allowed unsafe code.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "std")]
+pub mod build;
 pub mod conv;
 pub mod dense;
+mod embed;
+mod error;
+mod kernel;
+mod steps;
 /// Which targets run the DSP-extension kernel (the rule engine/build.rs applies), for build
 /// scripts that size a firmware's buffers on the host.
-pub mod dsp_rule {
-    include!("dsp_rule.rs");
-}
+pub use tinyvae_format::dsp_rule;
 pub mod gauss;
 pub mod known_answers;
 pub mod requant;
 pub mod rng;
 
+pub use embed::Aligned;
+pub use error::Error;
 pub use gauss::Sampler;
+pub use kernel::{Fallback, Kernel};
+pub use steps::{Decoding, Encoding};
+
+/// The prefix of the assembly routines' symbols (`tinyvae_v0_1_0_` for version 0.1.0): they
+/// carry the crate's version, so that two versions of the engine link into one image.
+pub const ASM_PREFIX: &str = env!("TINYVAE_ASM_PREFIX");
 pub use tinyvae_format as format;
 
 use tinyvae_format::{Layer, Model, ModelKind, Prior, EPS_FRAC_BITS, SIGMA_FRAC_BITS};
-
-/// What can go wrong when running a validated model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum Error {
-    /// The scratch buffer is smaller than the model needs.
-    ScratchTooSmall {
-        /// Bytes the model needs ([`Engine::scratch_len`]).
-        needed: u32,
-        /// Bytes given.
-        available: u32,
-    },
-    /// An input slice has the wrong length.
-    InputLength {
-        /// Length the model expects.
-        expected: u32,
-        /// Length given.
-        found: u32,
-    },
-    /// An output slice has the wrong length.
-    OutputLength {
-        /// Length the model writes.
-        expected: u32,
-        /// Length given.
-        found: u32,
-    },
-    /// The operation needs a VAE's mu and log-variance, and the model is an autoencoder.
-    NotAVae,
-    /// The operation needs the encoder, and the model is decoder-only.
-    NoEncoder,
-}
-
-impl core::fmt::Display for Error {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match *self {
-            Error::ScratchTooSmall { needed, available } => write!(
-                f,
-                "scratch buffer too small: the model needs {needed} bytes, {available} given"
-            ),
-            Error::InputLength { expected, found } => {
-                write!(f, "input has {found} values, the model takes {expected}")
-            }
-            Error::OutputLength { expected, found } => {
-                write!(
-                    f,
-                    "output has room for {found} values, the model writes {expected}"
-                )
-            }
-            Error::NotAVae => f.write_str("the model is not a VAE: it has no log-variance"),
-            Error::NoEncoder => {
-                f.write_str("the model is decoder-only: it generates, and cannot encode")
-            }
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for Error {}
 
 /// A stage of inference, reported to a [`Probe`] when it completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,14 +229,37 @@ pub struct Engine<'m, 'a> {
     /// The scratch's parts ([`scratch_parts`]), worked out once: every encode and decode
     /// splits its scratch by them.
     parts: [usize; 4],
+    kernel: Kernel,
 }
 
+/// A scratch split into the two activation buffers, the patch and the spare bytes.
+type Split<'s> = (&'s mut [i8], &'s mut [i8], &'s mut [i8], &'s mut [i8]);
+
 impl<'m, 'a> Engine<'m, 'a> {
-    /// An engine for `model` (validated by [`Model::from_bytes`]).
-    pub fn new(model: &'m Model<'a>) -> Self {
+    /// An engine for `model` (validated by [`Model::from_bytes`]). On a core with the DSP
+    /// extension, a model whose bytes are not word-aligned is [`Error::Misaligned`]: embed it
+    /// with [`include_model!`], or take the portable kernels with [`Engine::new_unaligned`].
+    pub fn new(model: &'m Model<'a>) -> Result<Self, Error> {
+        Self::checked(model, dense::SIMD)
+    }
+
+    /// [`Engine::new`] for a build with (`simd`) or without the DSP kernel.
+    fn checked(model: &'m Model<'a>, simd: bool) -> Result<Self, Error> {
+        match kernel::choose(model, simd) {
+            Kernel::Portable(Fallback::Misaligned { offset }) => Err(Error::Misaligned { offset }),
+            _ => Ok(Self::new_unaligned(model)),
+        }
+    }
+
+    /// An engine for `model` wherever its bytes lie: a model that is not word-aligned runs on
+    /// the portable kernels (the same bits, about 14 times the instructions of the DSP
+    /// kernel), which [`Engine::kernel`] reports. The explicit fallback; [`Engine::new`]
+    /// refuses such a model instead.
+    pub fn new_unaligned(model: &'m Model<'a>) -> Self {
         Engine {
             model,
             parts: scratch_parts(model, dense::SIMD),
+            kernel: kernel::choose(model, dense::SIMD),
         }
     }
 
@@ -237,23 +268,27 @@ impl<'m, 'a> Engine<'m, 'a> {
         self.model
     }
 
+    /// Which kernels run the model's tiled layers, and why: [`Kernel::Dsp`] on a core with
+    /// the DSP extension and a word-aligned tiled model, else [`Kernel::Portable`] with the
+    /// reason.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
     fn parts(&self) -> [usize; 4] {
         self.parts
     }
 
     /// Scratch bytes `encode` and `decode` need: the two activation buffers, a convolution
     /// patch, and on DSP targets room for the widest weight row's inputs widened to int16
-    /// ([`dense::spare_len`]).
+    /// ([`dense::spare_len`]). The same figure for a build's target at compile time:
+    /// [`scratch_len_for`], or the `build` module's constants (feature `std`).
     pub fn scratch_len(&self) -> usize {
         self.parts().iter().sum()
     }
 
     /// Splits the scratch into the two activation buffers, the patch and the spare bytes.
-    #[allow(clippy::type_complexity)]
-    fn split<'s>(
-        &self,
-        scratch: &'s mut [i8],
-    ) -> Result<(&'s mut [i8], &'s mut [i8], &'s mut [i8], &'s mut [i8]), Error> {
+    fn split<'s>(&self, scratch: &'s mut [i8]) -> Result<Split<'s>, Error> {
         let needed = self.scratch_len();
         if scratch.len() < needed {
             return Err(Error::ScratchTooSmall {
@@ -268,8 +303,38 @@ impl<'m, 'a> Engine<'m, 'a> {
         Ok((a, b, patch, spare))
     }
 
+    /// Starts encoding one item of u8 pixels, one layer per [`Encoding::step`]; `out` as for
+    /// [`Engine::encode`]. The lengths are checked here.
+    pub fn encoding<'b>(
+        &self,
+        pixels: &[u8],
+        scratch: &'b mut [i8],
+        out: &'b mut [i16],
+    ) -> Result<Encoding<'m, 'b>, Error> {
+        let m = self.model;
+        if !m.has_encoder() {
+            return Err(Error::NoEncoder);
+        }
+        check_len(m.data.len(), pixels.len(), true)?;
+        check_len(m.encoder_out_dim(), out.len(), false)?;
+        let (src, dst, patch, spare) = self.split(scratch)?;
+        // u8 pixel p is the int8 value p - 128 (scale 1/255, zero-point -128).
+        for (q, &p) in src.iter_mut().zip(pixels) {
+            *q = (p ^ 0x80) as i8;
+        }
+        Ok(Encoding {
+            model: m,
+            src,
+            dst,
+            patch,
+            spare,
+            out,
+            next: 0,
+        })
+    }
+
     /// Encodes one item of u8 pixels. For a VAE, `out` receives mu then log-variance
-    /// (`2 * latent` values); for an autoencoder, z (`latent` values); all in Q[frac_bits].
+    /// (`2 * latent` values); for an autoencoder, z (`latent` values); all in Q`frac_bits` (the latent's `frac_bits`).
     #[inline(never)]
     pub fn encode(
         &self,
@@ -278,32 +343,35 @@ impl<'m, 'a> Engine<'m, 'a> {
         out: &mut [i16],
         probe: &mut dyn Probe,
     ) -> Result<(), Error> {
-        let m = self.model;
-        if !m.has_encoder() {
-            return Err(Error::NoEncoder);
-        }
-        check_len(m.data.len(), pixels.len(), true)?;
-        check_len(m.encoder_out_dim(), out.len(), false)?;
-        let (mut src, mut dst, patch, spare) = self.split(scratch)?;
-        // u8 pixel p is the int8 value p - 128 (scale 1/255, zero-point -128).
-        for (q, &p) in src.iter_mut().zip(pixels) {
-            *q = (p ^ 0x80) as i8;
-        }
-        let layers = &m.encoder.layers;
-        let last = layers.len() - 1;
-        for (i, l) in layers.iter().enumerate() {
-            let x = head(src, l.in_len())?;
-            match l {
-                // The last layer writes mu and log-variance (dense only: validated).
-                Layer::Dense(d) if i == last => dense::dense_i16(d, x, out, spare),
-                _ => {
-                    run_i8(l, x, head_mut(dst, l.out_len())?, patch, spare);
-                    core::mem::swap(&mut src, &mut dst);
-                }
-            }
-            probe.done(Stage::Encoder(i as u8));
+        let mut job = self.encoding(pixels, scratch, out)?;
+        while let Some(stage) = job.step()? {
+            probe.done(stage);
         }
         Ok(())
+    }
+
+    /// Starts decoding one int8 latent code into u8 pixels, one layer per
+    /// [`Decoding::step`]. The lengths are checked here.
+    pub fn decoding<'b>(
+        &self,
+        code: &[i8],
+        scratch: &'b mut [i8],
+        pixels: &'b mut [u8],
+    ) -> Result<Decoding<'m, 'b>, Error> {
+        let m = self.model;
+        check_len(usize::from(m.latent.dim), code.len(), true)?;
+        check_len(m.data.len(), pixels.len(), false)?;
+        let (src, dst, patch, spare) = self.split(scratch)?;
+        src.iter_mut().zip(code).for_each(|(d, &c)| *d = c);
+        Ok(Decoding {
+            model: m,
+            src,
+            dst,
+            patch,
+            spare,
+            pixels,
+            next: 0,
+        })
     }
 
     /// Decodes one int8 latent code into u8 pixels.
@@ -315,33 +383,14 @@ impl<'m, 'a> Engine<'m, 'a> {
         pixels: &mut [u8],
         probe: &mut dyn Probe,
     ) -> Result<(), Error> {
-        let m = self.model;
-        check_len(usize::from(m.latent.dim), code.len(), true)?;
-        check_len(m.data.len(), pixels.len(), false)?;
-        let (mut src, mut dst, patch, spare) = self.split(scratch)?;
-        src.iter_mut().zip(code).for_each(|(d, &c)| *d = c);
-        let layers = &m.decoder.layers;
-        let last = layers.len() - 1;
-        for (i, l) in layers.iter().enumerate() {
-            let out = head_mut(dst, l.out_len())?;
-            run_i8(l, head(src, l.in_len())?, out, patch, spare);
-            if i == last {
-                let table = m.pixel_table.as_slice();
-                for (p, &q) in pixels.iter_mut().zip(out.iter()) {
-                    // 256 entries (validated).
-                    *p = table
-                        .get(usize::from((q as u8) ^ 0x80))
-                        .copied()
-                        .unwrap_or(0);
-                }
-            }
-            core::mem::swap(&mut src, &mut dst);
-            probe.done(Stage::Decoder(i as u8));
+        let mut job = self.decoding(code, scratch, pixels)?;
+        while let Some(stage) = job.step()? {
+            probe.done(stage);
         }
         Ok(())
     }
 
-    /// Converts a latent value in Q[frac_bits] to the decoder's int8 code.
+    /// Converts a latent value in Q`frac_bits` to the decoder's int8 code.
     #[inline]
     pub fn code_from_fixed(&self, z: i32) -> i8 {
         let l = &self.model.latent;
@@ -367,7 +416,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         (v0 + (((v1 - v0) * i64::from(f)) >> step)) as u32
     }
 
-    /// `mu + sigma * eps` in Q[frac_bits], with sigma in Q16 and eps in Q12.
+    /// `mu + sigma * eps` in Q`frac_bits`, with sigma in Q16 and eps in Q12.
     #[inline]
     fn shifted(&self, mu: i32, sigma_q16: u32, eps: i16) -> i32 {
         let frac = u32::from(self.model.latent.frac_bits);

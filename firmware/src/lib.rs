@@ -35,7 +35,17 @@ extern "C" {
 /// The model blob xtask chose (`TINYVAE_MODEL`, copied by build.rs; empty without one),
 /// word-aligned so that tiled weights are read by word loads. Only the binaries that use it
 /// link it.
-pub static MODEL: &[u8] = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.tvae"))).0;
+pub static MODEL: &[u8] = tinyvae_engine::include_model!(concat!(env!("OUT_DIR"), "/model.tvae"));
+
+/// The same model one byte past a word boundary, for the `misaligned` binary (the engine
+/// must refuse it, or run it on the portable kernels when asked to).
+pub static MODEL_OFF_BY_ONE: &[u8] = {
+    const PADDED: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+        env!("OUT_DIR"),
+        "/model-off-by-one.tvae"
+    )));
+    PADDED.0.split_at(1).1
+};
 
 /// The float decoder for the `f32dec` binary (`TINYVAE_F32`; empty without one), word-aligned
 /// because its arrays are read in place as f32.
@@ -51,9 +61,8 @@ pub mod sizes {
     include!(concat!(env!("OUT_DIR"), "/sizes.rs"));
 }
 
-/// Places its contents on a 4-byte boundary (for an embedded model blob).
-#[repr(C, align(4))]
-pub struct Aligned<T: ?Sized>(pub T);
+/// Places its contents on a 4-byte boundary (the engine's wrapper).
+pub use tinyvae_engine::Aligned;
 
 /// How a run ends: the exit codes and log keywords the host (xtask) reads, shared with it.
 pub use tinyvae_protocol::{keyword, ExitCode};

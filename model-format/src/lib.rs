@@ -17,12 +17,17 @@
 //! to run: shapes chain, lengths match, shifts are in range and no int32 accumulator can
 //! overflow. It never allocates and never panics. See FORMAT.md for the field-by-field
 //! specification and the compatibility rules.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(missing_docs)]
 #![forbid(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod array;
 mod check;
+/// Which Cortex-M targets get the DSP-extension code paths (the checksum's `UMAAL` loop here,
+/// the engine's `SMLAD` kernels): one rule, read from the target and the rustc flags, that
+/// this crate's and the engine's build scripts apply and that a firmware's build script calls
+/// to size its buffers for the engine.
+pub mod dsp_rule;
 mod error;
 #[cfg(feature = "std")]
 pub mod owned;
@@ -835,6 +840,22 @@ pub struct Model<'a> {
 impl<'a> Model<'a> {
     /// Reads a model from a blob in place: checks the header and checksum, decodes the payload
     /// borrowing every array from `blob`, and validates it. Never allocates, never panics.
+    ///
+    /// ```
+    /// use tinyvae_format::{Error, Model};
+    ///
+    /// # let blob = tinyvae_format::owned::OwnedModel::synthetic(&Default::default(), 1)
+    /// #     .to_bytes()
+    /// #     .unwrap();
+    /// // `blob`: the bytes of a file `trainer export` wrote.
+    /// let model = Model::from_bytes(&blob)?;
+    /// assert_eq!((model.data.width, model.data.height, model.latent.dim), (8, 8, 4));
+    ///
+    /// // Anything short of a whole, valid model is an error, never a panic.
+    /// let cut = Model::from_bytes(&blob[..100]).unwrap_err();
+    /// assert!(matches!(cut, Error::Truncated { available: 100, .. }));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn from_bytes(blob: &'a [u8]) -> Result<Model<'a>, Error> {
         let (version, payload) = header(blob)?;
         let model = Model::decode(version, payload)?;

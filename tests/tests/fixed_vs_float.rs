@@ -118,7 +118,7 @@ fn psnr(err2: f64, n: usize) -> f64 {
 
 fn decoder_psnr(f: &Fixture) {
     let m = Model::from_bytes(&f.blob).unwrap();
-    let e = Engine::new(&m);
+    let e = Engine::new(&m).unwrap();
     let (lat, p) = (f.net.arch.latent, f.net.arch.pixels());
     let mut z = vec![0f32; PRIOR_SAMPLES * lat];
     Rng::new(11).fill_normal(&mut z);
@@ -185,7 +185,7 @@ fn f32_decoder_against_the_trainers_float_decoder() {
 
 fn encoder_snr(f: &Fixture) {
     let m = Model::from_bytes(&f.blob).unwrap();
-    let e = Engine::new(&m);
+    let e = Engine::new(&m).unwrap();
     let n = 1000.min(f.data.test.n);
     let lat = f.net.arch.latent;
     let idx: Vec<usize> = (0..n).collect();
@@ -220,7 +220,7 @@ fn encoder_snr(f: &Fixture) {
 /// model's, so the difference measures the int8 decoder alone.
 fn int8_elbo(f: &Fixture) {
     let m = Model::from_bytes(&f.blob).unwrap();
-    let e = Engine::new(&m);
+    let e = Engine::new(&m).unwrap();
     let n = f.data.test.n;
     let lat = f.net.arch.latent;
     let idx: Vec<usize> = (0..n).collect();
@@ -304,7 +304,7 @@ fn mixture_prior(f: &Fixture) {
     let one = f64::from(1u32 << m.latent.frac_bits);
     let means: Vec<f64> = mix.means.iter().map(|v| f64::from(v) / one).collect();
     let sigmas: Vec<f64> = mix.sigmas.iter().map(|v| f64::from(v) / 65536.0).collect();
-    let e = Engine::new(&m);
+    let e = Engine::new(&m).unwrap();
     let mut sampler = tinyvae_engine::Sampler::new(3);
     let mut code = vec![0i8; lat];
     let (mut sum, mut sum2) = (vec![0f64; lat], vec![0f64; lat]);
@@ -360,7 +360,7 @@ fn decoder_only_export_decodes_as_the_whole_model() {
         Model::from_bytes(&blob).unwrap(),
     );
     assert!(!alone.has_encoder());
-    let (a, b) = (Engine::new(&whole), Engine::new(&alone));
+    let (a, b) = (Engine::new(&whole).unwrap(), Engine::new(&alone).unwrap());
     assert!(b.scratch_len() <= a.scratch_len());
     let (mut sa, mut sb) = (vec![0i8; a.scratch_len()], vec![0i8; b.scratch_len()]);
     let lat = f.net.arch.latent;

@@ -523,7 +523,7 @@ fn layers_encoder_and_decoder_are_the_specs() {
     let (table, _) = spec_table();
     for (name, blob) in synthetic_models() {
         let m = Model::from_bytes(&blob).unwrap();
-        let engine = Engine::new(&m);
+        let engine = Engine::new(&m).unwrap();
         let mut scratch = vec![0i8; engine.scratch_len()];
         let dim = usize::from(m.latent.dim);
         let mut px = vec![0u8; m.data.len()];
@@ -578,7 +578,7 @@ fn layers_encoder_and_decoder_are_the_specs() {
 fn sigma_table_and_code_conversion_are_the_specs_for_every_input() {
     for (name, blob) in synthetic_models() {
         let m = Model::from_bytes(&blob).unwrap();
-        let engine = Engine::new(&m);
+        let engine = Engine::new(&m).unwrap();
         for lv in i16::MIN..=i16::MAX {
             assert_eq!(engine.sigma_q16(lv), spec_sigma(&m, lv), "{name}: lv {lv}");
         }

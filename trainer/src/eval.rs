@@ -204,7 +204,7 @@ pub fn int8_prior_samples(blob: &[u8], n: usize, seed: u64) -> Result<Vec<Vec<u8
 /// float decoder decodes to compare with int8 on the very same draws.
 pub fn int8_prior_draws(blob: &[u8], n: usize, seed: u64) -> Result<(Vec<Vec<u8>>, Vec<f32>)> {
     let m = Model::from_bytes(blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let engine = Engine::new(&m);
+    let engine = Engine::new(&m)?;
     let first = m
         .decoder
         .layers

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::{Parser, Subcommand};
-use tinyvae_engine::Engine;
 use tinyvae_format::{Model, WeightLayout};
 
 /// The `--layout` choices of `trainer export`.
@@ -106,10 +105,18 @@ enum Cmd {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
-    /// Summarise a model file.
+    /// Summarise a model file (any format version, 1 to 4), and what it needs on a chip.
     Inspect {
         /// Model file.
         model: PathBuf,
+        /// The Rust target a firmware is built for (thumbv6m-none-eabi, thumbv7m-none-eabi,
+        /// thumbv7em-none-eabihf, thumbv8m.main-none-eabihf, ...): prints the scratch the
+        /// engine needs there. Without it, both figures: with and without the DSP kernel.
+        #[arg(long)]
+        target: Option<String>,
+        /// The `-C target-cpu` of that build (cortex-m33 gives thumbv8m.main the DSP kernel).
+        #[arg(long, requires = "target")]
+        target_cpu: Option<String>,
     },
 }
 
@@ -330,7 +337,11 @@ fn run(cmd: Cmd) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Inspect { model } => cmd_inspect(&model),
+        Cmd::Inspect {
+            model,
+            target,
+            target_cpu,
+        } => cmd_inspect(&model, target.as_deref(), target_cpu.as_deref()),
     }
 }
 
@@ -662,9 +673,9 @@ fn cmd_sample(input: &Path, int8: bool, count: usize, seed: u64, out: &Path) -> 
     Ok(())
 }
 
-fn cmd_inspect(path: &Path) -> Result<()> {
+fn cmd_inspect(path: &Path, target: Option<&str>, cpu: Option<&str>) -> Result<()> {
     let blob = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let m = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let m = Model::from_bytes(&blob).with_context(|| format!("{}: not a model", path.display()))?;
     let p = &m.provenance;
     println!(
         "{}: {} bytes, format version {}{}",
@@ -755,12 +766,35 @@ fn cmd_inspect(path: &Path) -> Result<()> {
         "bytes: weights {weight_bytes}, per-channel {channel_bytes}, tables {tables}, golden vectors {golden}, other {}",
         blob.len() - weight_bytes - channel_bytes - tables - golden
     );
-    let engine = Engine::new(&m);
+    let sizes = |dsp| tinyvae_engine::build::Sizes::of(&m, blob.len(), dsp);
+    let outputs = 2 * m.encoder_out_dim() + m.data.len() + usize::from(m.latent.dim);
     println!(
-        "needs: flash {} bytes (the blob, read in place), RAM {} bytes of scratch + {} of outputs",
-        blob.len(),
-        engine.scratch_len(),
-        2 * m.encoder_out_dim() + m.data.len() + usize::from(m.latent.dim)
+        "needs: flash {} bytes (the blob, read in place, word-aligned), RAM: the scratch and \
+         {outputs} bytes of outputs",
+        blob.len()
     );
+    match target {
+        Some(t) => {
+            let flags = cpu.map_or(String::new(), |c| format!("-Ctarget-cpu={c}"));
+            let dsp = tinyvae_engine::dsp_rule::has_dsp_extension(t, &flags, "");
+            let kernel = if dsp {
+                "the DSP kernel"
+            } else {
+                "the portable kernels"
+            };
+            println!(
+                "  scratch on {t}{}: {} bytes ({kernel})",
+                cpu.map_or(String::new(), |c| format!(" (-C target-cpu={c})")),
+                sizes(dsp).scratch
+            );
+        }
+        None => println!(
+            "  scratch: {} bytes with the DSP kernel (thumbv7em: Cortex-M4, M7; thumbv8m.main \
+             with -C target-cpu=cortex-m33), {} without (thumbv6m, thumbv7m, the host); \
+             --target names one",
+            sizes(true).scratch,
+            sizes(false).scratch
+        ),
+    }
     Ok(())
 }

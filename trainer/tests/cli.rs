@@ -192,3 +192,48 @@ fn a_conv_model_exports_runs_in_int8_and_exports_decoder_only() {
     );
     assert!(!f32.exists() && !dir.join("x.tvae").exists());
 }
+
+/// `trainer inspect` reads what FORMAT.md says the host reads: versions 1 to 4 (the committed
+/// files the version 1 and 2 writers wrote), and says what a chip needs for a target.
+#[test]
+fn inspect_reads_every_version_and_sizes_per_target() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model-format/tests/fixtures");
+    let inspect = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .arg("inspect")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    for v in [1, 2] {
+        let file = fixtures.join(format!("v{v}.tvae"));
+        let text = inspect(&[s(&file)]);
+        assert!(text.contains(&format!("format version {v}")), "{text}");
+        assert!(text.contains("with the DSP kernel"), "{text}");
+    }
+    let v2 = fixtures.join("v2.tvae");
+    let m4 = inspect(&[s(&v2), "--target", "thumbv7em-none-eabihf"]);
+    let m3 = inspect(&[s(&v2), "--target", "thumbv7m-none-eabi"]);
+    let m33 = inspect(&[
+        s(&v2),
+        "--target",
+        "thumbv8m.main-none-eabihf",
+        "--target-cpu",
+        "cortex-m33",
+    ]);
+    let bytes = |t: &str| -> usize {
+        let line = t.lines().find(|l| l.contains("scratch on")).unwrap();
+        let n = line.split(": ").nth(1).unwrap().split(' ').next().unwrap();
+        n.parse().unwrap()
+    };
+    assert!(m4.contains("(the DSP kernel)") && m3.contains("(the portable kernels)"));
+    assert!(bytes(&m4) > bytes(&m3), "{m4}{m3}");
+    assert_eq!(bytes(&m33), bytes(&m4));
+}

@@ -209,7 +209,8 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
             per_insn.with_extension("layer.txt").display()
         ))?;
         let text = std::fs::read_to_string(per_insn.with_extension("layer.txt"))?;
-        symbol_cycles(&elf, &text, "tinyvae_dense_i8_smlad")
+        let kernel = format!("{}dense_i8_smlad", tinyvae_engine::ASM_PREFIX);
+        symbol_cycles(&elf, &text, &kernel)
     };
     if let Some(p) = profile {
         let text = by_function(&elf, &std::fs::read_to_string(&per_insn)?)?;

@@ -252,6 +252,23 @@ pub fn run_qemu_with(
     limit: Duration,
     extra: &[String],
 ) -> Result<Outcome> {
+    run_qemu_as(board, elf, limit, extra, true)
+}
+
+/// [`run_qemu`] for a firmware that prints text (not defmt frames) over semihosting: the
+/// examples, written as a user would.
+pub fn run_qemu_text(board: Board, elf: &Path, limit: Duration) -> Result<Outcome> {
+    run_qemu_as(board, elf, limit, &[], false)
+}
+
+/// Runs `elf` under QEMU, its output decoded as defmt (`defmt`) or read as text.
+fn run_qemu_as(
+    board: Board,
+    elf: &Path,
+    limit: Duration,
+    extra: &[String],
+    defmt: bool,
+) -> Result<Outcome> {
     let machine = board
         .machine
         .with_context(|| format!("{} is not an emulated board", board.name))?;
@@ -282,7 +299,12 @@ pub fn run_qemu_with(
         .spawn()
         .context("starting qemu-system-arm")?;
     let frames = qemu.stdout.take().context("qemu stdout")?;
-    let (mut decoder, mut decoded) = decode(elf, frames.into())?;
+    let (mut decoder, mut decoded): (Option<std::process::Child>, Box<dyn Read + Send>) = if defmt {
+        let (d, out) = decode(elf, frames.into())?;
+        (Some(d), Box::new(out))
+    } else {
+        (None, Box::new(frames))
+    };
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = decoded.read_to_string(&mut s);
@@ -300,7 +322,9 @@ pub fn run_qemu_with(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let _ = decoder.wait();
+    if let Some(d) = decoder.as_mut() {
+        let _ = d.wait();
+    }
     let log = reader.join().unwrap_or_default();
     if code.is_some() {
         let mut err = String::new();

@@ -165,7 +165,13 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
         ),
         ("5dense9dense_i16", "`dense_i16`"),
     ] {
-        for (_, size) in syms.iter().filter(|(n, _)| n.contains(pat)) {
+        // The assembly routines, by their whole name, which carries the engine's version
+        // (tinyvae_engine::ASM_PREFIX); Rust functions by a part of their mangled name.
+        let routine = pat
+            .strip_prefix("tinyvae_")
+            .map(|r| format!("{}{r}", tinyvae_engine::ASM_PREFIX));
+        let hit = |n: &str| routine.as_ref().map_or(n.contains(pat), |r| n == r);
+        for (_, size) in syms.iter().filter(|(n, _)| hit(n)) {
             md += &format!("| {label} | {size} |\n");
             any = true;
         }

@@ -32,7 +32,7 @@ pub fn with_golden(mut m: OwnedModel) -> Result<Vec<u8>> {
     }
     let blob = m.to_bytes().map_err(err)?;
     let view = Model::from_bytes(&blob).map_err(err)?;
-    let engine = Engine::new(&view);
+    let engine = Engine::new(&view).map_err(err)?;
     let mut scratch = vec![0i8; engine.scratch_len()];
     let (pixels, dim) = (view.data.len(), usize::from(view.latent.dim));
     let mut g = OwnedGolden::default();

@@ -11,6 +11,7 @@
 mod bench;
 mod cycles;
 mod elf;
+mod examples;
 mod firmware;
 mod flash;
 mod float;

@@ -309,7 +309,7 @@ pub fn host_outputs(
     samples: usize,
 ) -> Result<BTreeMap<String, Vec<Vec<u8>>>> {
     let err = |e: tinyvae_engine::Error| anyhow::anyhow!("{e}");
-    let engine = Engine::new(model);
+    let engine = Engine::new(model).map_err(err)?;
     let mut scratch = vec![0i8; engine.scratch_len()];
     let mut sampler = Sampler::new(seed);
     let dim = usize::from(model.latent.dim);

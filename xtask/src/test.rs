@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use tinyvae_protocol::{exit_name, ExitCode};
 
-use crate::{elf, firmware, float, kernels, pipeline, project_root, run, setup, DEMO_SEED};
+use crate::{
+    elf, examples, firmware, float, kernels, pipeline, project_root, run, setup, DEMO_SEED,
+};
 
 /// The groups, in the order a full run takes them, with what each checks.
 pub const GROUPS: [(&str, &str); 5] = [
@@ -26,6 +28,14 @@ pub const GROUPS: [(&str, &str); 5] = [
         "dense, conv and decoder-only models trained, exported and run on the emulated boards, bit-exact with the host",
     ),
     ("boards", "the real boards' images build with the trained model and fit"),
+];
+
+/// The crates a user's firmware depends on, published from this repository.
+pub const LIBRARY_CRATES: [&str; 4] = [
+    "tinyvae-format",
+    "tinyvae-engine",
+    "tinyvae-display",
+    "tinyvae-f32",
 ];
 
 struct Tally {
@@ -220,6 +230,24 @@ fn host(t: &mut Tally) {
                 "from_bytes",
             ],
         ),
+    );
+    // The library crates as a user gets them: packaged (nothing outside each package read,
+    // fixtures left out), each built from its tarball against the others' tarballs, and
+    // checked against the registry's index (nothing uploaded).
+    t.record(
+        "library crates package and build from their tarballs (cargo publish --dry-run)",
+        examples::package(),
+    );
+    let mut doc = vec!["doc", "--no-deps", "--all-features"];
+    for c in LIBRARY_CRATES {
+        doc.extend(["-p", c]);
+    }
+    t.record(
+        "cargo doc of the library crates: no warnings",
+        run(Command::new("cargo")
+            .current_dir(&root)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(&doc)),
     );
     // Without the firmware's features (defmt): on the strictest core (no atomics, no DSP),
     // and on ARMv8-M without the DSP extension, which no firmware build covers; the
@@ -432,6 +460,26 @@ fn conv_on_chip(t: &mut Tally) {
             run_and_compare(board, model_file),
         );
     }
+    for name in examples::EXAMPLES {
+        t.record(
+            &format!(
+                "examples/{name}, built from the packaged crates, on {}: every image bit-exact \
+                 with the host engine",
+                firmware::QEMU_BOARDS[0].name
+            ),
+            examples::check(name, model_file),
+        );
+    }
+    for board in [firmware::QEMU_BOARDS[0], firmware::QEMU_BOARDS[1]] {
+        t.record(
+            &format!(
+                "a model one byte off its word boundary on {}: refused by Engine::new where the \
+                 DSP kernel runs, run bit-exact by Engine::new_unaligned, the fallback named",
+                board.name
+            ),
+            misaligned(board, model_file),
+        );
+    }
     if !firmware::using_debian_toolchain() {
         t.record(
             "conv vae built for size (opt-level z) on mps2-an386: golden vectors and every \
@@ -448,6 +496,42 @@ fn conv_on_chip(t: &mut Tally) {
         pipeline::export_decoder_only(&conv_run)
             .and_then(|m| run_and_compare(firmware::M0_BOARD, &m)),
     );
+}
+
+/// The `misaligned` firmware with `model` on `board`: what the engine says of the model one
+/// byte past a word boundary, and both decodes bit-exact (the firmware's own checks).
+fn misaligned(board: firmware::Board, model: &Path) -> Result<()> {
+    let elf = pipeline::build_with_model(board, model, &["misaligned"], &[])?.join("misaligned");
+    let out = firmware::run_qemu(board, &elf, Duration::from_secs(300))?;
+    if out.code != Some(0) {
+        bail!("exit {:?}; log:\n{}", out.code, out.log);
+    }
+    let want = if board.dsp {
+        [
+            "kernel aligned: Dsp",
+            "Engine::new refused the model off by one: Misaligned { offset: 1 }",
+            "kernel off by one: Portable(Misaligned { offset: 1 })",
+        ]
+    } else {
+        [
+            "kernel aligned: Portable(NoDspExtension)",
+            "Engine::new accepted the model off by one: Portable(NoDspExtension)",
+            "kernel off by one: Portable(NoDspExtension)",
+        ]
+    };
+    if let Some(line) = want.iter().find(|w| !out.log.contains(*w)) {
+        bail!("no line `{line}` in the log:\n{}", out.log);
+    }
+    let d = pipeline::parse(&out.log);
+    let (fast, slow) = (d.count("decode-aligned"), d.count("decode-off-by-one"));
+    let (Some(fast), Some(slow)) = (fast, slow) else {
+        bail!("no decode counts in the log:\n{}", out.log);
+    };
+    println!(
+        "  decode: {fast} instructions aligned, {slow} one byte off ({:.1}x)",
+        slow as f64 / fast as f64
+    );
+    Ok(())
 }
 
 /// The B-L475E-IOT01A image under QEMU's model of the kit: the default model's golden vectors

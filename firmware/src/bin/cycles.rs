@@ -52,7 +52,10 @@ fn main() -> ! {
         defmt::error!("the model carries no encoder golden vector to encode");
         fw::exit(ExitCode::BadModel)
     };
-    let engine = Engine::new(&model);
+    let engine = match Engine::new(&model) {
+        Ok(e) => e,
+        Err(e) => fw::engine_error(e),
+    };
     let mut scratch = [0i8; SCRATCH];
     let mut code_buf = [0i8; LATENT];
     let code = &mut code_buf[..dim];

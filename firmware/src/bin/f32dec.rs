@@ -48,7 +48,10 @@ fn main() -> ! {
     if dec.scratch_len() > F32_SCRATCH {
         refuse("float decoder too large for this firmware's buffers");
     }
-    let engine = Engine::new(&model);
+    let engine = match Engine::new(&model) {
+        Ok(e) => e,
+        Err(e) => fw::engine_error(e),
+    };
     let mut scratch = [0i8; SCRATCH];
     let mut fscratch = [0f32; F32_SCRATCH];
     let mut code_buf = [0i8; LATENT];

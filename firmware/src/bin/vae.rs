@@ -168,7 +168,10 @@ struct Buffers {
 
 #[inline(never)]
 fn run(model: &Model<'_>, board: &mut Board) -> ! {
-    let engine = Engine::new(model);
+    let engine = match Engine::new(model) {
+        Ok(e) => e,
+        Err(e) => fw::engine_error(e),
+    };
     let mut b = Buffers {
         scratch: [0; SCRATCH],
         stats: [0; 2 * LATENT],

@@ -395,7 +395,7 @@ pub fn golden_vectors(
 ) -> Result<OwnedGolden> {
     let bufs = model.buffers();
     let m = model.view(&bufs)?;
-    let engine = Engine::new(&m);
+    let engine = Engine::new(&m)?;
     let pixels = m.data.len();
     let dim = usize::from(m.latent.dim);
     let mut scratch = vec![0i8; engine.scratch_len()];

@@ -1,6 +1,7 @@
-// Which targets run the DSP-extension kernel. `include!`d by engine/build.rs (which sets
-// `cfg(tinyvae_dsp)` from it) and by the engine's `dsp_rule` module (std), so that the
-// firmware's build script sizes its buffers by the same rule.
+// Which targets run the DSP-extension kernels: the format's checksum loop and the engine's
+// layers. The module `tinyvae_format::dsp_rule`, and `include!`d by this crate's build script
+// (which sets `cfg(tinyvae_dsp)` from it); the engine's build script and a firmware's, which
+// sizes its buffers for the engine, call the module, so that every side applies one rule.
 //
 // Arm's target features (`dsp` among them) are not visible to `cfg` on stable Rust, so the rule
 // reads what decides them: the target (ARMv7E-M, `thumbv7em`, always has the extension), the
@@ -91,7 +92,12 @@ pub fn asm_cpu(target: &str, rustflags: &str) -> Option<&'static str> {
         return None;
     }
     let cpu = target_cpu(rustflags).unwrap_or("cortex-m33");
-    Some(DSP_CPUS.iter().find(|c| **c == cpu).map_or("cortex-m33", |c| *c))
+    Some(
+        DSP_CPUS
+            .iter()
+            .find(|c| **c == cpu)
+            .map_or("cortex-m33", |c| *c),
+    )
 }
 
 /// Whether `target`'s core has a 32 x 32 -> 64 multiply (`UMULL`, `UMLAL`): `Some(true)` on
@@ -118,20 +124,40 @@ mod tests {
     fn targets_cpus_and_features() {
         let x = "\x1f";
         assert!(dsp("thumbv7em-none-eabihf", "", ""));
-        assert!(dsp("thumbv7em-none-eabi", &format!("-C{x}link-arg=-Tlink.x"), ""));
+        assert!(dsp(
+            "thumbv7em-none-eabi",
+            &format!("-C{x}link-arg=-Tlink.x"),
+            ""
+        ));
         assert!(!dsp("thumbv7m-none-eabi", "", ""));
         assert!(!dsp("thumbv6m-none-eabi", "", ""));
         assert!(!dsp("thumbv8m.main-none-eabihf", "", ""));
-        assert!(!dsp("x86_64-unknown-linux-gnu", "-Ctarget-cpu=cortex-m33", ""));
+        assert!(!dsp(
+            "x86_64-unknown-linux-gnu",
+            "-Ctarget-cpu=cortex-m33",
+            ""
+        ));
         // The CPU, in each spelling.
-        let m33 = ["-C\x1ftarget-cpu=cortex-m33", "-Ctarget-cpu=cortex-m33", "--codegen=target-cpu=cortex-m33"];
+        let m33 = [
+            "-C\x1ftarget-cpu=cortex-m33",
+            "-Ctarget-cpu=cortex-m33",
+            "--codegen=target-cpu=cortex-m33",
+        ];
         for f in m33 {
             assert!(dsp("thumbv8m.main-none-eabihf", f, ""), "{f:?}");
         }
-        assert!(!dsp("thumbv8m.main-none-eabihf", "-Ctarget-cpu=cortex-m23", ""));
+        assert!(!dsp(
+            "thumbv8m.main-none-eabihf",
+            "-Ctarget-cpu=cortex-m23",
+            ""
+        ));
         // Features, the last word winning, also over the CPU.
         assert!(dsp("thumbv8m.main-none-eabi", "-Ctarget-feature=+dsp", ""));
-        assert!(!dsp("thumbv7em-none-eabihf", "-Ctarget-feature=+fp16,-dsp", ""));
+        assert!(!dsp(
+            "thumbv7em-none-eabihf",
+            "-Ctarget-feature=+fp16,-dsp",
+            ""
+        ));
         // The widening multiply, by architecture.
         assert_eq!(widening_multiply("thumbv7m-none-eabi"), Some(true));
         assert_eq!(widening_multiply("thumbv7em-none-eabihf"), Some(true));
@@ -149,10 +175,22 @@ mod tests {
             &format!("-Ctarget-feature=-dsp{x}-Ctarget-feature=+dsp"),
             ""
         ));
-        assert_eq!(asm_cpu("thumbv7em-none-eabihf", "-Ctarget-cpu=cortex-m7"), None);
-        assert_eq!(asm_cpu("thumbv8m.main-none-eabihf", m33[0]), Some("cortex-m33"));
-        assert_eq!(asm_cpu("thumbv8m.main-none-eabihf", "-Ctarget-cpu=cortex-m55"), Some("cortex-m55"));
-        assert_eq!(asm_cpu("thumbv8m.main-none-eabihf", "-Ctarget-feature=+dsp"), Some("cortex-m33"));
+        assert_eq!(
+            asm_cpu("thumbv7em-none-eabihf", "-Ctarget-cpu=cortex-m7"),
+            None
+        );
+        assert_eq!(
+            asm_cpu("thumbv8m.main-none-eabihf", m33[0]),
+            Some("cortex-m33")
+        );
+        assert_eq!(
+            asm_cpu("thumbv8m.main-none-eabihf", "-Ctarget-cpu=cortex-m55"),
+            Some("cortex-m55")
+        );
+        assert_eq!(
+            asm_cpu("thumbv8m.main-none-eabihf", "-Ctarget-feature=+dsp"),
+            Some("cortex-m33")
+        );
         // A toolchain that reports the feature.
         assert!(dsp("thumbv8m.main-none-eabihf", "", "mclass,dsp,thumb2"));
     }

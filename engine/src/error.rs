@@ -1,0 +1,77 @@
+//! What can go wrong when making an [`Engine`](crate::Engine) or running a validated model:
+//! one flat enum, each variant naming the value that is wrong.
+
+/// What can go wrong when making an [`Engine`](crate::Engine) or running a validated model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// The scratch buffer is smaller than the model needs.
+    ScratchTooSmall {
+        /// Bytes the model needs ([`Engine::scratch_len`](crate::Engine::scratch_len)).
+        needed: u32,
+        /// Bytes given.
+        available: u32,
+    },
+    /// An input slice has the wrong length.
+    InputLength {
+        /// Length the model expects.
+        expected: u32,
+        /// Length given.
+        found: u32,
+    },
+    /// An output slice has the wrong length.
+    OutputLength {
+        /// Length the model writes.
+        expected: u32,
+        /// Length given.
+        found: u32,
+    },
+    /// The operation needs a VAE's mu and log-variance, and the model is an autoencoder.
+    NotAVae,
+    /// The operation needs the encoder, and the model is decoder-only.
+    NoEncoder,
+    /// The model's bytes do not start on a 4-byte boundary, so this build's DSP kernel cannot
+    /// load its weights a word at a time (from [`Engine::new`](crate::Engine::new), on cores
+    /// with the DSP extension only). Embed the model with [`include_model!`](crate::include_model)
+    /// or in an [`Aligned`](crate::Aligned) wrapper; or accept the portable kernels, about 14
+    /// times slower, with [`Engine::new_unaligned`](crate::Engine::new_unaligned).
+    Misaligned {
+        /// The model's address modulo 4 (1, 2 or 3).
+        offset: u8,
+    },
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Error::ScratchTooSmall { needed, available } => write!(
+                f,
+                "scratch buffer too small: the model needs {needed} bytes, {available} given"
+            ),
+            Error::InputLength { expected, found } => {
+                write!(f, "input has {found} values, the model takes {expected}")
+            }
+            Error::OutputLength { expected, found } => {
+                write!(
+                    f,
+                    "output has room for {found} values, the model writes {expected}"
+                )
+            }
+            Error::NotAVae => f.write_str("the model is not a VAE: it has no log-variance"),
+            Error::NoEncoder => {
+                f.write_str("the model is decoder-only: it generates, and cannot encode")
+            }
+            Error::Misaligned { offset } => write!(
+                f,
+                "the model's bytes start {offset} byte(s) past a 4-byte boundary, where the DSP \
+                 kernel cannot load its weights: embed it with tinyvae_engine::include_model! \
+                 (or tinyvae_engine::Aligned), or accept the portable kernels (about 14x \
+                 slower) with Engine::new_unaligned"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

@@ -1,0 +1,159 @@
+//! Which kernels run a model, and why: what [`Engine::kernel`](crate::Engine::kernel) answers,
+//! so that a firmware can say at boot whether it runs at full speed.
+
+use tinyvae_format::{Model, WeightLayout};
+
+/// The kernels that run a model's tiled layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Kernel {
+    /// The DSP-extension kernels in assembly (`SXTB16`, `SMLAD`): Cortex-M4, M7, M33 and
+    /// later cores with the extension, the model word-aligned and stored in 4 x 4 tiles.
+    Dsp,
+    /// The portable Rust kernels, for the reason given: the same bits, more instructions.
+    Portable(Fallback),
+}
+
+/// Why the portable kernels run a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Fallback {
+    /// This build's target has no DSP extension (Cortex-M0, M0+, M3, M23, or the host):
+    /// the portable kernels are this target's fast path.
+    NoDspExtension,
+    /// The model stores no layer in 4 x 4 tiles (`--layout row-major` at export), the layout
+    /// the DSP kernel reads.
+    RowMajorWeights,
+    /// The model's bytes are not on a 4-byte boundary, accepted on purpose with
+    /// [`Engine::new_unaligned`](crate::Engine::new_unaligned): about 14 times slower than
+    /// the DSP kernel on a convolutional decoder.
+    Misaligned {
+        /// The model's address modulo 4.
+        offset: u8,
+    },
+}
+
+impl core::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Kernel::Dsp => f.write_str("DSP-extension kernels (SMLAD)"),
+            Kernel::Portable(Fallback::NoDspExtension) => {
+                f.write_str("portable kernels: the target has no DSP extension")
+            }
+            Kernel::Portable(Fallback::RowMajorWeights) => {
+                f.write_str("portable kernels: the model stores no layer in 4x4 tiles")
+            }
+            Kernel::Portable(Fallback::Misaligned { offset }) => write!(
+                f,
+                "portable kernels: the model starts {offset} byte(s) past a 4-byte boundary"
+            ),
+        }
+    }
+}
+
+/// The address modulo 4 of the first tiled layer whose weights are not word-aligned, if any.
+pub(crate) fn misalignment(model: &Model<'_>) -> Option<u8> {
+    model
+        .encoder
+        .layers
+        .iter()
+        .chain(model.decoder.layers.iter())
+        .filter(|l| l.matrix().layout == WeightLayout::Tiles4x4)
+        .map(|l| (l.packed_weights().as_ptr() as usize % 4) as u8)
+        .find(|&o| o != 0)
+}
+
+/// Whether any layer is stored in tiles.
+fn any_tiled(model: &Model<'_>) -> bool {
+    model
+        .encoder
+        .layers
+        .iter()
+        .chain(model.decoder.layers.iter())
+        .any(|l| l.matrix().layout == WeightLayout::Tiles4x4)
+}
+
+/// The kernels a build with (`simd`) or without the DSP kernel runs `model` with.
+pub(crate) fn choose(model: &Model<'_>, simd: bool) -> Kernel {
+    if !simd {
+        Kernel::Portable(Fallback::NoDspExtension)
+    } else if !any_tiled(model) {
+        Kernel::Portable(Fallback::RowMajorWeights)
+    } else if let Some(offset) = misalignment(model) {
+        Kernel::Portable(Fallback::Misaligned { offset })
+    } else {
+        Kernel::Dsp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tinyvae_format::owned::OwnedModel;
+    use tinyvae_format::synthetic::SyntheticSpec;
+    use tinyvae_format::{Model, WeightLayout};
+
+    use super::{Fallback, Kernel};
+    use crate::{Engine, Error};
+
+    /// A buffer holding `bytes` at `offset` bytes past a word boundary, and where they start.
+    fn placed(bytes: &[u8], offset: usize) -> (Vec<u8>, usize) {
+        let mut buf = vec![0u8; bytes.len() + 8];
+        let at = buf.as_ptr().align_offset(4) + offset;
+        buf[at..at + bytes.len()].copy_from_slice(bytes);
+        (buf, at)
+    }
+
+    fn model_bytes(layout: WeightLayout) -> Vec<u8> {
+        OwnedModel::synthetic(&SyntheticSpec::default(), 3)
+            .with_layout(layout)
+            .to_bytes()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_misaligned_model_is_refused_where_the_dsp_kernel_runs_and_named_by_the_fallback() {
+        let bytes = model_bytes(WeightLayout::Tiles4x4);
+        for offset in 0..4 {
+            let (buf, at) = placed(&bytes, offset);
+            let view = &buf[at..at + bytes.len()];
+            let m = Model::from_bytes(view).unwrap();
+            let dsp = Engine::checked(&m, true);
+            if offset == 0 {
+                assert!(dsp.is_ok());
+                assert_eq!(super::choose(&m, true), Kernel::Dsp);
+            } else {
+                let o = offset as u8;
+                assert_eq!(dsp.unwrap_err(), Error::Misaligned { offset: o });
+                let why = Fallback::Misaligned { offset: o };
+                assert_eq!(super::choose(&m, true), Kernel::Portable(why));
+            }
+            // Without the DSP kernel every placement is the target's fast path.
+            assert!(Engine::checked(&m, false).is_ok());
+            assert_eq!(
+                super::choose(&m, false),
+                Kernel::Portable(Fallback::NoDspExtension)
+            );
+            // The explicit fallback always takes it (this host has no DSP kernel).
+            let e = Engine::new_unaligned(&m);
+            assert_eq!(e.kernel(), Kernel::Portable(Fallback::NoDspExtension));
+        }
+        let rows = model_bytes(WeightLayout::RowMajor);
+        let m = Model::from_bytes(&rows).unwrap();
+        let why = Fallback::RowMajorWeights;
+        assert_eq!(super::choose(&m, true), Kernel::Portable(why));
+    }
+
+    #[test]
+    fn the_refusal_says_what_to_do() {
+        let text = Error::Misaligned { offset: 2 }.to_string();
+        for want in [
+            "2 byte(s) past a 4-byte boundary",
+            "include_model!",
+            "new_unaligned",
+        ] {
+            assert!(text.contains(want), "{text}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The examples in `examples/`: firmwares written as a user writes them, each its own Cargo
+//! workspace outside the firmware's, depending on the library crates by version. The test
+//! builds each from the packaged crates (`cargo publish --dry-run` leaves them unpacked in
+//! `target/package/`), runs it under QEMU and holds every image it prints against the host
+//! engine for the same seed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tinyvae_engine::{Engine, NoProbe, Sampler};
+use tinyvae_format::Model;
+
+use crate::{elf, firmware, project_root, run};
+
+/// The seed and sample count every example uses (`Sampler::new(2026)`, four samples).
+pub const SEED: u64 = 2026;
+/// Images each example prints.
+pub const SAMPLES: usize = 4;
+
+/// The examples' folders under `examples/`.
+pub const EXAMPLES: [&str; 2] = ["minimal", "embassy"];
+
+/// Where an example's build goes (kept out of the source tree).
+fn target_dir(name: &str) -> PathBuf {
+    project_root().join("target").join("examples").join(name)
+}
+
+/// The `--config` arguments that take every library crate from the folder `cargo package`
+/// unpacked it in (`target/package/NAME-VERSION`), over the example's own patch to the
+/// sources.
+fn packaged_patches() -> Result<Vec<String>> {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut args = vec![];
+    for c in crate::test::LIBRARY_CRATES {
+        let dir = project_root()
+            .join("target/package")
+            .join(format!("{c}-{version}"));
+        if !dir.join("Cargo.toml").exists() {
+            // Run alone (`cargo xtask test pipeline`): package them now.
+            package()?;
+        }
+        args.push("--config".into());
+        args.push(format!(
+            "patch.crates-io.{c}.path={:?}",
+            dir.display().to_string()
+        ));
+    }
+    Ok(args)
+}
+
+/// Packages the library crates and builds each from its tarball against the others'
+/// (`cargo publish --dry-run`: nothing is uploaded), which leaves them unpacked in
+/// `target/package/`.
+pub fn package() -> Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(project_root())
+        .args(["publish", "--dry-run", "--allow-dirty"]);
+    for c in crate::test::LIBRARY_CRATES {
+        cmd.args(["-p", c]);
+    }
+    run(&mut cmd)
+}
+
+/// Builds `examples/NAME` in release with `model` embedded, from the packaged crates when
+/// `packaged`; returns the ELF.
+pub fn build(name: &str, model: &Path, packaged: bool) -> Result<PathBuf> {
+    let dir = project_root().join("examples").join(name);
+    let model = model
+        .canonicalize()
+        .with_context(|| format!("{}: no such model file", model.display()))?;
+    let target = target_dir(name);
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&dir)
+        .env("TINYVAE_MODEL", &model)
+        .args(["build", "--release", "--target-dir"])
+        .arg(&target);
+    if packaged {
+        cmd.args(packaged_patches()?);
+    }
+    run(&mut cmd)?;
+    let elf = target
+        .join("thumbv7em-none-eabihf/release")
+        .join(format!("tinyvae-example-{name}"));
+    if !elf.exists() {
+        bail!("no image at {}", elf.display());
+    }
+    Ok(elf)
+}
+
+/// The images the host engine makes for `model` with the examples' seed: prior draws,
+/// decoded.
+pub fn host_samples(model: &Path) -> Result<Vec<Vec<u8>>> {
+    let blob = std::fs::read(model).with_context(|| format!("{}", model.display()))?;
+    let m = Model::from_bytes(&blob).with_context(|| format!("{}", model.display()))?;
+    let e = Engine::new(&m)?;
+    let mut scratch = vec![0i8; e.scratch_len()];
+    let mut code = vec![0i8; usize::from(m.latent.dim)];
+    let mut sampler = Sampler::new(SEED);
+    (0..SAMPLES)
+        .map(|_| {
+            let mut px = vec![0u8; m.data.len()];
+            e.sample_prior(&mut sampler, &mut code)?;
+            e.decode(&code, &mut scratch, &mut px, &mut NoProbe)?;
+            Ok(px)
+        })
+        .collect()
+}
+
+/// The `sample K HEX` lines of an example's output, by K.
+fn printed_samples(log: &str) -> Result<Vec<Vec<u8>>> {
+    let mut out = vec![];
+    for line in log.lines().filter(|l| l.starts_with("sample ")) {
+        let mut w = line.split_whitespace().skip(1);
+        let (Some(k), Some(hex)) = (w.next(), w.next()) else {
+            bail!("cannot read `{line}`");
+        };
+        if k.parse::<usize>()? != out.len() || hex.len() % 2 != 0 {
+            bail!("sample {k} out of order or cut: `{line}`");
+        }
+        let px = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()?;
+        out.push(px);
+    }
+    Ok(out)
+}
+
+/// The embassy example's own claim: during every decode, the other task ran (the generator
+/// yielded between layers).
+fn yielded_between_layers(log: &str) -> Result<()> {
+    let runs: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.split("the other task ran ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    if runs.len() != SAMPLES || runs.contains(&0) {
+        bail!("the other task did not run during every decode ({runs:?}):\n{log}");
+    }
+    Ok(())
+}
+
+/// Builds `examples/NAME` from the packaged crates with `model`, runs it on the emulated
+/// Cortex-M4F and requires its images to equal the host engine's; prints its flash and RAM
+/// beside the model's size.
+pub fn check(name: &str, model: &Path) -> Result<()> {
+    let elf = build(name, model, true)?;
+    let board = firmware::QEMU_BOARDS[0];
+    let out = firmware::run_qemu_text(board, &elf, Duration::from_secs(300))?;
+    if out.code != Some(0) {
+        bail!("exit {:?}; output:\n{}", out.code, out.log);
+    }
+    let (got, want) = (printed_samples(&out.log)?, host_samples(model)?);
+    if got.len() != want.len() {
+        bail!(
+            "{} images printed, {} expected:\n{}",
+            got.len(),
+            want.len(),
+            out.log
+        );
+    }
+    if let Some(k) = (0..got.len()).find(|&k| got[k] != want[k]) {
+        bail!("sample {k} differs from the host engine's");
+    }
+    if name == "embassy" {
+        yielded_between_layers(&out.log)?;
+    }
+    let f = elf::footprint(&elf)?;
+    let model_bytes = std::fs::metadata(model)?.len();
+    println!(
+        "  {}; {} images equal the host's; flash {} bytes ({} of them the model, {} the rest), \
+         static RAM {} bytes",
+        out.log.lines().next().unwrap_or("").trim(),
+        got.len(),
+        f.flash,
+        model_bytes,
+        f.flash.saturating_sub(model_bytes),
+        f.ram
+    );
+    Ok(())
+}
