@@ -99,6 +99,26 @@ impl Sizes {
         })
         .collect()
     }
+
+    /// The sizes as a C header of `#define TINYVAE_SCRATCH ...` lines (`TINYVAE_PIXELS`,
+    /// `TINYVAE_LATENT`, `TINYVAE_STATS`, `TINYVAE_MODEL_BYTES`), for a C firmware's static
+    /// buffers; `what` goes into its comment (the model file and the target).
+    pub fn to_c_header(&self, what: &str) -> String {
+        let mut h = format!(
+            "/* Buffer sizes for {what}: written by tinyvae (`trainer inspect --c-header`). */\n\
+             #ifndef TINYVAE_MODEL_SIZES_H\n#define TINYVAE_MODEL_SIZES_H\n"
+        );
+        for (name, n) in [
+            ("SCRATCH", self.scratch),
+            ("PIXELS", self.pixels),
+            ("LATENT", self.latent),
+            ("STATS", self.stats),
+            ("MODEL_BYTES", self.model),
+        ] {
+            h += &format!("#define TINYVAE_{name} {n}u\n");
+        }
+        h + "#endif\n"
+    }
 }
 
 /// What [`emit_sizes`] could not do, naming the file.

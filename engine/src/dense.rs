@@ -901,7 +901,7 @@ pub mod dsp {
         let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
         let tiles = layer.packed_weights();
         layer.layout == tinyvae_format::WeightLayout::Tiles4x4
-            && (tiles.as_ptr() as usize) % 4 == 0
+            && (tiles.as_ptr() as usize).is_multiple_of(4)
             && tiles.len() == 16 * n.div_ceil(4) * out.div_ceil(4)
     }
 

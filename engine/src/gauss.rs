@@ -50,6 +50,19 @@ impl Sampler {
         }
     }
 
+    /// The sampler with this generator state ([`Sampler::state`]), continuing its stream:
+    /// for a caller that keeps the state itself (the C API, a checkpoint in flash).
+    pub fn from_state(state: [u32; 4]) -> Self {
+        Sampler {
+            rng: Rng::from_state(state),
+        }
+    }
+
+    /// The generator's state.
+    pub fn state(&self) -> [u32; 4] {
+        self.rng.state()
+    }
+
     /// One N(0, 1) draw in Q12.
     #[inline]
     pub fn normal(&mut self) -> i16 {

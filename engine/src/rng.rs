@@ -18,6 +18,21 @@ impl Rng {
         }
     }
 
+    /// The generator with this state (from [`Rng::state`]; all zeros is the one state
+    /// xoshiro never leaves, and is replaced by the state of seed 0).
+    pub fn from_state(s: [u32; 4]) -> Self {
+        if s == [0; 4] {
+            Rng::new(0)
+        } else {
+            Rng { s }
+        }
+    }
+
+    /// The state: saving it and [`Rng::from_state`] continue the same stream.
+    pub fn state(&self) -> [u32; 4] {
+        self.s
+    }
+
     /// The next 32 uniformly distributed bits.
     #[inline(always)]
     pub fn next_u32(&mut self) -> u32 {

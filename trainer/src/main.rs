@@ -117,6 +117,10 @@ enum Cmd {
         /// The `-C target-cpu` of that build (cortex-m33 gives thumbv8m.main the DSP kernel).
         #[arg(long, requires = "target")]
         target_cpu: Option<String>,
+        /// Also write the sizes for that target as a C header (`#define TINYVAE_SCRATCH ...`)
+        /// for a C firmware's buffers (the tinyvae-c library).
+        #[arg(long, requires = "target")]
+        c_header: Option<PathBuf>,
     },
 }
 
@@ -341,7 +345,13 @@ fn run(cmd: Cmd) -> Result<()> {
             model,
             target,
             target_cpu,
-        } => cmd_inspect(&model, target.as_deref(), target_cpu.as_deref()),
+            c_header,
+        } => cmd_inspect(
+            &model,
+            target.as_deref(),
+            target_cpu.as_deref(),
+            c_header.as_deref(),
+        ),
     }
 }
 
@@ -673,7 +683,12 @@ fn cmd_sample(input: &Path, int8: bool, count: usize, seed: u64, out: &Path) -> 
     Ok(())
 }
 
-fn cmd_inspect(path: &Path, target: Option<&str>, cpu: Option<&str>) -> Result<()> {
+fn cmd_inspect(
+    path: &Path,
+    target: Option<&str>,
+    cpu: Option<&str>,
+    c_header: Option<&Path>,
+) -> Result<()> {
     let blob = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let m = Model::from_bytes(&blob).with_context(|| format!("{}: not a model", path.display()))?;
     let p = &m.provenance;
@@ -782,11 +797,17 @@ fn cmd_inspect(path: &Path, target: Option<&str>, cpu: Option<&str>) -> Result<(
             } else {
                 "the portable kernels"
             };
-            println!(
-                "  scratch on {t}{}: {} bytes ({kernel})",
-                cpu.map_or(String::new(), |c| format!(" (-C target-cpu={c})")),
-                sizes(dsp).scratch
+            let on = format!(
+                "{t}{}",
+                cpu.map_or(String::new(), |c| format!(" (-C target-cpu={c})"))
             );
+            println!("  scratch on {on}: {} bytes ({kernel})", sizes(dsp).scratch);
+            if let Some(h) = c_header {
+                let what = format!("{} on {on}", path.display());
+                std::fs::write(h, sizes(dsp).to_c_header(&what))
+                    .with_context(|| format!("writing {}", h.display()))?;
+                println!("  wrote {}", h.display());
+            }
         }
         None => println!(
             "  scratch: {} bytes with the DSP kernel (thumbv7em: Cortex-M4, M7; thumbv8m.main \

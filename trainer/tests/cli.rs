@@ -234,6 +234,22 @@ fn inspect_reads_every_version_and_sizes_per_target() {
         n.parse().unwrap()
     };
     assert!(m4.contains("(the DSP kernel)") && m3.contains("(the portable kernels)"));
+    // The same figure as a C header, for the C library's users.
+    let dir = tempdir("c-header");
+    let h = dir.join("sizes.h");
+    inspect(&[
+        s(&v2),
+        "--target",
+        "thumbv7em-none-eabihf",
+        "--c-header",
+        s(&h),
+    ]);
+    let header = std::fs::read_to_string(&h).unwrap();
+    assert!(
+        header.contains(&format!("#define TINYVAE_SCRATCH {}u\n", bytes(&m4))),
+        "{header}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
     assert!(bytes(&m4) > bytes(&m3), "{m4}{m3}");
     assert_eq!(bytes(&m33), bytes(&m4));
 }

@@ -19,8 +19,16 @@ pub const SEED: u64 = 2026;
 /// Images each example prints.
 pub const SAMPLES: usize = 4;
 
-/// The examples' folders under `examples/`.
+/// The Rust examples' folders under `examples/` (`examples/c` is the C one: [`check_c`]).
 pub const EXAMPLES: [&str; 2] = ["minimal", "embassy"];
+
+/// The Rust targets the C library is built for in the test (one static library each).
+pub const C_TARGETS: [&str; 4] = [
+    "thumbv6m-none-eabi",
+    "thumbv7m-none-eabi",
+    "thumbv7em-none-eabihf",
+    "thumbv8m.main-none-eabihf",
+];
 
 /// Where an example's build goes (kept out of the source tree).
 fn target_dir(name: &str) -> PathBuf {
@@ -141,6 +149,112 @@ fn yielded_between_layers(log: &str) -> Result<()> {
     Ok(())
 }
 
+/// Writes `c/include/tinyvae.h` with cbindgen (the pinned version) from `c/src/lib.rs`
+/// into `out`.
+pub fn header(out: &Path) -> Result<()> {
+    let cbindgen = crate::setup::cbindgen()?;
+    let c = project_root().join("c");
+    run(Command::new(cbindgen)
+        .current_dir(&c)
+        .args([
+            "--quiet",
+            "--config",
+            "cbindgen.toml",
+            "--crate",
+            "tinyvae-c",
+            "--output",
+        ])
+        .arg(out)
+        .arg("."))
+}
+
+/// The committed header is what cbindgen makes of the library's source now.
+pub fn header_is_current() -> Result<()> {
+    let fresh = project_root().join("target/tinyvae.h");
+    header(&fresh)?;
+    let committed = project_root().join("c/include/tinyvae.h");
+    let (a, b) = (std::fs::read(&fresh)?, std::fs::read(&committed)?);
+    let _ = std::fs::remove_file(&fresh);
+    if a != b {
+        bail!(
+            "{} is not what cbindgen makes of c/src/lib.rs: run `cargo xtask header`",
+            committed.display()
+        );
+    }
+    Ok(())
+}
+
+/// The C example: the packaged `tinyvae-c` built as a static library for every Cortex-M
+/// target (run on the M4F), the model's sizes written by `trainer` as a C header,
+/// `examples/c` compiled and linked by `arm-none-eabi-gcc` through its Makefile, run on the
+/// emulated Cortex-M4F, every image equal to the host engine's.
+pub fn check_c(model: &Path, trainer: &Path) -> Result<()> {
+    crate::setup::arm_gcc()?;
+    let version = env!("CARGO_PKG_VERSION");
+    let lib_dir = target_dir("c-lib");
+    let manifest = project_root()
+        .join("target/package")
+        .join(format!("tinyvae-c-{version}/Cargo.toml"));
+    let patches = packaged_patches()?;
+    for t in C_TARGETS {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["build", "--release", "--target", t, "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&lib_dir)
+            .args(&patches);
+        if t.starts_with("thumbv8m.main") {
+            cmd.env("RUSTFLAGS", "-C target-cpu=cortex-m33");
+        }
+        run(&mut cmd)?;
+    }
+    let lib = lib_dir.join("thumbv7em-none-eabihf/release/libtinyvae_c.a");
+    let out = target_dir("c");
+    let model = model.canonicalize()?;
+    run(Command::new("make")
+        .current_dir(project_root().join("examples/c"))
+        .arg(format!("MODEL={}", model.display()))
+        .arg(format!("TINYVAE_LIB={}", lib.display()))
+        .arg(format!("TRAINER={}", trainer.display()))
+        .arg(format!("OUT={}", out.display()))
+        .arg("-B"))?;
+    let elf = out.join("tinyvae-example-c.elf");
+    let board = firmware::QEMU_BOARDS[0];
+    let ran = firmware::run_qemu_text(board, &elf, Duration::from_secs(300))?;
+    if ran.code != Some(0) {
+        bail!("exit {:?}; output:\n{}", ran.code, ran.log);
+    }
+    let n = compare(&ran.log, &model)?;
+    let f = elf::footprint(&elf)?;
+    let model_bytes = std::fs::metadata(&model)?.len();
+    println!(
+        "  {}; {n} images equal the host's; flash {} bytes ({} of them the model, {} the \
+         rest), static RAM {} bytes (the buffers and the model handle included)",
+        ran.log.lines().next().unwrap_or("").trim(),
+        f.flash,
+        model_bytes,
+        f.flash.saturating_sub(model_bytes),
+        f.ram
+    );
+    Ok(())
+}
+
+/// The printed images against the host engine's for `model`; how many.
+fn compare(log: &str, model: &Path) -> Result<usize> {
+    let (got, want) = (printed_samples(log)?, host_samples(model)?);
+    if got.len() != want.len() {
+        bail!(
+            "{} images printed, {} expected:\n{log}",
+            got.len(),
+            want.len()
+        );
+    }
+    if let Some(k) = (0..got.len()).find(|&k| got[k] != want[k]) {
+        bail!("sample {k} differs from the host engine's");
+    }
+    Ok(got.len())
+}
+
 /// Builds `examples/NAME` from the packaged crates with `model`, runs it on the emulated
 /// Cortex-M4F and requires its images to equal the host engine's; prints its flash and RAM
 /// beside the model's size.
@@ -151,18 +265,7 @@ pub fn check(name: &str, model: &Path) -> Result<()> {
     if out.code != Some(0) {
         bail!("exit {:?}; output:\n{}", out.code, out.log);
     }
-    let (got, want) = (printed_samples(&out.log)?, host_samples(model)?);
-    if got.len() != want.len() {
-        bail!(
-            "{} images printed, {} expected:\n{}",
-            got.len(),
-            want.len(),
-            out.log
-        );
-    }
-    if let Some(k) = (0..got.len()).find(|&k| got[k] != want[k]) {
-        bail!("sample {k} differs from the host engine's");
-    }
+    let n = compare(&out.log, model)?;
     if name == "embassy" {
         yielded_between_layers(&out.log)?;
     }
@@ -172,7 +275,7 @@ pub fn check(name: &str, model: &Path) -> Result<()> {
         "  {}; {} images equal the host's; flash {} bytes ({} of them the model, {} the rest), \
          static RAM {} bytes",
         out.log.lines().next().unwrap_or("").trim(),
-        got.len(),
+        n,
         f.flash,
         model_bytes,
         f.flash.saturating_sub(model_bytes),

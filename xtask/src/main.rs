@@ -84,6 +84,7 @@ fn main() {
         Some("f32") => float::bench(),
         Some("cycles") => cycles::bench(&args[1..]),
         Some("logs") => logs::regenerate(),
+        Some("header") => examples::header(&project_root().join("c/include/tinyvae.h")),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  demo [--run RUN_DIR]\n                    train (or take RUN_DIR's checkpoint), \
@@ -101,6 +102,7 @@ fn main() {
                  f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \
                  cycles [--profile] Cortex-M4 cycles estimated from the executed instruction mix (results/m4-cycle-estimate.md); --profile: per function too\n  \
                  logs              the firmware logs the shared log parser is tested on (protocol/tests/logs/)\n  \
+                 header            c/include/tinyvae.h, the C API's header, from c/src/lib.rs with cbindgen\n  \
                  flash --board NAME [--model FILE] [--build-only] [--probe SELECTOR] [--port PATH]\n                    \
                  build the firmware for a real board (nrf52840dk, rp2040, rp2350, b-l475e-iot01a) with a model,\n                    \
                  flash it with probe-rs, print its log (RTT, or the ST-LINK's serial port) and hold\n                    \
@@ -170,7 +172,7 @@ fn qemu(args: &[String]) -> Result<()> {
     setup::all()?;
     let board = firmware::board(board)?;
     // The binaries that run a model embed one: the file given, or the demo's.
-    let needs_model = matches!(bin.as_str(), "vae" | "cycles" | "f32dec");
+    let needs_model = matches!(bin.as_str(), "vae" | "cycles" | "f32dec" | "misaligned");
     let elfs = match (model, needs_model) {
         (Some(m), _) => pipeline::build_with_model(board, &m, &[bin.as_str()], &[])?,
         (None, true) => {

@@ -372,3 +372,61 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
         .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
+
+/// cbindgen's pinned version: the C header `include/tinyvae.h` is its output, and another
+/// version may word it differently.
+pub const CBINDGEN_VERSION: &str = "0.29.4";
+
+/// cbindgen at the pinned version, installed with `cargo install` into `.tools/cbindgen`
+/// (about a minute); returns the binary.
+pub fn cbindgen() -> Result<std::path::PathBuf> {
+    let root = project_root().join(".tools/cbindgen");
+    let bin = root.join("bin/cbindgen");
+    if output(Command::new(&bin).arg("--version")).is_some_and(|v| v.contains(CBINDGEN_VERSION)) {
+        return Ok(bin);
+    }
+    println!("[setup] installing cbindgen {CBINDGEN_VERSION} with cargo install (about a minute)");
+    run(Command::new("cargo")
+        .args([
+            "install",
+            "cbindgen",
+            "--locked",
+            "--version",
+            CBINDGEN_VERSION,
+            "--root",
+        ])
+        .arg(&root))
+    .context("cargo install cbindgen failed; it needs access to crates.io")?;
+    Ok(bin)
+}
+
+/// arm-none-eabi-gcc with newlib (for the C example): found, or installed with apt
+/// (`gcc-arm-none-eabi`, `libnewlib-arm-none-eabi`) on Debian or Ubuntu as root; elsewhere
+/// it says what to install.
+pub fn arm_gcc() -> Result<()> {
+    let newlib = || {
+        output(Command::new("arm-none-eabi-gcc").args([
+            "-mcpu=cortex-m4",
+            "-mthumb",
+            "-mfloat-abi=hard",
+            "-mfpu=fpv4-sp-d16",
+            "-print-file-name=librdimon.a",
+        ]))
+        .is_some_and(|p| Path::new(p.trim()).is_absolute())
+    };
+    if let Some(v) = output(Command::new("arm-none-eabi-gcc").arg("--version")) {
+        if newlib() {
+            println!(
+                "[setup] {}",
+                v.lines().next().unwrap_or("arm-none-eabi-gcc")
+            );
+            return Ok(());
+        }
+    }
+    apt_install(&["gcc-arm-none-eabi", "libnewlib-arm-none-eabi"])
+        .context("the C example needs arm-none-eabi-gcc and newlib")?;
+    if !newlib() {
+        bail!("apt installed arm-none-eabi-gcc, but it finds no newlib (librdimon.a)");
+    }
+    Ok(())
+}

@@ -31,11 +31,12 @@ pub const GROUPS: [(&str, &str); 5] = [
 ];
 
 /// The crates a user's firmware depends on, published from this repository.
-pub const LIBRARY_CRATES: [&str; 4] = [
+pub const LIBRARY_CRATES: [&str; 5] = [
     "tinyvae-format",
     "tinyvae-engine",
     "tinyvae-display",
     "tinyvae-f32",
+    "tinyvae-c",
 ];
 
 struct Tally {
@@ -172,6 +173,26 @@ fn lint(t: &mut Tally) {
             ],
         ),
     );
+    // The library crates as a firmware compiles them (the DSP kernel's Rust side exists on
+    // thumbv7em only; thumbv6m has neither the DSP nor the widening multiply).
+    for target in ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"] {
+        let mut args = vec!["clippy", "--release", "--target", target];
+        for c in LIBRARY_CRATES {
+            args.extend(["-p", c]);
+        }
+        args.extend(["--", "-D", "warnings"]);
+        t.record(
+            &format!("clippy (library crates, {target})"),
+            cargo(&root, &args),
+        );
+    }
+    // The examples, each its own workspace.
+    for e in examples::EXAMPLES {
+        t.record(
+            &format!("rustfmt (examples/{e})"),
+            cargo(&root.join("examples").join(e), &["fmt", "--", "--check"]),
+        );
+    }
     // The real boards and the Discovery kit are linted as the later groups build them
     // (firmware::lint_as_built).
     for b in firmware::SELFTEST_BOARDS
@@ -237,6 +258,10 @@ fn host(t: &mut Tally) {
     t.record(
         "library crates package and build from their tarballs (cargo publish --dry-run)",
         examples::package(),
+    );
+    t.record(
+        "c/include/tinyvae.h is what cbindgen makes of c/src/lib.rs",
+        examples::header_is_current(),
     );
     let mut doc = vec!["doc", "--no-deps", "--all-features"];
     for c in LIBRARY_CRATES {
@@ -470,6 +495,15 @@ fn conv_on_chip(t: &mut Tally) {
             examples::check(name, model_file),
         );
     }
+    t.record(
+        &format!(
+            "examples/c: the packaged tinyvae-c built for {} Cortex-M targets, the firmware \
+             compiled by arm-none-eabi-gcc, on {}: every image bit-exact with the host engine",
+            examples::C_TARGETS.len(),
+            firmware::QEMU_BOARDS[0].name
+        ),
+        pipeline::trainer().and_then(|trainer| examples::check_c(model_file, &trainer)),
+    );
     for board in [firmware::QEMU_BOARDS[0], firmware::QEMU_BOARDS[1]] {
         t.record(
             &format!(
