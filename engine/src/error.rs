@@ -34,8 +34,9 @@ pub enum Error {
     /// The model's bytes do not start on a 4-byte boundary, so this build's DSP kernel cannot
     /// load its weights a word at a time (from [`Engine::new`](crate::Engine::new), on cores
     /// with the DSP extension only). Embed the model with [`include_model!`](crate::include_model)
-    /// or in an [`Aligned`](crate::Aligned) wrapper; or accept the portable kernels, about 14
-    /// times slower, with [`Engine::new_unaligned`](crate::Engine::new_unaligned).
+    /// or in an [`Aligned`](crate::Aligned) wrapper; or accept the portable kernels, 12 to 14
+    /// times the instructions (the demo's conv and dense decoders on the Cortex-M4F), with
+    /// [`Engine::new_unaligned`](crate::Engine::new_unaligned).
     Misaligned {
         /// The model's address modulo 4 (1, 2 or 3).
         offset: u8,
@@ -66,8 +67,8 @@ impl core::fmt::Display for Error {
                 f,
                 "the model's bytes start {offset} byte(s) past a 4-byte boundary, where the DSP \
                  kernel cannot load its weights: embed it with tinyvae_engine::include_model! \
-                 (or tinyvae_engine::Aligned), or accept the portable kernels (about 14x \
-                 slower) with Engine::new_unaligned"
+                 (or tinyvae_engine::Aligned), or accept the portable kernels (12-14x the \
+                 instructions) with Engine::new_unaligned"
             ),
         }
     }

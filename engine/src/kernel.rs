@@ -27,8 +27,8 @@ pub enum Fallback {
     /// the DSP kernel reads.
     RowMajorWeights,
     /// The model's bytes are not on a 4-byte boundary, accepted on purpose with
-    /// [`Engine::new_unaligned`](crate::Engine::new_unaligned): about 14 times slower than
-    /// the DSP kernel on a convolutional decoder.
+    /// [`Engine::new_unaligned`](crate::Engine::new_unaligned): 12 to 14 times the
+    /// instructions of the DSP kernel (the demo's conv and dense decoders on the M4F).
     Misaligned {
         /// The model's address modulo 4.
         offset: u8,

@@ -252,7 +252,7 @@ impl<'m, 'a> Engine<'m, 'a> {
     }
 
     /// An engine for `model` wherever its bytes lie: a model that is not word-aligned runs on
-    /// the portable kernels (the same bits, about 14 times the instructions of the DSP
+    /// the portable kernels (the same bits, 12 to 14 times the instructions of the DSP
     /// kernel), which [`Engine::kernel`] reports. The explicit fallback; [`Engine::new`]
     /// refuses such a model instead.
     pub fn new_unaligned(model: &'m Model<'a>) -> Self {

@@ -72,6 +72,7 @@ fn trained(arch: Arch, name: &str) -> Fixture {
             seed: 1,
             dataset: "mnist-subset".into(),
             train_images: None,
+            data: None,
         };
         let dir = std::env::temp_dir().join(format!("tinyvae-fixed-{name}-{}", std::process::id()));
         let (net, _) = train(&cfg, &data, &dir, false, &RunOptions::default()).expect("training");

@@ -22,6 +22,10 @@ use crate::train::{atomic_write, batch_tensor, Adam};
 /// The probability from which a prediction counts as confident.
 pub const CONFIDENT: f32 = 0.9;
 
+/// The test accuracy from which a classifier's labels are taken as a score: below it,
+/// `trainer eval` refuses to score with it (a weak classifier scores every model near 0%).
+pub const MIN_ACCURACY: f64 = 0.9;
+
 /// What a saved classifier was trained on and how well it does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierInfo {
@@ -181,8 +185,10 @@ impl Classifier {
 /// Options of [`train_classifier`].
 #[derive(Clone, Debug)]
 pub struct ClassifierOptions {
-    /// Epochs.
+    /// Most epochs: training stops earlier once the test accuracy reaches `target`.
     pub epochs: usize,
+    /// The test accuracy at which training stops.
+    pub target: f64,
     /// Seed of initialisation and shuffling.
     pub seed: u64,
     /// Adam learning rate.
@@ -194,7 +200,8 @@ pub struct ClassifierOptions {
 impl Default for ClassifierOptions {
     fn default() -> Self {
         ClassifierOptions {
-            epochs: 3,
+            epochs: 30,
+            target: 0.98,
             seed: 1,
             lr: 1e-3,
             batch: 128,
@@ -260,8 +267,45 @@ pub fn train_classifier(data: &Dataset, opts: &ClassifierOptions) -> Result<Clas
             100.0 * acc
         );
         c.info.test_accuracy = acc;
+        c.info.epochs = epoch;
+        if acc >= opts.target {
+            break;
+        }
     }
     Ok(c)
+}
+
+impl Classifier {
+    /// An error unless this classifier can score images of `width x height x channels`
+    /// (its own shape) and labels well enough ([`MIN_ACCURACY`]); `path` names its file.
+    pub fn check_fit(&self, path: &Path, shape: (usize, usize, usize)) -> Result<()> {
+        let i = &self.info;
+        if (i.width, i.height, i.channels) != shape {
+            bail!(
+                "{}: a classifier of {}x{}x{} images cannot score the model's {}x{}x{}",
+                path.display(),
+                i.width,
+                i.height,
+                i.channels,
+                shape.0,
+                shape.1,
+                shape.2
+            );
+        }
+        if i.test_accuracy.is_nan() || i.test_accuracy < MIN_ACCURACY {
+            bail!(
+                "{}: its test accuracy is {:.1}% (after {} epochs on {}), under the {:.0}% a \
+                 score needs: its labels would score every model near 0%. Train it longer \
+                 (trainer classifier --epochs N) or on more data",
+                path.display(),
+                100.0 * i.test_accuracy,
+                i.epochs,
+                i.dataset,
+                100.0 * MIN_ACCURACY
+            );
+        }
+        Ok(())
+    }
 }
 
 fn accuracy(c: &Classifier, test: &Split, labels: &[u8], pixels: usize) -> Result<f64> {

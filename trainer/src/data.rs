@@ -103,6 +103,11 @@ impl Dataset {
 /// Reads a whole file, gunzipping it when it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    gunzip_if_gz(raw, path)
+}
+
+/// `raw` gunzipped when it starts with the gzip magic (`path` names it in errors).
+fn gunzip_if_gz(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
@@ -225,7 +230,20 @@ fn load_split(dir: &Path, split: &str, layout: IdxLayout) -> Result<(usize, usiz
             if split == "train" { "train-" } else { "t10k-" }
         )
     })?;
-    let (n, rows, cols, mut images) = parse_idx_images(&read_maybe_gz(&img)?, &img)?;
+    let labels = match find_idx(dir, split, "labels-idx1-ubyte")? {
+        Some(lp) => Some((read_maybe_gz(&lp)?, lp)),
+        None => None,
+    };
+    idx_split((read_maybe_gz(&img)?, img), labels, layout)
+}
+
+/// One split from its IDX files' bytes (gunzipped), each with the path that names it.
+fn idx_split(
+    (image_bytes, img): (Vec<u8>, PathBuf),
+    labels: Option<(Vec<u8>, PathBuf)>,
+    layout: IdxLayout,
+) -> Result<(usize, usize, Split)> {
+    let (n, rows, cols, mut images) = parse_idx_images(&image_bytes, &img)?;
     if n == 0 {
         bail!("{}: holds no image", img.display());
     }
@@ -237,9 +255,9 @@ fn load_split(dir: &Path, split: &str, layout: IdxLayout) -> Result<(usize, usiz
             im.copy_from_slice(&t);
         }
     }
-    let labels = match find_idx(dir, split, "labels-idx1-ubyte")? {
-        Some(lp) => {
-            let l = parse_idx_labels(&read_maybe_gz(&lp)?, &lp)?;
+    let labels = match labels {
+        Some((bytes, lp)) => {
+            let l = parse_idx_labels(&bytes, &lp)?;
             if l.len() != n {
                 bail!(
                     "{} holds {} labels but {} holds {n} images",
@@ -348,10 +366,114 @@ fn load_png_folder(dir: &Path) -> Result<Dataset> {
     })
 }
 
-/// The data set shipped with the repository: a small real MNIST subset.
+/// The data set shipped with the repository: a small real MNIST subset (for the tests,
+/// which run in the repository; the trainer itself reads the copy built into it,
+/// [`Dataset::bundled`]).
 pub fn bundled_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(|p| p.join("data").join("mnist-subset"))
         .unwrap_or_default()
+}
+
+/// The bundled subset's files, built into the trainer: an installed trainer, or one in a
+/// copied tree, needs no repository to find its default data.
+const BUNDLED: [(&str, &[u8]); 4] = [
+    (
+        "train-images-idx3-ubyte.gz",
+        include_bytes!("../../data/mnist-subset/train-images-idx3-ubyte.gz"),
+    ),
+    (
+        "train-labels-idx1-ubyte.gz",
+        include_bytes!("../../data/mnist-subset/train-labels-idx1-ubyte.gz"),
+    ),
+    (
+        "t10k-images-idx3-ubyte.gz",
+        include_bytes!("../../data/mnist-subset/t10k-images-idx3-ubyte.gz"),
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        include_bytes!("../../data/mnist-subset/t10k-labels-idx1-ubyte.gz"),
+    ),
+];
+
+/// The name of the bundled data set (provenance, and runs' configurations before they
+/// recorded a [`Source`]).
+pub const BUNDLED_NAME: &str = "mnist-subset";
+
+impl Dataset {
+    /// The bundled MNIST subset (5,000 training and 1,000 test images), from the copy built
+    /// into the trainer.
+    pub fn bundled() -> Result<Dataset> {
+        let file = |i: usize| -> Result<(Vec<u8>, PathBuf)> {
+            let (name, bytes) = BUNDLED[i];
+            let path = PathBuf::from(format!("(built in) {name}"));
+            Ok((gunzip_if_gz(bytes.to_vec(), &path)?, path))
+        };
+        let (w, h, train) = idx_split(file(0)?, Some(file(1)?), IdxLayout::RowMajor)?;
+        let (_, _, test) = idx_split(file(2)?, Some(file(3)?), IdxLayout::RowMajor)?;
+        Ok(Dataset {
+            name: BUNDLED_NAME.into(),
+            width: w,
+            height: h,
+            channels: 1,
+            train,
+            test,
+        })
+    }
+}
+
+/// Where a run's data comes from, recorded in its `config.json` so that `export`, `eval`
+/// and `pictures` calibrate and evaluate on the data it was trained on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The MNIST subset built into the trainer.
+    Bundled,
+    /// A folder of IDX files or PNG images, by its absolute path.
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// IDX images stored column-major (`--emnist`).
+        #[serde(default)]
+        emnist: bool,
+    },
+}
+
+impl Source {
+    /// The source of `--data DIR` (made absolute), or the bundled subset without one.
+    pub fn of(dir: Option<&Path>, layout: IdxLayout) -> Result<Source> {
+        Ok(match dir {
+            None => Source::Bundled,
+            Some(d) => Source::Folder {
+                path: std::path::absolute(d)
+                    .with_context(|| format!("{}: cannot resolve", d.display()))?,
+                emnist: layout == IdxLayout::Transposed,
+            },
+        })
+    }
+
+    /// Loads the data set.
+    pub fn load(&self) -> Result<Dataset> {
+        match self {
+            Source::Bundled => Dataset::bundled(),
+            Source::Folder { path, emnist } => {
+                let layout = if *emnist {
+                    IdxLayout::Transposed
+                } else {
+                    IdxLayout::RowMajor
+                };
+                Dataset::load_with(path, layout)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Bundled => write!(f, "the bundled {BUNDLED_NAME}"),
+            Source::Folder { path, .. } => write!(f, "{}", path.display()),
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub mod model;
 pub mod ops;
 pub mod pictures;
 pub mod rng;
+pub mod shapes;
 pub mod train;
 
 pub use train::atomic_write;

@@ -56,6 +56,11 @@ pub struct Config {
     /// must use as many (absent in checkpoints of earlier versions: not checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_images: Option<usize>,
+    /// Where the data comes from, for `export`, `eval` and `pictures` (absent in runs of
+    /// earlier versions: the bundled subset when `dataset` names it, else they need
+    /// `--data`). A resumed run may name the same data by another path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<crate::data::Source>,
 }
 
 impl Config {
@@ -694,12 +699,40 @@ fn check_run(
 /// trained with `cfg`; the log is cut back to the checkpoint's epochs.
 fn resume_run(cfg: &Config, run: &Path, dev: &Device) -> Result<(Net, Adam, Progress)> {
     let ck = load_checkpoint(run, dev)?;
-    if ck.config != *cfg {
+    // The same options, but for the data's path and the number of epochs: a finished run
+    // can be trained longer, and nothing else depends on the total, so that 10 epochs
+    // resumed to 20 are the 20 epochs of one run.
+    let same = Config {
+        epochs: cfg.epochs,
+        data: cfg.data.clone(),
+        ..ck.config.clone()
+    };
+    if same != *cfg {
         bail!(
             "{} was trained with a different configuration; resume with the same options ({})",
             run.display(),
             config_difference(&ck.config, cfg)
         );
+    }
+    if cfg.epochs < ck.progress.epoch {
+        bail!(
+            "{} has trained {} epochs already: --epochs {} would end before it (give at \
+             least {}, or more to train longer)",
+            run.display(),
+            ck.progress.epoch,
+            cfg.epochs,
+            ck.progress.epoch
+        );
+    }
+    if ck.config.epochs != cfg.epochs {
+        println!(
+            "resuming {} from epoch {} of {}, to {} epochs",
+            run.display(),
+            ck.progress.epoch,
+            ck.config.epochs,
+            cfg.epochs
+        );
+        write_config(run, cfg)?;
     }
     let net = net_from_checkpoint(&ck, dev)?;
     let mut adam = Adam::new(net.named_vars(), cfg.lr)?;
@@ -721,6 +754,15 @@ fn resume_run(cfg: &Config, run: &Path, dev: &Device) -> Result<(Net, Adam, Prog
     Ok((net, adam, ck.progress))
 }
 
+/// Writes the run folder's `config.json`, atomically.
+fn write_config(run: &Path, cfg: &Config) -> Result<()> {
+    let json = serde_json::to_string_pretty(cfg)?;
+    atomic_write(&run.join("config.json"), |mut f| {
+        f.write_all(json.as_bytes())?;
+        Ok(())
+    })
+}
+
 /// A new network from `cfg`'s seed, a fresh optimizer, and the run folder's configuration
 /// and empty log.
 fn start_run(cfg: &Config, run: &Path, dev: &Device) -> Result<(Net, Adam, Progress)> {
@@ -735,11 +777,7 @@ fn start_run(cfg: &Config, run: &Path, dev: &Device) -> Result<(Net, Adam, Progr
         step: 0,
         history: vec![],
     };
-    let json = serde_json::to_string_pretty(cfg)?;
-    atomic_write(&run.join("config.json"), |mut f| {
-        f.write_all(json.as_bytes())?;
-        Ok(())
-    })?;
+    write_config(run, cfg)?;
     write_log(run, &[])?;
     Ok((net, adam, progress))
 }

@@ -56,4 +56,15 @@ fn real_digits_score_high_and_degenerate_samples_low() {
     std::fs::write(&path, b"not a classifier").unwrap();
     let e = Classifier::load(&path).err().unwrap().to_string();
     assert!(e.contains(&path.display().to_string()), "{e}");
+    std::fs::remove_file(&path).unwrap();
+
+    // What `trainer eval` checks before it scores: the shape, and an accuracy that makes
+    // the labels mean something.
+    let mut c = c;
+    c.check_fit(&path, (28, 28, 1)).unwrap();
+    let e = c.check_fit(&path, (20, 20, 1)).unwrap_err().to_string();
+    assert!(e.contains("28x28x1") && e.contains("20x20x1"), "{e}");
+    c.info.test_accuracy = 0.81;
+    let e = c.check_fit(&path, (28, 28, 1)).unwrap_err().to_string();
+    assert!(e.contains("81.0%") && e.contains("--epochs"), "{e}");
 }

@@ -253,3 +253,63 @@ fn inspect_reads_every_version_and_sizes_per_target() {
     assert!(bytes(&m4) > bytes(&m3), "{m4}{m3}");
     assert_eq!(bytes(&m33), bytes(&m4));
 }
+
+/// A run trained on data that is not MNIST (12x12 grey shapes) is exported, evaluated and
+/// pictured with its own data, named in its configuration, without `--data`; once that data
+/// is gone, each says so and asks for `--data`.
+#[test]
+fn a_run_on_other_data_uses_its_own_data_everywhere() {
+    let dir = tempdir("own-data");
+    let (data, run, model) = (dir.join("shapes"), dir.join("run"), dir.join("m.tvae"));
+    let ok = |args: &[&str]| {
+        let (ok, err) = trainer(args);
+        assert!(ok, "{args:?}: {err}");
+    };
+    ok(&[
+        "shapes",
+        "-o",
+        s(&data),
+        "--width",
+        "12",
+        "--height",
+        "12",
+        "--count",
+        "200",
+    ]);
+    ok(&[
+        "train",
+        "--data",
+        s(&data),
+        "--epochs",
+        "1",
+        "--hidden",
+        "32",
+        "--latent",
+        "4",
+        "--out",
+        s(&run),
+    ]);
+    ok(&["export", s(&run), "-o", s(&model)]);
+    ok(&["eval", s(&run)]);
+    ok(&["pictures", s(&run), "-o", s(&dir.join("pics"))]);
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["inspect", s(&model)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("data 12x12x1") && text.contains("on shapes"),
+        "{text}"
+    );
+    // The data moved: a clear error naming it, and --data still works.
+    let moved = dir.join("moved");
+    std::fs::rename(&data, &moved).unwrap();
+    for cmd in [
+        vec!["export", s(&run), "-o", s(&model)],
+        vec!["eval", s(&run)],
+    ] {
+        fails_saying(&cmd, "which is not there any more: pass --data");
+    }
+    ok(&["export", s(&run), "-o", s(&model), "--data", s(&moved)]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

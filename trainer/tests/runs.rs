@@ -28,6 +28,7 @@ fn config(n: usize) -> Config {
         seed: 1,
         dataset: "mnist-subset".into(),
         train_images: Some(n),
+        data: None,
     }
 }
 
@@ -194,4 +195,61 @@ fn a_failed_write_leaves_no_temporary_file() {
     // A write into a folder that does not exist names the file.
     let e = tinyvae_trainer::atomic_write(&dir.join("no/such/x.tvae"), |_| Ok(()));
     assert!(format!("{:#}", e.unwrap_err()).contains("x.tvae"));
+}
+
+/// Every tensor of a run's checkpoint (weights and optimizer state), as bytes by name.
+fn tensors(run: &std::path::Path) -> Vec<(String, Vec<f32>)> {
+    let ck = load_checkpoint(run, &Device::Cpu).unwrap();
+    let mut all: Vec<(String, Vec<f32>)> = ck
+        .tensors
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            )
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+#[test]
+fn a_finished_run_trains_longer_as_one_run() {
+    let dir = tempdir("longer");
+    let d = data(200);
+    let (short, long) = (dir.join("short"), dir.join("long"));
+    let with_epochs = |n: usize| Config {
+        epochs: n,
+        ..config(200)
+    };
+    train(&with_epochs(2), &d, &short, false, &RunOptions::default()).unwrap();
+    // Fewer epochs than it has run: refused, saying how many.
+    let e = err(train(
+        &with_epochs(1),
+        &d,
+        &short,
+        true,
+        &RunOptions::default(),
+    ));
+    assert!(e.contains("has trained 2 epochs already"), "{e}");
+    // One more epoch on the finished run, against three from the start.
+    train(&with_epochs(3), &d, &short, true, &RunOptions::default()).unwrap();
+    train(&with_epochs(3), &d, &long, false, &RunOptions::default()).unwrap();
+    assert!(tensors(&short) == tensors(&long), "the tensors differ");
+    let log = |r: &std::path::Path| std::fs::read_to_string(r.join("log.jsonl")).unwrap();
+    let (a, b) = (log(&short), log(&long));
+    let strip = |t: &str| -> Vec<serde_json::Value> {
+        t.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(strip(&a), strip(&b));
+    let cfg = std::fs::read_to_string(short.join("config.json")).unwrap();
+    assert!(cfg.contains("\"epochs\": 3"), "{cfg}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -33,6 +33,7 @@ fn config(epochs: usize, seed: u64) -> Config {
         seed,
         dataset: "mnist-subset".into(),
         train_images: None,
+        data: None,
     }
 }
 

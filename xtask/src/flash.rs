@@ -266,11 +266,10 @@ fn check_board_run(board: Board, model: &Path, log: &str, status_ok: bool) -> Re
     println!("[flash] the {n} images made on the board (seed {seed}) equal the host engine's");
     let blob = std::fs::read(model)?;
     let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (w, h) = (usize::from(m.data.width), usize::from(m.data.height));
     let png = project_root()
         .join("out")
         .join(format!("samples-{}.png", board.name));
-    pipeline::write_samples_png(&png, &dev, w, h)?;
+    pipeline::write_samples_png(&png, &dev, pipeline::Shape::of(&m))?;
     println!("[flash] wrote {}", png.display());
     Ok(())
 }

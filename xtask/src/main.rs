@@ -10,6 +10,7 @@
 
 mod bench;
 mod cycles;
+mod demo;
 mod elf;
 mod examples;
 mod firmware;
@@ -21,6 +22,7 @@ mod pipeline;
 mod quality;
 mod setup;
 mod test;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,10 +30,28 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// The repository root (xtask lives one level below it).
+/// The repository root (xtask lives one level below it), found at run time, never compiled
+/// in: `cargo run` (the `cargo xtask` alias) tells this binary its package's folder in
+/// `CARGO_MANIFEST_DIR`, in the tree the command runs in, wherever the binary was built;
+/// run directly, the root is the nearest folder above the current one that holds
+/// `xtask/Cargo.toml`. A copied tree works in itself and never writes into the original.
 pub fn project_root() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.parent().map(PathBuf::from).unwrap_or(here)
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let is_root =
+            |d: &Path| d.join("xtask/Cargo.toml").is_file() && d.join("Cargo.toml").is_file();
+        if let Some(here) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) {
+            if let Some(root) = here.parent().filter(|r| is_root(r)) {
+                return root.to_path_buf();
+            }
+        }
+        let cwd = std::env::current_dir().unwrap_or_default();
+        cwd.ancestors()
+            .find(|d| is_root(d))
+            .map(Path::to_path_buf)
+            .unwrap_or(cwd)
+    })
+    .clone()
 }
 
 /// Runs a command, echoing it; fails with its exit status.
@@ -69,10 +89,18 @@ fn main() {
         }
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--help` (or `-h`) anywhere: the command's usage, or the whole text; exit 0.
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        match args.first().and_then(|c| usage::of(c)) {
+            Some(u) => print!("{u}"),
+            None => print!("{}", usage::all()),
+        }
+        return;
+    }
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::all(),
         Some("test") => test::run_groups(&args[1..]),
-        Some("demo") => demo(&args[1..]),
+        Some("demo") => demo::demo(&args[1..]),
         Some("qemu") => qemu(&args[1..]),
         Some("fallback-check") => fallback_check(),
         Some("bench-train") => bench::train(&args[1..]),
@@ -85,29 +113,26 @@ fn main() {
         Some("cycles") => cycles::bench(&args[1..]),
         Some("logs") => logs::regenerate(),
         Some("header") => examples::header(&project_root().join("c/include/tinyvae.h")),
-        _ => {
-            eprintln!(
-                "usage: cargo xtask <command>\n\n  demo [--run RUN_DIR]\n                    train (or take RUN_DIR's checkpoint), \
-                 export, run on the emulated board, show samples and counts\n  test [GROUP...]   every test, or the groups named: lint, host, firmware, pipeline, boards\n  \
-                 setup             install or check the prerequisites only\n  qemu BOARD BIN [--model FILE]\n                    \
-                 build and run one firmware binary (boards: mps2-an386, mps2-an385, mps2-an500, mps2-an505, microbit)\n  \
-                 fallback-check    build and run the self-test with the Debian toolchain fallback\n  \
-                 bench-train DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS] [SEED]\n                    \
-                 training speed and test -ELBO of both models beside the PyTorch reference scripts\n  \
-                 bench-ops         training ops per call, candle's beside the fused ones (results/train-ops.md)\n  \
-                 quality DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS]\n                    \
-                 both VAEs beside PyTorch over three seeds; every preset's -ELBO, sample score and size\n  \
-                 counts            instructions per inference and layer, flash and RAM, every preset and board\n  \
-                 bench             instructions per dense layer and per MAC for each kernel (results/kernels.md)\n  \
-                 f32               the f32 decoder path beside int8: instructions, flash, PSNR (results/f32-vs-int8.md)\n  \
-                 cycles [--profile] Cortex-M4 cycles estimated from the executed instruction mix (results/m4-cycle-estimate.md); --profile: per function too\n  \
-                 logs              the firmware logs the shared log parser is tested on (protocol/tests/logs/)\n  \
-                 header            c/include/tinyvae.h, the C API's header, from c/src/lib.rs with cbindgen\n  \
-                 flash --board NAME [--model FILE] [--build-only] [--probe SELECTOR] [--port PATH]\n                    \
-                 build the firmware for a real board (nrf52840dk, rp2040, rp2350, b-l475e-iot01a) with a model,\n                    \
-                 flash it with probe-rs, print its log (RTT, or the ST-LINK's serial port) and hold\n                    \
-                 its samples against the host engine"
-            );
+        Some("help") => {
+            match args.get(1).and_then(|c| usage::of(c)) {
+                Some(u) => print!("{u}"),
+                None => print!("{}", usage::all()),
+            }
+            Ok(())
+        }
+        Some("where") => {
+            println!("{}", project_root().display());
+            Ok(())
+        }
+        Some("version") => {
+            println!("xtask {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        other => {
+            if let Some(c) = other {
+                eprintln!("error: no command `{c}`\n");
+            }
+            eprint!("{}", usage::all());
             std::process::exit(2);
         }
     };
@@ -173,8 +198,8 @@ fn qemu(args: &[String]) -> Result<()> {
     let board = firmware::board(board)?;
     // The binaries that run a model embed one: the file given, or the demo's.
     let needs_model = matches!(bin.as_str(), "vae" | "cycles" | "f32dec" | "misaligned");
-    let elfs = match (model, needs_model) {
-        (Some(m), _) => pipeline::build_with_model(board, &m, &[bin.as_str()], &[])?,
+    let model = match (model, needs_model) {
+        (Some(m), _) => Some(m),
         (None, true) => {
             let demo = project_root().join("out/demo-run/model.tvae");
             if !demo.exists() {
@@ -184,9 +209,18 @@ fn qemu(args: &[String]) -> Result<()> {
                     demo.display()
                 );
             }
-            pipeline::build_with_model(board, &demo, &[bin.as_str()], &[])?
+            Some(demo)
         }
-        (None, false) => firmware::build(board, &[])?,
+        (None, false) => None,
+    };
+    match (bin.as_str(), &model) {
+        ("vae", Some(m)) => return qemu_vae(board, m),
+        ("f32dec", Some(m)) => return qemu_f32dec(board, m),
+        _ => {}
+    }
+    let elfs = match &model {
+        Some(m) => pipeline::build_with_model(board, m, &[bin.as_str()], &[])?,
+        None => firmware::build(board, &[])?,
     };
     let out = firmware::run_qemu(board, &elfs.join(bin), Duration::from_secs(300))?;
     print!("{}", out.log);
@@ -197,141 +231,59 @@ fn qemu(args: &[String]) -> Result<()> {
     }
 }
 
-/// The seed of the on-device generation in the demo and the tests.
-const DEMO_SEED: u64 = tinyvae_protocol::session::DEFAULT_SEED;
-/// The demo's model: the conv VAE, whose samples score best (results/mnist-full.md).
-const DEMO_PRESET: &str = "conv";
-
-/// The main job: train the conv model on the bundled data, export it, run it on the emulated
-/// Cortex-M4F, hold every image it makes against the host engine, write the pictures and the
-/// instruction counts.
-fn demo(args: &[String]) -> Result<()> {
-    let own_run = demo_run_arg(args)?;
-    setup::all()?;
-    let out = project_root().join("out");
-    std::fs::create_dir_all(&out)?;
-    let (run_dir, model_dir, model_file) = demo_model(own_run.as_deref(), &out)?;
-    let blob = std::fs::read(&model_file)?;
-    let model = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let board = firmware::QEMU_BOARDS[0];
-    println!(
-        "\n== 2/3 run it on the emulated {} ({})",
-        board.name, board.cpu
-    );
-    let (code, dev) = pipeline::run_on_board(board, &model_file, DEMO_SEED)?;
+/// `cargo xtask qemu BOARD vae`: the log, every image held against the host engine, and the
+/// samples as a picture (`out/qemu-BOARD.png`).
+fn qemu_vae(board: firmware::Board, model: &Path) -> Result<()> {
+    let (code, dev) = pipeline::run_on_board(board, model, DEMO_SEED)?;
     for line in dev.log.lines().filter(|l| !l.contains(" [")) {
         println!("  {line}");
     }
     if code != 0 {
-        bail!("the firmware ended with exit code {code}");
+        bail!(
+            "vae on {} exited with code {code} ({})",
+            board.name,
+            tinyvae_protocol::exit_name(code)
+        );
     }
-    let n = pipeline::check_outputs_match(&model_file, DEMO_SEED, &dev, true)?;
-    println!(
-        "  the {n} images made on the chip (samples, reconstruction, resamples, interpolation) equal the host engine's, byte for byte"
-    );
-
-    println!("\n== 3/3 pictures and counts");
-    let (w, h) = (
-        usize::from(model.data.width),
-        usize::from(model.data.height),
-    );
-    let png = out.join("samples.png");
-    pipeline::write_samples_png(&png, &dev, w, h)?;
-    let png2 = out.join("encode.png");
-    write_encode_png(&png2, &dev, w, h)?;
-    // The seed lecture's other way to pick z: the aggregate posterior of training encodings.
-    let agg = pipeline::export_aggregate(&run_dir, &model_dir, 256)?;
-    let (code, dev_agg) = pipeline::run_on_board(board, &agg, DEMO_SEED)?;
-    if code != 0 {
-        bail!("the firmware with the aggregate-posterior prior ended with exit code {code}");
-    }
-    let n = pipeline::check_outputs_match(&agg, DEMO_SEED, &dev_agg, true)?;
-    println!("  aggregate-posterior prior: {n} images on the chip equal the host engine's");
-    let png3 = out.join("samples-aggregate.png");
-    pipeline::write_samples_png(&png3, &dev_agg, w, h)?;
-    let table = pipeline::count_table(board, &model, &dev);
-    std::fs::write(out.join("counts.md"), &table)?;
-    println!("{table}");
-    for (file, what) in [
-        (
-            png,
-            "16 samples generated on the emulated chip, z ~ N(0, I)",
-        ),
-        (
-            png3,
-            "16 samples, z from the aggregate posterior of 256 training images",
-        ),
-        (
-            png2,
-            "an input, its reconstruction, 4 resamples z = mu + sigma eps; then an interpolation",
-        ),
-        (
-            out.join("counts.md"),
-            "instructions retired under QEMU: instructions, not cycles",
-        ),
-    ] {
-        println!("wrote {} ({what})", file.display());
-    }
+    let n = pipeline::check_outputs_match(model, DEMO_SEED, &dev, true)?;
+    println!("the {n} images made on the chip equal the host engine's, byte for byte");
+    let blob = std::fs::read(model)?;
+    let m =
+        tinyvae_format::Model::from_bytes(&blob).with_context(|| format!("{}", model.display()))?;
+    let png = project_root()
+        .join("out")
+        .join(format!("qemu-{}.png", board.name));
+    pipeline::write_samples_png(&png, &dev, pipeline::Shape::of(&m))?;
+    println!("wrote {} (the samples)", png.display());
     Ok(())
 }
 
-/// `--run DIR`: a run the user trained (e.g. on full MNIST) instead of the demo's training.
-fn demo_run_arg(args: &[String]) -> Result<Option<PathBuf>> {
-    match args {
-        [] => Ok(None),
-        [flag, dir] if flag == "--run" => {
-            let dir = PathBuf::from(dir);
-            if !dir.join("checkpoint.safetensors").is_file() {
-                bail!(
-                    "--run {}: no checkpoint.safetensors there (a folder `trainer train --out` wrote)",
-                    dir.display()
-                );
-            }
-            Ok(Some(dir))
-        }
-        _ => bail!("usage: cargo xtask demo [--run RUN_DIR]"),
+/// `cargo xtask qemu BOARD f32dec`: the float decoder beside the int8 one on the same draws;
+/// the float decoder is the `decoder.f32` beside the model file.
+fn qemu_f32dec(board: firmware::Board, model: &Path) -> Result<()> {
+    let f32_file = pipeline::float_decoder_of(model);
+    if !f32_file.exists() {
+        bail!(
+            "f32dec runs the float decoder beside the int8 one, and there is no {} beside \
+             {}: export it there with `trainer export RUN -o {} --f32-decoder {}` (dense \
+             models only)",
+            f32_file.display(),
+            model.display(),
+            model.display(),
+            f32_file.display()
+        );
     }
+    let c = float::compare(board, model, DEMO_SEED)?;
+    println!(
+        "int8: {} instructions, PSNR {:.2} dB; f32: {} instructions, PSNR {:.2} dB (against \
+         the host's float decoder; both paths bit-exact with the host's)",
+        c.int8, c.int8_psnr, c.f32, c.f32_psnr
+    );
+    Ok(())
 }
 
-/// The demo's model: trained on the bundled subset, or the user's run exported. Returns the
-/// run folder, the folder the model files go to, and the model file.
-fn demo_model(own_run: Option<&Path>, out: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
-    match own_run {
-        None => {
-            println!(
-                "\n== 1/3 train the conv VAE (conv 32 and 64 channels, latent 20) on the bundled \
-                 MNIST subset, export int8"
-            );
-            let run_dir = out.join("demo-run");
-            let model = pipeline::train_and_export(&run_dir, DEMO_PRESET, 50, None)?;
-            Ok((run_dir.clone(), run_dir, model))
-        }
-        Some(run_dir) => {
-            println!("\n== 1/3 export {} to int8", run_dir.display());
-            let model_dir = out.join("demo-own-run");
-            std::fs::create_dir_all(&model_dir)?;
-            let model = model_dir.join("model.tvae");
-            pipeline::export(run_dir, &model)?;
-            Ok((run_dir.to_path_buf(), model_dir, model))
-        }
-    }
-}
-
-/// The encoder picture: an input, its reconstruction and resamples in a row; the
-/// interpolation below.
-fn write_encode_png(path: &Path, dev: &pipeline::DeviceRun, w: usize, h: usize) -> Result<()> {
-    let get = |k: &str| {
-        dev.images
-            .get(k)
-            .map(|v| v.iter().map(Vec::as_slice).collect::<Vec<_>>())
-            .unwrap_or_default()
-    };
-    let mut first = get("input");
-    first.extend(get("recon"));
-    first.extend(get("resample"));
-    pipeline::write_png(path, &[first, get("interp")], w, h)
-}
-
+/// The seed of the on-device generation in the demo and the tests.
+const DEMO_SEED: u64 = tinyvae_protocol::session::DEFAULT_SEED;
 /// The presets `cargo xtask counts` measures: (preset, architecture).
 pub const COUNTED: [(&str, &str); 4] = [
     ("default", "dense 784-400-20"),
