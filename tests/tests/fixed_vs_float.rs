@@ -76,6 +76,8 @@ fn trained(arch: Arch, name: &str) -> Fixture {
         };
         let dir = std::env::temp_dir().join(format!("tinyvae-fixed-{name}-{}", std::process::id()));
         let (net, _) = train(&cfg, &data, &dir, false, &RunOptions::default()).expect("training");
+        // The network is in memory: the run folder (checkpoint, log) is not needed again.
+        let _ = std::fs::remove_dir_all(&dir);
         let trained = Trained {
             net: &net,
             config: &cfg,

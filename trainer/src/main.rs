@@ -89,9 +89,14 @@ enum Cmd {
         /// Seed of the draws.
         #[arg(long, default_value_t = 2026)]
         seed: u64,
-        /// Output PNG.
+        /// Output PNG (with --raw: the raw bytes).
         #[arg(short, long, default_value = "samples.png")]
         out: PathBuf,
+        /// Write the samples' bytes instead of a picture: N x width x height x channels u8
+        /// values, image after image, row-major, channels interleaved (the bytes a chip
+        /// prints for the same model, seed and draws).
+        #[arg(long)]
+        raw: bool,
     },
     /// Quantize a checkpoint to int8 and write the model file.
     Export(ExportArgs),
@@ -381,7 +386,8 @@ fn run(cmd: Cmd) -> Result<()> {
             count,
             seed,
             out,
-        } => cmd_sample(&input, int8, count, seed, &out),
+            raw,
+        } => cmd_sample(&input, int8, (count, seed), &out, raw),
         Cmd::Export(a) => cmd_export(a),
         Cmd::Pictures {
             checkpoint,
@@ -745,33 +751,75 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_sample(input: &Path, int8: bool, count: usize, seed: u64, out: &Path) -> Result<()> {
+/// The most bytes of samples `trainer sample` makes at once.
+const MAX_SAMPLE_BYTES: usize = 1 << 30;
+
+/// An error unless `count` images of `pixels` values fit [`MAX_SAMPLE_BYTES`], naming the
+/// value and the memory it would take.
+fn check_sample_count(count: usize, pixels: usize) -> Result<()> {
+    match count.checked_mul(pixels) {
+        Some(b) if b <= MAX_SAMPLE_BYTES && count > 0 => Ok(()),
+        _ if count == 0 => bail!("-n 0: no samples to make"),
+        bytes => bail!(
+            "-n {count}: {count} images of {pixels} values would take {} of memory; at most \
+             {} images of this model ({} MiB) at once",
+            bytes.map_or(
+                "more bytes than this machine can count".into(),
+                |b| format!("{} MiB", b >> 20)
+            ),
+            MAX_SAMPLE_BYTES / pixels.max(1),
+            MAX_SAMPLE_BYTES >> 20
+        ),
+    }
+}
+
+fn cmd_sample(
+    input: &Path,
+    int8: bool,
+    (count, seed): (usize, u64),
+    out: &Path,
+    raw: bool,
+) -> Result<()> {
     let (shape, images) = if int8 {
         let blob =
             std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
-        let m =
-            Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+        let m = Model::from_bytes(&blob).with_context(|| format!("{}", input.display()))?;
         let d = &m.data;
         let shape = (
             usize::from(d.width),
             usize::from(d.height),
             usize::from(d.channels),
         );
+        check_sample_count(count, m.data.len())?;
         (shape, eval::int8_prior_samples(&blob, count, seed)?)
     } else {
         let ck = load_checkpoint(input, &Device::Cpu)?;
         let net = net_from_checkpoint(&ck, &Device::Cpu)?;
         let a = &net.arch;
         let shape = (a.width, a.height, a.channels);
+        check_sample_count(count, a.width * a.height * a.channels)?;
         (shape, eval::float_prior_samples(&net, count, seed)?)
     };
-    let refs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
-    let cols = (count as f64).sqrt().ceil() as usize;
-    grid(&refs, shape, cols, 2).save(out)?;
+    if raw {
+        atomic_write(out, |mut f| {
+            for img in &images {
+                std::io::Write::write_all(&mut f, img)?;
+            }
+            Ok(())
+        })?;
+    } else {
+        let refs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
+        let cols = (count as f64).sqrt().ceil() as usize;
+        grid(&refs, shape, cols, 2).save(out)?;
+    }
     println!(
-        "wrote {} ({count} samples{})",
+        "wrote {} ({count} samples of {}x{}x{}{}{})",
         out.display(),
-        if int8 { ", int8 engine" } else { "" }
+        shape.0,
+        shape.1,
+        shape.2,
+        if int8 { ", int8 engine" } else { "" },
+        if raw { ", raw bytes" } else { "" }
     );
     Ok(())
 }

@@ -1,14 +1,13 @@
 //! The `trainer` binary on bad input: a clear error naming the option, the value or the
 //! file, a non-zero exit, and nothing written.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinyvae-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tempdir(name: &str) -> common::TempDir {
+    common::TempDir::new(&format!("cli-{name}"))
 }
 
 /// Runs the trainer; (success, standard error).
@@ -249,7 +248,6 @@ fn inspect_reads_every_version_and_sizes_per_target() {
         header.contains(&format!("#define TINYVAE_SCRATCH {}u\n", bytes(&m4))),
         "{header}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(bytes(&m4) > bytes(&m3), "{m4}{m3}");
     assert_eq!(bytes(&m33), bytes(&m4));
 }
@@ -290,6 +288,25 @@ fn a_run_on_other_data_uses_its_own_data_everywhere() {
         s(&run),
     ]);
     ok(&["export", s(&run), "-o", s(&model)]);
+    // The int8 samples as raw bytes, and absurd counts refused before allocating.
+    let raw = dir.join("samples.bin");
+    ok(&[
+        "sample",
+        "--int8",
+        s(&model),
+        "-n",
+        "3",
+        "--raw",
+        "-o",
+        s(&raw),
+    ]);
+    assert_eq!(std::fs::metadata(&raw).unwrap().len(), 3 * 144);
+    for n in ["18446744073709551615", "1000000000"] {
+        fails_saying(
+            &["sample", "--int8", s(&model), "-n", n, "-o", s(&raw)],
+            &format!("-n {n}: "),
+        );
+    }
     ok(&["eval", s(&run)]);
     ok(&["pictures", s(&run), "-o", s(&dir.join("pics"))]);
     let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
@@ -311,5 +328,4 @@ fn a_run_on_other_data_uses_its_own_data_everywhere() {
         fails_saying(&cmd, "which is not there any more: pass --data");
     }
     ok(&["export", s(&run), "-o", s(&model), "--data", s(&moved)]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,15 +1,14 @@
 //! Data loading: the bundled subset, and a clear error naming the file for each bad input.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tinyvae_trainer::data::{bundled_dir, read_maybe_gz, Dataset, IdxLayout};
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinyvae-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tempdir(name: &str) -> common::TempDir {
+    common::TempDir::new(&format!("data-{name}"))
 }
 
 /// Copies the bundled subset's files (gunzipped, so they can be damaged byte-wise).

@@ -2,6 +2,8 @@
 //! checkpoint or with other data, a log after a kill, a diverged or corrupt checkpoint,
 //! and half-written files.
 
+mod common;
+
 use candle_core::Device;
 use tinyvae_trainer::data::{bundled_dir, Dataset};
 use tinyvae_trainer::model::{Arch, Kind, Recon};
@@ -32,11 +34,8 @@ fn config(n: usize) -> Config {
     }
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("tinyvae-runs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tempdir(name: &str) -> common::TempDir {
+    common::TempDir::new(&format!("runs-{name}"))
 }
 
 fn err(r: anyhow::Result<impl Sized>) -> String {
@@ -251,5 +250,4 @@ fn a_finished_run_trains_longer_as_one_run() {
     assert_eq!(strip(&a), strip(&b));
     let cfg = std::fs::read_to_string(short.join("config.json")).unwrap();
     assert!(cfg.contains("\"epochs\": 3"), "{cfg}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

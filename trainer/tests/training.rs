@@ -1,6 +1,8 @@
 //! Training on the bundled subset: the KL term, the loss falling, reproducibility, resuming,
 //! for dense and convolutional models; options refused before training.
 
+mod common;
+
 use candle_core::{Device, Tensor};
 use tinyvae_trainer::arch::ConvStage;
 use tinyvae_trainer::data::{bundled_dir, Dataset};
@@ -209,11 +211,8 @@ fn a_diverging_run_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(
     assert_eq!(weights(&kept), weights(&one));
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("tinyvae-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tempdir(name: &str) -> common::TempDir {
+    common::TempDir::new(&format!("test-{name}"))
 }
 
 /// A small conv VAE: conv 8 and 16 channels (kernel 4, stride 2), latent 8.

@@ -35,13 +35,17 @@ fn target_dir(name: &str) -> PathBuf {
     project_root().join("target").join("examples").join(name)
 }
 
-/// The `--config` arguments that take every library crate from the folder `cargo package`
-/// unpacked it in (`target/package/NAME-VERSION`), over the example's own patch to the
-/// sources.
+/// The library crates the examples (and `tinyvae-c`) depend on: the ones their `[patch]`
+/// tables name.
+const PATCHED: [&str; 2] = ["tinyvae-engine", "tinyvae-format"];
+
+/// The `--config` arguments that take each crate the examples use from the folder `cargo
+/// package` unpacked it in (`target/package/NAME-VERSION`), over the example's own patch to
+/// the sources (the same crates: the committed lock files stay as they are).
 fn packaged_patches() -> Result<Vec<String>> {
     let version = env!("CARGO_PKG_VERSION");
     let mut args = vec![];
-    for c in crate::test::LIBRARY_CRATES {
+    for c in PATCHED {
         let dir = project_root()
             .join("target/package")
             .join(format!("{c}-{version}"));
@@ -74,6 +78,18 @@ pub fn package() -> Result<()> {
 /// Builds `examples/NAME` in release with `model` embedded, from the packaged crates when
 /// `packaged`; returns the ELF.
 pub fn build(name: &str, model: &Path, packaged: bool) -> Result<PathBuf> {
+    build_with(name, model, packaged, &["--release"], "release")
+}
+
+/// [`build`] with the cargo arguments `profile` that choose a build profile, whose output
+/// folder is `profile_dir`.
+pub fn build_with(
+    name: &str,
+    model: &Path,
+    packaged: bool,
+    profile: &[&str],
+    profile_dir: &str,
+) -> Result<PathBuf> {
     let dir = project_root().join("examples").join(name);
     let model = model
         .canonicalize()
@@ -82,14 +98,18 @@ pub fn build(name: &str, model: &Path, packaged: bool) -> Result<PathBuf> {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&dir)
         .env("TINYVAE_MODEL", &model)
-        .args(["build", "--release", "--target-dir"])
+        // The committed lock file, unchanged.
+        .args(["build", "--locked"])
+        .args(profile)
+        .arg("--target-dir")
         .arg(&target);
     if packaged {
         cmd.args(packaged_patches()?);
     }
     run(&mut cmd)?;
     let elf = target
-        .join("thumbv7em-none-eabihf/release")
+        .join("thumbv7em-none-eabihf")
+        .join(profile_dir)
         .join(format!("tinyvae-example-{name}"));
     if !elf.exists() {
         bail!("no image at {}", elf.display());

@@ -74,10 +74,13 @@ pub fn flash(args: &[String]) -> Result<()> {
             a.model.display()
         );
     }
-    let (elf, f) = pipeline::build_for_board(board, &a.model)?;
+    let (elf, _) = pipeline::build_for_board(board, &a.model)?;
+    let fit = pipeline::fit(board, &a.model)?;
     println!(
-        "[flash] {} ({}): {} bytes of flash of {}, {} bytes of static RAM of {}",
-        board.name, board.cpu, f.flash, board.flash, f.ram, board.ram
+        "[flash] {} ({}): {}",
+        board.name,
+        board.cpu,
+        fit.line(board)
     );
     if a.build_only {
         println!("[flash] built {}", elf.display());

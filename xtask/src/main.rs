@@ -17,6 +17,7 @@ mod firmware;
 mod flash;
 mod float;
 mod kernels;
+mod libcost;
 mod logs;
 mod pipeline;
 mod quality;
@@ -120,6 +121,8 @@ fn main() {
             }
             Ok(())
         }
+        Some("fit") => fit(&args[1..]),
+        Some("lib-cost") => libcost::bench(),
         Some("where") => {
             println!("{}", project_root().display());
             Ok(())
@@ -279,6 +282,37 @@ fn qemu_f32dec(board: firmware::Board, model: &Path) -> Result<()> {
          the host's float decoder; both paths bit-exact with the host's)",
         c.int8, c.int8_psnr, c.f32, c.f32_psnr
     );
+    Ok(())
+}
+
+/// `cargo xtask fit --model FILE [--board NAME]...`: what the `vae` firmware with the model
+/// needs on every board (or those named), flash and RAM, the stack included.
+fn fit(args: &[String]) -> Result<()> {
+    let usage = "usage: cargo xtask fit --model FILE [--board NAME]...";
+    let (mut model, mut boards) = (None, vec![]);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.next()) {
+            ("--model", Some(f)) => model = Some(PathBuf::from(f)),
+            ("--board", Some(b)) => boards.push(firmware::board(b)?),
+            _ => bail!("{usage}"),
+        }
+    }
+    let model = model.context(usage)?;
+    setup::thumb_targets()?;
+    if boards.is_empty() {
+        boards = firmware::BOARDS.to_vec();
+    }
+    println!("the vae firmware with {} on each board:", model.display());
+    let mut any = false;
+    for b in boards {
+        let f = pipeline::fit(b, &model)?;
+        any |= f.flash() <= b.flash && f.ram() <= b.ram;
+        println!("  {:<15} {:<22} {}", b.name, b.cpu, f.line(b));
+    }
+    if !any {
+        bail!("{} fits none of these boards", model.display());
+    }
     Ok(())
 }
 

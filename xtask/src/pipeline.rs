@@ -138,15 +138,72 @@ pub fn model_ram(board: Board, model: &Model<'_>) -> u64 {
     tinyvae_engine::scratch_len_for(model, simd) as u64 + pixels * (1 + shown) + 9 * latent
 }
 
+/// What the `vae` firmware with a model needs on a board, against what the board has.
+#[derive(Clone, Copy, Debug)]
+pub struct Fit {
+    /// The firmware's own code, constants and static RAM (measured with a model embedded).
+    pub code: crate::elf::Footprint,
+    /// Bytes of the model (flash).
+    pub model: u64,
+    /// Bytes of the model's buffers (on the stack): the scratch for the board's core, the
+    /// images and codes the firmware keeps.
+    pub buffers: u64,
+}
+
+impl Fit {
+    /// Flash needed: the firmware's code and the model.
+    pub fn flash(&self) -> u64 {
+        self.code.flash + self.model
+    }
+
+    /// RAM needed: static RAM, the model's buffers and the firmware's own stack.
+    pub fn ram(&self) -> u64 {
+        self.code.ram + self.buffers + FIRMWARE_STACK
+    }
+
+    /// What it needs of `board`, in one line.
+    pub fn line(&self, board: Board) -> String {
+        format!(
+            "flash {} of {} bytes ({} firmware + {} model), RAM {} of {} bytes ({} static + {} \
+             buffers + {} stack){}",
+            self.flash(),
+            board.flash,
+            self.code.flash,
+            self.model,
+            self.ram(),
+            board.ram,
+            self.code.ram,
+            self.buffers,
+            FIRMWARE_STACK,
+            if self.flash() <= board.flash && self.ram() <= board.ram {
+                ""
+            } else {
+                ": DOES NOT FIT"
+            }
+        )
+    }
+}
+
+/// What the `vae` firmware with the model in `model_file` needs on `board`.
+pub fn fit(board: Board, model_file: &Path) -> Result<Fit> {
+    let blob = std::fs::read(model_file)
+        .with_context(|| format!("{}: cannot read", model_file.display()))?;
+    // A model that does not parse is the firmware's to reject at boot (which the tests
+    // check): it makes no buffers.
+    let buffers = Model::from_bytes(&blob).map_or(0, |m| model_ram(board, &m));
+    Ok(Fit {
+        code: code_footprint(board)?,
+        model: blob.len() as u64,
+        buffers,
+    })
+}
+
 /// Refuses, naming the sizes, a model that cannot fit the board's flash beside the firmware's
 /// code ([`code_footprint`]), or whose buffers, with the
 /// firmware's static RAM and own stack, exceed the board's RAM.
 pub fn check_fits(board: Board, model_file: &Path) -> Result<crate::elf::Footprint> {
-    let blob = std::fs::read(model_file)
-        .with_context(|| format!("{}: cannot read", model_file.display()))?;
-    let model_bytes = blob.len() as u64;
-    let code = code_footprint(board)?;
-    let need = code.flash + model_bytes;
+    let f = fit(board, model_file)?;
+    let (code, model_bytes, need) = (f.code, f.model, f.flash());
     if need > board.flash {
         bail!(
             "the model does not fit {} ({}): it needs {} bytes of flash ({} of model + {} of \
@@ -159,10 +216,7 @@ pub fn check_fits(board: Board, model_file: &Path) -> Result<crate::elf::Footpri
             board.flash
         );
     }
-    // A model that does not parse is the firmware's to reject at boot (which the tests
-    // check): it makes no buffers.
-    let buffers = Model::from_bytes(&blob).map_or(0, |m| model_ram(board, &m));
-    let ram = code.ram + buffers + FIRMWARE_STACK;
+    let (buffers, ram) = (f.buffers, f.ram());
     if ram > board.ram {
         bail!(
             "the model does not fit {} ({}): it needs {} bytes of RAM ({} of buffers for the \

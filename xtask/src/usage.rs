@@ -2,7 +2,7 @@
 //! it does, from one table.
 
 /// (command, synopsis of its arguments, what it does).
-pub const COMMANDS: [(&str, &str, &str); 18] = [
+pub const COMMANDS: [(&str, &str, &str); 20] = [
     (
         "demo",
         "[--run RUN_DIR]",
@@ -34,6 +34,13 @@ pub const COMMANDS: [(&str, &str, &str); 18] = [
          hold its samples against the host engine",
     ),
     (
+        "fit",
+        "--model FILE [--board NAME]...",
+        "what the vae firmware with the model needs on every board (or those named): flash \
+         (firmware code and model) and RAM (static, the model's buffers, the firmware's own \
+         stack) against the board's; the first run builds each board's firmware once",
+    ),
+    (
         "fallback-check",
         "",
         "build and run the self-test with the Debian toolchain fallback",
@@ -49,6 +56,13 @@ pub const COMMANDS: [(&str, &str, &str); 18] = [
         "[--profile]",
         "Cortex-M4 cycles estimated from the executed instruction mix \
          (results/m4-cycle-estimate.md); --profile: per function too",
+    ),
+    (
+        "lib-cost",
+        "",
+        "what the library costs a firmware per build profile (release, size, debug): \
+         validation, sampling and decode instructions, peak stack, code \
+         (results/library-cost.md)",
     ),
     (
         "bench",
