@@ -63,8 +63,11 @@ fn keep_debug_port_open(
 ) {
     const HW_DISABLED: u32 = 0x5A;
     // FICR.INFO.VARIANT is four ASCII characters, e.g. "AAF0": the third is the build code.
-    let build_code = (ficr.info.variant.read().bits() >> 8) as u8;
-    if build_code < b'F' {
+    // A variant that is not four letters and digits (0xFFFFFFFF: not programmed, a part
+    // this code does not know) is left alone: writing 0x5A to an older part's UICR would
+    // lock its debug port.
+    let variant = ficr.info.variant.read().bits().to_be_bytes();
+    if !variant.iter().all(u8::is_ascii_alphanumeric) || !(b'F'..=b'Z').contains(&variant[2]) {
         return;
     }
     if uicr.approtect.read().bits() == 0xFFFF_FFFF {
@@ -162,8 +165,9 @@ fn bring_up() -> Board {
     let mut flash = p.FLASH.constrain();
     let mut rcc = p.RCC.constrain();
     let mut pwr = p.PWR.constrain(&mut rcc.apb1r1);
-    // 80 MHz, the part's maximum, from the PLL fed by the 4 MHz MSI (the kit has no HSE
-    // crystal); four flash wait states, set by the HAL.
+    // 80 MHz, the part's maximum, from the PLL fed by the 16 MHz HSI (the HAL's choice
+    // when neither an HSE crystal, which the kit lacks, nor the MSI is configured: its
+    // rcc.rs); four flash wait states, set by the HAL.
     let clocks = rcc
         .cfgr
         .sysclk(80.MHz())

@@ -112,6 +112,9 @@ pub mod keyword {
     pub const GENERATING: &str = "generating";
     /// `exit CODE`.
     pub const EXIT: &str = "exit";
+    /// `boot FIRMWARE`: the `vae` firmware's first line, so that a host reading a port it
+    /// opened before the board was reset (a serial line) starts this run's log there.
+    pub const BOOT: &str = "boot";
     /// Every image keyword the `vae` firmware prints with an index.
     pub const INDEXED_IMAGES: [&str; 4] = [SAMPLE, RESAMPLE, INTERP, F32];
     /// Every image keyword printed without an index.

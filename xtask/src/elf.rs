@@ -67,6 +67,16 @@ pub fn footprint(path: &Path) -> Result<Footprint> {
     Ok(f)
 }
 
+/// The SHA-256 of `bytes` in hex: what `cargo xtask flash` prints of the image it builds,
+/// so that an image can be told apart from another (`sha256sum` gives the same).
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 const SHT_SYMTAB: u32 = 2;
 
 /// Function and object symbols of an ELF32 image with their sizes in bytes, from its symbol

@@ -173,20 +173,9 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
         }
     }
     cmd.args(["--no-default-features", "--features", board.feature]);
-    if LINTED_BUILDS.load(std::sync::atomic::Ordering::Relaxed)
-        && lint_as_built(board)
-        && !using_debian_toolchain()
-    {
-        // The firmware crate compiled through clippy-driver (what `cargo clippy` does, but
-        // with code generated), warnings denied: one build of the board's HAL instead of a
-        // check and a build.
-        cmd.env("RUSTC_WORKSPACE_WRAPPER", "clippy-driver")
-            .arg("--config")
-            .arg(format!(
-                "target.{}.rustflags=[\"-D\", \"warnings\"]",
-                board.target
-            ));
-    }
+    // Never through clippy-driver: it builds with MIR optimizations off, so a linted build
+    // is not the image a user flashes (88 bytes of .text apart on the Discovery kit). The
+    // lint group runs `cargo clippy` on every board instead.
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -198,19 +187,6 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
 pub fn elf_dir(board: Board) -> PathBuf {
     target_dir(board).join(board.target).join("release")
 }
-
-/// Whether `cargo xtask test` lints `board`'s firmware as it builds it (clippy-driver as the
-/// compiler) instead of with a separate `cargo clippy`: the boards whose every binary the
-/// test builds anyway (the real boards; the Discovery kit: `selftest`, the `fail-*` ones and
-/// `vae`), which saves checking their HALs once more. The emulated boards have binaries
-/// that only `bench` and `cycles` build: the lint group runs clippy on them.
-pub fn lint_as_built(board: Board) -> bool {
-    board.machine.is_none() || board == DISCOVERY
-}
-
-/// Set by `cargo xtask test`: builds for the boards [`lint_as_built`] names run clippy on
-/// the firmware as they compile it, warnings denied, instead of a separate `cargo clippy`.
-pub static LINTED_BUILDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// `defmt-print` decoding `elf`'s frames from `frames` (QEMU's output, or a serial port);
 /// returns it and its decoded output.

@@ -82,17 +82,25 @@ pub fn flash(args: &[String]) -> Result<()> {
         board.cpu,
         fit.line(board)
     );
+    println!(
+        "[flash] image {}: sha256 {}",
+        elf.display(),
+        crate::elf::sha256(&std::fs::read(&elf)?)
+    );
     if a.build_only {
-        println!("[flash] built {}", elf.display());
         return Ok(());
     }
     setup::probe_rs()?;
     let mut probe_rs = Command::new("probe-rs");
-    probe_rs.args(["run", "--chip", chip]);
+    // A HardFault reaches the firmware's own handler, which prints its exit line (probe-rs
+    // would stop the core first and the reason would be lost).
+    probe_rs.args(["run", "--chip", chip, "--no-catch-hardfault"]);
     if chip.starts_with("nRF52") {
         // A rev-3 nRF52840 whose debug port is locked (APPROTECT) can only be opened by a full
-        // erase; the firmware then keeps it open across resets (src/board.rs).
-        probe_rs.arg("--allow-erase-all");
+        // erase; the firmware then keeps it open across resets (src/board.rs). On a blank
+        // UICR (what the erase leaves) the firmware programs it and resets itself once: the
+        // run goes on across that reset.
+        probe_rs.args(["--allow-erase-all", "--no-catch-reset"]);
     }
     if let Some(p) = &a.probe {
         probe_rs.args(["--probe", p]);
@@ -105,9 +113,12 @@ pub fn flash(args: &[String]) -> Result<()> {
 }
 
 /// Lines of `out` as they arrive, printed and kept, until `done` says the run is over (with
-/// whether it succeeded) or the deadline passes.
+/// whether it succeeded) or the deadline passes. With `from_boot`, lines before the
+/// firmware's `boot` line are a previous run's (a serial port opened before the board was
+/// reset): shown as such, never kept.
 fn stream(
     out: impl Read + Send + 'static,
+    from_boot: bool,
     mut done: impl FnMut() -> Result<Option<bool>>,
 ) -> Result<(String, bool)> {
     let (tx, rx) = mpsc::channel();
@@ -128,8 +139,16 @@ fn stream(
         *log += &line;
         log.push('\n');
     };
+    let mut booted = !from_boot;
     let status = loop {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            if !booted {
+                booted = line.split_whitespace().next() == Some(tinyvae_protocol::keyword::BOOT);
+                if !booted {
+                    println!("  (a previous run's output, ignored) {line}");
+                    continue;
+                }
+            }
             // The firmware's `exit CODE` line ends the run, whether or not the probe sees the
             // semihosting exit that follows it (a board with no debugger to answer sleeps).
             let exit = tinyvae_protocol::log::parse(&line).exit;
@@ -163,10 +182,29 @@ struct Reap(Vec<Child>);
 impl Drop for Reap {
     fn drop(&mut self) {
         for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(c);
         }
     }
+}
+
+/// Ends a child that has not ended: an interrupt first (probe-rs then detaches from the core
+/// and leaves debug mode, as on Ctrl-C), a kill only if it is still there 3 s later.
+fn stop(c: &mut Child) {
+    if matches!(c.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &c.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if matches!(c.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 /// `probe-rs run` with its RTT log on standard output; it ends when the firmware's
@@ -181,7 +219,9 @@ fn run_over_rtt(probe_rs: &mut Command, elf: &Path) -> Result<(String, bool)> {
         .context("starting probe-rs")?;
     let out = child.stdout.take().context("probe-rs stdout")?;
     let mut reap = Reap(vec![child]);
-    stream(out, || Ok(reap.0[0].try_wait()?.map(|s| s.success())))
+    stream(out, false, || {
+        Ok(reap.0[0].try_wait()?.map(|s| s.success()))
+    })
 }
 
 /// The debug probe's virtual COM port: the one named, else the only ST-LINK under
@@ -228,7 +268,15 @@ fn run_over_uart(
     let ok = Command::new("stty")
         .arg("-F")
         .arg(&port)
-        .args([&baud.to_string(), "raw", "-echo"])
+        // 8 data bits, no parity, one stop bit (8N1), whatever the port was left at.
+        .args([
+            &baud.to_string(),
+            "raw",
+            "-echo",
+            "cs8",
+            "-parenb",
+            "-cstopb",
+        ])
         .status()
         .with_context(|| format!("stty on {}", port.display()))?
         .success();
@@ -238,15 +286,16 @@ fn run_over_uart(
     let serial = std::fs::File::open(&port)
         .with_context(|| format!("{}: cannot open the serial port", port.display()))?;
     let (decoder, out) = firmware::decode(elf, serial.into())?;
+    // probe-rs's own messages (flashing, a probe error) go to the terminal.
     let runner = probe_rs
         .arg(elf)
-        .stdout(Stdio::null())
+        .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting probe-rs")?;
     let mut reap = Reap(vec![runner, decoder]);
     // The firmware ends with a semihosting exit, which probe-rs, attached, turns into its own.
-    stream(out, || Ok(reap.0[0].try_wait()?.map(|s| s.success())))
+    stream(out, true, || Ok(reap.0[0].try_wait()?.map(|s| s.success())))
 }
 
 /// Holds a board's log to the host engine and writes its samples as a PNG.
@@ -259,9 +308,11 @@ fn check_board_run(board: Board, model: &Path, log: &str, status_ok: bool) -> Re
                 "the firmware on the board ended with exit {code} ({}); its log is above",
                 tinyvae_protocol::exit_name(code)
             ),
-            None => {
-                bail!("probe-rs ended before the firmware's exit line (is the board connected?)")
-            }
+            None => bail!(
+                "probe-rs ended before the firmware printed its exit line: probe-rs's own \
+                 messages above say why (a probe that is not connected or not found, a \
+                 locked chip, a flashing error); the firmware's log so far is above too"
+            ),
         }
     }
     let (_, seed) = dev.announced.context("the board printed no seed")?;
@@ -292,7 +343,10 @@ mod tests {
             .unwrap();
         let out = child.stdout.take().unwrap();
         let mut reap = Reap(vec![child]);
-        let (log, ok) = stream(out, || Ok(reap.0[0].try_wait()?.map(|s| s.success()))).unwrap();
+        let (log, ok) = stream(out, false, || {
+            Ok(reap.0[0].try_wait()?.map(|s| s.success()))
+        })
+        .unwrap();
         assert_eq!(log, "one\ntwo\n");
         assert!(!ok);
     }
@@ -308,9 +362,49 @@ mod tests {
         let out = child.stdout.take().unwrap();
         let mut reap = Reap(vec![child]);
         let t = Instant::now();
-        let (log, ok) = stream(out, || Ok(reap.0[0].try_wait()?.map(|s| s.success()))).unwrap();
+        let (log, ok) = stream(out, false, || {
+            Ok(reap.0[0].try_wait()?.map(|s| s.success()))
+        })
+        .unwrap();
         assert!(ok && log.starts_with("one\nexit 0\n"), "{log}");
         assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    /// A serial port opened before the reset holds the previous run's tail, its exit line
+    /// included: with `from_boot`, the log starts at this run's `boot` line, and only this
+    /// run's exit line ends it.
+    #[test]
+    fn a_previous_runs_lines_are_left_out() {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "echo 'sample 4 [1]'; echo 'exit 3'; echo 'boot vae'; echo 'sample 0 [2]'; \
+                 echo 'exit 0'; sleep 30",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let mut reap = Reap(vec![child]);
+        let (log, ok) =
+            stream(out, true, || Ok(reap.0[0].try_wait()?.map(|s| s.success()))).unwrap();
+        assert!(
+            ok && log.starts_with("boot vae\nsample 0 [2]\nexit 0\n"),
+            "{log}"
+        );
+    }
+
+    /// A child is interrupted, not killed, where it ends on the interrupt (probe-rs then
+    /// detaches).
+    #[test]
+    fn a_child_is_interrupted_first() {
+        let mut child = Command::new("sh")
+            .args(["-c", "trap 'exit 7' INT; sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        stop(&mut child);
+        assert_eq!(child.wait().unwrap().code(), Some(7));
     }
 
     #[test]

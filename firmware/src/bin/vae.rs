@@ -118,6 +118,8 @@ fn print_ram(name: &str, n: u32) {
 fn main() -> ! {
     stack::paint();
     let mut board = Board::init();
+    // This run's first line (a host reading a serial port starts its log here).
+    defmt::println!("{=str} vae", keyword::BOOT);
     let model = load();
     run(&model, &mut board)
 }
