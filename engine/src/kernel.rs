@@ -53,38 +53,33 @@ impl core::fmt::Display for Kernel {
     }
 }
 
-/// The address modulo 4 of the first tiled layer whose weights are not word-aligned, if any.
+/// The address modulo 4 of the model's tiled weights, when not 0 (the first tiled layer's:
+/// validation holds every tiled layer to a multiple of 4 from the file's start, so all
+/// share the file's misalignment).
 pub(crate) fn misalignment(model: &Model<'_>) -> Option<u8> {
-    model
-        .encoder
-        .layers
-        .iter()
-        .chain(model.decoder.layers.iter())
-        .filter(|l| l.matrix().layout == WeightLayout::Tiles4x4)
-        .map(|l| (l.packed_weights().as_ptr() as usize % 4) as u8)
-        .find(|&o| o != 0)
-}
-
-/// Whether any layer is stored in tiles.
-fn any_tiled(model: &Model<'_>) -> bool {
-    model
-        .encoder
-        .layers
-        .iter()
-        .chain(model.decoder.layers.iter())
-        .any(|l| l.matrix().layout == WeightLayout::Tiles4x4)
+    for net in [&model.encoder, &model.decoder] {
+        for l in net.layers.iter() {
+            if l.matrix().layout == WeightLayout::Tiles4x4 {
+                let offset = (l.packed_weights().as_ptr() as usize % 4) as u8;
+                return (offset != 0).then_some(offset);
+            }
+        }
+    }
+    None
 }
 
 /// The kernels a build with (`simd`) or without the DSP kernel runs `model` with.
 pub(crate) fn choose(model: &Model<'_>, simd: bool) -> Kernel {
-    if !simd {
-        Kernel::Portable(Fallback::NoDspExtension)
-    } else if !any_tiled(model) {
-        Kernel::Portable(Fallback::RowMajorWeights)
-    } else if let Some(offset) = misalignment(model) {
-        Kernel::Portable(Fallback::Misaligned { offset })
-    } else {
-        Kernel::Dsp
+    let tiled = [&model.encoder, &model.decoder].iter().any(|n| {
+        n.layers
+            .iter()
+            .any(|l| l.matrix().layout == WeightLayout::Tiles4x4)
+    });
+    match (simd, tiled, misalignment(model)) {
+        (false, _, _) => Kernel::Portable(Fallback::NoDspExtension),
+        (true, false, _) => Kernel::Portable(Fallback::RowMajorWeights),
+        (true, true, Some(offset)) => Kernel::Portable(Fallback::Misaligned { offset }),
+        (true, true, None) => Kernel::Dsp,
     }
 }
 

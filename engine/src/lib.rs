@@ -82,6 +82,7 @@ pub mod conv;
 pub mod dense;
 mod embed;
 mod error;
+pub mod golden;
 mod kernel;
 mod steps;
 /// Which targets run the DSP-extension kernel (the rule engine/build.rs applies), for build
@@ -232,7 +233,6 @@ pub struct Engine<'m, 'a> {
     /// The scratch's parts ([`scratch_parts`]), worked out once: every encode and decode
     /// splits its scratch by them.
     parts: [usize; 4],
-    kernel: Kernel,
 }
 
 /// A scratch split into the two activation buffers, the patch and the spare bytes.
@@ -248,9 +248,9 @@ impl<'m, 'a> Engine<'m, 'a> {
 
     /// [`Engine::new`] for a build with (`simd`) or without the DSP kernel.
     fn checked(model: &'m Model<'a>, simd: bool) -> Result<Self, Error> {
-        match kernel::choose(model, simd) {
-            Kernel::Portable(Fallback::Misaligned { offset }) => Err(Error::Misaligned { offset }),
-            _ => Ok(Self::new_unaligned(model)),
+        match kernel::misalignment(model).filter(|_| simd) {
+            Some(offset) => Err(Error::Misaligned { offset }),
+            None => Ok(Self::new_unaligned(model)),
         }
     }
 
@@ -262,7 +262,6 @@ impl<'m, 'a> Engine<'m, 'a> {
         Engine {
             model,
             parts: scratch_parts(model, dense::SIMD),
-            kernel: kernel::choose(model, dense::SIMD),
         }
     }
 
@@ -275,7 +274,7 @@ impl<'m, 'a> Engine<'m, 'a> {
     /// the DSP extension and a word-aligned tiled model, else [`Kernel::Portable`] with the
     /// reason.
     pub fn kernel(&self) -> Kernel {
-        self.kernel
+        kernel::choose(self.model, dense::SIMD)
     }
 
     fn parts(&self) -> [usize; 4] {

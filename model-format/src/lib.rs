@@ -59,8 +59,13 @@ pub const HEADER_LEN: usize = 16;
 pub const MAX_LAYERS: usize = 8;
 /// Most golden vectors of each kind a model may carry.
 pub const MAX_GOLDEN: usize = 8;
-/// Widest layer (inputs or outputs) the format accepts.
+/// Widest layer (inputs or outputs) the format accepts; a convolution's matrix (`K`, `R`)
+/// too.
 pub const MAX_WIDTH: u16 = 16384;
+/// Largest stride of a transposed convolution: its `stride^2` phases are each a dense
+/// product, and finding each walks the ones before it, so validation and a decode take
+/// `stride^4` steps at most (4,096).
+pub const MAX_TRANSPOSED_STRIDE: u8 = 8;
 /// Largest latent size the format accepts.
 pub const MAX_LATENT: u16 = 256;
 /// Fractional bits of the engine's N(0, 1) draws (Q3.12 in an i16).

@@ -3,7 +3,7 @@
 
 use crate::{
     Activation, ConvShape, DataShape, Dense, Error, Latent, Layer, Model, Network, NetworkId,
-    OutputType, Prior, WeightLayout, MAX_LATENT, MAX_WIDTH,
+    OutputType, Prior, WeightLayout, MAX_LATENT, MAX_TRANSPOSED_STRIDE, MAX_WIDTH,
 };
 
 /// Largest absolute int8 input value: inputs lie in [-128, 127].
@@ -255,6 +255,8 @@ fn phases(c: &crate::Conv<'_>, id: NetworkId, index: usize) -> Result<(), Error>
     if Some(m.bias.len()) != phases.checked_mul(r) {
         return Err(mismatch("bias length"));
     }
+    // Finding a phase walks the phases before it: stride^4 steps for all, which
+    // MAX_TRANSPOSED_STRIDE bounds (4,096).
     for ry in 0..c.shape.stride {
         for rx in 0..c.shape.stride {
             let p = c.phase(ry, rx).ok_or(mismatch("weights length"))?;
@@ -270,14 +272,21 @@ fn conv(c: &ConvShape, transposed: bool, m: &Dense<'_>) -> Result<(), &'static s
     if c.kernel == 0 || c.stride == 0 || c.padding >= c.kernel {
         return Err("conv geometry");
     }
-    // Every phase of a transposed convolution has taps.
-    if transposed && c.stride > c.kernel {
+    // Every phase of a transposed convolution has taps, and its phases are few enough that
+    // validating and decoding them is bounded (MAX_TRANSPOSED_STRIDE).
+    if transposed && (c.stride > c.kernel || c.stride > MAX_TRANSPOSED_STRIDE) {
         return Err("conv geometry");
     }
     if m.output_type != OutputType::I8 {
         return Err("conv output_type");
     }
-    if u64::from(m.in_dim) != c.patch_len() || m.out_dim != c.out_channels {
+    // K and R within the widths a dense layer may have (a patch may be wider than the
+    // input it reads: 255 x 255 taps over 1 x 1).
+    if u64::from(m.in_dim) != c.patch_len()
+        || m.out_dim != c.out_channels
+        || m.in_dim > MAX_WIDTH
+        || m.out_dim > MAX_WIDTH
+    {
         return Err("conv matrix shape");
     }
     // The convolution (for a transposed one, the one it transposes) from `big` to `small`.

@@ -682,3 +682,66 @@ fn layers_describe_themselves() {
     };
     assert_eq!(s.to_string(), "28x28x1->14x14x32");
 }
+
+/// A decoder-only model whose transposed convolution has kernel and stride `s`, from 1x1x1
+/// to `s x s x 1`: `s^2` phases of one tap each.
+fn wide_stride_blob(s: u8) -> Vec<u8> {
+    use tinyvae_format::synthetic::SyntheticConv;
+    let spec = SyntheticSpec {
+        width: u16::from(s),
+        height: u16::from(s),
+        conv: vec![SyntheticConv {
+            channels: 1,
+            kernel: s,
+            stride: s,
+            padding: 0,
+        }],
+        hidden: vec![],
+        decoder_only: true,
+        ..spec(ModelKind::Vae, vec![], 4)
+    };
+    OwnedModel::synthetic(&spec, 9).to_bytes().unwrap()
+}
+
+/// FORMAT.md: a transposed convolution's stride is at most 8 (its phases, `stride^2` of
+/// them, each found by walking the ones before it, bound validation and decoding to 4,096
+/// steps): 8 is read, 9 is refused as bad geometry.
+#[test]
+fn a_transposed_convolution_of_stride_over_8_is_refused() {
+    let blob = wide_stride_blob(8);
+    let mut m = Model::from_bytes(&blob).unwrap();
+    let last = m.decoder.layers.len() - 1;
+    if let tinyvae_format::Layer::ConvTranspose2d(c) = &mut m.decoder.layers[last] {
+        (c.shape.kernel, c.shape.stride) = (9, 9);
+    }
+    assert_eq!(
+        m.validate(),
+        Err(Error::ShapeMismatch {
+            network: NetworkId::Decoder,
+            layer: last as u8,
+            field: "conv geometry",
+        })
+    );
+}
+
+/// FORMAT.md: a convolution's matrix has `K` and `R` in 1..=16384, as a dense layer's widths:
+/// a patch of 255 x 255 taps (K = 65025) over a 1x1 input is refused.
+#[test]
+fn a_conv_matrix_wider_than_the_format_allows_is_refused() {
+    let blob = wide_stride_blob(8);
+    let mut m = Model::from_bytes(&blob).unwrap();
+    assert!(m.validate().is_ok());
+    let last = m.decoder.layers.len() - 1;
+    if let tinyvae_format::Layer::ConvTranspose2d(c) = &mut m.decoder.layers[last] {
+        // A patch of 129 x 129 taps over one channel: K = 16641, consistent with the shape.
+        (c.shape.kernel, c.shape.stride, c.matrix.in_dim) = (129, 8, 16641);
+    }
+    assert_eq!(
+        m.validate(),
+        Err(Error::ShapeMismatch {
+            network: NetworkId::Decoder,
+            layer: last as u8,
+            field: "conv matrix shape",
+        })
+    );
+}

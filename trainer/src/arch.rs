@@ -178,6 +178,14 @@ pub enum ArchError {
         /// Its kernel.
         kernel: usize,
     },
+    /// A stride the model format does not take for the decoder's transposed convolution
+    /// (at most `tinyvae_format::MAX_TRANSPOSED_STRIDE`).
+    StrideTooLong {
+        /// 1-based position in `--conv`.
+        layer: usize,
+        /// Its stride.
+        stride: usize,
+    },
     /// A kernel larger than the (padded) input it slides over.
     KernelLargerThanInput {
         /// 1-based position in `--conv`.
@@ -230,6 +238,12 @@ impl std::fmt::Display for ArchError {
                 f,
                 "--conv: layer {layer} has stride {stride}, longer than its kernel {kernel}: the \
                  decoder's transposed convolution would leave pixels no input reaches"
+            ),
+            ArchError::StrideTooLong { layer, stride } => write!(
+                f,
+                "--conv: layer {layer} has stride {stride}; the model format takes transposed \
+                 convolutions (the decoder's mirror of it) of stride at most {} (FORMAT.md)",
+                tinyvae_format::MAX_TRANSPOSED_STRIDE
             ),
             ArchError::KernelLargerThanInput {
                 layer,
@@ -348,6 +362,12 @@ impl Arch {
                     layer,
                     stride: s.stride,
                     kernel: s.kernel,
+                });
+            }
+            if s.stride > usize::from(tinyvae_format::MAX_TRANSPOSED_STRIDE) {
+                return Err(ArchError::StrideTooLong {
+                    layer,
+                    stride: s.stride,
                 });
             }
             if s.padding >= s.kernel {
@@ -628,6 +648,7 @@ mod tests {
         assert!(err(conv_arch(28, 28, "8:4:0:1")).contains("stride 0"));
         assert!(err(conv_arch(28, 28, "8:3:1:3")).contains("padding 3"));
         assert!(err(conv_arch(28, 28, "8:2:3:0")).contains("stride 3, longer than its kernel 2"));
+        assert!(err(conv_arch(28, 28, "8:9:9:0")).contains("stride at most 8"));
         let mut a = conv_arch(28, 28, "8:4:2:1");
         a.latent = 0;
         assert!(err(a).contains("--latent"));

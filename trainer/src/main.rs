@@ -922,6 +922,25 @@ fn cmd_inspect(
         "bytes: weights {weight_bytes}, per-channel {channel_bytes}, tables {tables}, golden vectors {golden}, other {}",
         blob.len() - weight_bytes - channel_bytes - tables - golden
     );
+    // What the chip checks at boot, checked here by the same code.
+    let engine = tinyvae_engine::Engine::new_unaligned(&m);
+    let mut scratch = vec![0i8; engine.scratch_len()];
+    let (mut stats, mut code, mut px) = (
+        vec![0i16; m.encoder_out_dim()],
+        vec![0i8; usize::from(m.latent.dim)],
+        vec![0u8; m.data.len()],
+    );
+    match engine
+        .check_golden(&mut scratch, &mut stats, &mut code, &mut px)
+        .with_context(|| format!("{}: the chip would reject it at boot", path.display()))?
+    {
+        Some(c) => println!(
+            "golden vectors: {} encoder, {} decoder, {} sampler, run on this host's engine: \
+             bit-exact (the check the chip runs at boot)",
+            c.encoder, c.decoder, c.sampler
+        ),
+        None => println!("golden vectors: none (the chip skips its self-check)"),
+    }
     let sizes = |dsp| tinyvae_engine::build::Sizes::of(&m, blob.len(), dsp);
     let outputs = 2 * m.encoder_out_dim() + m.data.len() + usize::from(m.latent.dim);
     println!(

@@ -288,6 +288,16 @@ fn a_run_on_other_data_uses_its_own_data_everywhere() {
         s(&run),
     ]);
     ok(&["export", s(&run), "-o", s(&model)]);
+    // A golden vector the engine does not reproduce: what the chip rejects at boot,
+    // inspect rejects too, naming it.
+    let blob = std::fs::read(&model).unwrap();
+    let mut owned = tinyvae_format::owned::OwnedModel::from_model(
+        &tinyvae_format::Model::from_bytes(&blob).unwrap(),
+    );
+    owned.golden.as_mut().unwrap().decoder[0].1[5] ^= 1;
+    let bad = dir.join("bad-golden.tvae");
+    std::fs::write(&bad, owned.to_bytes().unwrap()).unwrap();
+    fails_saying(&["inspect", s(&bad)], "golden decoder vector 0: element 5");
     // The int8 samples as raw bytes, and absurd counts refused before allocating.
     let raw = dir.join("samples.bin");
     ok(&[

@@ -66,6 +66,7 @@ fn packaged_patches() -> Result<Vec<String>> {
 /// (`cargo publish --dry-run`: nothing is uploaded), which leaves them unpacked in
 /// `target/package/`.
 pub fn package() -> Result<()> {
+    forget_unpacked_packages()?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(project_root())
         .args(["publish", "--dry-run", "--allow-dirty"]);
@@ -73,6 +74,36 @@ pub fn package() -> Result<()> {
         cmd.args(["-p", c]);
     }
     run(&mut cmd)
+}
+
+/// Removes what an earlier `cargo publish --dry-run` unpacked of these crates from its
+/// temporary registry (`$CARGO_HOME/registry/src/-HASH/tinyvae-*`): Cargo unpacks a crate
+/// of a version once and reuses it, so a later run would verify each crate against the
+/// earlier sources of the others (same version, other contents).
+fn forget_unpacked_packages() -> Result<()> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .context("neither CARGO_HOME nor HOME is set")?;
+    let Ok(registries) = std::fs::read_dir(home.join("registry/src")) else {
+        return Ok(());
+    };
+    for reg in registries.flatten() {
+        // The local registries `cargo package` makes are named `-HASH`.
+        if !reg.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for c in std::fs::read_dir(reg.path())?.flatten() {
+            let name = c.file_name().to_string_lossy().into_owned();
+            if crate::test::LIBRARY_CRATES
+                .iter()
+                .any(|l| name.starts_with(&format!("{l}-")))
+            {
+                std::fs::remove_dir_all(c.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds `examples/NAME` in release with `model` embedded, from the packaged crates when

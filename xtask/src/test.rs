@@ -508,6 +508,13 @@ fn dense_on_chip(t: &mut Tally, model_file: &Path) -> Result<()> {
             }
         },
     );
+    // A golden vector the engine does not reproduce (re-framed: a valid checksum): the
+    // chip rejects it at boot, and the host's `trainer inspect` too, with the same words.
+    t.record(
+        "a model with a wrong golden vector: rejected at boot on mps2-an386 and by trainer \
+         inspect, naming the same vector and element",
+        bad_golden(model_file),
+    );
     for board in firmware::QEMU_BOARDS {
         t.record(
             &format!(
@@ -530,6 +537,38 @@ fn dense_on_chip(t: &mut Tally, model_file: &Path) -> Result<()> {
             }),
         );
     }
+    Ok(())
+}
+
+/// [`dense_on_chip`]'s wrong golden vector, on the chip and on the host.
+fn bad_golden(model_file: &Path) -> Result<()> {
+    let blob = std::fs::read(model_file)?;
+    let mut owned =
+        tinyvae_format::owned::OwnedModel::from_model(&tinyvae_format::Model::from_bytes(&blob)?);
+    let g = owned
+        .golden
+        .as_mut()
+        .context("the model carries no golden vectors")?;
+    g.decoder[0].1[5] ^= 1;
+    let bad = work_dir().join("bad-golden.tvae");
+    std::fs::write(&bad, owned.to_bytes()?)?;
+    let words = "golden decoder vector 0: element 5 is";
+    let (code, d) = pipeline::run_on_board(firmware::QEMU_BOARDS[0], &bad, DEMO_SEED)?;
+    if code != ExitCode::GoldenMismatch.code() || !d.log.contains(words) {
+        bail!(
+            "the chip did not reject it as expected (exit {code}); log:\n{}",
+            d.log
+        );
+    }
+    let out = Command::new(pipeline::trainer()?)
+        .arg("inspect")
+        .arg(&bad)
+        .output()?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !said.contains(words) {
+        bail!("trainer inspect did not reject it as the chip did: {said}");
+    }
+    println!("  both: {}", said.trim().lines().last().unwrap_or(""));
     Ok(())
 }
 

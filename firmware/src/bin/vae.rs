@@ -11,6 +11,7 @@
 #![no_std]
 #![no_main]
 
+use tinyvae_engine::golden::{Failure, Mismatch};
 use tinyvae_engine::{Engine, Probe, Sampler, Stage};
 use tinyvae_firmware::board::Board;
 use tinyvae_firmware::{self as fw, counter, stack, ExitCode};
@@ -54,30 +55,16 @@ impl Probe for LayerCounter {
     }
 }
 
-fn mismatch(what: &str, vector: usize, element: usize, got: i32, want: i32) -> ! {
+fn mismatch(m: Mismatch) -> ! {
     defmt::error!(
         "golden {=str} vector {=usize}: element {=usize} is {=i32}, the host engine computed {=i32}",
-        what,
-        vector,
-        element,
-        got,
-        want
+        m.vector.name(),
+        m.index,
+        m.element,
+        m.got,
+        m.want
     );
     fw::exit(ExitCode::GoldenMismatch)
-}
-
-fn compare<T: Copy + Into<i32>>(
-    what: &str,
-    vector: usize,
-    got: &[T],
-    want: impl Iterator<Item = T>,
-) {
-    for (j, (g, w)) in got.iter().zip(want).enumerate() {
-        let (g, w): (i32, i32) = ((*g).into(), w.into());
-        if g != w {
-            mismatch(what, vector, j, g, w);
-        }
-    }
 }
 
 /// The first `n` entries of a buffer build.rs sized for the model, or none, in which case
@@ -207,56 +194,27 @@ fn run(model: &Model<'_>, board: &mut Board) -> ! {
     fw::exit(ExitCode::Success)
 }
 
-/// Every golden vector the model carries, bit for bit against this engine.
+/// Every golden vector the model carries, bit for bit against this engine (the engine's
+/// `check_golden`, which the host's `trainer inspect` runs too).
 fn self_check(engine: &Engine<'_, '_>, b: &mut Buffers) {
     let model = engine.model();
-    let Some(g) = &model.golden else {
-        defmt::warn!("the model carries no golden vectors: self-check skipped");
-        return;
-    };
     let (pixels, dim) = (model.data.len(), usize::from(model.latent.dim));
     let (stats, code, px) = (
         first(&mut b.stats, model.encoder_out_dim()),
         first(&mut b.code, dim),
         first(&mut b.px, pixels),
     );
-    let mut probe = tinyvae_engine::NoProbe;
-    for (i, v) in g.encoder.iter().enumerate() {
-        if let Err(e) = engine.encode(v.input.as_slice(), &mut b.scratch, stats, &mut probe) {
-            fw::engine_error(e);
-        }
-        compare("encoder", i, stats, v.expected.iter());
+    match engine.check_golden(&mut b.scratch, stats, code, px) {
+        Ok(Some(c)) => defmt::println!(
+            "golden: {=usize} encoder, {=usize} decoder, {=usize} sampler vectors bit-exact",
+            c.encoder,
+            c.decoder,
+            c.sampler
+        ),
+        Ok(None) => defmt::warn!("the model carries no golden vectors: self-check skipped"),
+        Err(Failure::Engine(e)) => fw::engine_error(e),
+        Err(Failure::Mismatch(m)) => mismatch(m),
     }
-    for (i, v) in g.decoder.iter().enumerate() {
-        if let Err(e) = engine.decode(v.code.as_i8_slice(), &mut b.scratch, px, &mut probe) {
-            fw::engine_error(e);
-        }
-        compare("decoder", i, px, v.expected.iter());
-    }
-    for (i, v) in g.sampler.iter().enumerate() {
-        let mut s = Sampler::new(v.seed);
-        for (j, want) in v.eps.iter().enumerate() {
-            let got = s.normal();
-            if got != want {
-                mismatch("sampler eps", i, j, got.into(), want.into());
-            }
-        }
-        let mut s = Sampler::new(v.seed);
-        if let Err(e) = engine.sample_prior(&mut s, code) {
-            fw::engine_error(e);
-        }
-        compare("sampler code", i, code, v.prior_code.iter());
-        if let Err(e) = engine.decode(code, &mut b.scratch, px, &mut probe) {
-            fw::engine_error(e);
-        }
-        compare("sampler pixels", i, px, v.prior_pixels.iter());
-    }
-    defmt::println!(
-        "golden: {=usize} encoder, {=usize} decoder, {=usize} sampler vectors bit-exact",
-        g.encoder.len(),
-        g.decoder.len(),
-        g.sampler.len()
-    );
 }
 
 /// Generates [`SAMPLES`] images from the prior with the board's seed, prints them, shows the
