@@ -537,6 +537,47 @@ impl<'a> Layer<'a> {
         }
     }
 
+    /// Multiply-accumulates of one run whose input lies inside the input tensor: what a
+    /// convolution computes, padding taps left out (the denominator peers such as CMSIS-NN
+    /// report per-MAC figures in). Equal to [`Layer::macs`] for a dense layer and for a
+    /// convolution without padding.
+    pub fn useful_macs(&self) -> u64 {
+        let m = self.matrix();
+        let rows = u64::from(m.out_dim);
+        let (c, transposed) = match self {
+            Layer::Dense(_) => return u64::from(m.in_dim) * rows,
+            Layer::Conv2d(c) => (c, false),
+            Layer::ConvTranspose2d(c) => (c, true),
+        };
+        let s = &c.shape;
+        let (k, st, p) = (
+            i64::from(s.kernel),
+            i64::from(s.stride),
+            i64::from(s.padding),
+        );
+        // Along one axis: the (input, tap) pairs that meet, input `i` of `n_in` reaching
+        // output `i s - p + t` of `n_out` (the convolution it transposes, read backwards),
+        // or output `o` reading input `o s - p + t`.
+        let pairs = |n_in: u16, n_out: u16| -> u64 {
+            let (n_in, n_out) = (i64::from(n_in), i64::from(n_out));
+            let (outer, inner) = if transposed {
+                (n_in, n_out)
+            } else {
+                (n_out, n_in)
+            };
+            (0..outer)
+                .map(|a| {
+                    (0..k)
+                        .filter(|t| (0..inner).contains(&(a * st - p + t)))
+                        .count() as u64
+                })
+                .sum()
+        };
+        let ys = pairs(s.in_height, s.out_height);
+        let xs = pairs(s.in_width, s.out_width);
+        ys * xs * u64::from(s.in_channels) * rows
+    }
+
     /// The activation after requantization.
     pub fn activation(&self) -> Activation {
         self.matrix().activation

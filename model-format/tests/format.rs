@@ -745,3 +745,50 @@ fn a_conv_matrix_wider_than_the_format_allows_is_refused() {
         })
     );
 }
+
+/// Useful multiply-accumulates (padding taps left out), on the shapes of the README's peer
+/// comparison: conv 14x14x32 -> 7x7x64, k4 s2 p1, is 26 x 26 x 32 x 64 = 1,384,448 (every
+/// output row of 7 meets 4 input rows but the first and last, which meet 3); a
+/// convolution without padding meets every tap; a transposed convolution the same pairs
+/// read backwards.
+#[test]
+fn useful_macs_leave_the_padding_out() {
+    use tinyvae_format::{Conv, ConvShape, Layer};
+    let blob = conv_blob();
+    let m = Model::from_bytes(&blob).unwrap();
+    let base = *m.encoder.layers[0].matrix();
+    let conv = |shape: ConvShape, out: u16, inp: u64, t: bool| {
+        let mut matrix = base;
+        matrix.out_dim = out;
+        matrix.in_dim = inp as u16;
+        let c = Conv { shape, matrix };
+        if t {
+            Layer::ConvTranspose2d(c)
+        } else {
+            Layer::Conv2d(c)
+        }
+    };
+    let shape = |(ih, ic): (u16, u16), (oh, oc): (u16, u16), k: u8, s: u8, p: u8| ConvShape {
+        in_height: ih,
+        in_width: ih,
+        in_channels: ic,
+        out_height: oh,
+        out_width: oh,
+        out_channels: oc,
+        kernel: k,
+        stride: s,
+        padding: p,
+    };
+    let down = conv(shape((14, 32), (7, 64), 4, 2, 1), 64, 16 * 32, false);
+    assert_eq!(down.useful_macs(), 26 * 26 * 32 * 64);
+    assert_eq!(down.macs(), 7 * 7 * 16 * 32 * 64);
+    // Its transpose: 7x7x64 -> 14x14x32, the same pairs of input and tap.
+    let up = conv(shape((7, 64), (14, 32), 4, 2, 1), 32, 16 * 64, true);
+    assert_eq!(up.useful_macs(), 26 * 26 * 64 * 32);
+    // No padding: every tap is useful.
+    let valid = conv(shape((14, 8), (6, 4), 4, 2, 0), 4, 16 * 8, false);
+    assert_eq!(valid.useful_macs(), valid.macs());
+    // 3x3, stride 1, padding 1 over 14: 14 outputs, 12 meet 3 rows, 2 meet 2: 40 per axis.
+    let same = conv(shape((14, 32), (14, 32), 3, 1, 1), 32, 9 * 32, false);
+    assert_eq!(same.useful_macs(), 40 * 40 * 32 * 32);
+}

@@ -151,7 +151,8 @@ fn sum(rs: &[Region]) -> Region {
 struct Row {
     name: String,
     region: Region,
-    macs: u64,
+    /// Multiply-accumulates: (useful, executed), padding taps counted in the second only.
+    macs: (u64, u64),
     fused: Option<Fused>,
 }
 
@@ -235,11 +236,15 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
                    regions: &[Region],
                    first: usize|
      -> Result<()> {
-        let macs: Vec<u64> = net.layers.iter().map(|l| l.macs()).collect();
+        let macs: Vec<(u64, u64)> = net
+            .layers
+            .iter()
+            .map(|l| (l.useful_macs(), l.macs()))
+            .collect();
         named.push(Row {
             name: name.to_string(),
             region: sum(regions),
-            macs: macs.iter().sum(),
+            macs: macs.iter().fold((0, 0), |(u, e), (a, b)| (u + a, e + b)),
             fused: None,
         });
         let last = net.layers.len().saturating_sub(1);
@@ -254,7 +259,7 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
                 _ => None,
             };
             named.push(Row {
-                name: format!("{name}.layer{i} ({} MACs)", l.macs()),
+                name: format!("{name}.layer{i} ({} useful MACs)", l.useful_macs()),
                 region: r.clone(),
                 macs: m,
                 fused,
@@ -265,7 +270,7 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
     let mut named = vec![Row {
         name: "sample-prior".to_string(),
         region: regions[1].clone(),
-        macs: 0,
+        macs: (0, 0),
         fused: None,
     }];
     network(&mut named, "decode", &m.decoder, &regions[2..2 + nd + 1], 2)?;
@@ -477,9 +482,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         let rows = estimate(&plugin, &model, profile.then_some(prof.as_path()))?;
         md += &format!(
             "## {arch}\n\n\
-             | region | instructions | estimated cycles | cycles per instruction | cycles per MAC | \
-             multiply / load / load-multiple / branch instructions |\n\
-             |---|---:|---:|---:|---:|---|\n"
+             | region | instructions | estimated cycles | cycles per instruction | cycles per \
+             useful MAC | cycles per executed MAC (padding taps included) | multiply / load / \
+             load-multiple / branch instructions |\n\
+             |---|---:|---:|---:|---:|---:|---|\n"
         );
         for Row {
             name,
@@ -489,13 +495,16 @@ pub fn bench(args: &[String]) -> Result<()> {
         } in &rows
         {
             let get = |k: &str| r.mix.iter().find(|(n, _)| n == k).map_or(0, |x| x.1);
-            let per_mac = if *macs > 0 {
-                format!("{:.2}", r.cycles as f64 / *macs as f64)
-            } else {
-                String::new()
+            let per = |m: u64| {
+                if m > 0 {
+                    format!("{:.2}", r.cycles as f64 / m as f64)
+                } else {
+                    String::new()
+                }
             };
+            let (useful, executed) = (per(macs.0), per(macs.1));
             md += &format!(
-                "| {name} | {} | {} | {:.2} | {per_mac} | {} / {} / {} / {} |\n",
+                "| {name} | {} | {} | {:.2} | {useful} | {executed} | {} / {} / {} / {} |\n",
                 r.insns,
                 r.cycles,
                 r.cycles as f64 / r.insns.max(1) as f64,

@@ -598,41 +598,47 @@ pub fn describe(l: &tinyvae_format::Layer<'_>) -> String {
     }
 }
 
-/// Multiply-accumulates of a counted stage of `model`: `decode` and `encode` (whole networks)
-/// or `decode.layerN` and `encode.layerN`; `None` for other counts.
-pub fn layer_macs(model: &Model<'_>, name: &str) -> Option<u64> {
+/// Multiply-accumulates of a counted stage of `model`, (useful, executed: padding taps
+/// included): `decode` and `encode` (whole networks) or `decode.layerN` and
+/// `encode.layerN`; `None` for other counts.
+pub fn layer_macs(model: &Model<'_>, name: &str) -> Option<(u64, u64)> {
     let net = |n: &str| match n {
         "decode" => Some(&model.decoder),
         "encode" => Some(&model.encoder),
         _ => None,
     };
+    let macs = |l: &tinyvae_format::Layer<'_>| (l.useful_macs(), l.macs());
     match name.split_once(".layer") {
-        None => net(name).map(|n| n.layers.iter().map(|l| l.macs()).sum()),
-        Some((n, i)) => net(n)?
-            .layers
-            .get(i.parse::<usize>().ok()?)
-            .map(|l| l.macs()),
+        None => net(name).map(|n| {
+            n.layers
+                .iter()
+                .map(macs)
+                .fold((0, 0), |(u, e), (a, b)| (u + a, e + b))
+        }),
+        Some((n, i)) => net(n)?.layers.get(i.parse::<usize>().ok()?).map(macs),
     }
 }
 
 /// The count table as markdown.
 pub fn count_table(board: Board, model: &Model<'_>, d: &DeviceRun) -> String {
     let mut s = format!(
-        "| {} ({}) | instructions | per MAC |\n|---|---:|---:|\n",
+        "| {} ({}) | instructions | per useful MAC | per executed MAC (padding taps included) \
+         |\n|---|---:|---:|---:|\n",
         board.name, board.cpu
     );
     for (name, n, shape) in &d.counts {
-        let macs = layer_macs(model, name);
-        let per = macs.map_or(String::new(), |m| format!("{:.2}", *n as f64 / m as f64));
+        let per = |m: u64| format!("{:.2}", *n as f64 / m.max(1) as f64);
+        let (useful, executed) = layer_macs(model, name)
+            .map_or((String::new(), String::new()), |(u, e)| (per(u), per(e)));
         let label = match layer_of(model, name) {
             Some(l) => format!("{name} ({})", describe(&l)),
             None if shape.is_empty() => name.clone(),
             None => format!("{name} {}", shape.trim()),
         };
-        s += &format!("| {label} | {n} | {per} |\n");
+        s += &format!("| {label} | {n} | {useful} | {executed} |\n");
     }
     for (name, n) in &d.ram {
-        s += &format!("| RAM {name} (bytes) | {n} | |\n");
+        s += &format!("| RAM {name} (bytes) | {n} | | |\n");
     }
     s
 }

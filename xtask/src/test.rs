@@ -703,10 +703,10 @@ fn discovery_kit(t: &mut Tally, model: &Path) {
             b.name, b.name
         ),
         (|| {
-            // As a user runs it: its own process, its own printed hash.
-            let out = Command::new(std::env::current_exe()?)
+            // As a user runs it: `cargo xtask flash`, its own process, its own printed hash.
+            let out = Command::new("cargo")
                 .current_dir(project_root())
-                .args(["flash", "--board", b.name, "--build-only", "--model"])
+                .args(["xtask", "flash", "--board", b.name, "--build-only", "--model"])
                 .arg(model)
                 .output()?;
             let said = String::from_utf8_lossy(&out.stdout);
