@@ -297,7 +297,19 @@ fn a_run_on_other_data_uses_its_own_data_everywhere() {
     owned.golden.as_mut().unwrap().decoder[0].1[5] ^= 1;
     let bad = dir.join("bad-golden.tvae");
     std::fs::write(&bad, owned.to_bytes().unwrap()).unwrap();
-    fails_saying(&["inspect", s(&bad)], "golden decoder vector 0: element 5");
+    fails_saying(
+        &["inspect", "--check", s(&bad)],
+        "golden decoder vector 0: element 5",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["inspect", s(&bad)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("NOT reproduced") && text.contains("golden decoder vector 0"),
+        "{text}"
+    );
     // The int8 samples as raw bytes, and absurd counts refused before allocating.
     let raw = dir.join("samples.bin");
     ok(&[

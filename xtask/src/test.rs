@@ -561,7 +561,7 @@ fn bad_golden(model_file: &Path) -> Result<()> {
         );
     }
     let out = Command::new(pipeline::trainer()?)
-        .arg("inspect")
+        .args(["inspect", "--check"])
         .arg(&bad)
         .output()?;
     let said = String::from_utf8_lossy(&out.stderr);
