@@ -209,10 +209,12 @@ pub fn train(args: &[String]) -> Result<()> {
          tinyvae: seed {seed}. The runs alternate (PyTorch dense, tinyvae dense, PyTorch conv, \
          tinyvae conv). Seconds are the training pass of each epoch; test -ELBO is one z \
          draw per test image, as the scripts compute it.\n\n\
-         Reproduce: `cargo xtask bench-train {} {dense_script} {conv_script} {epochs} {seed}`\n\n",
-        data.display(),
+         Reproduce: `cargo xtask bench-train {} {} {} {epochs} {seed}`\n\n",
+        crate::shown(&data),
         cpu_name(),
-        data.display(),
+        crate::shown(&data),
+        crate::shown(Path::new(dense_script)),
+        crate::shown(Path::new(conv_script)),
     );
     let names = [
         "Dense VAE 784-400-20",

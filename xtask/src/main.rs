@@ -55,6 +55,25 @@ pub fn project_root() -> PathBuf {
     .clone()
 }
 
+/// A path as the committed results write it: relative to the repository (`../shared/...`
+/// for a folder beside it), never a machine's absolute path; a path elsewhere as
+/// `DIR/NAME`.
+pub fn shown(path: &Path) -> String {
+    let p = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let root = project_root();
+    if let Ok(rel) = p.strip_prefix(&root) {
+        return rel.display().to_string();
+    }
+    if let Some(rel) = root.parent().and_then(|up| p.strip_prefix(up).ok()) {
+        return format!("../{}", rel.display());
+    }
+    format!(
+        "DIR/{}",
+        p.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    )
+}
+
 /// Runs a command, echoing it; fails with its exit status.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}").replace('"', "");

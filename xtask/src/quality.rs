@@ -281,9 +281,11 @@ fn header(data: &Path, (dense, conv): (&str, &str), epochs: u32) -> String {
          image, as the scripts compute it; the importance-weighted bound with the scripts' \
          own K on the first {IW_IMAGES} test images.\n\n\
          Reproduce: `cargo xtask quality {} {dense} {conv} {epochs}`\n\n",
-        data.display(),
+        crate::shown(data),
         cpu_name(),
-        data.display(),
+        crate::shown(data),
+        dense = crate::shown(Path::new(dense)),
+        conv = crate::shown(Path::new(conv)),
     )
 }
 
