@@ -808,3 +808,35 @@ fn float_decoder_is_the_specs() {
         assert_eq!(tinyvae_f32::pixel(logit), want, "pixel({logit})");
     }
 }
+
+/// The quoted field names of a text: what sits between backticks (FORMAT.md) or quotes (the
+/// reader's source).
+fn quoted(text: &str, mark: char) -> std::collections::BTreeSet<String> {
+    text.split(mark).skip(1).step_by(2).map(str::to_string).collect()
+}
+
+/// FORMAT.md's table of error kinds names every field the reader's validation reports, so
+/// that a field added to the reader without the spec fails here. (The kinds themselves are
+/// held by the format crate's tests, which build hostile models.)
+#[test]
+fn the_specs_error_fields_are_the_readers() {
+    let spec = include_str!("../../model-format/FORMAT.md");
+    let table = spec
+        .split("### Error kinds")
+        .nth(1)
+        .and_then(|t| t.split("## 5.").next())
+        .expect("FORMAT.md has its table of error kinds");
+    let validate = include_str!("../../model-format/src/validate.rs");
+    // The field strings validate.rs passes to range, section and mismatch.
+    let reported: std::collections::BTreeSet<String> = quoted(validate, '"')
+        .into_iter()
+        .filter(|f| f.chars().all(|c| c.is_ascii_lowercase() || " ._0-9'".contains(c)))
+        .filter(|f| f.contains(' ') || f.contains('.') || f.contains('_'))
+        .collect();
+    let documented = quoted(table, '`');
+    let missing: Vec<_> = reported.difference(&documented).collect();
+    assert!(missing.is_empty(), "fields FORMAT.md's table does not name: {missing:?}");
+    for f in ["conv matrix shape", "no layers", "tiled weights padding", "prior.sigmas"] {
+        assert!(reported.contains(f) && documented.contains(f), "{f}");
+    }
+}

