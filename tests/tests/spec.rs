@@ -812,7 +812,11 @@ fn float_decoder_is_the_specs() {
 /// The quoted field names of a text: what sits between backticks (FORMAT.md) or quotes (the
 /// reader's source).
 fn quoted(text: &str, mark: char) -> std::collections::BTreeSet<String> {
-    text.split(mark).skip(1).step_by(2).map(str::to_string).collect()
+    text.split(mark)
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 /// FORMAT.md's table of error kinds names every field the reader's validation reports, so
@@ -830,13 +834,24 @@ fn the_specs_error_fields_are_the_readers() {
     // The field strings validate.rs passes to range, section and mismatch.
     let reported: std::collections::BTreeSet<String> = quoted(validate, '"')
         .into_iter()
-        .filter(|f| f.chars().all(|c| c.is_ascii_lowercase() || " ._0-9'".contains(c)))
+        .filter(|f| {
+            f.chars()
+                .all(|c| c.is_ascii_lowercase() || " ._0-9'".contains(c))
+        })
         .filter(|f| f.contains(' ') || f.contains('.') || f.contains('_'))
         .collect();
     let documented = quoted(table, '`');
     let missing: Vec<_> = reported.difference(&documented).collect();
-    assert!(missing.is_empty(), "fields FORMAT.md's table does not name: {missing:?}");
-    for f in ["conv matrix shape", "no layers", "tiled weights padding", "prior.sigmas"] {
+    assert!(
+        missing.is_empty(),
+        "fields FORMAT.md's table does not name: {missing:?}"
+    );
+    for f in [
+        "conv matrix shape",
+        "no layers",
+        "tiled weights padding",
+        "prior.sigmas",
+    ] {
         assert!(reported.contains(f) && documented.contains(f), "{f}");
     }
 }
