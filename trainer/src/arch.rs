@@ -199,6 +199,11 @@ pub enum ArchError {
         /// The image size, width x height.
         image: (usize, usize),
     },
+    /// A size the model format (and so the exporter and the chip) does not take.
+    FormatLimit {
+        /// What, with the option, its value and the limit.
+        what: String,
+    },
     /// More values in one layer than anything here can index.
     TooLarge {
         /// What overflows.
@@ -268,6 +273,11 @@ impl std::fmt::Display for ArchError {
                 }
             }
             ArchError::TooLarge { what } => write!(f, "{what}: too large"),
+            ArchError::FormatLimit { what } => write!(
+                f,
+                "{what} (the model format's limit, FORMAT.md: checked before training so that \
+                 the export cannot fail)"
+            ),
         }
     }
 }
@@ -339,7 +349,82 @@ impl Arch {
             w[0].checked_mul(w[1])
                 .ok_or_else(|| big(format!("dense layer {}", i + 1)))?;
         }
+        self.check_format_limits(pixels)
+    }
+
+    /// What the exporter and the chip need, checked before anything trains (FORMAT.md,
+    /// section 4): each the option that breaks it, its value and the limit.
+    fn check_format_limits(&self, pixels: usize) -> Result<(), ArchError> {
+        use tinyvae_format::{MAX_LATENT, MAX_LAYERS, MAX_WIDTH};
+        let limit = |what: String| Err(ArchError::FormatLimit { what });
+        let max = usize::from(MAX_WIDTH);
+        if pixels > max {
+            return limit(format!(
+                "the {}x{}x{} images have {pixels} values; a model file takes at most {max} \
+                 per image",
+                self.width, self.height, self.channels
+            ));
+        }
+        if self.latent > usize::from(MAX_LATENT) {
+            return limit(format!("--latent {}: at most {MAX_LATENT}", self.latent));
+        }
+        if let Some((i, h)) = self.hidden.iter().enumerate().find(|(_, &h)| h > max) {
+            return limit(format!(
+                "--hidden: layer {} has width {h}; at most {max}",
+                i + 1
+            ));
+        }
+        for s in &self.conv {
+            if s.channels > max || s.kernel > 255 || s.stride > 255 || s.padding > 255 {
+                return limit(format!(
+                    "--conv {}:{}:{}:{}: channels at most {max}, kernel, stride and padding at \
+                     most 255",
+                    s.channels, s.kernel, s.stride, s.padding
+                ));
+            }
+        }
+        let (enc, dec) = (self.encoder_layers(), self.decoder_layers());
+        if enc.len().max(dec.len()) > MAX_LAYERS {
+            return limit(format!(
+                "{} convolution stages and {} hidden layers make {} encoder and {} decoder \
+                 layers; a network has at most {MAX_LAYERS}",
+                self.conv.len(),
+                self.hidden.len(),
+                enc.len(),
+                dec.len()
+            ));
+        }
+        for (net, layers) in [("encoder", &enc), ("decoder", &dec)] {
+            for (i, l) in layers.iter().enumerate() {
+                let k = &l.kind;
+                let patch = match k {
+                    LayerKind::Conv2d(g) | LayerKind::ConvTranspose2d(g) => g.patch(),
+                    LayerKind::Dense { .. } => 0,
+                };
+                let worst = k.inputs().max(k.outputs()).max(patch);
+                if worst > max {
+                    return limit(format!(
+                        "{net} layer {i} ({}) reads or writes {} values (a patch of {patch}); \
+                         a layer takes at most {max}: fewer channels, a smaller kernel or a \
+                         larger stride (--conv), or a narrower --hidden",
+                        self.describe_layer(k),
+                        k.inputs().max(k.outputs())
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// A layer in words, for errors.
+    fn describe_layer(&self, k: &LayerKind) -> String {
+        match k {
+            LayerKind::Dense { inputs, outputs } => format!("dense {inputs}->{outputs}"),
+            LayerKind::Conv2d(g) => format!("conv, {} channels in, {} out", g.in_c, g.out_c),
+            LayerKind::ConvTranspose2d(g) => {
+                format!("transposed conv, {} channels in, {} out", g.out_c, g.in_c)
+            }
+        }
     }
 
     /// The geometry of each convolution stage, input first, checked.

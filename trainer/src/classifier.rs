@@ -162,7 +162,32 @@ impl Classifier {
                 serde_json::from_str(s)
                     .with_context(|| format!("{}: corrupt classifier description", path.display()))
             })?;
-        let c = Classifier::build(info, &mut Rng::new(0))?;
+        // The description is checked before anything is allocated from it.
+        let pixels = info
+            .width
+            .checked_mul(info.height)
+            .and_then(|p| p.checked_mul(info.channels))
+            .filter(|&p| p > 0 && p <= usize::from(tinyvae_format::MAX_WIDTH));
+        if pixels.is_none() {
+            bail!(
+                "{}: its description says {}x{}x{} images; a classifier takes 1 to {} values \
+                 per image",
+                path.display(),
+                info.width,
+                info.height,
+                info.channels,
+                tinyvae_format::MAX_WIDTH
+            );
+        }
+        if !(2..=256).contains(&info.classes) {
+            bail!(
+                "{}: its description says {} classes; a classifier of byte labels has 2 to 256",
+                path.display(),
+                info.classes
+            );
+        }
+        let c = Classifier::build(info, &mut Rng::new(0))
+            .with_context(|| format!("{}: its description", path.display()))?;
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
         for (name, var) in c.named() {
             let t = tensors
@@ -230,8 +255,17 @@ pub fn train_classifier(data: &Dataset, opts: &ClassifierOptions) -> Result<Clas
         bail!("--batch and --epochs must be at least 1");
     }
     let classes = usize::from(*train_labels.iter().max().context("no training labels")?) + 1;
-    if classes < 2 {
-        bail!("the training labels hold one class only: nothing to classify");
+    let mut present = [false; 256];
+    for &l in train_labels {
+        present[usize::from(l)] = true;
+    }
+    let distinct = present.iter().filter(|&&p| p).count();
+    if distinct < 2 {
+        bail!(
+            "the training labels of {} hold one class only (label {}): nothing to classify",
+            data.name,
+            classes - 1
+        );
     }
     let info = ClassifierInfo {
         width: data.width,

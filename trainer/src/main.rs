@@ -452,6 +452,16 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         json,
     } = a;
     let (ck, net, data) = load_run(&checkpoint, data.as_deref())?;
+    // Counts that would not fit in memory are refused before anything is allocated.
+    if classifier.is_some() {
+        check_sample_count("--score-samples", score_samples, net.arch.pixels())?;
+    }
+    if iw_samples > MAX_IW_SAMPLES {
+        bail!(
+            "--iw-samples {iw_samples}: at most {MAX_IW_SAMPLES} (the bound settles long before: \
+             the README's tables use 1000 and 5000)"
+        );
+    }
     // The classifier is checked before the evaluation, which can take minutes.
     let scorer = match &classifier {
         Some(path) => {
@@ -683,6 +693,9 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     let source = data_source(a.data.as_deref())?;
     let mut data = source.load()?;
     if let Some(n) = a.train_limit {
+        if n == 0 {
+            bail!("--train-limit 0: at least 1 training image");
+        }
         data.truncate(n, data.test.n);
     }
     let noise = match (a.noise_gaussian, a.noise_mask) {
@@ -756,18 +769,21 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The most importance samples per image `trainer eval` takes.
+const MAX_IW_SAMPLES: usize = 1_000_000;
+
 /// The most bytes of samples `trainer sample` makes at once.
 const MAX_SAMPLE_BYTES: usize = 1 << 30;
 
 /// An error unless `count` images of `pixels` values fit [`MAX_SAMPLE_BYTES`], naming the
 /// value and the memory it would take.
-fn check_sample_count(count: usize, pixels: usize) -> Result<()> {
+fn check_sample_count(option: &str, count: usize, pixels: usize) -> Result<()> {
     match count.checked_mul(pixels) {
         Some(b) if b <= MAX_SAMPLE_BYTES && count > 0 => Ok(()),
-        _ if count == 0 => bail!("-n 0: no samples to make"),
+        _ if count == 0 => bail!("{option} 0: no samples to make"),
         bytes => bail!(
-            "-n {count}: {count} images of {pixels} values would take {} of memory; at most \
-             {} images of this model ({} MiB) at once",
+            "{option} {count}: {count} images of {pixels} values would take {} of memory; at \
+             most {} images of this model ({} MiB) at once",
             bytes.map_or(
                 "more bytes than this machine can count".into(),
                 |b| format!("{} MiB", b >> 20)
@@ -795,14 +811,14 @@ fn cmd_sample(
             usize::from(d.height),
             usize::from(d.channels),
         );
-        check_sample_count(count, m.data.len())?;
+        check_sample_count("-n", count, m.data.len())?;
         (shape, eval::int8_prior_samples(&blob, count, seed)?)
     } else {
         let ck = load_checkpoint(input, &Device::Cpu)?;
         let net = net_from_checkpoint(&ck, &Device::Cpu)?;
         let a = &net.arch;
         let shape = (a.width, a.height, a.channels);
-        check_sample_count(count, a.width * a.height * a.channels)?;
+        check_sample_count("-n", count, a.width * a.height * a.channels)?;
         (shape, eval::float_prior_samples(&net, count, seed)?)
     };
     if raw {

@@ -222,6 +222,11 @@ pub struct Progress {
     pub step: u64,
     /// Per-epoch logs so far.
     pub history: Vec<EpochLog>,
+    /// The current epoch's training loss summed over its completed batches, and the images
+    /// they held (0 at an epoch boundary), so that a resumed epoch logs the loss the
+    /// uninterrupted one would (absent in checkpoints of earlier versions: 0).
+    #[serde(default)]
+    pub partial: (f64, usize),
 }
 
 /// Writes `path` through a temporary file and a rename, so that an interrupted write never
@@ -315,6 +320,13 @@ fn parse_checkpoint(bytes: &[u8], file: &Path, dev: &Device) -> Result<Checkpoin
     };
     let config: Config = serde_json::from_str(field("config")?)
         .with_context(|| format!("{f}: corrupt run configuration in the checkpoint"))?;
+    // The stored options, named as the file's (not the command line's).
+    config.validate().with_context(|| {
+        format!(
+            "{f}: the run configuration stored in the checkpoint is not valid (damaged, or \
+                 written by another version)"
+        )
+    })?;
     let progress: Progress = serde_json::from_str(field("progress")?)
         .with_context(|| format!("{f}: corrupt progress record in the checkpoint"))?;
     let tensors = candle_core::safetensors::load_buffer(bytes, dev)
@@ -647,6 +659,7 @@ pub fn train(
             }
         };
         let totals = (sum, seen, t0.elapsed().as_secs_f64());
+        progress.partial = (0.0, 0);
         end_epoch(cfg, data, run, &net, epoch, totals, &mut progress)?;
         progress.shuffle_state = shuffle.state();
         progress.noise_state = noise_rng.state();
@@ -745,6 +758,16 @@ fn resume_run(cfg: &Config, run: &Path, dev: &Device) -> Result<(Net, Adam, Prog
             .tensors
             .get(&format!("adam.v.{name}"))
             .context("adam state")?;
+        for (what, t) in [("adam.m", m), ("adam.v", v)] {
+            if crate::model::to_vec_f32(t)?.iter().any(|x| !x.is_finite()) {
+                bail!(
+                    "{}: the optimizer state {what}.{name} holds a non-finite value: the file is \
+                     damaged there (its weights are checked apart: export still works); resume \
+                     from a copy, or start over with --overwrite",
+                    checkpoint_path(run).display()
+                );
+            }
+        }
         adam.set_moments(i, m, v)?;
     }
     adam.step = ck.progress.step;
@@ -776,6 +799,7 @@ fn start_run(cfg: &Config, run: &Path, dev: &Device) -> Result<(Net, Adam, Progr
         noise_state: Rng::new(cfg.seed ^ 0x4E4F_4953).state(),
         step: 0,
         history: vec![],
+        partial: (0.0, 0),
     };
     write_config(run, cfg)?;
     write_log(run, &[])?;
@@ -814,7 +838,8 @@ impl EpochSession<'_> {
         let bar = opts
             .progress_bar
             .then(|| epoch_bar(nb, epoch, cfg.epochs, progress.batch));
-        let (mut sum, mut seen) = (0.0f64, 0usize);
+        // Where an interrupted epoch left its sums (0 at an epoch boundary).
+        let (mut sum, mut seen) = progress.partial;
         for (bi, idx) in order.chunks(cfg.batch).enumerate().skip(progress.batch) {
             let x = batch_values(&data.train, idx, pixels);
             let x_in = match (cfg.arch.kind, cfg.noise) {
@@ -836,12 +861,20 @@ impl EpochSession<'_> {
                 nan,
             )?;
             if !value.is_finite() {
+                let saved = checkpoint_path(self.run);
+                let last = if saved.exists() {
+                    format!(
+                        "The last good checkpoint is {} (epoch {}).",
+                        saved.display(),
+                        progress.epoch
+                    )
+                } else {
+                    "No checkpoint was saved before it (the first epoch had not ended).".into()
+                };
                 bail!(
                     "the loss became {value} at epoch {epoch}, step {} (batch {bi}); training \
-                     stopped. The last good checkpoint is {} (epoch {}). Try a lower --lr.",
+                     stopped. {last} Try a lower --lr.",
                     self.adam.step + 1,
-                    checkpoint_path(self.run).display(),
-                    progress.epoch
                 );
             }
             sum += value;
@@ -857,6 +890,7 @@ impl EpochSession<'_> {
                     .is_some_and(|n| *self.batches_run >= n);
             if stop && bi + 1 < nb {
                 progress.batch = bi + 1;
+                progress.partial = (sum, seen);
                 progress.noise_state = self.noise_rng.state();
                 progress.step = self.adam.step;
                 if let Some(b) = bar {

@@ -67,4 +67,31 @@ fn real_digits_score_high_and_degenerate_samples_low() {
     c.info.test_accuracy = 0.81;
     let e = c.check_fit(&path, (28, 28, 1)).unwrap_err().to_string();
     assert!(e.contains("81.0%") && e.contains("--epochs"), "{e}");
+
+    // A description that claims 0 classes is refused, naming the file, before anything is
+    // built from it.
+    c.info.test_accuracy = 0.95;
+    c.save(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    // `classes\":10` (the description is JSON inside the header's JSON) becomes
+    // `classes\": 0`: the same length, so the header stays whole.
+    let key = b"classes\\\":10";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() - 2;
+    bytes[at..at + 2].copy_from_slice(b" 0");
+    std::fs::write(&path, &bytes).unwrap();
+    let e = format!("{:#}", Classifier::load(&path).err().unwrap());
+    assert!(
+        e.contains("0 classes") && e.contains(&path.display().to_string()),
+        "{e}"
+    );
+    std::fs::remove_file(&path).unwrap();
+
+    // Labels of one class only (all 255) are nothing to classify.
+    let mut one = data.clone();
+    for split in [&mut one.train, &mut one.test] {
+        let n = split.n;
+        split.labels = Some(vec![255; n]);
+    }
+    let e = train_classifier(&one, &opts).err().unwrap().to_string();
+    assert!(e.contains("one class only (label 255)"), "{e}");
 }

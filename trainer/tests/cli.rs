@@ -55,6 +55,26 @@ fn bad_options_fail_before_training_and_write_nothing() {
         (&["--arch", "dense", "--preset", "conv"], "conflicts"),
         (&["--noise-mask", "2", "--kind", "dae"], "--noise-mask"),
         (&["--noise-mask", "0.5"], "--kind dae only"),
+        // What the model format takes, before any training (each used to train, then fail
+        // at export).
+        (
+            &["--conv", "32:3:1:1", "--latent", "4"],
+            "encoder layer 0 (conv, 1 channels in, 32 out) reads or writes 25088 values",
+        ),
+        (&["--latent", "300"], "--latent 300: at most 256"),
+        (
+            &["--hidden", "8,8,8,8,8,8,8,8,8"],
+            "make 10 encoder and 10 decoder layers; a network has at most 8",
+        ),
+        (
+            &["--hidden", "20000"],
+            "--hidden: layer 1 has width 20000; at most 16384",
+        ),
+        (
+            &["--conv", "4:300:1:150"],
+            "kernel, stride and padding at most 255",
+        ),
+        (&["--conv", "70000:4:2:1"], "channels at most 16384"),
     ] {
         let mut args = tiny.to_vec();
         args.extend_from_slice(extra);
@@ -350,4 +370,34 @@ fn a_run_on_other_data_uses_its_own_data_everywhere() {
         fails_saying(&cmd, "which is not there any more: pass --data");
     }
     ok(&["export", s(&run), "-o", s(&model), "--data", s(&moved)]);
+    fails_saying(
+        &["train", "--train-limit", "0", "--out", s(&dir.join("none"))],
+        "--train-limit 0: at least 1",
+    );
+    // Images larger than a model file takes: refused before training.
+    let big = dir.join("big");
+    ok(&[
+        "shapes",
+        "-o",
+        s(&big),
+        "--width",
+        "130",
+        "--height",
+        "130",
+        "--count",
+        "10",
+    ]);
+    fails_saying(
+        &[
+            "train",
+            "--data",
+            s(&big),
+            "--epochs",
+            "1",
+            "--out",
+            s(&dir.join("big-run")),
+        ],
+        "have 16900 values; a model file takes at most 16384",
+    );
+    assert!(!dir.join("big-run").join("checkpoint.safetensors").exists());
 }

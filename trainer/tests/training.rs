@@ -165,7 +165,27 @@ fn resumed_run_equals_uninterrupted_run() {
             weights(&resumed),
             "resumed after {stop} batches"
         );
+        // The log too: every logged number, the interrupted epoch's train loss included
+        // (only the seconds differ).
+        assert_eq!(
+            log_without_seconds(&run),
+            log_without_seconds(&dir.join("whole")),
+            "the log resumed after {stop} batches"
+        );
     }
+}
+
+/// A run's log.jsonl as values, each line's `seconds` left out.
+fn log_without_seconds(run: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
 }
 
 #[test]
@@ -196,6 +216,13 @@ fn a_diverging_run_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(
         .expect_err("a NaN loss must stop training");
     let msg = err.to_string();
     assert!(msg.contains("epoch 2") && msg.contains("step 20"), "{msg}");
+    // Diverging in the first epoch, before any checkpoint: it names none.
+    let first = RunOptions {
+        inject_nan_at_batch: Some(3),
+        ..Default::default()
+    };
+    let err = train(&cfg, &data, &dir.join("early"), false, &first).unwrap_err();
+    assert!(err.to_string().contains("No checkpoint was saved"), "{err}");
     // The checkpoint left is epoch 1's, identical to a clean one-epoch run.
     let ck = tinyvae_trainer::train::load_checkpoint(&dir.join("bad"), &Device::Cpu).unwrap();
     assert_eq!(ck.progress.epoch, 1);

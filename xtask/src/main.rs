@@ -16,6 +16,7 @@ mod examples;
 mod firmware;
 mod flash;
 mod float;
+mod fresh;
 mod kernels;
 mod libcost;
 mod logs;
@@ -141,6 +142,7 @@ fn main() {
             Ok(())
         }
         Some("fit") => fit(&args[1..]),
+        Some("time-fresh") => fresh::time_fresh(&args[1..]),
         Some("lib-cost") => libcost::bench(),
         Some("where") => {
             println!("{}", project_root().display());

@@ -2,7 +2,7 @@
 //! it does, from one table.
 
 /// (command, synopsis of its arguments, what it does).
-pub const COMMANDS: [(&str, &str, &str); 20] = [
+pub const COMMANDS: [(&str, &str, &str); 21] = [
     (
         "demo",
         "[--run RUN_DIR]",
@@ -39,6 +39,13 @@ pub const COMMANDS: [(&str, &str, &str); 20] = [
         "what the vae firmware with the model needs on every board (or those named): flash \
          (firmware code and model) and RAM (static, the model's buffers, the firmware's own \
          stack) against the board's; the first run builds each board's firmware once",
+    ),
+    (
+        "time-fresh",
+        "[--apt] [--keep]",
+        "time `cargo xtask demo` and `cargo xtask test` as a new user meets them: a clean \
+         clone of HEAD, an empty Cargo home, the thumb targets removed first (and with --apt, \
+         as root, QEMU and the Arm GCC); writes results/fresh-times.md",
     ),
     (
         "fallback-check",
