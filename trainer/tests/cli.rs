@@ -237,6 +237,20 @@ fn inspect_reads_every_version_and_sizes_per_target() {
         assert!(text.contains(&format!("format version {v}")), "{text}");
         assert!(text.contains("with the DSP kernel"), "{text}");
     }
+    // Version 3: version 4's payload under version 3's header (its CRC-32), made here from a
+    // model the version 4 writer wrote (no version 3 writer is left).
+    let dir = tempdir("v3");
+    let v4 = tinyvae_format::owned::OwnedModel::synthetic(&Default::default(), 3)
+        .to_bytes()
+        .unwrap();
+    let mut v3 = v4.clone();
+    v3[4..6].copy_from_slice(&3u16.to_le_bytes());
+    let crc = tinyvae_format::crc32(&v4[tinyvae_format::HEADER_LEN..]);
+    v3[12..16].copy_from_slice(&crc.to_le_bytes());
+    let v3_file = dir.join("v3.tvae");
+    std::fs::write(&v3_file, &v3).unwrap();
+    let text = inspect(&[s(&v3_file)]);
+    assert!(text.contains("format version 3"), "{text}");
     let v2 = fixtures.join("v2.tvae");
     let m4 = inspect(&[s(&v2), "--target", "thumbv7em-none-eabihf"]);
     let m3 = inspect(&[s(&v2), "--target", "thumbv7m-none-eabi"]);
