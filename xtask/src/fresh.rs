@@ -83,8 +83,8 @@ fn timed(clone: &Path, home: &Path, path: &str, args: &'static str, log: &Path) 
     let tail: Vec<String> = text
         .lines()
         .rev()
-        .filter(|l| l.starts_with("[test]") || l.contains(" passed, "))
-        .take(4)
+        .filter(|l| l.contains(" checks in ") || l.contains(" passed, "))
+        .take(2)
         .map(str::to_string)
         .collect();
     if !status.success() {
@@ -169,7 +169,8 @@ pub fn time_fresh(args: &[String]) -> Result<()> {
          Commit {commit}, on {} ({} cores), {}. Fresh: a clone of the commit, an empty Cargo \
          home (every crate downloaded and compiled, defmt-print and cbindgen installed \
          again), and removed before the run so that the commands install them again: {}. \
-         The pinned Rust toolchain itself stays (the machine's one toolchain). Reproduce: \
+         The pinned Rust toolchain itself stays (the machine's one toolchain), and apt may \
+         reinstall from its local cache of packages. Reproduce: \
          `cargo xtask time-fresh{}` (as root for `--apt`).\n\n\
          | command | wall-clock time | its summary |\n|---|---:|---|\n",
         crate::bench::cpu_name(),
