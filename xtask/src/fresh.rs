@@ -1,10 +1,11 @@
 //! `cargo xtask time-fresh [--apt]`: the README's two commands timed as a new user meets
-//! them, on this machine: a clean clone of the repository's committed HEAD, a fresh Cargo
-//! home (every crate downloaded and built again; defmt-print and cbindgen installed again;
-//! nothing of this checkout's `target/` or `.tools/`), the pinned toolchain's thumb targets
-//! removed first so that the commands add them again, and with `--apt` (as root) QEMU and the
-//! Arm GCC removed with apt first, so that the commands install them again. Runs `cargo xtask
-//! demo`, then `cargo xtask test`, and writes `results/fresh-times.md`.
+//! them, on this machine, each from its own fresh state: a clean clone of the repository's
+//! committed HEAD, a fresh Cargo home (every crate downloaded and built again; defmt-print
+//! and cbindgen installed again; nothing of this checkout's `target/` or `.tools/`), the
+//! pinned toolchain's thumb targets removed first so that the command adds them again, and
+//! with `--apt` (as root) QEMU and the Arm GCC removed with apt first, so that the command
+//! installs them again. Times `cargo xtask demo`, then `cargo xtask test`, and writes
+//! `results/fresh-times.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -108,27 +109,16 @@ fn minutes(s: f64) -> String {
     )
 }
 
-/// `cargo xtask time-fresh [--apt] [--keep]`.
-pub fn time_fresh(args: &[String]) -> Result<()> {
-    let apt = args.iter().any(|a| a == "--apt");
-    let keep = args.iter().any(|a| a == "--keep");
-    let root = project_root();
-    let tmp = std::env::temp_dir().join(format!("tinyvae-fresh-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
+/// A fresh state for one command: a clone of `root`'s HEAD in `tmp`, an empty Cargo home,
+/// the thumb targets (and with `apt` the apt packages) removed; returns the clone, the Cargo
+/// home and the PATH to run with.
+fn fresh_state(root: &Path, tmp: &Path, apt: bool) -> Result<(PathBuf, PathBuf, String)> {
+    let _ = std::fs::remove_dir_all(tmp);
+    std::fs::create_dir_all(tmp)?;
     let (clone, home) = (tmp.join("tinyvae"), tmp.join("cargo-home"));
-    let commit = String::from_utf8_lossy(
-        &Command::new("git")
-            .current_dir(&root)
-            .args(["rev-parse", "--short", "HEAD"])
-            .output()?
-            .stdout,
-    )
-    .trim()
-    .to_string();
     run(Command::new("git")
         .args(["clone", "--quiet", "--no-local"])
-        .arg(&root)
+        .arg(root)
         .arg(&clone))?;
     let bin = proxies(&home)?;
     let path = std::env::join_paths(
@@ -139,8 +129,6 @@ pub fn time_fresh(args: &[String]) -> Result<()> {
     )?
     .to_string_lossy()
     .into_owned();
-    // What a new machine lacks: the thumb targets (and with --apt the apt packages).
-    let mut removed = vec!["the pinned toolchain's thumb targets"];
     let mut rustup = Command::new("rustup");
     rustup.current_dir(&clone).args(["target", "remove"]);
     rustup.args(setup::THUMB_TARGETS);
@@ -150,27 +138,48 @@ pub fn time_fresh(args: &[String]) -> Result<()> {
             .args(["remove", "-y", "-qq"])
             .args(APT_PACKAGES)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
-        removed.push("QEMU and the Arm GCC (apt)");
     }
+    Ok((clone, home, path))
+}
+
+/// `cargo xtask time-fresh [--apt] [--keep]`: each command from its own fresh state.
+pub fn time_fresh(args: &[String]) -> Result<()> {
+    let apt = args.iter().any(|a| a == "--apt");
+    let keep = args.iter().any(|a| a == "--keep");
+    let root = project_root();
+    let commit = String::from_utf8_lossy(
+        &Command::new("git")
+            .current_dir(&root)
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()?
+            .stdout,
+    )
+    .trim()
+    .to_string();
     let logs = root.join("target/time-fresh");
     std::fs::create_dir_all(&logs)?;
-    let result = (|| -> Result<Vec<Timed>> {
-        Ok(vec![
-            timed(&clone, &home, &path, "demo", &logs.join("demo.log"))?,
-            timed(&clone, &home, &path, "test", &logs.join("test.log"))?,
-        ])
-    })();
-    if !keep {
-        let _ = std::fs::remove_dir_all(&tmp);
+    let mut runs = Vec::new();
+    for cmd in ["demo", "test"] {
+        let tmp = std::env::temp_dir().join(format!("tinyvae-fresh-{cmd}-{}", std::process::id()));
+        let r = fresh_state(&root, &tmp, apt).and_then(|(clone, home, path)| {
+            timed(&clone, &home, &path, cmd, &logs.join(format!("{cmd}.log")))
+        });
+        if !keep {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        runs.push(r?);
     }
-    let runs = result?;
+    let mut removed = vec!["the pinned toolchain's thumb targets"];
+    if apt {
+        removed.push("QEMU and the Arm GCC (apt)");
+    }
     let mut md = format!(
-        "# The README's two commands from a clean clone\n\n\
-         Commit {commit}, on {} ({} cores), {}. Fresh: a clone of the commit, an empty Cargo \
-         home (every crate downloaded and compiled, defmt-print and cbindgen installed \
-         again), and removed before the run so that the commands install them again: {}. \
-         The pinned Rust toolchain itself stays (the machine's one toolchain), and apt may \
-         reinstall from its local cache of packages. Reproduce: \
+        "# The README's two commands, each from a clean clone\n\n\
+         Commit {commit}, on {} ({} cores), {}. Each command from its own fresh state: a clone \
+         of the commit, an empty Cargo home (every crate downloaded and compiled, defmt-print \
+         and cbindgen installed again), and removed before it so that the command installs \
+         them again: {}. The pinned Rust toolchain itself stays (the machine's one \
+         toolchain), and apt may reinstall from its local cache of packages. Reproduce: \
          `cargo xtask time-fresh{}` (as root for `--apt`).\n\n\
          | command | wall-clock time | its summary |\n|---|---:|---|\n",
         crate::bench::cpu_name(),
