@@ -451,7 +451,7 @@ pub mod dsp {
     // the raw tile loop (`tinyvae_tiles_raw`) and the widening loop (`tinyvae_widen_i8`), in
     // src/dense_dsp.s. Module assembly is assembled for the bare target: off ARMv7E-M, the DSP
     // instructions need the CPU named even where `-C target-cpu` gives the compiled code the
-    // extension (build.rs, src/dsp_rule.rs).
+    // extension (build.rs, tinyvae_format::dsp_rule).
     #[cfg(tinyvae_small)]
     core::arch::global_asm!(
         env!("TINYVAE_ASM_CPU"),

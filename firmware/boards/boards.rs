@@ -25,7 +25,7 @@ pub struct Board {
     /// The Cargo feature that selects it (firmware/Cargo.toml).
     pub feature: &'static str,
     /// The core has the DSP extension and the engine's DSP kernel runs on it. The engine decides
-    /// that from the target and its flags (engine/src/dsp_rule.rs, firmware/.cargo/config.toml);
+    /// that from the target and its flags (model-format/src/dsp_rule.rs, firmware/.cargo/config.toml);
     /// xtask's tests hold this field to the same rule.
     pub dsp: bool,
     /// QEMU machine, for emulated boards.
