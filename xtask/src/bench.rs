@@ -15,7 +15,7 @@ use crate::pipeline;
 use crate::project_root;
 
 /// Threads on both sides: the machine's two cores.
-const THREADS: usize = 2;
+pub const THREADS: usize = 2;
 
 /// Per-epoch figures read from a log.
 pub struct Epochs {
@@ -77,8 +77,24 @@ fn parse(text: &str, time_key: &str, elbo_key: &str) -> Epochs {
     e
 }
 
-fn mean(v: &[f64]) -> f64 {
+pub fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Fails with what to install unless `python3` can import PyTorch and NumPy.
+pub fn require_torch() -> Result<()> {
+    let ok = Command::new("python3")
+        .args(["-c", "import torch, numpy"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        bail!(
+            "the PyTorch side needs python3 with PyTorch and NumPy: `pip install torch numpy` \
+             (the CPU build is enough)"
+        );
+    }
+    Ok(())
 }
 
 /// The PyTorch reference: `SCRIPT THREADS EPOCHS DATA/`, run from `dir`.
@@ -166,6 +182,7 @@ pub fn train(args: &[String]) -> Result<()> {
     let data = PathBuf::from(data)
         .canonicalize()
         .with_context(|| format!("{data}: no such folder"))?;
+    require_torch()?;
     let trainer = pipeline::trainer()?;
     let dir = project_root().join("target").join("bench-train");
     let (seed_s, epochs_s) = (seed.to_string(), epochs.to_string());

@@ -1,10 +1,13 @@
 //! `cargo xtask quality`: tinyvae's dense and conv VAEs against the PyTorch references on
-//! full MNIST (three seeds each, the importance-weighted bound beside PyTorch's), and the
-//! four presets side by side: test -ELBO, the sample score of a classifier, parameters, int8
-//! decoder bytes and peak activation bytes.
+//! full MNIST (three seeds on each side; every model of a family then scored by one
+//! evaluation with the same test images and z draws; the importance-weighted bound beside
+//! PyTorch's), and the four presets side by side: test -ELBO, the sample score of a
+//! classifier, parameters, int8 decoder bytes and peak activation bytes.
 //!
 //! usage: cargo xtask quality DATA_DIR DENSE_SCRIPT CONV_SCRIPT [EPOCHS]
-//! (the reference scripts, each called as `SCRIPT THREADS EPOCHS DATA_DIR`).
+//! (the reference scripts, each called as `SCRIPT THREADS EPOCHS DATA_DIR`, unmodified:
+//! `xtask/python/seeded_reference.py` gives their `torch.manual_seed` call each seed and
+//! keeps the trained weights; `xtask/python/evaluate_elbo.py` scores both sides).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,13 +15,15 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::bench::{capture, cpu_name, number_after, ours, parse_ours, parse_torch, torch, Epochs};
+use crate::bench::{capture, cpu_name, number_after, ours, parse_ours, parse_torch, Epochs};
 use crate::pipeline;
 use crate::project_root;
 
 const SEEDS: [u64; 3] = [1, 2, 3];
 /// Test images for the importance-weighted bound, as the references take them.
 const IW_IMAGES: &str = "500";
+/// z draws per test image in the shared evaluation.
+const DRAWS: usize = 10;
 
 /// One model family beside its reference script.
 struct Family {
@@ -96,11 +101,47 @@ fn eval(trainer: &Path, run: &Path, data: &Path, extra: &[&str]) -> Result<Evalu
     ))
 }
 
-/// One family's runs: the reference's epochs and bound, ours per seed.
+/// One family's runs: the reference's epochs and bound per seed, ours per seed, and both
+/// sides scored by the one evaluation (PyTorch's seeds first, then ours).
 struct Compared {
-    torch: Epochs,
-    torch_iw: f64,
+    torch: Vec<(Epochs, f64)>,
     ours: Vec<(Epochs, Evaluated)>,
+    shared: Vec<Scored>,
+    /// Test images in the shared evaluation.
+    images: u64,
+}
+
+/// One model in the shared evaluation (`evaluate_elbo.py`).
+struct Scored {
+    /// Test -ELBO per draw, nats per image.
+    per_draw: Vec<f64>,
+    /// The KL term (deterministic).
+    kl: f64,
+    /// Squared error per pixel at z = mu (deterministic).
+    mse: f64,
+}
+
+impl Scored {
+    fn mean(&self) -> f64 {
+        crate::bench::mean(&self.per_draw)
+    }
+
+    /// Standard deviation over the draws.
+    fn sd(&self) -> f64 {
+        sd(&self.per_draw)
+    }
+}
+
+/// Sample standard deviation.
+fn sd(v: &[f64]) -> f64 {
+    let m = crate::bench::mean(v);
+    let n = v.len().max(2) as f64;
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+/// The project's Python helper `name` (in xtask/python).
+fn helper(name: &str) -> PathBuf {
+    project_root().join("xtask").join("python").join(name)
 }
 
 /// Runs everything and writes `results/mnist-full.md` and its sample pictures.
@@ -115,6 +156,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let data = PathBuf::from(data)
         .canonicalize()
         .with_context(|| format!("{data}: no such folder"))?;
+    crate::bench::require_torch()?;
     let dir = project_root().join("target").join("quality");
     std::fs::create_dir_all(&dir)?;
     let q = Session {
@@ -132,7 +174,14 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let n = epochs as usize;
     for c in &compared {
-        if c.torch.neg_elbo.len() != n || c.ours.iter().any(|(e, _)| e.neg_elbo.len() != n) {
+        let logs = c
+            .torch
+            .iter()
+            .map(|(e, _)| e)
+            .chain(c.ours.iter().map(|(e, _)| e));
+        if logs.clone().any(|e| e.neg_elbo.len() != n)
+            || c.shared.iter().any(|s| s.per_draw.len() != DRAWS)
+        {
             bail!("could not read {n} epochs from every log");
         }
     }
@@ -181,13 +230,20 @@ impl Session {
     /// seed 1's samples in results/.
     fn compare(&self, family: &Family, script: &Path, scored: &[&str]) -> Result<Compared> {
         let ep = self.epochs.to_string();
-        let log = torch(script, self.epochs, &self.data, &self.dir)?;
         let iw_key = format!("IW bound k={}", family.iw_samples);
-        let torch_iw = log
-            .lines()
-            .find(|l| l.starts_with(&iw_key))
-            .and_then(|l| number_after(l, "images:"))
-            .unwrap_or(f64::NAN);
+        let mut torch_runs = Vec::new();
+        let mut weights = Vec::new();
+        for seed in SEEDS {
+            let file = self.dir.join(format!("torch-{}-{seed}.pt", family.preset));
+            let log = self.torch_seeded(script, seed, &file)?;
+            let iw = log
+                .lines()
+                .find(|l| l.starts_with(&iw_key))
+                .and_then(|l| number_after(l, "images:"))
+                .unwrap_or(f64::NAN);
+            torch_runs.push((parse_torch(&log, family.torch_key), iw));
+            weights.push(file);
+        }
         let mut runs = Vec::new();
         for seed in SEEDS {
             let run = self.dir.join(format!("{}-{seed}", family.preset));
@@ -204,6 +260,22 @@ impl Session {
                 parse_ours(&log),
                 eval(&self.trainer, &run, &self.data, &extra)?,
             ));
+            weights.push(run.join("checkpoint.safetensors"));
+        }
+        let (shared, images) = self.evaluate(family, script, &weights)?;
+        // The moved weights are checked: the deterministic terms of each tinyvae checkpoint
+        // must be what `trainer eval` computed.
+        for ((_, e), s) in runs.iter().zip(&shared[SEEDS.len()..]) {
+            let (kl, mse) = (e.f(&["metrics", "kl"]), e.f(&["metrics", "mse"]));
+            if (s.kl - kl).abs() > 1e-3 * kl.abs().max(1.0) || (s.mse - mse).abs() > 1e-3 * mse {
+                bail!(
+                    "{}: the shared evaluation reads a tinyvae checkpoint differently from \
+                     `trainer eval` (KL {} vs {kl}, MSE {} vs {mse})",
+                    family.preset,
+                    s.kl,
+                    s.mse
+                );
+            }
         }
         let picture = project_root()
             .join("results")
@@ -216,10 +288,70 @@ impl Session {
                 .arg(&picture),
         )?;
         Ok(Compared {
-            torch: parse_torch(&log, family.torch_key),
-            torch_iw,
+            torch: torch_runs,
             ours: runs,
+            shared,
+            images,
         })
+    }
+
+    /// The reference script, unmodified, under `seed`; its trained weights to `weights`.
+    fn torch_seeded(&self, script: &Path, seed: u64, weights: &Path) -> Result<String> {
+        let mut data_arg = self.data.display().to_string();
+        if !data_arg.ends_with('/') {
+            data_arg.push('/'); // the reference scripts concatenate file names to it
+        }
+        capture(
+            Command::new("python3")
+                .arg(helper("seeded_reference.py"))
+                .arg(seed.to_string())
+                .arg(weights)
+                .arg(script)
+                .arg(crate::bench::THREADS.to_string())
+                .arg(self.epochs.to_string())
+                .arg(&data_arg)
+                .current_dir(&self.dir),
+        )
+    }
+
+    /// Every model of a family scored by one evaluation: the same test images, the same
+    /// z draws.
+    fn evaluate(
+        &self,
+        family: &Family,
+        script: &Path,
+        models: &[PathBuf],
+    ) -> Result<(Vec<Scored>, u64)> {
+        let json = self.dir.join(format!("shared-{}.json", family.preset));
+        capture(
+            Command::new("python3")
+                .arg(helper("evaluate_elbo.py"))
+                .arg(script)
+                .arg(&self.data)
+                .arg(DRAWS.to_string())
+                .arg(&json)
+                .args(models),
+        )?;
+        let text = std::fs::read_to_string(&json)
+            .with_context(|| format!("{}: cannot read", json.display()))?;
+        let v: Value =
+            serde_json::from_str(&text).with_context(|| format!("{}", json.display()))?;
+        let images = v["images"].as_u64().unwrap_or(0);
+        let models = v["models"]
+            .as_array()
+            .context("no models in the evaluation")?;
+        let scored = models
+            .iter()
+            .map(|m| Scored {
+                per_draw: m["neg_elbo_per_draw"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                    .unwrap_or_default(),
+                kl: m["kl"].as_f64().unwrap_or(f64::NAN),
+                mse: m["mse"].as_f64().unwrap_or(f64::NAN),
+            })
+            .collect();
+        Ok((scored, images))
     }
 
     /// Every preset, seed 1 (trained here unless a family run has it): exported to int8,
@@ -276,10 +408,15 @@ fn header(data: &Path, (dense, conv): (&str, &str), epochs: u32) -> String {
         "# Dense and conv VAEs on full MNIST, beside PyTorch; the presets side by side\n\n\
          Full MNIST ({}), {epochs} epochs, batch 128, Adam lr 1e-3, summed BCE + KL (beta 1), \
          on {} (2 cores, 2 threads each side). The `default` and `conv` presets are the \
-         reference scripts' architectures (`{dense}`, `{conv}`). PyTorch runs with its seed 1; \
-         tinyvae with seeds 1, 2, 3. Test -ELBO in nats per example, one z draw per test \
-         image, as the scripts compute it; the importance-weighted bound with the scripts' \
-         own K on the first {IW_IMAGES} test images.\n\n\
+         reference scripts' architectures (`{dense}`, `{conv}`). Both sides run with seeds 1, 2 \
+         and 3 (the scripts unmodified: `xtask/python/seeded_reference.py` hands their \
+         `torch.manual_seed` call each seed). Per epoch: test -ELBO in nats per example, one z \
+         draw per test image, as each side's own log prints it. Then every final model of a \
+         family, PyTorch's and tinyvae's, is scored by one evaluation \
+         (`xtask/python/evaluate_elbo.py`, tinyvae's weights moved into the reference's \
+         class): the same test images and the same {DRAWS} z draws per image for every model; it reproduces `trainer eval`'s KL and reconstruction error for each tinyvae \
+         checkpoint, which xtask checks. The importance-weighted bound with the scripts' own K \
+         on the first {IW_IMAGES} test images.\n\n\
          Reproduce: `cargo xtask quality {} {dense} {conv} {epochs}`\n\n",
         crate::shown(data),
         cpu_name(),
@@ -290,21 +427,66 @@ fn header(data: &Path, (dense, conv): (&str, &str), epochs: u32) -> String {
 }
 
 fn family_section(family: &Family, c: &Compared, n: usize) -> String {
+    let seeds = SEEDS.len();
     let mut md = format!(
-        "## {}\n\n| epoch | PyTorch | tinyvae seed 1 | seed 2 | seed 3 |\n|---:|---:|---:|---:|---:|\n",
+        "## {}\n\n| epoch | PyTorch seed 1 | seed 2 | seed 3 | tinyvae seed 1 | seed 2 | seed 3 |\n\
+         |---:|---:|---:|---:|---:|---:|---:|\n",
         family.title
     );
     for i in 0..n {
-        md += &format!("| {} | {:.3} |", i + 1, c.torch.neg_elbo[i]);
-        for (e, _) in &c.ours {
+        md += &format!("| {} |", i + 1);
+        for e in c
+            .torch
+            .iter()
+            .map(|(e, _)| e)
+            .chain(c.ours.iter().map(|(e, _)| e))
+        {
             md += &format!(" {:.3} |", e.neg_elbo[i]);
         }
         md += "\n";
     }
-    let reference = c.torch.neg_elbo[n - 1];
-    let finals: Vec<f64> = c.ours.iter().map(|(e, _)| e.neg_elbo[n - 1]).collect();
-    let mean = finals.iter().sum::<f64>() / finals.len() as f64;
-    let worst = finals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (theirs, ours) = c.shared.split_at(seeds);
+    md += &format!(
+        "\nOne evaluation, the same {DRAWS} z draws for each of the {} test images for every \
+         model: test -ELBO, mean over the draws (and its spread over the draws).\n\n\
+         | seed | PyTorch | tinyvae | PyTorch KL | tinyvae KL |\n|---:|---:|---:|---:|---:|\n",
+        c.images
+    );
+    for (seed, (t, o)) in SEEDS.iter().zip(theirs.iter().zip(ours)) {
+        md += &format!(
+            "| {seed} | {:.3} (+-{:.3}) | {:.3} (+-{:.3}) | {:.3} | {:.3} |\n",
+            t.mean(),
+            t.sd(),
+            o.mean(),
+            o.sd(),
+            t.kl,
+            o.kl
+        );
+    }
+    let t: Vec<f64> = theirs.iter().map(Scored::mean).collect();
+    let o: Vec<f64> = ours.iter().map(Scored::mean).collect();
+    let (mt, mo) = (crate::bench::mean(&t), crate::bench::mean(&o));
+    let (st, so) = (sd(&t), sd(&o));
+    md += &format!(
+        "| mean (sd over seeds) | **{mt:.3}** ({st:.3}) | **{mo:.3}** ({so:.3}) | | |\n\n"
+    );
+    // Two standard errors of the difference of the two means over seeds.
+    let margin = 2.0 * ((st * st + so * so) / seeds as f64).sqrt();
+    let d = mo - mt;
+    let verdict = if d.abs() <= margin {
+        format!(
+            "**equal within seed noise**: tinyvae {d:+.3} nats, two standard errors {margin:.3}"
+        )
+    } else if d < 0.0 {
+        format!(
+            "tinyvae **lower** (better) by {:.3} nats, beyond two standard errors ({margin:.3})",
+            -d
+        )
+    } else {
+        format!(
+            "tinyvae **higher** (worse) by {d:.3} nats, beyond two standard errors ({margin:.3})"
+        )
+    };
     let list = |v: Vec<f64>| {
         v.iter()
             .map(|v| format!("{v:.3}"))
@@ -312,14 +494,11 @@ fn family_section(family: &Family, c: &Compared, n: usize) -> String {
             .join(", ")
     };
     md += &format!(
-        "\nFinal test -ELBO: PyTorch {reference:.3}; tinyvae {} (mean {mean:.3}); the worst \
-         seed is {:+.3} nats from PyTorch's.\n\n\
-         Importance-weighted bound, K = {}: PyTorch {:.3}; tinyvae {}.\n\n\
+        "Over three seeds each side: {verdict}.\n\n\
+         Importance-weighted bound, K = {}: PyTorch {}; tinyvae {}.\n\n\
          ![64 samples from N(0, I), seed 1, float model](mnist-{}-samples.png)\n\n",
-        list(finals),
-        worst - reference,
         family.iw_samples,
-        c.torch_iw,
+        list(c.torch.iter().map(|(_, iw)| *iw).collect()),
         list(c.ours.iter().map(|(_, e)| e.iw()).collect()),
         family.preset,
     );
@@ -330,7 +509,7 @@ fn presets_section(classifier: &str, presets: &[(&str, Evaluated, u64)]) -> Stri
     let mut md = format!(
         "## The presets side by side (seed 1)\n\n\
          Sample score: a classifier trained on the labelled training split (`trainer \
-         classifier`, 3 epochs; {classifier}) labels 1,000 samples from N(0, I): the share it \
+         classifier`; {classifier}) labels 1,000 samples from N(0, I): the share it \
          labels with probability >= 0.9, then the entropy in bits of the histogram of its \
          labels (3.32: all ten digits equally). Int8: the integer engine's own samples from \
          the exported model (its fixed-point sampler's draws, not the float model's); beside \
