@@ -293,7 +293,8 @@ pub fn qemu() -> Result<()> {
     Ok(())
 }
 
-/// defmt-print at the pinned version, with `cargo install`.
+/// defmt-print at the pinned version, with `cargo install --debug`: unoptimized it builds in
+/// half the time, and the logs it decodes are a few kilobytes.
 pub fn defmt_print() -> Result<()> {
     if let Some(v) = output(Command::new("defmt-print").arg("--version")) {
         if v.contains(DEFMT_PRINT_VERSION) {
@@ -303,10 +304,11 @@ pub fn defmt_print() -> Result<()> {
         println!("[setup] found {}, want {DEFMT_PRINT_VERSION}", v.trim());
     }
     println!(
-        "[setup] installing defmt-print {DEFMT_PRINT_VERSION} with cargo install (a minute or two)"
+        "[setup] installing defmt-print {DEFMT_PRINT_VERSION} with cargo install (under a minute)"
     );
     run(Command::new("cargo").args([
         "install",
+        "--debug",
         "defmt-print",
         "--locked",
         "--version",
@@ -377,18 +379,20 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
 /// version may word it differently.
 pub const CBINDGEN_VERSION: &str = "0.29.4";
 
-/// cbindgen at the pinned version, installed with `cargo install` into `.tools/cbindgen`
-/// (about a minute); returns the binary.
+/// cbindgen at the pinned version, installed with `cargo install --debug` into
+/// `.tools/cbindgen` (half a minute; an optimized build takes a minute and saves nothing on
+/// one small crate); returns the binary.
 pub fn cbindgen() -> Result<std::path::PathBuf> {
     let root = project_root().join(".tools/cbindgen");
     let bin = root.join("bin/cbindgen");
     if output(Command::new(&bin).arg("--version")).is_some_and(|v| v.contains(CBINDGEN_VERSION)) {
         return Ok(bin);
     }
-    println!("[setup] installing cbindgen {CBINDGEN_VERSION} with cargo install (about a minute)");
+    println!("[setup] installing cbindgen {CBINDGEN_VERSION} with cargo install (half a minute)");
     run(Command::new("cargo")
         .args([
             "install",
+            "--debug",
             "cbindgen",
             "--locked",
             "--version",
