@@ -183,6 +183,48 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
     Ok(elf_dir(board))
 }
 
+/// Builds `boards`' `vae` firmware with `model` in a background thread, at a lower priority,
+/// its output to `log`: the boards' HALs and the engine compile on the core the emulated
+/// boards' runs leave idle, and the real build later (with another model) recompiles only the
+/// firmware crate. Errors are left to that later build, which reports them.
+pub fn warm_up(
+    boards: &'static [Board],
+    model: PathBuf,
+    log: PathBuf,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        if let Some(parent) = log.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let Ok(file) = std::fs::File::create(&log) else {
+            return;
+        };
+        for board in boards {
+            let base = thumb_cargo(&dir(), *board);
+            // The same command under `nice`, so that the foreground always comes first.
+            let mut cmd = Command::new("nice");
+            cmd.arg("-n").arg("15").arg(base.get_program());
+            cmd.args(base.get_args());
+            if let Some(cwd) = base.get_current_dir() {
+                cmd.current_dir(cwd);
+            }
+            for (k, v) in base.get_envs() {
+                match v {
+                    Some(v) => cmd.env(k, v),
+                    None => cmd.env_remove(k),
+                };
+            }
+            cmd.args(["--bin", "vae", "--no-default-features", "--features"])
+                .arg(board.feature)
+                .env("TINYVAE_MODEL", &model);
+            let (Ok(out), Ok(err)) = (file.try_clone(), file.try_clone()) else {
+                return;
+            };
+            let _ = cmd.stdout(out).stderr(err).status();
+        }
+    })
+}
+
 /// The folder of `board`'s release ELFs (where [`build`] puts them).
 pub fn elf_dir(board: Board) -> PathBuf {
     target_dir(board).join(board.target).join("release")

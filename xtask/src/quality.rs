@@ -157,6 +157,14 @@ pub fn run(args: &[String]) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("{data}: no such folder"))?;
     crate::bench::require_torch()?;
+    // The scripts run from the work folder: their paths are made absolute first.
+    let scripts = [dense_script, conv_script].map(|s| {
+        Path::new(s)
+            .canonicalize()
+            .with_context(|| format!("{s}: no such reference script"))
+    });
+    let [dense_path, conv_path] = scripts;
+    let (dense_path, conv_path) = (dense_path?, conv_path?);
     let dir = project_root().join("target").join("quality");
     std::fs::create_dir_all(&dir)?;
     let q = Session {
@@ -169,8 +177,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let cls = classifier.display().to_string();
     let scored = ["--classifier", cls.as_str()];
     let mut compared = Vec::new();
-    for (family, script) in FAMILIES.iter().zip([dense_script, conv_script]) {
-        compared.push(q.compare(family, Path::new(script), &scored)?);
+    for (family, script) in FAMILIES.iter().zip([&dense_path, &conv_path]) {
+        compared.push(q.compare(family, script, &scored)?);
     }
     let n = epochs as usize;
     for c in &compared {
