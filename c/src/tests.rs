@@ -1,3 +1,7 @@
+#![allow(
+    clippy::undocumented_unsafe_blocks,
+    reason = "the tests call the C API with pointers to live buffers of the stated lengths throughout"
+)]
 //! The C API from Rust, on the host: the same bits as the engine, every misuse a status.
 
 use core::ptr::{null, null_mut};

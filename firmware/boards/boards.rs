@@ -1,7 +1,8 @@
 // Every board, described once: `firmware/build.rs` writes the selected board's memory.x from
 // it and checks its feature, and xtask reads its target, QEMU machine, sizes and probe-rs
-// chip from it (both `include!` this file). Adding a board: a line here and its feature in
-// firmware/Cargo.toml (xtask's tests check that every board here has one).
+// chip from it (both `include!` this file). Adding a board: an entry here (its role decides
+// what `cargo xtask test` runs on it) and its feature in firmware/Cargo.toml (xtask's tests
+// check that every board here has one).
 
 /// How a board's log (defmt frames) reaches the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,11 +16,32 @@ pub enum Log {
     Uart(u32),
 }
 
+/// What a board is for, which decides what `cargo xtask test` runs on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Emulated by QEMU, large enough for every model: the self-test, the kernel checks and
+    /// the dense and conv models. The first such board is every command's default.
+    Emulated,
+    /// Emulated, too small for the default model: the self-test and a decoder-only model.
+    EmulatedSmall,
+    /// A real board that QEMU also emulates: the same image run under QEMU and flashed.
+    EmulatedKit,
+    /// A real board: built with its HAL and size-checked; flashed by `cargo xtask flash`.
+    Real,
+}
+
 /// A board the firmware builds for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Board {
     /// Name used on the command line and in results.
     pub name: &'static str,
+    /// What it is for (which tests run on it).
+    pub role: Role,
+    /// Another board whose image this one runs unchanged (same target and flags; only the
+    /// memory map differs), so that its lints are that board's.
+    pub same_code_as: Option<&'static str>,
+    /// Samples the firmware keeps for a display on this board (their RAM is counted).
+    pub display_samples: u64,
     /// Rust target.
     pub target: &'static str,
     /// The Cargo feature that selects it (firmware/Cargo.toml).
@@ -65,6 +87,9 @@ pub struct Board {
 pub const BOARDS: [Board; 9] = [
     Board {
         name: "mps2-an386",
+        role: Role::Emulated,
+        same_code_as: None,
+        display_samples: 0,
         target: "thumbv7em-none-eabihf",
         feature: "qemu-mps2-an386",
         dsp: true,
@@ -84,6 +109,9 @@ pub const BOARDS: [Board; 9] = [
     },
     Board {
         name: "mps2-an385",
+        role: Role::Emulated,
+        same_code_as: None,
+        display_samples: 0,
         target: "thumbv7m-none-eabi",
         feature: "qemu-mps2-an385",
         dsp: false,
@@ -103,6 +131,9 @@ pub const BOARDS: [Board; 9] = [
     },
     Board {
         name: "microbit",
+        role: Role::EmulatedSmall,
+        same_code_as: None,
+        display_samples: 0,
         target: "thumbv6m-none-eabi",
         feature: "qemu-microbit",
         dsp: false,
@@ -122,6 +153,9 @@ pub const BOARDS: [Board; 9] = [
     },
     Board {
         name: "mps2-an500",
+        role: Role::Emulated,
+        same_code_as: Some("mps2-an386"),
+        display_samples: 0,
         target: "thumbv7em-none-eabihf",
         feature: "qemu-mps2-an500",
         dsp: true,
@@ -141,6 +175,9 @@ pub const BOARDS: [Board; 9] = [
     },
     Board {
         name: "mps2-an505",
+        role: Role::Emulated,
+        same_code_as: None,
+        display_samples: 0,
         target: "thumbv8m.main-none-eabihf",
         feature: "qemu-mps2-an505",
         dsp: true,
@@ -164,6 +201,9 @@ pub const BOARDS: [Board; 9] = [
     },
     Board {
         name: "b-l475e-iot01a",
+        role: Role::EmulatedKit,
+        same_code_as: None,
+        display_samples: 0,
         target: "thumbv7em-none-eabihf",
         feature: "b-l475e-iot01a",
         dsp: true,
@@ -188,6 +228,9 @@ pub const BOARDS: [Board; 9] = [
     },
     Board {
         name: "nrf52840dk",
+        role: Role::Real,
+        same_code_as: None,
+        display_samples: 2,
         target: "thumbv7em-none-eabihf",
         feature: "nrf52840dk",
         dsp: true,
@@ -207,6 +250,9 @@ pub const BOARDS: [Board; 9] = [
     },
     Board {
         name: "rp2040",
+        role: Role::Real,
+        same_code_as: None,
+        display_samples: 0,
         target: "thumbv6m-none-eabi",
         feature: "rp2040",
         dsp: false,
@@ -229,6 +275,9 @@ pub const BOARDS: [Board; 9] = [
     },
     Board {
         name: "rp2350",
+        role: Role::Real,
+        same_code_as: None,
+        display_samples: 0,
         target: "thumbv8m.main-none-eabihf",
         feature: "rp2350",
         dsp: true,

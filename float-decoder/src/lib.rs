@@ -109,8 +109,7 @@ impl core::fmt::Display for Error {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}
 
 /// One dense layer, borrowed from the blob.
 #[derive(Clone, Copy, Debug)]

@@ -137,24 +137,71 @@ pub fn parse(log: &str) -> DeviceRun {
     d
 }
 
+/// Why a log is not whole ([`DeviceRun::check_complete`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incomplete {
+    /// A line that starts with a keyword does not parse.
+    Malformed {
+        /// Its line number, from 1.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+    /// No `generating N samples` line.
+    NotAnnounced,
+    /// The firmware printed another number of samples than it announced.
+    Samples {
+        /// Announced.
+        announced: usize,
+        /// Printed.
+        printed: usize,
+    },
+    /// No `exit` line: the run was cut short.
+    NoExit,
+}
+
+impl core::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Incomplete::Malformed { line, text } => {
+                write!(f, "line {line} of the log does not parse: {text}")
+            }
+            Incomplete::NotAnnounced => {
+                write!(
+                    f,
+                    "the log does not announce its samples (`generating N samples`)"
+                )
+            }
+            Incomplete::Samples { announced, printed } => write!(
+                f,
+                "the firmware announced {announced} samples and printed {printed}"
+            ),
+            Incomplete::NoExit => write!(f, "the log has no `exit` line: the run was cut short"),
+        }
+    }
+}
+
+impl core::error::Error for Incomplete {}
+
 impl DeviceRun {
     /// Whether the log is whole: it announced its samples and printed that many, it ended
     /// with an `exit` line, and no line that starts with a keyword failed to parse.
-    pub fn check_complete(&self) -> Result<(), String> {
+    pub fn check_complete(&self) -> Result<(), Incomplete> {
         if let Some((n, line)) = self.malformed.first() {
-            return Err(std::format!("line {n} of the log does not parse: {line}"));
+            return Err(Incomplete::Malformed {
+                line: *n,
+                text: line.clone(),
+            });
         }
         let Some((announced, _)) = self.announced else {
-            return Err("the log does not announce its samples (`generating N samples`)".into());
+            return Err(Incomplete::NotAnnounced);
         };
         let printed = self.images.get(kw::SAMPLE).map_or(0, Vec::len);
         if printed != announced {
-            return Err(std::format!(
-                "the firmware announced {announced} samples and printed {printed}"
-            ));
+            return Err(Incomplete::Samples { announced, printed });
         }
         if self.exit.is_none() {
-            return Err("the log has no `exit` line: the run was cut short".into());
+            return Err(Incomplete::NoExit);
         }
         Ok(())
     }
@@ -180,19 +227,38 @@ pub struct BenchLine {
     pub count: u64,
 }
 
+/// A `bench` line that is not `bench NAME IN OUT KERNEL N` ([`parse_bench`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadBenchLine {
+    /// Its line number, from 1.
+    pub line: usize,
+    /// The line.
+    pub text: String,
+}
+
+impl core::fmt::Display for BadBenchLine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "line {}: `{}` is not `bench NAME IN OUT KERNEL N`",
+            self.line, self.text
+        )
+    }
+}
+
+impl core::error::Error for BadBenchLine {}
+
 /// The `bench` lines of a log, in order; an error names a `bench` line that does not parse.
-pub fn parse_bench(log: &str) -> Result<Vec<BenchLine>, String> {
+pub fn parse_bench(log: &str) -> Result<Vec<BenchLine>, BadBenchLine> {
     let mut out = Vec::new();
     for (n, line) in log.lines().enumerate() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.first() != Some(&kw::BENCH) {
             continue;
         }
-        let bad = || {
-            std::format!(
-                "line {}: `{line}` is not `bench NAME IN OUT KERNEL N`",
-                n + 1
-            )
+        let bad = || BadBenchLine {
+            line: n + 1,
+            text: line.to_string(),
         };
         let [_, name, inp, out_, kernel, count] = f.as_slice() else {
             return Err(bad());

@@ -203,7 +203,7 @@ pub fn int8_prior_samples(blob: &[u8], n: usize, seed: u64) -> Result<Vec<Vec<u8
 /// stand for (the decoder's input scale and zero-point), `latent` values per image: what the
 /// float decoder decodes to compare with int8 on the very same draws.
 pub fn int8_prior_draws(blob: &[u8], n: usize, seed: u64) -> Result<(Vec<Vec<u8>>, Vec<f32>)> {
-    let m = Model::from_bytes(blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let m = Model::from_bytes(blob).context("the int8 model")?;
     let engine = Engine::new(&m)?;
     let first = m
         .decoder

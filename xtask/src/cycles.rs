@@ -178,9 +178,10 @@ impl Fused {
 /// With `profile`, also writes there where the run's estimated cycles went, function by
 /// function.
 fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<Row>> {
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let blob = std::fs::read(model)?;
-    let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let m =
+        tinyvae_format::Model::from_bytes(&blob).with_context(|| format!("{}", model.display()))?;
     let elf = pipeline::build_with_model(board, model, &["cycles"], &[])?.join("cycles");
     let mark = elf::symbol_address(&elf, "tinyvae_mark")?.context("no tinyvae_mark symbol")?;
     let out = project_root().join("target/qemu-plugin/regions.txt");

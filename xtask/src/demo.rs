@@ -28,7 +28,7 @@ pub fn run(own_run: Option<&Path>, out: &Path) -> Result<()> {
     let blob = std::fs::read(&model_file)?;
     let model = tinyvae_format::Model::from_bytes(&blob)
         .with_context(|| format!("{}", model_file.display()))?;
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     println!(
         "\n== 2/3 run it on the emulated {} ({})",
         board.name, board.cpu

@@ -270,7 +270,7 @@ pub fn check_c(model: &Path, trainer: &Path) -> Result<()> {
         .arg(format!("OUT={}", out.display()))
         .arg("-B"))?;
     let elf = out.join("tinyvae-example-c.elf");
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let ran = firmware::run_qemu_text(board, &elf, Duration::from_secs(300))?;
     if ran.code != Some(0) {
         bail!("exit {:?}; output:\n{}", ran.code, ran.log);
@@ -311,7 +311,7 @@ fn compare(log: &str, model: &Path) -> Result<usize> {
 /// beside the model's size.
 pub fn check(name: &str, model: &Path) -> Result<()> {
     let elf = build(name, model, true)?;
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let out = firmware::run_qemu_text(board, &elf, Duration::from_secs(300))?;
     if out.code != Some(0) {
         bail!("exit {:?}; output:\n{}", out.code, out.log);

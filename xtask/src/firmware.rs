@@ -14,34 +14,49 @@ mod boards {
     #![allow(dead_code)]
     include!("../../firmware/boards/boards.rs");
 }
-pub use boards::{Board, Log, BOARDS};
+pub use boards::{Board, Log, Role, BOARDS};
 
-/// The emulated boards CI runs the models on: Cortex-M4F, M3, M7 and M33. The first is the
-/// default board of every command.
-pub const QEMU_BOARDS: [Board; 4] = [BOARDS[0], BOARDS[1], BOARDS[3], BOARDS[4]];
+/// The boards with `role`, in the table's order.
+pub fn with_role(role: Role) -> Vec<Board> {
+    BOARDS.iter().copied().filter(|b| b.role == role).collect()
+}
 
-/// A Cortex-M0 board, emulated: too small for the default model (256 KiB flash, 16 KiB RAM),
-/// it runs the self-test and the `conv-mcu` decoder-only model.
-pub const M0_BOARD: Board = BOARDS[2];
+/// The emulated boards the models run on (Cortex-M4F, M3, M7 and M33).
+pub fn qemu_boards() -> Vec<Board> {
+    with_role(Role::Emulated)
+}
 
-/// Real boards: built in CI (with their HAL, defmt over RTT), flashed with probe-rs by
+/// Every command's default board: the first emulated one (the Cortex-M4F).
+pub fn default_board() -> Board {
+    qemu_boards()[0]
+}
+
+/// The small emulated board (Cortex-M0, 256 KiB flash, 16 KiB RAM): too small for the
+/// default model, it runs the self-test and the `conv-mcu` decoder-only model.
+pub fn m0_board() -> Board {
+    with_role(Role::EmulatedSmall)[0]
+}
+
+/// Real boards: built with their HAL (defmt over RTT), flashed with probe-rs by
 /// `cargo xtask flash --board NAME`.
-pub const REAL_BOARDS: [Board; 3] = [BOARDS[6], BOARDS[7], BOARDS[8]];
+pub fn real_boards() -> Vec<Board> {
+    with_role(Role::Real)
+}
 
 /// The B-L475E-IOT01A Discovery kit: a real board that QEMU emulates, one image for both
 /// (defmt over its UART, the counter's unit found at boot). 96 KiB of RAM: no room for the
 /// kernel checks' layers.
-pub const DISCOVERY: Board = BOARDS[5];
+pub fn discovery() -> Board {
+    with_role(Role::EmulatedKit)[0]
+}
 
 /// Every emulated board, for the self-test and the harness checks.
-pub const SELFTEST_BOARDS: [Board; 6] = [
-    QEMU_BOARDS[0],
-    QEMU_BOARDS[1],
-    QEMU_BOARDS[2],
-    QEMU_BOARDS[3],
-    M0_BOARD,
-    DISCOVERY,
-];
+pub fn selftest_boards() -> Vec<Board> {
+    let mut v = qemu_boards();
+    v.push(m0_board());
+    v.push(discovery());
+    v
+}
 
 /// Looks a board up by name.
 pub fn board(name: &str) -> Result<Board> {
@@ -187,11 +202,7 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
 /// its output to `log`: the boards' HALs and the engine compile on the core the emulated
 /// boards' runs leave idle, and the real build later (with another model) recompiles only the
 /// firmware crate. Errors are left to that later build, which reports them.
-pub fn warm_up(
-    boards: &'static [Board],
-    model: PathBuf,
-    log: PathBuf,
-) -> std::thread::JoinHandle<()> {
+pub fn warm_up(boards: Vec<Board>, model: PathBuf, log: PathBuf) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         if let Some(parent) = log.parent() {
             let _ = std::fs::create_dir_all(parent);
@@ -200,7 +211,7 @@ pub fn warm_up(
             return;
         };
         for board in boards {
-            let base = thumb_cargo(&dir(), *board);
+            let base = thumb_cargo(&dir(), board);
             // The same command under `nice`, so that the foreground always comes first.
             let mut cmd = Command::new("nice");
             cmd.arg("-n").arg("15").arg(base.get_program());
@@ -409,11 +420,44 @@ mod tests {
                 .unwrap();
             assert!(line.contains(log_feature), "{}: {line}", b.name);
         }
-        assert!(QEMU_BOARDS.iter().all(|b| b.machine.is_some()));
-        assert_eq!(M0_BOARD.target, "thumbv6m-none-eabi");
-        assert!(REAL_BOARDS.iter().all(|b| b.probe.is_some()));
-        assert!(DISCOVERY.machine.is_some() && DISCOVERY.probe.is_some());
         assert!(toml.contains("default = [\"qemu-mps2-an386\"]"));
+    }
+
+    /// Every board's role agrees with its facts, and every board is exercised by the test:
+    /// the roles' lists cover the table, one board each where a single one is expected.
+    #[test]
+    fn every_board_has_a_role_its_facts_allow() {
+        for b in BOARDS {
+            let emulated = b.machine.is_some();
+            let real = b.probe.is_some();
+            let ok = match b.role {
+                Role::Emulated | Role::EmulatedSmall => emulated && !real,
+                Role::EmulatedKit => emulated && real,
+                Role::Real => !emulated && real,
+            };
+            assert!(
+                ok,
+                "{}: role {:?} with machine {:?}, probe {:?}",
+                b.name, b.role, b.machine, b.probe
+            );
+            if let Some(other) = b.same_code_as {
+                let o = boards::board_named(other).expect("same_code_as names a board");
+                assert_eq!((o.target, o.dsp), (b.target, b.dsp), "{}", b.name);
+            }
+        }
+        assert_eq!(with_role(Role::EmulatedSmall).len(), 1);
+        assert_eq!(with_role(Role::EmulatedKit).len(), 1);
+        assert_eq!(default_board().name, "mps2-an386");
+        assert_eq!(m0_board().target, "thumbv6m-none-eabi");
+        let mut tested: Vec<&str> = selftest_boards().iter().map(|b| b.name).collect();
+        tested.extend(real_boards().iter().map(|b| b.name));
+        tested.sort_unstable();
+        let mut all: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
+        all.sort_unstable();
+        assert_eq!(
+            tested, all,
+            "every board is in exactly one of the test's lists"
+        );
     }
 
     /// The rustflags firmware/.cargo/config.toml gives `target`, encoded as Cargo passes them
@@ -475,7 +519,7 @@ mod tests {
                 && rp2350.contains("INSERT AFTER .vector_table"),
             "{rp2350}"
         );
-        let m0 = boards::memory_x(&M0_BOARD);
+        let m0 = boards::memory_x(&m0_board());
         assert!(
             m0.contains("LENGTH = 0x40000\n  RAM   : ORIGIN = 0x20000000, LENGTH = 0x4000"),
             "{m0}"

@@ -319,7 +319,8 @@ fn check_board_run(board: Board, model: &Path, log: &str, status_ok: bool) -> Re
     let n = pipeline::check_outputs_match(model, seed, &dev, true)?;
     println!("[flash] the {n} images made on the board (seed {seed}) equal the host engine's");
     let blob = std::fs::read(model)?;
-    let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let m =
+        tinyvae_format::Model::from_bytes(&blob).with_context(|| format!("{}", model.display()))?;
     let png = project_root()
         .join("out")
         .join(format!("samples-{}.png", board.name));

@@ -71,9 +71,9 @@ fn reference(dec: &FloatDecoder<'_>, z: &[f64]) -> Vec<f64> {
 pub fn compare(board: Board, model: &Path, seed: u64) -> Result<Comparison> {
     let f32_file = pipeline::float_decoder_of(model);
     let (blob, fblob) = (std::fs::read(model)?, std::fs::read(&f32_file)?);
-    let m = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let dec = FloatDecoder::from_bytes(&fblob)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", f32_file.display()))?;
+    let m = Model::from_bytes(&blob).with_context(|| format!("{}", model.display()))?;
+    let dec =
+        FloatDecoder::from_bytes(&fblob).with_context(|| format!("{}", f32_file.display()))?;
     if dec.latent_dim() != usize::from(m.latent.dim) || dec.pixels() != m.data.len() {
         bail!(
             "{} does not belong to {}: different shapes",
@@ -130,7 +130,7 @@ pub fn compare(board: Board, model: &Path, seed: u64) -> Result<Comparison> {
         let eps: Vec<i16> = (0..dim).map(|_| sampler.normal()).collect();
         let z32: Vec<f32> = eps.iter().map(|&e| f32::from(e) * (scale as f32)).collect();
         dec.decode(&z32, &mut scratch, &mut host)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .context("the host's f32 decoder")?;
         if let Some(i) = host.iter().zip(&f32_px[k]).position(|(a, b)| a != b) {
             bail!(
                 "f32 path: device image {k} differs from the host's at pixel {i}: {} vs {}",
@@ -176,7 +176,7 @@ pub fn bench() -> Result<()> {
     crate::setup::all()?;
     let dir = crate::project_root().join("target").join("xtask-f32");
     let model = pipeline::train_and_export(&dir, "default", 10, None)?;
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let c = compare(board, &model, crate::DEMO_SEED)?;
     let m = |n: u64| n as f64 / c.macs as f64;
     let md = format!(

@@ -21,7 +21,7 @@ struct Row {
 /// The `bench NAME IN OUT KERNEL N` lines of a log, by layer in order of first appearance.
 fn parse(log: &str) -> Result<Vec<(String, Row)>> {
     let mut rows: Vec<(String, Row)> = Vec::new();
-    for b in tinyvae_protocol::log::parse_bench(log).map_err(anyhow::Error::msg)? {
+    for b in tinyvae_protocol::log::parse_bench(log)? {
         let i = match rows.iter().position(|(n, _)| *n == b.name) {
             Some(i) => i,
             None => {
@@ -196,7 +196,7 @@ pub fn size_profile_with(
     model: &std::path::Path,
     envs: &[(&str, String)],
 ) -> Result<std::path::PathBuf> {
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let dir = firmware::dir();
     let mut cmd = std::process::Command::new("cargo");
     cmd.current_dir(&dir)
@@ -217,7 +217,7 @@ pub fn size_profile_with(
 fn size_profile_build() -> Result<(u64, String)> {
     let (out, model) = size_profile(&["vae", "bench"])?;
     let flash = pipeline::without_model(&out.join("vae"), model)?.flash;
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let o = firmware::run_qemu(board, &out.join("bench"), Duration::from_secs(300))?;
     if o.code != Some(0) {
         bail!("bench (size profile) ended with {:?}:\n{}", o.code, o.log);
@@ -265,12 +265,12 @@ pub fn bench() -> Result<()> {
          20->400->784 decoder (figures measured in an independent review, not here).\n\n",
     );
     let (mut sizes, mut release) = (String::new(), None);
-    for board in firmware::QEMU_BOARDS {
+    for board in firmware::qemu_boards() {
         let (log, elfs) = run_twice(board)?;
         let rows = parse(&log)?;
         md += &table(board, &rows);
         md += "\n";
-        if board == firmware::QEMU_BOARDS[0] {
+        if board == firmware::default_board() {
             sizes = code_sizes(&elfs.join("bench"))?;
             release = Some((pipeline::code_footprint(board)?.flash, dsp_decoder(&rows)));
         }

@@ -90,7 +90,7 @@ struct Row {
 /// runs it on the emulated M4F (every image held against the host engine) and returns its
 /// counts.
 fn measure_vae(p: &Profile, n: usize, model: &Path) -> Result<Row> {
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let target = project_root().join(format!("target/lib-cost/vae-{n}"));
     let mut cmd = Command::new("cargo");
     cmd.current_dir(firmware::dir())

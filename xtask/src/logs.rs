@@ -76,7 +76,7 @@ pub fn regenerate() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let model = dir.join("synthetic-8x8.tvae");
     std::fs::write(&model, model_bytes()?)?;
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let (code, d) = pipeline::run_on_board(board, &model, tinyvae_protocol::session::DEFAULT_SEED)?;
     if code != 0 {
         bail!("the vae firmware ended with {code}:\n{}", d.log);

@@ -178,7 +178,7 @@ fn fallback_check() -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     firmware::use_debian_toolchain(root);
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let elfs = firmware::build(board, &[])?;
     println!(
         "[fallback] firmware built in {:.0} s in all",
@@ -374,7 +374,8 @@ fn counts() -> Result<()> {
     );
     let mut count = |board: firmware::Board, model: &Path, title: &str| -> Result<()> {
         let blob = std::fs::read(model)?;
-        let m = tinyvae_format::Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let m = tinyvae_format::Model::from_bytes(&blob)
+            .with_context(|| format!("{}", model.display()))?;
         let code = pipeline::check_fits(board, model)?;
         let (code_exit, d) = pipeline::run_on_board(board, model, DEMO_SEED)?;
         if code_exit != 0 {
@@ -395,13 +396,13 @@ fn counts() -> Result<()> {
     };
     for (preset, arch) in COUNTED {
         let model = pipeline::train_and_export(&dir.join(preset), preset, 1, Some(1000))?;
-        for board in firmware::QEMU_BOARDS {
+        for board in firmware::qemu_boards() {
             count(board, &model, arch)?;
         }
     }
     let decoder = pipeline::export_decoder_only(&dir.join("conv-mcu"))?;
     count(
-        firmware::M0_BOARD,
+        firmware::m0_board(),
         &decoder,
         "conv 24-48, latent 16, decoder only",
     )?;
@@ -416,9 +417,9 @@ fn counts() -> Result<()> {
     for (preset, arch) in COUNTED {
         let model = dir.join(preset).join("model.tvae");
         let bytes = std::fs::metadata(&model)?.len();
-        for board in firmware::REAL_BOARDS
+        for board in firmware::real_boards()
             .into_iter()
-            .chain([firmware::DISCOVERY])
+            .chain([firmware::discovery()])
         {
             let code = pipeline::check_fits(board, &model)?;
             let (_, f) = pipeline::build_for_board(board, &model)?;

@@ -134,7 +134,7 @@ pub const FIRMWARE_STACK: u64 = 6 * 1024;
 pub fn model_ram(board: Board, model: &Model<'_>) -> u64 {
     let simd = board.dsp;
     let (pixels, latent) = (model.data.len() as u64, u64::from(model.latent.dim));
-    let shown = if board.name == "nrf52840dk" { 2 } else { 0 };
+    let shown = board.display_samples;
     tinyvae_engine::scratch_len_for(model, simd) as u64 + pixels * (1 + shown) + 9 * latent
 }
 
@@ -258,7 +258,7 @@ pub fn probe_model() -> Result<(PathBuf, u64)> {
     };
     let blob = tinyvae_format::owned::OwnedModel::synthetic(&spec, 2026)
         .to_bytes()
-        .map_err(|e| anyhow::anyhow!("the probe model: {e}"))?;
+        .context("the probe model")?;
     let path = project_root().join("target/xtask-probe/model.tvae");
     if std::fs::read(&path).ok().as_deref() != Some(blob.as_slice()) {
         std::fs::create_dir_all(path.parent().context("parent")?)?;
@@ -432,12 +432,15 @@ pub fn check_outputs_match(
     all: bool,
 ) -> Result<usize> {
     let blob = std::fs::read(model_file)?;
-    let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = Model::from_bytes(&blob).with_context(|| format!("{}", model_file.display()))?;
     // Every line parsed, the announced number of samples printed, each `sample K` the
     // K-th, and an exit line: a log cut short fails here, not as a shorter comparison.
-    device
-        .check_complete()
-        .map_err(|e| anyhow::anyhow!("{e}; log:\n{}", device.log))?;
+    if let Err(e) = device.check_complete() {
+        println!("{}", device.log);
+        return Err(
+            anyhow::Error::new(e).context("the firmware's log (printed above) is not whole")
+        );
+    }
     let samples = device.images.get(keyword::SAMPLE).map_or(0, Vec::len);
     if samples == 0 {
         bail!("the device printed no sample");

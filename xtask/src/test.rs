@@ -140,7 +140,7 @@ pub fn run_groups(args: &[String]) -> Result<()> {
                     "[test] the real boards' dependencies compile in the background (log: {})",
                     crate::shown(&log)
                 );
-                warming = Some(firmware::warm_up(&firmware::REAL_BOARDS, probe, log));
+                warming = Some(firmware::warm_up(firmware::real_boards(), probe, log));
             }
         }
         if *group == "boards" {
@@ -269,13 +269,13 @@ fn lint(t: &mut Tally) {
     }
     // Every board, the real ones and the Discovery kit included, checked apart from the
     // builds the later groups run and flash (clippy-driver would change what they build).
-    for b in firmware::SELFTEST_BOARDS
+    for b in firmware::selftest_boards()
         .iter()
         .copied()
-        .chain(firmware::REAL_BOARDS)
-        // The M7 image is the M4F's code (same target and flags; the board feature only
-        // chooses memory.x): its lints are the M4F's.
-        .filter(|b| b.name != "mps2-an500")
+        .chain(firmware::real_boards())
+        // A board that runs another's code unchanged (the M7 the M4F's: same target and
+        // flags, the board feature only chooses memory.x) has that board's lints.
+        .filter(|b| b.same_code_as.is_none())
     {
         if firmware::using_debian_toolchain() {
             println!(
@@ -401,9 +401,9 @@ fn host(t: &mut Tally) {
 /// The firmware on the emulated boards without a trained model: builds, the engine's
 /// self-test, the kernels against each other, the harness's own failures; the flash budget.
 fn emulated(t: &mut Tally) {
-    for board in firmware::SELFTEST_BOARDS {
+    for board in firmware::selftest_boards() {
         // The binaries this group runs (clippy has compiled every binary for every board).
-        let bins: &[&str] = if firmware::QEMU_BOARDS.contains(&board) {
+        let bins: &[&str] = if firmware::qemu_boards().contains(&board) {
             &[
                 "selftest",
                 "dspcheck",
@@ -434,7 +434,7 @@ fn emulated(t: &mut Tally) {
         });
         // The DSP kernel against the portable ones on random layers (on the M3: the portable
         // tiled kernel against the row-major one).
-        if firmware::QEMU_BOARDS.contains(&board) {
+        if firmware::qemu_boards().contains(&board) {
             let simd = board.dsp;
             t.record(
                 &format!("kernels bit-exact on random layers on {}", board.name),
@@ -522,14 +522,14 @@ fn dense_on_chip(t: &mut Tally, model_file: &Path) -> Result<()> {
     std::fs::write(&corrupt, &blob)?;
     t.record(
         "xtask refuses a model too large for a board, naming both sizes",
-        match pipeline::check_fits(firmware::M0_BOARD, model_file) {
+        match pipeline::check_fits(firmware::m0_board(), model_file) {
             Ok(_) => Err(anyhow::anyhow!(
                 "the 680 KB model was accepted for a 256 KiB board"
             )),
             Err(e) => {
                 let msg = format!("{e:#}");
                 println!("  {msg}");
-                if msg.contains(&firmware::M0_BOARD.flash.to_string())
+                if msg.contains(&firmware::m0_board().flash.to_string())
                     && msg.contains("bytes of flash")
                 {
                     Ok(())
@@ -546,7 +546,7 @@ fn dense_on_chip(t: &mut Tally, model_file: &Path) -> Result<()> {
          inspect, naming the same vector and element",
         user::bad_golden(model_file),
     );
-    for board in firmware::QEMU_BOARDS {
+    for board in firmware::qemu_boards() {
         t.record(
             &format!(
                 "vae on {}: golden vectors and samples bit-exact with the host",
@@ -586,7 +586,7 @@ fn conv_on_chip(t: &mut Tally) {
     let Ok(model_file) = &conv else {
         return;
     };
-    for board in firmware::QEMU_BOARDS {
+    for board in firmware::qemu_boards() {
         t.record(
             &format!(
                 "conv vae on {}: golden vectors and every image bit-exact with the host",
@@ -600,7 +600,7 @@ fn conv_on_chip(t: &mut Tally) {
             &format!(
                 "examples/{name}, built from the packaged crates, on {}: every image bit-exact \
                  with the host engine",
-                firmware::QEMU_BOARDS[0].name
+                firmware::default_board().name
             ),
             examples::check(name, model_file),
         );
@@ -610,11 +610,11 @@ fn conv_on_chip(t: &mut Tally) {
             "examples/c: the packaged tinyvae-c built for {} Cortex-M targets, the firmware \
              compiled by arm-none-eabi-gcc, on {}: every image bit-exact with the host engine",
             examples::C_TARGETS.len(),
-            firmware::QEMU_BOARDS[0].name
+            firmware::default_board().name
         ),
         pipeline::trainer().and_then(|trainer| examples::check_c(model_file, &trainer)),
     );
-    for board in [firmware::QEMU_BOARDS[0], firmware::QEMU_BOARDS[1]] {
+    for board in [firmware::default_board(), firmware::qemu_boards()[1]] {
         t.record(
             &format!(
                 "a model one byte off its word boundary on {}: refused by Engine::new where the \
@@ -634,11 +634,11 @@ fn conv_on_chip(t: &mut Tally) {
     t.record(
         &format!(
             "conv-mcu decoder-only on {} ({}): golden vectors and samples bit-exact",
-            firmware::M0_BOARD.name,
-            firmware::M0_BOARD.cpu
+            firmware::m0_board().name,
+            firmware::m0_board().cpu
         ),
         pipeline::export_decoder_only(&conv_run)
-            .and_then(|m| run_and_compare(firmware::M0_BOARD, &m)),
+            .and_then(|m| run_and_compare(firmware::m0_board(), &m)),
     );
 }
 
@@ -646,7 +646,7 @@ fn conv_on_chip(t: &mut Tally) {
 /// and samples bit-exact with the host, its log over the UART; and the image it ran is, byte
 /// for byte, the one `cargo xtask flash --board b-l475e-iot01a --build-only` makes.
 fn discovery_kit(t: &mut Tally, model: &Path) {
-    let b = firmware::DISCOVERY;
+    let b = firmware::discovery();
     let elf = firmware::elf_dir(b).join("vae");
     let mut ran = None;
     t.record(
@@ -704,7 +704,7 @@ fn discovery_kit(t: &mut Tally, model: &Path) {
 /// The f32 decoder path on the Cortex-M4F: the same bits as on the host, near the float
 /// decoder; the int8 path beside it on the same draws.
 fn f32_path(t: &mut Tally, model_file: &Path) {
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     t.record(
         &format!(
             "f32 decoder path on {}: bit-exact with the host, PSNR",
@@ -734,7 +734,7 @@ fn boards(c: &mut Ctx) {
     let trained = c.trained();
     let t = &mut c.t;
     if let Some(model_file) = &trained {
-        for board in firmware::REAL_BOARDS {
+        for board in firmware::real_boards() {
             t.record(
                 &format!(
                     "vae builds for {} ({}) and fits",
@@ -760,11 +760,12 @@ fn boards(c: &mut Ctx) {
                             ),
                         }
                     }
-                    if board.name == "rp2040" {
+                    if let Some((origin, len)) = board.boot2 {
                         let boot2 = elf::section(&elf, ".boot2")?;
-                        if boot2 != Some((0x1000_0000, 256)) {
+                        if boot2.map(|(a, l)| (u64::from(a), u64::from(l))) != Some((origin, len)) {
                             bail!(
-                                "the RP2040 image has no 256-byte .boot2 at 0x10000000: {boot2:?}"
+                                "the {} image has no {len}-byte .boot2 at {origin:#x}: {boot2:?}",
+                                board.name
                             );
                         }
                     }
@@ -786,7 +787,7 @@ fn run_and_compare(board: firmware::Board, model: &Path) -> Result<()> {
 /// the engine's `tinyvae_small` paths: convolutions on the one-position kernel) on the
 /// Cortex-M4F.
 fn run_size_profile_and_compare(model: &Path) -> Result<()> {
-    let board = firmware::QEMU_BOARDS[0];
+    let board = firmware::default_board();
     let seed = [("TINYVAE_SEED", DEMO_SEED.to_string())];
     let elf = kernels::size_profile_with(&["vae"], model, &seed)?.join("vae");
     let out = firmware::run_qemu(board, &elf, Duration::from_secs(300))?;

@@ -28,6 +28,8 @@ extern "C" {
 fn main() -> ! {
     let _board = fw::board::Board::init();
     // The instruction counter: a call to 400 nops is 402 instructions (bl, the nops, bx lr).
+    // SAFETY: `nops400` is the assembly routine above: 400 `nop`s and `bx lr`; it reads and
+    // writes no memory and no register the calling convention does not give it.
     let (_, n) = counter::measure(|| unsafe { nops400() });
     defmt::println!(
         "counter: a call to 400 nops counted as {=u64} instructions",

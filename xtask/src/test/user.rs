@@ -87,7 +87,7 @@ pub(super) fn bad_golden(model_file: &Path) -> Result<()> {
     let bad = work_dir().join("bad-golden.tvae");
     std::fs::write(&bad, owned.to_bytes()?)?;
     let words = "golden decoder vector 0: element 5 is";
-    let (code, d) = pipeline::run_on_board(firmware::QEMU_BOARDS[0], &bad, DEMO_SEED)?;
+    let (code, d) = pipeline::run_on_board(firmware::default_board(), &bad, DEMO_SEED)?;
     if code != ExitCode::GoldenMismatch.code() || !d.log.contains(words) {
         bail!(
             "the chip did not reject it as expected (exit {code}); log:\n{}",
