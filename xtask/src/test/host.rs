@@ -1,0 +1,190 @@
+//! The host workspace: its test build under clippy, its tests, the published crates as a user gets them, the no_std builds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{examples, firmware, pipeline, project_root, run};
+
+use super::{cargo, user, Tally, LIBRARY_CRATES};
+
+/// clippy's compiler driver, to be the host workspace's compiler wrapper (`None` with the
+/// Debian fallback toolchain, which has no clippy).
+pub(super) fn clippy_wrapper() -> Option<PathBuf> {
+    if firmware::using_debian_toolchain() {
+        return None;
+    }
+    let out = Command::new("rustup")
+        .current_dir(project_root())
+        .args(["which", "clippy-driver"])
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && path.exists()).then_some(path)
+}
+
+/// Builds every target of the host workspace for `cargo test` with clippy-driver as the
+/// workspace's compiler (`linted` sets it): clippy's lints on the workspace's own crates in
+/// the very build the tests then run, instead of a `cargo clippy` that checks every
+/// dependency a second time (two minutes on a fresh two-core machine). Fails on any warning
+/// in a workspace crate, as `cargo clippy -- -D warnings` does; Cargo replays a fresh crate's
+/// warnings, so a warning is never lost to the cache.
+pub(super) fn host_build_linted(root: &Path, linted: &dyn Fn(&mut Command)) -> Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root).args([
+        "test",
+        "--workspace",
+        "--all-targets",
+        "--no-run",
+        "--message-format=json-diagnostic-rendered-ansi",
+    ]);
+    linted(&mut cmd);
+    println!("$ {}", format!("{cmd:?}").replace('"', ""));
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("could not start cargo")?;
+    let mut warnings = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let msg = &v["message"];
+        let level = msg["level"].as_str().unwrap_or("");
+        let ours = v["manifest_path"]
+            .as_str()
+            .is_some_and(|m| Path::new(m).starts_with(root));
+        if v["reason"] == "compiler-message" && ours && matches!(level, "warning" | "error") {
+            print!("{}", msg["rendered"].as_str().unwrap_or(""));
+            if level == "warning" {
+                warnings += 1;
+            }
+        }
+    }
+    if !out.status.success() {
+        bail!("the host workspace's test build failed ({})", out.status);
+    }
+    if warnings > 0 {
+        bail!("{warnings} warning(s) in the host workspace's crates (shown above)");
+    }
+    Ok(())
+}
+
+/// The host workspace's tests, its dependency boundary, the no_std builds.
+pub(super) fn host(t: &mut Tally) {
+    let root = project_root();
+    let wrapper = clippy_wrapper();
+    if wrapper.is_none() {
+        println!("[test] skipped: clippy (host): no clippy in the Debian fallback");
+    }
+    let linted = |cmd: &mut Command| {
+        if let Some(driver) = &wrapper {
+            cmd.env("RUSTC_WORKSPACE_WRAPPER", driver);
+        }
+    };
+    if wrapper.is_some() {
+        t.record(
+            "clippy (host workspace, every target; warnings denied): the test build itself",
+            host_build_linted(&root, &linted),
+        );
+    }
+    let mut tests = Command::new("cargo");
+    tests.current_dir(&root).args(["test", "--workspace"]);
+    linted(&mut tests);
+    t.record("host tests", run(&mut tests));
+    // The pipeline group uses the trainer binary the host tests just built.
+    pipeline::TEST_PROFILE_TRAINER.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.record("host never compiles cortex-m-rt", host_has_no_cortex_m_rt());
+    // The fuzz target (its own workspace): built on stable, without the fuzzer's
+    // instrumentation, so that a change to the reader or the engine cannot leave it behind.
+    t.record(
+        "fuzz target builds",
+        cargo(
+            &root,
+            &[
+                "build",
+                "--manifest-path",
+                "fuzz/Cargo.toml",
+                "--bin",
+                "from_bytes",
+            ],
+        ),
+    );
+    // The library crates as a user gets them: packaged (nothing outside each package read,
+    // fixtures left out), each built from its tarball against the others' tarballs, and
+    // checked against the registry's index (nothing uploaded).
+    t.record(
+        "library crates package and build from their tarballs (cargo publish --dry-run)",
+        examples::package(),
+    );
+    t.record(
+        "c/include/tinyvae.h is what cbindgen makes of c/src/lib.rs",
+        examples::header_is_current(),
+    );
+    let mut doc = vec!["doc", "--no-deps", "--all-features"];
+    for c in LIBRARY_CRATES {
+        doc.extend(["-p", c]);
+    }
+    t.record(
+        "cargo doc of the library crates: no warnings",
+        run(Command::new("cargo")
+            .current_dir(&root)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(&doc)),
+    );
+    t.record(
+        "a copied tree: xtask works in the copy, a trainer binary moved elsewhere trains and \
+         exports from any folder, the original untouched",
+        user::moved_tree(),
+    );
+    // Without the firmware's features (defmt): on the strictest core (no atomics, no DSP),
+    // and on ARMv8-M without the DSP extension, which no firmware build covers; the
+    // firmware builds cover thumbv7m and thumbv7em.
+    for target in ["thumbv6m-none-eabi", "thumbv8m.main-none-eabihf"] {
+        t.record(
+            &format!("engine, format and display build no_std for {target}"),
+            cargo(
+                &root,
+                &[
+                    "build",
+                    "--release",
+                    "-p",
+                    "tinyvae-engine",
+                    "-p",
+                    "tinyvae-format",
+                    "-p",
+                    "tinyvae-display",
+                    "--no-default-features",
+                    "--target",
+                    target,
+                ],
+            ),
+        );
+    }
+}
+
+pub(super) fn host_has_no_cortex_m_rt() -> Result<()> {
+    let out = Command::new("cargo")
+        .current_dir(project_root())
+        .args([
+            "tree",
+            "--workspace",
+            "-e",
+            "normal,build,dev",
+            "--prefix",
+            "none",
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("cargo tree failed");
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    if let Some(line) = tree
+        .lines()
+        .find(|l| l.starts_with("cortex-m-rt ") || l.starts_with("cortex-m "))
+    {
+        bail!("the host workspace depends on {line}");
+    }
+    Ok(())
+}
