@@ -1,0 +1,167 @@
+//! `trainer inspect`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use tinyvae_format::Model;
+
+pub(crate) fn cmd_inspect(
+    path: &Path,
+    (target, cpu): (Option<&str>, Option<&str>),
+    c_header: Option<&Path>,
+    check: bool,
+) -> Result<()> {
+    let blob = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let m = Model::from_bytes(&blob).with_context(|| format!("{}: not a model", path.display()))?;
+    let p = &m.provenance;
+    println!(
+        "{}: {} bytes, format version {}{}",
+        path.display(),
+        blob.len(),
+        u16::from_le_bytes([blob[4], blob[5]]),
+        if m.has_encoder() {
+            ""
+        } else {
+            ", decoder only (generates; cannot encode)"
+        }
+    );
+    println!(
+        "kind {:?}, data {}x{}x{} {:?}, latent {} (Q{} fixed point, int8 code scale {:.4})",
+        m.kind,
+        m.data.width,
+        m.data.height,
+        m.data.channels,
+        m.data.pixel,
+        m.latent.dim,
+        m.latent.frac_bits,
+        m.latent.scale
+    );
+    // The strings come from the file: escape control characters rather than send them to
+    // the terminal.
+    let clean = |t: &str| t.escape_debug().to_string();
+    println!(
+        "provenance: {} on {}, {} epochs, seed {}, beta {}, test -ELBO {:.3}, {}",
+        clean(p.architecture),
+        clean(p.dataset),
+        p.epochs,
+        p.seed,
+        p.beta,
+        p.test_neg_elbo,
+        clean(p.trainer)
+    );
+    match &m.prior {
+        tinyvae_format::Prior::StandardNormal => println!("prior: N(0, I)"),
+        tinyvae_format::Prior::Mixture(mix) => println!(
+            "prior: aggregate posterior, a mixture of {} diagonal Gaussians",
+            mix.components
+        ),
+    }
+    let mut params = 0;
+    let mut weight_bytes = 0;
+    let mut channel_bytes = 0;
+    for (name, net) in [("encoder", &m.encoder), ("decoder", &m.decoder)] {
+        for (i, layer) in net.layers.iter().enumerate() {
+            let l = layer.matrix();
+            println!(
+                "  {name} {i}: {} {:?} {:?}, {:?} weights, zero-points in {} out {}",
+                tinyvae_trainer::export::describe(layer),
+                l.activation,
+                l.output_type,
+                l.layout,
+                l.input_zero_point,
+                l.output_zero_point
+            );
+            params += usize::from(l.in_dim) * usize::from(l.out_dim) + l.bias.len();
+            weight_bytes += l.weights.as_bytes().len();
+            channel_bytes += l.bias.as_bytes().len()
+                + l.multiplier.as_bytes().len()
+                + l.shift.as_bytes().len()
+                + l.weight_scale.as_bytes().len();
+        }
+    }
+    let golden = m.golden.as_ref().map_or(0, |g| {
+        g.encoder
+            .iter()
+            .map(|v| v.input.as_bytes().len() + v.expected.as_bytes().len())
+            .sum::<usize>()
+            + g.decoder
+                .iter()
+                .map(|v| v.code.as_bytes().len() + v.expected.as_bytes().len())
+                .sum::<usize>()
+            + g.sampler
+                .iter()
+                .map(|v| {
+                    8 + v.eps.as_bytes().len()
+                        + v.prior_code.as_bytes().len()
+                        + v.prior_pixels.as_bytes().len()
+                })
+                .sum::<usize>()
+    });
+    let tables = m.latent.sigma.values.as_bytes().len() + m.pixel_table.as_bytes().len();
+    println!("parameters: {params} (int8 weights and int32 biases)");
+    println!(
+        "bytes: weights {weight_bytes}, per-channel {channel_bytes}, tables {tables}, golden vectors {golden}, other {}",
+        blob.len() - weight_bytes - channel_bytes - tables - golden
+    );
+    // What the chip checks at boot, checked here by the same code.
+    let engine = tinyvae_engine::Engine::new_unaligned(&m);
+    let mut scratch = vec![0i8; engine.scratch_len()];
+    let (mut stats, mut code, mut px) = (
+        vec![0i16; m.encoder_out_dim()],
+        vec![0i8; usize::from(m.latent.dim)],
+        vec![0u8; m.data.len()],
+    );
+    let golden = engine.check_golden(&mut scratch, &mut stats, &mut code, &mut px);
+    match &golden {
+        Ok(Some(c)) => println!(
+            "golden vectors: {} encoder, {} decoder, {} sampler, run on this host's engine: \
+             bit-exact (the check the chip runs at boot)",
+            c.encoder, c.decoder, c.sampler
+        ),
+        Ok(None) => println!("golden vectors: none (the chip skips its self-check)"),
+        Err(e) => println!(
+            "golden vectors: NOT reproduced by this engine ({e}): the chip rejects this model \
+             at boot"
+        ),
+    }
+    if check {
+        golden.with_context(|| format!("{}: the chip would reject it at boot", path.display()))?;
+    }
+    let sizes = |dsp| tinyvae_engine::build::Sizes::of(&m, blob.len(), dsp);
+    let outputs = 2 * m.encoder_out_dim() + m.data.len() + usize::from(m.latent.dim);
+    println!(
+        "needs: flash {} bytes (the blob, read in place, word-aligned), RAM: the scratch and \
+         {outputs} bytes of outputs",
+        blob.len()
+    );
+    match target {
+        Some(t) => {
+            let flags = cpu.map_or(String::new(), |c| format!("-Ctarget-cpu={c}"));
+            let dsp = tinyvae_engine::dsp_rule::has_dsp_extension(t, &flags, "");
+            let kernel = if dsp {
+                "the DSP kernel"
+            } else {
+                "the portable kernels"
+            };
+            let on = format!(
+                "{t}{}",
+                cpu.map_or(String::new(), |c| format!(" (-C target-cpu={c})"))
+            );
+            println!("  scratch on {on}: {} bytes ({kernel})", sizes(dsp).scratch);
+            if let Some(h) = c_header {
+                let what = format!("{} on {on}", path.display());
+                std::fs::write(h, sizes(dsp).to_c_header(&what))
+                    .with_context(|| format!("writing {}", h.display()))?;
+                println!("  wrote {}", h.display());
+            }
+        }
+        None => println!(
+            "  scratch: {} bytes with the DSP kernel (thumbv7em: Cortex-M4, M7; thumbv8m.main \
+             with -C target-cpu=cortex-m33), {} without (thumbv6m, thumbv7m, the host); \
+             --target names one",
+            sizes(true).scratch,
+            sizes(false).scratch
+        ),
+    }
+    Ok(())
+}
