@@ -9,6 +9,7 @@
 //! ```
 
 mod bench;
+mod count_table;
 mod cycles;
 mod demo;
 mod elf;
@@ -20,6 +21,7 @@ mod fresh;
 mod kernels;
 mod libcost;
 mod logs;
+mod pictures;
 mod pipeline;
 mod quality;
 mod setup;
