@@ -3,45 +3,11 @@
 //! layers and a sigmoid output, in candle, and their losses.
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
 use anyhow::Result;
 
-/// What is trained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// Autoencoder: z = E(x), loss = reconstruction.
-    Ae,
-    /// Denoising autoencoder: z = E(x + noise), loss = reconstruction of the clean x.
-    Dae,
-    /// Variational autoencoder: q(z|x) = N(mu, sigma^2), loss = -ELBO (with beta on the KL).
-    Vae,
-}
-
-impl Kind {
-    /// The model-format kind.
-    pub fn format(self) -> tinyvae_format::ModelKind {
-        match self {
-            Kind::Ae => tinyvae_format::ModelKind::Autoencoder,
-            Kind::Dae => tinyvae_format::ModelKind::DenoisingAutoencoder,
-            Kind::Vae => tinyvae_format::ModelKind::Vae,
-        }
-    }
-}
-
-/// The reconstruction term.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Recon {
-    /// Binary cross-entropy summed over pixels, computed from logits (a Bernoulli decoder).
-    Bce,
-    /// Squared error summed over pixels, of sigmoid(logits).
-    Mse,
-    /// Absolute error summed over pixels, of sigmoid(logits).
-    L1,
-}
+pub use crate::arch::{Kind, Recon};
 
 pub use crate::arch::Arch;
 pub use crate::layers::Linear;

@@ -4,8 +4,47 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Kind;
 use crate::ops::conv::ConvGeometry;
+
+mod error;
+mod presets;
+pub use error::ArchError;
+pub use presets::{preset, ArchFamily, Preset, PRESETS};
+
+/// What is trained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Autoencoder: z = E(x), loss = reconstruction.
+    Ae,
+    /// Denoising autoencoder: z = E(x + noise), loss = reconstruction of the clean x.
+    Dae,
+    /// Variational autoencoder: q(z|x) = N(mu, sigma^2), loss = -ELBO (with beta on the KL).
+    Vae,
+}
+
+impl Kind {
+    /// The model-format kind.
+    pub fn format(self) -> tinyvae_format::ModelKind {
+        match self {
+            Kind::Ae => tinyvae_format::ModelKind::Autoencoder,
+            Kind::Dae => tinyvae_format::ModelKind::DenoisingAutoencoder,
+            Kind::Vae => tinyvae_format::ModelKind::Vae,
+        }
+    }
+}
+
+/// The reconstruction term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recon {
+    /// Binary cross-entropy summed over pixels, computed from logits (a Bernoulli decoder).
+    Bce,
+    /// Squared error summed over pixels, of sigmoid(logits).
+    Mse,
+    /// Absolute error summed over pixels, of sigmoid(logits).
+    L1,
+}
 
 /// One encoder stage: a Conv2d with `channels` outputs followed by ReLU. The decoder mirrors
 /// it with a ConvTranspose2d of the same kernel, stride and padding back to the stage's
@@ -136,153 +175,6 @@ impl LayerKind {
         }
     }
 }
-
-/// A shape that cannot be trained, with what to change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ArchError {
-    /// The latent size is 0.
-    ZeroLatent,
-    /// The images have no pixels or no channels.
-    EmptyImages {
-        /// Width, height, channels.
-        shape: (usize, usize, usize),
-    },
-    /// A hidden dense layer of width 0.
-    ZeroHidden {
-        /// 1-based position in `--hidden`.
-        layer: usize,
-    },
-    /// A convolution stage with 0 channels, kernel or stride.
-    ZeroConv {
-        /// 1-based position in `--conv`.
-        layer: usize,
-        /// "channels", "kernel" or "stride".
-        what: &'static str,
-    },
-    /// Padding of at least the kernel size: some outputs would see only padding.
-    PaddingTooLarge {
-        /// 1-based position in `--conv`.
-        layer: usize,
-        /// Its padding.
-        padding: usize,
-        /// Its kernel.
-        kernel: usize,
-    },
-    /// A stride longer than the kernel: the decoder's transposed convolution would leave
-    /// pixels that no input reaches.
-    StrideAboveKernel {
-        /// 1-based position in `--conv`.
-        layer: usize,
-        /// Its stride.
-        stride: usize,
-        /// Its kernel.
-        kernel: usize,
-    },
-    /// A stride the model format does not take for the decoder's transposed convolution
-    /// (at most `tinyvae_format::MAX_TRANSPOSED_STRIDE`).
-    StrideTooLong {
-        /// 1-based position in `--conv`.
-        layer: usize,
-        /// Its stride.
-        stride: usize,
-    },
-    /// A kernel larger than the (padded) input it slides over.
-    KernelLargerThanInput {
-        /// 1-based position in `--conv`.
-        layer: usize,
-        /// Its kernel.
-        kernel: usize,
-        /// Its padding.
-        padding: usize,
-        /// The input it gets, width x height.
-        input: (usize, usize),
-        /// The image size, width x height.
-        image: (usize, usize),
-    },
-    /// A size the model format (and so the exporter and the chip) does not take.
-    FormatLimit {
-        /// What, with the option, its value and the limit.
-        what: String,
-    },
-    /// More values in one layer than anything here can index.
-    TooLarge {
-        /// What overflows.
-        what: String,
-    },
-}
-
-impl std::fmt::Display for ArchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ArchError::ZeroLatent => write!(f, "--latent must be at least 1"),
-            ArchError::EmptyImages { shape: (w, h, c) } => {
-                write!(
-                    f,
-                    "the images are {w}x{h} with {c} channels: nothing to train on"
-                )
-            }
-            ArchError::ZeroHidden { layer } => {
-                write!(f, "--hidden: layer {layer} has width 0")
-            }
-            ArchError::ZeroConv { layer, what } => {
-                write!(f, "--conv: layer {layer} has {what} 0")
-            }
-            ArchError::PaddingTooLarge {
-                layer,
-                padding,
-                kernel,
-            } => write!(
-                f,
-                "--conv: layer {layer} has padding {padding}, not smaller than its kernel {kernel}"
-            ),
-            ArchError::StrideAboveKernel {
-                layer,
-                stride,
-                kernel,
-            } => write!(
-                f,
-                "--conv: layer {layer} has stride {stride}, longer than its kernel {kernel}: the \
-                 decoder's transposed convolution would leave pixels no input reaches"
-            ),
-            ArchError::StrideTooLong { layer, stride } => write!(
-                f,
-                "--conv: layer {layer} has stride {stride}; the model format takes transposed \
-                 convolutions (the decoder's mirror of it) of stride at most {} (FORMAT.md)",
-                tinyvae_format::MAX_TRANSPOSED_STRIDE
-            ),
-            ArchError::KernelLargerThanInput {
-                layer,
-                kernel,
-                padding,
-                input: (w, h),
-                image: (iw, ih),
-            } => {
-                if *layer == 1 {
-                    write!(
-                        f,
-                        "--conv: layer 1's kernel {kernel} (padding {padding}) is larger than \
-                         the {iw}x{ih} images"
-                    )
-                } else {
-                    write!(
-                        f,
-                        "--conv: layer {layer} gets a {w}x{h} input, smaller than its kernel \
-                         {kernel} (padding {padding}): the {iw}x{ih} images are too small for \
-                         the strides before it"
-                    )
-                }
-            }
-            ArchError::TooLarge { what } => write!(f, "{what}: too large"),
-            ArchError::FormatLimit { what } => write!(
-                f,
-                "{what} (the model format's limit, FORMAT.md: checked before training so that \
-                 the export cannot fail)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ArchError {}
 
 impl Arch {
     /// A dense model of grey images.
@@ -614,75 +506,9 @@ fn with_relu(kinds: Vec<LayerKind>) -> Vec<LayerSpec> {
         .collect()
 }
 
-/// Whether a preset is dense or convolutional.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum ArchFamily {
-    /// Dense layers only.
-    Dense,
-    /// Convolution stages, then dense heads.
-    Conv,
-}
-
-/// A named architecture: its family, convolution stages, hidden widths and latent size.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Preset {
-    /// Dense or conv.
-    pub family: ArchFamily,
-    /// Convolution stages.
-    pub conv: Vec<ConvStage>,
-    /// Hidden dense widths.
-    pub hidden: Vec<usize>,
-    /// Latent size.
-    pub latent: usize,
-}
-
-/// The preset names, for help and errors.
-pub const PRESETS: &str = "default, mcu, 2d, conv, conv-mcu";
-
-const fn stage(channels: usize) -> ConvStage {
-    ConvStage {
-        channels,
-        kernel: 4,
-        stride: 2,
-        padding: 1,
-    }
-}
-
-/// A preset by name.
-pub fn preset(name: &str) -> Option<Preset> {
-    let dense = |hidden: Vec<usize>, latent| Preset {
-        family: ArchFamily::Dense,
-        conv: vec![],
-        hidden,
-        latent,
-    };
-    let conv = |conv: Vec<ConvStage>, latent| Preset {
-        family: ArchFamily::Conv,
-        conv,
-        hidden: vec![],
-        latent,
-    };
-    match name {
-        // The PyTorch example's architecture, so results compare directly.
-        "default" => Some(dense(vec![400], 20)),
-        // Smaller, for microcontrollers with less flash.
-        "mcu" => Some(dense(vec![256], 16)),
-        // A 2-D latent space, for pictures of the latent space.
-        "2d" => Some(dense(vec![400], 2)),
-        // The PyTorch reference conv VAE (../shared/bench/pytorch_conv_vae_reference.py):
-        // Conv 1->32 k4 s2 p1, Conv 32->64 k4 s2 p1, dense heads to 20; the decoder mirrors it.
-        "conv" => Some(conv(vec![stage(32), stage(64)], 20)),
-        // For a Cortex-M0 with 256 KiB of flash and 16 KiB of RAM (results/mnist-conv.md):
-        // a decoder of 59 K parameters (about 78 KB in int8) whose largest layer needs 7 KB
-        // of activations; on full MNIST as good as `conv` (16/32 channels: 1.8 nats worse).
-        "conv-mcu" => Some(conv(vec![stage(24), stage(48)], 16)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::presets::stage;
     use super::*;
 
     fn conv_arch(w: usize, h: usize, stages: &str) -> Arch {
