@@ -52,9 +52,11 @@ pub(super) fn host_build_linted(root: &Path, linted: &dyn Fn(&mut Command)) -> R
         };
         let msg = &v["message"];
         let level = msg["level"].as_str().unwrap_or("");
-        let ours = v["manifest_path"]
+        // The workspace's crates are the build's path packages (`path+file://...`); every
+        // dependency comes from the registry.
+        let ours = v["package_id"]
             .as_str()
-            .is_some_and(|m| Path::new(m).starts_with(root));
+            .is_some_and(|id| id.starts_with("path+file://"));
         if v["reason"] == "compiler-message" && ours && matches!(level, "warning" | "error") {
             print!("{}", msg["rendered"].as_str().unwrap_or(""));
             if level == "warning" {
