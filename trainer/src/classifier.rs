@@ -107,6 +107,28 @@ impl Classifier {
 
     /// Class probabilities of each image, images of u8 values.
     pub fn probabilities(&self, images: &[Vec<u8>]) -> Result<Vec<Vec<f32>>> {
+        self.rows(images, |x| {
+            Ok(candle_nn::ops::softmax_last_dim(&self.logits(x)?)?)
+        })
+    }
+
+    /// The classifier's features of each image: its last hidden layer (dense, after ReLU),
+    /// what the Fréchet distance compares ([`crate::fidelity`]).
+    pub fn features(&self, images: &[Vec<u8>]) -> Result<Vec<Vec<f32>>> {
+        self.rows(images, |x| {
+            let mut outs = run(&self.layers, x, true)?;
+            let last_hidden = outs.len().saturating_sub(2);
+            Ok(outs.swap_remove(last_hidden))
+        })
+    }
+
+    /// `f` on the images (u8 values, checked to have the classifier's shape) in batches,
+    /// one output row per image.
+    fn rows(
+        &self,
+        images: &[Vec<u8>],
+        f: impl Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Vec<Vec<f32>>> {
         let pixels = self.info.width * self.info.height * self.info.channels;
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(500) {
@@ -124,8 +146,7 @@ impl Classifier {
                 v.extend(img.iter().map(|&p| f32::from(p) / 255.0));
             }
             let x = Tensor::from_vec(v, (chunk.len(), pixels), &Device::Cpu)?;
-            let p = candle_nn::ops::softmax_last_dim(&self.logits(&x)?)?;
-            out.extend(p.to_vec2::<f32>()?);
+            out.extend(f(&x)?.flatten_from(1)?.to_vec2::<f32>()?);
         }
         Ok(out)
     }

@@ -159,7 +159,9 @@ pub(crate) struct EvalArgs {
     #[arg(long, default_value_t = 500)]
     pub(crate) iw_images: usize,
     /// Score samples from the prior with this classifier (`trainer classifier`): the
-    /// share labelled with probability >= 0.9 and the entropy of the label histogram.
+    /// share labelled with probability >= 0.9, the entropy of the label histogram, the
+    /// Fréchet distance of the classifier's features to the test set's, and the distance to
+    /// the nearest training image; the last two also for as many real images.
     #[arg(long)]
     pub(crate) classifier: Option<PathBuf>,
     /// Score the int8 model in this file too (its engine's own prior samples).

@@ -8,6 +8,8 @@ pub mod classifier;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod fidelity;
+pub mod frechet;
 pub mod images;
 pub mod layers;
 pub mod model;

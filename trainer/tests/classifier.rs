@@ -4,6 +4,7 @@
 
 use tinyvae_trainer::classifier::{score, train_classifier, Classifier, ClassifierOptions};
 use tinyvae_trainer::data::{bundled_dir, Dataset};
+use tinyvae_trainer::fidelity::Reference;
 
 #[test]
 fn real_digits_score_high_and_degenerate_samples_low() {
@@ -41,6 +42,25 @@ fn real_digits_score_high_and_degenerate_samples_low() {
     let noisy = score(&c, &noise).unwrap();
     let real_score = score(&c, &real).unwrap();
     assert!(noisy.confident < real_score.confident, "{noisy:?}");
+
+    // Fidelity: the Fréchet distance on the classifier's features (128 per image) and the
+    // nearest training image. Real images no model made sit far below noise and below one
+    // digit copied; copies of training images are at distance 0 from the training set,
+    // test images are not.
+    assert_eq!(c.features(&real[..3]).unwrap()[0].len(), 128);
+    let reference = Reference::new(&c, &data).unwrap();
+    let ceiling = reference.real_ceiling(&c, &data, 500).unwrap();
+    let noise_f = reference.measure(&c, &noise).unwrap();
+    let same_f = reference.measure(&c, &same).unwrap();
+    assert!(
+        ceiling.frechet * 5.0 < noise_f.frechet,
+        "{ceiling:?} {noise_f:?}"
+    );
+    assert!(ceiling.frechet < same_f.frechet, "{ceiling:?} {same_f:?}");
+    let copies: Vec<Vec<u8>> = (0..50).map(|i| data.train.image(i, 784).to_vec()).collect();
+    let copied = reference.measure(&c, &copies).unwrap();
+    assert!(copied.nearest_train_rms < 1e-3, "{copied:?}");
+    assert!(ceiling.nearest_train_rms > 0.05, "{ceiling:?}");
 
     let path = std::env::temp_dir().join(format!("tinyvae-cls-{}.safetensors", std::process::id()));
     c.save(&path).unwrap();

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use tinyvae_trainer::classifier::{score, Classifier, SampleScore};
+use tinyvae_trainer::data::Dataset;
+use tinyvae_trainer::fidelity::{Fidelity, Reference};
 use tinyvae_trainer::model::Net;
 use tinyvae_trainer::train::Config;
 use tinyvae_trainer::{atomic_write, eval};
@@ -60,18 +62,24 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
         size.decoder_int8_bytes,
         size.decoder_peak_activation_bytes
     );
-    let (float_score, int8_score, paired_score) = match scorer {
-        Some((c, _)) => sample_scores(&net, &c, int8.as_deref(), score_samples, score_seed)?,
-        None => (None, None, None),
+    let s = match scorer {
+        Some((c, _)) => sample_scores(&net, &c, &data, int8.as_deref(), score_samples, score_seed)?,
+        None => Scores::default(),
     };
+    let part = |x: &Option<(SampleScore, Fidelity)>| x.as_ref().map(|x| x.0.clone());
+    let fid = |x: &Option<(SampleScore, Fidelity)>| x.as_ref().map(|x| x.1.clone());
     if let Some(path) = json {
         let v = serde_json::json!({
             "model": net.arch.name(),
             "metrics": m,
             "size": size,
-            "score_float": float_score,
-            "score_int8": int8_score,
-            "score_float_on_int8_draws": paired_score,
+            "score_float": part(&s.float),
+            "score_int8": part(&s.int8),
+            "score_float_on_int8_draws": part(&s.paired),
+            "fidelity_float": fid(&s.float),
+            "fidelity_int8": fid(&s.int8),
+            "fidelity_float_on_int8_draws": fid(&s.paired),
+            "fidelity_real_ceiling": s.ceiling,
         });
         atomic_write(&path, |mut f| {
             std::io::Write::write_all(&mut f, serde_json::to_string_pretty(&v)?.as_bytes())?;
@@ -81,25 +89,40 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// The scores of each set of samples: the classifier's labels, and the Fréchet distance and
+/// nearest-training-image distance (`None` where the set was not made).
+#[derive(Default)]
+pub(crate) struct Scores {
+    float: Option<(SampleScore, Fidelity)>,
+    int8: Option<(SampleScore, Fidelity)>,
+    paired: Option<(SampleScore, Fidelity)>,
+    /// The same measures of real images (the ceiling).
+    ceiling: Option<Fidelity>,
+}
+
 /// The classifier's scores of the float model's samples from the prior and, with an int8
 /// model file, of the int8 engine's samples and of the float decoder on the int8 engine's
-/// own draws.
+/// own draws; each with its Fréchet distance to `data`'s test set and its distance to the
+/// nearest training image, beside the same measures of as many real images.
 pub(crate) fn sample_scores(
     net: &Net,
     c: &Classifier,
+    data: &Dataset,
     int8: Option<&Path>,
     score_samples: usize,
     score_seed: u64,
-) -> Result<(
-    Option<SampleScore>,
-    Option<SampleScore>,
-    Option<SampleScore>,
-)> {
-    let (mut int8_score, mut paired_score) = (None, None);
+) -> Result<Scores> {
+    let reference = Reference::new(c, data)?;
+    let measured = |what: &str, images: &[Vec<u8>]| -> Result<(SampleScore, Fidelity)> {
+        let s = score(c, images)?;
+        print_score(what, &s);
+        let f = reference.measure(c, images)?;
+        print_fidelity(what, &f);
+        Ok((s, f))
+    };
+    let mut out = Scores::default();
     let float = eval::float_prior_samples(net, score_samples, score_seed)?;
-    let s = score(c, &float)?;
-    print_score("float model", &s);
-    let float_score = Some(s);
+    out.float = Some(measured("float model", &float)?);
     if let Some(model) = int8 {
         let blob =
             std::fs::read(model).with_context(|| format!("{}: cannot read", model.display()))?;
@@ -112,16 +135,24 @@ pub(crate) fn sample_scores(
                 net.arch.latent
             );
         }
-        let s = score(c, &imgs)?;
-        print_score("int8 model", &s);
-        int8_score = Some(s);
+        out.int8 = Some(measured("int8 model", &imgs)?);
         // The float decoder on the int8 engine's own draws: the difference is
         // the decoder's quantization alone, not two sets of draws.
-        let s = score(c, &eval::float_decode(net, &z)?)?;
-        print_score("float model on the int8 model's draws", &s);
-        paired_score = Some(s);
+        let paired = eval::float_decode(net, &z)?;
+        out.paired = Some(measured("float model on the int8 model's draws", &paired)?);
     }
-    Ok((float_score, int8_score, paired_score))
+    let ceiling = reference.real_ceiling(c, data, score_samples)?;
+    print_fidelity("real images (the ceiling)", &ceiling);
+    out.ceiling = Some(ceiling);
+    Ok(out)
+}
+
+fn print_fidelity(what: &str, f: &Fidelity) {
+    println!(
+        "  {what}, {} images: Fréchet distance to the test set's classifier features {:.2}; \
+         nearest training image, mean RMS pixel difference {:.4}",
+        f.images, f.frechet, f.nearest_train_rms
+    );
 }
 
 pub(crate) fn print_metrics(net: &Net, cfg: &Config, m: &eval::Metrics) {
