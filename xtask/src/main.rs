@@ -23,6 +23,7 @@ mod libcost;
 mod logs;
 mod pictures;
 mod pipeline;
+mod priors;
 mod quality;
 mod setup;
 mod test;
@@ -128,6 +129,7 @@ fn main() {
         Some("fallback-check") => fallback_check(),
         Some("bench-train") => bench::train(&args[1..]),
         Some("quality") => quality::run(&args[1..]),
+        Some("priors") => priors::run(&args[1..]),
         Some("bench-ops") => bench::ops(),
         Some("counts") => counts(),
         Some("bench") => kernels::bench(),

@@ -2,7 +2,7 @@
 //! it does, from one table.
 
 /// (command, synopsis of its arguments, what it does).
-pub const COMMANDS: [(&str, &str, &str); 21] = [
+pub const COMMANDS: [(&str, &str, &str); 22] = [
     (
         "demo",
         "[--run RUN_DIR]",
@@ -95,6 +95,11 @@ pub const COMMANDS: [(&str, &str, &str); 21] = [
         "quality",
         "DATA DENSE_SCRIPT CONV_SCRIPT [EPOCHS]",
         "both VAEs beside PyTorch over three seeds; every preset's -ELBO, sample score and size",
+    ),
+    (
+        "priors",
+        "DATA [EPOCHS]",
+        "N(0, I) against the aggregate posterior for every preset: sample score, Fréchet distance, nearest training image",
     ),
     (
         "logs",
