@@ -154,7 +154,15 @@ pub fn run_groups(args: &[String]) -> Result<()> {
             "lint" => lint::lint(&mut c.t),
             "host" => host::host(&mut c.t),
             "firmware" => emulated::emulated(&mut c.t),
-            "pipeline" => models::pipeline_group(&mut c)?,
+            "pipeline" => {
+                if let Err(e) = models::pipeline_group(&mut c) {
+                    // No build left running in the background behind the error.
+                    if let Some(h) = warming.take() {
+                        let _ = h.join();
+                    }
+                    return Err(e);
+                }
+            }
             _ => boards::boards(&mut c),
         }
         times.push(format!("{group} {:.0} s", begun.elapsed().as_secs_f64()));
