@@ -81,6 +81,21 @@ pub fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
+/// A data folder argument made absolute, and an optional EPOCHS argument (default 10, at
+/// least 1): what `quality` and `priors` take after their own arguments.
+pub fn data_and_epochs(data: &str, epochs: Option<&String>) -> Result<(PathBuf, u32)> {
+    let epochs: u32 = epochs
+        .map_or(Ok(10), |s| s.parse())
+        .with_context(|| format!("EPOCHS {epochs:?}"))?;
+    if epochs == 0 {
+        bail!("EPOCHS must be at least 1");
+    }
+    let data = PathBuf::from(data)
+        .canonicalize()
+        .with_context(|| format!("{data}: no such folder"))?;
+    Ok((data, epochs))
+}
+
 /// Fails with what to install unless `python3` can import PyTorch and NumPy.
 pub fn require_torch() -> Result<()> {
     let ok = Command::new("python3")

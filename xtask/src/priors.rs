@@ -43,13 +43,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let [data, rest @ ..] = args else {
         bail!("usage: cargo xtask priors DATA_DIR [EPOCHS]");
     };
-    let epochs: u32 = rest
-        .first()
-        .map_or(Ok(10), |s| s.parse())
-        .context("EPOCHS")?;
-    let data = PathBuf::from(data)
-        .canonicalize()
-        .with_context(|| format!("{data}: no such folder"))?;
+    let (data, epochs) = crate::bench::data_and_epochs(data, rest.first())?;
     let trainer = pipeline::trainer()?;
     let dir = project_root().join("target").join("quality");
     std::fs::create_dir_all(&dir)?;

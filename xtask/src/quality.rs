@@ -149,13 +149,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let [data, dense_script, conv_script, rest @ ..] = args else {
         bail!("usage: cargo xtask quality DATA_DIR DENSE_SCRIPT CONV_SCRIPT [EPOCHS]");
     };
-    let epochs: u32 = rest
-        .first()
-        .map_or(Ok(10), |s| s.parse())
-        .context("EPOCHS")?;
-    let data = PathBuf::from(data)
-        .canonicalize()
-        .with_context(|| format!("{data}: no such folder"))?;
+    let (data, epochs) = crate::bench::data_and_epochs(data, rest.first())?;
     crate::bench::require_torch()?;
     // The scripts run from the work folder: their paths are made absolute first.
     let scripts = [dense_script, conv_script].map(|s| {
