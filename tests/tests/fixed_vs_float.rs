@@ -10,6 +10,7 @@ use tinyvae_format::Model;
 use tinyvae_trainer::data::{bundled_dir, Dataset};
 use tinyvae_trainer::export::{quantize, ExportOptions, Exported, Trained};
 use tinyvae_trainer::model::{to_vec_f32, Arch, Kind, Net, Recon};
+use tinyvae_trainer::prior::PriorChoice;
 use tinyvae_trainer::rng::Rng;
 use tinyvae_trainer::train::{train, Config, RunOptions};
 
@@ -113,7 +114,8 @@ macro_rules! on_both {
 on_both!(decoder_psnr: dense_decoder_int8_against_float, conv_decoder_int8_against_float);
 on_both!(encoder_snr: dense_encoder_mu_int8_against_float, conv_encoder_mu_int8_against_float);
 on_both!(int8_elbo: dense_test_elbo_with_int8_decoder, conv_test_elbo_with_int8_decoder);
-on_both!(mixture_prior: dense_aggregate_posterior_prior, conv_aggregate_posterior_prior);
+on_both!(aggregate_prior: dense_aggregate_posterior_prior, conv_aggregate_posterior_prior);
+on_both!(learned_prior: dense_learned_mixture_prior, conv_learned_mixture_prior);
 
 fn psnr(err2: f64, n: usize) -> f64 {
     10.0 * (255.0f64.powi(2) / (err2 / n as f64)).log10()
@@ -286,9 +288,68 @@ const MIXTURE_VARIANCE_TOLERANCE: f64 = 0.08;
 
 /// The aggregate-posterior prior (the seed lecture's first way to pick z): the engine's
 /// integer draws follow the mixture stored in the model.
-fn mixture_prior(f: &Fixture) {
+fn aggregate_prior(f: &Fixture) {
+    let blob = export_with(f, PriorChoice::Aggregate { images: 64 });
+    let m = Model::from_bytes(&blob).unwrap();
+    draws_follow_the_mixture(&m, |k| k == 64);
+}
+
+/// The learned prior: a mixture fitted to the training encodings, its size chosen within
+/// the byte budget; the engine's draws follow it, its mean is the encodings' mean, and the
+/// file grows by no more than the budget.
+fn learned_prior(f: &Fixture) {
+    const BUDGET: usize = 2_000;
+    let normal = export_with(f, PriorChoice::StandardNormal);
+    let blob = export_with(
+        f,
+        PriorChoice::Mixture {
+            max_components: 0,
+            max_bytes: BUDGET,
+            temperature: 1.0,
+        },
+    );
+    assert!(
+        blob.len() <= normal.len() + BUDGET,
+        "{} bytes over N(0, I)'s {}",
+        blob.len() - normal.len(),
+        normal.len()
+    );
+    let m = Model::from_bytes(&blob).unwrap();
+    let lat = usize::from(m.latent.dim);
+    let (mix_mean, _) = draws_follow_the_mixture(&m, |k| {
+        k >= 1 && tinyvae_trainer::prior::mixture_bytes(usize::from(k), lat) <= BUDGET
+    });
+    // EM's fixed point keeps the data's mean: the mixture's mean is the training images'
+    // mean encoding (to the fixed point's rounding).
+    let idx: Vec<usize> = (0..f.data.train.n).collect();
+    let mut enc_mean = vec![0f64; lat];
+    for chunk in idx.chunks(500) {
+        let x = tinyvae_trainer::train::batch_tensor(
+            &f.data.train,
+            chunk,
+            f.data.pixels(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mu = to_vec_f32(&f.net.encode(&x).unwrap().mu).unwrap();
+        for row in mu.chunks_exact(lat) {
+            for (m, &v) in enc_mean.iter_mut().zip(row) {
+                *m += f64::from(v) / f.data.train.n as f64;
+            }
+        }
+    }
+    for (j, (a, b)) in mix_mean.iter().zip(&enc_mean).enumerate() {
+        assert!(
+            (a - b).abs() < 1e-3,
+            "dim {j}: mixture mean {a}, encodings' {b}"
+        );
+    }
+}
+
+/// The model of `f` exported with `prior`.
+fn export_with(f: &Fixture, prior: PriorChoice) -> Vec<u8> {
     let opts = ExportOptions {
-        prior_components: 64,
+        prior,
         ..Default::default()
     };
     let trained = Trained {
@@ -297,17 +358,38 @@ fn mixture_prior(f: &Fixture) {
         epochs: 10,
         test_neg_elbo: f64::NAN,
     };
-    let blob = quantize(&trained, &f.data, &opts).unwrap().blob;
-    let m = Model::from_bytes(&blob).unwrap();
+    quantize(&trained, &f.data, &opts).unwrap().blob
+}
+
+/// The engine's prior draws have the mean and variance of the weighted mixture the model
+/// stores, per dimension; returns the mixture's mean and variance.
+fn draws_follow_the_mixture(
+    m: &Model<'_>,
+    components_ok: impl Fn(u16) -> bool,
+) -> (Vec<f64>, Vec<f64>) {
     let tinyvae_format::Prior::Mixture(mix) = &m.prior else {
         panic!("the model should carry a mixture prior");
     };
-    assert_eq!(mix.components, 64);
+    assert!(
+        components_ok(mix.components),
+        "{} components",
+        mix.components
+    );
+    let k = usize::from(mix.components);
     let lat = usize::from(m.latent.dim);
     let one = f64::from(1u32 << m.latent.frac_bits);
     let means: Vec<f64> = mix.means.iter().map(|v| f64::from(v) / one).collect();
     let sigmas: Vec<f64> = mix.sigmas.iter().map(|v| f64::from(v) / 65536.0).collect();
-    let e = Engine::new(&m).unwrap();
+    // Component c takes the raw draws in [cumulative[c - 1], cumulative[c]).
+    let cum: Vec<f64> = mix.cumulative.iter().map(f64::from).collect();
+    let weights: Vec<f64> = (0..k)
+        .map(|c| {
+            let lo = if c == 0 { 0.0 } else { cum[c - 1] };
+            let hi = if c + 1 == k { 4_294_967_296.0 } else { cum[c] };
+            (hi - lo) / 4_294_967_296.0
+        })
+        .collect();
+    let e = Engine::new(m).unwrap();
     let mut sampler = tinyvae_engine::Sampler::new(3);
     let mut code = vec![0i8; lat];
     let (mut sum, mut sum2) = (vec![0f64; lat], vec![0f64; lat]);
@@ -321,13 +403,12 @@ fn mixture_prior(f: &Fixture) {
         }
     }
     let n = MIXTURE_DRAWS as f64;
-    let k = 64.0;
+    let (mut mix_mean, mut mix_var) = (Vec::new(), Vec::new());
     for j in 0..lat {
-        let want_mean = (0..64).map(|c| means[c * lat + j]).sum::<f64>() / k;
-        let want_var = (0..64)
-            .map(|c| sigmas[c * lat + j].powi(2) + means[c * lat + j].powi(2))
+        let want_mean = (0..k).map(|c| weights[c] * means[c * lat + j]).sum::<f64>();
+        let want_var = (0..k)
+            .map(|c| weights[c] * (sigmas[c * lat + j].powi(2) + means[c * lat + j].powi(2)))
             .sum::<f64>()
-            / k
             - want_mean * want_mean;
         let mean = sum[j] / n;
         let var = sum2[j] / n - mean * mean;
@@ -339,7 +420,10 @@ fn mixture_prior(f: &Fixture) {
             (var - want_var).abs() < MIXTURE_VARIANCE_TOLERANCE * want_var,
             "dim {j}: variance {var:.3}, mixture {want_var:.3}"
         );
+        mix_mean.push(want_mean);
+        mix_var.push(want_var);
     }
+    (mix_mean, mix_var)
 }
 
 /// A decoder-only export decodes exactly as the whole model does, and refuses to encode.

@@ -15,6 +15,17 @@ pub(crate) enum LayoutArg {
     RowMajor,
 }
 
+/// `--prior`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PriorArg {
+    /// N(0, I).
+    Normal,
+    /// A learned mixture of diagonal Gaussians.
+    Mixture,
+    /// The aggregate posterior of some training images.
+    Aggregate,
+}
+
 #[derive(Parser)]
 #[command(
     name = "trainer",
@@ -192,10 +203,24 @@ pub(crate) struct ExportArgs {
     /// Calibration images.
     #[arg(long, default_value_t = 2000)]
     pub(crate) calibration: usize,
-    /// Sample z from the aggregate posterior of this many training images instead of
-    /// N(0, I) (VAE only; 0 keeps N(0, I)).
-    #[arg(long, default_value_t = 0)]
-    pub(crate) prior_components: usize,
+    /// The prior generation samples z from: `normal` (N(0, I)), `mixture` (a Gaussian
+    /// mixture learned from the training set's encodings, its size chosen on held-out
+    /// encodings within --prior-bytes) or `aggregate` (the posteriors of
+    /// --prior-components training images: close to replaying them). VAE only, except
+    /// `normal`. Default: `normal`, or `aggregate` when --prior-components is given.
+    #[arg(long, value_enum)]
+    pub(crate) prior: Option<PriorArg>,
+    /// Components: training images for `aggregate` (default 256; 0 with no --prior keeps
+    /// N(0, I)), the most components for `mixture` (default: what --prior-bytes allows).
+    #[arg(long)]
+    pub(crate) prior_components: Option<usize>,
+    /// Bytes a `mixture` prior may add to the model file.
+    #[arg(long, default_value_t = 8192)]
+    pub(crate) prior_bytes: usize,
+    /// Multiply a `mixture` prior's standard deviations by this (below 1: surer digits,
+    /// less variety).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) prior_temperature: f64,
     /// Weight storage order: `tiles` (4 x 4 tiles, read by the Cortex-M4/M7 DSP kernel and
     /// by the portable kernel elsewhere) or `row-major`.
     #[arg(long, value_enum, default_value_t = LayoutArg::Tiles)]

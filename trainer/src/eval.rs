@@ -173,6 +173,24 @@ pub fn float_prior_samples(net: &Net, n: usize, seed: u64) -> Result<Vec<Vec<u8>
     float_decode(net, &z)
 }
 
+/// The float model's reconstructions (the decoding of the posterior mean) of `images`, as
+/// u8: digits in the model's own style that are not its training images, the baseline a
+/// sample's distance to the training set is read against.
+pub fn float_reconstructions(net: &Net, images: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+    let mut z = Vec::with_capacity(images.len() * net.arch.latent);
+    for chunk in images.chunks(500) {
+        let split = Split {
+            images: chunk.concat(),
+            labels: None,
+            n: chunk.len(),
+        };
+        let idx: Vec<usize> = (0..chunk.len()).collect();
+        let x = batch_tensor(&split, &idx, net.arch.pixels(), &Device::Cpu)?;
+        z.extend(to_vec_f32(&net.encode(&x)?.mu)?);
+    }
+    float_decode(net, &z)
+}
+
 /// The float decoder's mean images, as u8, of the codes `z` (`latent` values each, one after
 /// the other).
 pub fn float_decode(net: &Net, z: &[f32]) -> Result<Vec<Vec<u8>>> {

@@ -21,13 +21,49 @@ pub struct Fidelity {
     /// Mean over the images of the root-mean-square pixel difference (intensities in
     /// [0, 1]) to the nearest training image.
     pub nearest_train_rms: f64,
+    /// The distribution of that distance: its 10th, 25th, 50th, 75th and 90th percentiles.
+    pub nearest_train_quantiles: [f64; 5],
+    /// The copy test: the share of the images whose nearest training image is nearer than
+    /// their nearest among the unseen half of the test set (its odd-numbered images; ties
+    /// count half). Read against the same share of real test images (the even-numbered
+    /// ones): a model that makes new digits is near it, one that replays its training
+    /// images near 1.
+    pub nearer_train_share: f64,
 }
 
-/// What images are measured against: the test set's features, the training images.
+/// The percentiles [`Fidelity::nearest_train_quantiles`] holds.
+pub const NEAREST_QUANTILES: [f64; 5] = [0.1, 0.25, 0.5, 0.75, 0.9];
+
+/// The mean of `d` and its percentiles at [`NEAREST_QUANTILES`] (nearest rank).
+fn summary(mut d: Vec<f64>) -> (f64, [f64; 5]) {
+    if d.is_empty() {
+        return (f64::NAN, [f64::NAN; 5]);
+    }
+    d.sort_by(f64::total_cmp);
+    let mean = d.iter().sum::<f64>() / d.len() as f64;
+    let q =
+        NEAREST_QUANTILES.map(|q| d[((q * d.len() as f64).ceil() as usize).clamp(1, d.len()) - 1]);
+    (mean, q)
+}
+
+/// What images are measured against: the test set's features, the training images, and for
+/// the copy test the test set's odd-numbered images.
 pub struct Reference {
     test: Gaussian,
     train: Tensor,
+    /// The test set's odd-numbered images.
+    unseen: Tensor,
     pixels: usize,
+}
+
+/// Images as an (n, pixels) tensor of intensities in [0, 1].
+fn tensor(images: &[u8], pixels: usize) -> Result<Tensor> {
+    let v: Vec<f32> = images.iter().map(|&p| f32::from(p) / 255.0).collect();
+    Ok(Tensor::from_vec(
+        v,
+        (images.len() / pixels, pixels),
+        &Device::Cpu,
+    )?)
 }
 
 /// The first `n` images of `split`, one row of u8 values each.
@@ -35,6 +71,18 @@ fn split_images(split: &Split, pixels: usize, n: usize) -> Vec<Vec<u8>> {
     split
         .images
         .chunks_exact(pixels)
+        .take(n)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// The first `n` even-numbered test images: the real images the copy test's baseline and
+/// the reconstructions are measured on (the odd-numbered ones are the copy test's unseen set).
+pub fn seen_test_images(data: &Dataset, n: usize) -> Vec<Vec<u8>> {
+    data.test
+        .images
+        .chunks_exact(data.pixels())
+        .step_by(2)
         .take(n)
         .map(<[u8]>::to_vec)
         .collect()
@@ -48,16 +96,19 @@ impl Reference {
             bail!("the Fréchet distance needs at least 2 test images and a training image");
         }
         let test = Gaussian::of(&c.features(&split_images(&data.test, pixels, data.test.n))?);
-        let train: Vec<f32> = data
-            .train
+        let odd: Vec<u8> = data
+            .test
             .images
-            .iter()
-            .map(|&p| f32::from(p) / 255.0)
+            .chunks_exact(pixels)
+            .skip(1)
+            .step_by(2)
+            .flatten()
+            .copied()
             .collect();
-        let train = Tensor::from_vec(train, (data.train.n, pixels), &Device::Cpu)?;
         Ok(Reference {
             test,
-            train,
+            train: tensor(&data.train.images, pixels)?,
+            unseen: tensor(&odd, pixels)?,
             pixels,
         })
     }
@@ -65,32 +116,59 @@ impl Reference {
     /// The two measures of `images` (u8 values).
     pub fn measure(&self, c: &Classifier, images: &[Vec<u8>]) -> Result<Fidelity> {
         let features = Gaussian::of(&c.features(images)?);
+        let (nearest_train_rms, nearest_train_quantiles) =
+            summary(self.nearest(images, &self.train)?);
         Ok(Fidelity {
             images: images.len(),
             frechet: frechet_distance(&features, &self.test),
-            nearest_train_rms: self.nearest_train_rms(images)?,
+            nearest_train_rms,
+            nearest_train_quantiles,
+            nearer_train_share: self.nearer_train_share(images)?,
         })
     }
 
     /// The same measures of `n` real images no model made, the ceiling a model's samples are
     /// read against: the Fréchet distance of `n` training images to the test set, and the
-    /// nearest-training-image distance of `n` test images (each set disjoint from what it is
-    /// measured against).
+    /// nearest-training-image distance and copy test of the first `n` even-numbered test
+    /// images (each set disjoint from what it is measured against).
     pub fn real_ceiling(&self, c: &Classifier, data: &Dataset, n: usize) -> Result<Fidelity> {
         let train = split_images(&data.train, self.pixels, n);
-        let test = split_images(&data.test, self.pixels, n);
+        let test = seen_test_images(data, n);
+        let (nearest_train_rms, nearest_train_quantiles) =
+            summary(self.nearest(&test, &self.train)?);
         Ok(Fidelity {
-            images: n.min(train.len()).min(test.len()),
+            images: train.len().min(test.len()),
             frechet: frechet_distance(&Gaussian::of(&c.features(&train)?), &self.test),
-            nearest_train_rms: self.nearest_train_rms(&test)?,
+            nearest_train_rms,
+            nearest_train_quantiles,
+            nearer_train_share: self.nearer_train_share(&test)?,
         })
     }
 
-    /// Mean over `images` of the RMS pixel difference to the nearest training image:
+    /// [`Fidelity::nearer_train_share`] of `images`.
+    fn nearer_train_share(&self, images: &[Vec<u8>]) -> Result<f64> {
+        let train = self.nearest(images, &self.train)?;
+        let test = self.nearest(images, &self.unseen)?;
+        let score: f64 = train
+            .iter()
+            .zip(&test)
+            .map(|(a, b)| match a.total_cmp(b) {
+                std::cmp::Ordering::Less => 1.0,
+                std::cmp::Ordering::Equal => 0.5,
+                std::cmp::Ordering::Greater => 0.0,
+            })
+            .sum();
+        Ok(score / images.len().max(1) as f64)
+    }
+
+    /// Per image, the RMS pixel difference to the nearest image of `set` (n, pixels):
     /// |a - t|^2 = |a|^2 + |t|^2 - 2 a.t, the cross terms one matrix product per batch.
-    fn nearest_train_rms(&self, images: &[Vec<u8>]) -> Result<f64> {
-        let t_norms = self.train.sqr()?.sum(D::Minus1)?; // (train)
-        let mut total = 0f64;
+    fn nearest(&self, images: &[Vec<u8>], set: &Tensor) -> Result<Vec<f64>> {
+        if set.dim(0)? == 0 {
+            return Ok(vec![f64::NAN; images.len()]);
+        }
+        let t_norms = set.sqr()?.sum(D::Minus1)?; // (set)
+        let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(250) {
             let v: Vec<f32> = chunk
                 .iter()
@@ -101,13 +179,26 @@ impl Reference {
             }
             let a = Tensor::from_vec(v, (chunk.len(), self.pixels), &Device::Cpu)?;
             let a_norms = a.sqr()?.sum_keepdim(D::Minus1)?; // (batch, 1)
-            let cross = a.matmul(&self.train.t()?)?; // (batch, train)
+            let cross = a.matmul(&set.t()?)?; // (batch, set)
             let d2 = (cross.affine(-2.0, 0.0)?.broadcast_add(&a_norms)?)
                 .broadcast_add(&t_norms.unsqueeze(0)?)?;
             for m in d2.min(D::Minus1)?.to_vec1::<f32>()? {
-                total += (f64::from(m.max(0.0)) / self.pixels as f64).sqrt();
+                out.push((f64::from(m.max(0.0)) / self.pixels as f64).sqrt());
             }
         }
-        Ok(total / images.len().max(1) as f64)
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let (mean, q) = summary((1..=10).rev().map(f64::from).collect());
+        assert_eq!(mean, 5.5);
+        assert_eq!(q, [1.0, 3.0, 5.0, 8.0, 9.0]);
+        assert!(summary(Vec::new()).0.is_nan());
     }
 }

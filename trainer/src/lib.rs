@@ -15,6 +15,7 @@ pub mod layers;
 pub mod model;
 pub mod ops;
 pub mod pictures;
+pub mod prior;
 pub mod rng;
 pub mod shapes;
 pub mod train;

@@ -61,6 +61,15 @@ fn real_digits_score_high_and_degenerate_samples_low() {
     let copied = reference.measure(&c, &copies).unwrap();
     assert!(copied.nearest_train_rms < 1e-3, "{copied:?}");
     assert!(ceiling.nearest_train_rms > 0.05, "{ceiling:?}");
+    // The copy test: copies of training images are all nearer the training set than the
+    // unseen test images; real test digits are not.
+    assert_eq!(copied.nearer_train_share, 1.0);
+    assert!(ceiling.nearer_train_share < 1.0, "{ceiling:?}");
+    assert_eq!(ceiling.nearest_train_quantiles.len(), 5);
+    assert!(ceiling
+        .nearest_train_quantiles
+        .windows(2)
+        .all(|w| w[0] <= w[1]));
 
     let path = std::env::temp_dir().join(format!("tinyvae-cls-{}.safetensors", std::process::id()));
     c.save(&path).unwrap();

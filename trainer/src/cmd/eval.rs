@@ -80,6 +80,8 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
             "fidelity_int8": fid(&s.int8),
             "fidelity_float_on_int8_draws": fid(&s.paired),
             "fidelity_real_ceiling": s.ceiling,
+            "score_reconstructions": part(&s.reconstructions),
+            "fidelity_reconstructions": fid(&s.reconstructions),
         });
         atomic_write(&path, |mut f| {
             std::io::Write::write_all(&mut f, serde_json::to_string_pretty(&v)?.as_bytes())?;
@@ -98,6 +100,9 @@ pub(crate) struct Scores {
     paired: Option<(SampleScore, Fidelity)>,
     /// The same measures of real images (the ceiling).
     ceiling: Option<Fidelity>,
+    /// The float model's reconstructions of test images: new digits in the model's own
+    /// style, the baseline of the distance to the training set.
+    reconstructions: Option<(SampleScore, Fidelity)>,
 }
 
 /// The classifier's scores of the float model's samples from the prior and, with an int8
@@ -141,6 +146,12 @@ pub(crate) fn sample_scores(
         let paired = eval::float_decode(net, &z)?;
         out.paired = Some(measured("float model on the int8 model's draws", &paired)?);
     }
+    let seen = tinyvae_trainer::fidelity::seen_test_images(data, score_samples);
+    let recon = eval::float_reconstructions(net, &seen)?;
+    out.reconstructions = Some(measured(
+        "float model's reconstructions of the real images",
+        &recon,
+    )?);
     let ceiling = reference.real_ceiling(c, data, score_samples)?;
     print_fidelity("real images (the ceiling)", &ceiling);
     out.ceiling = Some(ceiling);
@@ -148,10 +159,21 @@ pub(crate) fn sample_scores(
 }
 
 fn print_fidelity(what: &str, f: &Fidelity) {
+    let q = f.nearest_train_quantiles;
     println!(
         "  {what}, {} images: Fréchet distance to the test set's classifier features {:.2}; \
-         nearest training image, mean RMS pixel difference {:.4}",
-        f.images, f.frechet, f.nearest_train_rms
+         nearest training image, mean RMS pixel difference {:.4} (10/25/50/75/90th \
+         percentiles {:.3} {:.3} {:.3} {:.3} {:.3}); nearer a training image than any unseen \
+         test image: {:.1}%",
+        f.images,
+        f.frechet,
+        f.nearest_train_rms,
+        q[0],
+        q[1],
+        q[2],
+        q[3],
+        q[4],
+        100.0 * f.nearer_train_share
     );
 }
 
@@ -187,7 +209,7 @@ pub(crate) fn print_metrics(net: &Net, cfg: &Config, m: &eval::Metrics) {
 
 pub(crate) fn print_score(what: &str, s: &SampleScore) {
     println!(
-        "sample score, {what}, {} prior samples: {:.1}% labelled with p >= {}, label entropy {:.3} bits (histogram {:?})",
+        "sample score, {what}, {} images: {:.1}% labelled with p >= {}, label entropy {:.3} bits (histogram {:?})",
         s.images,
         100.0 * s.confident,
         tinyvae_trainer::classifier::CONFIDENT,

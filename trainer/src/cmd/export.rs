@@ -1,12 +1,13 @@
 //! `trainer export`.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use tinyvae_format::WeightLayout;
 use tinyvae_trainer::atomic_write;
 use tinyvae_trainer::export::{print_report, quantize, ExportOptions, Exported, Trained};
+use tinyvae_trainer::prior::{MixtureReport, PriorChoice};
 
 use super::load_run;
-use crate::cli::{ExportArgs, LayoutArg};
+use crate::cli::{ExportArgs, LayoutArg, PriorArg};
 
 /// `trainer export`: the int8 model file (and optionally the float decoder).
 pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
@@ -15,16 +16,35 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
         out,
         data,
         calibration,
+        prior,
         prior_components,
+        prior_bytes,
+        prior_temperature,
         layout,
         f32_decoder,
         decoder_only,
     } = a;
+    if prior_temperature != 1.0 && prior != Some(PriorArg::Mixture) {
+        bail!("--prior-temperature applies to --prior mixture only");
+    }
     let (ck, net, data) = load_run(&checkpoint, data.as_deref())?;
     let last = ck.progress.history.last();
     let opts = ExportOptions {
         calibration_images: calibration,
-        prior_components,
+        prior: match (prior, prior_components) {
+            (None, None | Some(0)) | (Some(PriorArg::Normal), None) => PriorChoice::StandardNormal,
+            (Some(PriorArg::Normal), Some(k)) => {
+                bail!("--prior normal takes no --prior-components (got {k})")
+            }
+            (None | Some(PriorArg::Aggregate), k) => PriorChoice::Aggregate {
+                images: k.unwrap_or(256),
+            },
+            (Some(PriorArg::Mixture), k) => PriorChoice::Mixture {
+                max_components: k.unwrap_or(0),
+                max_bytes: prior_bytes,
+                temperature: prior_temperature,
+            },
+        },
         layout: match layout {
             LayoutArg::Tiles => WeightLayout::Tiles4x4,
             LayoutArg::RowMajor => WeightLayout::RowMajor,
@@ -43,8 +63,16 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
         .as_ref()
         .map(|_| tinyvae_trainer::export::float_decoder(&net))
         .transpose()?;
-    let Exported { blob, report, .. } = quantize(&trained, &data, &opts)?;
+    let Exported {
+        blob,
+        report,
+        mixture,
+        ..
+    } = quantize(&trained, &data, &opts)?;
     print_report(&report);
+    if let Some(m) = mixture {
+        print_mixture(&m);
+    }
     atomic_write(&out, |mut f| {
         std::io::Write::write_all(&mut f, &blob)?;
         f.sync_all()?;
@@ -64,4 +92,20 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// How the learned prior's size was chosen.
+fn print_mixture(m: &MixtureReport) {
+    println!(
+        "prior: a mixture of diagonal Gaussians fitted to {} training encodings",
+        m.points
+    );
+    for &(k, ll) in &m.held_out {
+        let mark = if k == m.components { "  <- chosen" } else { "" };
+        println!("  {k:>5} components: held-out log-likelihood {ll:.3} nats per image{mark}");
+    }
+    println!(
+        "  refitted on all encodings: {} components, {} EM iterations",
+        m.components, m.iterations
+    );
 }

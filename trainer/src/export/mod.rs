@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use tinyvae_engine::{Engine, NoProbe, Sampler};
 use tinyvae_format::owned::{
-    pixel_table, OwnedGolden, OwnedLatent, OwnedLayer, OwnedModel, OwnedPrior, OwnedProvenance,
+    pixel_table, OwnedGolden, OwnedLatent, OwnedLayer, OwnedModel, OwnedProvenance,
     LATENT_FRAC_BITS,
 };
 use tinyvae_format::{Activation, DataShape, PixelEncoding, WeightLayout};
@@ -37,6 +37,7 @@ pub use report::{describe, print_report, LayerReport};
 use crate::data::{Dataset, Split};
 use crate::layers::{run, Layer};
 use crate::model::{to_vec_f32, Kind, Net};
+use crate::prior::{MixtureReport, PriorChoice};
 use crate::rng::Rng;
 use crate::train::{batch_tensor, Config};
 use layer::Output;
@@ -50,10 +51,9 @@ pub struct ExportOptions {
     pub golden: usize,
     /// Seed of the calibration draws and of the sampler golden vector.
     pub seed: u64,
-    /// 0: sample z from N(0, I). K > 0 (VAE only): sample from the aggregate posterior, the
-    /// mixture of the posteriors N(mu_i, sigma_i^2) of K training images spread evenly over
-    /// the training set, with equal weights (the seed lecture's first option, subsampled).
-    pub prior_components: usize,
+    /// The prior generation samples z from: N(0, I), the aggregate posterior of some
+    /// training images, or a learned mixture ([`PriorChoice`]).
+    pub prior: PriorChoice,
     /// Storage order of the weights: 4 x 4 tiles (the DSP kernel's order on Cortex-M4/M7;
     /// portable elsewhere) or row-major.
     pub layout: WeightLayout,
@@ -67,7 +67,7 @@ impl Default for ExportOptions {
             calibration_images: 2000,
             golden: 4,
             seed: 2026,
-            prior_components: 0,
+            prior: PriorChoice::StandardNormal,
             layout: WeightLayout::Tiles4x4,
             decoder_only: false,
         }
@@ -94,6 +94,8 @@ pub struct Exported {
     pub blob: Vec<u8>,
     /// One line per layer.
     pub report: Vec<LayerReport>,
+    /// How a learned prior was chosen, when one was fitted.
+    pub mixture: Option<MixtureReport>,
 }
 
 /// Float activations for calibration: every layer's output on calibration images (encoder)
@@ -265,6 +267,7 @@ pub fn quantize(t: &Trained<'_>, data: &Dataset, opts: &ExportOptions) -> Result
     let logit = dec.output;
     let mut report = enc.report;
     report.extend(dec.report);
+    let (prior, mixture) = crate::prior::build(net, &data.train, &opts.prior)?;
     let u16_of = |v: usize, what: &str| {
         u16::try_from(v).with_context(|| format!("{what} {v} does not fit the model format"))
     };
@@ -280,7 +283,7 @@ pub fn quantize(t: &Trained<'_>, data: &Dataset, opts: &ExportOptions) -> Result
         encoder: enc.layers,
         decoder: dec.layers,
         pixel_table: pixel_table(logit.1, logit.0),
-        prior: aggregate_posterior(net, &data.train, opts.prior_components)?,
+        prior,
         provenance: OwnedProvenance {
             dataset: cfg.dataset.clone(),
             architecture: arch.name(),
@@ -330,6 +333,7 @@ pub fn quantize(t: &Trained<'_>, data: &Dataset, opts: &ExportOptions) -> Result
         model,
         blob,
         report,
+        mixture,
     })
 }
 
@@ -346,44 +350,6 @@ pub fn check_finite(net: &Net) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The prior to store: N(0, I), or the aggregate posterior of `k` training images.
-fn aggregate_posterior(net: &Net, train: &Split, k: usize) -> Result<OwnedPrior> {
-    if k == 0 {
-        return Ok(OwnedPrior::StandardNormal);
-    }
-    if net.arch.kind != Kind::Vae {
-        bail!("an aggregate-posterior prior needs a VAE (an autoencoder has no posterior)");
-    }
-    let k = k.min(train.n).min(usize::from(u16::MAX));
-    let idx: Vec<usize> = (0..k).map(|i| i * train.n / k).collect();
-    let x = batch_tensor(train, &idx, net.arch.pixels(), &Device::Cpu)?;
-    let enc = net.encode(&x)?;
-    let mu = to_vec_f32(&enc.mu)?;
-    let lv = to_vec_f32(enc.logvar.as_ref().context("VAE without log-variance")?)?;
-    let one = f64::from(1u32 << LATENT_FRAC_BITS);
-    let means = mu
-        .iter()
-        .map(|&m| (f64::from(m) * one).round().clamp(-32768.0, 32767.0) as i16)
-        .collect();
-    let sigmas = lv
-        .iter()
-        .map(|&l| {
-            ((0.5 * f64::from(l)).exp() * 65536.0)
-                .round()
-                .clamp(1.0, f64::from(1u32 << 30)) as u32
-        })
-        .collect();
-    // Equal weights: component i covers draws u < (i + 1) 2^32 / k.
-    let cumulative = (1..=k as u64)
-        .map(|i| ((i << 32) / k as u64).min(u64::from(u32::MAX)) as u32)
-        .collect();
-    Ok(OwnedPrior::Mixture {
-        cumulative,
-        means,
-        sigmas,
-    })
 }
 
 /// Golden vectors computed by the integer engine: encodings of test images, decodings of
