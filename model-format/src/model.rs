@@ -64,7 +64,7 @@ pub struct Mixture<'a> {
 pub enum Prior<'a> {
     /// N(0, I).
     StandardNormal,
-    /// A mixture of diagonal Gaussians (the aggregate posterior).
+    /// A mixture of weighted diagonal Gaussians (the aggregate posterior, or a learned one).
     #[serde(borrow)]
     Mixture(Mixture<'a>),
 }

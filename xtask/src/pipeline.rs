@@ -97,16 +97,17 @@ pub fn float_decoder_of(model: &Path) -> PathBuf {
     model.with_file_name("decoder.f32")
 }
 
-/// Exports a run's checkpoint again with an aggregate-posterior prior of `components`
-/// training encodings; returns the model file.
-pub fn export_aggregate(run_dir: &Path, out_dir: &Path, components: u32) -> Result<PathBuf> {
-    let model = out_dir.join(format!("model-aggregate-{components}.tvae"));
+/// Exports a run's checkpoint again with the learned prior (`trainer export --prior
+/// mixture`: a Gaussian mixture fitted to the training encodings, within 8 KB); returns the
+/// model file.
+pub fn export_mixture(run_dir: &Path, out_dir: &Path) -> Result<PathBuf> {
+    let model = out_dir.join("model-mixture.tvae");
     run(Command::new(trainer()?)
         .arg("export")
         .arg(run_dir)
         .arg("-o")
         .arg(&model)
-        .args(["--prior-components", &components.to_string()]))?;
+        .args(["--prior", "mixture"]))?;
     Ok(model)
 }
 

@@ -1,9 +1,11 @@
 //! `cargo xtask priors DATA_DIR [EPOCHS]`: the priors the chip samples from, side by side, for
-//! the four presets: N(0, I) and the aggregate posterior of 256 training images, each scored
-//! on the int8 engine's own samples by the classifier (share labelled with p >= 0.9, label
-//! entropy), by the Fréchet distance of the classifier's features to the test set's, and by
-//! the distance to the nearest training image (which tells new digits from replayed ones);
-//! the same measures of real images beside; the prior's bytes in the model file. Writes
+//! the four presets: N(0, I), the aggregate posterior of 256 training images and the learned
+//! mixture (as fitted, and at temperature 0.7), each scored on the int8 engine's own samples
+//! by the classifier (share labelled with p >= 0.9, label entropy), by the Fréchet distance
+//! of the classifier's features to the test set's, by the distance to the nearest training
+//! image and the copy test (which tell new digits from replayed ones); the same measures of
+//! real images and of the model's reconstructions of them beside; the prior's bytes in the
+//! model file and its sampling instructions on the emulated Cortex-M4F and M0. Writes
 //! `results/priors.md`. Runs and the classifier are shared with `cargo xtask quality`
 //! (`target/quality/`): what is there is reused, what is missing trained with its settings.
 
@@ -14,27 +16,71 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::bench::{capture, cpu_name, ours};
-use crate::{pipeline, project_root};
+use crate::{firmware, pipeline, project_root, DEMO_SEED};
 
 /// The presets, as `cargo xtask quality` trains them (seed 1).
 const PRESETS: [&str; 4] = ["default", "mcu", "conv", "conv-mcu"];
-/// Training encodings in the aggregate-posterior prior.
-const COMPONENTS: &str = "256";
+
+/// One way to pick z: its name in the table, its file's stem, and `trainer export`'s options.
+struct PriorKind {
+    name: &'static str,
+    stem: &'static str,
+    args: &'static [&'static str],
+}
+
+/// The priors compared, N(0, I) first (the reference the others' bytes and counts are
+/// measured against).
+const PRIORS: [PriorKind; 4] = [
+    PriorKind {
+        name: "N(0, I)",
+        stem: "prior-normal",
+        args: &[],
+    },
+    PriorKind {
+        name: "aggregate posterior, 256 images",
+        stem: "prior-aggregate",
+        args: &["--prior", "aggregate", "--prior-components", "256"],
+    },
+    PriorKind {
+        name: "learned mixture",
+        stem: "prior-mixture",
+        args: &["--prior", "mixture"],
+    },
+    PriorKind {
+        name: "learned mixture, temperature 0.7",
+        stem: "prior-mixture-t07",
+        args: &["--prior", "mixture", "--prior-temperature", "0.7"],
+    },
+];
+
+/// The preset whose samples are counted on the emulated Cortex-M4F, and the one on the M0
+/// (decoder-only, as the M0 runs it).
+const M4F_PRESET: &str = "conv";
+const M0_PRESET: &str = "conv-mcu";
 
 /// One prior of one preset, as `trainer eval --int8` measured it.
 struct Row {
     preset: &'static str,
     prior: &'static str,
     model_bytes: u64,
+    /// `sample-prior` instructions on the emulated board, when counted.
+    sample_instructions: Option<(&'static str, u64)>,
     eval: Value,
+}
+
+fn f(v: &Value, path: &[&str]) -> f64 {
+    path.iter()
+        .fold(v, |v, p| match p.parse::<usize>() {
+            Ok(i) => &v[i],
+            Err(_) => &v[p],
+        })
+        .as_f64()
+        .unwrap_or(f64::NAN)
 }
 
 impl Row {
     fn f(&self, path: &[&str]) -> f64 {
-        path.iter()
-            .fold(&self.eval, |v, p| &v[p])
-            .as_f64()
-            .unwrap_or(f64::NAN)
+        f(&self.eval, path)
     }
 }
 
@@ -60,24 +106,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut rows = Vec::new();
     for preset in PRESETS {
         let run = run_dir(&trainer, &data, &dir, preset, epochs)?;
-        for (prior, extra) in [("N(0, I)", None), ("aggregate posterior", Some(COMPONENTS))] {
-            let file = run.join(if extra.is_some() {
-                "prior-aggregate.tvae"
-            } else {
-                "prior-normal.tvae"
-            });
-            let mut export = Command::new(&trainer);
-            export
-                .arg("export")
-                .arg(&run)
-                .arg("--data")
-                .arg(&data)
-                .arg("-o")
-                .arg(&file);
-            if let Some(k) = extra {
-                export.args(["--prior-components", k]);
-            }
-            capture(&mut export)?;
+        for prior in &PRIORS {
+            let file = run.join(format!("{}.tvae", prior.stem));
+            export(&trainer, &run, &data, &file, prior.args, false)?;
             let json = file.with_extension("json");
             capture(
                 Command::new(&trainer)
@@ -94,10 +125,25 @@ pub fn run(args: &[String]) -> Result<()> {
             )?;
             let text = std::fs::read_to_string(&json)
                 .with_context(|| format!("{}: cannot read", json.display()))?;
+            let board = match preset {
+                M4F_PRESET => Some((firmware::default_board(), file.clone())),
+                M0_PRESET => {
+                    // The M0 runs the decoder-only model.
+                    let small = run.join(format!("{}-decoder.tvae", prior.stem));
+                    export(&trainer, &run, &data, &small, prior.args, true)?;
+                    Some((firmware::m0_board(), small))
+                }
+                _ => None,
+            };
+            let sample_instructions = match board {
+                Some((b, model)) => Some((b.cpu, sample_count(b, &model)?)),
+                None => None,
+            };
             rows.push(Row {
                 preset,
-                prior,
+                prior: prior.name,
                 model_bytes: std::fs::metadata(&file)?.len(),
+                sample_instructions,
                 eval: serde_json::from_str(&text).with_context(|| format!("{}", json.display()))?,
             });
         }
@@ -107,6 +153,50 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::write(&out, &md)?;
     println!("\n{md}wrote {}", out.display());
     Ok(())
+}
+
+/// `trainer export RUN --data DATA -o FILE ARGS [--decoder-only]`.
+fn export(
+    trainer: &Path,
+    run: &Path,
+    data: &Path,
+    file: &Path,
+    args: &[&str],
+    decoder_only: bool,
+) -> Result<()> {
+    let mut export = Command::new(trainer);
+    export
+        .arg("export")
+        .arg(run)
+        .arg("--data")
+        .arg(data)
+        .arg("-o")
+        .arg(file)
+        .args(args);
+    if decoder_only {
+        export.arg("--decoder-only");
+    }
+    capture(&mut export)?;
+    Ok(())
+}
+
+/// The `sample-prior` count of the `vae` firmware on `board` with `model`, after checking
+/// every image it made against the host engine.
+fn sample_count(board: firmware::Board, model: &Path) -> Result<u64> {
+    let (code, dev) = pipeline::run_on_board(board, model, DEMO_SEED)?;
+    if code != 0 {
+        bail!(
+            "the vae firmware on {} with {} ended with exit code {code}",
+            board.name,
+            model.display()
+        );
+    }
+    pipeline::check_outputs_match(model, DEMO_SEED, &dev, false)?;
+    dev.counts
+        .iter()
+        .find(|(name, _, _)| name == "sample-prior")
+        .map(|c| c.1)
+        .with_context(|| format!("{}: no sample-prior count in the log", board.name))
 }
 
 /// The preset's seed-1 run of `cargo xtask quality`, or one trained the same way.
@@ -132,71 +222,81 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
     let mut md = format!(
         "# The priors the chip samples from, side by side\n\n\
          {} ({epochs} epochs, seed 1, the runs of `cargo xtask quality`), on {}. Each model \
-         exported to int8 twice: with the N(0, I) prior, and with the aggregate posterior of \
-         {COMPONENTS} training images (`trainer export --prior-components {COMPONENTS}`). \
-         Scored on 1,000 samples of the int8 engine (its own sampler and draws, as the chip \
-         makes them) by `trainer eval --classifier --int8`: the share the classifier labels \
-         with p >= 0.9 and the entropy of its labels (3.32 bits: all ten equally); the \
-         Fréchet distance between the classifier's features (its last hidden layer) of the \
-         samples and of the test set; the mean RMS pixel difference from each sample to its \
-         nearest training image (a replayed training image is at 0). Real images, the \
-         ceiling: 1,000 training images' Fréchet distance to the test set, and 1,000 test \
-         images' distance to the nearest training image.\n\n\
+         exported to int8 once per prior (`trainer export`): N(0, I); the aggregate \
+         posterior of 256 training images (`--prior aggregate --prior-components 256`: their \
+         encoders' Gaussians, equal weights); the learned mixture (`--prior mixture`: \
+         diagonal Gaussians fitted by EM to the 60,000 training images' posterior means, \
+         their number chosen by the likelihood of held-out encodings within 8 KB); and the \
+         same mixture sampled at temperature 0.7 (`--prior-temperature 0.7`: its standard \
+         deviations times 0.7). Scored on 1,000 samples of the int8 engine (its own sampler \
+         and draws, as the chip makes them) by `trainer eval --classifier --int8`: the share \
+         the classifier labels with p >= 0.9 and the entropy of its labels (3.32 bits: all \
+         ten equally); the Fréchet distance between the classifier's features (its last \
+         hidden layer) of the samples and of the test set; the RMS pixel difference from \
+         each sample to its nearest training image (median, and 10th to 90th percentile); \
+         the copy test, the share of samples nearer some training image than any of the \
+         5,000 odd-numbered test images (which no model saw): a copy of training images \
+         scores 100%, real unseen digits score the baseline below. Baselines: 1,000 real \
+         test images (the even-numbered; their Fréchet distance is 1,000 training images') \
+         and the float model's reconstructions of them (new digits in the model's own smooth \
+         style). Prior bytes: the model file's size less the N(0, I) file's. \
+         Instructions: the `sample-prior` count of the `vae` firmware (the 16th sample's \
+         draw, before decoding), every image checked against the host engine; {M4F_PRESET} \
+         on the emulated Cortex-M4F, {M0_PRESET} (decoder-only) on the emulated Cortex-M0.\n\n\
          Reproduce: `cargo xtask priors {} {epochs}`\n\n\
-         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image (RMS) | model file (bytes) |\n\
-         |---|---|---:|---:|---:|---:|---:|\n",
+         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image, median (10th-90th) | copy test | prior bytes | sample-prior instructions |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         crate::shown(data),
         cpu_name(),
         crate::shown(data),
     );
+    let nearest = |v: &Value| {
+        format!(
+            "{:.3} ({:.3}-{:.3})",
+            f(v, &["nearest_train_quantiles", "2"]),
+            f(v, &["nearest_train_quantiles", "0"]),
+            f(v, &["nearest_train_quantiles", "4"])
+        )
+    };
+    let mut normal_bytes = 0;
     for r in rows {
+        if r.prior == PRIORS[0].name {
+            normal_bytes = r.model_bytes;
+        }
+        let fid = &r.eval["fidelity_int8"];
         md += &format!(
-            "| {} | {} | {:.1}% | {:.2} | {:.1} | {:.4} | {} |\n",
+            "| {} | {} | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | {} | {} |\n",
             r.preset,
             r.prior,
             100.0 * r.f(&["score_int8", "confident"]),
             r.f(&["score_int8", "label_entropy_bits"]),
-            r.f(&["fidelity_int8", "frechet"]),
-            r.f(&["fidelity_int8", "nearest_train_rms"]),
-            r.model_bytes
+            f(fid, &["frechet"]),
+            nearest(fid),
+            100.0 * f(fid, &["nearer_train_share"]),
+            r.model_bytes.saturating_sub(normal_bytes),
+            r.sample_instructions
+                .map_or(String::new(), |(cpu, n)| format!("{n} ({cpu})")),
         );
+        if r.prior == PRIORS[PRIORS.len() - 1].name {
+            let rec = &r.eval["fidelity_reconstructions"];
+            md += &format!(
+                "| {} | *reconstructions of the real images* | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | | |\n",
+                r.preset,
+                100.0 * r.f(&["score_reconstructions", "confident"]),
+                r.f(&["score_reconstructions", "label_entropy_bits"]),
+                f(rec, &["frechet"]),
+                nearest(rec),
+                100.0 * f(rec, &["nearer_train_share"]),
+            );
+        }
     }
     if let Some(r) = rows.first() {
+        let real = &r.eval["fidelity_real_ceiling"];
         md += &format!(
-            "| real images | | | | {:.1} | {:.4} | |\n",
-            r.f(&["fidelity_real_ceiling", "frechet"]),
-            r.f(&["fidelity_real_ceiling", "nearest_train_rms"])
-        );
-    }
-    // What the table says, computed per preset: the aggregate posterior against N(0, I),
-    // and its samples' distance to the training set against real test digits'.
-    let real_nearest = rows.first().map_or(f64::NAN, |r| {
-        r.f(&["fidelity_real_ceiling", "nearest_train_rms"])
-    });
-    md += "\n";
-    for pair in rows.chunks(2) {
-        let [normal, aggregate] = pair else { continue };
-        let near = aggregate.f(&["fidelity_int8", "nearest_train_rms"]);
-        md += &format!(
-            "- {}: the aggregate posterior {:.1}% labelled (N(0, I): {:.1}%), Fréchet {:.1} \
-             ({:.1}); its samples are {} the training images than real test digits are \
-             ({:.4} against {real_nearest:.4}){}.\n",
-            normal.preset,
-            100.0 * aggregate.f(&["score_int8", "confident"]),
-            100.0 * normal.f(&["score_int8", "confident"]),
-            aggregate.f(&["fidelity_int8", "frechet"]),
-            normal.f(&["fidelity_int8", "frechet"]),
-            if near < real_nearest {
-                "nearer"
-            } else {
-                "no nearer"
-            },
-            near,
-            if near < real_nearest {
-                ": it replays the encodings it stores"
-            } else {
-                ""
-            },
+            "| real test images | | | | {:.1} | {} | {:.1}% | | |\n",
+            f(real, &["frechet"]),
+            nearest(real),
+            100.0 * f(real, &["nearer_train_share"]),
         );
     }
     md

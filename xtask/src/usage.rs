@@ -9,7 +9,7 @@ pub const COMMANDS: [(&str, &str, &str); 22] = [
         "train the conv VAE on the bundled MNIST subset (or take RUN_DIR's checkpoint, trained \
          by `trainer train --out RUN_DIR` on any data: its own data is used to export), export \
          int8, run on the emulated Cortex-M4F, hold every image against the host engine, write \
-         out/samples.png, out/samples-aggregate.png, out/encode.png and out/counts.md",
+         out/samples.png, out/samples-mixture.png, out/encode.png and out/counts.md",
     ),
     (
         "test",
@@ -99,7 +99,7 @@ pub const COMMANDS: [(&str, &str, &str); 22] = [
     (
         "priors",
         "DATA [EPOCHS]",
-        "N(0, I) against the aggregate posterior for every preset: sample score, Fréchet distance, nearest training image",
+        "N(0, I), the aggregate posterior and the learned mixture for every preset: sample score, Fréchet distance, nearest training image, copy test, bytes, instructions",
     ),
     (
         "logs",
