@@ -50,8 +50,8 @@ typedef struct {
 // Not a model file (no `TVAE` magic).
 #define TINYVAE_ERR_BAD_MAGIC 2
 
-// A format version this library does not read (it reads version 4; `trainer inspect` and
-// the firmware tools convert older files).
+// A format version this library does not read (it reads versions 4 and 5; `trainer
+// inspect` and the firmware tools convert older files).
 #define TINYVAE_ERR_UNSUPPORTED_VERSION 3
 
 // Header flags this library does not know.
@@ -99,6 +99,10 @@ typedef struct {
 // The model's bytes do not start on a 4-byte boundary, which the DSP kernel needs: align
 // them (`__attribute__((aligned(4)))`).
 #define TINYVAE_ERR_MISALIGNED 25
+
+// `tinyvae_sample_class` asked for a class the model's prior does not have (or its prior is
+// not grouped by class: `tinyvae_classes` is 0).
+#define TINYVAE_ERR_NO_SUCH_CLASS 26
 
 // A pointer argument is NULL.
 #define TINYVAE_ERR_NULL 30
@@ -176,6 +180,26 @@ tinyvae_status tinyvae_sampler_init(tinyvae_sampler *s, uint64_t seed);
 // `tinyvae_sampler`, `code` `code_len` writable bytes).
 tinyvae_status tinyvae_sample_prior(const tinyvae_model *m,
                                     tinyvae_sampler *s,
+                                    int8_t *code,
+                                    uintptr_t code_len);
+
+// Classes of the model's prior, what `tinyvae_sample_class` takes: 0 unless the prior is
+// grouped by class.
+//
+// # Safety
+// `m` is NULL or points to a `tinyvae_model`.
+uintptr_t tinyvae_classes(const tinyvae_model *m);
+
+// Draws a latent code from class `class` of the model's prior ("draw a 7") into `code`
+// (`code_len` = `tinyvae_latent`); `TINYVAE_ERR_NO_SUCH_CLASS` unless
+// `class < tinyvae_classes`.
+//
+// # Safety
+// Each pointer is NULL or valid for its length (`m` a `tinyvae_model`, `s` a
+// `tinyvae_sampler`, `code` `code_len` writable bytes).
+tinyvae_status tinyvae_sample_class(const tinyvae_model *m,
+                                    tinyvae_sampler *s,
+                                    uintptr_t class_,
                                     int8_t *code,
                                     uintptr_t code_len);
 

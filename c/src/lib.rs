@@ -38,8 +38,8 @@ pub const TINYVAE_OK: tinyvae_status = 0;
 pub const TINYVAE_ERR_TRUNCATED: tinyvae_status = 1;
 /// Not a model file (no `TVAE` magic).
 pub const TINYVAE_ERR_BAD_MAGIC: tinyvae_status = 2;
-/// A format version this library does not read (it reads version 4; `trainer inspect` and
-/// the firmware tools convert older files).
+/// A format version this library does not read (it reads versions 4 and 5; `trainer
+/// inspect` and the firmware tools convert older files).
 pub const TINYVAE_ERR_UNSUPPORTED_VERSION: tinyvae_status = 3;
 /// Header flags this library does not know.
 pub const TINYVAE_ERR_UNSUPPORTED_FLAGS: tinyvae_status = 4;
@@ -72,6 +72,9 @@ pub const TINYVAE_ERR_NO_ENCODER: tinyvae_status = 24;
 /// The model's bytes do not start on a 4-byte boundary, which the DSP kernel needs: align
 /// them (`__attribute__((aligned(4)))`).
 pub const TINYVAE_ERR_MISALIGNED: tinyvae_status = 25;
+/// `tinyvae_sample_class` asked for a class the model's prior does not have (or its prior is
+/// not grouped by class: `tinyvae_classes` is 0).
+pub const TINYVAE_ERR_NO_SUCH_CLASS: tinyvae_status = 26;
 /// A pointer argument is NULL.
 pub const TINYVAE_ERR_NULL: tinyvae_status = 30;
 /// The `tinyvae_model` was not opened by a successful `tinyvae_open`.
@@ -152,6 +155,7 @@ fn engine_status(e: EngineError) -> tinyvae_status {
         EngineError::NotAVae => TINYVAE_ERR_NOT_A_VAE,
         EngineError::NoEncoder => TINYVAE_ERR_NO_ENCODER,
         EngineError::Misaligned { .. } => TINYVAE_ERR_MISALIGNED,
+        EngineError::NoSuchClass { .. } => TINYVAE_ERR_NO_SUCH_CLASS,
         _ => TINYVAE_ERR_OTHER,
     }
 }
@@ -390,6 +394,41 @@ pub unsafe extern "C" fn tinyvae_sample_prior(
     })
 }
 
+/// Classes of the model's prior, what `tinyvae_sample_class` takes: 0 unless the prior is
+/// grouped by class.
+///
+/// # Safety
+/// `m` is NULL or points to a `tinyvae_model`.
+#[no_mangle]
+pub unsafe extern "C" fn tinyvae_classes(m: *const tinyvae_model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { figure(m, |model| Engine::new_unaligned(model).classes()) }
+}
+
+/// Draws a latent code from class `class` of the model's prior ("draw a 7") into `code`
+/// (`code_len` = `tinyvae_latent`); `TINYVAE_ERR_NO_SUCH_CLASS` unless
+/// `class < tinyvae_classes`.
+///
+/// # Safety
+/// Each pointer is NULL or valid for its length (`m` a `tinyvae_model`, `s` a
+/// `tinyvae_sampler`, `code` `code_len` writable bytes).
+#[no_mangle]
+pub unsafe extern "C" fn tinyvae_sample_class(
+    m: *const tinyvae_model,
+    s: *mut tinyvae_sampler,
+    class: usize,
+    code: *mut i8,
+    code_len: usize,
+) -> tinyvae_status {
+    call(|| {
+        // SAFETY: the caller's contract.
+        let (model, code) = unsafe { (opened(m)?, slice_mut(code, code_len)?) };
+        let e = Engine::new_unaligned(model);
+        // SAFETY: the caller's contract.
+        unsafe { with_sampler(s, |sampler| e.sample_class(sampler, class, code)) }
+    })
+}
+
 /// Decodes a latent code into an image: `code` (`tinyvae_latent` values), `scratch`
 /// (at least `tinyvae_scratch_len` bytes), `pixels` (`tinyvae_pixels` values, 0 to 255).
 ///
@@ -488,7 +527,7 @@ pub extern "C" fn tinyvae_status_name(status: tinyvae_status) -> *const core::ff
         TINYVAE_ERR_TRUNCATED => c"TINYVAE_ERR_TRUNCATED: the model's bytes are cut short",
         TINYVAE_ERR_BAD_MAGIC => c"TINYVAE_ERR_BAD_MAGIC: not a tinyvae model file",
         TINYVAE_ERR_UNSUPPORTED_VERSION => {
-            c"TINYVAE_ERR_UNSUPPORTED_VERSION: a format version this library does not read (4)"
+            c"TINYVAE_ERR_UNSUPPORTED_VERSION: a format version this library does not read (4, 5)"
         }
         TINYVAE_ERR_UNSUPPORTED_FLAGS => c"TINYVAE_ERR_UNSUPPORTED_FLAGS: unknown header flags",
         TINYVAE_ERR_CHECKSUM => c"TINYVAE_ERR_CHECKSUM: the model's bytes are corrupt",
@@ -510,6 +549,9 @@ pub extern "C" fn tinyvae_status_name(status: tinyvae_status) -> *const core::ff
         TINYVAE_ERR_NO_ENCODER => c"TINYVAE_ERR_NO_ENCODER: the model is decoder-only",
         TINYVAE_ERR_MISALIGNED => {
             c"TINYVAE_ERR_MISALIGNED: the model's bytes are not 4-aligned (the DSP kernel needs it)"
+        }
+        TINYVAE_ERR_NO_SUCH_CLASS => {
+            c"TINYVAE_ERR_NO_SUCH_CLASS: the model's prior has no such class"
         }
         TINYVAE_ERR_NULL => c"TINYVAE_ERR_NULL: a pointer argument is NULL",
         TINYVAE_ERR_NOT_OPEN => c"TINYVAE_ERR_NOT_OPEN: the model handle was not opened",

@@ -194,6 +194,59 @@ fn every_misuse_is_a_status() {
     }
 }
 
+/// "Draw a 7": a prior grouped by class draws what the engine draws for each class; a
+/// class past the last, or any class of a model without classes, is a status.
+#[test]
+fn draws_a_chosen_class_as_the_engine_does() {
+    let spec = SyntheticSpec {
+        mixture: 5,
+        ..Default::default()
+    };
+    let plain = blob();
+    let bytes = OwnedModel::synthetic(&spec, 4)
+        .with_classes(2, 3)
+        .to_bytes()
+        .unwrap();
+    let model = Model::from_bytes(&bytes).unwrap();
+    let e = Engine::new(&model).unwrap();
+    let dim = usize::from(model.latent.dim);
+    let (mut m, mut p) = (zeroed(), zeroed());
+    unsafe {
+        assert_eq!(
+            tinyvae_open(&mut *m, bytes.as_ptr(), bytes.len()),
+            TINYVAE_OK
+        );
+        assert_eq!(
+            tinyvae_open(&mut *p, plain.as_ptr(), plain.len()),
+            TINYVAE_OK
+        );
+        assert_eq!((tinyvae_classes(&*m), tinyvae_classes(&*p)), (2, 0));
+    }
+    let mut rng = tinyvae_sampler { state: [0; 4] };
+    unsafe { tinyvae_sampler_init(&mut rng, 7) };
+    let mut sampler = Sampler::new(7);
+    let (mut code, mut want) = (vec![0i8; dim], vec![0i8; dim]);
+    for class in [0, 1, 1, 0, 1] {
+        e.sample_class(&mut sampler, class, &mut want).unwrap();
+        let s = unsafe { tinyvae_sample_class(&*m, &mut rng, class, code.as_mut_ptr(), dim) };
+        assert_eq!((s, &code), (TINYVAE_OK, &want));
+    }
+    unsafe {
+        assert_eq!(
+            tinyvae_sample_class(&*m, &mut rng, 2, code.as_mut_ptr(), dim),
+            TINYVAE_ERR_NO_SUCH_CLASS
+        );
+        assert_eq!(
+            tinyvae_sample_class(&*p, &mut rng, 0, code.as_mut_ptr(), dim),
+            TINYVAE_ERR_NO_SUCH_CLASS
+        );
+        assert_eq!(
+            tinyvae_sample_class(&*m, null_mut(), 0, code.as_mut_ptr(), dim),
+            TINYVAE_ERR_NULL
+        );
+    }
+}
+
 #[test]
 fn every_status_has_its_own_name() {
     let codes = [
@@ -216,6 +269,7 @@ fn every_status_has_its_own_name() {
         TINYVAE_ERR_NOT_A_VAE,
         TINYVAE_ERR_NO_ENCODER,
         TINYVAE_ERR_MISALIGNED,
+        TINYVAE_ERR_NO_SUCH_CLASS,
         TINYVAE_ERR_NULL,
         TINYVAE_ERR_NOT_OPEN,
         TINYVAE_ERR_OTHER,

@@ -41,6 +41,14 @@ pub enum Error {
         /// The model's address modulo 4 (1, 2 or 3).
         offset: u8,
     },
+    /// A class was asked for ([`Engine::sample_class`](crate::Engine::sample_class)) and the
+    /// model's prior is not grouped by class, or has no such class.
+    NoSuchClass {
+        /// The class asked for.
+        class: u32,
+        /// The classes the model's prior has (0 when it is not grouped by class).
+        classes: u32,
+    },
 }
 
 impl core::fmt::Display for Error {
@@ -63,6 +71,16 @@ impl core::fmt::Display for Error {
             Error::NoEncoder => {
                 f.write_str("the model is decoder-only: it generates, and cannot encode")
             }
+            Error::NoSuchClass { class, classes: 0 } => write!(
+                f,
+                "class {class} asked for, and the model's prior is not grouped by class \
+                 (export it with trainer export --prior mixture --per-class)"
+            ),
+            Error::NoSuchClass { class, classes } => write!(
+                f,
+                "class {class} asked for, and the model's prior has classes 0 to {}",
+                classes - 1
+            ),
             Error::Misaligned { offset } => write!(
                 f,
                 "the model's bytes start {offset} byte(s) past a 4-byte boundary, where the DSP \

@@ -46,6 +46,9 @@
 //!
 //! [`Engine::decoding`] runs the same decode one layer per call, for an async task that
 //! yields between layers; [`Engine::kernel`] says whether the DSP kernel runs, and why not.
+//! With a prior grouped by class (format version 5, feature `classes`, on by default),
+//! [`Engine::sample_class`] draws a chosen class ("draw a 7"); [`Engine::classes`] says how
+//! many there are.
 //!
 //! # Profiles
 //!
@@ -104,7 +107,7 @@ pub use steps::{Decoding, Encoding};
 pub const ASM_PREFIX: &str = env!("TINYVAE_ASM_PREFIX");
 pub use tinyvae_format as format;
 
-use tinyvae_format::{Layer, Model, ModelKind, Prior, EPS_FRAC_BITS, SIGMA_FRAC_BITS};
+use tinyvae_format::{Layer, Mixture, Model, ModelKind, EPS_FRAC_BITS, SIGMA_FRAC_BITS};
 
 /// A stage of inference, reported to a [`Probe`] when it completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -434,30 +437,83 @@ impl<'m, 'a> Engine<'m, 'a> {
         let m = self.model;
         let dim = usize::from(m.latent.dim);
         check_len(dim, code.len(), false)?;
-        match &m.prior {
-            Prior::StandardNormal => {
+        match m.prior.mixture() {
+            None => {
                 // N(0, 1) is mu = 0, sigma = 1.
                 for c in code.iter_mut() {
                     let z = self.shifted(0, 1 << SIGMA_FRAC_BITS, sampler.normal());
                     *c = self.code_from_fixed(z);
                 }
             }
-            Prior::Mixture(mix) => {
-                let u = sampler.uniform();
-                let k = mix
-                    .cumulative
-                    .iter()
-                    .position(|c| u < c)
-                    .unwrap_or(usize::from(mix.components) - 1);
-                let means = mix.means.iter().skip(k * dim);
-                let sigmas = mix.sigmas.iter().skip(k * dim);
-                for ((c, mu), s) in code.iter_mut().zip(means).zip(sigmas) {
-                    let z = self.shifted(i32::from(mu), s, sampler.normal());
-                    *c = self.code_from_fixed(z);
-                }
-            }
+            Some(mix) => self.mixture_draw(mix, sampler, code),
         }
         Ok(())
+    }
+
+    /// Classes of the model's prior: how many [`Engine::sample_class`] takes (0 unless the
+    /// prior is grouped by class).
+    pub fn classes(&self) -> usize {
+        self.model.prior.classes()
+    }
+
+    /// Draws a latent code from class `class` of the model's prior ("draw a 7"): one raw
+    /// draw picks a component among the class's, in proportion to their weights, then one
+    /// N(0, 1) draw per dimension (FORMAT.md, section 3, Prior).
+    #[inline(never)]
+    pub fn sample_class(
+        &self,
+        sampler: &mut Sampler,
+        class: usize,
+        code: &mut [i8],
+    ) -> Result<(), Error> {
+        let dim = usize::from(self.model.latent.dim);
+        check_len(dim, code.len(), false)?;
+        let no_class = Error::NoSuchClass {
+            class: u32::try_from(class).unwrap_or(u32::MAX),
+            classes: self.classes() as u32,
+        };
+        let prior = &self.model.prior;
+        let (Some(range), Some(mix)) = (prior.class_range(class), prior.mixture()) else {
+            return Err(no_class);
+        };
+        if range.is_empty() {
+            return Err(no_class);
+        }
+        let cum = |k: usize| u64::from(mix.cumulative.get(k).unwrap_or(u32::MAX));
+        // The class's slice of the cumulative weights, [lo, hi), and the draw scaled into it.
+        let lo = range.start.checked_sub(1).map_or(0, cum);
+        let hi = if range.end == usize::from(mix.components) {
+            1 << 32
+        } else {
+            cum(range.end - 1)
+        };
+        let v = lo + ((u64::from(sampler.uniform()) * (hi - lo)) >> 32);
+        let last = range.end - 1;
+        let k = range.clone().find(|&k| v < cum(k)).unwrap_or(last);
+        self.component(mix, k, sampler, code);
+        Ok(())
+    }
+
+    /// Draws `code` from `mix`: one raw draw picks the component, then [`Engine::component`].
+    fn mixture_draw(&self, mix: &Mixture<'_>, sampler: &mut Sampler, code: &mut [i8]) {
+        let u = sampler.uniform();
+        let k = mix
+            .cumulative
+            .iter()
+            .position(|c| u < c)
+            .unwrap_or(usize::from(mix.components) - 1);
+        self.component(mix, k, sampler, code);
+    }
+
+    /// Draws `code` from component `k` of `mix`: one N(0, 1) draw per dimension.
+    fn component(&self, mix: &Mixture<'_>, k: usize, sampler: &mut Sampler, code: &mut [i8]) {
+        let dim = usize::from(self.model.latent.dim);
+        let means = mix.means.iter().skip(k * dim);
+        let sigmas = mix.sigmas.iter().skip(k * dim);
+        for ((c, mu), s) in code.iter_mut().zip(means).zip(sigmas) {
+            let z = self.shifted(i32::from(mu), s, sampler.normal());
+            *c = self.code_from_fixed(z);
+        }
     }
 
     /// Draws z = mu + sigma * eps around an encoding (`stats` = mu then log-variance, as

@@ -26,6 +26,9 @@ fn exercise(blob: &[u8]) {
     let mut s = Sampler::new(1);
     let _ = e.reparameterize(&stats, &mut s, &mut code);
     let _ = e.sample_prior(&mut s, &mut code);
+    for class in [0, 1, e.classes().saturating_sub(1), e.classes(), usize::MAX] {
+        let _ = e.sample_class(&mut s, class, &mut code);
+    }
     let _ = e.decode(&code, &mut scratch, &mut out, &mut NoProbe);
     for lv in [i16::MIN, -1, 0, 1, i16::MAX] {
         let _ = e.sigma_q16(lv);

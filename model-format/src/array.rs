@@ -172,6 +172,8 @@ pub type I8s<'a> = LeArray<'a, i8>;
 pub type U8s<'a> = LeArray<'a, u8>;
 /// Borrowed little-endian int16 values.
 pub type I16s<'a> = LeArray<'a, i16>;
+/// Little-endian u16 array.
+pub type U16s<'a> = LeArray<'a, u16>;
 /// Borrowed little-endian int32 values.
 pub type I32s<'a> = LeArray<'a, i32>;
 /// Borrowed little-endian uint32 values.

@@ -45,7 +45,9 @@ mod validate;
 #[cfg(feature = "std")]
 mod write;
 
-pub use array::{bytes_as_i8, bytes_as_i8_mut, F32s, I16s, I32s, I8s, LeArray, LeElem, U32s, U8s};
+pub use array::{
+    bytes_as_i8, bytes_as_i8_mut, F32s, I16s, I32s, I8s, LeArray, LeElem, U16s, U32s, U8s,
+};
 pub use check::{checksum, crc32, payload_check, CHECKSUM_MULTIPLIER};
 pub use error::{Error, NetworkId};
 pub use layer::*;
@@ -56,10 +58,17 @@ use serde::{Deserialize, Serialize};
 /// The four bytes every model blob starts with.
 pub const MAGIC: [u8; 4] = *b"TVAE";
 /// The format version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 /// The oldest format version this crate reads: 1 with the `legacy` feature (the default),
-/// else 4.
-pub const MIN_FORMAT_VERSION: u16 = if cfg!(feature = "legacy") { 1 } else { 4 };
+/// else 4 (version 5's encoding and checksum are version 4's).
+pub const MIN_FORMAT_VERSION: u16 = if cfg!(feature = "legacy") {
+    1
+} else {
+    NEWEST_ENCODING_SINCE
+};
+/// The oldest format version encoded and checksummed as the newest (version 4): what a
+/// reader without `legacy` reads, and what a firmware's build script embeds unconverted.
+pub const NEWEST_ENCODING_SINCE: u16 = 4;
 /// Size of the fixed header that precedes the payload.
 pub const HEADER_LEN: usize = 16;
 /// Most layers a network may have.

@@ -59,6 +59,39 @@ pub struct Mixture<'a> {
     pub sigmas: U32s<'a>,
 }
 
+/// A mixture whose components are grouped by class, so that generation can draw a chosen
+/// class (format version 5; feature `classes`).
+#[cfg(feature = "classes")]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct ClassMixture<'a> {
+    /// The components of every class, class 0's first; sampled as a whole when no class is
+    /// asked for.
+    #[serde(borrow)]
+    pub mixture: Mixture<'a>,
+    /// One entry per class, strictly increasing, the last `mixture.components`: class `c`'s
+    /// components are `class_ends[c - 1]` (0 for class 0) up to `class_ends[c]`, excluded.
+    #[serde(borrow)]
+    pub class_ends: U16s<'a>,
+}
+
+#[cfg(feature = "classes")]
+impl ClassMixture<'_> {
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.class_ends.len()
+    }
+
+    /// The components of class `c`, `start..end`, or `None` past the last class.
+    pub fn class_range(&self, c: usize) -> Option<core::ops::Range<usize>> {
+        let end = usize::from(self.class_ends.get(c)?);
+        let start = match c.checked_sub(1) {
+            Some(p) => usize::from(self.class_ends.get(p)?),
+            None => 0,
+        };
+        Some(start..end)
+    }
+}
+
 /// The distribution generation draws z from.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 pub enum Prior<'a> {
@@ -67,6 +100,45 @@ pub enum Prior<'a> {
     /// A mixture of weighted diagonal Gaussians (the aggregate posterior, or a learned one).
     #[serde(borrow)]
     Mixture(Mixture<'a>),
+    /// A mixture grouped by class (format version 5; feature `classes`).
+    #[cfg(feature = "classes")]
+    #[serde(borrow)]
+    ClassMixture(ClassMixture<'a>),
+}
+
+impl<'a> Prior<'a> {
+    /// Classes of a prior grouped by class; 0 for any other (and without the `classes`
+    /// feature).
+    pub fn classes(&self) -> usize {
+        match self {
+            #[cfg(feature = "classes")]
+            Prior::ClassMixture(c) => c.classes(),
+            _ => 0,
+        }
+    }
+
+    /// The components of class `c` of a prior grouped by class, `start..end`; `None` past
+    /// the last class or for any other prior.
+    pub fn class_range(&self, c: usize) -> Option<core::ops::Range<usize>> {
+        match self {
+            #[cfg(feature = "classes")]
+            Prior::ClassMixture(cm) => cm.class_range(c),
+            _ => {
+                let _ = c;
+                None
+            }
+        }
+    }
+
+    /// The mixture to sample when no class is asked for (`None` for N(0, I)).
+    pub fn mixture(&self) -> Option<&Mixture<'a>> {
+        match self {
+            Prior::StandardNormal => None,
+            Prior::Mixture(m) => Some(m),
+            #[cfg(feature = "classes")]
+            Prior::ClassMixture(c) => Some(&c.mixture),
+        }
+    }
 }
 
 /// Where the model came from.
@@ -226,9 +298,13 @@ impl<'a> Model<'a> {
         Ok(model)
     }
 
-    /// The oldest format version that can express this model: 3 with a convolution layer or
-    /// without an encoder, else 2 with a tiled layer, else 1.
+    /// The oldest format version that can express this model: 5 with a class mixture, 3
+    /// with a convolution layer or without an encoder, else 2 with a tiled layer, else 1.
     pub fn min_version(&self) -> u16 {
+        #[cfg(feature = "classes")]
+        if matches!(self.prior, Prior::ClassMixture(_)) {
+            return 5;
+        }
         let mut layers = self.encoder.layers.iter().chain(self.decoder.layers.iter());
         if self.encoder.layers.is_empty() || layers.clone().any(|l| !matches!(l, Layer::Dense(_))) {
             3

@@ -311,6 +311,49 @@ impl Draw {
 }
 
 impl OwnedModel {
+    /// The model with its mixture prior grouped into `classes` classes of consecutive
+    /// components (as even as the count allows) and given uneven random weights drawn with
+    /// `seed`: a class-conditional prior (format version 5) for tests. Unchanged unless the
+    /// prior is a mixture of at least `classes >= 1` components.
+    #[cfg(feature = "classes")]
+    pub fn with_classes(mut self, classes: u16, seed: u64) -> OwnedModel {
+        let OwnedPrior::Mixture {
+            cumulative,
+            means,
+            sigmas,
+        } = &self.prior
+        else {
+            return self;
+        };
+        let k = cumulative.len();
+        if classes == 0 || k < usize::from(classes) {
+            return self;
+        }
+        let mut r = SplitMix(seed);
+        let weights: Vec<u64> = (0..k).map(|_| 1 + (r.next_u64() >> 40)).collect();
+        let total: u64 = weights.iter().sum();
+        let mut acc = 0u64;
+        let mut cum: Vec<u32> = weights
+            .iter()
+            .map(|w| {
+                acc += w;
+                ((u128::from(acc) << 32) / u128::from(total)).min(u128::from(u32::MAX)) as u32
+            })
+            .collect();
+        if let Some(last) = cum.last_mut() {
+            *last = u32::MAX;
+        }
+        let c = usize::from(classes);
+        let class_ends = (1..=c).map(|i| (i * k / c) as u16).collect();
+        self.prior = OwnedPrior::ClassMixture {
+            cumulative: cum,
+            means: means.clone(),
+            sigmas: sigmas.clone(),
+            class_ends,
+        };
+        self
+    }
+
     /// A model of the given shape with random parameters, valid by construction, with
     /// activations that stay in range: for tests and benchmarks. Deterministic in `seed`.
     pub fn synthetic(spec: &SyntheticSpec, seed: u64) -> OwnedModel {

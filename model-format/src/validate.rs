@@ -2,8 +2,8 @@
 //! already checked against the shapes, so validation terminates on any input.
 
 use crate::{
-    Activation, ConvShape, DataShape, Dense, Error, Latent, Layer, Model, Network, NetworkId,
-    OutputType, Prior, WeightLayout, MAX_LATENT, MAX_TRANSPOSED_STRIDE, MAX_WIDTH,
+    Activation, ConvShape, DataShape, Dense, Error, Latent, Layer, Mixture, Model, Network,
+    NetworkId, OutputType, Prior, WeightLayout, MAX_LATENT, MAX_TRANSPOSED_STRIDE, MAX_WIDTH,
 };
 
 /// Largest absolute int8 input value: inputs lie in [-128, 127].
@@ -117,21 +117,35 @@ fn latent(l: &Latent<'_>) -> Result<(), Error> {
 fn prior(p: &Prior<'_>, dim: u16) -> Result<(), Error> {
     match p {
         Prior::StandardNormal => Ok(()),
-        Prior::Mixture(m) => {
-            let k = usize::from(m.components);
-            section(k > 0, "prior.components")?;
-            section(m.cumulative.len() == k, "prior.cumulative")?;
-            let n = k * usize::from(dim);
-            section(m.means.len() == n, "prior.means")?;
-            section(m.sigmas.len() == n, "prior.sigmas")?;
-            let mut prev = 0u32;
-            for c in m.cumulative.iter() {
-                section(c >= prev, "prior.cumulative order")?;
-                prev = c;
+        Prior::Mixture(m) => mixture(m, dim),
+        #[cfg(feature = "classes")]
+        Prior::ClassMixture(c) => {
+            mixture(&c.mixture, dim)?;
+            // At least one class, each with a component, the last ending at K.
+            section(!c.class_ends.is_empty(), "prior.class_ends")?;
+            let mut prev = 0u16;
+            for e in c.class_ends.iter() {
+                section(e > prev, "prior.class_ends")?;
+                prev = e;
             }
-            range(m.sigmas.iter().all(|v| v <= 1 << 30), "prior.sigmas")
+            section(prev == c.mixture.components, "prior.class_ends")
         }
     }
+}
+
+fn mixture(m: &Mixture<'_>, dim: u16) -> Result<(), Error> {
+    let k = usize::from(m.components);
+    section(k > 0, "prior.components")?;
+    section(m.cumulative.len() == k, "prior.cumulative")?;
+    let n = k * usize::from(dim);
+    section(m.means.len() == n, "prior.means")?;
+    section(m.sigmas.len() == n, "prior.sigmas")?;
+    let mut prev = 0u32;
+    for c in m.cumulative.iter() {
+        section(c >= prev, "prior.cumulative order")?;
+        prev = c;
+    }
+    range(m.sigmas.iter().all(|v| v <= 1 << 30), "prior.sigmas")
 }
 
 fn multiplier(m: i32, field: &'static str) -> Result<(), Error> {

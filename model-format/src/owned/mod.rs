@@ -2,6 +2,8 @@
 //! [`OwnedModel`] from typed vectors, then [`OwnedModel::view`] it as a [`Model`] to validate,
 //! serialize or run it.
 
+#[cfg(feature = "classes")]
+use crate::ClassMixture;
 use crate::{
     DataShape, DecoderVector, EncoderVector, Error, Golden, Latent, Layer, Mixture, Model,
     ModelKind, Network, Prior, Provenance, SamplerVector, SigmaTable, WeightLayout,
@@ -71,6 +73,18 @@ pub enum OwnedPrior {
         /// Standard deviations in Q16, `components * dim`.
         sigmas: Vec<u32>,
     },
+    /// A mixture grouped by class (format version 5; feature `classes`).
+    #[cfg(feature = "classes")]
+    ClassMixture {
+        /// Cumulative weights (fractions of 2^32) over every component.
+        cumulative: Vec<u32>,
+        /// Means in fixed point, `components * dim`.
+        means: Vec<i16>,
+        /// Standard deviations in Q16, `components * dim`.
+        sigmas: Vec<u32>,
+        /// Per class, one past its last component.
+        class_ends: Vec<u16>,
+    },
 }
 
 /// Owned provenance.
@@ -133,7 +147,7 @@ pub struct OwnedModel {
 #[derive(Default)]
 pub struct ViewBuffers {
     latent_sigma: Vec<u8>,
-    prior: [Vec<u8>; 3],
+    prior: [Vec<u8>; 4],
     golden: Vec<Vec<u8>>,
 }
 
@@ -152,17 +166,34 @@ impl OwnedModel {
             latent_sigma: bytes(&self.latent.sigma_values, u32::to_le_bytes),
             ..Default::default()
         };
-        if let OwnedPrior::Mixture {
-            cumulative,
-            means,
-            sigmas,
-        } = &self.prior
-        {
-            b.prior = [
-                bytes(cumulative, u32::to_le_bytes),
-                bytes(means, i16::to_le_bytes),
-                bytes(sigmas, u32::to_le_bytes),
-            ];
+        match &self.prior {
+            OwnedPrior::StandardNormal => {}
+            OwnedPrior::Mixture {
+                cumulative,
+                means,
+                sigmas,
+            } => {
+                b.prior = [
+                    bytes(cumulative, u32::to_le_bytes),
+                    bytes(means, i16::to_le_bytes),
+                    bytes(sigmas, u32::to_le_bytes),
+                    Vec::new(),
+                ];
+            }
+            #[cfg(feature = "classes")]
+            OwnedPrior::ClassMixture {
+                cumulative,
+                means,
+                sigmas,
+                class_ends,
+            } => {
+                b.prior = [
+                    bytes(cumulative, u32::to_le_bytes),
+                    bytes(means, i16::to_le_bytes),
+                    bytes(sigmas, u32::to_le_bytes),
+                    bytes(class_ends, u16::to_le_bytes),
+                ];
+            }
         }
         if let Some(g) = &self.golden {
             for (p, e) in &g.encoder {
@@ -194,6 +225,16 @@ impl OwnedModel {
                 cumulative: arr(&buf.prior[0]),
                 means: arr(&buf.prior[1]),
                 sigmas: arr(&buf.prior[2]),
+            }),
+            #[cfg(feature = "classes")]
+            OwnedPrior::ClassMixture { cumulative, .. } => Prior::ClassMixture(ClassMixture {
+                mixture: Mixture {
+                    components: u16::try_from(cumulative.len()).map_err(|_| Error::Malformed)?,
+                    cumulative: arr(&buf.prior[0]),
+                    means: arr(&buf.prior[1]),
+                    sigmas: arr(&buf.prior[2]),
+                },
+                class_ends: arr(&buf.prior[3]),
             }),
         };
         let golden = match &self.golden {
@@ -375,6 +416,13 @@ impl OwnedModel {
                     cumulative: x.cumulative.iter().collect(),
                     means: x.means.iter().collect(),
                     sigmas: x.sigmas.iter().collect(),
+                },
+                #[cfg(feature = "classes")]
+                Prior::ClassMixture(c) => OwnedPrior::ClassMixture {
+                    cumulative: c.mixture.cumulative.iter().collect(),
+                    means: c.mixture.means.iter().collect(),
+                    sigmas: c.mixture.sigmas.iter().collect(),
+                    class_ends: c.class_ends.iter().collect(),
                 },
             },
             provenance: OwnedProvenance {
