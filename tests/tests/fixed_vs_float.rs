@@ -116,6 +116,7 @@ on_both!(encoder_snr: dense_encoder_mu_int8_against_float, conv_encoder_mu_int8_
 on_both!(int8_elbo: dense_test_elbo_with_int8_decoder, conv_test_elbo_with_int8_decoder);
 on_both!(aggregate_prior: dense_aggregate_posterior_prior, conv_aggregate_posterior_prior);
 on_both!(learned_prior: dense_learned_mixture_prior, conv_learned_mixture_prior);
+on_both!(class_prior: dense_mixture_per_class_prior, conv_mixture_per_class_prior);
 
 fn psnr(err2: f64, n: usize) -> f64 {
     10.0 * (255.0f64.powi(2) / (err2 / n as f64)).log10()
@@ -306,6 +307,7 @@ fn learned_prior(f: &Fixture) {
             max_components: 0,
             max_bytes: BUDGET,
             temperature: 1.0,
+            per_class: false,
         },
     );
     assert!(
@@ -343,6 +345,72 @@ fn learned_prior(f: &Fixture) {
             (a - b).abs() < 1e-3,
             "dim {j}: mixture mean {a}, encodings' {b}"
         );
+    }
+}
+
+/// The learned prior per class ("draw a 7"): the draws of each class the engine makes have
+/// the mean of that class's training encodings (EM keeps each class's mean), and the file
+/// grows by no more than the budget.
+fn class_prior(f: &Fixture) {
+    const BUDGET: usize = 6_000;
+    let normal = export_with(f, PriorChoice::StandardNormal);
+    let blob = export_with(
+        f,
+        PriorChoice::Mixture {
+            max_components: 0,
+            max_bytes: BUDGET,
+            temperature: 1.0,
+            per_class: true,
+        },
+    );
+    assert!(blob.len() <= normal.len() + BUDGET);
+    let m = Model::from_bytes(&blob).unwrap();
+    let e = Engine::new(&m).unwrap();
+    let labels = f.data.train.labels.as_ref().unwrap();
+    let classes = usize::from(*labels.iter().max().unwrap()) + 1;
+    assert_eq!(e.classes(), classes);
+    let lat = usize::from(m.latent.dim);
+    // Each class's mean training encoding.
+    let idx: Vec<usize> = (0..f.data.train.n).collect();
+    let (mut sums, mut counts) = (vec![0f64; classes * lat], vec![0usize; classes]);
+    for chunk in idx.chunks(500) {
+        let x = tinyvae_trainer::train::batch_tensor(
+            &f.data.train,
+            chunk,
+            f.data.pixels(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mu = to_vec_f32(&f.net.encode(&x).unwrap().mu).unwrap();
+        for (&i, row) in chunk.iter().zip(mu.chunks_exact(lat)) {
+            let c = usize::from(labels[i]);
+            counts[c] += 1;
+            for (s, &v) in sums[c * lat..(c + 1) * lat].iter_mut().zip(row) {
+                *s += f64::from(v);
+            }
+        }
+    }
+    let mut sampler = tinyvae_engine::Sampler::new(5);
+    let mut code = vec![0i8; lat];
+    for c in 0..classes {
+        let mut mean = vec![0f64; lat];
+        for _ in 0..MIXTURE_DRAWS / classes {
+            e.sample_class(&mut sampler, c, &mut code).unwrap();
+            for (m_, &q) in mean.iter_mut().zip(&code) {
+                *m_ += f64::from(i32::from(q) - i32::from(m.latent.zero_point))
+                    * f64::from(m.latent.scale)
+                    / (MIXTURE_DRAWS / classes) as f64;
+            }
+        }
+        for j in 0..lat {
+            let want = sums[c * lat + j] / counts[c] as f64;
+            // 2,000 draws of a class: about five standard errors.
+            assert!(
+                (mean[j] - want).abs() < 0.12,
+                "class {c} dim {j}: draws' mean {:.3}, the class's encodings' {want:.3}",
+                mean[j]
+            );
+        }
     }
 }
 

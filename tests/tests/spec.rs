@@ -7,7 +7,8 @@ use tinyvae_engine::{Engine, NoProbe, Sampler};
 use tinyvae_format::owned::OwnedModel;
 use tinyvae_format::synthetic::{SyntheticConv, SyntheticSpec};
 use tinyvae_format::{
-    Activation, ConvShape, Dense, Layer, Model, ModelKind, OutputType, Prior, WeightLayout,
+    Activation, ClassMixture, ConvShape, Dense, Layer, Mixture, Model, ModelKind, OutputType,
+    Prior, WeightLayout,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -405,19 +406,46 @@ fn spec_prior(m: &Model<'_>, s: &mut SpecSampler) -> Vec<i8> {
         Prior::StandardNormal => (0..dim)
             .map(|_| spec_draw(m, 0, 65536, s.normal()))
             .collect(),
-        Prior::Mixture(mix) => {
+        Prior::Mixture(mix) | Prior::ClassMixture(ClassMixture { mixture: mix, .. }) => {
             let u = s.rng.next();
             let k = (0..usize::from(mix.components))
                 .find(|&k| u < mix.cumulative.get(k).unwrap())
                 .unwrap_or(usize::from(mix.components) - 1);
-            (0..dim)
-                .map(|i| {
-                    let mu = i32::from(mix.means.get(k * dim + i).unwrap());
-                    spec_draw(m, mu, mix.sigmas.get(k * dim + i).unwrap(), s.normal())
-                })
-                .collect()
+            spec_component(m, mix, k, s)
         }
     }
+}
+
+fn spec_component(m: &Model<'_>, mix: &Mixture<'_>, k: usize, s: &mut SpecSampler) -> Vec<i8> {
+    let dim = usize::from(m.latent.dim);
+    (0..dim)
+        .map(|i| {
+            let mu = i32::from(mix.means.get(k * dim + i).unwrap());
+            spec_draw(m, mu, mix.sigmas.get(k * dim + i).unwrap(), s.normal())
+        })
+        .collect()
+}
+
+/// FORMAT.md, section 3, Prior: a draw of class `c` of a `ClassMixture`.
+fn spec_class(m: &Model<'_>, c: usize, s: &mut SpecSampler) -> Vec<i8> {
+    let Prior::ClassMixture(cm) = &m.prior else {
+        panic!("not a class mixture")
+    };
+    let mix = &cm.mixture;
+    let k_all = usize::from(mix.components);
+    let b = usize::from(cm.class_ends.get(c).unwrap());
+    let a = if c == 0 {
+        0
+    } else {
+        usize::from(cm.class_ends.get(c - 1).unwrap())
+    };
+    let cum = |k: usize| u64::from(mix.cumulative.get(k).unwrap());
+    let lo = if a == 0 { 0 } else { cum(a - 1) };
+    let hi = if b == k_all { 1u64 << 32 } else { cum(b - 1) };
+    let u = u64::from(s.rng.next());
+    let v = lo + ((u * (hi - lo)) >> 32);
+    let k = (a..b).find(|&k| v < cum(k)).unwrap_or(b - 1);
+    spec_component(m, mix, k, s)
 }
 
 fn spec_resample(m: &Model<'_>, stats: &[i16], s: &mut SpecSampler) -> Vec<i8> {
@@ -507,6 +535,19 @@ fn synthetic_models() -> Vec<(String, Vec<u8>)> {
             out.push((format!("{name}, {layout:?}"), blob));
         }
     }
+    // A prior grouped by class (version 5): 7 components of uneven weights in 3 classes.
+    let classes = OwnedModel::synthetic(
+        &SyntheticSpec {
+            mixture: 7,
+            ..Default::default()
+        },
+        3,
+    )
+    .with_classes(3, 11);
+    out.push((
+        "dense vae, mixture per class".into(),
+        classes.to_bytes().expect("a synthetic model is valid"),
+    ));
     out
 }
 
@@ -538,6 +579,18 @@ fn layers_encoder_and_decoder_are_the_specs() {
                 .decode(&code, &mut scratch, &mut px, &mut NoProbe)
                 .unwrap();
             assert_eq!(px, spec_decode(&m, &code), "{name}: decode {k}");
+        }
+        // Class draws, each class in turn, the stream going on (the firmware's order).
+        assert_eq!(
+            engine.classes(),
+            if name.contains("per class") { 3 } else { 0 }
+        );
+        for c in 0..engine.classes() {
+            for j in 0..50 {
+                let want = spec_class(&m, c, &mut spec_s);
+                engine.sample_class(&mut eng_s, c, &mut code).unwrap();
+                assert_eq!(code, want, "{name}: class {c} draw {j}");
+            }
         }
         if !m.has_encoder() {
             continue;

@@ -15,6 +15,17 @@ pub(crate) enum LayoutArg {
     RowMajor,
 }
 
+/// `--per-class`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PerClassArg {
+    /// One mixture for all.
+    Off,
+    /// One mixture per class (labels needed).
+    On,
+    /// Per class when the training set has labels.
+    Auto,
+}
+
 /// `--prior`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum PriorArg {
@@ -221,6 +232,11 @@ pub(crate) struct ExportArgs {
     /// less variety).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) prior_temperature: f64,
+    /// With `--prior mixture`: one mixture per class of the training labels, so that the
+    /// chip can draw a chosen class (`Engine::sample_class`; format version 5). `auto`:
+    /// when the training set has labels.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "on", default_value = "off")]
+    pub(crate) per_class: PerClassArg,
     /// Weight storage order: `tiles` (4 x 4 tiles, read by the Cortex-M4/M7 DSP kernel and
     /// by the portable kernel elsewhere) or `row-major`.
     #[arg(long, value_enum, default_value_t = LayoutArg::Tiles)]

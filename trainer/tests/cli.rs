@@ -177,7 +177,7 @@ fn a_conv_model_exports_runs_in_int8_and_exports_decoder_only() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let text = inspect(&model);
-    assert!(text.contains("format version 4"), "{text}");
+    assert!(text.contains("format version 5"), "{text}");
     assert!(text.contains("conv 28x28x1->14x14x4 k4 s2 p1"), "{text}");
     assert!(text.contains("convT 14x14x4->28x28x1 k4 s2 p1"), "{text}");
     // Decoder only: smaller, says so, and still generates.

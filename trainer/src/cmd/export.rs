@@ -7,7 +7,7 @@ use tinyvae_trainer::export::{print_report, quantize, ExportOptions, Exported, T
 use tinyvae_trainer::prior::{MixtureReport, PriorChoice};
 
 use super::load_run;
-use crate::cli::{ExportArgs, LayoutArg, PriorArg};
+use crate::cli::{ExportArgs, LayoutArg, PerClassArg, PriorArg};
 
 /// `trainer export`: the int8 model file (and optionally the float decoder).
 pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
@@ -20,12 +20,15 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
         prior_components,
         prior_bytes,
         prior_temperature,
+        per_class,
         layout,
         f32_decoder,
         decoder_only,
     } = a;
-    if prior_temperature != 1.0 && prior != Some(PriorArg::Mixture) {
-        bail!("--prior-temperature applies to --prior mixture only");
+    if (prior_temperature != 1.0 || per_class != PerClassArg::Off)
+        && prior != Some(PriorArg::Mixture)
+    {
+        bail!("--prior-temperature and --per-class apply to --prior mixture only");
     }
     let (ck, net, data) = load_run(&checkpoint, data.as_deref())?;
     let last = ck.progress.history.last();
@@ -43,6 +46,11 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
                 max_components: k.unwrap_or(0),
                 max_bytes: prior_bytes,
                 temperature: prior_temperature,
+                per_class: match per_class {
+                    PerClassArg::Off => false,
+                    PerClassArg::On => true,
+                    PerClassArg::Auto => data.train.labels.is_some(),
+                },
             },
         },
         layout: match layout {
@@ -97,8 +105,13 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
 /// How the learned prior's size was chosen.
 fn print_mixture(m: &MixtureReport) {
     println!(
-        "prior: a mixture of diagonal Gaussians fitted to {} training encodings",
-        m.points
+        "prior: a mixture of diagonal Gaussians fitted to {} training encodings{}",
+        m.points,
+        if m.classes > 0 {
+            format!(", one mixture for each of {} classes", m.classes)
+        } else {
+            String::new()
+        }
     );
     for &(k, ll) in &m.held_out {
         let mark = if k == m.components { "  <- chosen" } else { "" };

@@ -51,9 +51,17 @@ pub(crate) fn cmd_inspect(
     );
     match &m.prior {
         tinyvae_format::Prior::StandardNormal => println!("prior: N(0, I)"),
-        tinyvae_format::Prior::Mixture(mix) => println!(
-            "prior: aggregate posterior, a mixture of {} diagonal Gaussians",
-            mix.components
+        tinyvae_format::Prior::Mixture(mix) => {
+            println!("prior: a mixture of {} diagonal Gaussians", mix.components)
+        }
+        tinyvae_format::Prior::ClassMixture(c) => println!(
+            "prior: a mixture of {} diagonal Gaussians in {} classes (components per class: {})",
+            c.mixture.components,
+            c.classes(),
+            (0..c.classes())
+                .filter_map(|k| c.class_range(k).map(|r| r.len().to_string()))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
     }
     let mut params = 0;

@@ -51,6 +51,10 @@ pub enum PriorChoice {
         /// mixture as fitted; below 1 samples nearer the components' centres, surer digits
         /// at some cost in variety).
         temperature: f64,
+        /// One mixture per class of the training labels, stored grouped by class (format
+        /// version 5) so that the chip can draw a chosen class; sampled as a whole when no
+        /// class is asked for.
+        per_class: bool,
     },
 }
 
@@ -61,8 +65,10 @@ pub struct MixtureReport {
     pub points: usize,
     /// Per candidate component count: the held-out mean log-likelihood (nats per image).
     pub held_out: Vec<(usize, f64)>,
-    /// Components chosen.
+    /// Components chosen (per class, for a mixture per class).
     pub components: usize,
+    /// Classes (0: one mixture for all).
+    pub classes: usize,
     /// EM iterations of the final fit.
     pub iterations: usize,
 }
@@ -89,9 +95,34 @@ pub fn build(
             max_components,
             max_bytes,
             temperature,
+            per_class,
         } => {
             if !(temperature > 0.0 && temperature <= 4.0) {
                 bail!("prior temperature {temperature}: it must be in (0, 4]");
+            }
+            if per_class {
+                let labels = train.labels.as_ref().context(
+                    "a mixture per class needs the training labels (an IDX label file beside \
+                     the images); this data set has none",
+                )?;
+                let points = posterior_means(net, train)?;
+                let (gmm, ends, report) =
+                    class_mixtures(&points, labels, net.arch.latent, max_components, max_bytes)?;
+                let OwnedPrior::Mixture {
+                    cumulative,
+                    means,
+                    sigmas,
+                } = quantize(&gmm, temperature)?
+                else {
+                    bail!("a fitted mixture quantized to another prior");
+                };
+                let prior = OwnedPrior::ClassMixture {
+                    cumulative,
+                    means,
+                    sigmas,
+                    class_ends: ends,
+                };
+                return Ok((prior, Some(report)));
             }
             let (gmm, report) = learned_mixture(net, train, max_components, max_bytes)?;
             Ok((quantize(&gmm, temperature)?, Some(report)))
@@ -133,14 +164,8 @@ fn aggregate_posterior(net: &Net, train: &Split, k: usize) -> Result<OwnedPrior>
     })
 }
 
-/// The learned mixture: the component count chosen on held-out encodings, then refitted on
-/// all of them.
-fn learned_mixture(
-    net: &Net,
-    train: &Split,
-    max_components: usize,
-    max_bytes: usize,
-) -> Result<(DiagGmm, MixtureReport)> {
+/// The posterior means of every training image, `n * latent`, in f64.
+fn posterior_means(net: &Net, train: &Split) -> Result<Vec<f64>> {
     let dim = net.arch.latent;
     let all: Vec<usize> = (0..train.n).collect();
     let (mu, _) = encodings(net, train, &all)?;
@@ -151,6 +176,19 @@ fn learned_mixture(
             i / dim
         );
     }
+    Ok(points)
+}
+
+/// The learned mixture: the component count chosen on held-out encodings, then refitted on
+/// all of them.
+fn learned_mixture(
+    net: &Net,
+    train: &Split,
+    max_components: usize,
+    max_bytes: usize,
+) -> Result<(DiagGmm, MixtureReport)> {
+    let dim = net.arch.latent;
+    let points = posterior_means(net, train)?;
     let (mut fit_part, mut held) = (Vec::new(), Vec::new());
     for (i, x) in points.chunks_exact(dim).enumerate() {
         if i % HOLD_OUT == HOLD_OUT - 1 {
@@ -194,6 +232,113 @@ fn learned_mixture(
             points: train.n,
             held_out,
             components: best,
+            classes: 0,
+            iterations,
+        },
+    ))
+}
+
+/// Components per class at most, whatever the budget.
+const MAX_PER_CLASS: usize = 64;
+
+/// A mixture per class, fitted to the posterior means of that class's training images, in
+/// one mixture whose components are grouped by class (class `c`'s end at `ends[c]`), each
+/// class weighted by its share of the training set. Every class gets the same number of
+/// components, chosen by the held-out log-likelihood summed over the classes among those
+/// that fit `max_bytes` with `classes * k` components.
+pub fn class_mixtures(
+    points: &[f64],
+    labels: &[u8],
+    dim: usize,
+    max_components: usize,
+    max_bytes: usize,
+) -> Result<(DiagGmm, Vec<u16>, MixtureReport)> {
+    let n = labels.len();
+    let classes = usize::from(labels.iter().copied().max().context("no labels")?) + 1;
+    let of_class = |c: usize, keep: &dyn Fn(usize) -> bool| -> Vec<f64> {
+        points
+            .chunks_exact(dim)
+            .zip(labels)
+            .enumerate()
+            .filter(|&(i, (_, &l))| usize::from(l) == c && keep(i))
+            .flat_map(|(_, (x, _))| x.iter().copied())
+            .collect()
+    };
+    let counts: Vec<usize> = (0..classes)
+        .map(|c| labels.iter().filter(|&&l| usize::from(l) == c).count())
+        .collect();
+    if let Some(c) = counts.iter().position(|&k| k < 2 * HOLD_OUT) {
+        bail!(
+            "class {c} has {} training images: a mixture per class needs at least {} of each \
+             class from 0 to {}",
+            counts[c],
+            2 * HOLD_OUT,
+            classes - 1
+        );
+    }
+    let smallest = counts.iter().copied().min().unwrap_or(0) * (HOLD_OUT - 1) / HOLD_OUT;
+    let cap = if max_components == 0 {
+        MAX_PER_CLASS
+    } else {
+        max_components.min(MAX_PER_CLASS)
+    };
+    // The class table costs two bytes a class.
+    let fits = |k: usize| mixture_bytes(classes * k, dim) + 2 * classes + 2 <= max_bytes;
+    let candidates: Vec<usize> = (1..=cap)
+        .take_while(|&k| k <= smallest && fits(k))
+        .collect();
+    if candidates.is_empty() {
+        bail!(
+            "no mixture per class fits: {classes} classes of one component over {dim} \
+             dimensions take {} bytes, the budget is {max_bytes}",
+            mixture_bytes(classes, dim) + 2 * classes + 2
+        );
+    }
+    let held_part = |i: usize| i % HOLD_OUT == HOLD_OUT - 1;
+    let fit_parts: Vec<(Vec<f64>, Vec<f64>)> = (0..classes)
+        .map(|c| (of_class(c, &|i| !held_part(i)), of_class(c, &held_part)))
+        .collect();
+    let mut held_out = Vec::new();
+    for &k in &candidates {
+        let mut total = 0.0;
+        let mut held_n = 0usize;
+        for (fit, held) in &fit_parts {
+            let (g, _) = gmm::fit(fit, dim, k, FIT_SEED);
+            let m = held.len() / dim;
+            total += g.mean_log_likelihood(held) * m as f64;
+            held_n += m;
+        }
+        held_out.push((k, total / held_n.max(1) as f64));
+    }
+    let &(best, _) = held_out
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .context("no candidate")?;
+    let mut all = DiagGmm {
+        dim,
+        weights: Vec::new(),
+        means: Vec::new(),
+        vars: Vec::new(),
+    };
+    let mut ends = Vec::with_capacity(classes);
+    let mut iterations = 0;
+    for (c, &count) in counts.iter().enumerate() {
+        let (g, it) = gmm::fit(&of_class(c, &|_| true), dim, best, FIT_SEED);
+        iterations = iterations.max(it);
+        let share = count as f64 / n as f64;
+        all.weights.extend(g.weights.iter().map(|w| w * share));
+        all.means.extend(g.means);
+        all.vars.extend(g.vars);
+        ends.push(u16::try_from(all.weights.len()).context("too many components")?);
+    }
+    Ok((
+        all,
+        ends,
+        MixtureReport {
+            points: n,
+            held_out,
+            components: best,
+            classes,
             iterations,
         },
     ))
