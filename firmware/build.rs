@@ -116,14 +116,15 @@ fn sizes(model: &std::path::Path, out: &std::path::Path) {
     fs::write(out, sizes.to_rust()).unwrap();
 }
 
-/// The blob the firmware embeds: the file itself, or for a file of an older format version
-/// (the firmware reads the newest only: a few KB less flash) the same model converted.
+/// The blob the firmware embeds: the file itself, or for a file of a format version older
+/// than the newest encoding (the firmware reads versions 4 and 5 only: a few KB less flash)
+/// the same model converted.
 fn convert(blob: &[u8], path: &str) -> Vec<u8> {
     let newest = tinyvae_format::FORMAT_VERSION;
     let version = blob
         .get(4..6)
         .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-    if version >= newest {
+    if version >= tinyvae_format::NEWEST_ENCODING_SINCE {
         return blob.to_vec();
     }
     match tinyvae_format::Model::from_bytes(blob) {

@@ -100,6 +100,9 @@ pub mod keyword {
     pub const RECON: &str = "recon";
     /// `f32 K [..]`: an image of the f32 decoder path.
     pub const F32: &str = "f32";
+    /// `class K [..]`: an image generated from a class the firmware asked for, class
+    /// `K / CLASS_SAMPLES` (a prior grouped by class only).
+    pub const CLASS: &str = "class";
     /// `counts in UNIT`.
     pub const COUNTS_IN: &str = "counts in";
     /// `count NAME N [SHAPE]`.
@@ -116,7 +119,7 @@ pub mod keyword {
     /// opened before the board was reset (a serial line) starts this run's log there.
     pub const BOOT: &str = "boot";
     /// Every image keyword the `vae` firmware prints with an index.
-    pub const INDEXED_IMAGES: [&str; 4] = [SAMPLE, RESAMPLE, INTERP, F32];
+    pub const INDEXED_IMAGES: [&str; 5] = [SAMPLE, RESAMPLE, INTERP, F32, CLASS];
     /// Every image keyword printed without an index.
     pub const SINGLE_IMAGES: [&str; 2] = [INPUT, RECON];
 }
@@ -126,7 +129,8 @@ pub mod keyword {
 /// with an encoder and at least two golden encoder inputs, the first input's reconstruction
 /// (its mean code decoded), [`RESAMPLES`] draws around it (VAE only) from the same sampler
 /// stream, and the interpolation to the second input in [`INTERPOLATION_STEPS`] steps
-/// (`INTERPOLATION_STEPS + 1` images, both ends included).
+/// (`INTERPOLATION_STEPS + 1` images, both ends included); last, for a prior grouped by
+/// class, [`CLASS_SAMPLES`] draws of each class in turn from the same stream.
 pub mod session {
     /// Images generated from the prior.
     pub const SAMPLES: usize = 16;
@@ -135,11 +139,13 @@ pub mod session {
     /// The interpolation's denominator: images `k / INTERPOLATION_STEPS` for `k` in
     /// `0..=INTERPOLATION_STEPS`.
     pub const INTERPOLATION_STEPS: u16 = 7;
+    /// Images generated for each class of a prior grouped by class.
+    pub const CLASS_SAMPLES: usize = 4;
     /// The seed of on-device sampling when the build names none.
     pub const DEFAULT_SEED: u64 = 2026;
 }
 
-pub use session::{INTERPOLATION_STEPS, RESAMPLES, SAMPLES};
+pub use session::{CLASS_SAMPLES, INTERPOLATION_STEPS, RESAMPLES, SAMPLES};
 
 #[cfg(test)]
 mod tests {

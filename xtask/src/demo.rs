@@ -62,6 +62,8 @@ pub fn run(own_run: Option<&Path>, out: &Path) -> Result<()> {
     println!("  learned prior: {n} images on the chip equal the host engine's");
     let png3 = out.join("samples-mixture.png");
     pipeline::write_samples_png(&png3, &dev_mix, shape)?;
+    let png4 = out.join("classes.png");
+    let classes = pipeline::write_classes_png(&png4, &dev_mix, shape)?;
     let table = pipeline::count_table(board, &model, &dev);
     std::fs::write(out.join("counts.md"), &table)?;
     println!("{table}");
@@ -72,7 +74,11 @@ pub fn run(own_run: Option<&Path>, out: &Path) -> Result<()> {
         ),
         (
             png3,
-            "16 samples, z from the learned prior (a Gaussian mixture fitted to the training encodings)",
+            "16 samples, z from the learned prior (Gaussian mixtures fitted to the training encodings, temperature 0.7)",
+        ),
+        (
+            png4.clone(),
+            "each class asked for in turn, one column per class, generated on the chip",
         ),
         (
             png2,
@@ -83,6 +89,10 @@ pub fn run(own_run: Option<&Path>, out: &Path) -> Result<()> {
             "instructions retired under QEMU: instructions, not cycles",
         ),
     ] {
+        if file == png4 && !classes {
+            println!("(no classes.png: the data set has no labels, so the prior is not per class)");
+            continue;
+        }
         println!("wrote {} ({what})", file.display());
     }
     Ok(())

@@ -178,6 +178,9 @@ pub fn build(board: Board, envs: &[(&str, String)]) -> Result<PathBuf> {
 /// Builds the firmware binaries named (all of them when `bins` is empty) for `board` and
 /// returns the ELF folder. Each binary is linked with fat LTO on one core: building only the
 /// one a run needs saves seconds per model in `cargo xtask test`.
+///
+/// Every build has the firmware's `classes` feature (drawing each class of a prior grouped
+/// by class) but the size-profile budget build (`kernels::size_profile_with`).
 pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Result<PathBuf> {
     let mut cmd = thumb_cargo(&dir(), board);
     if bins.is_empty() {
@@ -187,7 +190,7 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
             cmd.args(["--bin", b]);
         }
     }
-    cmd.args(["--no-default-features", "--features", board.feature]);
+    cmd.args(["--no-default-features", "--features", &features(board)]);
     // Never through clippy-driver: it builds with MIR optimizations off, so a linted build
     // is not the image a user flashes (88 bytes of .text apart on the Discovery kit). The
     // lint group runs `cargo clippy` on every board instead.
@@ -196,6 +199,11 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
     }
     run(&mut cmd).with_context(|| format!("building the firmware for {}", board.name))?;
     Ok(elf_dir(board))
+}
+
+/// The firmware features of a build for `board`: the board's, and `classes`.
+pub fn features(board: Board) -> String {
+    format!("{},classes", board.feature)
 }
 
 /// Builds `boards`' `vae` firmware with `model` in a background thread, at a lower priority,
@@ -226,7 +234,7 @@ pub fn warm_up(boards: Vec<Board>, model: PathBuf, log: PathBuf) -> std::thread:
                 };
             }
             cmd.args(["--bin", "vae", "--no-default-features", "--features"])
-                .arg(board.feature)
+                .arg(features(board))
                 .env("TINYVAE_MODEL", &model);
             let (Ok(out), Ok(err)) = (file.try_clone(), file.try_clone()) else {
                 return;
@@ -420,7 +428,7 @@ mod tests {
                 .unwrap();
             assert!(line.contains(log_feature), "{}: {line}", b.name);
         }
-        assert!(toml.contains("default = [\"qemu-mps2-an386\"]"));
+        assert!(toml.contains("default = [\"qemu-mps2-an386\", \"classes\"]"));
     }
 
     /// Every board's role agrees with its facts, and every board is exercised by the test:

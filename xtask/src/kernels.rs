@@ -301,7 +301,10 @@ pub fn bench() -> Result<()> {
                `release`); with other models the figure moves by tens of bytes. In both, an int8 layer runs as one assembly \
                routine (the tile loop and the requantization fused); `size` gives up unrolling \
                and inlining elsewhere, and the engine's two-position convolution kernel \
-               (`cfg(tinyvae_small)`: convolutions take the one-position kernel).\n";
+               (`cfg(tinyvae_small)`: convolutions take the one-position kernel). `release` \
+               has the firmware's `classes` feature (drawing a chosen class of a prior per \
+               class, as every build xtask makes), `size` leaves it out (about 1 KB: the \
+               budget build).\n";
     }
     let out = project_root().join("results").join("kernels.md");
     std::fs::create_dir_all(out.parent().context("results")?)?;

@@ -16,6 +16,27 @@ pub fn write_samples_png(path: &Path, dev: &DeviceRun, shape: Shape) -> Result<(
     write_png(path, &rows, shape)
 }
 
+/// The class draws of a prior grouped by class (`class K`), one column per class and
+/// [`CLASS_SAMPLES`](tinyvae_protocol::CLASS_SAMPLES) rows; `false` (nothing written) when
+/// the device printed none.
+pub fn write_classes_png(path: &Path, dev: &DeviceRun, shape: Shape) -> Result<bool> {
+    let drawn = dev.images.get("class").cloned().unwrap_or_default();
+    let per = tinyvae_protocol::CLASS_SAMPLES;
+    if drawn.is_empty() {
+        return Ok(false);
+    }
+    let classes = drawn.len() / per;
+    let rows: Vec<Vec<&[u8]>> = (0..per)
+        .map(|j| {
+            (0..classes)
+                .filter_map(|c| drawn.get(c * per + j).map(Vec::as_slice))
+                .collect()
+        })
+        .collect();
+    write_png(path, &rows, shape)?;
+    Ok(true)
+}
+
 /// An image's shape: width, height, values per pixel (1 grey, 3 RGB).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shape {

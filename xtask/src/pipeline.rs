@@ -97,9 +97,32 @@ pub fn float_decoder_of(model: &Path) -> PathBuf {
     model.with_file_name("decoder.f32")
 }
 
-/// Exports a run's checkpoint again with the learned prior (`trainer export --prior
-/// mixture`: a Gaussian mixture fitted to the training encodings, within 8 KB); returns the
-/// model file.
+/// Exports a run's checkpoint again into `run_dir/NAME.tvae` with `trainer export`'s `args`
+/// (a prior, `--decoder-only`, ...); returns the model file.
+pub fn export_with(run_dir: &Path, name: &str, args: &[&str]) -> Result<PathBuf> {
+    let model = run_dir.join(format!("{name}.tvae"));
+    run(Command::new(trainer()?)
+        .arg("export")
+        .arg(run_dir)
+        .arg("-o")
+        .arg(&model)
+        .args(args))?;
+    Ok(model)
+}
+
+/// The learned prior the demo samples: `trainer export` options and what they are.
+pub const DEMO_PRIOR: [&str; 6] = [
+    "--prior",
+    "mixture",
+    "--per-class",
+    "auto",
+    "--prior-temperature",
+    "0.7",
+];
+
+/// Exports a run's checkpoint again with the learned prior ([`DEMO_PRIOR`]: Gaussian
+/// mixtures fitted to the training encodings, one per class when the data has labels,
+/// within 8 KB, sampled at temperature 0.7); returns the model file.
 pub fn export_mixture(run_dir: &Path, out_dir: &Path) -> Result<PathBuf> {
     let model = out_dir.join("model-mixture.tvae");
     run(Command::new(trainer()?)
@@ -107,7 +130,7 @@ pub fn export_mixture(run_dir: &Path, out_dir: &Path) -> Result<PathBuf> {
         .arg(run_dir)
         .arg("-o")
         .arg(&model)
-        .args(["--prior", "mixture"]))?;
+        .args(DEMO_PRIOR))?;
     Ok(model)
 }
 
@@ -122,7 +145,7 @@ pub fn export(run_dir: &Path, model: &Path) -> Result<()> {
 
 /// What a firmware printed, parsed (the keywords and parser shared with the firmware).
 pub use tinyvae_protocol::log::{parse, DeviceRun};
-use tinyvae_protocol::{keyword, INTERPOLATION_STEPS, RESAMPLES};
+use tinyvae_protocol::{keyword, CLASS_SAMPLES, INTERPOLATION_STEPS, RESAMPLES};
 
 /// Stack the `vae` firmware needs besides the model's buffers (its frames, the model's
 /// description, the sampler): measured at about 4.7 KB on the Cortex-M0 and M3 (the peak
@@ -383,41 +406,48 @@ pub fn host_outputs(
         out.entry(keyword::SAMPLE.into()).or_default().push(px);
     }
     let inputs = model.golden.as_ref().map(|g| &g.encoder);
-    let Some(inputs) = inputs.filter(|v| v.len() >= 2 && model.has_encoder()) else {
-        return Ok(out);
-    };
-    let mut stats = vec![0i16; model.encoder_out_dim()];
-    let input = inputs[0].input.as_slice();
-    engine
-        .encode(input, &mut scratch, &mut stats, &mut NoProbe)
-        .map_err(err)?;
-    out.insert(keyword::INPUT.into(), vec![input.to_vec()]);
-    engine.mean_code(&stats, &mut code).map_err(err)?;
-    out.insert(keyword::RECON.into(), vec![decode(&code, &mut scratch)?]);
-    if model.kind == tinyvae_format::ModelKind::Vae {
-        for _ in 0..RESAMPLES {
+    if let Some(inputs) = inputs.filter(|v| v.len() >= 2 && model.has_encoder()) {
+        let mut stats = vec![0i16; model.encoder_out_dim()];
+        let input = inputs[0].input.as_slice();
+        engine
+            .encode(input, &mut scratch, &mut stats, &mut NoProbe)
+            .map_err(err)?;
+        out.insert(keyword::INPUT.into(), vec![input.to_vec()]);
+        engine.mean_code(&stats, &mut code).map_err(err)?;
+        out.insert(keyword::RECON.into(), vec![decode(&code, &mut scratch)?]);
+        if model.kind == tinyvae_format::ModelKind::Vae {
+            for _ in 0..RESAMPLES {
+                engine
+                    .reparameterize(&stats, &mut sampler, &mut code)
+                    .map_err(err)?;
+                let px = decode(&code, &mut scratch)?;
+                out.entry(keyword::RESAMPLE.into()).or_default().push(px);
+            }
+        }
+        let mut other = vec![0i16; model.encoder_out_dim()];
+        engine
+            .encode(
+                inputs[1].input.as_slice(),
+                &mut scratch,
+                &mut other,
+                &mut NoProbe,
+            )
+            .map_err(err)?;
+        for k in 0..=INTERPOLATION_STEPS {
             engine
-                .reparameterize(&stats, &mut sampler, &mut code)
+                .interpolate(&stats, &other, k, INTERPOLATION_STEPS, &mut code)
                 .map_err(err)?;
             let px = decode(&code, &mut scratch)?;
-            out.entry(keyword::RESAMPLE.into()).or_default().push(px);
+            out.entry(keyword::INTERP.into()).or_default().push(px);
         }
     }
-    let mut other = vec![0i16; model.encoder_out_dim()];
-    engine
-        .encode(
-            inputs[1].input.as_slice(),
-            &mut scratch,
-            &mut other,
-            &mut NoProbe,
-        )
-        .map_err(err)?;
-    for k in 0..=INTERPOLATION_STEPS {
+    // A prior grouped by class: CLASS_SAMPLES draws of each class, the stream going on.
+    for k in 0..engine.classes() * CLASS_SAMPLES {
         engine
-            .interpolate(&stats, &other, k, INTERPOLATION_STEPS, &mut code)
+            .sample_class(&mut sampler, k / CLASS_SAMPLES, &mut code)
             .map_err(err)?;
         let px = decode(&code, &mut scratch)?;
-        out.entry(keyword::INTERP.into()).or_default().push(px);
+        out.entry(keyword::CLASS.into()).or_default().push(px);
     }
     Ok(out)
 }
@@ -493,4 +523,4 @@ pub fn check_outputs_match(
 }
 
 pub use crate::count_table::count_table;
-pub use crate::pictures::{write_png, write_samples_png, Shape};
+pub use crate::pictures::{write_classes_png, write_png, write_samples_png, Shape};

@@ -30,7 +30,7 @@ struct PriorKind {
 
 /// The priors compared, N(0, I) first (the reference the others' bytes and counts are
 /// measured against).
-const PRIORS: [PriorKind; 4] = [
+const PRIORS: [PriorKind; 5] = [
     PriorKind {
         name: "N(0, I)",
         stem: "prior-normal",
@@ -47,9 +47,20 @@ const PRIORS: [PriorKind; 4] = [
         args: &["--prior", "mixture"],
     },
     PriorKind {
-        name: "learned mixture, temperature 0.7",
-        stem: "prior-mixture-t07",
-        args: &["--prior", "mixture", "--prior-temperature", "0.7"],
+        name: "learned mixture per class",
+        stem: "prior-class",
+        args: &["--prior", "mixture", "--per-class"],
+    },
+    PriorKind {
+        name: "learned mixture per class, temperature 0.7",
+        stem: "prior-class-t07",
+        args: &[
+            "--prior",
+            "mixture",
+            "--per-class",
+            "--prior-temperature",
+            "0.7",
+        ],
     },
 ];
 
@@ -226,14 +237,18 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
          posterior of 256 training images (`--prior aggregate --prior-components 256`: their \
          encoders' Gaussians, equal weights); the learned mixture (`--prior mixture`: \
          diagonal Gaussians fitted by EM to the 60,000 training images' posterior means, \
-         their number chosen by the likelihood of held-out encodings within 8 KB); and the \
-         same mixture sampled at temperature 0.7 (`--prior-temperature 0.7`: its standard \
-         deviations times 0.7). Scored on 1,000 samples of the int8 engine (its own sampler \
+         their number chosen by the likelihood of held-out encodings within 8 KB); a mixture \
+         per class of the training labels (`--per-class`: as many components for every \
+         class, chosen the same way, stored grouped by class so that the chip draws a \
+         chosen class), as fitted and sampled at temperature 0.7 (`--prior-temperature \
+         0.7`: its standard deviations times 0.7). Scored on 1,000 samples of the int8 engine (its own sampler \
          and draws, as the chip makes them) by `trainer eval --classifier --int8`: the share \
          the classifier labels with p >= 0.9 and the entropy of its labels (3.32 bits: all \
          ten equally); the Fréchet distance between the classifier's features (its last \
          hidden layer) of the samples and of the test set; the RMS pixel difference from \
          each sample to its nearest training image (median, and 10th to 90th percentile); \
+         for a prior per class, the share of 100 draws of each class asked for in turn \
+         (`Engine::sample_class`) that the classifier labels as asked; \
          the copy test, the share of samples nearer some training image than any of the \
          5,000 odd-numbered test images (which no model saw): a copy of training images \
          scores 100%, real unseen digits score the baseline below. Baselines: 1,000 real \
@@ -244,8 +259,8 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
          draw, before decoding), every image checked against the host engine; {M4F_PRESET} \
          on the emulated Cortex-M4F, {M0_PRESET} (decoder-only) on the emulated Cortex-M0.\n\n\
          Reproduce: `cargo xtask priors {} {epochs}`\n\n\
-         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image, median (10th-90th) | copy test | prior bytes | sample-prior instructions |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image, median (10th-90th) | copy test | class asked for | prior bytes | sample-prior instructions |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         crate::shown(data),
         cpu_name(),
         crate::shown(data),
@@ -265,7 +280,7 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
         }
         let fid = &r.eval["fidelity_int8"];
         md += &format!(
-            "| {} | {} | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | {} | {} |\n",
+            "| {} | {} | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | {} | {} | {} |\n",
             r.preset,
             r.prior,
             100.0 * r.f(&["score_int8", "confident"]),
@@ -273,6 +288,11 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
             f(fid, &["frechet"]),
             nearest(fid),
             100.0 * f(fid, &["nearer_train_share"]),
+            if r.eval["class_as_asked"].is_number() {
+                format!("{:.1}%", 100.0 * r.f(&["class_as_asked"]))
+            } else {
+                String::new()
+            },
             r.model_bytes.saturating_sub(normal_bytes),
             r.sample_instructions
                 .map_or(String::new(), |(cpu, n)| format!("{n} ({cpu})")),
@@ -280,7 +300,7 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
         if r.prior == PRIORS[PRIORS.len() - 1].name {
             let rec = &r.eval["fidelity_reconstructions"];
             md += &format!(
-                "| {} | *reconstructions of the real images* | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | | |\n",
+                "| {} | *reconstructions of the real images* | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | | | |\n",
                 r.preset,
                 100.0 * r.f(&["score_reconstructions", "confident"]),
                 r.f(&["score_reconstructions", "label_entropy_bits"]),
@@ -293,7 +313,7 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
     if let Some(r) = rows.first() {
         let real = &r.eval["fidelity_real_ceiling"];
         md += &format!(
-            "| real test images | | | | {:.1} | {} | {:.1}% | | |\n",
+            "| real test images | | | | {:.1} | {} | {:.1}% | | | |\n",
             f(real, &["frechet"]),
             nearest(real),
             100.0 * f(real, &["nearer_train_share"]),

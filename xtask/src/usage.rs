@@ -9,7 +9,7 @@ pub const COMMANDS: [(&str, &str, &str); 22] = [
         "train the conv VAE on the bundled MNIST subset (or take RUN_DIR's checkpoint, trained \
          by `trainer train --out RUN_DIR` on any data: its own data is used to export), export \
          int8, run on the emulated Cortex-M4F, hold every image against the host engine, write \
-         out/samples.png, out/samples-mixture.png, out/encode.png and out/counts.md",
+         out/samples.png, out/samples-mixture.png, out/classes.png, out/encode.png and out/counts.md",
     ),
     (
         "test",

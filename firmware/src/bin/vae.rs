@@ -22,6 +22,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 /// Buffers sized for the embedded model by build.rs (too small a scratch would be the
 /// engine's `ScratchTooSmall` error, reported at its first use).
 use fw::sizes::{LATENT, PIXELS, SCRATCH};
+#[cfg(feature = "classes")]
+use tinyvae_protocol::CLASS_SAMPLES;
 use tinyvae_protocol::{keyword, INTERPOLATION_STEPS, RESAMPLES, SAMPLES};
 /// Samples a board with a display shows (none without one: no buffer kept).
 const SHOWN: usize = if cfg!(feature = "oled") { 2 } else { 0 };
@@ -169,8 +171,10 @@ fn run(model: &Model<'_>, board: &mut Board) -> ! {
         px: [0; PIXELS],
     };
     self_check(&engine, &mut b);
-    let (sample_cost, decode_cost, layers, sampler) = generate(&engine, &mut b, board);
-    let (encode_cost, enc_layers) = encode_and_move(&engine, &mut b, sampler);
+    let (sample_cost, decode_cost, layers, mut sampler) = generate(&engine, &mut b, board);
+    let (encode_cost, enc_layers) = encode_and_move(&engine, &mut b, &mut sampler);
+    #[cfg(feature = "classes")]
+    generate_classes(&engine, &mut b, &mut sampler);
 
     defmt::println!("{=str} {=str}", keyword::COUNTS_IN, counter::unit());
     let validate_cost = VALIDATE_COST.load(Ordering::Relaxed);
@@ -277,7 +281,7 @@ fn generate(
 fn encode_and_move(
     engine: &Engine<'_, '_>,
     b: &mut Buffers,
-    mut sampler: Sampler,
+    sampler: &mut Sampler,
 ) -> (u64, LayerCounter) {
     let model = engine.model();
     let (pixels, dim) = (model.data.len(), usize::from(model.latent.dim));
@@ -316,7 +320,7 @@ fn encode_and_move(
         if model.kind == tinyvae_format::ModelKind::Vae {
             for k in 0..RESAMPLES {
                 let ok = engine
-                    .reparameterize(stats, &mut sampler, code)
+                    .reparameterize(stats, sampler, code)
                     .and_then(|_| engine.decode(code, scratch, px, &mut probe));
                 if let Err(e) = ok {
                     fw::engine_error(e);
@@ -340,4 +344,24 @@ fn encode_and_move(
     }
 
     (encode_cost, enc_layers)
+}
+
+/// For a prior grouped by class ("draw a 7"): [`CLASS_SAMPLES`] images of each class in
+/// turn, the sampler's stream going on.
+#[cfg(feature = "classes")]
+fn generate_classes(engine: &Engine<'_, '_>, b: &mut Buffers, sampler: &mut Sampler) {
+    let model = engine.model();
+    let (code, px) = (
+        first(&mut b.code, usize::from(model.latent.dim)),
+        first(&mut b.px, model.data.len()),
+    );
+    for k in 0..engine.classes() * CLASS_SAMPLES {
+        let ok = engine
+            .sample_class(sampler, k / CLASS_SAMPLES, code)
+            .and_then(|_| engine.decode(code, &mut b.scratch, px, &mut tinyvae_engine::NoProbe));
+        if let Err(e) = ok {
+            fw::engine_error(e);
+        }
+        print_image(keyword::CLASS, Some(k), px);
+    }
 }

@@ -52,6 +52,7 @@ pub(super) fn lint(t: &mut Tally) {
             );
             continue;
         }
+        let features = crate::firmware::features(b);
         t.record(
             &format!("clippy (firmware, {})", b.name),
             cargo(
@@ -63,7 +64,7 @@ pub(super) fn lint(t: &mut Tally) {
                     b.target,
                     "--no-default-features",
                     "--features",
-                    b.feature,
+                    &features,
                     "--",
                     "-D",
                     "warnings",

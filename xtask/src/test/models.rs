@@ -155,6 +155,30 @@ pub(super) fn conv_on_chip(t: &mut Tally) {
         pipeline::export_decoder_only(&conv_run)
             .and_then(|m| run_and_compare(firmware::m0_board(), &m)),
     );
+    t.record(
+        &format!(
+            "conv-mcu decoder-only with a prior per class (format version 5) on {} ({}): \
+             each class drawn in turn, every image bit-exact",
+            firmware::m0_board().name,
+            firmware::m0_board().cpu
+        ),
+        pipeline::export_with(
+            &conv_run,
+            "decoder-per-class",
+            &["--decoder-only", "--prior", "mixture", "--per-class"],
+        )
+        .and_then(|m| {
+            let blob = std::fs::read(&m)?;
+            let classes = tinyvae_format::Model::from_bytes(&blob)?.prior.classes();
+            if classes < 2 {
+                bail!(
+                    "{}: a prior of {classes} classes, not one per digit",
+                    m.display()
+                );
+            }
+            run_and_compare(firmware::m0_board(), &m)
+        }),
+    );
 }
 
 /// The B-L475E-IOT01A image under QEMU's model of the kit: the default model's golden vectors
