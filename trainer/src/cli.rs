@@ -142,8 +142,12 @@ pub(crate) enum Cmd {
         /// Seed of the draws.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Write discs and squares into the subfolders `disc/` and `square/`: a labelled
+        /// data set (one class per subfolder).
+        #[arg(long)]
+        classes: bool,
     },
-    /// Summarise a model file (any format version, 1 to 4), and what it needs on a chip.
+    /// Summarise a model file (any format version, 1 to 5), and what it needs on a chip.
     Inspect {
         /// Model file.
         model: PathBuf,

@@ -295,16 +295,69 @@ fn load_idx(dir: &Path, layout: IdxLayout) -> Result<Dataset> {
     })
 }
 
+/// The PNG files directly in `dir`, in name order.
+fn png_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The PNG files of `dir` with their labels: the images directly in it (no labels), or, when
+/// it holds none and has subfolders of PNG images, each subfolder a class (labels 0, 1, ... in
+/// the subfolders' name order), the files in (class, name) order.
+fn labelled_png_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<Vec<u8>>)> {
+    let direct = png_files(dir)?;
+    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    subdirs.sort();
+    let mut classes = Vec::new();
+    for d in subdirs {
+        let files = png_files(&d)?;
+        if !files.is_empty() {
+            classes.push((d, files));
+        }
+    }
+    match (direct.is_empty(), classes.is_empty()) {
+        (_, true) => Ok((direct, None)),
+        (true, false) => {
+            if classes.len() > 256 {
+                bail!(
+                    "{}: {} subfolders of PNG images, one class each: at most 256",
+                    dir.display(),
+                    classes.len()
+                );
+            }
+            let mut files = Vec::new();
+            let mut labels = Vec::new();
+            for (label, (_, f)) in classes.into_iter().enumerate() {
+                labels.extend(std::iter::repeat_n(label as u8, f.len()));
+                files.extend(f);
+            }
+            Ok((files, Some(labels)))
+        }
+        (false, false) => bail!(
+            "{}: PNG images both directly in it and in subfolders ({}, ...): put every image \
+             in a subfolder named for its class (labels), or all directly in the folder (none)",
+            dir.display(),
+            classes[0].0.display()
+        ),
+    }
+}
+
 /// A folder of 8-bit PNG images, all of one size: grey, or RGB when any pixel of any of them
 /// has colour (grey images then repeat their value in the three channels; RGB images whose
 /// pixels are all grey load as grey); every tenth image in name order is held out as the
-/// test split.
+/// test split. Images in subfolders instead are labelled by subfolder, one class each in the
+/// subfolders' name order (what `trainer export --prior mixture --per-class` uses).
 fn load_png_folder(dir: &Path) -> Result<Dataset> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-        .collect();
-    files.sort();
+    let (files, labels) = labelled_png_files(dir)?;
     if files.is_empty() {
         bail!(
             "{}: no data: neither IDX files (train-images-idx3-ubyte[.gz], ...) nor PNG images",
@@ -344,8 +397,15 @@ fn load_png_folder(dir: &Path) -> Result<Dataset> {
     };
     let channels = if images.iter().any(coloured) { 3 } else { 1 };
     let (mut train, mut test) = (Split::empty(), Split::empty());
+    if labels.is_some() {
+        train.labels = Some(Vec::new());
+        test.labels = Some(Vec::new());
+    }
     for (i, img) in images.iter().enumerate() {
         let split = if i % 10 == 9 { &mut test } else { &mut train };
+        if let (Some(all), Some(l)) = (&labels, &mut split.labels) {
+            l.push(all[i]);
+        }
         match (channels, img.channels) {
             (3, 1) => split.images.extend(img.to_rgb().pixels),
             (1, 3) => split.images.extend(img.pixels.iter().step_by(3)),

@@ -85,8 +85,9 @@ fn run(cmd: Cmd) -> Result<()> {
             rgb,
             count,
             seed,
+            classes,
         } => {
-            tinyvae_trainer::shapes::write(&out, width, height, rgb, count, seed)?;
+            tinyvae_trainer::shapes::write(&out, width, height, rgb, count, seed, classes)?;
             println!(
                 "wrote {count} {width}x{height} {} images into {}",
                 if rgb { "RGB" } else { "grey" },

@@ -11,7 +11,8 @@ use crate::images::Canvas;
 use crate::rng::Rng;
 
 /// Writes `count` images of `width` x `height` (`rgb`: colour, else grey) into `dir`, as
-/// `shape-NNNNN.png`; deterministic in `seed`.
+/// `shape-NNNNN.png` (with `classes`, into the subfolders `disc/` and `square/`: a labelled
+/// data set, one class per subfolder); deterministic in `seed`.
 pub fn write(
     dir: &Path,
     width: usize,
@@ -19,6 +20,7 @@ pub fn write(
     rgb: bool,
     count: usize,
     seed: u64,
+    classes: bool,
 ) -> Result<()> {
     if width < 4 || height < 4 || width > 256 || height > 256 {
         bail!("shapes: images of 4x4 to 256x256 pixels, not {width}x{height}");
@@ -27,6 +29,12 @@ pub fn write(
         bail!("shapes: 10 to 100000 images (one in ten is the test split), not {count}");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if classes {
+        for sub in ["disc", "square"] {
+            let d = dir.join(sub);
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        }
+    }
     let mut rng = Rng::new(seed);
     let mut draw = |lo: f64, hi: f64| lo + (hi - lo) * rng.uniform();
     for i in 0..count {
@@ -57,7 +65,12 @@ pub fn write(
                 }
             }
         }
-        c.save(&dir.join(format!("shape-{i:05}.png")))?;
+        let folder = match (classes, disc) {
+            (false, _) => dir.to_path_buf(),
+            (true, true) => dir.join("disc"),
+            (true, false) => dir.join("square"),
+        };
+        c.save(&folder.join(format!("shape-{i:05}.png")))?;
     }
     Ok(())
 }

@@ -166,6 +166,41 @@ fn colour_png_folders_load_as_rgb() {
     );
 }
 
+/// PNG images in subfolders: one class per subfolder, in the subfolders' name order, the
+/// labels split with the images; images both directly in the folder and in subfolders are
+/// refused, naming the folder.
+#[test]
+fn png_subfolders_are_classes() {
+    let dir = tempdir("png-classes");
+    for (class, shade) in [("circle", 40u8), ("bar", 200)] {
+        let sub = dir.join(class);
+        std::fs::create_dir_all(&sub).unwrap();
+        for i in 0..10u8 {
+            let mut c = tinyvae_trainer::images::Canvas::new(4, 4, [shade, shade, shade]);
+            c.set(0, 0, [i, i, i]);
+            c.save(&sub.join(format!("{i:02}.png"))).unwrap();
+        }
+    }
+    // A subfolder without images is no class.
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let d = Dataset::load(&dir).unwrap();
+    assert_eq!((d.train.n, d.test.n), (18, 2));
+    // "bar" sorts before "circle": label 0 is the bright one.
+    let (train, test) = (d.train.labels.unwrap(), d.test.labels.unwrap());
+    assert_eq!(train.len(), 18);
+    for (i, &l) in train.iter().enumerate() {
+        let want = if l == 0 { 200 } else { 40 };
+        assert_eq!(d.train.images[i * 16 + 5], want, "image {i}, label {l}");
+    }
+    assert_eq!(test, vec![0, 1]);
+    // Images directly in the folder as well: refused.
+    let mut c = tinyvae_trainer::images::Canvas::new(4, 4, [0, 0, 0]);
+    c.set(1, 1, [9, 9, 9]);
+    c.save(&dir.join("loose.png")).unwrap();
+    let e = err(&dir);
+    assert!(e.contains("subfolder") && e.contains("png-classes"), "{e}");
+}
+
 #[test]
 fn images_of_zero_rows_or_columns_name_the_file() {
     for (at, what) in [(8, "rows"), (12, "columns")] {

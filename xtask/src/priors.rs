@@ -76,6 +76,8 @@ struct Row {
     model_bytes: u64,
     /// `sample-prior` instructions on the emulated board, when counted.
     sample_instructions: Option<(&'static str, u64)>,
+    /// Its picture, relative to `results/`.
+    picture: String,
     eval: Value,
 }
 
@@ -146,6 +148,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 }
                 _ => None,
             };
+            let picture = picture(&file, preset, prior.stem)?;
             let sample_instructions = match board {
                 Some((b, model)) => Some((b.cpu, sample_count(b, &model)?)),
                 None => None,
@@ -155,6 +158,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 prior: prior.name,
                 model_bytes: std::fs::metadata(&file)?.len(),
                 sample_instructions,
+                picture,
                 eval: serde_json::from_str(&text).with_context(|| format!("{}", json.display()))?,
             });
         }
@@ -164,6 +168,36 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::write(&out, &md)?;
     println!("\n{md}wrote {}", out.display());
     Ok(())
+}
+
+/// 16 samples of the int8 engine from `model`'s prior (the `vae` firmware's first 16, seed
+/// [`DEMO_SEED`]; with four of each class below for a prior per class) as
+/// `results/priors/PRESET-STEM.png`; returns that path relative to `results/`.
+fn picture(model: &Path, preset: &str, stem: &str) -> Result<String> {
+    let blob = std::fs::read(model)?;
+    let m =
+        tinyvae_format::Model::from_bytes(&blob).with_context(|| format!("{}", model.display()))?;
+    let images = pipeline::host_outputs(&m, DEMO_SEED, tinyvae_protocol::SAMPLES)?;
+    let get = |k: &str| images.get(k).cloned().unwrap_or_default();
+    let (samples, classes) = (get("sample"), get("class"));
+    let mut rows: Vec<Vec<&[u8]>> = samples
+        .chunks(8)
+        .map(|c| c.iter().map(Vec::as_slice).collect())
+        .collect();
+    let per = tinyvae_protocol::CLASS_SAMPLES;
+    let n = classes.len() / per;
+    for j in 0..per.min(2) {
+        rows.push(
+            (0..n)
+                .filter_map(|c| classes.get(c * per + j).map(Vec::as_slice))
+                .collect(),
+        );
+    }
+    let rel = format!("priors/{preset}-{}.png", stem.trim_start_matches("prior-"));
+    let path = project_root().join("results").join(&rel);
+    std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
+    pipeline::write_png(&path, &rows, pipeline::Shape::of(&m))?;
+    Ok(rel)
 }
 
 /// `trainer export RUN --data DATA -o FILE ARGS [--decoder-only]`.
@@ -255,12 +289,14 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
          test images (the even-numbered; their Fréchet distance is 1,000 training images') \
          and the float model's reconstructions of them (new digits in the model's own smooth \
          style). Prior bytes: the model file's size less the N(0, I) file's. \
+         Samples: the int8 engine's first 16 draws with the firmware's seed (and, for a \
+         prior per class, two of each class asked for, one column per class). \
          Instructions: the `sample-prior` count of the `vae` firmware (the 16th sample's \
          draw, before decoding), every image checked against the host engine; {M4F_PRESET} \
          on the emulated Cortex-M4F, {M0_PRESET} (decoder-only) on the emulated Cortex-M0.\n\n\
          Reproduce: `cargo xtask priors {} {epochs}`\n\n\
-         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image, median (10th-90th) | copy test | class asked for | prior bytes | sample-prior instructions |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image, median (10th-90th) | copy test | class asked for | prior bytes | sample-prior instructions | samples |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         crate::shown(data),
         cpu_name(),
         crate::shown(data),
@@ -280,7 +316,7 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
         }
         let fid = &r.eval["fidelity_int8"];
         md += &format!(
-            "| {} | {} | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | {} | {} | {} |\n",
+            "| {} | {} | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | {} | {} | {} | [picture]({}) |\n",
             r.preset,
             r.prior,
             100.0 * r.f(&["score_int8", "confident"]),
@@ -296,11 +332,12 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
             r.model_bytes.saturating_sub(normal_bytes),
             r.sample_instructions
                 .map_or(String::new(), |(cpu, n)| format!("{n} ({cpu})")),
+            r.picture,
         );
         if r.prior == PRIORS[PRIORS.len() - 1].name {
             let rec = &r.eval["fidelity_reconstructions"];
             md += &format!(
-                "| {} | *reconstructions of the real images* | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | | | |\n",
+                "| {} | *reconstructions of the real images* | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | | | | |\n",
                 r.preset,
                 100.0 * r.f(&["score_reconstructions", "confident"]),
                 r.f(&["score_reconstructions", "label_entropy_bits"]),
@@ -313,7 +350,7 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
     if let Some(r) = rows.first() {
         let real = &r.eval["fidelity_real_ceiling"];
         md += &format!(
-            "| real test images | | | | {:.1} | {} | {:.1}% | | | |\n",
+            "| real test images | | | | {:.1} | {} | {:.1}% | | | | |\n",
             f(real, &["frechet"]),
             nearest(real),
             100.0 * f(real, &["nearer_train_share"]),

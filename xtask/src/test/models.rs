@@ -20,8 +20,9 @@ pub(super) fn pipeline_group(c: &mut Ctx) -> Result<()> {
     }
     conv_on_chip(&mut c.t);
     c.t.record(
-        "cargo xtask demo --run on a run trained on 12x10 RGB images (not MNIST): exported \
-         with its own data, every chip image equal to the host's, RGB pictures",
+        "cargo xtask demo --run on a run trained on 12x10 RGB images (not MNIST; discs and \
+         squares in class subfolders): exported with its own data, a learned prior per class, \
+         every chip image (each class drawn in turn) equal to the host's, RGB pictures",
         user::own_data_demo(),
     );
     Ok(())

@@ -13,9 +13,10 @@ use super::work_dir;
 use crate::{firmware, pipeline, project_root, run, DEMO_SEED};
 
 /// The demo's `--run` path with a run trained on data that is not MNIST: 12x10 RGB shapes
-/// the trainer draws. The export must take the run's own data (its name in the model's
-/// provenance), the chip's images must equal the host's (the demo checks), and the pictures
-/// must be RGB.
+/// the trainer draws, in two class subfolders. The export must take the run's own data (its
+/// name in the model's provenance), the learned prior must have the two classes, the chip's
+/// images (each class drawn in turn among them) must equal the host's (the demo checks), and
+/// the pictures must be RGB.
 pub(super) fn own_data_demo() -> Result<()> {
     let dir = work_dir().join("own-data");
     let _ = std::fs::remove_dir_all(&dir);
@@ -33,6 +34,7 @@ pub(super) fn own_data_demo() -> Result<()> {
         "--rgb",
         "--count",
         "400",
+        "--classes",
     ]))?;
     run(Command::new(&trainer).args([
         "--threads",
@@ -71,6 +73,16 @@ pub(super) fn own_data_demo() -> Result<()> {
         bail!("samples.png is {:?}, not RGB", info.color_type);
     }
     println!("  samples.png: {}x{} RGB", info.width, info.height);
+    // The shapes in class subfolders: the learned prior is per class, and the chip's draws
+    // of each class (checked against the host engine by the demo) make classes.png.
+    let mixture = std::fs::read(out.join("demo-own-run/model-mixture.tvae"))?;
+    let classes = tinyvae_format::Model::from_bytes(&mixture)?.prior.classes();
+    if classes != 2 || !out.join("classes.png").is_file() {
+        bail!(
+            "the learned prior has {classes} classes (discs and squares: 2), classes.png: {}",
+            out.join("classes.png").is_file()
+        );
+    }
     Ok(())
 }
 
