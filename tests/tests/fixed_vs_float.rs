@@ -323,23 +323,7 @@ fn learned_prior(f: &Fixture) {
     });
     // EM's fixed point keeps the data's mean: the mixture's mean is the training images'
     // mean encoding (to the fixed point's rounding).
-    let idx: Vec<usize> = (0..f.data.train.n).collect();
-    let mut enc_mean = vec![0f64; lat];
-    for chunk in idx.chunks(500) {
-        let x = tinyvae_trainer::train::batch_tensor(
-            &f.data.train,
-            chunk,
-            f.data.pixels(),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let mu = to_vec_f32(&f.net.encode(&x).unwrap().mu).unwrap();
-        for row in mu.chunks_exact(lat) {
-            for (m, &v) in enc_mean.iter_mut().zip(row) {
-                *m += f64::from(v) / f.data.train.n as f64;
-            }
-        }
-    }
+    let enc_mean = mean_encodings(f, 1, |_| 0).remove(0);
     for (j, (a, b)) in mix_mean.iter().zip(&enc_mean).enumerate() {
         assert!(
             (a - b).abs() < 1e-3,
@@ -371,8 +355,35 @@ fn class_prior(f: &Fixture) {
     assert_eq!(e.classes(), classes);
     let lat = usize::from(m.latent.dim);
     // Each class's mean training encoding.
+    let means = mean_encodings(f, classes, |i| usize::from(labels[i]));
+    let mut sampler = tinyvae_engine::Sampler::new(5);
+    let mut code = vec![0i8; lat];
+    for (c, wanted) in means.iter().enumerate() {
+        let mut mean = vec![0f64; lat];
+        for _ in 0..MIXTURE_DRAWS / classes {
+            e.sample_class(&mut sampler, c, &mut code).unwrap();
+            for (m_, &q) in mean.iter_mut().zip(&code) {
+                *m_ += f64::from(i32::from(q) - i32::from(m.latent.zero_point))
+                    * f64::from(m.latent.scale)
+                    / (MIXTURE_DRAWS / classes) as f64;
+            }
+        }
+        for (j, (got, want)) in mean.iter().zip(wanted).enumerate() {
+            // 2,000 draws of a class: about five standard errors.
+            assert!(
+                (got - want).abs() < 0.12,
+                "class {c} dim {j}: draws' mean {got:.3}, the class's encodings' {want:.3}"
+            );
+        }
+    }
+}
+
+/// The mean posterior mean of the training images of each group (`group(i)` in
+/// `0..groups` for training image `i`), by the float model.
+fn mean_encodings(f: &Fixture, groups: usize, group: impl Fn(usize) -> usize) -> Vec<Vec<f64>> {
+    let lat = f.net.arch.latent;
+    let (mut sums, mut counts) = (vec![vec![0f64; lat]; groups], vec![0usize; groups]);
     let idx: Vec<usize> = (0..f.data.train.n).collect();
-    let (mut sums, mut counts) = (vec![0f64; classes * lat], vec![0usize; classes]);
     for chunk in idx.chunks(500) {
         let x = tinyvae_trainer::train::batch_tensor(
             &f.data.train,
@@ -383,35 +394,17 @@ fn class_prior(f: &Fixture) {
         .unwrap();
         let mu = to_vec_f32(&f.net.encode(&x).unwrap().mu).unwrap();
         for (&i, row) in chunk.iter().zip(mu.chunks_exact(lat)) {
-            let c = usize::from(labels[i]);
-            counts[c] += 1;
-            for (s, &v) in sums[c * lat..(c + 1) * lat].iter_mut().zip(row) {
+            let g = group(i);
+            counts[g] += 1;
+            for (s, &v) in sums[g].iter_mut().zip(row) {
                 *s += f64::from(v);
             }
         }
     }
-    let mut sampler = tinyvae_engine::Sampler::new(5);
-    let mut code = vec![0i8; lat];
-    for c in 0..classes {
-        let mut mean = vec![0f64; lat];
-        for _ in 0..MIXTURE_DRAWS / classes {
-            e.sample_class(&mut sampler, c, &mut code).unwrap();
-            for (m_, &q) in mean.iter_mut().zip(&code) {
-                *m_ += f64::from(i32::from(q) - i32::from(m.latent.zero_point))
-                    * f64::from(m.latent.scale)
-                    / (MIXTURE_DRAWS / classes) as f64;
-            }
-        }
-        for j in 0..lat {
-            let want = sums[c * lat + j] / counts[c] as f64;
-            // 2,000 draws of a class: about five standard errors.
-            assert!(
-                (mean[j] - want).abs() < 0.12,
-                "class {c} dim {j}: draws' mean {:.3}, the class's encodings' {want:.3}",
-                mean[j]
-            );
-        }
+    for (s, &n) in sums.iter_mut().zip(&counts) {
+        s.iter_mut().for_each(|v| *v /= n.max(1) as f64);
     }
+    sums
 }
 
 /// The model of `f` exported with `prior`.

@@ -166,34 +166,28 @@ impl OwnedModel {
             latent_sigma: bytes(&self.latent.sigma_values, u32::to_le_bytes),
             ..Default::default()
         };
+        let mixture = |cumulative: &[u32], means: &[i16], sigmas: &[u32], ends: &[u16]| {
+            [
+                bytes(cumulative, u32::to_le_bytes),
+                bytes(means, i16::to_le_bytes),
+                bytes(sigmas, u32::to_le_bytes),
+                bytes(ends, u16::to_le_bytes),
+            ]
+        };
         match &self.prior {
             OwnedPrior::StandardNormal => {}
             OwnedPrior::Mixture {
                 cumulative,
                 means,
                 sigmas,
-            } => {
-                b.prior = [
-                    bytes(cumulative, u32::to_le_bytes),
-                    bytes(means, i16::to_le_bytes),
-                    bytes(sigmas, u32::to_le_bytes),
-                    Vec::new(),
-                ];
-            }
+            } => b.prior = mixture(cumulative, means, sigmas, &[]),
             #[cfg(feature = "classes")]
             OwnedPrior::ClassMixture {
                 cumulative,
                 means,
                 sigmas,
                 class_ends,
-            } => {
-                b.prior = [
-                    bytes(cumulative, u32::to_le_bytes),
-                    bytes(means, i16::to_le_bytes),
-                    bytes(sigmas, u32::to_le_bytes),
-                    bytes(class_ends, u16::to_le_bytes),
-                ];
-            }
+            } => b.prior = mixture(cumulative, means, sigmas, class_ends),
         }
         if let Some(g) = &self.golden {
             for (p, e) in &g.encoder {
