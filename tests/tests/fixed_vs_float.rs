@@ -300,22 +300,7 @@ fn aggregate_prior(f: &Fixture) {
 /// file grows by no more than the budget.
 fn learned_prior(f: &Fixture) {
     const BUDGET: usize = 2_000;
-    let normal = export_with(f, PriorChoice::StandardNormal);
-    let blob = export_with(
-        f,
-        PriorChoice::Mixture {
-            max_components: 0,
-            max_bytes: BUDGET,
-            temperature: 1.0,
-            per_class: false,
-        },
-    );
-    assert!(
-        blob.len() <= normal.len() + BUDGET,
-        "{} bytes over N(0, I)'s {}",
-        blob.len() - normal.len(),
-        normal.len()
-    );
+    let blob = export_learned(f, BUDGET, false);
     let m = Model::from_bytes(&blob).unwrap();
     let lat = usize::from(m.latent.dim);
     let (mix_mean, _) = draws_follow_the_mixture(&m, |k| {
@@ -336,18 +321,7 @@ fn learned_prior(f: &Fixture) {
 /// the mean of that class's training encodings (EM keeps each class's mean), and the file
 /// grows by no more than the budget.
 fn class_prior(f: &Fixture) {
-    const BUDGET: usize = 6_000;
-    let normal = export_with(f, PriorChoice::StandardNormal);
-    let blob = export_with(
-        f,
-        PriorChoice::Mixture {
-            max_components: 0,
-            max_bytes: BUDGET,
-            temperature: 1.0,
-            per_class: true,
-        },
-    );
-    assert!(blob.len() <= normal.len() + BUDGET);
+    let blob = export_learned(f, 6_000, true);
     let m = Model::from_bytes(&blob).unwrap();
     let e = Engine::new(&m).unwrap();
     let labels = f.data.train.labels.as_ref().unwrap();
@@ -405,6 +379,29 @@ fn mean_encodings(f: &Fixture, groups: usize, group: impl Fn(usize) -> usize) ->
         s.iter_mut().for_each(|v| *v /= n.max(1) as f64);
     }
     sums
+}
+
+/// The model of `f` exported with a learned prior (one mixture, or one per class) of at most
+/// `budget` bytes, after checking that the file is at most `budget` bytes larger than the
+/// N(0, I) export.
+fn export_learned(f: &Fixture, budget: usize, per_class: bool) -> Vec<u8> {
+    let normal = export_with(f, PriorChoice::StandardNormal);
+    let blob = export_with(
+        f,
+        PriorChoice::Mixture {
+            max_components: 0,
+            max_bytes: budget,
+            temperature: 1.0,
+            per_class,
+        },
+    );
+    assert!(
+        blob.len() <= normal.len() + budget,
+        "{} bytes over N(0, I)'s {}",
+        blob.len().saturating_sub(normal.len()),
+        normal.len()
+    );
+    blob
 }
 
 /// The model of `f` exported with `prior`.

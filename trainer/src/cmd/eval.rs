@@ -152,42 +152,36 @@ pub(crate) fn sample_scores(
         // the decoder's quantization alone, not two sets of draws.
         let paired = eval::float_decode(net, &z)?;
         out.paired = Some(measured("float model on the int8 model's draws", &paired)?);
-        let classes = tinyvae_format::Model::from_bytes(&blob)
-            .map(|m| match &m.prior {
-                tinyvae_format::Prior::ClassMixture(c) => c.classes(),
-                _ => 0,
-            })
-            .unwrap_or(0);
-        if classes > 0 {
-            let per_class = score_samples.div_ceil(classes);
-            if let Some(drawn) = eval::int8_class_samples(&blob, per_class, score_seed)? {
-                let images: Vec<Vec<u8>> = drawn.iter().map(|(_, px)| px.clone()).collect();
-                let (s, f) = measured("int8 model, each class asked for in turn", &images)?;
-                let probs = c.probabilities(&images)?;
-                let mut hits = vec![0usize; classes];
-                for ((class, _), p) in drawn.iter().zip(&probs) {
-                    let best = p
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map_or(usize::MAX, |(i, _)| i);
-                    if best == *class {
-                        hits[*class] += 1;
-                    }
+        if let Some((per_class, drawn)) =
+            eval::int8_class_samples(&blob, score_samples, score_seed)?
+        {
+            let classes = drawn.len() / per_class;
+            let images: Vec<Vec<u8>> = drawn.iter().map(|(_, px)| px.clone()).collect();
+            let (s, f) = measured("int8 model, each class asked for in turn", &images)?;
+            let probs = c.probabilities(&images)?;
+            let mut hits = vec![0usize; classes];
+            for ((class, _), p) in drawn.iter().zip(&probs) {
+                let best = p
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(usize::MAX, |(i, _)| i);
+                if best == *class {
+                    hits[*class] += 1;
                 }
-                let per: Vec<f64> = hits.iter().map(|&h| h as f64 / per_class as f64).collect();
-                let all = hits.iter().sum::<usize>() as f64 / drawn.len() as f64;
-                println!(
-                    "  classified as the class asked for: {:.1}% ({} per class; per class: {})",
-                    100.0 * all,
-                    per_class,
-                    per.iter()
-                        .map(|v| format!("{:.0}%", 100.0 * v))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
-                out.class = Some((s, f, all, per));
             }
+            let per: Vec<f64> = hits.iter().map(|&h| h as f64 / per_class as f64).collect();
+            let all = hits.iter().sum::<usize>() as f64 / drawn.len() as f64;
+            println!(
+                "  classified as the class asked for: {:.1}% ({} per class; per class: {})",
+                100.0 * all,
+                per_class,
+                per.iter()
+                    .map(|v| format!("{:.0}%", 100.0 * v))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            out.class = Some((s, f, all, per));
         }
     }
     let seen = tinyvae_trainer::fidelity::seen_test_images(data, score_samples);

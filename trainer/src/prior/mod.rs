@@ -103,29 +103,16 @@ pub fn build(
             if per_class {
                 let labels = train.labels.as_ref().context(
                     "a mixture per class needs the training labels (an IDX label file beside \
-                     the images); this data set has none",
+                     the images, or PNG images in one subfolder per class); this data set has \
+                     none",
                 )?;
                 let points = posterior_means(net, train)?;
                 let (gmm, ends, report) =
                     class_mixtures(&points, labels, net.arch.latent, max_components, max_bytes)?;
-                let OwnedPrior::Mixture {
-                    cumulative,
-                    means,
-                    sigmas,
-                } = quantize(&gmm, temperature)?
-                else {
-                    bail!("a fitted mixture quantized to another prior");
-                };
-                let prior = OwnedPrior::ClassMixture {
-                    cumulative,
-                    means,
-                    sigmas,
-                    class_ends: ends,
-                };
-                return Ok((prior, Some(report)));
+                return Ok((quantize(&gmm, temperature, Some(ends))?, Some(report)));
             }
             let (gmm, report) = learned_mixture(net, train, max_components, max_bytes)?;
-            Ok((quantize(&gmm, temperature)?, Some(report)))
+            Ok((quantize(&gmm, temperature, None)?, Some(report)))
         }
     }
 }
@@ -345,22 +332,33 @@ pub fn class_mixtures(
 }
 
 /// A fitted mixture in the model file's fixed point, its standard deviations multiplied by
-/// `temperature`.
-pub fn quantize(g: &DiagGmm, temperature: f64) -> Result<OwnedPrior> {
+/// `temperature`; grouped by class (`ClassMixture`) with `class_ends`.
+pub fn quantize(g: &DiagGmm, temperature: f64, class_ends: Option<Vec<u16>>) -> Result<OwnedPrior> {
     if g.components() > usize::from(u16::MAX) {
         bail!(
             "{} components: the format holds at most 65535",
             g.components()
         );
     }
-    Ok(OwnedPrior::Mixture {
-        cumulative: cumulative(&g.weights),
-        means: g.means.iter().map(|&m| fixed_mean(m)).collect(),
-        sigmas: g
-            .vars
-            .iter()
-            .map(|&v| q16_sigma(v.sqrt() * temperature))
-            .collect(),
+    let cumulative = cumulative(&g.weights);
+    let means = g.means.iter().map(|&m| fixed_mean(m)).collect();
+    let sigmas = g
+        .vars
+        .iter()
+        .map(|&v| q16_sigma(v.sqrt() * temperature))
+        .collect();
+    Ok(match class_ends {
+        None => OwnedPrior::Mixture {
+            cumulative,
+            means,
+            sigmas,
+        },
+        Some(class_ends) => OwnedPrior::ClassMixture {
+            cumulative,
+            means,
+            sigmas,
+            class_ends,
+        },
     })
 }
 
@@ -416,7 +414,7 @@ mod tests {
             means: vec![0.5, -100.0],
             vars: vec![0.25, 0.0],
         };
-        let OwnedPrior::Mixture { means, sigmas, .. } = quantize(&g, 1.0).unwrap() else {
+        let OwnedPrior::Mixture { means, sigmas, .. } = quantize(&g, 1.0, None).unwrap() else {
             panic!("not a mixture")
         };
         assert_eq!(means, vec![1 << (LATENT_FRAC_BITS - 1), -32768]);
