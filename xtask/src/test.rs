@@ -42,17 +42,22 @@ pub const LIBRARY_CRATES: [&str; 5] = [
 struct Tally {
     passed: Vec<String>,
     failed: Vec<String>,
+    /// When the previous check was recorded: each check's line shows the seconds since,
+    /// the time its work took (what a slow run spends its time on, read from its log).
+    last: Instant,
 }
 
 impl Tally {
     fn record(&mut self, name: &str, r: Result<()>) {
+        let took = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
         match r {
             Ok(()) => {
-                println!("[test] ok: {name}");
+                println!("[test] ok ({took:.0} s): {name}");
                 self.passed.push(name.into());
             }
             Err(e) => {
-                println!("[test] FAILED: {name}: {e:#}");
+                println!("[test] FAILED ({took:.0} s): {name}: {e:#}");
                 self.failed.push(name.into());
             }
         }
@@ -122,6 +127,7 @@ pub fn run_groups(args: &[String]) -> Result<()> {
         t: Tally {
             passed: vec![],
             failed: vec![],
+            last: Instant::now(),
         },
         trained: None,
     };
