@@ -399,11 +399,20 @@ mod tests {
     /// detaches).
     #[test]
     fn a_child_is_interrupted_first() {
+        // The shell says when its trap is set: interrupted before that (a busy machine
+        // can take longer than any fixed wait to start it), it would die of the signal.
         let mut child = Command::new("sh")
-            .args(["-c", "trap 'exit 7' INT; sleep 30 & wait"])
+            .args(["-c", "trap 'exit 7' INT; echo ready; sleep 30 & wait"])
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready, "ready\n");
         stop(&mut child);
         assert_eq!(child.wait().unwrap().code(), Some(7));
     }
