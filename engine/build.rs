@@ -37,6 +37,14 @@ fn main() {
     if dsp_rule::widening_multiply(&target) == Some(false) {
         println!("cargo::rustc-cfg=tinyvae_no_umull");
     }
+    // The ARMv6-M assembly kernel (src/dense_v6m.s) on those targets when they are Arm
+    // (ARMv8-M Baseline runs ARMv6-M code).
+    println!("cargo::rustc-check-cfg=cfg(tinyvae_v6m)");
+    if dsp_rule::widening_multiply(&target) == Some(false)
+        && std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm")
+    {
+        println!("cargo::rustc-cfg=tinyvae_v6m");
+    }
     println!("cargo::rerun-if-env-changed=TARGET");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
@@ -88,7 +96,7 @@ fn versioned_assembly() {
         .replace(['.', '-', '+'], "_");
     let prefix = format!("tinyvae_v{version}_");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    for file in ["dense_dsp.s", "conv_pair_dsp.s"] {
+    for file in ["dense_dsp.s", "conv_pair_dsp.s", "dense_v6m.s"] {
         let src = std::fs::read_to_string(format!("src/{file}")).unwrap();
         let text = src
             .replace("tinyvae_", &prefix)

@@ -7,7 +7,10 @@
 //! - 4 x 4 tiled weights ([`WeightLayout::Tiles4x4`]), portable: the same, reading tiles;
 //! - 4 x 4 tiled weights on Cortex-M4/M7 (thumbv7em, `cfg(tinyvae_dsp)`): the inputs are
 //!   widened to int16 pairs once per layer, then an assembly loop does 16 multiply-accumulates
-//!   per 4 x 4 tile with two `LDM`, eight `SXTB16` and eight `SMLAD` (the `dsp` module, on those cores).
+//!   per 4 x 4 tile with two `LDM`, eight `SXTB16` and eight `SMLAD` (the `dsp` module, on those cores);
+//! - 4 x 4 tiled int8 layers on ARMv6-M (Cortex-M0, M0+, `cfg(tinyvae_v6m)`): an assembly
+//!   routine reads a tile row as one word, sign-extends its bytes by shifts, and requantizes
+//!   with a 64-bit product built from four 16 x 16 `MULS` (the `v6m` module).
 //!
 //! Requantization runs once per output, outside the multiply-accumulate loops.
 
@@ -17,6 +20,19 @@ use crate::requant::requantize_q31;
 
 /// True where [`dense_i8`] runs tiled layers with the DSP-extension kernel (thumbv7em).
 pub const SIMD: bool = cfg!(tinyvae_dsp);
+
+/// True where [`dense_i8`] runs tiled int8 layers with the ARMv6-M assembly kernel
+/// (thumbv6m: Cortex-M0, M0+; thumbv8m.base).
+pub const V6M: bool = cfg!(tinyvae_v6m);
+
+/// True when [`dense_i8`] runs `layer` with the ARMv6-M kernel (on ARMv6-M, for a
+/// `Tiles4x4` layer whose tiles are word-aligned in memory; its blocks whose
+/// requantization is off the kernel's fast path, a left shift or a small multiplier, then
+/// take the definition).
+pub fn uses_v6m(layer: &Dense<'_>) -> bool {
+    V6M && layer.layout == WeightLayout::Tiles4x4
+        && (layer.packed_weights().as_ptr() as usize).is_multiple_of(4)
+}
 
 /// Spare scratch bytes [`dense_i8`] and [`dense_i16`] need for a layer with `in_dim` inputs:
 /// the inputs widened to int16 (padded to a multiple of 4), plus 3 bytes to align them.
@@ -405,6 +421,11 @@ fn i8_output(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8], portab
     if !portable && layer.layout == WeightLayout::Tiles4x4 && dsp::tiled_i8(layer, x, y, spare) {
         return;
     }
+    // The ARMv6-M kernel: the tile loop and the requantization in one assembly routine.
+    #[cfg(tinyvae_v6m)]
+    if !portable && layer.layout == WeightLayout::Tiles4x4 && v6m::tiled_i8(layer, x, y, spare) {
+        return;
+    }
     let (zp, lo) = output_range(layer);
     let mut sink = I8Out { layer, y, zp, lo };
     for_each_accumulator(layer, x, spare, portable, &mut sink);
@@ -445,6 +466,12 @@ pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) {
 #[cfg(tinyvae_dsp)]
 #[allow(unsafe_code)]
 pub mod dsp;
+
+/// The ARMv6-M kernel for 4 x 4 tiled int8 layers (Cortex-M0, M0+; src/dense_v6m.s): a
+/// call into the assembly, the caller's slices checked first.
+#[cfg(tinyvae_v6m)]
+#[allow(unsafe_code)]
+mod v6m;
 
 #[cfg(test)]
 mod tests {

@@ -9,15 +9,23 @@ use tinyvae_format::{
 
 pub use tinyvae_format::random::{inputs, Params};
 
-/// Largest weight count a layer may have here (784 x 400).
+/// Largest weight count a layer may have here (784 x 400; on a board with little RAM,
+/// the Cortex-M0's 16 KiB, 2,048).
+#[cfg(feature = "large-ram")]
 pub const MAX_WEIGHTS: usize = 784 * 400;
+/// Largest weight count a layer may have here (784 x 400; on a board with little RAM,
+/// the Cortex-M0's 16 KiB, 2,048).
+#[cfg(not(feature = "large-ram"))]
+pub const MAX_WEIGHTS: usize = 2048;
 /// Largest output count (of a transposed convolution: phases times channels).
-pub const MAX_OUT: usize = 1024;
+pub const MAX_OUT: usize = if cfg!(feature = "large-ram") { 1024 } else { 128 };
+/// Room for the tiles' padding beyond [`MAX_WEIGHTS`].
+const TILE_PAD: usize = if cfg!(feature = "large-ram") { 4096 } else { 1024 };
 
 /// Buffers one layer lives in: the same weights row-major and in 4 x 4 tiles.
 pub struct LayerBufs {
     rows: [u8; MAX_WEIGHTS],
-    tiles: crate::Aligned<[u8; MAX_WEIGHTS + 4096]>,
+    tiles: crate::Aligned<[u8; MAX_WEIGHTS + TILE_PAD]>,
     drawn: [[i32; MAX_OUT]; 2],
     bias: [u8; 4 * MAX_OUT],
     multiplier: [u8; 4 * MAX_OUT],
@@ -33,7 +41,7 @@ impl LayerBufs {
     pub const fn new() -> Self {
         LayerBufs {
             rows: [0; MAX_WEIGHTS],
-            tiles: crate::Aligned([0; MAX_WEIGHTS + 4096]),
+            tiles: crate::Aligned([0; MAX_WEIGHTS + TILE_PAD]),
             drawn: [[0; MAX_OUT]; 2],
             bias: [0; 4 * MAX_OUT],
             multiplier: [0; 4 * MAX_OUT],

@@ -7,37 +7,48 @@
 //! row-major kernel. Any difference fails the run naming the case, shape and row.
 //!
 //! On a core without the DSP extension the same binary checks the portable tiled kernel
-//! against the row-major one, and says so.
+//! against the row-major one, and says so; on ARMv6-M (the micro:bit's Cortex-M0, smaller
+//! shapes for its 16 KiB of RAM) the ARMv6-M assembly kernel against both.
 #![no_std]
 #![no_main]
 
 use core::ptr::addr_of_mut;
 
 use tinyvae_engine::conv::{self, conv_i8};
-use tinyvae_engine::dense::{self, dense_i16, dense_i8, dense_i8_portable, uses_simd};
+use tinyvae_engine::dense::{self, dense_i16, dense_i8, dense_i8_portable, uses_simd, uses_v6m};
 use tinyvae_firmware::synth::{inputs, LayerBufs, Params};
 use tinyvae_firmware::{self as fw, ExitCode};
 use tinyvae_format::random::{Bits, ShapeLimits, SplitMix};
 use tinyvae_format::WeightLayout;
 
 const CASES: usize = 600;
-const MAX_IN: usize = 203;
-const MAX_OUT: usize = 67;
+/// Largest layer (inputs, outputs); on the Cortex-M0's 16 KiB of RAM, smaller shapes.
+const MAX_IN: usize = if LARGE { 203 } else { 61 };
+const MAX_OUT: usize = if LARGE { 67 } else { 33 };
+const LARGE: bool = cfg!(feature = "large-ram");
 /// Random convolutions, half of them transposed.
 const CONV_CASES: usize = 240;
 /// Largest convolution matrix (columns, rows) and tensor.
-const CONV_MAX: ShapeLimits = ShapeLimits {
-    cols: 300,
-    rows: 40,
-    len: 1200,
+const CONV_MAX: ShapeLimits = if LARGE {
+    ShapeLimits {
+        cols: 300,
+        rows: 40,
+        len: 1200,
+    }
+} else {
+    ShapeLimits {
+        cols: 80,
+        rows: 24,
+        len: 300,
+    }
 };
-const PATCH: usize = 4 * 300 + 8;
+const PATCH: usize = 4 * CONV_MAX.cols + 8;
 /// With the DSP kernels, the scatter form of a transposed convolution with few output
 /// channels keeps an int32 accumulator per output (up to 1200) beside its weight tiles.
 const SPARE: usize = if dense::SIMD {
     4 * 1600 + 8
 } else {
-    2 * 4 * 300 + 8
+    2 * 4 * CONV_MAX.cols + 8
 };
 
 static mut BUFS: LayerBufs = LayerBufs::new();
@@ -69,7 +80,7 @@ fn main() -> ! {
     let mut spare = [0i8; dense::spare_len(MAX_IN)];
     let (mut y_ref, mut y, mut y_pt) = ([0i8; MAX_OUT], [0i8; MAX_OUT], [0i8; MAX_OUT]);
     let (mut z_ref, mut z) = ([0i16; MAX_OUT], [0i16; MAX_OUT]);
-    let mut simd_cases = 0usize;
+    let (mut simd_cases, mut v6m_cases) = (0usize, 0usize);
     for case in 0..CASES {
         // Mostly small and ragged shapes, some wide ones.
         let inp = 1 + (rng.next_u32() as usize % if case % 5 == 0 { MAX_IN } else { 19 });
@@ -92,6 +103,13 @@ fn main() -> ! {
             );
             simd_cases += 1;
         }
+        if dense::V6M {
+            fw::check(
+                uses_v6m(&tiles),
+                "the ARMv6-M kernel runs the tiled layer",
+            );
+            v6m_cases += 1;
+        }
         dense_i8(&rows, x, &mut y_ref[..out], &mut spare);
         dense_i8(&tiles, x, &mut y[..out], &mut spare);
         dense_i8_portable(&tiles, x, &mut y_pt[..out]);
@@ -110,9 +128,10 @@ fn main() -> ! {
         same(case, inp, "int16 (tiled kernel)", &z[..out], &z_ref[..out]);
     }
     defmt::println!(
-        "dspcheck: {=usize} random layers bit-exact, int8 and int16 outputs; {=usize} ran the DSP kernel",
+        "dspcheck: {=usize} random layers bit-exact, int8 and int16 outputs; {=usize} ran the DSP kernel; {=usize} ran the ARMv6-M kernel",
         CASES,
-        simd_cases
+        simd_cases,
+        v6m_cases
     );
     let few = convolutions(bufs, &mut rng);
     defmt::println!(

@@ -14,7 +14,10 @@ use super::Tally;
 pub(super) fn emulated(t: &mut Tally) {
     for board in firmware::selftest_boards() {
         // The binaries this group runs (clippy has compiled every binary for every board).
-        let bins: &[&str] = if firmware::qemu_boards().contains(&board) {
+        // The kernel check runs on the emulated boards, the Cortex-M0 with smaller shapes.
+        let kernel_check =
+            firmware::qemu_boards().contains(&board) || board == firmware::m0_board();
+        let bins: &[&str] = if kernel_check {
             &[
                 "selftest",
                 "dspcheck",
@@ -44,9 +47,9 @@ pub(super) fn emulated(t: &mut Tally) {
             })
         });
         // The DSP kernel against the portable ones on random layers (on the M3: the portable
-        // tiled kernel against the row-major one).
-        if firmware::qemu_boards().contains(&board) {
-            let simd = board.dsp;
+        // tiled kernel against the row-major one; on the M0: the ARMv6-M kernel against both).
+        if kernel_check {
+            let (simd, v6m) = (board.dsp, board.target.starts_with("thumbv6m"));
             t.record(
                 &format!("kernels bit-exact on random layers on {}", board.name),
                 firmware::run_qemu(board, &elfs.join("dspcheck"), limit).and_then(|o| {
@@ -57,6 +60,10 @@ pub(super) fn emulated(t: &mut Tally) {
                     let ran_dsp = !o.log.contains("; 0 ran the DSP kernel");
                     if ran_dsp != simd {
                         bail!("the DSP kernel should run here: {simd}; it ran: {ran_dsp}");
+                    }
+                    let ran_v6m = !o.log.contains("; 0 ran the ARMv6-M kernel");
+                    if ran_v6m != v6m {
+                        bail!("the ARMv6-M kernel should run here: {v6m}; it ran: {ran_v6m}");
                     }
                     Ok(())
                 }),

@@ -1,0 +1,122 @@
+//! The ARMv6-M kernel for int8 layers in 4 x 4 tiles (Cortex-M0, M0+; ARMv8-M Baseline):
+//! the tile loop and the requantization in one assembly routine (src/dense_v6m.s), where
+//! the compiled portable loop spills registers and builds the requantization's 64-bit
+//! product through calls. The same bits as the portable kernels, checked on the chip
+//! against them (`dspcheck` on the micro:bit) and on the host by the shared tests.
+
+use tinyvae_format::Dense;
+
+core::arch::global_asm!(
+    include_str!(concat!(env!("OUT_DIR"), "/dense_v6m.s")),
+    options(raw)
+);
+
+/// What [`tinyvae_dense_i8_v6m`] reads and advances: blocks of four rows from `tiles`,
+/// `bias`, `multiplier`, `shift` and `out` on; the routine counts `blocks` down as it
+/// finishes each, and stops early, with the job at the block, on parameters off its fast
+/// path.
+#[repr(C)]
+struct Job {
+    /// The block's tiles, word-aligned (advanced past a block even when it stops there).
+    tiles: *const i8,
+    x: *const i8,
+    /// `x` plus the inputs' length, a multiple of 4.
+    x_end: *const i8,
+    bias: *const u8,
+    multiplier: *const u8,
+    shift: *const u8,
+    out: *mut i8,
+    blocks: usize,
+    zero_point: i32,
+    lo: i32,
+}
+
+// The routine's name carries the crate's version (build.rs: `crate::ASM_PREFIX`).
+extern "C" {
+    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "dense_i8_v6m")]
+    fn tinyvae_dense_i8_v6m(job: *mut Job);
+}
+
+/// Runs an int8 layer in 4 x 4 tiles whose tiles are word-aligned, with the assembly
+/// routine for every whole block of four rows on its fast path (a multiplier in
+/// `[2^30, 2^31)` and a right shift, as trained layers have), and the definition for the
+/// rest. The inputs are read in place when their number is a multiple of 4, else from a
+/// zero-padded copy in `spare`. Returns false, having done nothing, when a precondition
+/// fails (the tiles misaligned or short, `spare` too small for a copy, short slices).
+#[inline(never)]
+pub(super) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
+    let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+    let groups = n.div_ceil(4);
+    let tiles = layer.packed_weights();
+    let (bias, multiplier, shift) = (
+        layer.bias.as_bytes(),
+        layer.multiplier.as_bytes(),
+        layer.shift.as_bytes(),
+    );
+    let ready = layer.layout == tinyvae_format::WeightLayout::Tiles4x4
+        && (tiles.as_ptr() as usize).is_multiple_of(4)
+        && tiles.len() == 16 * groups * out.div_ceil(4)
+        && bias.len() >= 4 * out
+        && multiplier.len() >= 4 * out
+        && shift.len() >= out
+        && x.len() >= n
+        && y.len() >= out;
+    if !ready || groups == 0 {
+        return false;
+    }
+    let x: &[i8] = if n.is_multiple_of(4) {
+        x.get(..n).unwrap_or_default()
+    } else {
+        let Some(copy) = spare.get_mut(..4 * groups) else {
+            return false;
+        };
+        copy.fill(0);
+        copy.iter_mut().zip(x).for_each(|(d, &v)| *d = v);
+        copy
+    };
+    let (zero_point, lo) = super::output_range(layer);
+    let blocks = out / 4;
+    let mut b = 0;
+    while b < blocks {
+        // (Pointer offsets, not indexing: no panic path in the firmware.)
+        let mut job = Job {
+            tiles: tiles.as_ptr().wrapping_add(16 * groups * b),
+            x: x.as_ptr(),
+            x_end: x.as_ptr_range().end,
+            bias: bias.as_ptr().wrapping_add(16 * b),
+            multiplier: multiplier.as_ptr().wrapping_add(16 * b),
+            shift: shift.as_ptr().wrapping_add(4 * b),
+            out: y.as_mut_ptr().wrapping_add(4 * b),
+            blocks: blocks - b,
+            zero_point,
+            lo,
+        };
+        // SAFETY: blocks b..blocks exist in every slice (checked above: the tiles hold
+        // `16 * groups` bytes per block and start on a word; four biases, multipliers,
+        // shifts and outputs per block); the routine reads `x` to `x_end` (`4 * groups`
+        // bytes, byte by byte), words of the tiles, bytes of the rest, writes only the
+        // outputs of the blocks it runs, and follows the AAPCS.
+        unsafe { tinyvae_dense_i8_v6m(&mut job) };
+        b = blocks - job.blocks;
+        if b < blocks {
+            // A block off the fast path: the definition for its four rows.
+            rows(layer, x, y, 4 * b..4 * b + 4);
+            b += 1;
+        }
+    }
+    rows(layer, x, y, 4 * blocks..out);
+    true
+}
+
+/// Rows `range` of the layer by the definition, weight by weight (the last, partial block,
+/// and blocks whose parameters are off the routine's fast path).
+fn rows(layer: &Dense<'_>, x: &[i8], y: &mut [i8], range: core::ops::Range<usize>) {
+    for o in range {
+        let acc = x.iter().enumerate().fold(0i32, |a, (j, &v)| {
+            a.wrapping_add(i32::from(layer.weight(o, j)) * i32::from(v))
+        });
+        if let Some(out) = y.get_mut(o) {
+            *out = super::output_i8(layer, o, layer.bias.get(o).unwrap_or(0).wrapping_add(acc));
+        }
+    }
+}

@@ -1,0 +1,191 @@
+@ The ARMv6-M kernel of engine/src/dense.rs (module `v6m`: Cortex-M0, M0+, and ARMv8-M
+@ Baseline), assembled with the crate through `global_asm!` (options(raw)). ARMv6-M has
+@ no widening multiply, no DSP extension, and immediate offsets only on word and
+@ unsigned byte loads: the weights are read a word (one tile row) at a time and their
+@ bytes sign-extended by shifts; the product of the requantization is built from 16-bit
+@ halves with four MULS.
+    .syntax unified
+
+@ TINYVAE_V6M_ROW: one row of a tile: the word at [r0 + \off] times the four inputs
+@ r2-r5, added to the accumulator \acc (a high register). r6, r7 scratch.
+.macro TINYVAE_V6M_ROW off, acc
+    ldr r6, [r0, #\off]
+    sxtb r7, r6
+    muls r7, r2, r7
+    add \acc, r7
+    lsls r7, r6, #16
+    asrs r7, r7, #24
+    muls r7, r3, r7
+    add \acc, r7
+    lsls r7, r6, #8
+    asrs r7, r7, #24
+    muls r7, r4, r7
+    add \acc, r7
+    asrs r6, r6, #24
+    muls r6, r5, r6
+    add \acc, r6
+.endm
+
+@ TINYVAE_V6M_OUT: output \i of the block (its sum in \acc) plus its bias, requantized,
+@ the zero-point added, clamped and stored; r1 the job (kept). The biases and multipliers
+@ are read byte by byte (the format does not align them; ARMv6-M faults on an unaligned
+@ word load), the multiplier straight into its halves mh (r3) and ml (r7). Off the fast
+@ path (a multiplier outside [2^30, 2^31), or a shift outside [-31, -1]) it leaves the
+@ routine with the block unfinished, for the caller to finish. r0, r2-r7 scratch.
+@
+@ h = (a m + 2^30) >> 31 from a = ah 2^16 + al (al unsigned) and m = mh 2^16 + ml: the
+@ 64-bit sum (hi, lo) = ah mh 2^32 + (ah ml + al mh) 2^16 + al ml, then h = 2 hi + bit 31
+@ of lo + bit 30 of lo. The rounding right shift by e: with d = h - (h < 0), (d >> e)
+@ plus the last bit shifted out (the carry of ASRS), as the DSP kernel's TINYVAE_ROUND.
+.macro TINYVAE_V6M_OUT i, acc
+    ldr r4, [r1, #16]
+    ldrb r6, [r4, #4*\i+3]
+    lsrs r0, r6, #6
+    cmp r0, #1
+    bne 8f
+    ldrb r3, [r4, #4*\i+2]
+    lsls r6, r6, #8
+    orrs r3, r6
+    ldrb r7, [r4, #4*\i]
+    ldrb r6, [r4, #4*\i+1]
+    lsls r6, r6, #8
+    orrs r7, r6
+    ldr r4, [r1, #12]
+    ldrb r2, [r4, #4*\i]
+    ldrb r6, [r4, #4*\i+1]
+    lsls r6, r6, #8
+    orrs r2, r6
+    ldrb r6, [r4, #4*\i+2]
+    lsls r6, r6, #16
+    orrs r2, r6
+    ldrb r6, [r4, #4*\i+3]
+    lsls r6, r6, #24
+    orrs r2, r6
+    add r2, \acc
+    asrs r0, r2, #16
+    uxth r2, r2
+    movs r5, r2
+    muls r5, r7, r5
+    muls r2, r3, r2
+    muls r7, r0, r7
+    muls r0, r3, r0
+    lsls r3, r7, #16
+    asrs r7, r7, #16
+    adds r5, r5, r3
+    adcs r0, r7
+    lsls r3, r2, #16
+    lsrs r2, r2, #16
+    adds r5, r5, r3
+    adcs r0, r2
+    adds r5, r5, r5
+    adcs r0, r0
+    lsrs r5, r5, #31
+    adds r0, r0, r5
+    ldr r4, [r1, #20]
+    ldrb r3, [r4, #\i]
+    cmp r3, #225
+    blo 8f
+    negs r3, r3
+    asrs r6, r0, #31
+    adds r0, r0, r6
+    asrs r0, r3
+    ldr r3, [r1, #32]
+    adcs r0, r3
+    ldr r3, [r1, #36]
+    cmp r0, r3
+    bge 5f
+    movs r0, r3
+5:
+    cmp r0, #127
+    ble 6f
+    movs r0, #127
+6:
+    ldr r4, [r1, #24]
+    strb r0, [r4, #\i]
+    b 7f
+8:
+    b 9f
+7:
+.endm
+
+@ tinyvae_dense_i8_v6m(job): the job's blocks of four rows, each: the tile loop over the
+@ inputs (whole groups of four), then the four outputs. The job (src/dense/v6m.rs, `Job`):
+@ 0 tiles (word-aligned), 4 inputs, 8 the inputs' end, 12 biases, 16 multipliers,
+@ 20 shifts, 24 outputs, 28 the blocks left, 32 the zero-point, 36 the lower bound. Each finished block advances the job's pointers and counts down
+@ its blocks; a block off the fast path is left with the job pointing at it (its tiles
+@ pointer past it) and its blocks left nonzero.
+    .section .text.tinyvae_dense_i8_v6m,"ax",%progbits
+    .global tinyvae_dense_i8_v6m
+    .type tinyvae_dense_i8_v6m,%function
+    .thumb_func
+    .p2align 1
+tinyvae_dense_i8_v6m:
+    push {r4-r7, lr}
+    mov r4, r8
+    mov r5, r9
+    mov r6, r10
+    mov r7, r11
+    push {r0, r4-r7}
+    ldr r1, [r0, #28]
+    cmp r1, #0
+    bne 1f
+    b 9f
+1:
+    ldr r0, [sp]
+    movs r3, #0
+    mov r8, r3
+    mov r9, r3
+    mov r10, r3
+    mov r11, r3
+    ldr r1, [r0, #8]
+    mov r12, r1
+    ldr r1, [r0, #4]
+    ldr r0, [r0, #0]
+2:
+    ldrb r2, [r1, #0]
+    sxtb r2, r2
+    ldrb r3, [r1, #1]
+    sxtb r3, r3
+    ldrb r4, [r1, #2]
+    sxtb r4, r4
+    ldrb r5, [r1, #3]
+    sxtb r5, r5
+    adds r1, #4
+    TINYVAE_V6M_ROW 0, r8
+    TINYVAE_V6M_ROW 4, r9
+    TINYVAE_V6M_ROW 8, r10
+    TINYVAE_V6M_ROW 12, r11
+    adds r0, #16
+    cmp r1, r12
+    bne 2b
+    ldr r1, [sp]
+    str r0, [r1, #0]
+    TINYVAE_V6M_OUT 0, r8
+    TINYVAE_V6M_OUT 1, r9
+    TINYVAE_V6M_OUT 2, r10
+    TINYVAE_V6M_OUT 3, r11
+    ldr r2, [r1, #12]
+    adds r2, #16
+    str r2, [r1, #12]
+    ldr r2, [r1, #16]
+    adds r2, #16
+    str r2, [r1, #16]
+    ldr r2, [r1, #20]
+    adds r2, #4
+    str r2, [r1, #20]
+    ldr r2, [r1, #24]
+    adds r2, #4
+    str r2, [r1, #24]
+    ldr r2, [r1, #28]
+    subs r2, #1
+    str r2, [r1, #28]
+    beq 9f
+    b 1b
+9:
+    pop {r0, r4-r7}
+    mov r8, r4
+    mov r9, r5
+    mov r10, r6
+    mov r11, r7
+    pop {r4-r7, pc}
+    .size tinyvae_dense_i8_v6m, . - tinyvae_dense_i8_v6m
