@@ -18,9 +18,17 @@ pub const MAX_WEIGHTS: usize = 784 * 400;
 #[cfg(not(feature = "large-ram"))]
 pub const MAX_WEIGHTS: usize = 2048;
 /// Largest output count (of a transposed convolution: phases times channels).
-pub const MAX_OUT: usize = if cfg!(feature = "large-ram") { 1024 } else { 128 };
+pub const MAX_OUT: usize = if cfg!(feature = "large-ram") {
+    1024
+} else {
+    128
+};
 /// Room for the tiles' padding beyond [`MAX_WEIGHTS`].
-const TILE_PAD: usize = if cfg!(feature = "large-ram") { 4096 } else { 1024 };
+const TILE_PAD: usize = if cfg!(feature = "large-ram") {
+    4096
+} else {
+    1024
+};
 
 /// Buffers one layer lives in: the same weights row-major and in 4 x 4 tiles.
 pub struct LayerBufs {

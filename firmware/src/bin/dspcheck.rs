@@ -104,10 +104,7 @@ fn main() -> ! {
             simd_cases += 1;
         }
         if dense::V6M {
-            fw::check(
-                uses_v6m(&tiles),
-                "the ARMv6-M kernel runs the tiled layer",
-            );
+            fw::check(uses_v6m(&tiles), "the ARMv6-M kernel runs the tiled layer");
             v6m_cases += 1;
         }
         dense_i8(&rows, x, &mut y_ref[..out], &mut spare);
