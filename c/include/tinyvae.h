@@ -19,11 +19,15 @@
 // The DSP-extension kernels run the model (`tinyvae_kernel`).
 #define TINYVAE_KERNEL_DSP 0
 
-// The portable kernels: this target has no DSP extension (the fast path here).
+// The portable kernels: this target has no assembly kernel (the fast path here).
 #define TINYVAE_KERNEL_PORTABLE_NO_DSP 1
 
 // The portable kernels: the model stores no layer in 4x4 tiles.
 #define TINYVAE_KERNEL_PORTABLE_ROW_MAJOR 2
+
+// The ARMv6-M assembly kernel runs the model's int8 layers (Cortex-M0, M0+; the model
+// word-aligned, in 4x4 tiles).
+#define TINYVAE_KERNEL_ARMV6M 3
 
 // A status code: [`TINYVAE_OK`] or what went wrong; [`tinyvae_status_name`] names it.
 typedef int32_t tinyvae_status;
@@ -159,8 +163,8 @@ uintptr_t tinyvae_latent(const tinyvae_model *m);
 // `m` is NULL or points to a `tinyvae_model`.
 uintptr_t tinyvae_stats_len(const tinyvae_model *m);
 
-// Which kernels run the model: [`TINYVAE_KERNEL_DSP`] or a `TINYVAE_KERNEL_PORTABLE_*`
-// reason; a negative status for a NULL or unopened handle.
+// Which kernels run the model: [`TINYVAE_KERNEL_DSP`], [`TINYVAE_KERNEL_ARMV6M`] or a
+// `TINYVAE_KERNEL_PORTABLE_*` reason; a negative status for a NULL or unopened handle.
 //
 // # Safety
 // `m` is NULL or points to a `tinyvae_model`.

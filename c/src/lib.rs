@@ -84,10 +84,13 @@ pub const TINYVAE_ERR_OTHER: tinyvae_status = 32;
 
 /// The DSP-extension kernels run the model (`tinyvae_kernel`).
 pub const TINYVAE_KERNEL_DSP: i32 = 0;
-/// The portable kernels: this target has no DSP extension (the fast path here).
+/// The portable kernels: this target has no assembly kernel (the fast path here).
 pub const TINYVAE_KERNEL_PORTABLE_NO_DSP: i32 = 1;
 /// The portable kernels: the model stores no layer in 4x4 tiles.
 pub const TINYVAE_KERNEL_PORTABLE_ROW_MAJOR: i32 = 2;
+/// The ARMv6-M assembly kernel runs the model's int8 layers (Cortex-M0, M0+; the model
+/// word-aligned, in 4x4 tiles).
+pub const TINYVAE_KERNEL_ARMV6M: i32 = 3;
 
 /// 64-bit words of a [`tinyvae_model`] on a 32-bit core (include/tinyvae.h defines
 /// `TINYVAE_MODEL_WORDS` by the C compiler's pointer width; a test holds the two together).
@@ -317,8 +320,8 @@ pub unsafe extern "C" fn tinyvae_stats_len(m: *const tinyvae_model) -> usize {
     }
 }
 
-/// Which kernels run the model: [`TINYVAE_KERNEL_DSP`] or a `TINYVAE_KERNEL_PORTABLE_*`
-/// reason; a negative status for a NULL or unopened handle.
+/// Which kernels run the model: [`TINYVAE_KERNEL_DSP`], [`TINYVAE_KERNEL_ARMV6M`] or a
+/// `TINYVAE_KERNEL_PORTABLE_*` reason; a negative status for a NULL or unopened handle.
 ///
 /// # Safety
 /// `m` is NULL or points to a `tinyvae_model`.
@@ -329,6 +332,7 @@ pub unsafe extern "C" fn tinyvae_kernel(m: *const tinyvae_model) -> i32 {
         Err(s) => -s,
         Ok(model) => match Engine::new_unaligned(model).kernel() {
             Kernel::Dsp => TINYVAE_KERNEL_DSP,
+            Kernel::ArmV6M => TINYVAE_KERNEL_ARMV6M,
             Kernel::Portable(Fallback::RowMajorWeights) => TINYVAE_KERNEL_PORTABLE_ROW_MAJOR,
             _ => TINYVAE_KERNEL_PORTABLE_NO_DSP,
         },

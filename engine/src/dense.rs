@@ -459,7 +459,7 @@ pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) {
 
 /// The Cortex-M4/M7 kernel for 4 x 4 tiled weights (DSP extension: `SXTB16`, `SMLAD`).
 ///
-/// With `conv::few::dot4` on ARMv6-M, the only `unsafe` in the engine: calls into the
+/// With `v6m` and `conv::few::dot4` on ARMv6-M, the only `unsafe` in the engine: calls into the
 /// assembly (src/dense_dsp.s) and the reinterpretation of the caller's spare bytes as words.
 /// The loop reads exactly `4 * groups` words of the block (checked against the slice before
 /// the call) and `2 * groups` words of widened inputs.

@@ -31,9 +31,9 @@ pub enum Error {
     NotAVae,
     /// The operation needs the encoder, and the model is decoder-only.
     NoEncoder,
-    /// The model's bytes do not start on a 4-byte boundary, so this build's DSP kernel cannot
-    /// load its weights a word at a time (from [`Engine::new`](crate::Engine::new), on cores
-    /// with the DSP extension only). Embed the model with [`include_model!`](crate::include_model)
+    /// The model's bytes do not start on a 4-byte boundary, so this build's assembly kernel
+    /// cannot load its weights a word at a time (from [`Engine::new`](crate::Engine::new), on
+    /// cores with the DSP extension and on ARMv6-M only). Embed the model with [`include_model!`](crate::include_model)
     /// or in an [`Aligned`](crate::Aligned) wrapper; or accept the portable kernels, 12 to 14
     /// times the instructions (the demo's conv and dense decoders on the Cortex-M4F), with
     /// [`Engine::new_unaligned`](crate::Engine::new_unaligned).
@@ -83,8 +83,8 @@ impl core::fmt::Display for Error {
             ),
             Error::Misaligned { offset } => write!(
                 f,
-                "the model's bytes start {offset} byte(s) past a 4-byte boundary, where the DSP \
-                 kernel cannot load its weights: embed it with tinyvae_engine::include_model! \
+                "the model's bytes start {offset} byte(s) past a 4-byte boundary, where the \
+                 assembly kernel cannot load its weights: embed it with tinyvae_engine::include_model! \
                  (or tinyvae_engine::Aligned), or accept the portable kernels (12-14x the \
                  instructions) with Engine::new_unaligned"
             ),

@@ -11,6 +11,10 @@ pub enum Kernel {
     /// The DSP-extension kernels in assembly (`SXTB16`, `SMLAD`): Cortex-M4, M7, M33 and
     /// later cores with the extension, the model word-aligned and stored in 4 x 4 tiles.
     Dsp,
+    /// The ARMv6-M kernel in assembly (a tile row per word load, `MULS`): Cortex-M0, M0+
+    /// and ARMv8-M Baseline, the model word-aligned and stored in 4 x 4 tiles. Its int8
+    /// layers run in it; the few-channel convolutions and int16 layers stay portable.
+    ArmV6M,
     /// The portable Rust kernels, for the reason given: the same bits, more instructions.
     Portable(Fallback),
 }
@@ -20,11 +24,11 @@ pub enum Kernel {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Fallback {
-    /// This build's target has no DSP extension (Cortex-M0, M0+, M3, M23, or the host):
-    /// the portable kernels are this target's fast path.
+    /// This build's target has no assembly kernel (Cortex-M3, or the host): the portable
+    /// kernels are this target's fast path.
     NoDspExtension,
     /// The model stores no layer in 4 x 4 tiles (`--layout row-major` at export), the layout
-    /// the DSP kernel reads.
+    /// the assembly kernels read.
     RowMajorWeights,
     /// The model's bytes are not on a 4-byte boundary, accepted on purpose with
     /// [`Engine::new_unaligned`](crate::Engine::new_unaligned): 12 to 14 times the
@@ -39,8 +43,9 @@ impl core::fmt::Display for Kernel {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Kernel::Dsp => f.write_str("DSP-extension kernels (SMLAD)"),
+            Kernel::ArmV6M => f.write_str("ARMv6-M assembly kernel (MULS)"),
             Kernel::Portable(Fallback::NoDspExtension) => {
-                f.write_str("portable kernels: the target has no DSP extension")
+                f.write_str("portable kernels: the target has no assembly kernel")
             }
             Kernel::Portable(Fallback::RowMajorWeights) => {
                 f.write_str("portable kernels: the model stores no layer in 4x4 tiles")
@@ -68,18 +73,41 @@ pub(crate) fn misalignment(model: &Model<'_>) -> Option<u8> {
     None
 }
 
-/// The kernels a build with (`simd`) or without the DSP kernel runs `model` with.
-pub(crate) fn choose(model: &Model<'_>, simd: bool) -> Kernel {
+/// What a build's target has of the assembly kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Assembly {
+    /// The DSP-extension kernels ([`Kernel::Dsp`]).
+    Dsp,
+    /// The ARMv6-M kernel ([`Kernel::ArmV6M`]).
+    ArmV6M,
+    /// None: the portable kernels.
+    None,
+}
+
+impl Assembly {
+    /// This build's.
+    pub(crate) const THIS: Assembly = if crate::dense::SIMD {
+        Assembly::Dsp
+    } else if crate::dense::V6M {
+        Assembly::ArmV6M
+    } else {
+        Assembly::None
+    };
+}
+
+/// The kernels a build with the assembly kernels `asm` runs `model` with.
+pub(crate) fn choose(model: &Model<'_>, asm: Assembly) -> Kernel {
     let tiled = [&model.encoder, &model.decoder].iter().any(|n| {
         n.layers
             .iter()
             .any(|l| l.matrix().layout == WeightLayout::Tiles4x4)
     });
-    match (simd, tiled, misalignment(model)) {
-        (false, _, _) => Kernel::Portable(Fallback::NoDspExtension),
-        (true, false, _) => Kernel::Portable(Fallback::RowMajorWeights),
-        (true, true, Some(offset)) => Kernel::Portable(Fallback::Misaligned { offset }),
-        (true, true, None) => Kernel::Dsp,
+    match (asm, tiled, misalignment(model)) {
+        (Assembly::None, _, _) => Kernel::Portable(Fallback::NoDspExtension),
+        (_, false, _) => Kernel::Portable(Fallback::RowMajorWeights),
+        (_, true, Some(offset)) => Kernel::Portable(Fallback::Misaligned { offset }),
+        (Assembly::Dsp, true, None) => Kernel::Dsp,
+        (Assembly::ArmV6M, true, None) => Kernel::ArmV6M,
     }
 }
 
@@ -89,7 +117,7 @@ mod tests {
     use tinyvae_format::synthetic::SyntheticSpec;
     use tinyvae_format::{Model, WeightLayout};
 
-    use super::{Fallback, Kernel};
+    use super::{Assembly, Fallback, Kernel};
     use crate::{Engine, Error};
 
     /// A buffer holding `bytes` at `offset` bytes past a word boundary, and where they start.
@@ -114,20 +142,26 @@ mod tests {
             let (buf, at) = placed(&bytes, offset);
             let view = &buf[at..at + bytes.len()];
             let m = Model::from_bytes(view).unwrap();
-            let dsp = Engine::checked(&m, true);
-            if offset == 0 {
-                assert!(dsp.is_ok());
-                assert_eq!(super::choose(&m, true), Kernel::Dsp);
-            } else {
-                let o = offset as u8;
-                assert_eq!(dsp.unwrap_err(), Error::Misaligned { offset: o });
-                let why = Fallback::Misaligned { offset: o };
-                assert_eq!(super::choose(&m, true), Kernel::Portable(why));
+            // Both assembly kernels load the tiles a word at a time.
+            for (asm, fast) in [
+                (Assembly::Dsp, Kernel::Dsp),
+                (Assembly::ArmV6M, Kernel::ArmV6M),
+            ] {
+                let e = Engine::checked(&m, asm);
+                if offset == 0 {
+                    assert!(e.is_ok());
+                    assert_eq!(super::choose(&m, asm), fast);
+                } else {
+                    let o = offset as u8;
+                    assert_eq!(e.unwrap_err(), Error::Misaligned { offset: o });
+                    let why = Fallback::Misaligned { offset: o };
+                    assert_eq!(super::choose(&m, asm), Kernel::Portable(why));
+                }
             }
-            // Without the DSP kernel every placement is the target's fast path.
-            assert!(Engine::checked(&m, false).is_ok());
+            // Without an assembly kernel every placement is the target's fast path.
+            assert!(Engine::checked(&m, Assembly::None).is_ok());
             assert_eq!(
-                super::choose(&m, false),
+                super::choose(&m, Assembly::None),
                 Kernel::Portable(Fallback::NoDspExtension)
             );
             // The explicit fallback always takes it (this host has no DSP kernel).
@@ -137,7 +171,8 @@ mod tests {
         let rows = model_bytes(WeightLayout::RowMajor);
         let m = Model::from_bytes(&rows).unwrap();
         let why = Fallback::RowMajorWeights;
-        assert_eq!(super::choose(&m, true), Kernel::Portable(why));
+        assert_eq!(super::choose(&m, Assembly::Dsp), Kernel::Portable(why));
+        assert_eq!(super::choose(&m, Assembly::ArmV6M), Kernel::Portable(why));
     }
 
     #[test]

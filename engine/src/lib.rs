@@ -242,16 +242,17 @@ pub struct Engine<'m, 'a> {
 type Split<'s> = (&'s mut [i8], &'s mut [i8], &'s mut [i8], &'s mut [i8]);
 
 impl<'m, 'a> Engine<'m, 'a> {
-    /// An engine for `model` (validated by [`Model::from_bytes`]). On a core with the DSP
-    /// extension, a model whose bytes are not word-aligned is [`Error::Misaligned`]: embed it
-    /// with [`include_model!`], or take the portable kernels with [`Engine::new_unaligned`].
+    /// An engine for `model` (validated by [`Model::from_bytes`]). On a core with an
+    /// assembly kernel (the DSP extension's, or ARMv6-M's on the Cortex-M0), a model whose
+    /// bytes are not word-aligned is [`Error::Misaligned`]: embed it with
+    /// [`include_model!`], or take the portable kernels with [`Engine::new_unaligned`].
     pub fn new(model: &'m Model<'a>) -> Result<Self, Error> {
-        Self::checked(model, dense::SIMD)
+        Self::checked(model, kernel::Assembly::THIS)
     }
 
-    /// [`Engine::new`] for a build with (`simd`) or without the DSP kernel.
-    fn checked(model: &'m Model<'a>, simd: bool) -> Result<Self, Error> {
-        match kernel::misalignment(model).filter(|_| simd) {
+    /// [`Engine::new`] for a build with the assembly kernels `asm`.
+    fn checked(model: &'m Model<'a>, asm: kernel::Assembly) -> Result<Self, Error> {
+        match kernel::misalignment(model).filter(|_| asm != kernel::Assembly::None) {
             Some(offset) => Err(Error::Misaligned { offset }),
             None => Ok(Self::new_unaligned(model)),
         }
@@ -274,10 +275,10 @@ impl<'m, 'a> Engine<'m, 'a> {
     }
 
     /// Which kernels run the model's tiled layers, and why: [`Kernel::Dsp`] on a core with
-    /// the DSP extension and a word-aligned tiled model, else [`Kernel::Portable`] with the
-    /// reason.
+    /// the DSP extension and [`Kernel::ArmV6M`] on ARMv6-M, for a word-aligned tiled model,
+    /// else [`Kernel::Portable`] with the reason.
     pub fn kernel(&self) -> Kernel {
-        kernel::choose(self.model, dense::SIMD)
+        kernel::choose(self.model, kernel::Assembly::THIS)
     }
 
     fn parts(&self) -> [usize; 4] {

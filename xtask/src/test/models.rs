@@ -133,8 +133,8 @@ pub(super) fn conv_on_chip(t: &mut Tally) {
     for board in [firmware::default_board(), firmware::qemu_boards()[1]] {
         t.record(
             &format!(
-                "a model one byte off its word boundary on {}: refused by Engine::new where the \
-                 DSP kernel runs, run bit-exact by Engine::new_unaligned, the fallback named",
+                "a model one byte off its word boundary on {}: refused by Engine::new where an \
+                 assembly kernel runs, run bit-exact by Engine::new_unaligned, the fallback named",
                 board.name
             ),
             user::misaligned(board, model_file),
