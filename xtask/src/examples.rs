@@ -77,10 +77,12 @@ pub fn package() -> Result<()> {
 }
 
 /// Removes what an earlier `cargo publish --dry-run` unpacked of these crates from its
-/// temporary registry (`$CARGO_HOME/registry/src/-HASH/tinyvae-*`): Cargo unpacks a crate
-/// of a version once and reuses it, so a later run would verify each crate against the
-/// earlier sources of the others (same version, other contents).
+/// temporary registry (`$CARGO_HOME/registry/src/-HASH/tinyvae-*`), and what it compiled of
+/// them: Cargo unpacks and compiles a registry crate of a version once and reuses it, so a
+/// later run would verify each crate against the earlier sources of the others (same
+/// version, other contents).
 fn forget_unpacked_packages() -> Result<()> {
+    forget_compiled_packages();
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
@@ -106,6 +108,38 @@ fn forget_unpacked_packages() -> Result<()> {
     Ok(())
 }
 
+/// The build records (fingerprints) of the library crates compiled from the temporary
+/// registry, found by their sources' paths in the dependency files: without them Cargo
+/// compiles those crates again.
+fn forget_compiled_packages() {
+    let target = project_root().join("target/debug");
+    let Ok(deps) = std::fs::read_dir(target.join("deps")) else {
+        return;
+    };
+    for d in deps.flatten() {
+        let name = d.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".d") else {
+            continue;
+        };
+        let Some((lib, hash)) = stem.rsplit_once('-') else {
+            continue;
+        };
+        let ours = crate::test::LIBRARY_CRATES
+            .iter()
+            .any(|c| c.replace('-', "_") == lib);
+        let from_registry = std::fs::read_to_string(d.path())
+            .is_ok_and(|t| t.contains("registry/src/-"));
+        if ours && from_registry {
+            let crate_name = lib.replace('_', "-");
+            let _ = std::fs::remove_dir_all(
+                target
+                    .join(".fingerprint")
+                    .join(format!("{crate_name}-{hash}")),
+            );
+        }
+    }
+}
+
 /// Builds `examples/NAME` in release with `model` embedded, from the packaged crates when
 /// `packaged`; returns the ELF.
 pub fn build(name: &str, model: &Path, packaged: bool) -> Result<PathBuf> {
@@ -125,7 +159,9 @@ pub fn build_with(
     let model = model
         .canonicalize()
         .with_context(|| format!("{}: no such model file", model.display()))?;
-    let target = target_dir(name);
+    // One target folder for the Rust examples: the crates they share (the packaged engine
+    // and format, cortex-m-rt...) compile once where their versions and features agree.
+    let target = target_dir("rust");
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&dir)
         .env("TINYVAE_MODEL", &model)
