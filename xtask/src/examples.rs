@@ -127,8 +127,8 @@ fn forget_compiled_packages() {
         let ours = crate::test::LIBRARY_CRATES
             .iter()
             .any(|c| c.replace('-', "_") == lib);
-        let from_registry = std::fs::read_to_string(d.path())
-            .is_ok_and(|t| t.contains("registry/src/-"));
+        let from_registry =
+            std::fs::read_to_string(d.path()).is_ok_and(|t| t.contains("registry/src/-"));
         if ours && from_registry {
             let crate_name = lib.replace('_', "-");
             let _ = std::fs::remove_dir_all(

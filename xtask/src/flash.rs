@@ -401,11 +401,21 @@ mod tests {
     fn a_child_is_interrupted_first() {
         // The shell says when its trap is set: interrupted before that (a busy machine
         // can take longer than any fixed wait to start it), it would die of the signal.
-        let mut child = Command::new("sh")
-            .args(["-c", "trap 'exit 7' INT; echo ready; sleep 30 & wait"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut sh = Command::new("sh");
+        sh.args(["-c", "trap 'exit 7' INT; echo ready; sleep 30 & wait"])
+            .stdout(Stdio::piped());
+        // A shell cannot trap a signal ignored when it started, as SIGINT is under a
+        // background job of a non-interactive shell (a CI script's `cmd &`): the child
+        // starts with SIGINT's default disposition.
+        // SAFETY: `signal` is async-signal-safe, as code between fork and exec must be; it
+        // changes only the child's disposition of SIGINT.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut sh, || {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = sh.spawn().unwrap();
         let mut ready = String::new();
         std::io::BufRead::read_line(
             &mut std::io::BufReader::new(child.stdout.take().unwrap()),
