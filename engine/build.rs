@@ -96,7 +96,7 @@ fn versioned_assembly() {
         .replace(['.', '-', '+'], "_");
     let prefix = format!("tinyvae_v{version}_");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    for file in ["dense_dsp.s", "conv_pair_dsp.s", "dense_v6m.s"] {
+    for file in ["dense_dsp.s", "conv_pair_dsp.s", "dense_v6m.s", "few_v6m.s"] {
         let src = std::fs::read_to_string(format!("src/{file}")).unwrap();
         let text = src
             .replace("tinyvae_", &prefix)

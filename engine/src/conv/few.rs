@@ -37,52 +37,128 @@ pub(super) fn few_channels(
     };
     pad.fill(c.matrix.input_zero_point);
     let pad: &[i8] = pad;
-    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
     for_each_product(c, transposed, &mut |m, walk| {
         // A row of taps reads `nx` neighbouring pixels, backward in a transposed layer's
         // phase: its weights are stored in the order of the pixels in memory, so that a row
         // lying inside the input is one dot product.
         let back = walk.dir != 1;
         rows.load(&m, walk.nx, ch, back);
-        walk.run(s, &mut |at, taps| {
-            let run = taps.nx * ch;
-            for o in 0..r {
-                let row = rows.row(o);
-                let mut acc = m.bias.get(o).unwrap_or(0);
-                for ty in 0..taps.ny {
-                    let iy = taps.y0.wrapping_add(ty.wrapping_mul(taps.dir));
-                    // The leftmost pixel the row reads.
-                    let left = if back {
-                        taps.x0.wrapping_sub(taps.nx - 1)
-                    } else {
-                        taps.x0
+        let p = Product {
+            s,
+            x,
+            pad,
+            rows: &rows,
+            m: &m,
+            back,
+            dims: (ch, usize::from(s.in_height), usize::from(s.in_width), r),
+        };
+        // On ARMv6-M the positions whose taps all lie inside the input run in assembly, a
+        // row of outputs at a time; the others (at the edges) position by position.
+        #[cfg(tinyvae_v6m)]
+        walk.run_rows(s, &mut |at0, taps0, count| {
+            let inside = v6m::inside(s, &walk, taps0, count);
+            let (lo, hi) = inside.unwrap_or((count, count));
+            let position = |k: usize| {
+                let taps = Taps {
+                    x0: taps0.x0.wrapping_add(k.wrapping_mul(walk.tstep)),
+                    ..taps0
+                };
+                (at0 + k * walk.step, taps)
+            };
+            for k in (0..lo).chain(hi..count) {
+                let (at, taps) = position(k);
+                p.position(y, at, taps);
+            }
+            if lo < hi {
+                let (at, taps) = position(lo);
+                for o in 0..r {
+                    let run = v6m::Run {
+                        walk: &walk,
+                        taps,
+                        at,
+                        n: hi - lo,
+                        channels: (o, r),
                     };
-                    let j0 = ty * run;
-                    if iy < h && left < w && left + taps.nx <= w {
-                        let at = (iy * w + left) * ch;
-                        if let (Some(ws), Some(px)) = (row.get(j0..j0 + run), x.get(at..at + run)) {
-                            acc = acc.wrapping_add(dot_run(ws, px));
-                        }
-                        continue;
-                    }
-                    // A row reaching past the input's edge: tap by tap, the zero-point's
-                    // pixel outside.
-                    for tx in 0..taps.nx {
-                        let px = pixel(s, x, pad, taps, ty, tx);
-                        let t = if back { taps.nx - 1 - tx } else { tx };
-                        let j = j0 + t * ch;
-                        if let Some(ws) = row.get(j..j + ch) {
-                            acc = acc.wrapping_add(dot(ws, px));
+                    if !v6m::run(&m, rows.row(o), s, x, y, run) {
+                        for k in lo..hi {
+                            let (at, taps) = position(k);
+                            p.channel(y, at, taps, o);
                         }
                     }
-                }
-                if let Some(out) = y.get_mut(at * r + o) {
-                    *out = dense::output_i8(&m, o, acc);
                 }
             }
         });
+        #[cfg(not(tinyvae_v6m))]
+        walk.run(s, &mut |at, taps| p.position(y, at, taps));
     });
     true
+}
+
+/// One dense product of a few-channel convolution (a transposed one's phase), its weight
+/// rows loaded.
+struct Product<'p, 'a> {
+    s: &'p ConvShape,
+    x: &'p [i8],
+    /// The zero-point's pixel.
+    pad: &'p [i8],
+    rows: &'p Rows<'p>,
+    m: &'p Dense<'a>,
+    /// Taps read backward (a transposed phase's), their weights stored in the pixels' order.
+    back: bool,
+    /// Input channels, height and width; output channels.
+    dims: (usize, usize, usize, usize),
+}
+
+impl Product<'_, '_> {
+    /// Every output channel of position `at`, whose taps are `taps`.
+    #[inline(always)]
+    fn position(&self, y: &mut [i8], at: usize, taps: Taps) {
+        for o in 0..self.dims.3 {
+            self.channel(y, at, taps, o);
+        }
+    }
+
+    /// Output channel `o` of position `at`.
+    #[inline(always)]
+    fn channel(&self, y: &mut [i8], at: usize, taps: Taps, o: usize) {
+        let (s, x, m) = (self.s, self.x, self.m);
+        let (ch, h, w, r) = self.dims;
+        let run = taps.nx * ch;
+        {
+            let row = self.rows.row(o);
+            let mut acc = m.bias.get(o).unwrap_or(0);
+            for ty in 0..taps.ny {
+                let iy = taps.y0.wrapping_add(ty.wrapping_mul(taps.dir));
+                // The leftmost pixel the row reads.
+                let left = if self.back {
+                    taps.x0.wrapping_sub(taps.nx - 1)
+                } else {
+                    taps.x0
+                };
+                let j0 = ty * run;
+                if iy < h && left < w && left + taps.nx <= w {
+                    let at = (iy * w + left) * ch;
+                    if let (Some(ws), Some(px)) = (row.get(j0..j0 + run), x.get(at..at + run)) {
+                        acc = acc.wrapping_add(dot_run(ws, px));
+                    }
+                    continue;
+                }
+                // A row reaching past the input's edge: tap by tap, the zero-point's pixel
+                // outside.
+                for tx in 0..taps.nx {
+                    let px = pixel(s, x, self.pad, taps, ty, tx);
+                    let t = if self.back { taps.nx - 1 - tx } else { tx };
+                    let j = j0 + t * ch;
+                    if let Some(ws) = row.get(j..j + ch) {
+                        acc = acc.wrapping_add(dot(ws, px));
+                    }
+                }
+            }
+            if let Some(out) = y.get_mut(at * r + o) {
+                *out = dense::output_i8(m, o, acc);
+            }
+        }
+    }
 }
 
 /// The input pixel (its `C` values) under tap (`ty`, `tx`) of `t`, or `pad` (the
@@ -120,22 +196,30 @@ impl<'s> Rows<'s> {
         let k = usize::from(m.in_dim);
         let kp = k.div_ceil(4) * 4;
         self.kp = kp;
-        let run = (nx * ch).max(1);
+        let (ch, run) = (ch.max(1), nx * ch.max(1));
         for (o, row) in self.narrow.chunks_exact_mut(kp).enumerate() {
             if o >= usize::from(m.out_dim) {
                 break;
             }
+            // Column j of the stored row is kernel row `base / run`, tap `t` (reversed with
+            // `back`), channel `c`; the matrix's own column order is kernel row, tap,
+            // channel. Counters, not divisions: the Cortex-M0 has no divide instruction.
+            let (mut base, mut t, mut c) = (0, 0, 0);
             for (j, w) in row.iter_mut().enumerate() {
-                // Column j of the stored row: kernel row j / run, tap (j % run) / ch
-                // (reversed with `back`), channel j % ch; the matrix's own column order is
-                // kernel row, tap, channel.
-                let src = if back && j < k {
-                    let (base, t, c) = (j - j % run, (j % run) / ch.max(1), j % ch.max(1));
-                    base + (nx - 1 - t) * ch + c
+                *w = if j >= k {
+                    0
+                } else if back {
+                    m.weight(o, base + (nx - 1 - t) * ch + c)
                 } else {
-                    j
+                    m.weight(o, j)
                 };
-                *w = if j < k { m.weight(o, src) } else { 0 };
+                c += 1;
+                if c == ch {
+                    (c, t) = (0, t + 1);
+                    if t == nx {
+                        (t, base) = (0, base + run);
+                    }
+                }
             }
         }
     }
@@ -228,4 +312,156 @@ fn dot4(w: &[i8], x: &[i8]) -> i32 {
         );
     }
     acc
+}
+
+/// The ARMv6-M routine (src/few_v6m.s): a row of output positions whose taps all lie inside
+/// the input, one output channel, its requantization on the fast path.
+#[cfg(tinyvae_v6m)]
+#[allow(unsafe_code)]
+mod v6m {
+    use tinyvae_format::{ConvShape, Dense};
+
+    use super::super::{Taps, Walk};
+    use crate::dense;
+
+    core::arch::global_asm!(
+        include_str!(concat!(env!("OUT_DIR"), "/few_v6m.s")),
+        options(raw)
+    );
+
+    /// What [`tinyvae_few_run_v6m`] reads (and advances: `x`, `out`, `n`).
+    #[repr(C)]
+    struct RunJob {
+        w: *const i8,
+        x: *const i8,
+        x_row_stride: isize,
+        run: usize,
+        ny: usize,
+        x_step: isize,
+        out: *mut i8,
+        out_step: isize,
+        n: usize,
+        bias: i32,
+        ml: u32,
+        mh: u32,
+        e: u32,
+        zero_point: i32,
+        lo: i32,
+    }
+
+    // The routine's name carries the crate's version (build.rs: `crate::ASM_PREFIX`).
+    extern "C" {
+        #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "few_run_v6m")]
+        fn tinyvae_few_run_v6m(job: *mut RunJob);
+    }
+
+    /// Positions `k` of a row of outputs (their taps' first column `x0 + k tstep`) from
+    /// `lo` to `hi`, whose taps all lie inside the input: `None` when none, or when a row of
+    /// taps lies above or below it.
+    pub(super) fn inside(
+        s: &ConvShape,
+        walk: &Walk,
+        taps: Taps,
+        count: usize,
+    ) -> Option<(usize, usize)> {
+        let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
+        if (0..taps.ny).any(|ty| taps.y0.wrapping_add(ty.wrapping_mul(taps.dir)) >= h) {
+            return None;
+        }
+        let back = taps.dir != 1;
+        let fits = |k: usize| {
+            let x0 = taps.x0.wrapping_add(k.wrapping_mul(walk.tstep));
+            let left = if back {
+                x0.wrapping_sub(taps.nx.wrapping_sub(1))
+            } else {
+                x0
+            };
+            left < w && left + taps.nx <= w
+        };
+        let lo = (0..count).find(|&k| fits(k))?;
+        let hi = (lo..count).find(|&k| !fits(k)).unwrap_or(count);
+        Some((lo, hi))
+    }
+
+    /// A run of positions for [`run`]: the first's taps and output index, how many, the
+    /// output channel `o` of `r`.
+    pub(super) struct Run<'w> {
+        pub walk: &'w Walk,
+        pub taps: Taps,
+        pub at: usize,
+        pub n: usize,
+        pub channels: (usize, usize),
+    }
+
+    /// Output channel `o` of the run's positions, whose taps lie inside the input (by
+    /// [`inside`]), from `row` (the channel's weights as the few-channel path stores them,
+    /// in the pixels' order): in assembly. Returns false, having done nothing, off the
+    /// routine's preconditions (a row of taps not a multiple of 4 bytes, a multiplier below
+    /// 2^30 or a shift that is not a right shift, short slices).
+    pub(super) fn run(
+        m: &Dense<'_>,
+        row: &[i8],
+        s: &ConvShape,
+        x: &[i8],
+        y: &mut [i8],
+        job: Run<'_>,
+    ) -> bool {
+        let Run {
+            walk,
+            taps,
+            at,
+            n,
+            channels: (o, r),
+        } = job;
+        let ch = usize::from(s.in_channels);
+        let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
+        let len = taps.nx * ch;
+        let (Some(multiplier), Some(shift)) = (m.multiplier.get(o), m.shift.get(o)) else {
+            return false;
+        };
+        let last = (at + (n.max(1) - 1) * walk.step) * r + o;
+        let ready = n > 0
+            && taps.ny > 0
+            && len > 0
+            && len.is_multiple_of(4)
+            && row.len() >= taps.ny * len
+            && x.len() >= h * w * ch
+            && last < y.len()
+            && multiplier >= 1 << 30
+            && (-31..=-1).contains(&shift);
+        if !ready {
+            return false;
+        }
+        let left = if taps.dir != 1 {
+            taps.x0.wrapping_sub(taps.nx - 1)
+        } else {
+            taps.x0
+        };
+        let row_bytes = (w * ch) as isize;
+        let (zero_point, lo) = dense::output_range(m);
+        let mut job = RunJob {
+            w: row.as_ptr(),
+            x: x.as_ptr().wrapping_add((taps.y0 * w + left) * ch),
+            x_row_stride: if taps.dir == 1 { row_bytes } else { -row_bytes },
+            run: len,
+            ny: taps.ny,
+            x_step: (walk.tstep * ch) as isize,
+            out: y.as_mut_ptr().wrapping_add(at * r + o),
+            out_step: (walk.step * r) as isize,
+            n,
+            bias: m.bias.get(o).unwrap_or(0),
+            ml: (multiplier as u32) & 0xFFFF,
+            mh: (multiplier as u32) >> 16,
+            e: u32::from(shift.unsigned_abs()),
+            zero_point,
+            lo,
+        };
+        // SAFETY: every position's rows of taps lie inside the input (`inside`: rows
+        // `y0 + ty dir` below `h`, columns `left + k tstep .. + nx` within `w`), so each
+        // reads `len` bytes inside `x` (which holds `h w ch`); the weights read are
+        // `ny len` bytes of `row`; the outputs written are `y[(at + k step) r + o]` for
+        // k < n, the last checked inside `y`. The routine follows the AAPCS.
+        unsafe { tinyvae_few_run_v6m(&mut job) };
+        true
+    }
 }

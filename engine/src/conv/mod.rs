@@ -307,6 +307,31 @@ impl Walk {
             (oy, ty) = (oy + self.step, ty.wrapping_add(self.tstep));
         }
     }
+
+    /// [`Walk::run`] a row of outputs at a time: `visit(first output's index, its taps,
+    /// positions in the row)`; position `k` of a row is output `first + k step`, its taps'
+    /// first column `x0 + k tstep`.
+    #[cfg(tinyvae_v6m)]
+    #[inline(never)]
+    fn run_rows(&self, s: &ConvShape, visit: &mut dyn FnMut(usize, Taps, usize)) {
+        let (oh, ow) = (usize::from(s.out_height), usize::from(s.out_width));
+        let (mut count, mut ox) = (0, self.ox0);
+        while ox < ow {
+            (count, ox) = (count + 1, ox + self.step);
+        }
+        let (mut oy, mut ty) = (self.oy0, self.ty0);
+        while oy < oh && count > 0 {
+            let taps = Taps {
+                y0: ty,
+                x0: self.tx0,
+                ny: self.ny,
+                nx: self.nx,
+                dir: self.dir,
+            };
+            visit(oy * ow + self.ox0, taps, count);
+            (oy, ty) = (oy + self.step, ty.wrapping_add(self.tstep));
+        }
+    }
 }
 
 /// Calls `f(dense product, its outputs)` for each of a convolution's dense products: its

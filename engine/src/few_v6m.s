@@ -1,0 +1,134 @@
+@ The ARMv6-M routine of engine/src/conv/few.rs (Cortex-M0, M0+): a run of output positions
+@ of a convolution with few output channels, one channel, every tap inside the input.
+@ Assembled with the crate through `global_asm!` (options(raw)).
+    .syntax unified
+
+@ tinyvae_few_run_v6m(job): for each of the job's positions, the channel's accumulator
+@ (its bias, plus per row of taps one dot product of the row's weights with the pixels it
+@ reads, which lie side by side in the input), requantized, the zero-point added, clamped
+@ and stored; then the next position (its pixels `x_step` bytes on, its output `out_step`
+@ bytes on). The job (src/conv/few.rs, `RunJob`): 0 weights (the rows of taps back to back,
+@ `run` bytes each), 4 the first position's pixels (its first row of taps), 8 the bytes from
+@ one row of taps' pixels to the next's (signed), 12 run (a multiple of 4, not 0), 16 the
+@ rows of taps (not 0), 20 x_step (signed), 24 the output, 28 out_step (signed), 32 the
+@ positions (not 0), 36 the bias, 40 the multiplier's low half, 44 its high half (the
+@ multiplier in [2^30, 2^31)), 48 the right shift (1 to 31), 52 the zero-point, 56 the
+@ lower bound. The job's pixels, output and count advance as it runs. The requantization is
+@ dense_v6m.s's TINYVAE_V6M_OUT with the halves given.
+    .section .text.tinyvae_few_run_v6m,"ax",%progbits
+    .global tinyvae_few_run_v6m
+    .type tinyvae_few_run_v6m,%function
+    .thumb_func
+    .p2align 1
+tinyvae_few_run_v6m:
+    push {r4-r7, lr}
+    mov r4, r8
+    mov r5, r9
+    mov r6, r10
+    push {r0, r4-r6}
+1:
+    ldr r0, [sp]
+    ldr r1, [r0, #36]
+    mov r8, r1
+    ldr r1, [r0, #16]
+    mov r9, r1
+    ldr r1, [r0, #8]
+    mov r10, r1
+    ldr r2, [r0, #0]
+    ldr r3, [r0, #4]
+    ldr r4, [r0, #12]
+2:
+    @ One row of taps: r2 its weights, r3 its pixels, r4 the bytes; from their ends with an
+    @ index counting up to zero by twos, r6 and r7 the ends plus one for the odd bytes.
+    adds r2, r2, r4
+    adds r3, r3, r4
+    negs r5, r4
+    adds r6, r2, #1
+    adds r7, r3, #1
+3:
+    ldrsb r0, [r2, r5]
+    ldrsb r1, [r3, r5]
+    muls r0, r1, r0
+    add r8, r0
+    ldrsb r0, [r6, r5]
+    ldrsb r1, [r7, r5]
+    muls r0, r1, r0
+    add r8, r0
+    adds r5, #2
+    ldrsb r0, [r2, r5]
+    ldrsb r1, [r3, r5]
+    muls r0, r1, r0
+    add r8, r0
+    ldrsb r0, [r6, r5]
+    ldrsb r1, [r7, r5]
+    muls r0, r1, r0
+    add r8, r0
+    adds r5, #2
+    bne 3b
+    @ The next row: its weights follow (r2), its pixels a row stride from this row's start.
+    subs r3, r3, r4
+    add r3, r10
+    mov r1, r9
+    subs r1, #1
+    mov r9, r1
+    bne 2b
+    @ The requantization of r8: halves a = ah 2^16 + al, m = mh 2^16 + ml.
+    ldr r1, [sp]
+    mov r2, r8
+    ldr r7, [r1, #40]
+    ldr r3, [r1, #44]
+    asrs r0, r2, #16
+    uxth r2, r2
+    movs r5, r2
+    muls r5, r7, r5
+    muls r2, r3, r2
+    muls r7, r0, r7
+    muls r0, r3, r0
+    lsls r3, r7, #16
+    asrs r7, r7, #16
+    adds r5, r5, r3
+    adcs r0, r7
+    lsls r3, r2, #16
+    lsrs r2, r2, #16
+    adds r5, r5, r3
+    adcs r0, r2
+    adds r5, r5, r5
+    adcs r0, r0
+    lsrs r5, r5, #31
+    adds r0, r0, r5
+    ldr r3, [r1, #48]
+    asrs r6, r0, #31
+    adds r0, r0, r6
+    asrs r0, r3
+    ldr r3, [r1, #52]
+    adcs r0, r3
+    ldr r3, [r1, #56]
+    cmp r0, r3
+    bge 5f
+    movs r0, r3
+5:
+    cmp r0, #127
+    ble 6f
+    movs r0, #127
+6:
+    ldr r2, [r1, #24]
+    strb r0, [r2]
+    ldr r3, [r1, #28]
+    adds r2, r2, r3
+    str r2, [r1, #24]
+    ldr r2, [r1, #4]
+    ldr r3, [r1, #20]
+    adds r2, r2, r3
+    str r2, [r1, #4]
+    ldr r2, [r1, #32]
+    subs r2, #1
+    str r2, [r1, #32]
+    beq 9f
+    b 1b
+9:
+    pop {r0, r4-r6}
+    mov r8, r4
+    mov r9, r5
+    mov r10, r6
+    pop {r4-r7, pc}
+    .size tinyvae_few_run_v6m, . - tinyvae_few_run_v6m
