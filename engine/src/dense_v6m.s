@@ -26,17 +26,59 @@
     add \acc, r6
 .endm
 
+@ TINYVAE_V6M_HIGH: r0 = (a m + 2^30) >> 31 for a in r2 and m in [0, 2^31) as its halves
+@ mh (r3) and ml (r7): a = ah 2^16 + al (al unsigned), the 64-bit sum (hi, lo) =
+@ ah mh 2^32 + (ah ml + al mh) 2^16 + al ml from four MULS and two carry chains, then
+@ h = 2 hi + bit 31 of lo + bit 30 of lo. r2, r3, r5, r7 scratch.
+.macro TINYVAE_V6M_HIGH
+    asrs r0, r2, #16
+    uxth r2, r2
+    movs r5, r2
+    muls r5, r7, r5
+    muls r2, r3, r2
+    muls r7, r0, r7
+    muls r0, r3, r0
+    lsls r3, r7, #16
+    asrs r7, r7, #16
+    adds r5, r5, r3
+    adcs r0, r7
+    lsls r3, r2, #16
+    lsrs r2, r2, #16
+    adds r5, r5, r3
+    adcs r0, r2
+    adds r5, r5, r5
+    adcs r0, r0
+    lsrs r5, r5, #31
+    adds r0, r0, r5
+.endm
+
+@ TINYVAE_V6M_ROUND: r0 shifted right by e (the low byte of r3, 1 to 31) with d = h -
+@ (h < 0), (d >> e), the last bit shifted out left in the carry for an ADCS to add (equal
+@ to RoundingDivideByPOT, as the DSP kernel's TINYVAE_ROUND). r6 scratch.
+.macro TINYVAE_V6M_ROUND
+    asrs r6, r0, #31
+    adds r0, r0, r6
+    asrs r0, r3
+.endm
+
+@ TINYVAE_V6M_CLAMP: r0 = min(max(r0, r3), 127), r3 the lower bound.
+.macro TINYVAE_V6M_CLAMP
+    cmp r0, r3
+    bge 5f
+    movs r0, r3
+5:
+    cmp r0, #127
+    ble 6f
+    movs r0, #127
+6:
+.endm
+
 @ TINYVAE_V6M_OUT: output \i of the block (its sum in \acc) plus its bias, requantized,
 @ the zero-point added, clamped and stored; r1 the job (kept). The biases and multipliers
 @ are read byte by byte (the format does not align them; ARMv6-M faults on an unaligned
 @ word load), the multiplier straight into its halves mh (r3) and ml (r7). Off the fast
 @ path (a multiplier outside [2^30, 2^31), or a shift outside [-31, -1]) it leaves the
 @ routine with the block unfinished, for the caller to finish. r0, r2-r7 scratch.
-@
-@ h = (a m + 2^30) >> 31 from a = ah 2^16 + al (al unsigned) and m = mh 2^16 + ml: the
-@ 64-bit sum (hi, lo) = ah mh 2^32 + (ah ml + al mh) 2^16 + al ml, then h = 2 hi + bit 31
-@ of lo + bit 30 of lo. The rounding right shift by e: with d = h - (h < 0), (d >> e)
-@ plus the last bit shifted out (the carry of ASRS), as the DSP kernel's TINYVAE_ROUND.
 .macro TINYVAE_V6M_OUT i, acc
     ldr r4, [r1, #16]
     ldrb r6, [r4, #4*\i+3]
@@ -62,44 +104,17 @@
     lsls r6, r6, #24
     orrs r2, r6
     add r2, \acc
-    asrs r0, r2, #16
-    uxth r2, r2
-    movs r5, r2
-    muls r5, r7, r5
-    muls r2, r3, r2
-    muls r7, r0, r7
-    muls r0, r3, r0
-    lsls r3, r7, #16
-    asrs r7, r7, #16
-    adds r5, r5, r3
-    adcs r0, r7
-    lsls r3, r2, #16
-    lsrs r2, r2, #16
-    adds r5, r5, r3
-    adcs r0, r2
-    adds r5, r5, r5
-    adcs r0, r0
-    lsrs r5, r5, #31
-    adds r0, r0, r5
+    TINYVAE_V6M_HIGH
     ldr r4, [r1, #20]
     ldrb r3, [r4, #\i]
     cmp r3, #225
     blo 8f
     negs r3, r3
-    asrs r6, r0, #31
-    adds r0, r0, r6
-    asrs r0, r3
+    TINYVAE_V6M_ROUND
     ldr r3, [r1, #32]
     adcs r0, r3
     ldr r3, [r1, #36]
-    cmp r0, r3
-    bge 5f
-    movs r0, r3
-5:
-    cmp r0, #127
-    ble 6f
-    movs r0, #127
-6:
+    TINYVAE_V6M_CLAMP
     ldr r4, [r1, #24]
     strb r0, [r4, #\i]
     b 7f

@@ -1,7 +1,7 @@
 @ The ARMv6-M routine of engine/src/conv/few.rs (Cortex-M0, M0+): a run of output positions
 @ of a convolution with few output channels, one channel, every tap inside the input.
-@ Assembled with the crate through `global_asm!` (options(raw)).
-    .syntax unified
+@ Assembled with the crate after dense_v6m.s, whose macros it uses, in one `global_asm!`
+@ (options(raw); src/dense/v6m.rs).
 
 @ tinyvae_few_run_v6m(job): for each of the job's positions, the channel's accumulator
 @ (its bias, plus per row of taps one dot product of the row's weights with the pixels it
@@ -13,8 +13,8 @@
 @ rows of taps (not 0), 20 x_step (signed), 24 the output, 28 out_step (signed), 32 the
 @ positions (not 0), 36 the bias, 40 the multiplier's low half, 44 its high half (the
 @ multiplier in [2^30, 2^31)), 48 the right shift (1 to 31), 52 the zero-point, 56 the
-@ lower bound. The job's pixels, output and count advance as it runs. The requantization is
-@ dense_v6m.s's TINYVAE_V6M_OUT with the halves given.
+@ lower bound. The job's pixels, output and count advance as it runs. The requantization
+@ uses dense_v6m.s's macros: this file is assembled after it, in one `global_asm!`.
     .section .text.tinyvae_few_run_v6m,"ax",%progbits
     .global tinyvae_few_run_v6m
     .type tinyvae_few_run_v6m,%function
@@ -72,45 +72,18 @@ tinyvae_few_run_v6m:
     subs r1, #1
     mov r9, r1
     bne 2b
-    @ The requantization of r8: halves a = ah 2^16 + al, m = mh 2^16 + ml.
+    @ The requantization of r8 (into r2), the multiplier's halves given.
     ldr r1, [sp]
     mov r2, r8
     ldr r7, [r1, #40]
     ldr r3, [r1, #44]
-    asrs r0, r2, #16
-    uxth r2, r2
-    movs r5, r2
-    muls r5, r7, r5
-    muls r2, r3, r2
-    muls r7, r0, r7
-    muls r0, r3, r0
-    lsls r3, r7, #16
-    asrs r7, r7, #16
-    adds r5, r5, r3
-    adcs r0, r7
-    lsls r3, r2, #16
-    lsrs r2, r2, #16
-    adds r5, r5, r3
-    adcs r0, r2
-    adds r5, r5, r5
-    adcs r0, r0
-    lsrs r5, r5, #31
-    adds r0, r0, r5
+    TINYVAE_V6M_HIGH
     ldr r3, [r1, #48]
-    asrs r6, r0, #31
-    adds r0, r0, r6
-    asrs r0, r3
+    TINYVAE_V6M_ROUND
     ldr r3, [r1, #52]
     adcs r0, r3
     ldr r3, [r1, #56]
-    cmp r0, r3
-    bge 5f
-    movs r0, r3
-5:
-    cmp r0, #127
-    ble 6f
-    movs r0, #127
-6:
+    TINYVAE_V6M_CLAMP
     ldr r2, [r1, #24]
     strb r0, [r2]
     ldr r3, [r1, #28]

@@ -324,11 +324,7 @@ mod v6m {
     use super::super::{Taps, Walk};
     use crate::dense;
 
-    core::arch::global_asm!(
-        include_str!(concat!(env!("OUT_DIR"), "/few_v6m.s")),
-        options(raw)
-    );
-
+    // The routine is assembled with dense_v6m.s (its macros), in `dense::v6m`.
     /// What [`tinyvae_few_run_v6m`] reads (and advances: `x`, `out`, `n`).
     #[repr(C)]
     struct RunJob {

@@ -6,8 +6,11 @@
 
 use tinyvae_format::Dense;
 
+// With the few-channel convolutions' routine (`conv::few`), which uses dense_v6m.s's
+// macros: one assembly input for both.
 core::arch::global_asm!(
     include_str!(concat!(env!("OUT_DIR"), "/dense_v6m.s")),
+    include_str!(concat!(env!("OUT_DIR"), "/few_v6m.s")),
     options(raw)
 );
 
