@@ -123,6 +123,13 @@
 7:
 .endm
 
+@ TINYVAE_V6M_BUMP: the job's word at \off (r1 the job) advanced by \by; r2 scratch.
+.macro TINYVAE_V6M_BUMP off, by
+    ldr r2, [r1, #\off]
+    adds r2, #\by
+    str r2, [r1, #\off]
+.endm
+
 @ tinyvae_dense_i8_v6m(job): the job's blocks of four rows, each: the tile loop over the
 @ inputs (whole groups of four), then the four outputs. The job (src/dense/v6m.rs, `Job`):
 @ 0 tiles (word-aligned), 4 inputs, 8 the inputs' end, 12 biases, 16 multipliers,
@@ -179,18 +186,10 @@ tinyvae_dense_i8_v6m:
     TINYVAE_V6M_OUT 1, r9
     TINYVAE_V6M_OUT 2, r10
     TINYVAE_V6M_OUT 3, r11
-    ldr r2, [r1, #12]
-    adds r2, #16
-    str r2, [r1, #12]
-    ldr r2, [r1, #16]
-    adds r2, #16
-    str r2, [r1, #16]
-    ldr r2, [r1, #20]
-    adds r2, #4
-    str r2, [r1, #20]
-    ldr r2, [r1, #24]
-    adds r2, #4
-    str r2, [r1, #24]
+    TINYVAE_V6M_BUMP 12, 16
+    TINYVAE_V6M_BUMP 16, 16
+    TINYVAE_V6M_BUMP 20, 4
+    TINYVAE_V6M_BUMP 24, 4
     ldr r2, [r1, #28]
     subs r2, #1
     str r2, [r1, #28]
