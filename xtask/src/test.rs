@@ -135,8 +135,9 @@ pub fn run_groups(args: &[String]) -> Result<()> {
     for group in &selected {
         println!("[test] group {group}");
         let begun = Instant::now();
-        // The real boards' builds (the boards group, last) start in the background with
-        // the groups that mostly run the emulator on one core.
+        // The real boards' builds (the boards group, last; the Discovery kit's in the
+        // firmware group) start in the background with the groups that mostly run the
+        // emulator on one core.
         if warming.is_none()
             && matches!(*group, "firmware" | "pipeline")
             && selected.contains(&"boards")
@@ -145,10 +146,15 @@ pub fn run_groups(args: &[String]) -> Result<()> {
             if let Ok((probe, _)) = pipeline::probe_model() {
                 let log = work_dir().join("boards-warm-up.log");
                 println!(
-                    "[test] the real boards' dependencies compile in the background (log: {})",
+                    "[test] the Discovery kit's and the real boards' dependencies compile in the background (log: {})",
                     crate::shown(&log)
                 );
-                warming = Some(firmware::warm_up(firmware::real_boards(), probe, log));
+                // The Discovery kit first: the firmware group builds it after the
+                // emulated boards, from the same target folder.
+                let boards = std::iter::once(firmware::discovery())
+                    .chain(firmware::real_boards())
+                    .collect();
+                warming = Some(firmware::warm_up(boards, probe, log));
             }
         }
         if *group == "boards" {
