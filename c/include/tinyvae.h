@@ -123,7 +123,8 @@ extern "C" {
 
 // Validates the model in `bytes` (`len` bytes: the checksum and every check) and makes `m`
 // its handle. The bytes must stay valid and unchanged while `m` is used. On a core with the
-// DSP extension they must start on a 4-byte boundary ([`TINYVAE_ERR_MISALIGNED`]).
+// DSP extension, and on ARMv6-M (Cortex-M0, M0+), they must start on a 4-byte boundary
+// ([`TINYVAE_ERR_MISALIGNED`]).
 //
 // # Safety
 // `m` is NULL or points to writable room for a `tinyvae_model`; `bytes` is NULL or points

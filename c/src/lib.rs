@@ -221,7 +221,8 @@ fn call(f: impl FnOnce() -> Result<tinyvae_status, tinyvae_status>) -> tinyvae_s
 
 /// Validates the model in `bytes` (`len` bytes: the checksum and every check) and makes `m`
 /// its handle. The bytes must stay valid and unchanged while `m` is used. On a core with the
-/// DSP extension they must start on a 4-byte boundary ([`TINYVAE_ERR_MISALIGNED`]).
+/// DSP extension, and on ARMv6-M (Cortex-M0, M0+), they must start on a 4-byte boundary
+/// ([`TINYVAE_ERR_MISALIGNED`]).
 ///
 /// # Safety
 /// `m` is NULL or points to writable room for a `tinyvae_model`; `bytes` is NULL or points
@@ -552,7 +553,7 @@ pub extern "C" fn tinyvae_status_name(status: tinyvae_status) -> *const core::ff
         TINYVAE_ERR_NOT_A_VAE => c"TINYVAE_ERR_NOT_A_VAE: the model is an autoencoder",
         TINYVAE_ERR_NO_ENCODER => c"TINYVAE_ERR_NO_ENCODER: the model is decoder-only",
         TINYVAE_ERR_MISALIGNED => {
-            c"TINYVAE_ERR_MISALIGNED: the model's bytes are not 4-aligned (the DSP kernel needs it)"
+            c"TINYVAE_ERR_MISALIGNED: the model's bytes are not 4-aligned (the assembly kernel needs it)"
         }
         TINYVAE_ERR_NO_SUCH_CLASS => {
             c"TINYVAE_ERR_NO_SUCH_CLASS: the model's prior has no such class"

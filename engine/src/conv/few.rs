@@ -324,7 +324,6 @@ mod v6m {
     use super::super::{Taps, Walk};
     use crate::dense;
 
-    // The routine is assembled with dense_v6m.s (its macros), in `dense::v6m`.
     /// What [`tinyvae_few_run_v6m`] reads (and advances: `x`, `out`, `n`).
     #[repr(C)]
     struct RunJob {
@@ -345,7 +344,8 @@ mod v6m {
         lo: i32,
     }
 
-    // The routine's name carries the crate's version (build.rs: `crate::ASM_PREFIX`).
+    // The routine's name carries the crate's version (build.rs: `crate::ASM_PREFIX`); it
+    // is assembled with dense_v6m.s, whose macros it uses, in `dense::v6m`.
     extern "C" {
         #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "few_run_v6m")]
         fn tinyvae_few_run_v6m(job: *mut RunJob);
