@@ -307,6 +307,9 @@ pub fn defmt_print() -> Result<()> {
         "[setup] installing defmt-print {DEFMT_PRINT_VERSION} with cargo install (under a minute)"
     );
     run(Command::new("cargo").args([
+        // Unoptimized and without debug information: it decodes a few kilobytes per run.
+        "--config",
+        "profile.dev.debug=false",
         "install",
         "--debug",
         "defmt-print",
@@ -391,6 +394,9 @@ pub fn cbindgen() -> Result<std::path::PathBuf> {
     println!("[setup] installing cbindgen {CBINDGEN_VERSION} with cargo install (half a minute)");
     run(Command::new("cargo")
         .args([
+            // Unoptimized and without debug information: the tool runs once, on one file.
+            "--config",
+            "profile.dev.debug=false",
             "install",
             "--debug",
             "cbindgen",
