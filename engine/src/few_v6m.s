@@ -15,6 +15,21 @@
 @ multiplier in [2^30, 2^31)), 48 the right shift (1 to 31), 52 the zero-point, 56 the
 @ lower bound. The job's pixels, output and count advance as it runs. The requantization
 @ uses dense_v6m.s's macros: this file is assembled after it, in one `global_asm!`.
+@ TINYVAE_V6M_MAC2: two products added to r8, bytes r5 and r5 + 1 from the ends r2 (the
+@ weights) and r3 (the pixels), r6 and r7 those ends plus one; r5 advanced by 2 (its flags
+@ end the loop at zero). r0, r1 scratch.
+.macro TINYVAE_V6M_MAC2
+    ldrsb r0, [r2, r5]
+    ldrsb r1, [r3, r5]
+    muls r0, r1, r0
+    add r8, r0
+    ldrsb r0, [r6, r5]
+    ldrsb r1, [r7, r5]
+    muls r0, r1, r0
+    add r8, r0
+    adds r5, #2
+.endm
+
     .section .text.tinyvae_few_run_v6m,"ax",%progbits
     .global tinyvae_few_run_v6m
     .type tinyvae_few_run_v6m,%function
@@ -46,24 +61,8 @@ tinyvae_few_run_v6m:
     adds r6, r2, #1
     adds r7, r3, #1
 3:
-    ldrsb r0, [r2, r5]
-    ldrsb r1, [r3, r5]
-    muls r0, r1, r0
-    add r8, r0
-    ldrsb r0, [r6, r5]
-    ldrsb r1, [r7, r5]
-    muls r0, r1, r0
-    add r8, r0
-    adds r5, #2
-    ldrsb r0, [r2, r5]
-    ldrsb r1, [r3, r5]
-    muls r0, r1, r0
-    add r8, r0
-    ldrsb r0, [r6, r5]
-    ldrsb r1, [r7, r5]
-    muls r0, r1, r0
-    add r8, r0
-    adds r5, #2
+    TINYVAE_V6M_MAC2
+    TINYVAE_V6M_MAC2
     bne 3b
     @ The next row: its weights follow (r2), its pixels a row stride from this row's start.
     subs r3, r3, r4
