@@ -53,7 +53,9 @@ fn main() {
     }
     // Builds for size (opt-level s or z, the firmware's `size` profile) leave out the
     // kernels that only buy speed with flash: the two-position convolution kernel
-    // (src/conv_pair_dsp.s); convolutions then take the one-position kernel.
+    // (src/conv_pair_dsp.s), a patch's forward rows copied as runs and the staged patches
+    // of convolutions whose input channels are not in fours; convolutions then take the
+    // one-position kernel, patches tap by tap.
     println!("cargo::rustc-check-cfg=cfg(tinyvae_small)");
     println!("cargo::rerun-if-env-changed=OPT_LEVEL");
     if matches!(var("OPT_LEVEL").as_str(), "s" | "z") {

@@ -193,3 +193,34 @@ tinyvae_widen_i8_pairs:
     pop {r4, r5}
     bx lr
 .size tinyvae_widen_i8_pairs, . - tinyvae_widen_i8_pairs
+
+@ A patch of a pair gathered from the input, its taps all inside it: r0 the first tap row's
+@ first byte (any alignment), r1 the destination slot (as for `tinyvae_widen_i8_pairs`),
+@ r2 groups of four bytes per tap row (>= 1), r3 tap rows (>= 1), [sp] the bytes from one
+@ tap row's start to the next's (an input row). Each tap row's groups widened as
+@ `tinyvae_widen_i8_pairs` widens them, one tap row after another in the destination.
+.section .text.tinyvae_gather_i8_pairs,"ax",%progbits
+.global tinyvae_gather_i8_pairs
+.type tinyvae_gather_i8_pairs,%function
+.syntax unified
+.thumb
+.thumb_func
+.p2align 2
+tinyvae_gather_i8_pairs:
+    push {r4, r5, r6, lr}
+    ldr r6, [sp, #16]
+    sub r6, r6, r2, lsl #2
+1:
+    mov r4, r2
+2:
+    ldr r5, [r0], #4
+    sxtb16 r12, r5
+    sxtb16 lr, r5, ror #8
+    strd r12, lr, [r1], #16
+    subs r4, r4, #1
+    bne 2b
+    add r0, r0, r6
+    subs r3, r3, #1
+    bne 1b
+    pop {r4, r5, r6, pc}
+.size tinyvae_gather_i8_pairs, . - tinyvae_gather_i8_pairs

@@ -4,7 +4,9 @@
 
 use tinyvae_format::Conv;
 
-use super::{for_each_product, max_patch, patch_to, PatchOut};
+use tinyvae_format::ConvShape;
+
+use super::{for_each_product, max_patch, patch_to, whole_groups, PatchOut, Taps};
 use crate::dense;
 use crate::requant::requantize_q31;
 
@@ -83,36 +85,123 @@ impl PatchOut for Pair<'_> {
     }
 }
 
-/// The DSP path of [`conv_i8`] for input channels in multiples of 4: each position's patch
-/// widened straight from the input into `spare` ([`Wide`]), then the fused int8 kernel.
-/// False when a precondition fails (tiles unaligned, `spare` short), having written outputs
-/// that the caller's general path then writes again.
+#[cfg(not(tinyvae_small))]
+/// A staged patch, int8, column `j` at index `j`, copied a word at a time: its runs are
+/// short (a row of taps over one or two input channels), too short for a call to `memcpy`.
+struct Stage<'p>(&'p mut [i8]);
+
+#[cfg(not(tinyvae_small))]
+impl PatchOut for Stage<'_> {
+    fn run(&mut self, j0: usize, src: &[i8]) {
+        if let Some(dst) = self.0.get_mut(j0..j0 + src.len()) {
+            let (mut d, mut s) = (dst.chunks_exact_mut(4), src.chunks_exact(4));
+            // zip, not copy_from_slice, whose length panic formats its message (core::fmt).
+            for (d, s) in (&mut d).zip(&mut s) {
+                d.iter_mut().zip(s).for_each(|(d, s)| *d = *s);
+            }
+            for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+                *d = *s;
+            }
+        }
+    }
+
+    fn fill(&mut self, j0: usize, len: usize, v: i8) {
+        if let Some(dst) = self.0.get_mut(j0..j0 + len) {
+            dst.fill(v);
+        }
+    }
+}
+
+/// Where a patch is written from: straight from the input (input channels in fours), or
+/// (a patch of whole groups of four whose taps are not) first as int8 into `stage`, then as
+/// one run.
+struct Source<'a> {
+    s: &'a ConvShape,
+    zero_point: i8,
+    x: &'a [i8],
+    stage: Option<&'a mut [i8]>,
+}
+
+impl Source<'_> {
+    /// Writes the patch of `taps` to `out`; for a staged one, the first `len` columns.
+    #[inline(always)]
+    fn patch(&mut self, taps: Taps, len: usize, out: &mut dyn PatchOut) {
+        #[cfg(not(tinyvae_small))]
+        if let Some(st) = self.stage.as_deref_mut().and_then(|st| st.get_mut(..len)) {
+            patch_to(self.s, self.zero_point, self.x, taps, &mut Stage(&mut *st));
+            out.run(0, st);
+            return;
+        }
+        let _ = len;
+        patch_to(self.s, self.zero_point, self.x, taps, out)
+    }
+
+    /// A convolution's patch whose taps all lie inside the input and whose rows of taps are
+    /// whole groups of four, widened straight from the input's rows into a pair's slot
+    /// (`slot`: [`Pair`]'s words from the slot's first); false, having written nothing,
+    /// for any other.
+    #[cfg(not(tinyvae_small))]
+    fn gathered(&self, t: Taps, slot: &mut [u32]) -> bool {
+        let s = self.s;
+        let (c, h, w) = (
+            usize::from(s.in_channels),
+            usize::from(s.in_height),
+            usize::from(s.in_width),
+        );
+        let row = t.nx * c;
+        let inside = t.dir == 1
+            && t.y0 < h
+            && t.x0 < w
+            && h - t.y0 >= t.ny
+            && w - t.x0 >= t.nx
+            && row.is_multiple_of(4);
+        inside
+            && dense::dsp::gather_pairs(self.x, ((t.y0 * w + t.x0) * c, w * c, t.ny), row / 4, slot)
+    }
+}
+
+/// The DSP path of [`conv_i8`] for input channels in multiples of 4, or patches in whole
+/// groups of 4 (the encoder's first convolution: one input channel, a 4 x 4 kernel): each
+/// position's patch widened (straight from the input, or staged in `patch`) into `spare`
+/// ([`Wide`]), then the fused int8 kernel. False when a precondition fails (tiles
+/// unaligned, scratch short), having written outputs that the caller's general path then
+/// writes again.
 #[inline(never)]
 pub(super) fn wide_patches(
     c: &Conv<'_>,
     transposed: bool,
     x: &[i8],
     y: &mut [i8],
-    spare: &mut [i8],
+    (patch, spare): (&mut [i8], &mut [i8]),
 ) -> bool {
     let s = &c.shape;
-    if !usize::from(s.in_channels).is_multiple_of(4) {
-        return false;
-    }
     let k = max_patch(c, transposed);
+    let stage = if usize::from(s.in_channels).is_multiple_of(4) {
+        None
+    } else if !cfg!(tinyvae_small) && whole_groups(c, transposed) && patch.len() >= k {
+        Some(patch)
+    } else {
+        return false;
+    };
+    let mut source = Source {
+        s,
+        zero_point: c.matrix.input_zero_point,
+        x,
+        stage,
+    };
     let words = dense::dsp::words(spare);
     #[cfg(not(tinyvae_small))]
     if words.len() >= k {
-        return paired_patches(c, transposed, x, y, &mut words[..k]);
+        return paired_patches(c, transposed, &mut source, y, &mut words[..k]);
     }
     let Some(wide) = words.get_mut(..k / 2) else {
         return false;
     };
     let r = usize::from(c.matrix.out_dim);
-    let zp = c.matrix.input_zero_point;
     let mut ok = true;
     for_each_product(c, transposed, &mut |m, walk| {
-        let Some(wide) = wide.get_mut(..usize::from(m.in_dim) / 2) else {
+        let n = usize::from(m.in_dim);
+        let Some(wide) = wide.get_mut(..n / 2) else {
             ok = false;
             return;
         };
@@ -125,7 +214,7 @@ pub(super) fn wide_patches(
                 words: &mut *wide,
                 misaligned: false,
             };
-            patch_to(s, zp, x, taps, &mut patch);
+            source.patch(taps, n, &mut patch);
             ok &= !patch.misaligned;
             if let Some(out) = y.get_mut(at * r..at * r + r) {
                 ok &= dense::dsp::tiled_i8_widened(&m, wide, out);
@@ -142,15 +231,15 @@ pub(super) fn wide_patches(
 fn paired_patches(
     c: &Conv<'_>,
     transposed: bool,
-    x: &[i8],
+    source: &mut Source<'_>,
     y: &mut [i8],
     pairs: &mut [u32],
 ) -> bool {
     let s = &c.shape;
-    let zp = c.matrix.input_zero_point;
     let mut ok = true;
     for_each_product(c, transposed, &mut |m, walk| {
-        let Some(pairs) = pairs.get_mut(..usize::from(m.in_dim)) else {
+        let n = usize::from(m.in_dim);
+        let Some(pairs) = pairs.get_mut(..n) else {
             ok = false;
             return;
         };
@@ -159,14 +248,19 @@ fn paired_patches(
             return;
         }
         let mut pending = None;
+        // Only a convolution's taps (forward) read whole rows of the input.
+        let forward = walk.dir == 1;
         walk.run(s, &mut |at, taps| {
-            let mut patch = Pair {
-                words: &mut *pairs,
-                slot: usize::from(pending.is_some()),
-                misaligned: false,
-            };
-            patch_to(s, zp, x, taps, &mut patch);
-            ok &= !patch.misaligned;
+            let slot = usize::from(pending.is_some());
+            if !(forward && source.gathered(taps, pairs.get_mut(2 * slot..).unwrap_or_default())) {
+                let mut patch = Pair {
+                    words: &mut *pairs,
+                    slot,
+                    misaligned: false,
+                };
+                source.patch(taps, n, &mut patch);
+                ok &= !patch.misaligned;
+            }
             match pending.take() {
                 None => pending = Some((at, taps)),
                 Some((a, _)) => ok &= dense::dsp::tiled_i8_pair(&m, pairs, y, (a, at)),
@@ -174,7 +268,7 @@ fn paired_patches(
         });
         if let Some((at, taps)) = pending {
             let r = usize::from(m.out_dim);
-            let Some(wide) = pairs.get_mut(..usize::from(m.in_dim) / 2) else {
+            let Some(wide) = pairs.get_mut(..n / 2) else {
                 ok = false;
                 return;
             };
@@ -182,7 +276,7 @@ fn paired_patches(
                 words: &mut *wide,
                 misaligned: false,
             };
-            patch_to(s, zp, x, taps, &mut patch);
+            source.patch(taps, n, &mut patch);
             ok &= !patch.misaligned;
             if let Some(out) = y.get_mut(at * r..at * r + r) {
                 ok &= dense::dsp::tiled_i8_widened(&m, wide, out);

@@ -42,13 +42,13 @@ pub fn patch_room(c: &Conv<'_>, transposed: bool) -> usize {
 
 /// Spare bytes [`conv_i8`] uses for a convolution at full speed, with (`simd`) or without
 /// the DSP kernel: the dense kernels' ([`dense::spare_len`]), with it two widened patches
-/// where the input channels come in fours (two positions at a time); for one with few
+/// where the patches come in whole groups of four (two positions at a time); for one with few
 /// output channels without the DSP kernel its weight rows, with it (a transposed one) the
 /// scatter form's words, 3 bytes to align them.
 pub fn spare_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
     let k = max_patch(c, transposed);
     let (kp, r) = (k.div_ceil(4) * 4, usize::from(c.matrix.out_dim));
-    let pairs = if c.shape.in_channels.is_multiple_of(4) {
+    let pairs = if c.shape.in_channels.is_multiple_of(4) || whole_groups(c, transposed) {
         2
     } else {
         1
@@ -59,6 +59,17 @@ pub fn spare_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
         (_, true) => dense::spare_len(pairs * k),
         (false, false) => 0,
     }
+}
+
+/// True when every dense product of a convolution (its matrix, or each phase's) has a
+/// multiple of 4 columns: its patch is whole groups of four, as the DSP kernels read them,
+/// even where a tap's input channels are not (one input channel, a kernel of 4 x 4).
+fn whole_groups(c: &Conv<'_>, transposed: bool) -> bool {
+    let mut whole = true;
+    for_each_product(c, transposed, &mut |m, _| {
+        whole &= m.in_dim.is_multiple_of(4);
+    });
+    whole
 }
 
 /// The scratch words of the scatter form (on DSP targets) of a transposed convolution with
@@ -147,10 +158,56 @@ impl Taps {
 /// Writes the patch of `taps` over input `x` (shape `s`) to `patch`: each tap's channels,
 /// or the input zero-point where the tap lies outside the input.
 ///
-/// One copy in flash for every destination (`dyn`: a call per tap, a small share of its
+/// One copy in flash for every destination (`dyn`: a call per run, a small share of its
 /// work).
-#[inline(never)]
+/// (Built for size, tap by tap: the size profile's flash budget has no room for the
+/// forward rows' copy.)
 fn patch_to(s: &ConvShape, zero_point: i8, x: &[i8], t: Taps, patch: &mut dyn PatchOut) {
+    #[cfg(not(tinyvae_small))]
+    if t.dir == 1 {
+        return forward_patch(s, zero_point, x, t, patch);
+    }
+    tap_by_tap(s, zero_point, x, t, patch)
+}
+
+/// [`patch_to`] for a convolution's taps (forward): a row of them reads neighbouring
+/// pixels, so the part of it inside the input goes as one run, the parts outside as one
+/// fill each.
+#[cfg(not(tinyvae_small))]
+#[inline(never)]
+fn forward_patch(s: &ConvShape, zero_point: i8, x: &[i8], t: Taps, patch: &mut dyn PatchOut) {
+    let c = usize::from(s.in_channels);
+    let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
+    let row = t.nx * c;
+    let (lead, inside) = forward_run(t, w);
+    let trail = t.nx - lead - inside;
+    let mut j0 = 0;
+    for ty in 0..t.ny {
+        let iy = t.y0.wrapping_add(ty);
+        if iy >= h {
+            patch.fill(j0, row, zero_point);
+            j0 += row;
+            continue;
+        }
+        if lead > 0 {
+            patch.fill(j0, lead * c, zero_point);
+        }
+        if inside > 0 {
+            let at = (iy * w + t.x0.wrapping_add(lead)) * c;
+            if let Some(src) = x.get(at..at + inside * c) {
+                patch.run(j0 + lead * c, src);
+            }
+        }
+        if trail > 0 {
+            patch.fill(j0 + (lead + inside) * c, trail * c, zero_point);
+        }
+        j0 += row;
+    }
+}
+
+/// [`patch_to`] tap by tap: a transposed convolution's phase taps (backward), or any.
+#[inline(never)]
+fn tap_by_tap(s: &ConvShape, zero_point: i8, x: &[i8], t: Taps, patch: &mut dyn PatchOut) {
     let c = usize::from(s.in_channels);
     let (h, w) = (usize::from(s.in_height), usize::from(s.in_width));
     let mut j0 = 0;
@@ -171,6 +228,25 @@ fn patch_to(s: &ConvShape, zero_point: i8, x: &[i8], t: Taps, patch: &mut dyn Pa
             j0 += c;
         }
     }
+}
+
+#[cfg(not(tinyvae_small))]
+/// A row of forward taps from column `t.x0` (wrapping: a column before the first is a huge
+/// value) over an input `w` columns wide: the taps before the input's first column, and
+/// then those inside it (the rest lie past its last).
+fn forward_run(t: Taps, w: usize) -> (usize, usize) {
+    let lead = if t.x0 > usize::MAX / 2 {
+        0usize.wrapping_sub(t.x0).min(t.nx)
+    } else {
+        0
+    };
+    let start = t.x0.wrapping_add(lead);
+    let inside = if start < w {
+        (w - start).min(t.nx - lead)
+    } else {
+        0
+    };
+    (lead, inside)
 }
 
 /// Builds the patch of a convolution's output position (`oy`, `ox`) from its input `x`.
@@ -227,8 +303,8 @@ pub fn conv_transpose2d_patch(
 /// bytes suffice). A transposed convolution runs phase by phase, each phase's dense layer
 /// built once. No division per position (a Cortex-M0 has no divide instruction).
 ///
-/// Each output position is one dense product of its patch (on DSP targets, with input
-/// channels in multiples of 4, the patch widened straight from the input), except with fewer
+/// Each output position is one dense product of its patch (on DSP targets, with patches in
+/// whole groups of 4, the patch widened as it is gathered), except with fewer
 /// than [`FEW_CHANNELS`] output channels: then four positions' patches are laid out as the
 /// four rows of 4 x 4 tiles and multiplied by each weight row, four useful sums per block
 /// (portable targets), or a transposed convolution runs in scatter form (DSP targets).
@@ -249,7 +325,7 @@ pub fn conv_i8(
         return;
     }
     #[cfg(tinyvae_dsp)]
-    if dsp::wide_patches(c, transposed, x, y, spare) {
+    if dsp::wide_patches(c, transposed, x, y, (patch, spare)) {
         return;
     }
     let s = &c.shape;

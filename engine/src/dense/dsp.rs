@@ -160,6 +160,14 @@ extern "C" {
     fn tinyvae_dense2_i8_smlad(job: *mut PairJob);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "widen_i8_pairs")]
     fn tinyvae_widen_i8_pairs(x: *const i8, pairs: *mut u32, groups: usize);
+    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "gather_i8_pairs")]
+    fn tinyvae_gather_i8_pairs(
+        x: *const i8,
+        pairs: *mut u32,
+        groups: usize,
+        rows: usize,
+        stride: usize,
+    );
 }
 
 /// An int8 layer with the fused kernel: every block of four rows in assembly,
@@ -407,6 +415,45 @@ pub(crate) fn widen_pairs(x: &[i8], pairs: &mut [u32]) {
         // `pairs` (checked), and follows the AAPCS.
         unsafe { tinyvae_widen_i8_pairs(x.as_ptr(), pairs.as_mut_ptr(), groups) };
     }
+}
+
+/// [`widen_pairs`] over `rows` runs of `x` of `4 * groups` bytes each, the first at `at`,
+/// each `stride` bytes after the one before, one after another into `pairs` (a patch
+/// whose taps all lie inside the input, gathered from its rows). False, having written
+/// nothing, when `x` or `pairs` is short or a count is zero.
+#[cfg(not(tinyvae_small))]
+pub(crate) fn gather_pairs(
+    x: &[i8],
+    (at, stride, rows): (usize, usize, usize),
+    groups: usize,
+    pairs: &mut [u32],
+) -> bool {
+    let last = (rows.wrapping_sub(1))
+        .checked_mul(stride)
+        .and_then(|d| d.checked_add(at))
+        .and_then(|a| a.checked_add(4 * groups));
+    // (With `stride >= 4 groups`, `4 groups rows <= rows stride`, which `x` bounds.)
+    let fits = groups > 0
+        && rows > 0
+        && stride >= 4 * groups
+        && matches!(last, Some(end) if end <= x.len())
+        && pairs.len() >= 4 * groups * rows - 2;
+    if fits {
+        // SAFETY: checked above: the `rows` runs of `4 * groups` bytes from `at`, `stride`
+        // apart, lie inside `x` (unaligned word loads, which ARMv7E-M allows); the routine
+        // writes words 4 g and 4 g + 1 for g < groups * rows, inside `pairs`; it follows
+        // the AAPCS.
+        unsafe {
+            tinyvae_gather_i8_pairs(
+                x.as_ptr().wrapping_add(at),
+                pairs.as_mut_ptr(),
+                groups,
+                rows,
+                stride,
+            )
+        };
+    }
+    fits
 }
 
 /// The parameters of a layer's last, partial block of four rows (from row `at`), copied

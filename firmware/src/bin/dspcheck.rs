@@ -130,12 +130,13 @@ fn main() -> ! {
         simd_cases,
         v6m_cases
     );
-    let few = convolutions(bufs, &mut rng);
+    let (few, staged) = convolutions(bufs, &mut rng);
     defmt::println!(
-        "dspcheck: {=usize} random convolutions bit-exact ({=usize} with fewer than {=usize} output channels), tiled and row-major, against the portable kernel position by position",
+        "dspcheck: {=usize} random convolutions bit-exact ({=usize} with fewer than {=usize} output channels, {=usize} with patches in whole fours from input channels that are not), tiled and row-major, against the portable kernel position by position",
         CONV_CASES,
         few,
-        conv::FEW_CHANNELS
+        conv::FEW_CHANNELS,
+        staged
     );
     fw::exit(ExitCode::Success)
 }
@@ -143,12 +144,14 @@ fn main() -> ! {
 /// Random convolutions: the engine's path (per-position products, the few-channel path, or
 /// the scatter form of a transposed one; DSP where the core has it) with tiled and row-major weights, against the reference run
 /// with no spare room (per position, portable row-major kernel). Returns how many had few
-/// output channels.
-fn convolutions(bufs: &mut LayerBufs, rng: &mut SplitMix) -> usize {
+/// output channels, and how many were convolutions whose patches come in whole groups of
+/// four though their input channels do not (one input channel, a 4 x 4 kernel: staged
+/// patches on DSP cores).
+fn convolutions(bufs: &mut LayerBufs, rng: &mut SplitMix) -> (usize, usize) {
     let mut x = [0i8; CONV_MAX.len];
     let (mut want, mut got) = ([0i8; CONV_MAX.len], [0i8; CONV_MAX.len]);
     let (mut patch, mut spare) = ([0i8; PATCH], [0i8; SPARE]);
-    let (mut case, mut few) = (0, 0);
+    let (mut case, mut few, mut staged) = (0, 0, 0);
     while case < CONV_CASES {
         let transposed = case % 2 == 1;
         let params = match case % 6 {
@@ -201,7 +204,9 @@ fn convolutions(bufs: &mut LayerBufs, rng: &mut SplitMix) -> usize {
             }
         }
         few += usize::from(usize::from(s.out_channels) < conv::FEW_CHANNELS);
+        staged +=
+            usize::from(!transposed && s.in_channels % 4 != 0 && s.patch_len().is_multiple_of(4));
         case += 1;
     }
-    few
+    (few, staged)
 }
