@@ -1,6 +1,7 @@
-@ The two-position convolution kernel of engine/src/dense.rs (module `dsp`): assembled
-@ after src/dense_dsp.s (whose macros it uses) except in builds for size (opt-level s or
-@ z, build.rs: cfg tinyvae_small), which leave it out for flash.
+@ The convolution kernels of engine/src/dense.rs (module `dsp`) that only buy speed: the
+@ two-position kernel, the gather of a patch pair and the scatter form's row of pixels;
+@ assembled after src/dense_dsp.s (whose macros they use) except in builds for size
+@ (opt-level s or z, build.rs: cfg tinyvae_small), which leave them out for flash.
 
 @ TINYVAE_TILE2, one group of four columns of two rows (a, b) for two positions (A, B):
 @ r0 the rows' weight words in a block's tiles (advanced a tile, 16 bytes), r1 the pair of
@@ -224,3 +225,79 @@ tinyvae_gather_i8_pairs:
     bne 1b
     pop {r4, r5, r6, pc}
 .size tinyvae_gather_i8_pairs, . - tinyvae_gather_i8_pairs
+
+@ The scatter form's tile loop over a row of input pixels (a transposed convolution with
+@ few output channels): for each pixel, its widened input (2 groups words, the pixels one
+@ after another) against every block of the tiles as in tinyvae_tiles_raw, each block's
+@ four sums added to four int32 accumulators (4-byte aligned) instead of stored: block b's
+@ at the pixel's first accumulator + 4 steps[4 b] bytes; the next pixel's first
+@ accumulator `pixel_step` bytes on. r0: the `RowJob`: [r0] tiles, [r0, #4] the first
+@ pixel's widened input, [r0, #8] groups (>= 1), [r0, #12] blocks (>= 1), [r0, #16] the
+@ first pixel's first accumulator, [r0, #20] steps, [r0, #24] pixels (>= 1, counted
+@ down), [r0, #28] pixel_step. The frame: [sp] the job, [sp, #4] blocks left, [sp, #8]
+@ tiles (advanced), [sp, #12] steps (advanced), [sp, #16] the pixel's first accumulator,
+@ [sp, #20] the pixel's widened input.
+    TINYVAE_FN tinyvae_scatter_row
+    push {r4-r11, lr}
+    sub sp, sp, #28
+    str r0, [sp]
+    ldr r1, [r0, #16]
+    str r1, [sp, #16]
+    ldr r1, [r0, #4]
+    str r1, [sp, #20]
+20:
+    ldr r0, [sp]
+    ldr r3, [r0, #24]
+    cmp r3, #0
+    beq 29f
+    sub r3, r3, #1
+    str r3, [r0, #24]
+    ldr r2, [r0, #12]
+    str r2, [sp, #4]
+    ldr r2, [r0]
+    str r2, [sp, #8]
+    ldr r2, [r0, #20]
+    str r2, [sp, #12]
+21:
+    ldr r3, [sp, #4]
+    cmp r3, #0
+    beq 28f
+    sub r3, r3, #1
+    str r3, [sp, #4]
+    movs r4, #0
+    movs r5, #0
+    movs r6, #0
+    movs r7, #0
+    ldr r0, [sp]
+    ldr r2, [r0, #8]
+    ldr r1, [sp, #20]
+    ldr r0, [sp, #8]
+    TINYVAE_GROUPS
+    str r0, [sp, #8]
+    ldr r0, [sp, #12]
+    ldr r1, [r0], #16
+    str r0, [sp, #12]
+    ldr r0, [sp, #16]
+    add r0, r0, r1, lsl #2
+    ldm r0, {r8-r11}
+    add r8, r8, r4
+    add r9, r9, r5
+    add r10, r10, r6
+    add r11, r11, r7
+    stm r0, {r8-r11}
+    b 21b
+28:
+    ldr r0, [sp]
+    ldr r2, [r0, #8]
+    ldr r1, [sp, #20]
+    add r1, r1, r2, lsl #3
+    str r1, [sp, #20]
+    ldr r2, [r0, #28]
+    ldr r1, [sp, #16]
+    add r1, r1, r2
+    str r1, [sp, #16]
+    b 20b
+29:
+    add sp, sp, #28
+    pop {r4-r11, pc}
+.size tinyvae_scatter_row, . - tinyvae_scatter_row

@@ -28,6 +28,23 @@
     smlad r7, r2, r9, r7
 .endm
 
+@ The tile loop of one block over r2 groups of four columns (at least 1): r0 the tiles,
+@ r1 the widened inputs (both advanced), r4-r7 the accumulators (TINYVAE_TILE), r3
+@ consumed. Two groups per iteration; an odd group first.
+.macro TINYVAE_GROUPS
+    lsrs r3, r2, #1
+    bcc 11f
+    TINYVAE_TILE
+11:
+    beq 13f
+12:
+    TINYVAE_TILE
+    TINYVAE_TILE
+    subs r3, r3, #1
+    bne 12b
+13:
+.endm
+
 @ The requantization of accumulator \a into r11, the zero-point \zp added, for the
 @ multiplier in r8 and a right shift by e, r9 = e (kept); r10 scratch. h = (a m + 2^30)
 @ >> 31 = (a m >> 31) + bit 30 of a m: from the product's words, 2 hi + bit 31 of lo,
@@ -276,17 +293,7 @@
     ldr r1, [r0, #4]
     ldr r2, [r0, #8]
     ldr r0, [r0]
-    lsrs r3, r2, #1
-    bcc 11f
-    TINYVAE_TILE
-11:
-    beq 13f
-12:
-    TINYVAE_TILE
-    TINYVAE_TILE
-    subs r3, r3, #1
-    bne 12b
-13:
+    TINYVAE_GROUPS
     ldr r3, [sp]
     str r0, [r3]
     ldr r0, [r3, #16]

@@ -165,7 +165,18 @@ impl LayerBufs {
         limits: ShapeLimits,
         params: Params,
     ) -> Option<ConvShape> {
-        let s = random::conv_shape(bits, transposed, limits)?;
+        self.fill_conv_if(bits, (transposed, limits, params), |_| true)
+    }
+
+    /// [`LayerBufs::fill_conv`] for a shape `wanted` accepts only (`None`, having drawn
+    /// no weights, for any other: draw again).
+    pub fn fill_conv_if(
+        &mut self,
+        bits: &mut impl Bits,
+        (transposed, limits, params): (bool, ShapeLimits, Params),
+        wanted: impl Fn(&ConvShape) -> bool,
+    ) -> Option<ConvShape> {
+        let s = random::conv_shape(bits, transposed, limits).filter(|s| wanted(s))?;
         let (k, r) = (s.patch_len() as usize, usize::from(s.out_channels));
         let phases = if transposed {
             usize::from(s.stride).pow(2)

@@ -6,7 +6,7 @@ use tinyvae_format::Conv;
 
 use tinyvae_format::ConvShape;
 
-use super::{for_each_product, max_patch, patch_to, whole_groups, PatchOut, Taps};
+use super::{for_each_product, max_patch, patch_to, whole_groups, PatchOut, ScatterGrid, Taps};
 use crate::dense;
 use crate::requant::requantize_q31;
 
@@ -289,105 +289,116 @@ fn paired_patches(
 /// A transposed convolution with few output channels in scatter form: every input pixel
 /// times every tap is one dot product over the input channels, and lands on exactly one
 /// output (or outside the output, at the borders): so each pixel's channels, widened once,
-/// meet all `k^2 R` weight rows in one pass of the tile loop ([`dense::dsp::tiles_raw`],
-/// four useful sums per block), then each sum is added to its output's accumulator, and
-/// the accumulators, started at their phase's biases, are requantized once at the end.
-/// Where the phase form reads the input zero-point (a tap outside the input), this form
-/// walks the same pixels outside the input and adds each row's weights times the
-/// zero-point. The same sums as the phase-by-phase form, in another order (integer sums
-/// wrap, so the order cannot change a result). False, having done nothing, when `spare` is
-/// too small.
+/// meet all `k^2 R` weight rows in one pass of the tile loop, four useful sums per block,
+/// and each sum is added to its output's accumulator, in a grid with a border wide enough
+/// that no tap needs clipping ([`ScatterGrid`]); where a block's four rows land on
+/// neighbouring accumulators (`k R` a multiple of 4, e.g. a 4 x 4 kernel) in the tile loop
+/// itself ([`dense::dsp::tiles_add`]), else from its sums ([`dense::dsp::tiles_raw`]). The
+/// accumulators, started at their phase's biases, are requantized once at the end. Where
+/// the phase form reads the input zero-point (a tap outside the input), this form walks
+/// the same pixels outside the input and adds each row's weights times the zero-point. The
+/// same sums as the phase-by-phase form, in another order (integer sums wrap, so the order
+/// cannot change a result). False, having done nothing, when `spare` is too small.
 #[inline(never)]
 pub(super) fn scattered(c: &Conv<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
     let s = &c.shape;
     let (ch, r) = (usize::from(s.in_channels), usize::from(c.matrix.out_dim));
-    let (k, st, pad) = (
-        usize::from(s.kernel),
-        usize::from(s.stride),
-        usize::from(s.padding),
-    );
+    let (k, st) = (usize::from(s.kernel), usize::from(s.stride));
     let (ih, iw) = (usize::from(s.in_height), usize::from(s.in_width));
-    let (oh, ow) = (usize::from(s.out_height), usize::from(s.out_width));
+    let Some(g) = ScatterGrid::of(s) else {
+        return false;
+    };
     let cp = ch.div_ceil(4) * 4;
     let (groups, blocks) = (cp / 4, (k * k * r).div_ceil(4));
     let words = dense::dsp::words(spare);
-    let Some((acc, rest)) = words.split_at_mut_checked(oh * ow * r) else {
+    let Some((acc, rest)) = words.split_at_mut_checked(g.height * g.width * r) else {
         return false;
     };
     let Some((tiles, rest)) = rest.split_at_mut_checked(blocks * cp) else {
         return false;
     };
-    let Some((wide, rest)) = rest.split_at_mut_checked(cp / 2) else {
+    let Some((wide, rest)) = rest.split_at_mut_checked(iw * cp / 2) else {
         return false;
     };
     let Some((sums, rest)) = rest.split_at_mut_checked(4 * blocks) else {
         return false;
     };
-    let Some(zsums) = rest.get_mut(..4 * blocks) else {
+    let Some((zsums, rest)) = rest.split_at_mut_checked(4 * blocks) else {
         return false;
     };
-    if ch == 0 || st == 0 || pad >= k || r == 0 || r > MAX_R {
+    let Some(steps) = rest.get_mut(..k * k * r) else {
+        return false;
+    };
+    if ch == 0 || r == 0 || r > MAX_R {
         return false;
     }
-    if !load_taps(c, tiles, zsums) || !start_at_biases(c, acc) {
+    let Some(biases) = phase_biases(c) else {
+        return false;
+    };
+    if !load_taps(c, tiles, zsums) {
         return false;
     }
-    // Input pixel (iy, ix), tap (ky, kx) lands on output (iy s - p + ky, ix s - p + kx).
-    // The pixels that reach an output run from -before to (out + p - 1) / s on each axis:
-    // v = i + before, with no negative numbers.
-    let before = (k - 1 - pad) / st;
-    let (ny, nx) = (
-        (oh + pad - 1) / st + 1 + before,
-        (ow + pad - 1) / st + 1 + before,
-    );
-    for vy in 0..ny {
-        let iy = vy.wrapping_sub(before);
-        let oy0 = (vy * st).wrapping_sub(before * st + pad);
-        for vx in 0..nx {
-            let ix = vx.wrapping_sub(before);
-            let ox0 = (vx * st).wrapping_sub(before * st + pad);
-            let pixel = if iy < ih && ix < iw {
-                let at = (iy * iw + ix) * ch;
-                x.get(at..at + ch)
-            } else {
-                None
-            };
-            let dots: &[u32] = match pixel {
-                Some(p) => {
-                    dense::dsp::widen(p, wide);
-                    dense::dsp::tiles_raw(tiles, wide, groups, sums);
-                    sums
-                }
-                None => zsums,
-            };
-            // Tap row ky of the pixel lands on outputs (oy, ox0 + kx), kx < k: a run of
-            // `k r` accumulators, clipped to the output's columns [0, ow).
-            let (first, past) = (0usize.wrapping_sub(ox0).min(k), ow.wrapping_sub(ox0).min(k));
-            let (first, past) = if ox0 < ow || ox0 > usize::MAX / 2 {
-                (if ox0 < ow { 0 } else { first }, past)
-            } else {
-                (0, 0)
-            };
-            for ky in 0..k {
-                let oy = oy0.wrapping_add(ky);
-                if oy >= oh || first >= past {
-                    continue;
-                }
-                let at = (oy * ow).wrapping_add(ox0).wrapping_add(first) * r;
-                let from = (ky * k + first) * r;
-                let n = (past - first) * r;
-                let (Some(dst), Some(src)) = (acc.get_mut(at..at + n), dots.get(from..from + n))
-                else {
-                    continue;
-                };
-                for (a, v) in dst.iter_mut().zip(src) {
-                    *a = a.wrapping_add(*v);
-                }
+    acc.fill(0);
+    // Row n (tap ky k + kx, channel o: n = (ky k + kx) r + o) of a pixel lands ky grid rows
+    // and kx r + o words past the pixel's first accumulator.
+    for (n, step) in steps.iter_mut().enumerate() {
+        *step = ((n / (k * r)) * g.width * r + n % (k * r)) as u32;
+    }
+    let steps: &[u32] = steps;
+    // Where a block's four rows land on neighbouring accumulators, the tile loop adds them
+    // itself, for a whole row of pixels at a time where the pixels are whole groups of
+    // four channels (widened together).
+    // (Builds for size leave this out: flash.)
+    let fused = !cfg!(tinyvae_small) && (k * r).is_multiple_of(4);
+    let rows = fused && ch.is_multiple_of(4);
+    let step = st * r;
+    for vy in 0..g.ny {
+        let iy = vy.wrapping_sub(g.before);
+        let line = (vy * g.width) * step;
+        let inputs = if iy < ih {
+            x.get(iy * iw * ch..(iy + 1) * iw * ch)
+        } else {
+            None
+        };
+        // The pixels outside the input: the zero-point's.
+        for vx in 0..g.nx {
+            if inputs.is_none() || vx < g.before || vx >= g.before + iw {
+                add_rows((acc, line + vx * step), steps, zsums);
             }
         }
+        let Some(inputs) = inputs else {
+            continue;
+        };
+        let first = line + g.before * step;
+        #[cfg(not(tinyvae_small))]
+        if rows {
+            dense::dsp::widen(inputs, wide);
+            if dense::dsp::scatter_row(tiles, (wide, groups, iw), (acc, first, step), steps) {
+                continue;
+            }
+        }
+        for (ix, p) in inputs.chunks_exact(ch).enumerate() {
+            let at = first + ix * step;
+            dense::dsp::widen(p, wide);
+            #[cfg(not(tinyvae_small))]
+            if fused && dense::dsp::scatter_row(tiles, (wide, groups, 1), (acc, at, step), steps) {
+                continue;
+            }
+            dense::dsp::tiles_raw(tiles, wide, groups, sums);
+            add_rows((acc, at), steps, sums);
+        }
     }
-    requantize_all(&c.matrix, acc, y);
+    requantize_all(c, acc, y, (g, &biases));
     true
+}
+
+/// Adds each row's value `v[n]` to its accumulator `acc[at + steps[n]]`, wrapping.
+fn add_rows((acc, at): (&mut [u32], usize), steps: &[u32], v: &[u32]) {
+    for (step, v) in steps.iter().zip(v) {
+        if let Some(a) = acc.get_mut(at + *step as usize) {
+            *a = a.wrapping_add(*v);
+        }
+    }
 }
 
 /// The most output channels [`scattered`] takes (fewer than [`super::FEW_CHANNELS`]).
@@ -395,63 +406,63 @@ const MAX_R: usize = 3;
 /// The largest stride [`scattered`] takes (its phases' biases live on the stack).
 const MAX_STRIDE: usize = 4;
 
-/// Starts every accumulator at the bias of its output's phase: output `y` is in phase
-/// `(y + p) mod s` (FORMAT.md, section 3), tracked along rows and columns without a
-/// division. False when the stride is above [`MAX_STRIDE`] or a phase is missing.
-#[inline(never)]
-fn start_at_biases(c: &Conv<'_>, acc: &mut [u32]) -> bool {
-    let s = &c.shape;
-    let (st, pad) = (usize::from(s.stride), usize::from(s.padding));
+/// Each phase's biases, phase `ry s + rx` (at most [`MAX_STRIDE`]^2 phases of [`MAX_R`]
+/// channels).
+type Biases = [[i32; MAX_R]; MAX_STRIDE * MAX_STRIDE];
+
+/// The layer's [`Biases`]; `None` when the stride is above [`MAX_STRIDE`] or a phase is
+/// missing.
+fn phase_biases(c: &Conv<'_>) -> Option<Biases> {
+    let st = usize::from(c.shape.stride);
     let r = usize::from(c.matrix.out_dim).min(MAX_R);
     if st == 0 || st > MAX_STRIDE {
-        return false;
+        return None;
     }
     let mut biases = [[0i32; MAX_R]; MAX_STRIDE * MAX_STRIDE];
     for (i, b) in biases.iter_mut().enumerate().take(st * st) {
-        let Some(m) = c.phase((i / st) as u8, (i % st) as u8) else {
-            return false;
-        };
+        let m = c.phase((i / st) as u8, (i % st) as u8)?;
         for (o, b) in b.iter_mut().enumerate().take(r) {
             *b = m.bias.get(o).unwrap_or(0);
         }
     }
-    // The first `st` rows position by position; every later row is the one `st` above it
-    // (the same row phase), copied.
-    let row = usize::from(s.out_width) * r;
-    let first = usize::from(s.out_height).min(st) * row;
-    let mut outputs = acc.get_mut(..first).unwrap_or_default().chunks_exact_mut(r);
-    let mut ry = pad % st;
-    for _ in 0..usize::from(s.out_height).min(st) {
-        let mut rx = pad % st;
+    Some(biases)
+}
+
+/// The int8 outputs of the accumulators in grid `g` (every phase shares the layer's
+/// multipliers, shifts, zero-point and activation; only the biases differ): the outputs'
+/// accumulators first moved to the grid's start, row after row (each to a lower place: in
+/// place), each plus the bias of its output's phase (output `y` is in phase `(y + p) mod
+/// s`, FORMAT.md, section 3, tracked without a division); then channel by channel, in
+/// assembly on the fast path ([`dense::dsp::requantize_channel`]), else (a dead channel or
+/// a left shift) by the definition.
+#[inline(never)]
+fn requantize_all(
+    c: &Conv<'_>,
+    acc: &mut [u32],
+    y: &mut [i8],
+    (g, biases): (ScatterGrid, &Biases),
+) {
+    let (m, s) = (&c.matrix, &c.shape);
+    let r = usize::from(m.out_dim).clamp(1, MAX_R);
+    let (st, pad) = (usize::from(s.stride), usize::from(s.padding));
+    let mut at = 0;
+    let mut ry = pad % st.max(1);
+    for i in 0..usize::from(s.out_height) {
+        let mut from = (i + g.top) * g.width * r + g.top * r;
+        let mut rx = pad % st.max(1);
         for _ in 0..s.out_width {
-            if let (Some(a), Some(b)) = (outputs.next(), biases.get(ry * st + rx)) {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a = *b as u32);
+            let b = biases.get(ry * st + rx).unwrap_or(&[0; MAX_R]);
+            for b in b.iter().take(r) {
+                if let (Some(v), true) = (acc.get(from).copied(), at < acc.len()) {
+                    acc[at] = v.wrapping_add(*b as u32);
+                }
+                (at, from) = (at + 1, from + 1);
             }
             rx = if rx + 1 == st { 0 } else { rx + 1 };
         }
         ry = if ry + 1 == st { 0 } else { ry + 1 };
     }
-    let mut at = first;
-    while let (Some(back), true) = (at.checked_sub(st * row), row > 0) {
-        let Some((done, rest)) = acc.split_at_mut_checked(at) else {
-            break;
-        };
-        let (Some(from), Some(to)) = (done.get(back..), rest.get_mut(..row)) else {
-            break;
-        };
-        to.iter_mut().zip(from).for_each(|(t, f)| *t = *f);
-        at += row;
-    }
-    true
-}
-
-/// The int8 outputs of the accumulators (every phase shares the layer's multipliers,
-/// shifts, zero-point and activation; only the biases differ, already added): channel by
-/// channel, in assembly on the fast path ([`dense::dsp::requantize_channel`]), else (a
-/// dead channel or a left shift) by the definition.
-#[inline(never)]
-fn requantize_all(m: &tinyvae_format::Dense<'_>, acc: &[u32], y: &mut [i8]) {
-    let r = usize::from(m.out_dim).clamp(1, MAX_R);
+    let acc: &[u32] = acc;
     let range = dense::output_range(m);
     for o in 0..r {
         let (mult, shift) = (
@@ -473,9 +484,10 @@ fn requantize_all(m: &tinyvae_format::Dense<'_>, acc: &[u32], y: &mut [i8]) {
 /// The weights of a transposed convolution as [`scattered`] reads them: row `tap r + o`
 /// (tap `ky k + kx`) holds the weights of output channel `o` under that tap, one int8 per
 /// input channel (zeros past them), four rows per block of 4 x 4 tiles, each word one row's
-/// four columns; and each row's sum times the input zero-point in `zsums`. A tap belongs to
-/// phase (`ky mod s`, `kx mod s`), where it is tap (`ky / s`, `kx / s`) (FORMAT.md,
-/// section 3). False when a phase is missing.
+/// four columns; and each row's sum times the input zero-point in `zsums`. Phase by phase:
+/// a tap belongs to phase (`ky mod s`, `kx mod s`), where it is tap (`ky / s`, `kx / s`)
+/// (FORMAT.md, section 3). With input channels in fours, a group of four columns is one
+/// word in either layout, read as one. False when a phase is missing.
 #[inline(never)]
 fn load_taps(c: &Conv<'_>, tiles: &mut [u32], zsums: &mut [u32]) -> bool {
     let s = &c.shape;
@@ -483,25 +495,45 @@ fn load_taps(c: &Conv<'_>, tiles: &mut [u32], zsums: &mut [u32]) -> bool {
     let (k, st) = (usize::from(s.kernel), usize::from(s.stride));
     let zp = i32::from(c.matrix.input_zero_point);
     let groups = ch.div_ceil(4);
+    // (Builds for size read byte by byte: flash.)
+    let whole = !cfg!(tinyvae_small) && ch.is_multiple_of(4);
     tiles.fill(0);
-    for ky in 0..k {
-        for kx in 0..k {
-            let (ry, rx) = ((ky % st) as u8, (kx % st) as u8);
-            let Some(m) = c.phase(ry, rx) else {
-                return false;
-            };
-            let nx = usize::from(s.phase_taps(rx));
-            let col0 = ((ky / st) * nx + kx / st) * ch;
+    for phase in 0..st * st {
+        let (ry, rx) = (phase / st, phase % st);
+        let Some(m) = c.phase(ry as u8, rx as u8) else {
+            return false;
+        };
+        let (ny, nx) = (
+            usize::from(s.phase_taps(ry as u8)),
+            usize::from(s.phase_taps(rx as u8)),
+        );
+        let (packed, in_dim) = (m.packed_weights(), usize::from(m.in_dim));
+        for tap in 0..ny * nx {
+            let (ty, tx) = (tap / nx, tap % nx);
+            let (ky, kx) = (ry + st * ty, rx + st * tx);
+            let col0 = tap * ch;
             for o in 0..r {
                 let row = (ky * k + kx) * r + o;
                 let (block, j) = (row / 4, row % 4);
                 let mut sum = 0i32;
-                for cc in 0..ch {
-                    let w = m.weight(o, col0 + cc);
-                    sum = sum.wrapping_add(i32::from(w));
-                    let word = (block * groups + cc / 4) * 4 + j;
-                    if let Some(t) = tiles.get_mut(word) {
-                        *t |= u32::from(w as u8) << (8 * (cc % 4));
+                for g in 0..groups {
+                    let word = if whole {
+                        let at = m.layout.index(in_dim, o, col0 + 4 * g);
+                        packed.get(at..at + 4).map_or(0, |b| {
+                            u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
+                        })
+                    } else {
+                        (0..4.min(ch - 4 * g)).fold(0u32, |w, b| {
+                            w | u32::from(m.weight(o, col0 + 4 * g + b) as u8) << (8 * b)
+                        })
+                    };
+                    sum += word
+                        .to_le_bytes()
+                        .iter()
+                        .map(|b| i32::from(*b as i8))
+                        .sum::<i32>();
+                    if let Some(t) = tiles.get_mut((block * groups + g) * 4 + j) {
+                        *t = word;
                     }
                 }
                 if let Some(z) = zsums.get_mut(row) {

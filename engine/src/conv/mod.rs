@@ -65,17 +65,19 @@ pub fn spare_room(c: &Conv<'_>, transposed: bool, simd: bool) -> usize {
 /// multiple of 4 columns: its patch is whole groups of four, as the DSP kernels read them,
 /// even where a tap's input channels are not (one input channel, a kernel of 4 x 4).
 fn whole_groups(c: &Conv<'_>, transposed: bool) -> bool {
-    let mut whole = true;
-    for_each_product(c, transposed, &mut |m, _| {
-        whole &= m.in_dim.is_multiple_of(4);
-    });
-    whole
+    let s = &c.shape;
+    if !transposed {
+        return c.matrix.in_dim.is_multiple_of(4);
+    }
+    (0..s.stride).all(|ry| (0..s.stride).all(|rx| s.phase_len(ry, rx).is_multiple_of(4)))
 }
 
 /// The scratch words of the scatter form (on DSP targets) of a transposed convolution with
-/// few output channels: the int32 accumulators of every output, the weights as 4 x 4 tiles
-/// (one row per tap and output channel, the input channels padded to a multiple of 4), one
-/// widened input pixel, its dot products with every row and each row's zero-point sum.
+/// few output channels: the int32 accumulators of every output and of a border around
+/// them ([`ScatterGrid`]), the weights as 4 x 4 tiles (one row per tap and output channel,
+/// the input channels padded to a multiple of 4), a widened row of input pixels, one
+/// pixel's dot products with every row, each row's zero-point sum and each row's place in
+/// the grid.
 /// Computed on every target: the host sizes a firmware's scratch too.
 fn scatter_words(c: &Conv<'_>) -> usize {
     let s = &c.shape;
@@ -83,8 +85,71 @@ fn scatter_words(c: &Conv<'_>) -> usize {
     let cp = usize::from(s.in_channels).div_ceil(4) * 4;
     let k = usize::from(s.kernel);
     let blocks = (k * k * r).div_ceil(4);
-    let out = usize::from(s.out_height) * usize::from(s.out_width) * r;
-    out + blocks * cp + cp / 2 + 8 * blocks
+    let g = ScatterGrid::of(s).unwrap_or(ScatterGrid::EMPTY);
+    let row = usize::from(s.in_width) * cp / 2;
+    g.height * g.width * r + blocks * cp + row + 12 * blocks
+}
+
+/// Where the scatter form of a transposed convolution (shape `s`) walks and adds: input
+/// pixel `(vy - before, vx - before)`, for `vy < ny`, `vx < nx` (those outside the input
+/// stand for the zero-point), lands its tap `(ky, kx)` on row `vy stride + ky`, column
+/// `vx stride + kx` of a grid of `height x width` accumulators, where output `(y, x)` is at
+/// `(y + top, x + top)`: every tap of every pixel walked lands inside the grid, so none is
+/// clipped; the border's sums are thrown away.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(tinyvae_dsp), allow(dead_code))]
+pub(crate) struct ScatterGrid {
+    pub ny: usize,
+    pub nx: usize,
+    pub before: usize,
+    pub top: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ScatterGrid {
+    const EMPTY: ScatterGrid = ScatterGrid {
+        ny: 0,
+        nx: 0,
+        before: 0,
+        top: 0,
+        height: 0,
+        width: 0,
+    };
+
+    /// The grid of shape `s`; `None` when its stride is 0 or above its kernel (some
+    /// outputs then receive no tap: the phase form runs it), or its padding is not below
+    /// its kernel (a validated model has none).
+    pub fn of(s: &ConvShape) -> Option<ScatterGrid> {
+        let (k, st, pad) = (
+            usize::from(s.kernel),
+            usize::from(s.stride),
+            usize::from(s.padding),
+        );
+        let (oh, ow) = (usize::from(s.out_height), usize::from(s.out_width));
+        if st == 0 || st > k || pad >= k || oh == 0 || ow == 0 {
+            return None;
+        }
+        // Pixel v's taps land on outputs v s - (before s + p) + t, t < k: the pixels that
+        // reach an output run from v = 0 (input -before) to (out + p - 1) / s + before;
+        // the last lands its last tap on grid row ((out + p - 1) / s + before) s + k - 1
+        // >= out + p - s + before s + k - 1 >= out - 1 + top when k >= s: every output
+        // lies inside the grid (a unit test walks it).
+        let before = (k - 1 - pad) / st;
+        let top = before * st + pad;
+        let (ny, nx) = (
+            (oh + pad - 1) / st + 1 + before,
+            (ow + pad - 1) / st + 1 + before,
+        );
+        Some(ScatterGrid {
+            ny,
+            nx,
+            before,
+            top,
+            height: (ny - 1) * st + k,
+            width: (nx - 1) * st + k,
+        })
+    }
 }
 
 /// Where a patch's values go: each tap's run of input channels, at its first column.
@@ -625,6 +690,39 @@ mod tests {
                 for full in [false, true] {
                     prop_assert_eq!(&run(&l1, full), &want, "row-major, full scratch {}", full);
                     prop_assert_eq!(&run(&l2, full), &want, "tiled, full scratch {}", full);
+                }
+            }
+        }
+
+        /// The scatter form's grid: every tap of every pixel it walks lands inside the grid,
+        /// every output lies inside it, and every (output, tap, input pixel) term of the
+        /// definition comes from a walked pixel: nothing is clipped, nothing is missed.
+        #[test]
+        fn the_scatter_grid_holds_every_tap(seed: u64) {
+            let mut r = SplitMix(seed);
+            let limits = ShapeLimits { cols: 400, rows: 40, len: 1200 };
+            let shape = (0..1000).find_map(|_| random::conv_shape(&mut r, true, limits));
+            let Some(s) = shape else { return Ok(()) };
+            let (k, st, pad) = (usize::from(s.kernel), usize::from(s.stride), usize::from(s.padding));
+            let oh = usize::from(s.out_height);
+            let Some(g) = ScatterGrid::of(&s) else {
+                prop_assert!(st > k, "{:?}", s);
+                return Ok(());
+            };
+            // Along one axis (both use the same arithmetic): heights.
+            prop_assert!((g.ny - 1) * st + k <= g.height);
+            prop_assert!(oh - 1 + g.top < g.height);
+            for y in 0..oh {
+                for ky in 0..k {
+                    // Output y takes tap ky from input (y + p - ky) / s where it divides
+                    // (the input zero-point where that lies outside the input).
+                    let t = (y + pad) as i64 - ky as i64;
+                    if t.rem_euclid(st as i64) != 0 {
+                        continue;
+                    }
+                    let v = t.div_euclid(st as i64) + g.before as i64;
+                    prop_assert!(v >= 0 && (v as usize) < g.ny, "{:?}: output {} tap {}", s, y, ky);
+                    prop_assert_eq!(v as usize * st + ky, y + g.top);
                 }
             }
         }

@@ -160,6 +160,8 @@ extern "C" {
     fn tinyvae_dense2_i8_smlad(job: *mut PairJob);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "widen_i8_pairs")]
     fn tinyvae_widen_i8_pairs(x: *const i8, pairs: *mut u32, groups: usize);
+    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "scatter_row")]
+    fn tinyvae_scatter_row(job: *mut RowJob);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "gather_i8_pairs")]
     fn tinyvae_gather_i8_pairs(
         x: *const i8,
@@ -534,6 +536,74 @@ pub(crate) fn tiles_raw(tiles: &[u32], wide: &[u32], groups: usize, sums: &mut [
     // blocks, `wide` 2 * groups words, `sums` 4 * blocks words; the routine reads and
     // writes exactly those and follows the AAPCS.
     unsafe { tinyvae_tiles_raw(&mut job) };
+    true
+}
+
+/// What [`tinyvae_scatter_row`] reads (and advances: the pixel count).
+#[cfg(not(tinyvae_small))]
+#[repr(C)]
+struct RowJob {
+    tiles: *const u32,
+    wide: *const u32,
+    groups: usize,
+    blocks: usize,
+    out: *mut u32,
+    steps: *const u32,
+    pixels: usize,
+    pixel_step: usize,
+}
+
+/// The scatter form's tile loop over `pixels` input pixels, their widened inputs one after
+/// another in `wide` (`2 * groups` words each, by [`widen`]): each pixel against every row
+/// of the tiles as in [`tiles_raw`], row `n`'s sum added (wrapping) to accumulator
+/// `acc[at + p * step + steps[n]]` for pixel `p`, where each block's four rows land on
+/// neighbouring accumulators (`steps[4 b + j] = steps[4 b] + j`; `steps` holds four
+/// entries per block). Returns false, having done nothing, when a slice is short, a
+/// block's rows are not neighbours or an accumulator lies outside `acc`.
+#[cfg(not(tinyvae_small))]
+pub(crate) fn scatter_row(
+    tiles: &[u32],
+    (wide, groups, pixels): (&[u32], usize, usize),
+    (acc, at, step): (&mut [u32], usize, usize),
+    steps: &[u32],
+) -> bool {
+    let blocks = steps.len() / 4;
+    let neighbours = steps
+        .chunks_exact(4)
+        .all(|s| (1..4).all(|j| s[j] == s[0].wrapping_add(j as u32)));
+    let reach = steps.iter().max().map(|m| *m as usize + 1);
+    // The last pixel's last accumulator, checked without overflow.
+    let end = pixels
+        .checked_sub(1)
+        .and_then(|p| p.checked_mul(step))
+        .and_then(|d| d.checked_add(at))
+        .zip(reach)
+        .and_then(|(a, r)| a.checked_add(r));
+    let fits = matches!(end, Some(e) if e <= acc.len())
+        && groups > 0
+        && blocks > 0
+        && tiles.len() / 4 / groups >= blocks
+        && wide.len() / 2 / groups >= pixels;
+    if !(fits && neighbours) {
+        return false;
+    }
+    let mut job = RowJob {
+        tiles: tiles.as_ptr(),
+        wide: wide.as_ptr(),
+        groups,
+        blocks,
+        out: acc.as_mut_ptr().wrapping_add(at),
+        steps: steps.as_ptr(),
+        pixels,
+        pixel_step: 4 * step,
+    };
+    // SAFETY: checked above: `tiles` holds the 4 * groups words of each of `blocks`
+    // blocks, `wide` 2 * groups words for each of `pixels` pixels, and every block's four
+    // accumulators of every pixel, `at + p step + steps[4 b] + j` for j < 4, lie inside
+    // `acc` (word-aligned: a `u32` slice; the largest step bounds them all, the rows of a
+    // block being neighbours); the routine reads `steps[4 b]` for b < blocks, reads and
+    // writes exactly those, and follows the AAPCS.
+    unsafe { tinyvae_scatter_row(&mut job) };
     true
 }
 

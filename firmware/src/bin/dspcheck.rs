@@ -19,7 +19,7 @@ use tinyvae_engine::dense::{self, dense_i16, dense_i8, dense_i8_portable, uses_s
 use tinyvae_firmware::synth::{inputs, LayerBufs, Params};
 use tinyvae_firmware::{self as fw, ExitCode};
 use tinyvae_format::random::{Bits, ShapeLimits, SplitMix};
-use tinyvae_format::WeightLayout;
+use tinyvae_format::{ConvShape, WeightLayout};
 
 const CASES: usize = 600;
 /// Largest layer (inputs, outputs); on the Cortex-M0's 16 KiB of RAM, smaller shapes.
@@ -28,6 +28,10 @@ const MAX_OUT: usize = if LARGE { 67 } else { 33 };
 const LARGE: bool = cfg!(feature = "large-ram");
 /// Random convolutions, half of them transposed.
 const CONV_CASES: usize = 240;
+/// Then random transposed convolutions in the shapes whose scatter form (DSP cores) adds
+/// a whole row of input pixels in one pass: few output channels, a kernel of 4 (or `k R` a
+/// multiple of 4), input channels in fours, more than one input column.
+const ROW_CASES: usize = 24;
 /// Largest convolution matrix (columns, rows) and tensor.
 const CONV_MAX: ShapeLimits = if LARGE {
     ShapeLimits {
@@ -132,11 +136,12 @@ fn main() -> ! {
     );
     let (few, staged) = convolutions(bufs, &mut rng);
     defmt::println!(
-        "dspcheck: {=usize} random convolutions bit-exact ({=usize} with fewer than {=usize} output channels, {=usize} with patches in whole fours from input channels that are not), tiled and row-major, against the portable kernel position by position",
-        CONV_CASES,
+        "dspcheck: {=usize} random convolutions bit-exact ({=usize} with fewer than {=usize} output channels, {=usize} with patches in whole fours from input channels that are not, {=usize} transposed in shapes whose scatter form adds rows of pixels), tiled and row-major, against the portable kernel position by position",
+        CONV_CASES + ROW_CASES,
         few,
         conv::FEW_CHANNELS,
-        staged
+        staged,
+        ROW_CASES
     );
     fw::exit(ExitCode::Success)
 }
@@ -152,14 +157,23 @@ fn convolutions(bufs: &mut LayerBufs, rng: &mut SplitMix) -> (usize, usize) {
     let (mut want, mut got) = ([0i8; CONV_MAX.len], [0i8; CONV_MAX.len]);
     let (mut patch, mut spare) = ([0i8; PATCH], [0i8; SPARE]);
     let (mut case, mut few, mut staged) = (0, 0, 0);
-    while case < CONV_CASES {
-        let transposed = case % 2 == 1;
+    while case < CONV_CASES + ROW_CASES {
+        let rows = case >= CONV_CASES;
+        let transposed = case % 2 == 1 || rows;
         let params = match case % 6 {
             0 | 1 => Params::Typical,
             2 | 3 => Params::Extreme,
             _ => Params::Left,
         };
-        let Some(s) = bufs.fill_conv(rng, transposed, CONV_MAX, params) else {
+        let row_shape = |s: &ConvShape| {
+            let r = usize::from(s.out_channels);
+            r < conv::FEW_CHANNELS
+                && (usize::from(s.kernel) * r).is_multiple_of(4)
+                && s.in_channels.is_multiple_of(4)
+                && s.in_width > 1
+        };
+        let wanted = |s: &ConvShape| !rows || row_shape(s);
+        let Some(s) = bufs.fill_conv_if(rng, (transposed, CONV_MAX, params), wanted) else {
             continue;
         };
         let (n_in, n_out) = (s.in_len() as usize, s.out_len() as usize);
