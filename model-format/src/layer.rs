@@ -297,6 +297,26 @@ pub enum Layer<'a> {
     ConvTranspose2d(Conv<'a>),
 }
 
+/// What a layer computes: "784->400" for a dense layer, "conv 28x28x1->14x14x32 k4 s2 p1"
+/// for a convolution; with `{:#}` the short form of the count tables, "784x400" and "conv
+/// 28x28x1->14x14x32".
+impl core::fmt::Display for Layer<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match (self, f.alternate()) {
+            (Layer::Dense(d), false) => write!(f, "{}->{}", d.in_dim, d.out_dim),
+            (Layer::Dense(d), true) => write!(f, "{}x{}", d.in_dim, d.out_dim),
+            (Layer::Conv2d(c) | Layer::ConvTranspose2d(c), alternate) => {
+                let s = &c.shape;
+                write!(f, "{} {s}", self.kind_name())?;
+                if !alternate {
+                    write!(f, " k{} s{} p{}", s.kernel, s.stride, s.padding)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl<'a> Layer<'a> {
     /// The weight matrix and per-channel arrays: the layer itself for a dense layer, the
     /// per-patch product for a convolution.

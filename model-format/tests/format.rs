@@ -700,6 +700,25 @@ fn layers_describe_themselves() {
         padding: 1,
     };
     assert_eq!(s.to_string(), "28x28x1->14x14x32");
+    // Layers, in both forms: the reports' and, with `{:#}`, the count tables'.
+    let blob = conv_blob();
+    let m = Model::from_bytes(&blob).unwrap();
+    let said: Vec<(String, String)> = m
+        .encoder
+        .layers
+        .iter()
+        .map(|l| (l.to_string(), format!("{l:#}")))
+        .collect();
+    let want = [
+        ("conv 7x9x3->4x5x4 k3 s2 p1", "conv 7x9x3->4x5x4"),
+        ("conv 4x5x4->3x4x5 k2 s1 p0", "conv 4x5x4->3x4x5"),
+        ("60->6", "60x6"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(said[..3], want[..]);
 }
 
 /// A decoder-only model whose transposed convolution has kernel and stride `s`, from 1x1x1

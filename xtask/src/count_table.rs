@@ -16,15 +16,6 @@ fn layer_of<'a>(model: &Model<'a>, name: &str) -> Option<tinyvae_format::Layer<'
     net.layers.get(i.parse::<usize>().ok()?).copied()
 }
 
-/// "784x400", or "conv 28x28x1->14x14x32": what a layer computes.
-pub fn describe(l: &tinyvae_format::Layer<'_>) -> String {
-    use tinyvae_format::Layer;
-    match l {
-        Layer::Dense(d) => format!("{}x{}", d.in_dim, d.out_dim),
-        Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => format!("{} {}", l.kind_name(), c.shape),
-    }
-}
-
 /// Multiply-accumulates of a counted stage of `model`, (useful, executed: padding taps
 /// included): `decode` and `encode` (whole networks) or `decode.layerN` and
 /// `encode.layerN`; `None` for other counts.
@@ -58,7 +49,7 @@ pub fn count_table(board: Board, model: &Model<'_>, d: &DeviceRun) -> String {
         let (useful, executed) = layer_macs(model, name)
             .map_or((String::new(), String::new()), |(u, e)| (per(u), per(e)));
         let label = match layer_of(model, name) {
-            Some(l) => format!("{name} ({})", describe(&l)),
+            Some(l) => format!("{name} ({l:#})"),
             None if shape.is_empty() => name.clone(),
             None => format!("{name} {}", shape.trim()),
         };

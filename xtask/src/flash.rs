@@ -97,7 +97,7 @@ pub fn flash(args: &[String]) -> Result<()> {
     probe_rs.args(["run", "--chip", chip, "--no-catch-hardfault"]);
     if chip.starts_with("nRF52") {
         // A rev-3 nRF52840 whose debug port is locked (APPROTECT) can only be opened by a full
-        // erase; the firmware then keeps it open across resets (src/board.rs). On a blank
+        // erase; the firmware then keeps it open across resets (src/board/nrf52840dk.rs). On a blank
         // UICR (what the erase leaves) the firmware programs it and resets itself once: the
         // run goes on across that reset.
         probe_rs.args(["--allow-erase-all", "--no-catch-reset"]);

@@ -71,13 +71,8 @@ pub(crate) fn cmd_inspect(
         for (i, layer) in net.layers.iter().enumerate() {
             let l = layer.matrix();
             println!(
-                "  {name} {i}: {} {:?} {:?}, {:?} weights, zero-points in {} out {}",
-                tinyvae_trainer::export::describe(layer),
-                l.activation,
-                l.output_type,
-                l.layout,
-                l.input_zero_point,
-                l.output_zero_point
+                "  {name} {i}: {layer} {:?} {:?}, {:?} weights, zero-points in {} out {}",
+                l.activation, l.output_type, l.layout, l.input_zero_point, l.output_zero_point
             );
             params += usize::from(l.in_dim) * usize::from(l.out_dim) + l.bias.len();
             weight_bytes += l.weights.as_bytes().len();

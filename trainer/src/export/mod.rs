@@ -32,7 +32,7 @@ use tinyvae_format::owned::{
 use tinyvae_format::{Activation, DataShape, PixelEncoding, WeightLayout};
 
 pub use layer::FloatMatrix;
-pub use report::{describe, print_report, LayerReport};
+pub use report::{print_report, LayerReport};
 
 use crate::data::{Dataset, Split};
 use crate::layers::{run, Layer};

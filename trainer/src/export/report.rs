@@ -28,24 +28,6 @@ pub struct LayerReport {
     pub output_snr_db: f64,
 }
 
-/// "784->400" for a dense layer; "conv 28x28x1->14x14x32 k4 s2 p1" for a convolution.
-pub fn describe(l: &Layer<'_>) -> String {
-    let m = l.matrix();
-    match l {
-        Layer::Dense(_) => format!("{}->{}", m.in_dim, m.out_dim),
-        Layer::Conv2d(c) | Layer::ConvTranspose2d(c) => {
-            let s = &c.shape;
-            format!(
-                "{} {s} k{} s{} p{}",
-                l.kind_name(),
-                s.kernel,
-                s.stride,
-                s.padding
-            )
-        }
-    }
-}
-
 /// The report line of a quantized layer, before its output SNR is known.
 pub fn layer_report(name: String, w: &[f32], l: &Layer<'_>, weight_snr_db: f64) -> LayerReport {
     let m = l.matrix();
@@ -58,7 +40,7 @@ pub fn layer_report(name: String, w: &[f32], l: &Layer<'_>, weight_snr_db: f64) 
         .fold((f32::MAX, f32::MIN), |(a, b), x| (a.min(x), b.max(x)));
     LayerReport {
         name,
-        shape: describe(l),
+        shape: l.to_string(),
         weight_range: (lo, hi),
         weight_scale_range: (slo, shi),
         scales: (m.input_scale, m.output_scale),
