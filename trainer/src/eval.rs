@@ -6,9 +6,9 @@ use tinyvae_engine::{Engine, NoProbe, Sampler};
 use tinyvae_format::Model;
 
 use crate::data::Split;
-use crate::model::{kl_standard_normal, recon_loss, to_vec_f32, Kind, Net, Recon};
+use crate::model::{recon_loss, to_vec_f32, Encoded, Kind, Net, Recon};
 use crate::rng::Rng;
-use crate::train::batch_tensor;
+use crate::train::{batch_tensor, losses_of, noise_for};
 
 /// What `trainer eval` reports.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -33,54 +33,62 @@ pub struct Metrics {
     pub psnr_db: f64,
 }
 
-/// Evaluates `net` on `test`. `iw` = Some((K, images)) adds the importance-weighted bound
-/// with K samples on the first `images` test images.
+/// The test split's losses as training reports them each epoch: (recon, KL) in nats summed
+/// over the split, one z draw per example from a fixed seed so that evaluation is
+/// repeatable, in batches of 500; `visit(x, encoding)` sees each batch first (for further
+/// metrics).
+pub fn test_losses(
+    net: &Net,
+    test: &Split,
+    recon: Recon,
+    visit: &mut dyn FnMut(&Tensor, &Encoded) -> Result<()>,
+) -> Result<(f64, f64)> {
+    let dev = Device::Cpu;
+    let pixels = net.arch.pixels();
+    let mut rng = Rng::new(0xE7A1);
+    let (mut r, mut k) = (0.0, 0.0);
+    let idx: Vec<usize> = (0..test.n).collect();
+    for chunk in idx.chunks(500) {
+        let x = batch_tensor(test, chunk, pixels, &dev)?;
+        let eps = noise_for(net, chunk.len(), &mut rng);
+        let enc = net.encode(&x)?;
+        visit(&x, &enc)?;
+        let (rl, kl) = losses_of(net, &enc, &x, recon, &eps)?;
+        r += f64::from(rl.sum_all()?.to_scalar::<f32>()?);
+        if let Some(kl) = kl {
+            k += f64::from(kl.sum_all()?.to_scalar::<f32>()?);
+        }
+    }
+    Ok((r, k))
+}
+
+/// Evaluates `net` on `test`: [`test_losses`], and per batch the posterior means (for the
+/// active units), the KL per dimension and the reconstruction at z = mu. `iw` =
+/// Some((K, images)) adds the importance-weighted bound with K samples on the first
+/// `images` test images.
 pub fn evaluate(
     net: &Net,
     test: &Split,
     recon: Recon,
     iw: Option<(usize, usize)>,
 ) -> Result<Metrics> {
-    let dev = Device::Cpu;
     let pixels = net.arch.pixels();
     let lat = net.arch.latent;
-    let mut rng = Rng::new(0xE7A1);
-    let (mut r_sum, mut k_sum, mut se) = (0f64, 0f64, 0f64);
+    let mut se = 0f64;
     let mut kl_dim = vec![0f64; lat];
     let mut mus: Vec<f32> = Vec::with_capacity(test.n * lat);
-    let idx: Vec<usize> = (0..test.n).collect();
-    for chunk in idx.chunks(500) {
-        let x = batch_tensor(test, chunk, pixels, &dev)?;
-        let enc = net.encode(&x)?;
+    let (r_sum, k_sum) = test_losses(net, test, recon, &mut |x, enc| {
         mus.extend(to_vec_f32(&enc.mu)?);
-        let z = match &enc.logvar {
-            Some(lv) => {
-                let mut eps = vec![0f32; enc.mu.elem_count()];
-                rng.fill_normal(&mut eps);
-                let eps = Tensor::from_vec(eps, enc.mu.shape(), &dev)?;
-                let kd =
-                    ((lv.affine(1.0, 1.0)? - enc.mu.sqr()?)? - lv.exp()?)?.affine(-0.5, 0.0)?;
-                for (j, v) in to_vec_f32(&kd.sum(0)?)?.iter().enumerate() {
-                    kl_dim[j] += f64::from(*v);
-                }
-                k_sum += f64::from(
-                    kl_standard_normal(&enc.mu, lv)?
-                        .sum_all()?
-                        .to_scalar::<f32>()?,
-                );
-                (&enc.mu + (lv.affine(0.5, 0.0)?.exp()? * eps)?)?
+        if let Some(lv) = &enc.logvar {
+            let kd = ((lv.affine(1.0, 1.0)? - enc.mu.sqr()?)? - lv.exp()?)?.affine(-0.5, 0.0)?;
+            for (j, v) in to_vec_f32(&kd.sum(0)?)?.iter().enumerate() {
+                kl_dim[j] += f64::from(*v);
             }
-            None => enc.mu.clone(),
-        };
-        let logits = net.decode_logits(&z)?;
-        r_sum += f64::from(
-            recon_loss(&logits, &x, recon)?
-                .sum_all()?
-                .to_scalar::<f32>()?,
-        );
+        }
         let at_mu = net.decode(&enc.mu)?;
-        se += f64::from((at_mu - &x)?.sqr()?.sum_all()?.to_scalar::<f32>()?);
-    }
+        se += f64::from((at_mu - x)?.sqr()?.sum_all()?.to_scalar::<f32>()?);
+        Ok(())
+    })?;
     let n = test.n as f64;
     let mse = se / (n * pixels as f64);
     // Active units: Var_x(E_q[z_j]) > 0.01 (Burda et al.).

@@ -1,11 +1,11 @@
-//! One training step: the batch, its loss, its gradients over shards, the update; the test split's loss.
+//! One training step: the batch, its loss, its gradients over shards, the update.
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::data::Split;
-use crate::model::{kl_standard_normal, recon_loss, Kind, Net, Recon};
+use crate::model::{kl_standard_normal, recon_loss, Encoded, Kind, Net, Recon};
 use crate::rng::Rng;
 
 use super::{Adam, Noise};
@@ -37,7 +37,18 @@ pub fn batch_loss(
     recon: Recon,
     eps: &[f32],
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let enc = net.encode(x_in)?;
+    losses_of(net, &net.encode(x_in)?, x_target, recon, eps)
+}
+
+/// [`batch_loss`] from the encoding `enc` of the batch: the reconstruction loss of
+/// `x_target` from z = mu + sigma * eps, and the KL term (a VAE's).
+pub fn losses_of(
+    net: &Net,
+    enc: &Encoded,
+    x_target: &Tensor,
+    recon: Recon,
+    eps: &[f32],
+) -> Result<(Tensor, Option<Tensor>)> {
     let (z, kl) = match &enc.logvar {
         Some(lv) => {
             let eps = Tensor::from_slice(eps, enc.mu.shape(), enc.mu.device())?;
@@ -141,28 +152,4 @@ pub(crate) fn corrupt(x: &mut [f32], noise: Noise, rng: &mut Rng) {
             }
         }
     }
-}
-
-/// Test-set metrics: (recon, kl) in nats per example, one z draw per example from a fixed
-/// seed so that evaluation is repeatable.
-pub fn evaluate(
-    net: &Net,
-    data: &Split,
-    pixels: usize,
-    recon: Recon,
-    dev: &Device,
-) -> Result<(f64, f64)> {
-    let mut rng = Rng::new(0xE7A1);
-    let (mut r, mut k) = (0.0, 0.0);
-    let idx: Vec<usize> = (0..data.n).collect();
-    for chunk in idx.chunks(500) {
-        let x = batch_tensor(data, chunk, pixels, dev)?;
-        let eps = noise_for(net, chunk.len(), &mut rng);
-        let (rl, kl) = batch_loss(net, &x, &x, recon, &eps)?;
-        r += f64::from(rl.sum_all()?.to_scalar::<f32>()?);
-        if let Some(kl) = kl {
-            k += f64::from(kl.sum_all()?.to_scalar::<f32>()?);
-        }
-    }
-    Ok((r / data.n as f64, k / data.n as f64))
 }
