@@ -29,6 +29,7 @@ mod check;
 /// to size its buffers for the engine.
 pub mod dsp_rule;
 mod error;
+mod footprint;
 mod layer;
 /// The encoding of versions 1 and 2: networks of dense layers without layer tags.
 #[cfg(feature = "legacy")]
@@ -50,6 +51,7 @@ pub use array::{
 };
 pub use check::{checksum, crc32, payload_check, CHECKSUM_MULTIPLIER};
 pub use error::{Error, NetworkId};
+pub use footprint::Footprint;
 pub use layer::*;
 pub use model::*;
 

@@ -379,7 +379,7 @@ pub fn check_header(blob: &[u8]) -> Result<&[u8], Error> {
 }
 
 /// Checks the fixed header and the checksum; returns the version and the payload.
-fn header(blob: &[u8]) -> Result<(u16, &[u8]), Error> {
+pub(crate) fn header(blob: &[u8]) -> Result<(u16, &[u8]), Error> {
     let available = u32::try_from(blob.len()).unwrap_or(u32::MAX);
     let header = blob.get(..HEADER_LEN).ok_or(Error::Truncated {
         needed: HEADER_LEN as u32,

@@ -875,3 +875,24 @@ fn class_mixtures_need_version_5_and_a_whole_class_table() {
     assert_eq!(bad(vec![1, 2]), err);
     assert_eq!(bad(vec![2, 3]), Ok(()));
 }
+
+/// A model's footprint accounts for every byte of its file, and reads the version from the
+/// header; another file's bytes are refused.
+#[test]
+fn the_footprint_accounts_for_every_byte() {
+    let blob = conv_blob();
+    let m = Model::from_bytes(&blob).unwrap();
+    let f = m.footprint(&blob).unwrap();
+    assert_eq!(f.version, tinyvae_format::FORMAT_VERSION);
+    assert_eq!(f.total, blob.len());
+    assert_eq!(
+        f.weights + f.per_channel + f.tables + f.golden + f.other,
+        f.total
+    );
+    assert_eq!(f.weights + f.per_channel, m.raw_parameter_bytes());
+    assert!(f.golden > 0 && f.tables > 0 && f.parameters > 0);
+    let mut other = blob.clone();
+    let last = other.len() - 1;
+    other[last] ^= 1;
+    assert!(m.footprint(&other).is_err());
+}

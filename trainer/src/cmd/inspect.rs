@@ -14,11 +14,14 @@ pub(crate) fn cmd_inspect(
     let blob = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let m = Model::from_bytes(&blob).with_context(|| format!("{}: not a model", path.display()))?;
     let p = &m.provenance;
+    let f = m
+        .footprint(&blob)
+        .with_context(|| format!("{}: not a model", path.display()))?;
     println!(
         "{}: {} bytes, format version {}{}",
         path.display(),
-        blob.len(),
-        u16::from_le_bytes([blob[4], blob[5]]),
+        f.total,
+        f.version,
         if m.has_encoder() {
             ""
         } else {
@@ -64,9 +67,6 @@ pub(crate) fn cmd_inspect(
                 .join(" ")
         ),
     }
-    let mut params = 0;
-    let mut weight_bytes = 0;
-    let mut channel_bytes = 0;
     for (name, net) in [("encoder", &m.encoder), ("decoder", &m.decoder)] {
         for (i, layer) in net.layers.iter().enumerate() {
             let l = layer.matrix();
@@ -74,37 +74,15 @@ pub(crate) fn cmd_inspect(
                 "  {name} {i}: {layer} {:?} {:?}, {:?} weights, zero-points in {} out {}",
                 l.activation, l.output_type, l.layout, l.input_zero_point, l.output_zero_point
             );
-            params += usize::from(l.in_dim) * usize::from(l.out_dim) + l.bias.len();
-            weight_bytes += l.weights.as_bytes().len();
-            channel_bytes += l.bias.as_bytes().len()
-                + l.multiplier.as_bytes().len()
-                + l.shift.as_bytes().len()
-                + l.weight_scale.as_bytes().len();
         }
     }
-    let golden = m.golden.as_ref().map_or(0, |g| {
-        g.encoder
-            .iter()
-            .map(|v| v.input.as_bytes().len() + v.expected.as_bytes().len())
-            .sum::<usize>()
-            + g.decoder
-                .iter()
-                .map(|v| v.code.as_bytes().len() + v.expected.as_bytes().len())
-                .sum::<usize>()
-            + g.sampler
-                .iter()
-                .map(|v| {
-                    8 + v.eps.as_bytes().len()
-                        + v.prior_code.as_bytes().len()
-                        + v.prior_pixels.as_bytes().len()
-                })
-                .sum::<usize>()
-    });
-    let tables = m.latent.sigma.values.as_bytes().len() + m.pixel_table.as_bytes().len();
-    println!("parameters: {params} (int8 weights and int32 biases)");
     println!(
-        "bytes: weights {weight_bytes}, per-channel {channel_bytes}, tables {tables}, golden vectors {golden}, other {}",
-        blob.len() - weight_bytes - channel_bytes - tables - golden
+        "parameters: {} (int8 weights and int32 biases)",
+        f.parameters
+    );
+    println!(
+        "bytes: weights {}, per-channel {}, tables {}, golden vectors {}, other {}",
+        f.weights, f.per_channel, f.tables, f.golden, f.other
     );
     // What the chip checks at boot, checked here by the same code.
     let engine = tinyvae_engine::Engine::new_unaligned(&m);
