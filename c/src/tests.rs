@@ -8,7 +8,7 @@ use core::ptr::{null, null_mut};
 use std::ffi::CStr;
 
 use tinyvae_engine::format::owned::OwnedModel;
-use tinyvae_engine::format::synthetic::SyntheticSpec;
+use tinyvae_engine::format::testkit::synthetic::SyntheticSpec;
 use tinyvae_engine::format::Model;
 use tinyvae_engine::{Engine, NoProbe, Sampler};
 

@@ -479,7 +479,7 @@ mod tests {
     use crate::requant::requantize;
     use proptest::prelude::*;
     use tinyvae_format::owned::{Channels, OwnedDense};
-    use tinyvae_format::random::{self, MatrixMut, Params, SplitMix};
+    use tinyvae_format::testkit::random::{self, MatrixMut, Params, SplitMix};
 
     /// Row by row, the definition.
     fn reference(l: &Dense<'_>, x: &[i8]) -> Vec<i32> {

@@ -114,7 +114,7 @@ pub(crate) fn choose(model: &Model<'_>, asm: Assembly) -> Kernel {
 #[cfg(test)]
 mod tests {
     use tinyvae_format::owned::OwnedModel;
-    use tinyvae_format::synthetic::SyntheticSpec;
+    use tinyvae_format::testkit::synthetic::SyntheticSpec;
     use tinyvae_format::{Model, WeightLayout};
 
     use super::{Assembly, Fallback, Kernel};

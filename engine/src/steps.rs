@@ -110,7 +110,7 @@ impl Encoding<'_, '_> {
 #[cfg(test)]
 mod tests {
     use tinyvae_format::owned::OwnedModel;
-    use tinyvae_format::synthetic::{SyntheticConv, SyntheticSpec};
+    use tinyvae_format::testkit::synthetic::{SyntheticConv, SyntheticSpec};
     use tinyvae_format::Model;
 
     use crate::{Engine, NoProbe, Probe, Sampler, Stage};

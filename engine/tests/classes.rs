@@ -3,7 +3,7 @@
 
 use tinyvae_engine::{Engine, Error, Sampler};
 use tinyvae_format::owned::OwnedModel;
-use tinyvae_format::synthetic::SyntheticSpec;
+use tinyvae_format::testkit::synthetic::SyntheticSpec;
 use tinyvae_format::{Model, Prior};
 
 fn model(mixture: u16, classes: u16) -> Vec<u8> {

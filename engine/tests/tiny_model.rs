@@ -4,7 +4,7 @@
 //! stale when the format changes; `TINYVAE_BLESS=1 cargo test -p tinyvae-engine --test
 //! tiny_model` writes it again.
 use tinyvae_format::owned::OwnedModel;
-use tinyvae_format::synthetic::SyntheticSpec;
+use tinyvae_format::testkit::synthetic::SyntheticSpec;
 
 #[test]
 fn committed_tiny_model_is_the_generators() {

@@ -1,13 +1,13 @@
 //! Random int8 layers built in RAM, in both weight layouts, for the kernel equivalence test
 //! (`dspcheck`) and the benchmarks (`bench`): drawn by the generator the host's property
-//! tests and synthetic models use ([`tinyvae_format::random`]), then laid out here.
+//! tests and synthetic models use ([`tinyvae_format::testkit::random`]), then laid out here.
 
-use tinyvae_format::random::{self, Bits, Drawn, MatrixMut, ShapeLimits};
+use tinyvae_format::testkit::random::{self, Bits, Drawn, MatrixMut, ShapeLimits};
 use tinyvae_format::{
     bytes_as_i8_mut, Activation, Conv, ConvShape, Dense, LeArray, OutputType, WeightLayout,
 };
 
-pub use tinyvae_format::random::{inputs, Params};
+pub use tinyvae_format::testkit::random::{inputs, Params};
 
 /// Largest weight count a layer may have here (784 x 400; on a board with little RAM,
 /// the Cortex-M0's 16 KiB, 2,048).

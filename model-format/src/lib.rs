@@ -37,11 +37,10 @@ pub mod legacy;
 mod model;
 #[cfg(feature = "std")]
 pub mod owned;
-pub mod random;
-#[cfg(feature = "std")]
-pub mod synthetic;
 #[cfg(feature = "std")]
 pub mod tables;
+#[cfg(feature = "test-kit")]
+pub mod testkit;
 mod validate;
 #[cfg(feature = "std")]
 mod write;

@@ -724,7 +724,7 @@ fn layers_describe_themselves() {
 /// A decoder-only model whose transposed convolution has kernel and stride `s`, from 1x1x1
 /// to `s x s x 1`: `s^2` phases of one tap each.
 fn wide_stride_blob(s: u8) -> Vec<u8> {
-    use tinyvae_format::synthetic::SyntheticConv;
+    use tinyvae_format::testkit::synthetic::SyntheticConv;
     let spec = SyntheticSpec {
         width: u16::from(s),
         height: u16::from(s),

@@ -5,7 +5,7 @@
 
 use tinyvae_engine::{Engine, NoProbe, Sampler};
 use tinyvae_format::owned::OwnedModel;
-use tinyvae_format::synthetic::{SyntheticConv, SyntheticSpec};
+use tinyvae_format::testkit::synthetic::{SyntheticConv, SyntheticSpec};
 use tinyvae_format::{
     Activation, ClassMixture, ConvShape, Dense, Layer, Mixture, Model, ModelKind, OutputType,
     Prior, WeightLayout,

@@ -405,7 +405,7 @@ const CMSIS_SHAPES: &str = "synthetic conv 28x28x1 -> 14x14x32 -> 14x14x32 -> 7x
 /// include every shape the issue gives CMSIS-NN's figures for: convolutions k4 s2 p1 to
 /// 14x14x32, k3 s1 p1 to 14x14x32, k4 s2 p1 to 7x7x64, and the mirrored transposed ones.
 fn cmsis_shapes(dir: &Path) -> Result<PathBuf> {
-    use tinyvae_format::synthetic::{SyntheticConv, SyntheticSpec};
+    use tinyvae_format::testkit::synthetic::{SyntheticConv, SyntheticSpec};
     let stage = |channels, kernel, stride| SyntheticConv {
         channels,
         kernel,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use tinyvae_engine::{Engine, NoProbe, Sampler};
 use tinyvae_format::owned::{OwnedGolden, OwnedModel};
-use tinyvae_format::synthetic::SyntheticSpec;
+use tinyvae_format::testkit::synthetic::SyntheticSpec;
 use tinyvae_format::Model;
 
 use crate::{firmware, pipeline, project_root};

@@ -264,7 +264,7 @@ pub fn check_fits(board: Board, model_file: &Path) -> Result<crate::elf::Footpri
 /// empty and the compiler drops the loops over them (about 4 KB): the code a model brings
 /// along is only measured with one.
 pub fn probe_model() -> Result<(PathBuf, u64)> {
-    use tinyvae_format::synthetic::{SyntheticConv, SyntheticSpec};
+    use tinyvae_format::testkit::synthetic::{SyntheticConv, SyntheticSpec};
     let stage = |channels| SyntheticConv {
         channels,
         kernel: 4,

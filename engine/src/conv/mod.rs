@@ -534,7 +534,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use tinyvae_format::owned::{Channels, OwnedDense, OwnedLayer, OwnedOp};
-    use tinyvae_format::random::{self, MatrixMut, Params, ShapeLimits, SplitMix};
+    use tinyvae_format::testkit::random::{self, MatrixMut, Params, ShapeLimits, SplitMix};
     use tinyvae_format::{Activation, Layer, OutputType, WeightLayout};
 
     /// The definition, written out: for output (oy, ox) and channel o, every kernel tap

@@ -12,7 +12,7 @@ use core::ptr::addr_of_mut;
 use tinyvae_engine::dense::{self, dense_i8, dense_i8_portable};
 use tinyvae_firmware::synth::{inputs, LayerBufs, Params};
 use tinyvae_firmware::{self as fw, counter, keyword, ExitCode};
-use tinyvae_format::random::SplitMix;
+use tinyvae_format::testkit::random::SplitMix;
 use tinyvae_format::WeightLayout;
 
 /// (name, inputs, outputs): the layers of the two presets' decoders and encoders.

@@ -18,7 +18,7 @@ use tinyvae_engine::conv::{self, conv_i8};
 use tinyvae_engine::dense::{self, dense_i16, dense_i8, dense_i8_portable, uses_simd, uses_v6m};
 use tinyvae_firmware::synth::{inputs, LayerBufs, Params};
 use tinyvae_firmware::{self as fw, ExitCode};
-use tinyvae_format::random::{Bits, ShapeLimits, SplitMix};
+use tinyvae_format::testkit::random::{Bits, ShapeLimits, SplitMix};
 use tinyvae_format::{ConvShape, WeightLayout};
 
 const CASES: usize = 600;

@@ -1,12 +1,12 @@
 //! Random models valid by construction (std only), dense or convolutional, for tests,
-//! benchmarks and fuzz seeds; their layers come from the shared generator, [`crate::random`].
+//! benchmarks and fuzz seeds; their layers come from the shared generator, [`crate::testkit::random`].
 
 use crate::owned::{
     Channels, OwnedDense, OwnedGolden, OwnedLatent, OwnedLayer, OwnedModel, OwnedOp, OwnedPrior,
     OwnedProvenance,
 };
-use crate::random::{self, MatrixMut, Params, SplitMix};
 use crate::tables::{pixel_table, LATENT_FRAC_BITS};
+use crate::testkit::random::{self, MatrixMut, Params, SplitMix};
 use crate::{Activation, ConvShape, DataShape, ModelKind, OutputType};
 
 /// One convolution stage of a synthetic model: the encoder's Conv2d, mirrored by a
