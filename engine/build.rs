@@ -37,7 +37,7 @@ fn main() {
     if dsp_rule::widening_multiply(&target) == Some(false) {
         println!("cargo::rustc-cfg=tinyvae_no_umull");
     }
-    // The ARMv6-M assembly kernel (src/dense_v6m.s) on those targets when they are Arm
+    // The ARMv6-M assembly kernel (src/arm/dense_v6m.s) on those targets when they are Arm
     // (ARMv8-M Baseline runs ARMv6-M code).
     println!("cargo::rustc-check-cfg=cfg(tinyvae_v6m)");
     if dsp_rule::widening_multiply(&target) == Some(false)
@@ -53,7 +53,7 @@ fn main() {
     }
     // Builds for size (opt-level s or z, the firmware's `size` profile) leave out the
     // kernels that only buy speed with flash: the two-position convolution kernel
-    // (src/conv_pair_dsp.s), a patch's forward rows copied as runs and the staged patches
+    // (src/arm/conv_pair_dsp.s), a patch's forward rows copied as runs and the staged patches
     // of convolutions whose input channels are not in fours; convolutions then take the
     // one-position kernel, patches tap by tap.
     println!("cargo::rustc-check-cfg=cfg(tinyvae_small)");
@@ -89,7 +89,7 @@ fn main() {
 
 /// The assembly files with every name they define (routines, macros, labels: all start
 /// `tinyvae_` or `TINYVAE_`) carrying this crate's version, written to OUT_DIR for
-/// src/dense.rs to include, and the routines' prefix for its `extern` block: two versions
+/// src/arm to include, and the routines' prefix for its `extern` block: two versions
 /// of the engine in one image (a C library and a Rust crate, say) link side by side, and
 /// their module assembly, which fat LTO assembles as one file, defines no name twice.
 fn versioned_assembly() {
@@ -99,12 +99,12 @@ fn versioned_assembly() {
     let prefix = format!("tinyvae_v{version}_");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
     for file in ["dense_dsp.s", "conv_pair_dsp.s", "dense_v6m.s", "few_v6m.s"] {
-        let src = std::fs::read_to_string(format!("src/{file}")).unwrap();
+        let src = std::fs::read_to_string(format!("src/arm/{file}")).unwrap();
         let text = src
             .replace("tinyvae_", &prefix)
             .replace("TINYVAE_", &prefix.to_uppercase());
         std::fs::write(out.join(file), text).unwrap();
-        println!("cargo:rerun-if-changed=src/{file}");
+        println!("cargo:rerun-if-changed=src/arm/{file}");
     }
     println!("cargo::rustc-env=TINYVAE_ASM_PREFIX={prefix}");
 }

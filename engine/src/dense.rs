@@ -315,7 +315,7 @@ impl<S: Sink + ?Sized> Sink for &mut S {
 /// Output channel `row`'s accumulator requantized with its multiplier and shift (a
 /// validated layer's multipliers are never `i32::MIN`).
 #[inline(always)]
-fn requantized(layer: &Dense<'_>, row: usize, acc: i32) -> i32 {
+pub(crate) fn requantized(layer: &Dense<'_>, row: usize, acc: i32) -> i32 {
     requantize_q31(
         acc,
         layer.multiplier.get(row).unwrap_or(0),
@@ -457,21 +457,13 @@ pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) {
     for_each_accumulator(layer, x, spare, false, &mut I16Out { layer, y });
 }
 
-/// The Cortex-M4/M7 kernel for 4 x 4 tiled weights (DSP extension: `SXTB16`, `SMLAD`).
-///
-/// With `v6m` and `conv::few::dot4` on ARMv6-M, the only `unsafe` in the engine: calls into the
-/// assembly (src/dense_dsp.s) and the reinterpretation of the caller's spare bytes as words.
-/// The loop reads exactly `4 * groups` words of the block (checked against the slice before
-/// the call) and `2 * groups` words of widened inputs.
+/// The Cortex-M4/M7 kernel for 4 x 4 tiled weights (DSP extension: `SXTB16`, `SMLAD`):
+/// [`crate::arm`]'s, where the engine's `unsafe` code lives.
 #[cfg(tinyvae_dsp)]
-#[allow(unsafe_code)]
-pub mod dsp;
+pub use crate::arm::dsp;
 
-/// The ARMv6-M kernel for 4 x 4 tiled int8 layers (Cortex-M0, M0+; src/dense_v6m.s): a
-/// call into the assembly, the caller's slices checked first.
 #[cfg(tinyvae_v6m)]
-#[allow(unsafe_code)]
-mod v6m;
+use crate::arm::v6m;
 
 #[cfg(test)]
 mod tests {

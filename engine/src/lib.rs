@@ -76,9 +76,13 @@
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::float_arithmetic))]
-// The DSP kernel (dense::dsp, thumbv7em only) is the one module allowed unsafe code.
+// The Arm assembly's wrappers (`arm`) are the module allowed unsafe code (and conv::few's
+// ARMv6-M routine beside its walks).
 #![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
+#[cfg(any(tinyvae_dsp, tinyvae_v6m))]
+mod arm;
 #[cfg(feature = "std")]
 pub mod build;
 pub mod conv;

@@ -146,13 +146,13 @@ fn code_sizes(elf_path: &std::path::Path) -> Result<String> {
             "`tinyvae_widen_i8` (assembly: inputs to int16 pairs)",
         ),
         (
-            "3dsp8tiled_i8",
-            "`dsp::tiled_i8` and `dsp::tiled_i8_widened` (the fused kernel's callers: checks, \
+            "5layer8tiled_i8",
+            "`arm::dsp::tiled_i8` and `tiled_i8_widened` (the fused kernel's callers: checks, \
              widening, the last partial block)",
         ),
         (
-            "3dsp9tiled_i16",
-            "`dsp::tiled_i16` (int16 layers: widening, the raw tile loop per block, the \
+            "5layer9tiled_i16",
+            "`arm::dsp::tiled_i16` (int16 layers: widening, the raw tile loop per block, the \
              requantization)",
         ),
         (

@@ -314,7 +314,7 @@ fn dot4(w: &[i8], x: &[i8]) -> i32 {
     acc
 }
 
-/// The ARMv6-M routine (src/few_v6m.s): a row of output positions whose taps all lie inside
+/// The ARMv6-M routine (src/arm/few_v6m.s): a row of output positions whose taps all lie inside
 /// the input, one output channel, its requantization on the fast path.
 #[cfg(tinyvae_v6m)]
 #[allow(unsafe_code)]
@@ -345,7 +345,7 @@ mod v6m {
     }
 
     // The routine's name carries the crate's version (build.rs: `crate::ASM_PREFIX`); it
-    // is assembled with dense_v6m.s, whose macros it uses, in `dense::v6m`.
+    // is assembled with dense_v6m.s, whose macros it uses, in `arm::v6m`.
     extern "C" {
         #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "few_run_v6m")]
         fn tinyvae_few_run_v6m(job: *mut RunJob);

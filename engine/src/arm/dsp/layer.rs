@@ -1,30 +1,15 @@
+//! The dense layers' DSP routines: the fused int8 layer (one position, and two positions
+//! for convolutions), the int16 layer through the raw tile loop, and their preconditions.
+
 use tinyvae_format::Dense;
 
-// The tile loop (TINYVAE_TILE), the fused int8 layer routine (`tinyvae_dense_i8_smlad`),
-// the raw tile loop (`tinyvae_tiles_raw`) and the widening loop (`tinyvae_widen_i8`), in
-// src/dense_dsp.s. Module assembly is assembled for the bare target: off ARMv7E-M, the DSP
-// instructions need the CPU named even where `-C target-cpu` gives the compiled code the
-// extension (build.rs, tinyvae_format::dsp_rule).
-#[cfg(tinyvae_small)]
-core::arch::global_asm!(
-    env!("TINYVAE_ASM_CPU"),
-    include_str!(concat!(env!("OUT_DIR"), "/dense_dsp.s")),
-    options(raw)
-);
-// With the two-position convolution kernel, which uses dense_dsp.s's macros.
-#[cfg(not(tinyvae_small))]
-core::arch::global_asm!(
-    env!("TINYVAE_ASM_CPU"),
-    include_str!(concat!(env!("OUT_DIR"), "/dense_dsp.s")),
-    include_str!(concat!(env!("OUT_DIR"), "/conv_pair_dsp.s")),
-    options(raw)
-);
+use super::*;
 
 /// What [`tinyvae_dense_i8_smlad`] reads (into its frame, where it advances its own
 /// copies): at least one block of four rows. The biases and outputs are found from the
 /// multipliers and shifts, which advance at the same strides (16 and 4 bytes a block).
 #[repr(C)]
-struct Job {
+pub(super) struct Job {
     tiles: *const i8,
     wide: *const u32,
     groups: usize,
@@ -72,7 +57,7 @@ impl Job {
 /// positions, whose outputs are `b_offset` bytes apart; `blocks` at least 1.
 #[cfg(not(tinyvae_small))]
 #[repr(C)]
-struct PairJob {
+pub(super) struct PairJob {
     tiles: *const i8,
     pairs: *const u32,
     groups: usize,
@@ -89,95 +74,12 @@ struct PairJob {
     entries: [usize; 2],
 }
 
-/// What [`tinyvae_requantize_i8`] reads: one output channel's accumulators and outputs,
-/// its requantization on the fast path (multiplier in `[2^30, 2^31)`, right shift).
-#[repr(C)]
-struct RequantJob {
-    acc: *const u32,
-    out: *mut i8,
-    n: usize,
-    /// The activation's lower bound in each byte.
-    lo: u32,
-    acc_stride: usize,
-    out_stride: usize,
-    /// Twice the multiplier, wrapping.
-    double_multiplier: u32,
-    /// The right shift, 1 to 31.
-    e: u32,
-    zero_point: i32,
-}
-
-/// Requantizes channel `o` of `r`: accumulators `acc[p r + o]` to outputs `y[p r + o]`
-/// for every position `p` both slices hold, with the multiplier, shift, zero-point and
-/// lower bound given, in assembly (`tinyvae_requantize_i8`). Returns false, having done
-/// nothing, off its fast path (a multiplier below 2^30 or a shift that is not a right
-/// shift) or when no position is whole, for the caller's loop instead.
-pub(crate) fn requantize_channel(
-    (acc, y): (&[u32], &mut [i8]),
-    (o, r): (usize, usize),
-    (multiplier, shift): (i32, i8),
-    (zero_point, lo): (i32, i32),
-) -> bool {
-    let n = (acc.len() / r.max(1)).min(y.len() / r.max(1));
-    if o >= r || n == 0 || shift >= 0 || multiplier < 1 << 30 {
-        return false;
-    }
-    let (Some(acc), Some(y)) = (acc.get(o..), y.get_mut(o..)) else {
-        return false;
-    };
-    let job = RequantJob {
-        acc: acc.as_ptr(),
-        out: y.as_mut_ptr(),
-        n,
-        lo: u32::from(lo as u8) * 0x0101_0101,
-        acc_stride: 4 * r,
-        out_stride: r,
-        double_multiplier: (multiplier as u32).wrapping_shl(1),
-        e: u32::from(shift.unsigned_abs()),
-        zero_point,
-    };
-    // SAFETY: the routine reads `acc[p r + o]` and writes `y[p r + o]` (of the slices as
-    // given) for `p < n`, inside both (`n r <= len`, `o < r`), and follows the AAPCS.
-    unsafe { tinyvae_requantize_i8(&job) };
-    true
-}
-
-// The routines' names carry the crate's version (build.rs: `crate::ASM_PREFIX`).
-extern "C" {
-    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "requantize_i8")]
-    fn tinyvae_requantize_i8(job: *const RequantJob);
-    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "dense_i8_smlad")]
-    fn tinyvae_dense_i8_smlad(job: *const Job);
-    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "widen_i8")]
-    fn tinyvae_widen_i8(x: *const i8, wide: *mut u32, groups: usize);
-    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "tiles_raw")]
-    fn tinyvae_tiles_raw(job: *mut RawJob);
-}
-
-#[cfg(not(tinyvae_small))]
-extern "C" {
-    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "dense2_i8_smlad")]
-    fn tinyvae_dense2_i8_smlad(job: *mut PairJob);
-    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "widen_i8_pairs")]
-    fn tinyvae_widen_i8_pairs(x: *const i8, pairs: *mut u32, groups: usize);
-    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "scatter_row")]
-    fn tinyvae_scatter_row(job: *mut RowJob);
-    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "gather_i8_pairs")]
-    fn tinyvae_gather_i8_pairs(
-        x: *const i8,
-        pairs: *mut u32,
-        groups: usize,
-        rows: usize,
-        stride: usize,
-    );
-}
-
 /// An int8 layer with the fused kernel: every block of four rows in assembly,
 /// requantization included (the last block, when `out_dim % 4` rows remain, through
 /// four-entry copies of its parameters). Returns false, having done nothing, when the
 /// preconditions fail (see [`ready`]), for another kernel to run instead.
 #[inline(never)]
-pub(super) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
+pub(crate) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
     match widened(layer, x, spare) {
         Some(wide) => tiled_i8_widened(layer, wide, y),
         None => false,
@@ -199,7 +101,7 @@ fn widened<'s>(layer: &Dense<'_>, x: &[i8], spare: &'s mut [i8]) -> Option<&'s [
 /// four rows at a time), then each row's bias and requantization saturated to int16.
 /// Returns false, having done nothing, when the preconditions fail (see [`ready`]).
 #[inline(never)]
-pub(super) fn tiled_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) -> bool {
+pub(crate) fn tiled_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) -> bool {
     let (groups, out) = (
         usize::from(layer.in_dim).div_ceil(4),
         usize::from(layer.out_dim),
@@ -217,7 +119,7 @@ pub(super) fn tiled_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut 
             let row = 4 * b + j;
             if let (Some(out), true) = (y.get_mut(row), row < out) {
                 let acc = layer.bias.get(row).unwrap_or(0).wrapping_add(s as i32);
-                *out = super::requantized(layer, row, acc)
+                *out = crate::dense::requantized(layer, row, acc)
                     .clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
             }
         }
@@ -280,7 +182,7 @@ pub(crate) fn tiled_i8_widened(layer: &Dense<'_>, wide: &[u32], y: &mut [i8]) ->
     if wide.len() < 2 * groups || y.len() < out {
         return false;
     }
-    let range = super::output_range(layer);
+    let range = crate::dense::output_range(layer);
     let tiling = (tiles.as_ptr(), wide.as_ptr(), groups);
     if blocks > 0 {
         let job = Job::new(
@@ -351,7 +253,7 @@ pub(crate) fn tiled_i8_pair(
     if a > b || pairs.len() < 4 * groups || y.len() / out.max(1) <= b {
         return false;
     }
-    let (zero_point, lo) = super::output_range(layer);
+    let (zero_point, lo) = crate::dense::output_range(layer);
     let mut job = PairJob {
         tiles: tiles.as_ptr(),
         pairs: pairs.as_ptr(),
@@ -405,59 +307,6 @@ pub(crate) fn tiled_i8_pair(
     true
 }
 
-/// int8 inputs to int16 pairs as [`widen`] makes them, into every other pair of words
-/// of `pairs` (one position's patch of a pair, [`tiled_i8_pair`]). `x` holds whole
-/// groups of four; nothing is written when `pairs` is short.
-#[cfg(not(tinyvae_small))]
-pub(crate) fn widen_pairs(x: &[i8], pairs: &mut [u32]) {
-    let groups = x.len() / 4;
-    if groups > 0 && pairs.len() >= 4 * groups - 2 {
-        // SAFETY: `x` holds 4 * groups bytes (unaligned word loads, which ARMv7E-M
-        // allows); the routine writes words 4 g and 4 g + 1 for g < groups, inside
-        // `pairs` (checked), and follows the AAPCS.
-        unsafe { tinyvae_widen_i8_pairs(x.as_ptr(), pairs.as_mut_ptr(), groups) };
-    }
-}
-
-/// [`widen_pairs`] over `rows` runs of `x` of `4 * groups` bytes each, the first at `at`,
-/// each `stride` bytes after the one before, one after another into `pairs` (a patch
-/// whose taps all lie inside the input, gathered from its rows). False, having written
-/// nothing, when `x` or `pairs` is short or a count is zero.
-#[cfg(not(tinyvae_small))]
-pub(crate) fn gather_pairs(
-    x: &[i8],
-    (at, stride, rows): (usize, usize, usize),
-    groups: usize,
-    pairs: &mut [u32],
-) -> bool {
-    let last = (rows.wrapping_sub(1))
-        .checked_mul(stride)
-        .and_then(|d| d.checked_add(at))
-        .and_then(|a| a.checked_add(4 * groups));
-    // (With `stride >= 4 groups`, `4 groups rows <= rows stride`, which `x` bounds.)
-    let fits = groups > 0
-        && rows > 0
-        && stride >= 4 * groups
-        && matches!(last, Some(end) if end <= x.len())
-        && pairs.len() >= 4 * groups * rows - 2;
-    if fits {
-        // SAFETY: checked above: the `rows` runs of `4 * groups` bytes from `at`, `stride`
-        // apart, lie inside `x` (unaligned word loads, which ARMv7E-M allows); the routine
-        // writes words 4 g and 4 g + 1 for g < groups * rows, inside `pairs`; it follows
-        // the AAPCS.
-        unsafe {
-            tinyvae_gather_i8_pairs(
-                x.as_ptr().wrapping_add(at),
-                pairs.as_mut_ptr(),
-                groups,
-                rows,
-                stride,
-            )
-        };
-    }
-    fits
-}
-
 /// The parameters of a layer's last, partial block of four rows (from row `at`), copied
 /// into four entries each (zeros past the layer's rows) for the routines, which always
 /// read four.
@@ -491,7 +340,7 @@ impl LastBlock {
 
 /// The kernel's preconditions: tiles word-aligned and complete, spare room for the
 /// widened inputs.
-pub(super) fn ready(layer: &Dense<'_>, spare: &[i8]) -> bool {
+pub(crate) fn ready(layer: &Dense<'_>, spare: &[i8]) -> bool {
     let groups = usize::from(layer.in_dim).div_ceil(4);
     let skip = spare.as_ptr().align_offset(4).min(spare.len());
     tiles_ready(layer) && (spare.len() - skip) / 4 >= 2 * groups
@@ -504,133 +353,4 @@ pub(crate) fn tiles_ready(layer: &Dense<'_>) -> bool {
     layer.layout == tinyvae_format::WeightLayout::Tiles4x4
         && (tiles.as_ptr() as usize).is_multiple_of(4)
         && tiles.len() == 16 * n.div_ceil(4) * out.div_ceil(4)
-}
-
-/// What [`tinyvae_tiles_raw`] reads and advances.
-#[repr(C)]
-struct RawJob {
-    tiles: *const u32,
-    wide: *const u32,
-    groups: usize,
-    blocks: usize,
-    out: *mut u32,
-}
-
-/// The dot products of one widened input (`2 * groups` words, by [`widen`]) with every
-/// row of `blocks` blocks of 4 x 4 tiles (`4 * groups` words per block, each word a row's
-/// four int8 weights), into `sums` (four per block), wrapping. Returns false, having done
-/// nothing, when a slice is short.
-pub(crate) fn tiles_raw(tiles: &[u32], wide: &[u32], groups: usize, sums: &mut [u32]) -> bool {
-    let blocks = sums.len() / 4;
-    if groups == 0 || wide.len() < 2 * groups || tiles.len() < 4 * groups * blocks {
-        return false;
-    }
-    let mut job = RawJob {
-        tiles: tiles.as_ptr(),
-        wide: wide.as_ptr(),
-        groups,
-        blocks,
-        out: sums.as_mut_ptr(),
-    };
-    // SAFETY: checked above: `tiles` holds the 4 * groups words of each of `blocks`
-    // blocks, `wide` 2 * groups words, `sums` 4 * blocks words; the routine reads and
-    // writes exactly those and follows the AAPCS.
-    unsafe { tinyvae_tiles_raw(&mut job) };
-    true
-}
-
-/// What [`tinyvae_scatter_row`] reads (and advances: the pixel count).
-#[cfg(not(tinyvae_small))]
-#[repr(C)]
-struct RowJob {
-    tiles: *const u32,
-    wide: *const u32,
-    groups: usize,
-    blocks: usize,
-    out: *mut u32,
-    steps: *const u32,
-    pixels: usize,
-    pixel_step: usize,
-}
-
-/// The scatter form's tile loop over `pixels` input pixels, their widened inputs one after
-/// another in `wide` (`2 * groups` words each, by [`widen`]): each pixel against every row
-/// of the tiles as in [`tiles_raw`], row `n`'s sum added (wrapping) to accumulator
-/// `acc[at + p * step + steps[n]]` for pixel `p`, where each block's four rows land on
-/// neighbouring accumulators (`steps[4 b + j] = steps[4 b] + j`; `steps` holds four
-/// entries per block). Returns false, having done nothing, when a slice is short, a
-/// block's rows are not neighbours or an accumulator lies outside `acc`.
-#[cfg(not(tinyvae_small))]
-pub(crate) fn scatter_row(
-    tiles: &[u32],
-    (wide, groups, pixels): (&[u32], usize, usize),
-    (acc, at, step): (&mut [u32], usize, usize),
-    steps: &[u32],
-) -> bool {
-    let blocks = steps.len() / 4;
-    let neighbours = steps
-        .chunks_exact(4)
-        .all(|s| (1..4).all(|j| s[j] == s[0].wrapping_add(j as u32)));
-    let reach = steps.iter().max().map(|m| *m as usize + 1);
-    // The last pixel's last accumulator, checked without overflow.
-    let end = pixels
-        .checked_sub(1)
-        .and_then(|p| p.checked_mul(step))
-        .and_then(|d| d.checked_add(at))
-        .zip(reach)
-        .and_then(|(a, r)| a.checked_add(r));
-    let fits = matches!(end, Some(e) if e <= acc.len())
-        && groups > 0
-        && blocks > 0
-        && tiles.len() / 4 / groups >= blocks
-        && wide.len() / 2 / groups >= pixels;
-    if !(fits && neighbours) {
-        return false;
-    }
-    let mut job = RowJob {
-        tiles: tiles.as_ptr(),
-        wide: wide.as_ptr(),
-        groups,
-        blocks,
-        out: acc.as_mut_ptr().wrapping_add(at),
-        steps: steps.as_ptr(),
-        pixels,
-        pixel_step: 4 * step,
-    };
-    // SAFETY: checked above: `tiles` holds the 4 * groups words of each of `blocks`
-    // blocks, `wide` 2 * groups words for each of `pixels` pixels, and every block's four
-    // accumulators of every pixel, `at + p step + steps[4 b] + j` for j < 4, lie inside
-    // `acc` (word-aligned: a `u32` slice; the largest step bounds them all, the rows of a
-    // block being neighbours); the routine reads `steps[4 b]` for b < blocks, reads and
-    // writes exactly those, and follows the AAPCS.
-    unsafe { tinyvae_scatter_row(&mut job) };
-    true
-}
-
-/// The aligned words of `bytes`.
-pub(crate) fn words(bytes: &mut [i8]) -> &mut [u32] {
-    // SAFETY: any bit pattern is a valid u32; align_to_mut only re-slices.
-    let (_, words, _) = unsafe { bytes.align_to_mut::<u32>() };
-    words
-}
-
-/// int8 inputs to int16 pairs, per group of 4: (x0, x2), (x1, x3); zeros past the end.
-#[inline(never)]
-pub(crate) fn widen(x: &[i8], wide: &mut [u32]) {
-    let half = |v: i8| u32::from(i16::from(v) as u16);
-    let full = (x.len() / 4).min(wide.len() / 2);
-    if full > 0 {
-        // SAFETY: `x` holds 4 * full bytes (read as words, unaligned loads, which
-        // ARMv7E-M allows), `wide` 2 * full words; the routine touches exactly those
-        // and follows the AAPCS.
-        unsafe { tinyvae_widen_i8(x.as_ptr(), wide.as_mut_ptr(), full) };
-    }
-    // A last, partial group (zeros past the end), when there is room for it.
-    let tail = x.get(4 * full..).unwrap_or_default();
-    if let (Some(p), false) = (wide.get_mut(2 * full..2 * full + 2), tail.is_empty()) {
-        let mut t = [0i8; 4];
-        t.iter_mut().zip(tail).for_each(|(d, v)| *d = *v);
-        p[0] = half(t[0]) | half(t[2]) << 16;
-        p[1] = half(t[1]) | half(t[3]) << 16;
-    }
 }

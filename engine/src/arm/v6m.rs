@@ -1,5 +1,5 @@
 //! The ARMv6-M kernel for int8 layers in 4 x 4 tiles (Cortex-M0, M0+; ARMv8-M Baseline):
-//! the tile loop and the requantization in one assembly routine (src/dense_v6m.s), where
+//! the tile loop and the requantization in one assembly routine (src/arm/dense_v6m.s), where
 //! the compiled portable loop spills registers and builds the requantization's 64-bit
 //! product through calls. The same bits as the portable kernels, checked on the chip
 //! against them (`dspcheck` on the micro:bit) and on the host by the shared tests.
@@ -47,7 +47,7 @@ extern "C" {
 /// zero-padded copy in `spare`. Returns false, having done nothing, when a precondition
 /// fails (the tiles misaligned or short, `spare` too small for a copy, short slices).
 #[inline(never)]
-pub(super) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
+pub(crate) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
     let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
     let groups = n.div_ceil(4);
     let tiles = layer.packed_weights();
@@ -77,7 +77,7 @@ pub(super) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i
         copy.iter_mut().zip(x).for_each(|(d, &v)| *d = v);
         copy
     };
-    let (zero_point, lo) = super::output_range(layer);
+    let (zero_point, lo) = crate::dense::output_range(layer);
     let blocks = out / 4;
     let mut b = 0;
     while b < blocks {
@@ -119,7 +119,8 @@ fn rows(layer: &Dense<'_>, x: &[i8], y: &mut [i8], range: core::ops::Range<usize
             a.wrapping_add(i32::from(layer.weight(o, j)) * i32::from(v))
         });
         if let Some(out) = y.get_mut(o) {
-            *out = super::output_i8(layer, o, layer.bias.get(o).unwrap_or(0).wrapping_add(acc));
+            *out =
+                crate::dense::output_i8(layer, o, layer.bias.get(o).unwrap_or(0).wrapping_add(acc));
         }
     }
 }

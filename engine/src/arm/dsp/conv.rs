@@ -1,0 +1,212 @@
+//! The convolutions' DSP routines: one output channel's requantization, the widening of a
+//! pair of patches and its gather from the input's rows, the raw tile loop and the scatter
+//! form's row of pixels.
+
+use super::*;
+
+/// What [`tinyvae_requantize_i8`] reads: one output channel's accumulators and outputs,
+/// its requantization on the fast path (multiplier in `[2^30, 2^31)`, right shift).
+#[repr(C)]
+pub(super) struct RequantJob {
+    acc: *const u32,
+    out: *mut i8,
+    n: usize,
+    /// The activation's lower bound in each byte.
+    lo: u32,
+    acc_stride: usize,
+    out_stride: usize,
+    /// Twice the multiplier, wrapping.
+    double_multiplier: u32,
+    /// The right shift, 1 to 31.
+    e: u32,
+    zero_point: i32,
+}
+
+/// Requantizes channel `o` of `r`: accumulators `acc[p r + o]` to outputs `y[p r + o]`
+/// for every position `p` both slices hold, with the multiplier, shift, zero-point and
+/// lower bound given, in assembly (`tinyvae_requantize_i8`). Returns false, having done
+/// nothing, off its fast path (a multiplier below 2^30 or a shift that is not a right
+/// shift) or when no position is whole, for the caller's loop instead.
+pub(crate) fn requantize_channel(
+    (acc, y): (&[u32], &mut [i8]),
+    (o, r): (usize, usize),
+    (multiplier, shift): (i32, i8),
+    (zero_point, lo): (i32, i32),
+) -> bool {
+    let n = (acc.len() / r.max(1)).min(y.len() / r.max(1));
+    if o >= r || n == 0 || shift >= 0 || multiplier < 1 << 30 {
+        return false;
+    }
+    let (Some(acc), Some(y)) = (acc.get(o..), y.get_mut(o..)) else {
+        return false;
+    };
+    let job = RequantJob {
+        acc: acc.as_ptr(),
+        out: y.as_mut_ptr(),
+        n,
+        lo: u32::from(lo as u8) * 0x0101_0101,
+        acc_stride: 4 * r,
+        out_stride: r,
+        double_multiplier: (multiplier as u32).wrapping_shl(1),
+        e: u32::from(shift.unsigned_abs()),
+        zero_point,
+    };
+    // SAFETY: the routine reads `acc[p r + o]` and writes `y[p r + o]` (of the slices as
+    // given) for `p < n`, inside both (`n r <= len`, `o < r`), and follows the AAPCS.
+    unsafe { tinyvae_requantize_i8(&job) };
+    true
+}
+
+/// int8 inputs to int16 pairs as [`widen`] makes them, into every other pair of words
+/// of `pairs` (one position's patch of a pair, [`tiled_i8_pair`]). `x` holds whole
+/// groups of four; nothing is written when `pairs` is short.
+#[cfg(not(tinyvae_small))]
+pub(crate) fn widen_pairs(x: &[i8], pairs: &mut [u32]) {
+    let groups = x.len() / 4;
+    if groups > 0 && pairs.len() >= 4 * groups - 2 {
+        // SAFETY: `x` holds 4 * groups bytes (unaligned word loads, which ARMv7E-M
+        // allows); the routine writes words 4 g and 4 g + 1 for g < groups, inside
+        // `pairs` (checked), and follows the AAPCS.
+        unsafe { tinyvae_widen_i8_pairs(x.as_ptr(), pairs.as_mut_ptr(), groups) };
+    }
+}
+
+/// [`widen_pairs`] over `rows` runs of `x` of `4 * groups` bytes each, the first at `at`,
+/// each `stride` bytes after the one before, one after another into `pairs` (a patch
+/// whose taps all lie inside the input, gathered from its rows). False, having written
+/// nothing, when `x` or `pairs` is short or a count is zero.
+#[cfg(not(tinyvae_small))]
+pub(crate) fn gather_pairs(
+    x: &[i8],
+    (at, stride, rows): (usize, usize, usize),
+    groups: usize,
+    pairs: &mut [u32],
+) -> bool {
+    let last = (rows.wrapping_sub(1))
+        .checked_mul(stride)
+        .and_then(|d| d.checked_add(at))
+        .and_then(|a| a.checked_add(4 * groups));
+    // (With `stride >= 4 groups`, `4 groups rows <= rows stride`, which `x` bounds.)
+    let fits = groups > 0
+        && rows > 0
+        && stride >= 4 * groups
+        && matches!(last, Some(end) if end <= x.len())
+        && pairs.len() >= 4 * groups * rows - 2;
+    if fits {
+        // SAFETY: checked above: the `rows` runs of `4 * groups` bytes from `at`, `stride`
+        // apart, lie inside `x` (unaligned word loads, which ARMv7E-M allows); the routine
+        // writes words 4 g and 4 g + 1 for g < groups * rows, inside `pairs`; it follows
+        // the AAPCS.
+        unsafe {
+            tinyvae_gather_i8_pairs(
+                x.as_ptr().wrapping_add(at),
+                pairs.as_mut_ptr(),
+                groups,
+                rows,
+                stride,
+            )
+        };
+    }
+    fits
+}
+
+/// What [`tinyvae_tiles_raw`] reads and advances.
+#[repr(C)]
+pub(super) struct RawJob {
+    tiles: *const u32,
+    wide: *const u32,
+    groups: usize,
+    blocks: usize,
+    out: *mut u32,
+}
+
+/// The dot products of one widened input (`2 * groups` words, by [`widen`]) with every
+/// row of `blocks` blocks of 4 x 4 tiles (`4 * groups` words per block, each word a row's
+/// four int8 weights), into `sums` (four per block), wrapping. Returns false, having done
+/// nothing, when a slice is short.
+pub(crate) fn tiles_raw(tiles: &[u32], wide: &[u32], groups: usize, sums: &mut [u32]) -> bool {
+    let blocks = sums.len() / 4;
+    if groups == 0 || wide.len() < 2 * groups || tiles.len() < 4 * groups * blocks {
+        return false;
+    }
+    let mut job = RawJob {
+        tiles: tiles.as_ptr(),
+        wide: wide.as_ptr(),
+        groups,
+        blocks,
+        out: sums.as_mut_ptr(),
+    };
+    // SAFETY: checked above: `tiles` holds the 4 * groups words of each of `blocks`
+    // blocks, `wide` 2 * groups words, `sums` 4 * blocks words; the routine reads and
+    // writes exactly those and follows the AAPCS.
+    unsafe { tinyvae_tiles_raw(&mut job) };
+    true
+}
+
+/// What [`tinyvae_scatter_row`] reads (and advances: the pixel count).
+#[cfg(not(tinyvae_small))]
+#[repr(C)]
+pub(super) struct RowJob {
+    tiles: *const u32,
+    wide: *const u32,
+    groups: usize,
+    blocks: usize,
+    out: *mut u32,
+    steps: *const u32,
+    pixels: usize,
+    pixel_step: usize,
+}
+
+/// The scatter form's tile loop over `pixels` input pixels, their widened inputs one after
+/// another in `wide` (`2 * groups` words each, by [`widen`]): each pixel against every row
+/// of the tiles as in [`tiles_raw`], row `n`'s sum added (wrapping) to accumulator
+/// `acc[at + p * step + steps[n]]` for pixel `p`, where each block's four rows land on
+/// neighbouring accumulators (`steps[4 b + j] = steps[4 b] + j`; `steps` holds four
+/// entries per block). Returns false, having done nothing, when a slice is short, a
+/// block's rows are not neighbours or an accumulator lies outside `acc`.
+#[cfg(not(tinyvae_small))]
+pub(crate) fn scatter_row(
+    tiles: &[u32],
+    (wide, groups, pixels): (&[u32], usize, usize),
+    (acc, at, step): (&mut [u32], usize, usize),
+    steps: &[u32],
+) -> bool {
+    let blocks = steps.len() / 4;
+    let neighbours = steps
+        .chunks_exact(4)
+        .all(|s| (1..4).all(|j| s[j] == s[0].wrapping_add(j as u32)));
+    let reach = steps.iter().max().map(|m| *m as usize + 1);
+    // The last pixel's last accumulator, checked without overflow.
+    let end = pixels
+        .checked_sub(1)
+        .and_then(|p| p.checked_mul(step))
+        .and_then(|d| d.checked_add(at))
+        .zip(reach)
+        .and_then(|(a, r)| a.checked_add(r));
+    let fits = matches!(end, Some(e) if e <= acc.len())
+        && groups > 0
+        && blocks > 0
+        && tiles.len() / 4 / groups >= blocks
+        && wide.len() / 2 / groups >= pixels;
+    if !(fits && neighbours) {
+        return false;
+    }
+    let mut job = RowJob {
+        tiles: tiles.as_ptr(),
+        wide: wide.as_ptr(),
+        groups,
+        blocks,
+        out: acc.as_mut_ptr().wrapping_add(at),
+        steps: steps.as_ptr(),
+        pixels,
+        pixel_step: 4 * step,
+    };
+    // SAFETY: checked above: `tiles` holds the 4 * groups words of each of `blocks`
+    // blocks, `wide` 2 * groups words for each of `pixels` pixels, and every block's four
+    // accumulators of every pixel, `at + p step + steps[4 b] + j` for j < 4, lie inside
+    // `acc` (word-aligned: a `u32` slice; the largest step bounds them all, the rows of a
+    // block being neighbours); the routine reads `steps[4 b]` for b < blocks, reads and
+    // writes exactly those, and follows the AAPCS.
+    unsafe { tinyvae_scatter_row(&mut job) };
+    true
+}
