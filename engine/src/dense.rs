@@ -14,9 +14,9 @@
 //!
 //! Requantization runs once per output, outside the multiply-accumulate loops.
 
-use tinyvae_format::{Activation, Dense, OutputType, WeightLayout};
+use tinyvae_format::{Dense, OutputType, WeightLayout};
 
-use crate::requant::requantize_q31;
+use crate::requant::{output_range, requantized};
 
 /// True where [`dense_i8`] runs tiled layers with the DSP-extension kernel (thumbv7em).
 pub const SIMD: bool = cfg!(tinyvae_dsp);
@@ -312,35 +312,6 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     }
 }
 
-/// Output channel `row`'s accumulator requantized with its multiplier and shift (a
-/// validated layer's multipliers are never `i32::MIN`).
-#[inline(always)]
-pub(crate) fn requantized(layer: &Dense<'_>, row: usize, acc: i32) -> i32 {
-    requantize_q31(
-        acc,
-        layer.multiplier.get(row).unwrap_or(0),
-        layer.shift.get(row).unwrap_or(0),
-    )
-}
-
-/// Output channel `row`'s accumulator (bias included) as the layer's int8 output:
-/// requantized, the output zero point added, clamped to the activation's range. (`max` then
-/// `min`, not `clamp`: `clamp` with a bound known only at run time carries a formatted panic
-/// that would bring `core::fmt`, a kilobyte of flash, into the firmware.)
-#[inline(always)]
-#[cfg_attr(tinyvae_dsp, allow(dead_code))]
-pub(crate) fn output_i8(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
-    let zp = i32::from(layer.output_zero_point);
-    let lo = match layer.activation {
-        Activation::Relu => zp.max(-128),
-        _ => -128,
-    };
-    requantized(layer, row, acc)
-        .saturating_add(zp)
-        .max(lo)
-        .min(127) as i8
-}
-
 /// Requantizes to int8 with the output zero point and the activation's lower bound.
 struct I8Out<'l, 'a, 'y> {
     layer: &'l Dense<'a>,
@@ -372,7 +343,7 @@ impl Sink for I8Out<'_, '_, '_> {
     fn put4(&mut self, row: usize, acc: [i32; 4], q: &Quad) {
         if let Some(y) = self.y.get_mut(row..row + 4) {
             for (i, out) in y.iter_mut().enumerate() {
-                let v = requantize_q31(acc[i], q.multiplier[i], q.shift[i]);
+                let v = crate::requant::requantize_q31(acc[i], q.multiplier[i], q.shift[i]);
                 *out = v.saturating_add(self.zp).max(self.lo).min(127) as i8;
             }
         }
@@ -401,17 +372,6 @@ impl Sink for I16Out<'_, '_, '_> {
             self.put(row + r, a);
         }
     }
-}
-
-/// The output zero-point and the lower clamp of an int8 layer (its zero-point with ReLU).
-#[inline(always)]
-pub(crate) fn output_range(layer: &Dense<'_>) -> (i32, i32) {
-    let zp = i32::from(layer.output_zero_point);
-    let lo = match layer.activation {
-        Activation::Relu => zp.max(-128),
-        _ => -128,
-    };
-    (zp, lo)
 }
 
 #[inline(always)]
@@ -472,6 +432,7 @@ mod tests {
     use proptest::prelude::*;
     use tinyvae_format::owned::{Channels, OwnedDense};
     use tinyvae_format::testkit::random::{self, MatrixMut, Params, SplitMix};
+    use tinyvae_format::Activation;
 
     /// Row by row, the definition.
     fn reference(l: &Dense<'_>, x: &[i8]) -> Vec<i32> {

@@ -4,6 +4,11 @@
 //!
 //! Where the C reference has undefined behaviour (a left shift that overflows int32), this
 //! saturates instead, so every input has one defined result on every target.
+//!
+//! Also a dense layer's output from its accumulator (the multiplier and shift of its row,
+//! its zero-point and clamp), shared by every kernel, the assembly's wrappers included.
+
+use tinyvae_format::{Activation, Dense};
 
 /// `round(a * b / 2^31)` with ties away from zero, saturating the one overflowing case
 /// `a = b = i32::MIN` to `i32::MAX` (gemmlowp's `SaturatingRoundingDoublingHighMul`).
@@ -88,6 +93,46 @@ fn mul_wide_halves(a: i32, b: i32) -> i64 {
     let low = i64::from((al as u32) * (bl as u32));
     let cross = i64::from(ah * bl) + i64::from(al * bh);
     (i64::from(ah * bh) << 32) + (cross << 16) + low
+}
+
+/// Output channel `row`'s accumulator requantized with its multiplier and shift (a
+/// validated layer's multipliers are never `i32::MIN`).
+#[inline(always)]
+pub(crate) fn requantized(layer: &Dense<'_>, row: usize, acc: i32) -> i32 {
+    requantize_q31(
+        acc,
+        layer.multiplier.get(row).unwrap_or(0),
+        layer.shift.get(row).unwrap_or(0),
+    )
+}
+
+/// Output channel `row`'s accumulator (bias included) as the layer's int8 output:
+/// requantized, the output zero point added, clamped to the activation's range. (`max` then
+/// `min`, not `clamp`: `clamp` with a bound known only at run time carries a formatted panic
+/// that would bring `core::fmt`, a kilobyte of flash, into the firmware.)
+#[inline(always)]
+#[cfg_attr(tinyvae_dsp, allow(dead_code))]
+pub(crate) fn output_i8(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
+    let zp = i32::from(layer.output_zero_point);
+    let lo = match layer.activation {
+        Activation::Relu => zp.max(-128),
+        _ => -128,
+    };
+    requantized(layer, row, acc)
+        .saturating_add(zp)
+        .max(lo)
+        .min(127) as i8
+}
+
+/// The output zero-point and the lower clamp of an int8 layer (its zero-point with ReLU).
+#[inline(always)]
+pub(crate) fn output_range(layer: &Dense<'_>) -> (i32, i32) {
+    let zp = i32::from(layer.output_zero_point);
+    let lo = match layer.activation {
+        Activation::Relu => zp.max(-128),
+        _ => -128,
+    };
+    (zp, lo)
 }
 
 #[cfg(test)]

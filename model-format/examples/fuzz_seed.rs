@@ -2,7 +2,8 @@
 //! convolutional, with and without an encoder, as whole blobs (mode byte odd) and as bare
 //! payloads (mode byte even, bits 1-2 the format version to frame them with, 0 for the newest).
 //! usage: cargo run -p tinyvae-format --example fuzz_seed -- fuzz/corpus/from_bytes
-use tinyvae_format::owned::{OwnedModel, SyntheticConv, SyntheticSpec};
+use tinyvae_format::owned::OwnedModel;
+use tinyvae_format::testkit::synthetic::{SyntheticConv, SyntheticSpec};
 use tinyvae_format::{ModelKind, WeightLayout, HEADER_LEN};
 
 fn main() {

@@ -5,7 +5,7 @@ use crate::{payload_check, Error, Model, FORMAT_VERSION, HEADER_LEN, MAGIC};
 impl Model<'_> {
     /// Validates the model and writes the complete blob: header, checksum and payload, as format
     /// version [`FORMAT_VERSION`]. Fails with [`Error::MisalignedWeights`] when a tiled
-    /// layer's lead bytes do not align its tiles ([`crate::owned::OwnedModel::to_bytes`]
+    /// layer's lead bytes do not align its tiles (`owned::OwnedModel::to_bytes`
     /// chooses them).
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         self.validate()?;

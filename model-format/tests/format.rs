@@ -1,9 +1,8 @@
 //! Round trip, robustness and size of the model container.
 
 use proptest::prelude::*;
-use tinyvae_format::owned::{
-    quantize_multiplier, OwnedModel, OwnedPrior, SyntheticConv, SyntheticSpec,
-};
+use tinyvae_format::owned::{quantize_multiplier, OwnedModel, OwnedPrior};
+use tinyvae_format::testkit::synthetic::{SyntheticConv, SyntheticSpec};
 use tinyvae_format::{
     Error, I8s, Model, ModelKind, NetworkId, Prior, WeightLayout, FORMAT_VERSION, HEADER_LEN,
 };

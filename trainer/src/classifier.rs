@@ -113,7 +113,7 @@ impl Classifier {
     }
 
     /// The classifier's features of each image: its last hidden layer (dense, after ReLU),
-    /// what the Fréchet distance compares ([`crate::fidelity`]).
+    /// what the Fréchet distance compares (the `fidelity` module).
     pub fn features(&self, images: &[Vec<u8>]) -> Result<Vec<Vec<f32>>> {
         self.rows(images, |x| {
             let mut outs = run(&self.layers, x, true)?;

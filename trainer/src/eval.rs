@@ -6,9 +6,9 @@ use tinyvae_engine::{Engine, NoProbe, Sampler};
 use tinyvae_format::Model;
 
 use crate::data::Split;
-use crate::model::{recon_loss, to_vec_f32, Encoded, Kind, Net, Recon};
+use crate::model::{recon_loss, to_vec_f32, Kind, Net, Recon};
 use crate::rng::Rng;
-use crate::train::{batch_tensor, losses_of, noise_for};
+use crate::train::{batch_tensor, test_losses};
 
 /// What `trainer eval` reports.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -31,35 +31,6 @@ pub struct Metrics {
     pub mse: f64,
     /// PSNR of that reconstruction, dB (peak 1).
     pub psnr_db: f64,
-}
-
-/// The test split's losses as training reports them each epoch: (recon, KL) in nats summed
-/// over the split, one z draw per example from a fixed seed so that evaluation is
-/// repeatable, in batches of 500; `visit(x, encoding)` sees each batch first (for further
-/// metrics).
-pub fn test_losses(
-    net: &Net,
-    test: &Split,
-    recon: Recon,
-    visit: &mut dyn FnMut(&Tensor, &Encoded) -> Result<()>,
-) -> Result<(f64, f64)> {
-    let dev = Device::Cpu;
-    let pixels = net.arch.pixels();
-    let mut rng = Rng::new(0xE7A1);
-    let (mut r, mut k) = (0.0, 0.0);
-    let idx: Vec<usize> = (0..test.n).collect();
-    for chunk in idx.chunks(500) {
-        let x = batch_tensor(test, chunk, pixels, &dev)?;
-        let eps = noise_for(net, chunk.len(), &mut rng);
-        let enc = net.encode(&x)?;
-        visit(&x, &enc)?;
-        let (rl, kl) = losses_of(net, &enc, &x, recon, &eps)?;
-        r += f64::from(rl.sum_all()?.to_scalar::<f32>()?);
-        if let Some(kl) = kl {
-            k += f64::from(kl.sum_all()?.to_scalar::<f32>()?);
-        }
-    }
-    Ok((r, k))
 }
 
 /// Evaluates `net` on `test`: [`test_losses`], and per batch the posterior means (for the

@@ -88,6 +88,7 @@ impl Ctx {
 }
 
 mod boards;
+mod circles;
 mod emulated;
 mod host;
 mod lint;

@@ -77,7 +77,7 @@ pub(crate) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i
         copy.iter_mut().zip(x).for_each(|(d, &v)| *d = v);
         copy
     };
-    let (zero_point, lo) = crate::dense::output_range(layer);
+    let (zero_point, lo) = crate::requant::output_range(layer);
     let blocks = out / 4;
     let mut b = 0;
     while b < blocks {
@@ -119,8 +119,11 @@ fn rows(layer: &Dense<'_>, x: &[i8], y: &mut [i8], range: core::ops::Range<usize
             a.wrapping_add(i32::from(layer.weight(o, j)) * i32::from(v))
         });
         if let Some(out) = y.get_mut(o) {
-            *out =
-                crate::dense::output_i8(layer, o, layer.bias.get(o).unwrap_or(0).wrapping_add(acc));
+            *out = crate::requant::output_i8(
+                layer,
+                o,
+                layer.bias.get(o).unwrap_or(0).wrapping_add(acc),
+            );
         }
     }
 }

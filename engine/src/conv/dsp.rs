@@ -463,7 +463,7 @@ fn requantize_all(
         ry = if ry + 1 == st { 0 } else { ry + 1 };
     }
     let acc: &[u32] = acc;
-    let range = dense::output_range(m);
+    let range = crate::requant::output_range(m);
     for o in 0..r {
         let (mult, shift) = (
             m.multiplier.get(o).unwrap_or(0),

@@ -155,7 +155,7 @@ impl Product<'_, '_> {
                 }
             }
             if let Some(out) = y.get_mut(at * r + o) {
-                *out = dense::output_i8(m, o, acc);
+                *out = crate::requant::output_i8(m, o, acc);
             }
         }
     }
@@ -322,7 +322,6 @@ mod v6m {
     use tinyvae_format::{ConvShape, Dense};
 
     use super::super::{Taps, Walk};
-    use crate::dense;
 
     /// What [`tinyvae_few_run_v6m`] reads (and advances: `x`, `out`, `n`).
     #[repr(C)]
@@ -434,7 +433,7 @@ mod v6m {
             taps.x0
         };
         let row_bytes = (w * ch) as isize;
-        let (zero_point, lo) = dense::output_range(m);
+        let (zero_point, lo) = crate::requant::output_range(m);
         let mut job = RunJob {
             w: row.as_ptr(),
             x: x.as_ptr().wrapping_add((taps.y0 * w + left) * ch),

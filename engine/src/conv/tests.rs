@@ -138,7 +138,7 @@ proptest! {
             // The int8 outputs of the definition's sums.
             let r = usize::from(c.matrix.out_dim);
             let want: Vec<i8> = sums.iter().enumerate()
-                .map(|(i, &a)| dense::output_i8(&c.matrix, i % r, a)).collect();
+                .map(|(i, &a)| crate::requant::output_i8(&c.matrix, i % r, a)).collect();
             let out = usize::try_from(c.shape.out_len()).unwrap();
             let k = max_patch(c, transposed);
             // Both scratch sizes: the least (one patch at a time) and full speed

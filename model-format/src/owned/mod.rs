@@ -353,8 +353,6 @@ impl OwnedModel {
 }
 
 pub use crate::tables::{pixel_table, quantize_multiplier, sigma_table, LATENT_FRAC_BITS};
-#[cfg(feature = "test-kit")]
-pub use crate::testkit::synthetic::{SyntheticConv, SyntheticSpec};
 
 impl OwnedModel {
     /// The owned copy of a model read from a blob of any version: what converts an older

@@ -433,7 +433,7 @@ fn end_epoch(
     (sum, seen, seconds): (f64, usize, f64),
     progress: &mut Progress,
 ) -> Result<()> {
-    let (tr, tk) = crate::eval::test_losses(net, &data.test, cfg.recon, &mut |_, _| Ok(()))?;
+    let (tr, tk) = test_losses(net, &data.test, cfg.recon, &mut |_, _| Ok(()))?;
     let (tr, tk) = (tr / data.test.n as f64, tk / data.test.n as f64);
     // The epoch's loss covers only the batches of this session when resumed mid-epoch.
     let log = EpochLog {

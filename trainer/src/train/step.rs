@@ -1,4 +1,5 @@
-//! One training step: the batch, its loss, its gradients over shards, the update.
+//! One training step: the batch, its loss, its gradients over shards, the update; the test
+//! split's loss.
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
@@ -152,4 +153,33 @@ pub(crate) fn corrupt(x: &mut [f32], noise: Noise, rng: &mut Rng) {
             }
         }
     }
+}
+
+/// The test split's losses as training reports them each epoch: (recon, KL) in nats summed
+/// over the split, one z draw per example from a fixed seed so that evaluation is
+/// repeatable, in batches of 500; `visit(x, encoding)` sees each batch first (for further
+/// metrics).
+pub fn test_losses(
+    net: &Net,
+    test: &Split,
+    recon: Recon,
+    visit: &mut dyn FnMut(&Tensor, &Encoded) -> Result<()>,
+) -> Result<(f64, f64)> {
+    let dev = Device::Cpu;
+    let pixels = net.arch.pixels();
+    let mut rng = Rng::new(0xE7A1);
+    let (mut r, mut k) = (0.0, 0.0);
+    let idx: Vec<usize> = (0..test.n).collect();
+    for chunk in idx.chunks(500) {
+        let x = batch_tensor(test, chunk, pixels, &dev)?;
+        let eps = noise_for(net, chunk.len(), &mut rng);
+        let enc = net.encode(&x)?;
+        visit(&x, &enc)?;
+        let (rl, kl) = losses_of(net, &enc, &x, recon, &eps)?;
+        r += f64::from(rl.sum_all()?.to_scalar::<f32>()?);
+        if let Some(kl) = kl {
+            k += f64::from(kl.sum_all()?.to_scalar::<f32>()?);
+        }
+    }
+    Ok((r, k))
 }

@@ -30,6 +30,25 @@ pub(super) fn lint(t: &mut Tally) {
             cargo(&root, &args),
         );
     }
+    // No import circle between any crate's modules.
+    t.record(
+        "no import circle between modules (every crate)",
+        super::circles::check(
+            &root,
+            &[
+                "model-format",
+                "engine",
+                "protocol",
+                "display",
+                "float-decoder",
+                "c",
+                "trainer",
+                "tests",
+                "xtask",
+                "firmware",
+            ],
+        ),
+    );
     // The examples, each its own workspace.
     for e in examples::EXAMPLES {
         t.record(

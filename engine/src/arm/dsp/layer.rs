@@ -119,7 +119,7 @@ pub(crate) fn tiled_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut 
             let row = 4 * b + j;
             if let (Some(out), true) = (y.get_mut(row), row < out) {
                 let acc = layer.bias.get(row).unwrap_or(0).wrapping_add(s as i32);
-                *out = crate::dense::requantized(layer, row, acc)
+                *out = crate::requant::requantized(layer, row, acc)
                     .clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
             }
         }
@@ -182,7 +182,7 @@ pub(crate) fn tiled_i8_widened(layer: &Dense<'_>, wide: &[u32], y: &mut [i8]) ->
     if wide.len() < 2 * groups || y.len() < out {
         return false;
     }
-    let range = crate::dense::output_range(layer);
+    let range = crate::requant::output_range(layer);
     let tiling = (tiles.as_ptr(), wide.as_ptr(), groups);
     if blocks > 0 {
         let job = Job::new(
@@ -253,7 +253,7 @@ pub(crate) fn tiled_i8_pair(
     if a > b || pairs.len() < 4 * groups || y.len() / out.max(1) <= b {
         return false;
     }
-    let (zero_point, lo) = crate::dense::output_range(layer);
+    let (zero_point, lo) = crate::requant::output_range(layer);
     let mut job = PairJob {
         tiles: tiles.as_ptr(),
         pairs: pairs.as_ptr(),
