@@ -2,7 +2,6 @@
 //! for the log, the counter's period found at boot (instructions under QEMU, DWT cycles on the
 //! chip); the seed fixed at build time; no display.
 
-use super::SeedSource;
 use crate::{counter, exit, ExitCode};
 
 /// Nothing to keep.
@@ -48,15 +47,6 @@ pub(super) fn bring_up() -> Board {
     Board {}
 }
 
-impl Board {
-    /// The seed: `built_in` (the part's RNG is not used: the emulator has none). The firmware
-    /// prints it, so that the host can reproduce the samples.
-    pub fn seed(&mut self, built_in: u64) -> (u64, SeedSource) {
-        (built_in, SeedSource::BuildTime)
-    }
-
-    /// No display: nothing shown.
-    pub fn show(&mut self, images: &[&[u8]], side: usize) {
-        let _ = (images, side);
-    }
-}
+/// The seed fixed at build time (the part has an RNG, but the emulator of the kit does not:
+/// one image for both), no display.
+impl super::Peripherals for Board {}

@@ -1,7 +1,8 @@
 //! What differs between boards, behind one small interface: bring-up (clocks, the counter), the
 //! seed for on-device sampling, and an optional display for what was generated. Each board's
 //! bring-up is its own module, chosen by its Cargo feature; each defines `Board` (what it
-//! keeps), `first()` (before anything else), `bring_up()`, `Board::seed` and `Board::show`.
+//! keeps), `first()` (before anything else) and `bring_up()`, and implements [`Peripherals`]
+//! (a random source for the seed, a display; by default neither).
 //!
 //! | board        | counter           | seed                         | display            |
 //! |--------------|-------------------|------------------------------|--------------------|
@@ -43,6 +44,20 @@ pub enum SeedSource {
     Hardware,
 }
 
+/// What a board may have beyond its bring-up: a random source for the seed, a display. The
+/// defaults are a board with neither.
+trait Peripherals {
+    /// The seed for on-device sampling: `built_in`, fixed at build time.
+    fn seed(&mut self, built_in: u64) -> (u64, SeedSource) {
+        (built_in, SeedSource::BuildTime)
+    }
+
+    /// Shows `images` on the board's display: none, nothing shown.
+    fn show(&mut self, images: &[&[u8]], side: usize) {
+        let _ = (images, side);
+    }
+}
+
 impl Board {
     /// Brings the board up and starts the counter. Call once, first thing in `main`.
     pub fn init() -> Board {
@@ -50,5 +65,18 @@ impl Board {
         let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| exit(ExitCode::Fault));
         counter::start(&mut cp);
         this::bring_up()
+    }
+
+    /// The seed for on-device sampling: from the hardware where the chip has a random
+    /// source, else `built_in`. The firmware prints it, so that the host can reproduce the
+    /// samples.
+    pub fn seed(&mut self, built_in: u64) -> (u64, SeedSource) {
+        Peripherals::seed(self, built_in)
+    }
+
+    /// Shows `images` (each `side` x `side`, 8-bit grey) on the board's display, if it has
+    /// one. A display that does not answer is reported once and then left alone.
+    pub fn show(&mut self, images: &[&[u8]], side: usize) {
+        Peripherals::show(self, images, side)
     }
 }

@@ -71,17 +71,17 @@ pub(super) fn bring_up() -> Board {
     }
 }
 
-impl Board {
+impl super::Peripherals for Board {
     /// The seed: from the chip's RNG peripheral. The firmware prints it, so that the host
     /// can reproduce the samples.
-    pub fn seed(&mut self, built_in: u64) -> (u64, SeedSource) {
+    fn seed(&mut self, built_in: u64) -> (u64, SeedSource) {
         let _ = built_in;
         (self.rng.random_u64(), SeedSource::Hardware)
     }
 
     /// Shows `images` (each `side` x `side`, 8-bit grey) on the board's display, if it has one.
     /// A display that does not answer is reported once and then left alone.
-    pub fn show(&mut self, images: &[&[u8]], side: usize) {
+    fn show(&mut self, images: &[&[u8]], side: usize) {
         #[cfg(feature = "oled")]
         if let Some(i2c) = self.i2c.take() {
             let mut frame = tinyvae_display::Frame::new();

@@ -72,12 +72,12 @@ pub(super) fn bring_up() -> Board {
     }
 }
 
-impl Board {
+impl super::Peripherals for Board {
     /// The seed: the ring oscillator's jitter. Back-to-back reads are correlated, so 256
     /// reads, spaced, each folded into a 64-bit state through a mixing step (splitmix64's
     /// finaliser), which spreads every raw bit over the whole seed. The firmware prints it,
     /// so that the host can reproduce the samples.
-    pub fn seed(&mut self, built_in: u64) -> (u64, SeedSource) {
+    fn seed(&mut self, built_in: u64) -> (u64, SeedSource) {
         let _ = built_in;
         let mut state = 0u64;
         for _ in 0..256 {
@@ -85,10 +85,5 @@ impl Board {
             state = mix(state ^ u64::from(self.rosc.get_random_bit()));
         }
         (state, SeedSource::Hardware)
-    }
-
-    /// No display: nothing shown.
-    pub fn show(&mut self, images: &[&[u8]], side: usize) {
-        let _ = (images, side);
     }
 }
