@@ -2,9 +2,7 @@
 //! int16 straight from the input for the fused kernel, and transposed convolutions with
 //! few output channels in scatter form.
 
-use tinyvae_format::Conv;
-
-use tinyvae_format::ConvShape;
+use tinyvae_format::{Conv, ConvShape};
 
 use super::{for_each_product, max_patch, patch_to, whole_groups, PatchOut, ScatterGrid, Taps};
 use crate::dense;
@@ -85,9 +83,9 @@ impl PatchOut for Pair<'_> {
     }
 }
 
-#[cfg(not(tinyvae_small))]
 /// A staged patch, int8, column `j` at index `j`, copied a word at a time: its runs are
 /// short (a row of taps over one or two input channels), too short for a call to `memcpy`.
+#[cfg(not(tinyvae_small))]
 struct Stage<'p>(&'p mut [i8]);
 
 #[cfg(not(tinyvae_small))]
@@ -293,8 +291,9 @@ fn paired_patches(
 /// and each sum is added to its output's accumulator, in a grid with a border wide enough
 /// that no tap needs clipping ([`ScatterGrid`]); where a block's four rows land on
 /// neighbouring accumulators (`k R` a multiple of 4, e.g. a 4 x 4 kernel) in the tile loop
-/// itself ([`dense::dsp::tiles_add`]), else from its sums ([`dense::dsp::tiles_raw`]). The
-/// accumulators, started at their phase's biases, are requantized once at the end. Where
+/// itself, a row of pixels at a time ([`dense::dsp::scatter_row`]), else from its sums
+/// ([`dense::dsp::tiles_raw`]). The accumulators, started at zero, take their phase's
+/// biases and are requantized once at the end ([`requantize_all`]). Where
 /// the phase form reads the input zero-point (a tap outside the input), this form walks
 /// the same pixels outside the input and adds each row's weights times the zero-point. The
 /// same sums as the phase-by-phase form, in another order (integer sums wrap, so the order

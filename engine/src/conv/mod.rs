@@ -295,10 +295,10 @@ fn tap_by_tap(s: &ConvShape, zero_point: i8, x: &[i8], t: Taps, patch: &mut dyn 
     }
 }
 
-#[cfg(not(tinyvae_small))]
 /// A row of forward taps from column `t.x0` (wrapping: a column before the first is a huge
 /// value) over an input `w` columns wide: the taps before the input's first column, and
 /// then those inside it (the rest lie past its last).
+#[cfg(not(tinyvae_small))]
 fn forward_run(t: Taps, w: usize) -> (usize, usize) {
     let lead = if t.x0 > usize::MAX / 2 {
         0usize.wrapping_sub(t.x0).min(t.nx)
