@@ -74,7 +74,7 @@ struct Row {
     preset: &'static str,
     prior: &'static str,
     model_bytes: u64,
-    /// `sample-prior` instructions on the emulated board, when counted.
+    /// Instructions of one draw on the emulated board (`sample_count`), when counted.
     sample_instructions: Option<(&'static str, u64)>,
     /// Its picture, relative to `results/`.
     picture: String,
@@ -225,8 +225,9 @@ fn export(
     Ok(())
 }
 
-/// The `sample-prior` count of the `vae` firmware on `board` with `model`, after checking
-/// every image it made against the host engine.
+/// The `vae` firmware's count of one draw on `board` with `model`, after checking every
+/// image it made against the host engine: `sample-class` (a class asked for) for a prior
+/// per class, else `sample-prior`.
 fn sample_count(board: firmware::Board, model: &Path) -> Result<u64> {
     let (code, dev) = pipeline::run_on_board(board, model, DEMO_SEED)?;
     if code != 0 {
@@ -237,9 +238,9 @@ fn sample_count(board: firmware::Board, model: &Path) -> Result<u64> {
         );
     }
     pipeline::check_outputs_match(model, DEMO_SEED, &dev, false)?;
-    dev.counts
-        .iter()
-        .find(|(name, _, _)| name == "sample-prior")
+    let count = |want: &str| dev.counts.iter().find(|(name, _, _)| name == want);
+    count("sample-class")
+        .or_else(|| count("sample-prior"))
         .map(|c| c.1)
         .with_context(|| format!("{}: no sample-prior count in the log", board.name))
 }
@@ -291,11 +292,12 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
          style). Prior bytes: the model file's size less the N(0, I) file's. \
          Samples: the int8 engine's first 16 draws with the firmware's seed (and, for a \
          prior per class, two of each class asked for, one column per class). \
-         Instructions: the `sample-prior` count of the `vae` firmware (the 16th sample's \
-         draw, before decoding), every image checked against the host engine; {M4F_PRESET} \
+         Instructions: the `vae` firmware's count of one draw, before decoding (`sample-prior`, \
+         the 16th sample's; for a prior per class `sample-class`, the last class asked \
+         for), every image checked against the host engine; {M4F_PRESET} \
          on the emulated Cortex-M4F, {M0_PRESET} (decoder-only) on the emulated Cortex-M0.\n\n\
          Reproduce: `cargo xtask priors {} {epochs}`\n\n\
-         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image, median (10th-90th) | copy test | class asked for | prior bytes | sample-prior instructions | samples |\n\
+         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image, median (10th-90th) | copy test | class asked for | prior bytes | instructions per draw | samples |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         crate::shown(data),
         cpu_name(),

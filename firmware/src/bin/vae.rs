@@ -6,7 +6,8 @@
 //! Output lines the host (xtask) reads:
 //! `sample K [..]`, `recon [..]`, `resample K [..]`, `interp K [..]`: u8 images;
 //! `counts in UNIT` then `count NAME N` (`validate`: the model's validation at boot, then
-//! `sample-prior`, `decode`, ...): instructions retired under QEMU, core cycles on a
+//! `sample-prior`, `sample-class` with a prior per class, `decode`, ...): instructions
+//! retired under QEMU, core cycles on a
 //! chip; `ram static N` and `ram stack N`: bytes.
 #![no_std]
 #![no_main]
@@ -174,12 +175,16 @@ fn run(model: &Model<'_>, board: &mut Board) -> ! {
     let (sample_cost, decode_cost, layers, mut sampler) = generate(&engine, &mut b, board);
     let (encode_cost, enc_layers) = encode_and_move(&engine, &mut b, &mut sampler);
     #[cfg(feature = "classes")]
-    generate_classes(&engine, &mut b, &mut sampler);
+    let class_cost = generate_classes(&engine, &mut b, &mut sampler);
 
     defmt::println!("{=str} {=str}", keyword::COUNTS_IN, counter::unit());
     let validate_cost = VALIDATE_COST.load(Ordering::Relaxed);
     print_count("validate", None, u64::from(validate_cost));
     print_count("sample-prior", None, sample_cost);
+    #[cfg(feature = "classes")]
+    if let Some(c) = class_cost {
+        print_count("sample-class", None, c);
+    }
     print_count("decode", None, decode_cost);
     // The host knows each layer's shape and work (xtask reads them from the model).
     let n = model.decoder.layers.len();
@@ -347,21 +352,29 @@ fn encode_and_move(
 }
 
 /// For a prior grouped by class ("draw a 7"): [`CLASS_SAMPLES`] images of each class in
-/// turn, the sampler's stream going on.
+/// turn, the sampler's stream going on; returns the cost of the last class draw (before
+/// its decode), none without such a prior.
 #[cfg(feature = "classes")]
-fn generate_classes(engine: &Engine<'_, '_>, b: &mut Buffers, sampler: &mut Sampler) {
+fn generate_classes(
+    engine: &Engine<'_, '_>,
+    b: &mut Buffers,
+    sampler: &mut Sampler,
+) -> Option<u64> {
     let model = engine.model();
     let (code, px) = (
         first(&mut b.code, usize::from(model.latent.dim)),
         first(&mut b.px, model.data.len()),
     );
+    let mut cost = None;
     for k in 0..engine.classes() * CLASS_SAMPLES {
-        let ok = engine
-            .sample_class(sampler, k / CLASS_SAMPLES, code)
-            .and_then(|_| engine.decode(code, &mut b.scratch, px, &mut tinyvae_engine::NoProbe));
+        let (r, n) = counter::measure(|| engine.sample_class(sampler, k / CLASS_SAMPLES, code));
+        cost = Some(n);
+        let ok =
+            r.and_then(|_| engine.decode(code, &mut b.scratch, px, &mut tinyvae_engine::NoProbe));
         if let Err(e) = ok {
             fw::engine_error(e);
         }
         print_image(keyword::CLASS, Some(k), px);
     }
+    cost
 }
