@@ -388,11 +388,12 @@ mod v6m {
         pub channels: (usize, usize),
     }
 
-    /// Output channel `o` of the run's positions, whose taps lie inside the input (by
-    /// [`inside`]), from `row` (the channel's weights as the few-channel path stores them,
-    /// in the pixels' order): in assembly. Returns false, having done nothing, off the
-    /// routine's preconditions (a row of taps not a multiple of 4 bytes, a multiplier below
-    /// 2^30 or a shift that is not a right shift, short slices).
+    /// Output channel `o` of the run's positions, whose taps lie inside the input (as
+    /// [`inside`] finds them; checked again here), from `row` (the channel's weights as the
+    /// few-channel path stores them, in the pixels' order): in assembly. Returns false,
+    /// having done nothing, off the routine's preconditions (a tap outside the input, a row
+    /// of taps not a multiple of 4 bytes, a multiplier below 2^30 or a shift that is not a
+    /// right shift, short slices).
     pub(super) fn run(
         m: &Dense<'_>,
         row: &[i8],
@@ -427,11 +428,23 @@ mod v6m {
         if !ready {
             return false;
         }
-        let left = if taps.dir != 1 {
-            taps.x0.wrapping_sub(taps.nx - 1)
-        } else {
-            taps.x0
+        // Every position's taps inside the input: its rows of taps (the same for all), and
+        // the first and last position's columns (the columns between move one way).
+        let left_of = |k: usize| {
+            let x0 = taps.x0.wrapping_add(k.wrapping_mul(walk.tstep));
+            if taps.dir != 1 {
+                x0.wrapping_sub(taps.nx - 1)
+            } else {
+                x0
+            }
         };
+        let (left, last_left) = (left_of(0), left_of(n - 1));
+        let rows_inside =
+            (0..taps.ny).all(|ty| taps.y0.wrapping_add(ty.wrapping_mul(taps.dir)) < h);
+        let cols_inside = left <= last_left && last_left < w && w - last_left >= taps.nx;
+        if !(rows_inside && cols_inside) {
+            return false;
+        }
         let row_bytes = (w * ch) as isize;
         let (zero_point, lo) = crate::requant::output_range(m);
         let mut job = RunJob {
@@ -451,7 +464,7 @@ mod v6m {
             zero_point,
             lo,
         };
-        // SAFETY: every position's rows of taps lie inside the input (`inside`: rows
+        // SAFETY: every position's rows of taps lie inside the input (checked above: rows
         // `y0 + ty dir` below `h`, columns `left + k tstep .. + nx` within `w`), so each
         // reads `len` bytes inside `x` (which holds `h w ch`); the weights read are
         // `ny len` bytes of `row`; the outputs written are `y[(at + k step) r + o]` for
