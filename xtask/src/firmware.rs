@@ -206,42 +206,44 @@ pub fn features(board: Board) -> String {
     format!("{},classes", board.feature)
 }
 
-/// Builds `boards`' `vae` firmware with `model` in a background thread, at a lower priority,
-/// its output to `log`: the boards' HALs and the engine compile on the core the emulated
-/// boards' runs leave idle, and the real build later (with another model) recompiles only the
-/// firmware crate. Errors are left to that later build, which reports them.
-pub fn warm_up(boards: Vec<Board>, model: PathBuf, log: PathBuf) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        if let Some(parent) = log.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let Ok(file) = std::fs::File::create(&log) else {
+/// Builds `boards`' `vae` firmware with `model` at a lower priority, its output to `log`:
+/// run in a background thread, the boards' HALs and the engine compile on the core the
+/// emulated boards' runs leave idle, and the real build later (with another model) recompiles
+/// only the firmware crate. Errors are left to that later build, which reports them.
+pub fn warm_up(boards: &[Board], model: &Path, log: &Path) {
+    if let Some(parent) = log.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let Ok(file) = std::fs::File::create(log) else {
+        return;
+    };
+    for &board in boards {
+        let mut cmd = niced(&thumb_cargo(&dir(), board));
+        cmd.args(["--bin", "vae", "--no-default-features", "--features"])
+            .arg(features(board))
+            .env("TINYVAE_MODEL", model);
+        let (Ok(out), Ok(err)) = (file.try_clone(), file.try_clone()) else {
             return;
         };
-        for board in boards {
-            let base = thumb_cargo(&dir(), board);
-            // The same command under `nice`, so that the foreground always comes first.
-            let mut cmd = Command::new("nice");
-            cmd.arg("-n").arg("15").arg(base.get_program());
-            cmd.args(base.get_args());
-            if let Some(cwd) = base.get_current_dir() {
-                cmd.current_dir(cwd);
-            }
-            for (k, v) in base.get_envs() {
-                match v {
-                    Some(v) => cmd.env(k, v),
-                    None => cmd.env_remove(k),
-                };
-            }
-            cmd.args(["--bin", "vae", "--no-default-features", "--features"])
-                .arg(features(board))
-                .env("TINYVAE_MODEL", &model);
-            let (Ok(out), Ok(err)) = (file.try_clone(), file.try_clone()) else {
-                return;
-            };
-            let _ = cmd.stdout(out).stderr(err).status();
-        }
-    })
+        let _ = cmd.stdout(out).stderr(err).status();
+    }
+}
+
+/// `base` under `nice`, so that what runs in the foreground always comes first.
+pub fn niced(base: &Command) -> Command {
+    let mut cmd = Command::new("nice");
+    cmd.arg("-n").arg("15").arg(base.get_program());
+    cmd.args(base.get_args());
+    if let Some(cwd) = base.get_current_dir() {
+        cmd.current_dir(cwd);
+    }
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd
 }
 
 /// The folder of `board`'s release ELFs (where [`build`] puts them).

@@ -146,6 +146,18 @@ fn fresh_state(root: &Path, tmp: &Path, apt: bool) -> Result<(PathBuf, PathBuf, 
 pub fn time_fresh(args: &[String]) -> Result<()> {
     let apt = args.iter().any(|a| a == "--apt");
     let keep = args.iter().any(|a| a == "--keep");
+    // `--only CMD`: that command alone, printed and not written to results/ (a table of
+    // one command beside the other's older time would not be one measurement).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args.get(i + 1).map(String::as_str));
+    let commands: Vec<&'static str> = match only {
+        None => vec!["demo", "test"],
+        Some(Some("demo")) => vec!["demo"],
+        Some(Some("test")) => vec!["test"],
+        Some(other) => bail!("--only takes demo or test, not {other:?}"),
+    };
     let root = project_root();
     let commit = String::from_utf8_lossy(
         &Command::new("git")
@@ -159,7 +171,7 @@ pub fn time_fresh(args: &[String]) -> Result<()> {
     let logs = root.join("target/time-fresh");
     std::fs::create_dir_all(&logs)?;
     let mut runs = Vec::new();
-    for cmd in ["demo", "test"] {
+    for cmd in commands {
         let tmp = std::env::temp_dir().join(format!("tinyvae-fresh-{cmd}-{}", std::process::id()));
         let r = fresh_state(&root, &tmp, apt).and_then(|(clone, home, path)| {
             timed(&clone, &home, &path, cmd, &logs.join(format!("{cmd}.log")))
@@ -202,6 +214,11 @@ pub fn time_fresh(args: &[String]) -> Result<()> {
             minutes(r.seconds),
             r.tail.join("; ")
         );
+    }
+    if only.is_some() {
+        print!("{md}");
+        println!("(--only: results/fresh-times.md left as it was)");
+        return Ok(());
     }
     let out = root.join("results/fresh-times.md");
     std::fs::write(&out, &md)?;

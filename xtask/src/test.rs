@@ -132,18 +132,20 @@ pub fn run_groups(args: &[String]) -> Result<()> {
         },
         trained: None,
     };
-    let mut warming = None;
+    // The real boards' builds (the boards group, last; the Discovery kit's in the firmware
+    // group) and their lints start in the background with the groups that mostly run the
+    // emulator on one core.
+    let background = !firmware::using_debian_toolchain()
+        && selected.contains(&"boards")
+        && selected
+            .iter()
+            .any(|g| matches!(*g, "firmware" | "pipeline"));
+    let mut real_lints = background && selected.contains(&"lint");
+    let mut warming: Option<std::thread::JoinHandle<Vec<(String, Result<()>)>>> = None;
     for group in &selected {
         println!("[test] group {group}");
         let begun = Instant::now();
-        // The real boards' builds (the boards group, last; the Discovery kit's in the
-        // firmware group) start in the background with the groups that mostly run the
-        // emulator on one core.
-        if warming.is_none()
-            && matches!(*group, "firmware" | "pipeline")
-            && selected.contains(&"boards")
-            && !firmware::using_debian_toolchain()
-        {
+        if warming.is_none() && background && matches!(*group, "firmware" | "pipeline") {
             if let Ok((probe, _)) = pipeline::probe_model() {
                 let log = work_dir().join("boards-warm-up.log");
                 println!(
@@ -152,19 +154,43 @@ pub fn run_groups(args: &[String]) -> Result<()> {
                 );
                 // The Discovery kit first: the firmware group builds it after the
                 // emulated boards, from the same target folder.
-                let boards = std::iter::once(firmware::discovery())
+                let boards: Vec<_> = std::iter::once(firmware::discovery())
                     .chain(firmware::real_boards())
                     .collect();
-                warming = Some(firmware::warm_up(boards, probe, log));
+                let lints = std::mem::take(&mut real_lints);
+                warming = Some(std::thread::spawn(move || {
+                    firmware::warm_up(&boards, &probe, &log);
+                    if lints {
+                        lint::real_boards(&lint::real_linted(), true)
+                    } else {
+                        vec![]
+                    }
+                }));
             }
         }
         if *group == "boards" {
             if let Some(h) = warming.take() {
-                let _ = h.join();
+                match h.join() {
+                    Ok(lints) => {
+                        for (name, r) in lints {
+                            c.t.record(&name, r);
+                        }
+                    }
+                    Err(_) => c.t.record(
+                        "the background builds and lints",
+                        Err(anyhow::anyhow!("the thread running them panicked")),
+                    ),
+                }
+            }
+            // Left to the background that did not start: run here.
+            if std::mem::take(&mut real_lints) {
+                for (name, r) in lint::real_boards(&lint::real_linted(), false) {
+                    c.t.record(&name, r);
+                }
             }
         }
         match *group {
-            "lint" => lint::lint(&mut c.t),
+            "lint" => lint::lint(&mut c.t, real_lints),
             "host" => host::host(&mut c.t),
             "firmware" => emulated::emulated(&mut c.t),
             "pipeline" => {

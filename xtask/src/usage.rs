@@ -42,10 +42,11 @@ pub const COMMANDS: [(&str, &str, &str); 22] = [
     ),
     (
         "time-fresh",
-        "[--apt] [--keep]",
+        "[--apt] [--keep] [--only demo|test]",
         "time `cargo xtask demo` and `cargo xtask test` as a new user meets them: a clean \
          clone of HEAD, an empty Cargo home, the thumb targets removed first (and with --apt, \
-         as root, QEMU and the Arm GCC); writes results/fresh-times.md",
+         as root, QEMU and the Arm GCC); writes results/fresh-times.md (with --only, one \
+         command, printed only)",
     ),
     (
         "fallback-check",

@@ -6,8 +6,9 @@ use crate::{examples, firmware, project_root};
 
 use super::{cargo, Tally, LIBRARY_CRATES};
 
-/// Formatting and lints: the library crates as firmware compiles them, every board.
-pub(super) fn lint(t: &mut Tally) {
+/// Formatting and lints: the library crates as firmware compiles them, every board (the real
+/// ones left to the caller when `real_later`).
+pub(super) fn lint(t: &mut Tally, real_later: bool) {
     let (root, fw) = (project_root(), firmware::dir());
     t.record(
         "rustfmt (host)",
@@ -58,48 +59,69 @@ pub(super) fn lint(t: &mut Tally) {
     }
     // Every board, the real ones and the Discovery kit included, checked apart from the
     // builds the later groups run and flash (clippy-driver would change what they build).
-    // The real boards (each its own target folder, as their builds use) in a second lane
-    // beside the others: their device crates compile one large crate at a time, which
-    // leaves a core idle.
     if firmware::using_debian_toolchain() {
         println!("[test] skipped: clippy (firmware): no clippy in the Debian fallback");
         return;
     }
-    let (real, others): (Vec<_>, Vec<_>) = firmware::selftest_boards()
-        .iter()
-        .copied()
-        .chain(firmware::real_boards())
-        // A board that runs another's code unchanged (the M7 the M4F's: same target and
-        // flags, the board feature only chooses memory.x) has that board's lints.
-        .filter(|b| b.same_code_as.is_none())
-        .partition(|b| b.probe.is_some() && b.machine.is_none());
-    let lane = std::thread::spawn(move || {
-        real.into_iter()
-            .map(|b| {
-                (
-                    b.name,
-                    captured(&mut clippy(b, Some(firmware::target_dir(b)))),
-                )
-            })
-            .collect::<Vec<_>>()
-    });
+    let (real, others) = linted_boards();
+    // The real boards (each its own target folder, as their builds use): their device crates
+    // compile one large crate at a time, which leaves a core idle. In a second lane beside
+    // the others, or, when the later groups run the emulator on one core, in the background
+    // there (`real_later`: the caller runs [`real_boards`] then).
+    let lane = (!real_later).then(|| std::thread::spawn(move || real_boards(&real, false)));
     for b in others {
         t.record(
             &format!("clippy (firmware, {})", b.name),
             crate::run(&mut clippy(b, None)),
         );
     }
-    match lane.join() {
-        Ok(results) => {
+    match lane.map(|l| l.join()) {
+        None => println!(
+            "[test] the real boards' clippy runs in the background of the firmware and pipeline groups (reported in the boards group)"
+        ),
+        Some(Ok(results)) => {
             for (name, r) in results {
-                t.record(&format!("clippy (firmware, {name})"), r);
+                t.record(&name, r);
             }
         }
-        Err(_) => t.record(
+        Some(Err(_)) => t.record(
             "clippy (firmware, the real boards)",
             Err(anyhow::anyhow!("the lane running them panicked")),
         ),
     }
+}
+
+/// The boards whose firmware is linted, the real ones (run by a probe, never emulated)
+/// apart: a board that runs another's code unchanged (the M7 the M4F's: same target and
+/// flags, the board feature only chooses memory.x) has that board's lints.
+fn linted_boards() -> (Vec<firmware::Board>, Vec<firmware::Board>) {
+    firmware::selftest_boards()
+        .iter()
+        .copied()
+        .chain(firmware::real_boards())
+        .filter(|b| b.same_code_as.is_none())
+        .partition(|b| b.probe.is_some() && b.machine.is_none())
+}
+
+/// The real boards' clippy, one after the other, each in its own target folder, its output
+/// kept and shown with its result; `niced` at a lower priority (run in the background).
+/// Returns each check's name and result.
+pub(super) fn real_boards(
+    real: &[firmware::Board],
+    niced: bool,
+) -> Vec<(String, anyhow::Result<()>)> {
+    real.iter()
+        .map(|&b| {
+            let base = clippy(b, Some(firmware::target_dir(b)));
+            let mut cmd = if niced { firmware::niced(&base) } else { base };
+            (format!("clippy (firmware, {})", b.name), captured(&mut cmd))
+        })
+        .collect()
+}
+
+/// The real boards whose firmware is linted.
+pub(super) fn real_linted() -> Vec<firmware::Board> {
+    linted_boards().0
 }
 
 /// `cargo clippy` of the firmware for board `b`, warnings denied, in `target_dir` if given.
