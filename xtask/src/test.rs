@@ -141,7 +141,7 @@ pub fn run_groups(args: &[String]) -> Result<()> {
             .iter()
             .any(|g| matches!(*g, "firmware" | "pipeline"));
     let mut real_lints = background && selected.contains(&"lint");
-    let mut warming: Option<std::thread::JoinHandle<Vec<(String, Result<()>)>>> = None;
+    let mut warming: Option<std::thread::JoinHandle<lint::Checks>> = None;
     for group in &selected {
         println!("[test] group {group}");
         let begun = Instant::now();

@@ -1,28 +1,13 @@
 //! The host workspace: its test build under clippy, its tests, the published crates as a user gets them, the no_std builds.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use crate::{examples, firmware, pipeline, project_root, run};
+use crate::{examples, pipeline, project_root, run};
 
 use super::{cargo, user, Tally, LIBRARY_CRATES};
-
-/// clippy's compiler driver, to be the host workspace's compiler wrapper (`None` with the
-/// Debian fallback toolchain, which has no clippy).
-pub(super) fn clippy_wrapper() -> Option<PathBuf> {
-    if firmware::using_debian_toolchain() {
-        return None;
-    }
-    let out = Command::new("rustup")
-        .current_dir(project_root())
-        .args(["which", "clippy-driver"])
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    (out.status.success() && path.exists()).then_some(path)
-}
 
 /// Builds every target of the host workspace for `cargo test` with clippy-driver as the
 /// workspace's compiler (`linted` sets it): clippy's lints on the workspace's own crates in
@@ -40,43 +25,13 @@ pub(super) fn host_build_linted(root: &Path, linted: &dyn Fn(&mut Command)) -> R
         "--message-format=json-diagnostic-rendered-ansi",
     ]);
     linted(&mut cmd);
-    println!("$ {}", format!("{cmd:?}").replace('"', ""));
-    let out = cmd
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("could not start cargo")?;
-    let mut warnings = 0;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let msg = &v["message"];
-        let level = msg["level"].as_str().unwrap_or("");
-        // The workspace's crates are the build's path packages (`path+file://...`); every
-        // dependency comes from the registry.
-        let ours = v["package_id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("path+file://"));
-        if v["reason"] == "compiler-message" && ours && matches!(level, "warning" | "error") {
-            print!("{}", msg["rendered"].as_str().unwrap_or(""));
-            if level == "warning" {
-                warnings += 1;
-            }
-        }
-    }
-    if !out.status.success() {
-        bail!("the host workspace's test build failed ({})", out.status);
-    }
-    if warnings > 0 {
-        bail!("{warnings} warning(s) in the host workspace's crates (shown above)");
-    }
-    Ok(())
+    super::lint::warnings_denied(&mut cmd, "the host workspace's tests", false)
 }
 
 /// The host workspace's tests, its dependency boundary, the no_std builds.
 pub(super) fn host(t: &mut Tally) {
     let root = project_root();
-    let wrapper = clippy_wrapper();
+    let wrapper = super::lint::clippy_wrapper();
     if wrapper.is_none() {
         println!("[test] skipped: clippy (host): no clippy in the Debian fallback");
     }

@@ -1,5 +1,6 @@
 //! Formatting and lints: rustfmt everywhere, clippy on the library crates as firmware builds them and on every board.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::{examples, firmware, project_root};
@@ -57,27 +58,28 @@ pub(super) fn lint(t: &mut Tally, real_later: bool) {
             cargo(&root.join("examples").join(e), &["fmt", "--", "--check"]),
         );
     }
-    // Every board, the real ones and the Discovery kit included, checked apart from the
-    // builds the later groups run and flash (clippy-driver would change what they build).
+    // Every board, the real ones and the Discovery kit included. The emulated ones checked
+    // apart from the builds the later groups run (clippy-driver would change what they
+    // build), the real ones in their own builds' target folders, built linted.
     if firmware::using_debian_toolchain() {
         println!("[test] skipped: clippy (firmware): no clippy in the Debian fallback");
         return;
     }
     let (real, others) = linted_boards();
-    // The real boards (each its own target folder, as their builds use): their device crates
-    // compile one large crate at a time, which leaves a core idle. In a second lane beside
-    // the others, or, when the later groups run the emulator on one core, in the background
-    // there (`real_later`: the caller runs [`real_boards`] then).
+    // The real boards: their device crates compile one large crate at a time, which leaves
+    // a core idle. In a second lane beside the others, or, when the later groups run the
+    // emulator on one core, in the background there, after their unlinted builds have
+    // compiled every dependency (`real_later`: the caller runs [`real_boards`] then).
     let lane = (!real_later).then(|| std::thread::spawn(move || real_boards(&real, false)));
     for b in others {
         t.record(
             &format!("clippy (firmware, {})", b.name),
-            crate::run(&mut clippy(b, None)),
+            crate::run(&mut clippy(b)),
         );
     }
     match lane.map(|l| l.join()) {
         None => println!(
-            "[test] the real boards' clippy runs in the background of the firmware and pipeline groups (reported in the boards group)"
+            "[test] the real boards' lints run in the background of the firmware and pipeline groups, after their builds (reported in the boards group)"
         ),
         Some(Ok(results)) => {
             for (name, r) in results {
@@ -103,20 +105,111 @@ fn linted_boards() -> (Vec<firmware::Board>, Vec<firmware::Board>) {
         .partition(|b| b.probe.is_some() && b.machine.is_none())
 }
 
-/// The real boards' clippy, one after the other, each in its own target folder, its output
-/// kept and shown with its result; `niced` at a lower priority (run in the background).
-/// Returns each check's name and result.
-pub(super) fn real_boards(
-    real: &[firmware::Board],
-    niced: bool,
-) -> Vec<(String, anyhow::Result<()>)> {
+/// clippy's compiler driver, to be a workspace's compiler wrapper (`None` with the Debian
+/// fallback toolchain, which has no clippy).
+pub(super) fn clippy_wrapper() -> Option<PathBuf> {
+    if firmware::using_debian_toolchain() {
+        return None;
+    }
+    let out = Command::new("rustup")
+        .current_dir(project_root())
+        .args(["which", "clippy-driver"])
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && path.exists()).then_some(path)
+}
+
+/// Checks run apart from the tally: each one's name and result.
+pub(super) type Checks = Vec<(String, anyhow::Result<()>)>;
+
+/// The real boards' lints, one after the other: each board's firmware built in its own
+/// target folder with clippy-driver as the firmware crate's compiler ([`linted_build`]), so
+/// that every dependency (a device crate is the largest thing compiled for a board) is the
+/// one its unlinted build uses, compiled once for both, where `cargo clippy` would check it
+/// a second time. `niced` at a lower priority (run in the background), the output kept
+/// and shown only with a failure. Returns each check's name and result.
+pub(super) fn real_boards(real: &[firmware::Board], niced: bool) -> Checks {
     real.iter()
         .map(|&b| {
-            let base = clippy(b, Some(firmware::target_dir(b)));
-            let mut cmd = if niced { firmware::niced(&base) } else { base };
-            (format!("clippy (firmware, {})", b.name), captured(&mut cmd))
+            (
+                format!("clippy (firmware, {}): its build, linted", b.name),
+                linted_build(b, niced),
+            )
         })
         .collect()
+}
+
+/// Board `b`'s firmware (every binary its features build) built with clippy-driver as the
+/// firmware crate's compiler (`RUSTC_WORKSPACE_WRAPPER`), in the target folder its builds
+/// use, warnings denied ([`warnings_denied`]). Cargo keeps the linted crate's artifacts
+/// apart from the unlinted build's (it hashes the wrapper into them) and links the
+/// unlinted build's binaries again when it runs, so that what a flash writes is unchanged:
+/// clippy-driver changes the generated code.
+fn linted_build(b: firmware::Board, niced: bool) -> anyhow::Result<()> {
+    let Some(driver) = clippy_wrapper() else {
+        anyhow::bail!("no clippy-driver in the toolchain");
+    };
+    let mut base = firmware::thumb_cargo(&firmware::dir(), b);
+    base.args(["--no-default-features", "--features"])
+        .arg(firmware::features(b))
+        .arg("--message-format=json-diagnostic-rendered-ansi")
+        .env("RUSTC_WORKSPACE_WRAPPER", driver)
+        .env_remove("TINYVAE_MODEL");
+    let mut cmd = if niced { firmware::niced(&base) } else { base };
+    warnings_denied(&mut cmd, &format!("the firmware for {}", b.name), true)
+}
+
+/// Runs `cmd`, a Cargo build with clippy-driver as the workspace's compiler and
+/// `--message-format=json-diagnostic-rendered-ansi`, and fails on any warning in a crate of
+/// the workspace (a path package; every dependency comes from the registry), as `cargo
+/// clippy -- -D warnings` does; Cargo replays a fresh crate's warnings, so that a warning is
+/// never lost to the cache. The diagnostics printed as they come, or with `quiet` (a
+/// build in the background) kept, with Cargo's own output, for the error.
+pub(super) fn warnings_denied(cmd: &mut Command, what: &str, quiet: bool) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    if !quiet {
+        println!("$ {shown}");
+        cmd.stderr(std::process::Stdio::inherit());
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("could not start {shown}: {e}"))?;
+    let (mut warnings, mut rendered) = (0, String::new());
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let msg = &v["message"];
+        let level = msg["level"].as_str().unwrap_or("");
+        let ours = v["package_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("path+file://"));
+        if v["reason"] == "compiler-message" && ours && matches!(level, "warning" | "error") {
+            let text = msg["rendered"].as_str().unwrap_or("");
+            if quiet {
+                rendered += text;
+            } else {
+                print!("{text}");
+            }
+            warnings += usize::from(level == "warning");
+        }
+    }
+    let context = if quiet {
+        format!(
+            "\n$ {shown}\n{}{rendered}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    } else {
+        String::new()
+    };
+    if !out.status.success() {
+        anyhow::bail!("the build of {what} failed ({}){context}", out.status);
+    }
+    if warnings > 0 {
+        anyhow::bail!("{warnings} warning(s) in the build of {what}{context}");
+    }
+    Ok(())
 }
 
 /// The real boards whose firmware is linted.
@@ -124,8 +217,8 @@ pub(super) fn real_linted() -> Vec<firmware::Board> {
     linted_boards().0
 }
 
-/// `cargo clippy` of the firmware for board `b`, warnings denied, in `target_dir` if given.
-fn clippy(b: firmware::Board, target_dir: Option<std::path::PathBuf>) -> Command {
+/// `cargo clippy` of the firmware for board `b`, warnings denied.
+fn clippy(b: firmware::Board) -> Command {
     let features = firmware::features(b);
     let mut cmd = Command::new("cargo");
     cmd.current_dir(firmware::dir()).args([
@@ -137,24 +230,6 @@ fn clippy(b: firmware::Board, target_dir: Option<std::path::PathBuf>) -> Command
         "--features",
         &features,
     ]);
-    if let Some(dir) = target_dir {
-        cmd.arg("--target-dir").arg(dir);
-    }
     cmd.args(["--", "-D", "warnings"]);
     cmd
-}
-
-/// Runs `cmd` (a clippy of the firmware) with its output kept, and shows it with the
-/// result: the second lane's output would otherwise interleave with the first's.
-fn captured(cmd: &mut Command) -> anyhow::Result<()> {
-    let shown = format!("{cmd:?}").replace('"', "");
-    let out = cmd
-        .output()
-        .map_err(|e| anyhow::anyhow!("could not start {shown}: {e}"))?;
-    println!("$ {shown}");
-    print!("{}", String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() {
-        anyhow::bail!("{shown} failed ({})", out.status);
-    }
-    Ok(())
 }
