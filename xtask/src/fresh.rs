@@ -101,12 +101,10 @@ fn timed(clone: &Path, home: &Path, path: &str, args: &'static str, log: &Path) 
     })
 }
 
+/// `s` seconds as minutes and seconds, rounded to the second (659.6 s: 11 min 00 s).
 fn minutes(s: f64) -> String {
-    format!(
-        "{} min {:02} s",
-        (s / 60.0) as u64,
-        (s % 60.0).round() as u64
-    )
+    let s = s.round() as u64;
+    format!("{} min {:02} s", s / 60, s % 60)
 }
 
 /// A fresh state for one command: a clone of `root`'s HEAD in `tmp`, an empty Cargo home,

@@ -133,7 +133,7 @@ pub(super) fn real_boards(real: &[firmware::Board], niced: bool) -> Checks {
     real.iter()
         .map(|&b| {
             (
-                format!("clippy (firmware, {}): its build, linted", b.name),
+                format!("clippy (firmware, {}): its library built linted", b.name),
                 linted_build(b, niced),
             )
         })
@@ -142,9 +142,9 @@ pub(super) fn real_boards(real: &[firmware::Board], niced: bool) -> Checks {
 
 /// Board `b`'s firmware built with clippy-driver as the firmware crate's compiler
 /// (`RUSTC_WORKSPACE_WRAPPER`), in the target folder its builds use, warnings denied
-/// ([`warnings_denied`]): the library, where every board's own code lives, and the `vae`
-/// binary, the one a real board runs (the other binaries have no board's code, and each
-/// would cost a link-time optimization: the emulated boards' lints cover them). Cargo keeps the linted crate's artifacts
+/// ([`warnings_denied`]): the library, where every board's own code lives (the binaries
+/// have none, and each would cost a link-time optimization of the whole image: the emulated
+/// boards' lints cover them). Cargo keeps the linted crate's artifacts
 /// apart from the unlinted build's (it hashes the wrapper into them) and links the
 /// unlinted build's binaries again when it runs, so that what a flash writes is unchanged:
 /// clippy-driver changes the generated code.
@@ -153,17 +153,11 @@ fn linted_build(b: firmware::Board, niced: bool) -> anyhow::Result<()> {
         anyhow::bail!("no clippy-driver in the toolchain");
     };
     let mut base = firmware::thumb_cargo(&firmware::dir(), b);
-    base.args([
-        "--lib",
-        "--bin",
-        "vae",
-        "--no-default-features",
-        "--features",
-    ])
-    .arg(firmware::features(b))
-    .arg("--message-format=json-diagnostic-rendered-ansi")
-    .env("RUSTC_WORKSPACE_WRAPPER", driver)
-    .env_remove("TINYVAE_MODEL");
+    base.args(["--lib", "--no-default-features", "--features"])
+        .arg(firmware::features(b))
+        .arg("--message-format=json-diagnostic-rendered-ansi")
+        .env("RUSTC_WORKSPACE_WRAPPER", driver)
+        .env_remove("TINYVAE_MODEL");
     let mut cmd = if niced { firmware::niced(&base) } else { base };
     warnings_denied(&mut cmd, &format!("the firmware for {}", b.name), true)
 }
