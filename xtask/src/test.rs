@@ -133,8 +133,8 @@ pub fn run_groups(args: &[String]) -> Result<()> {
         trained: None,
     };
     // The real boards' builds (the boards group, last; the Discovery kit's in the firmware
-    // group) start in the background with the groups that mostly run the emulator on one
-    // core, the real boards' lints with the host group.
+    // group) and their lints start in the background with the groups that mostly run the
+    // emulator on one core.
     let background = !firmware::using_debian_toolchain()
         && selected.contains(&"boards")
         && selected
@@ -142,21 +142,9 @@ pub fn run_groups(args: &[String]) -> Result<()> {
             .any(|g| matches!(*g, "firmware" | "pipeline"));
     let mut real_lints = background && selected.contains(&"lint");
     let mut warming: Option<std::thread::JoinHandle<lint::Checks>> = None;
-    let mut linting: Option<std::thread::JoinHandle<lint::Checks>> = None;
     for group in &selected {
         println!("[test] group {group}");
         let begun = Instant::now();
-        // The real boards' lints (their libraries built linted, their device crates with
-        // them, which their builds then find compiled) from the host group on: at a lower
-        // priority, they take what the host group's steps after its test build leave idle.
-        if *group == "host" && std::mem::take(&mut real_lints) {
-            println!(
-                "[test] the real boards' lints run in the background, at a lower priority (reported in the boards group)"
-            );
-            linting = Some(std::thread::spawn(|| {
-                lint::real_boards(&lint::real_linted(), true)
-            }));
-        }
         if warming.is_none() && background && matches!(*group, "firmware" | "pipeline") {
             if let Ok((probe, _)) = pipeline::probe_model() {
                 let log = work_dir().join("boards-warm-up.log");
@@ -181,7 +169,7 @@ pub fn run_groups(args: &[String]) -> Result<()> {
             }
         }
         if *group == "boards" {
-            for h in [linting.take(), warming.take()].into_iter().flatten() {
+            if let Some(h) = warming.take() {
                 match h.join() {
                     Ok(lints) => {
                         for (name, r) in lints {
@@ -208,7 +196,7 @@ pub fn run_groups(args: &[String]) -> Result<()> {
             "pipeline" => {
                 if let Err(e) = models::pipeline_group(&mut c) {
                     // No build left running in the background behind the error.
-                    for h in [linting.take(), warming.take()].into_iter().flatten() {
+                    if let Some(h) = warming.take() {
                         let _ = h.join();
                     }
                     return Err(e);

@@ -67,9 +67,9 @@ pub(super) fn lint(t: &mut Tally, real_later: bool) {
     }
     let (real, others) = linted_boards();
     // The real boards: their device crates compile one large crate at a time, which leaves
-    // a core idle. In a second lane beside the others, or, when the boards group runs too,
-    // in the background of the later groups, at a lower priority, their device crates then
-    // shared with those boards' builds (`real_later`: the caller runs [`real_boards`]).
+    // a core idle. In a second lane beside the others, or, when the later groups run the
+    // emulator on one core, in the background there, after their unlinted builds have
+    // compiled every dependency (`real_later`: the caller runs [`real_boards`] then).
     let lane = (!real_later).then(|| std::thread::spawn(move || real_boards(&real, false)));
     for b in others {
         t.record(
@@ -79,7 +79,7 @@ pub(super) fn lint(t: &mut Tally, real_later: bool) {
     }
     match lane.map(|l| l.join()) {
         None => println!(
-            "[test] the real boards' lints run later, in the background (reported in the boards group)"
+            "[test] the real boards' lints run in the background of the firmware and pipeline groups, after their builds (reported in the boards group)"
         ),
         Some(Ok(results)) => {
             for (name, r) in results {
