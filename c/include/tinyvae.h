@@ -10,9 +10,9 @@
 /* The size of a tinyvae_model in 64-bit words, by the compiler's pointer width (the Rust
  * library asserts that its model fits). */
 #if UINTPTR_MAX == 0xFFFFFFFFu
-#define TINYVAE_MODEL_WORDS 248
+#define TINYVAE_MODEL_WORDS 283
 #else
-#define TINYVAE_MODEL_WORDS 416
+#define TINYVAE_MODEL_WORDS 467
 #endif
 
 

@@ -94,9 +94,9 @@ pub const TINYVAE_KERNEL_ARMV6M: i32 = 3;
 
 /// 64-bit words of a [`tinyvae_model`] on a 32-bit core (include/tinyvae.h defines
 /// `TINYVAE_MODEL_WORDS` by the C compiler's pointer width; a test holds the two together).
-const MODEL_WORDS_32: usize = 248;
+const MODEL_WORDS_32: usize = 283;
 /// 64-bit words of a [`tinyvae_model`] on a 64-bit host.
-const MODEL_WORDS_64: usize = 416;
+const MODEL_WORDS_64: usize = 467;
 /// 64-bit words of a [`tinyvae_model`] on this target.
 const TINYVAE_MODEL_WORDS: usize = if cfg!(target_pointer_width = "32") {
     MODEL_WORDS_32

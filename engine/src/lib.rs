@@ -91,6 +91,8 @@ mod embed;
 mod error;
 pub mod golden;
 mod kernel;
+#[cfg(feature = "second-stage")]
+mod second_stage;
 mod steps;
 /// Which targets run the DSP-extension kernel (the rule engine/build.rs applies), for build
 /// scripts that size a firmware's buffers on the host.
@@ -436,12 +438,18 @@ impl<'m, 'a> Engine<'m, 'a> {
         mu.saturating_add(noise.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
     }
 
-    /// Draws a latent code from the model's prior (N(0, I), or its mixture).
+    /// Draws a latent code from the model's prior (N(0, I), its mixture, or its second
+    /// stage).
     #[inline(never)]
     pub fn sample_prior(&self, sampler: &mut Sampler, code: &mut [i8]) -> Result<(), Error> {
         let m = self.model;
         let dim = usize::from(m.latent.dim);
         check_len(dim, code.len(), false)?;
+        #[cfg(feature = "second-stage")]
+        if let Some(s) = m.prior.second_stage() {
+            self.second_stage_draw(s, sampler, code);
+            return Ok(());
+        }
         match m.prior.mixture() {
             None => {
                 // N(0, 1) is mu = 0, sigma = 1.

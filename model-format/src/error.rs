@@ -10,6 +10,8 @@ pub enum NetworkId {
     Encoder,
     /// The decoder: latent code to pixels.
     Decoder,
+    /// A second-stage prior's network: u ~ N(0, I) to z (format version 6).
+    Prior,
 }
 
 /// Everything that can be wrong with a model blob.

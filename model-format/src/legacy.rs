@@ -86,7 +86,7 @@ impl<'a> ModelV2<'a> {
             encoder: NetworkV2::of(&m.encoder)?,
             decoder: NetworkV2::of(&m.decoder)?,
             pixel_table: m.pixel_table,
-            prior: m.prior,
+            prior: m.prior.clone(),
             provenance: m.provenance,
             golden: m.golden.clone(),
         })

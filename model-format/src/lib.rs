@@ -59,7 +59,7 @@ use serde::{Deserialize, Serialize};
 /// The four bytes every model blob starts with.
 pub const MAGIC: [u8; 4] = *b"TVAE";
 /// The format version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// The oldest format version this crate reads: 1 with the `legacy` feature (the default),
 /// else 4 (version 5's encoding and checksum are version 4's).
 pub const MIN_FORMAT_VERSION: u16 = if cfg!(feature = "legacy") {
@@ -85,6 +85,11 @@ pub const MAX_WIDTH: u16 = 16384;
 pub const MAX_TRANSPOSED_STRIDE: u8 = 8;
 /// Largest latent size the format accepts.
 pub const MAX_LATENT: u16 = 256;
+/// Widest layer (inputs or outputs) of a second-stage prior's network (format version 6):
+/// the engine runs it in fixed buffers of this many values, on the stack.
+pub const MAX_SECOND_STAGE_WIDTH: u16 = 256;
+/// Most layers of a second-stage prior's network.
+pub const MAX_SECOND_STAGE_LAYERS: usize = 4;
 /// Fractional bits of the engine's N(0, 1) draws (Q3.12 in an i16).
 pub const EPS_FRAC_BITS: u8 = 12;
 /// Fractional bits of the sigma table's values (sigma in Q16 in a u32).

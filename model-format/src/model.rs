@@ -92,8 +92,39 @@ impl ClassMixture<'_> {
     }
 }
 
+/// A second-stage VAE's decoder (Dai and Wipf 2019; format version 6; feature
+/// `second-stage`): dense layers mapping `u ~ N(0, I)` to z. Each of the first layer's
+/// `in_dim` N(0, 1) draws (Q12) becomes an int8 input by `requantize(eps, input_multiplier,
+/// input_shift) + input_zero_point`, clamped; the layers run as a network's do, the last
+/// writing z in Q`frac_bits` (`I16`), which becomes the decoder's code as any z does.
+#[cfg(feature = "second-stage")]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SecondStage<'a> {
+    /// Q31 multiplier from an N(0, 1) draw in Q12 to the network's int8 input.
+    pub input_multiplier: i32,
+    /// Shift paired with `input_multiplier`, in `[-31, 30]`.
+    pub input_shift: i8,
+    /// Zero-point of the network's int8 input (the first layer's `input_zero_point`).
+    pub input_zero_point: i8,
+    /// Dense layers, at most [`MAX_SECOND_STAGE_LAYERS`], each at most
+    /// [`MAX_SECOND_STAGE_WIDTH`] wide; the last writes the latent's `dim` values in `I16`.
+    #[serde(borrow)]
+    pub layers: heapless::Vec<Layer<'a>, MAX_SECOND_STAGE_LAYERS>,
+}
+
+#[cfg(feature = "second-stage")]
+impl SecondStage<'_> {
+    /// The N(0, 1) draws one sample takes: the first layer's inputs.
+    pub fn draws(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.in_len() as usize)
+    }
+}
+
 /// The distribution generation draws z from.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+// A second stage's layers are held in place (no allocator to box them in): every model
+// carries their room, about 300 bytes on a 32-bit core.
+#[allow(clippy::large_enum_variant)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum Prior<'a> {
     /// N(0, I).
     StandardNormal,
@@ -104,6 +135,11 @@ pub enum Prior<'a> {
     #[cfg(feature = "classes")]
     #[serde(borrow)]
     ClassMixture(ClassMixture<'a>),
+    /// A second-stage VAE's decoder from u ~ N(0, I) to z (format version 6; feature
+    /// `second-stage`, which needs `classes`: the variants are numbered in order).
+    #[cfg(feature = "second-stage")]
+    #[serde(borrow)]
+    SecondStage(SecondStage<'a>),
 }
 
 impl<'a> Prior<'a> {
@@ -130,13 +166,25 @@ impl<'a> Prior<'a> {
         }
     }
 
-    /// The mixture to sample when no class is asked for (`None` for N(0, I)).
+    /// The mixture to sample when no class is asked for (`None` for N(0, I) and a second
+    /// stage).
     pub fn mixture(&self) -> Option<&Mixture<'a>> {
         match self {
             Prior::StandardNormal => None,
             Prior::Mixture(m) => Some(m),
             #[cfg(feature = "classes")]
             Prior::ClassMixture(c) => Some(&c.mixture),
+            #[cfg(feature = "second-stage")]
+            Prior::SecondStage(_) => None,
+        }
+    }
+
+    /// The second stage's network, for a second-stage prior.
+    #[cfg(feature = "second-stage")]
+    pub fn second_stage(&self) -> Option<&SecondStage<'a>> {
+        match self {
+            Prior::SecondStage(s) => Some(s),
+            _ => None,
         }
     }
 }
@@ -298,9 +346,14 @@ impl<'a> Model<'a> {
         Ok(model)
     }
 
-    /// The oldest format version that can express this model: 5 with a class mixture, 3
-    /// with a convolution layer or without an encoder, else 2 with a tiled layer, else 1.
+    /// The oldest format version that can express this model: 6 with a second stage, 5
+    /// with a class mixture, 3 with a convolution layer or without an encoder, else 2 with a
+    /// tiled layer, else 1.
     pub fn min_version(&self) -> u16 {
+        #[cfg(feature = "second-stage")]
+        if matches!(self.prior, Prior::SecondStage(_)) {
+            return 6;
+        }
         #[cfg(feature = "classes")]
         if matches!(self.prior, Prior::ClassMixture(_)) {
             return 5;
@@ -331,15 +384,11 @@ impl<'a> Model<'a> {
             (NetworkId::Decoder, &self.decoder),
         ];
         for (network, net) in nets {
-            for (i, l) in net.layers.iter().enumerate() {
-                let offset = (l.packed_weights().as_ptr() as usize).wrapping_sub(base);
-                if l.matrix().layout == WeightLayout::Tiles4x4 && !offset.is_multiple_of(4) {
-                    return Err(Error::MisalignedWeights {
-                        network,
-                        layer: i as u8,
-                    });
-                }
-            }
+            misaligned(network, &net.layers, base)?;
+        }
+        #[cfg(feature = "second-stage")]
+        if let Some(s) = self.prior.second_stage() {
+            misaligned(NetworkId::Prior, &s.layers, base)?;
         }
         Ok(())
     }
@@ -371,6 +420,21 @@ impl<'a> Model<'a> {
             })
             .sum()
     }
+}
+
+/// [`Error::MisalignedWeights`] for the first `Tiles4x4` layer of `layers` whose tiles do not
+/// start on a 4-byte boundary from `base`.
+fn misaligned(network: NetworkId, layers: &[Layer<'_>], base: usize) -> Result<(), Error> {
+    for (i, l) in layers.iter().enumerate() {
+        let offset = (l.packed_weights().as_ptr() as usize).wrapping_sub(base);
+        if l.matrix().layout == WeightLayout::Tiles4x4 && !offset.is_multiple_of(4) {
+            return Err(Error::MisalignedWeights {
+                network,
+                layer: i as u8,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks the fixed header and the checksum; returns the payload.

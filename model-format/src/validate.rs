@@ -2,8 +2,8 @@
 //! already checked against the shapes, so validation terminates on any input.
 
 use crate::{
-    Activation, ConvShape, DataShape, Dense, Error, Latent, Layer, Mixture, Model, Network,
-    NetworkId, OutputType, Prior, WeightLayout, MAX_LATENT, MAX_TRANSPOSED_STRIDE, MAX_WIDTH,
+    Activation, ConvShape, DataShape, Dense, Error, Latent, Layer, Mixture, Model, NetworkId,
+    OutputType, Prior, WeightLayout, MAX_LATENT, MAX_TRANSPOSED_STRIDE, MAX_WIDTH,
 };
 
 /// Largest absolute int8 input value: inputs lie in [-128, 127].
@@ -36,7 +36,7 @@ pub(crate) fn model(m: &Model<'_>) -> Result<(), Error> {
     // A decoder-only model (format version 3) has no encoder layer at all.
     if m.has_encoder() {
         network(
-            &m.encoder,
+            &m.encoder.layers,
             NetworkId::Encoder,
             (pixels, Some(&m.data)),
             (m.encoder_out_dim(), None),
@@ -44,7 +44,7 @@ pub(crate) fn model(m: &Model<'_>) -> Result<(), Error> {
         )?;
     }
     network(
-        &m.decoder,
+        &m.decoder.layers,
         NetworkId::Decoder,
         (usize::from(m.latent.dim), None),
         (pixels, Some(&m.data)),
@@ -130,7 +130,43 @@ fn prior(p: &Prior<'_>, dim: u16) -> Result<(), Error> {
             }
             section(prev == c.mixture.components, "prior.class_ends")
         }
+        #[cfg(feature = "second-stage")]
+        Prior::SecondStage(s) => second_stage(s, dim),
     }
+}
+
+/// A second stage's network: dense layers of at most [`crate::MAX_SECOND_STAGE_WIDTH`]
+/// values from its draws to the latent's `dim` values in `I16`, `I8` between them, none
+/// through the pixel table; its input conversion in range.
+#[cfg(feature = "second-stage")]
+fn second_stage(s: &crate::SecondStage<'_>, dim: u16) -> Result<(), Error> {
+    multiplier(s.input_multiplier, "prior.input_multiplier")?;
+    shift(s.input_shift, "prior.input_shift")?;
+    let wide = u64::from(crate::MAX_SECOND_STAGE_WIDTH);
+    for l in s.layers.iter() {
+        range(matches!(l, Layer::Dense(_)), "prior layer kind")?;
+        range(
+            l.in_len() <= wide && l.out_len() <= wide,
+            "prior layer width",
+        )?;
+        range(
+            l.activation() != Activation::PixelTable,
+            "prior layer activation",
+        )?;
+    }
+    if let Some(first) = s.layers.first() {
+        range(
+            first.matrix().input_zero_point == s.input_zero_point,
+            "prior input zero-point",
+        )?;
+    }
+    network(
+        &s.layers,
+        NetworkId::Prior,
+        (s.draws(), None),
+        (usize::from(dim), None),
+        OutputType::I16,
+    )
 }
 
 fn mixture(m: &Mixture<'_>, dim: u16) -> Result<(), Error> {
@@ -160,7 +196,7 @@ fn shift(s: i8, field: &'static str) -> Result<(), Error> {
 /// reads and writes, with the data's shape where that side is the data (a convolution there
 /// must take or write exactly that shape).
 fn network(
-    n: &Network<'_>,
+    layers: &[Layer<'_>],
     id: NetworkId,
     (input, input_shape): (usize, Option<&DataShape>),
     (output, output_shape): (usize, Option<&DataShape>),
@@ -171,7 +207,7 @@ fn network(
         layer: layer as u8,
         field,
     };
-    if n.layers.is_empty() {
+    if layers.is_empty() {
         return Err(mismatch(255, "no layers"));
     }
     let mut width = input as u64;
@@ -183,8 +219,8 @@ fn network(
             u64::from(d.channels),
         )
     });
-    let count = n.layers.len();
-    for (i, l) in n.layers.iter().enumerate() {
+    let count = layers.len();
+    for (i, l) in layers.iter().enumerate() {
         if l.in_len() != width {
             return Err(mismatch(i, "in_dim does not match the previous output"));
         }
@@ -228,7 +264,7 @@ fn network(
             "out_dim does not match the network's output",
         ));
     }
-    if let (Some(d), Some(c)) = (output_shape, n.layers.last().and_then(Layer::conv)) {
+    if let (Some(d), Some(c)) = (output_shape, layers.last().and_then(Layer::conv)) {
         let data = (d.height, d.width, u16::from(d.channels));
         if (c.out_height, c.out_width, c.out_channels) != data {
             return Err(mismatch(count - 1, "conv output shape"));

@@ -211,14 +211,19 @@ fn every_truncation_is_an_error() {
     }
 }
 
-/// Every flip is an error, but one: the version field's lowest bit, which turns version 5
+/// Every flip is an error, but one: the version field's second bit, which turns version 6
 /// into version 4, the same encoding and checksum (FORMAT.md, section 5). That flip must read
-/// exactly the same model, so it changes nothing; and for a model that needs version 5 (a
-/// prior grouped by class) it is an error too.
+/// exactly the same model, so it changes nothing; and for a model that needs version 5 or 6
+/// (a prior grouped by class, a second stage) it is an error too.
 #[test]
 fn every_single_bit_flip_is_an_error() {
     let classes = OwnedModel::synthetic(&spec(ModelKind::Vae, vec![12], 4), 2)
         .with_classes(2, 5)
+        .to_bytes()
+        .unwrap();
+    let second = OwnedModel::synthetic(&spec(ModelKind::Vae, vec![12], 4), 3)
+        .with_second_stage(4, &[8], 6)
+        .with_layout(WeightLayout::Tiles4x4)
         .to_bytes()
         .unwrap();
     for blob in [
@@ -227,6 +232,7 @@ fn every_single_bit_flip_is_an_error() {
         conv_blob(),
         decoder_only_blob(),
         classes,
+        second,
     ] {
         flips_are_errors(&blob);
     }
@@ -234,8 +240,8 @@ fn every_single_bit_flip_is_an_error() {
 
 fn flips_are_errors(blob: &[u8]) {
     assert_eq!(
-        FORMAT_VERSION, 5,
-        "the version-4 exception below is version 5's"
+        FORMAT_VERSION, 6,
+        "the version-4 exception below is version 6's"
     );
     let original = Model::from_bytes(blob).unwrap();
     let mut b = blob.to_vec();
@@ -244,7 +250,7 @@ fn flips_are_errors(blob: &[u8]) {
             b[i] ^= 1 << bit;
             match Model::from_bytes(&b) {
                 Err(_) => {}
-                Ok(m) if (i, bit) == (4, 0) && original.min_version() < 5 => {
+                Ok(m) if (i, bit) == (4, 1) && original.min_version() < 5 => {
                     assert_eq!(m, original, "relabelled as version 4, another model");
                 }
                 Ok(_) => panic!("flip of byte {i} bit {bit} parsed"),
@@ -894,4 +900,87 @@ fn the_footprint_accounts_for_every_byte() {
     let last = other.len() - 1;
     other[last] ^= 1;
     assert!(m.footprint(&other).is_err());
+}
+
+/// A second stage's network is checked as a network of its own (`NetworkId::Prior`), with
+/// its own rules: dense layers, `I16` last, its input conversion and zero-point in range.
+#[test]
+fn a_hostile_second_stage_is_named() {
+    let good =
+        OwnedModel::synthetic(&spec(ModelKind::Vae, vec![12], 4), 3).with_second_stage(4, &[8], 6);
+    assert!(good.to_bytes().is_ok());
+    let with = |f: &dyn Fn(&mut i32, &mut i8, &mut Vec<tinyvae_format::owned::OwnedLayer>)| {
+        let mut m = good.clone();
+        let OwnedPrior::SecondStage {
+            input_multiplier,
+            input_zero_point,
+            layers,
+            ..
+        } = &mut m.prior
+        else {
+            unreachable!()
+        };
+        f(input_multiplier, input_zero_point, layers);
+        m.to_bytes().map(|_| ())
+    };
+    let out_of_range = |field| Err(Error::ValueOutOfRange { field });
+    assert_eq!(
+        with(&|m, _, _| *m = 5),
+        out_of_range("prior.input_multiplier")
+    );
+    assert_eq!(
+        with(&|_, zp, _| *zp = 3),
+        out_of_range("prior input zero-point")
+    );
+    assert_eq!(
+        with(&|_, _, l| l[0].matrix.activation = tinyvae_format::Activation::PixelTable),
+        out_of_range("prior layer activation")
+    );
+    assert_eq!(
+        with(&|_, _, l| l.clear()),
+        Err(Error::ShapeMismatch {
+            network: NetworkId::Prior,
+            layer: 255,
+            field: "no layers"
+        })
+    );
+    assert_eq!(
+        with(&|_, _, l| l[1].matrix.output_type = tinyvae_format::OutputType::I8),
+        Err(Error::ShapeMismatch {
+            network: NetworkId::Prior,
+            layer: 1,
+            field: "output_type"
+        })
+    );
+    // A layer dropped: the hidden layer's 8 outputs are not the latent's 4.
+    assert_eq!(
+        with(&|_, _, l| {
+            l.pop();
+        }),
+        Err(Error::ShapeMismatch {
+            network: NetworkId::Prior,
+            layer: 0,
+            field: "output_type"
+        })
+    );
+    // Wider than the engine's buffers.
+    let wide = OwnedModel::synthetic(&spec(ModelKind::Vae, vec![12], 4), 3).with_second_stage(
+        4,
+        &[257],
+        6,
+    );
+    assert_eq!(
+        wide.to_bytes().map(|_| ()),
+        out_of_range("prior layer width")
+    );
+    // A version-5 file cannot hold a second stage.
+    let blob = relabel(&good.to_bytes().unwrap(), 5);
+    assert_eq!(Model::from_bytes(&blob).unwrap_err(), Error::Malformed);
+    // Its layers as read.
+    let blob = good.to_bytes().unwrap();
+    let m = Model::from_bytes(&blob).unwrap();
+    let Prior::SecondStage(s) = &m.prior else {
+        panic!("not a second stage")
+    };
+    assert_eq!((s.draws(), s.layers.len(), m.min_version()), (4, 2, 6));
 }

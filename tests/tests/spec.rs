@@ -413,6 +413,20 @@ fn spec_prior(m: &Model<'_>, s: &mut SpecSampler) -> Vec<i8> {
                 .unwrap_or(usize::from(mix.components) - 1);
             spec_component(m, mix, k, s)
         }
+        // Version 6: the draws through the second stage's layers; its z as any z.
+        Prior::SecondStage(st) => {
+            let mut x: Vec<i32> = (0..st.draws())
+                .map(|_| {
+                    spec_requantize(i32::from(s.normal()), st.input_multiplier, st.input_shift)
+                        .saturating_add(i32::from(st.input_zero_point))
+                        .clamp(-128, 127)
+                })
+                .collect();
+            for l in st.layers.iter() {
+                x = spec_layer(l, &x);
+            }
+            x.iter().map(|&z| spec_code(m, z)).collect()
+        }
     }
 }
 
@@ -547,6 +561,22 @@ fn synthetic_models() -> Vec<(String, Vec<u8>)> {
     out.push((
         "dense vae, mixture per class".into(),
         classes.to_bytes().expect("a synthetic model is valid"),
+    ));
+    // A second-stage prior (version 6): 5 draws, hidden layers of 9 and 6, in both layouts
+    // (tiled: the prior's layers aligned too), and one draw straight to z.
+    for (seed, layout) in [(4u64, WeightLayout::RowMajor), (5, WeightLayout::Tiles4x4)] {
+        let m = OwnedModel::synthetic(&SyntheticSpec::default(), seed)
+            .with_second_stage(5, &[9, 6], seed + 10)
+            .with_layout(layout);
+        out.push((
+            format!("dense vae, second stage, {layout:?}"),
+            m.to_bytes().expect("a synthetic model is valid"),
+        ));
+    }
+    let direct = OwnedModel::synthetic(&SyntheticSpec::default(), 6).with_second_stage(3, &[], 16);
+    out.push((
+        "dense vae, second stage of one layer".into(),
+        direct.to_bytes().expect("a synthetic model is valid"),
     ));
     out
 }

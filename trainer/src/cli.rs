@@ -35,6 +35,8 @@ pub(crate) enum PriorArg {
     Mixture,
     /// The aggregate posterior of some training images.
     Aggregate,
+    /// A second-stage VAE's decoder, from u ~ N(0, I) to z.
+    SecondStage,
 }
 
 #[derive(Parser)]
@@ -220,22 +222,27 @@ pub(crate) struct ExportArgs {
     pub(crate) calibration: usize,
     /// The prior generation samples z from: `normal` (N(0, I)), `mixture` (a Gaussian
     /// mixture learned from the training set's encodings, its size chosen on held-out
-    /// encodings within --prior-bytes) or `aggregate` (the posteriors of
-    /// --prior-components training images: close to replaying them). VAE only, except
-    /// `normal`. Default: `normal`, or `aggregate` when --prior-components is given.
+    /// encodings within --prior-bytes), `second-stage` (a second VAE trained on the
+    /// encodings, its decoder as wide as --prior-bytes allows: format version 6) or
+    /// `aggregate` (the posteriors of --prior-components training images: close to
+    /// replaying them). VAE only, except `normal`. Default: `normal`, or `aggregate` when
+    /// --prior-components is given.
     #[arg(long, value_enum)]
     pub(crate) prior: Option<PriorArg>,
     /// Components: training images for `aggregate` (default 256; 0 with no --prior keeps
     /// N(0, I)), the most components for `mixture` (default: what --prior-bytes allows).
     #[arg(long)]
     pub(crate) prior_components: Option<usize>,
-    /// Bytes a `mixture` prior may add to the model file.
+    /// Bytes a `mixture` or `second-stage` prior may add to the model file.
     #[arg(long, default_value_t = 8192)]
     pub(crate) prior_bytes: usize,
-    /// Multiply a `mixture` prior's standard deviations by this (below 1: surer digits,
-    /// less variety).
+    /// Multiply a `mixture` prior's standard deviations, or a `second-stage` prior's draws
+    /// of u, by this (below 1: surer digits, less variety).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) prior_temperature: f64,
+    /// Epochs of training of a `second-stage` prior.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) second_stage_epochs: usize,
     /// With `--prior mixture`: one mixture per class of the training labels, so that the
     /// chip can draw a chosen class (`Engine::sample_class`; format version 5). `auto`:
     /// when the training set has labels.

@@ -201,9 +201,9 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
     Ok(elf_dir(board))
 }
 
-/// The firmware features of a build for `board`: the board's, and `classes`.
+/// The firmware features of a build for `board`: the board's, `classes` and `second-stage`.
 pub fn features(board: Board) -> String {
-    format!("{},classes", board.feature)
+    format!("{},classes,second-stage", board.feature)
 }
 
 /// Builds `boards`' `vae` firmware with `model` at a lower priority, its output to `log`:

@@ -85,6 +85,29 @@ pub enum OwnedPrior {
         /// Per class, one past its last component.
         class_ends: Vec<u16>,
     },
+    /// A second-stage VAE's decoder (format version 6; feature `second-stage`).
+    #[cfg(feature = "second-stage")]
+    SecondStage {
+        /// Q31 multiplier from an N(0, 1) draw in Q12 to the first layer's int8 input.
+        input_multiplier: i32,
+        /// Its shift.
+        input_shift: i8,
+        /// The first layer's input zero-point.
+        input_zero_point: i8,
+        /// Dense layers, the last writing z in `I16`.
+        layers: Vec<OwnedLayer>,
+    },
+}
+
+impl OwnedPrior {
+    /// The layers of a second-stage prior (none for any other).
+    fn layers_mut(&mut self) -> &mut [OwnedLayer] {
+        match self {
+            #[cfg(feature = "second-stage")]
+            OwnedPrior::SecondStage { layers, .. } => layers,
+            _ => &mut [],
+        }
+    }
 }
 
 /// Owned provenance.
@@ -188,6 +211,8 @@ impl OwnedModel {
                 sigmas,
                 class_ends,
             } => b.prior = mixture(cumulative, means, sigmas, class_ends),
+            #[cfg(feature = "second-stage")]
+            OwnedPrior::SecondStage { .. } => {}
         }
         if let Some(g) = &self.golden {
             for (p, e) in &g.encoder {
@@ -230,6 +255,24 @@ impl OwnedModel {
                 },
                 class_ends: arr(&buf.prior[3]),
             }),
+            #[cfg(feature = "second-stage")]
+            OwnedPrior::SecondStage {
+                input_multiplier,
+                input_shift,
+                input_zero_point,
+                layers,
+            } => {
+                let mut out = heapless::Vec::new();
+                for l in layers {
+                    out.push(l.view()).map_err(|_| Error::Malformed)?;
+                }
+                Prior::SecondStage(crate::SecondStage {
+                    input_multiplier: *input_multiplier,
+                    input_shift: *input_shift,
+                    input_zero_point: *input_zero_point,
+                    layers: out,
+                })
+            }
         };
         let golden = match &self.golden {
             None => None,
@@ -300,7 +343,13 @@ impl OwnedModel {
     /// The same model with every layer's weights stored in `layout`.
     pub fn with_layout(&self, layout: WeightLayout) -> OwnedModel {
         let mut m = self.clone();
-        for l in m.encoder.iter_mut().chain(m.decoder.iter_mut()) {
+        let prior = m.prior.layers_mut();
+        for l in m
+            .encoder
+            .iter_mut()
+            .chain(m.decoder.iter_mut())
+            .chain(prior)
+        {
             *l = l.with_layout(layout);
         }
         m
@@ -312,7 +361,7 @@ impl OwnedModel {
         let mut m = self.clone();
         // Moving one layer's tiles can move every later array, and a lead byte more can
         // lengthen an array's length prefix: settle layer by layer, then check.
-        let layers = m.encoder.len() + m.decoder.len();
+        let layers = m.encoder.len() + m.decoder.len() + m.prior.layers_mut().len();
         for _ in 0..=2 * layers {
             let blob = m.serialize()?;
             let (network, layer) = match Model::from_bytes(&blob).map(|_| ()) {
@@ -323,17 +372,26 @@ impl OwnedModel {
             let offset = {
                 let version = u16::from_le_bytes([blob[4], blob[5]]);
                 let model = Model::decode(version, &blob[crate::HEADER_LEN..])?;
-                let net = match network {
-                    crate::NetworkId::Encoder => &model.encoder,
-                    crate::NetworkId::Decoder => &model.decoder,
+                let net: &[Layer<'_>] = match network {
+                    crate::NetworkId::Encoder => &model.encoder.layers,
+                    crate::NetworkId::Decoder => &model.decoder.layers,
+                    #[cfg(feature = "second-stage")]
+                    crate::NetworkId::Prior => model
+                        .prior
+                        .second_stage()
+                        .map_or(&[][..], |s| &s.layers[..]),
+                    #[cfg(not(feature = "second-stage"))]
+                    crate::NetworkId::Prior => &[],
                 };
-                let l = net.layers.get(layer).ok_or(Error::Malformed)?;
+                let l = net.get(layer).ok_or(Error::Malformed)?;
                 l.packed_weights().as_ptr() as usize - blob.as_ptr() as usize
             };
             let l = match network {
-                crate::NetworkId::Encoder => &mut m.encoder[layer],
-                crate::NetworkId::Decoder => &mut m.decoder[layer],
-            };
+                crate::NetworkId::Encoder => m.encoder.get_mut(layer),
+                crate::NetworkId::Decoder => m.decoder.get_mut(layer),
+                crate::NetworkId::Prior => m.prior.layers_mut().get_mut(layer),
+            }
+            .ok_or(Error::Malformed)?;
             let lead = l.lead();
             l.set_lead((lead + 4 - offset % 4) % 4);
         }
@@ -416,6 +474,13 @@ impl OwnedModel {
                     means: c.mixture.means.iter().collect(),
                     sigmas: c.mixture.sigmas.iter().collect(),
                     class_ends: c.class_ends.iter().collect(),
+                },
+                #[cfg(feature = "second-stage")]
+                Prior::SecondStage(s) => OwnedPrior::SecondStage {
+                    input_multiplier: s.input_multiplier,
+                    input_shift: s.input_shift,
+                    input_zero_point: s.input_zero_point,
+                    layers: s.layers.iter().map(layer).collect(),
                 },
             },
             provenance: OwnedProvenance {

@@ -5,6 +5,8 @@ use crate::owned::{
     Channels, OwnedDense, OwnedGolden, OwnedLatent, OwnedLayer, OwnedModel, OwnedOp, OwnedPrior,
     OwnedProvenance,
 };
+#[cfg(feature = "second-stage")]
+use crate::tables::quantize_multiplier;
 use crate::tables::{pixel_table, LATENT_FRAC_BITS};
 use crate::testkit::random::{self, MatrixMut, Params, SplitMix};
 use crate::{Activation, ConvShape, DataShape, ModelKind, OutputType};
@@ -350,6 +352,44 @@ impl OwnedModel {
             means: means.clone(),
             sigmas: sigmas.clone(),
             class_ends,
+        };
+        self
+    }
+
+    /// The model with a second-stage prior (format version 6) of random dense layers drawn
+    /// with `seed`: `draws` N(0, 1) draws through hidden layers of `hidden` widths (ReLU) to
+    /// the latent's z in `I16`, for tests. `draws` and every width in `1..=256`.
+    #[cfg(feature = "second-stage")]
+    pub fn with_second_stage(mut self, draws: u16, hidden: &[u16], seed: u64) -> OwnedModel {
+        let mut draw = Draw(SplitMix(seed));
+        let mut widths = vec![draws];
+        widths.extend(hidden);
+        let mut layers: Vec<OwnedLayer> = Vec::new();
+        for (i, w) in widths.windows(2).enumerate() {
+            let l = LayerSpec {
+                in_zp: if i == 0 { 0 } else { -128 },
+                ..LayerSpec::hidden(w[0], w[1])
+            };
+            layers.push(draw.layer(l).into());
+        }
+        let head = LayerSpec {
+            inputs: *widths.last().unwrap_or(&draws),
+            outputs: self.latent.dim,
+            act: Activation::None,
+            ty: OutputType::I16,
+            in_zp: if hidden.is_empty() { 0 } else { -128 },
+            out_zp: 0,
+            target: f64::from(1u32 << LATENT_FRAC_BITS),
+            ..LayerSpec::hidden(0, 0)
+        };
+        layers.push(draw.layer(head).into());
+        // N(0, 1) in Q12 to codes of about 32 per unit.
+        let (input_multiplier, input_shift) = quantize_multiplier(32.0 / 4096.0).unwrap_or((0, 0));
+        self.prior = OwnedPrior::SecondStage {
+            input_multiplier,
+            input_shift,
+            input_zero_point: 0,
+            layers,
         };
         self
     }

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use tinyvae_format::WeightLayout;
 use tinyvae_trainer::atomic_write;
 use tinyvae_trainer::export::{print_report, quantize, ExportOptions, Exported, Trained};
-use tinyvae_trainer::prior::{MixtureReport, PriorChoice};
+use tinyvae_trainer::prior::{second, MixtureReport, PriorChoice, PriorReport};
 
 use super::load_run;
 use crate::cli::{ExportArgs, LayoutArg, PerClassArg, PriorArg};
@@ -20,15 +20,18 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
         prior_components,
         prior_bytes,
         prior_temperature,
+        second_stage_epochs,
         per_class,
         layout,
         f32_decoder,
         decoder_only,
     } = a;
-    if (prior_temperature != 1.0 || per_class != PerClassArg::Off)
-        && prior != Some(PriorArg::Mixture)
+    if per_class != PerClassArg::Off && prior != Some(PriorArg::Mixture) {
+        bail!("--per-class applies to --prior mixture only");
+    }
+    if prior_temperature != 1.0 && !matches!(prior, Some(PriorArg::Mixture | PriorArg::SecondStage))
     {
-        bail!("--prior-temperature and --per-class apply to --prior mixture only");
+        bail!("--prior-temperature applies to --prior mixture and --prior second-stage only");
     }
     let (ck, net, data) = load_run(&checkpoint, data.as_deref())?;
     let last = ck.progress.history.last();
@@ -41,6 +44,14 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
             }
             (None | Some(PriorArg::Aggregate), k) => PriorChoice::Aggregate {
                 images: k.unwrap_or(256),
+            },
+            (Some(PriorArg::SecondStage), Some(k)) => {
+                bail!("--prior second-stage takes no --prior-components (got {k}): its size is --prior-bytes")
+            }
+            (Some(PriorArg::SecondStage), None) => PriorChoice::SecondStage {
+                max_bytes: prior_bytes,
+                epochs: second_stage_epochs,
+                temperature: prior_temperature,
             },
             (Some(PriorArg::Mixture), k) => PriorChoice::Mixture {
                 max_components: k.unwrap_or(0),
@@ -74,12 +85,14 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
     let Exported {
         blob,
         report,
-        mixture,
+        prior,
         ..
     } = quantize(&trained, &data, &opts)?;
     print_report(&report);
-    if let Some(m) = mixture {
-        print_mixture(&m);
+    match prior {
+        Some(PriorReport::Mixture(m)) => print_mixture(&m),
+        Some(PriorReport::SecondStage(s)) => print_second_stage(&s),
+        None => {}
     }
     atomic_write(&out, |mut f| {
         std::io::Write::write_all(&mut f, &blob)?;
@@ -120,5 +133,15 @@ fn print_mixture(m: &MixtureReport) {
     println!(
         "  refitted on all encodings: {} components, {} EM iterations",
         m.components, m.iterations
+    );
+}
+
+/// What the second stage became.
+fn print_second_stage(s: &second::Report) {
+    println!(
+        "prior: a second-stage VAE trained on {} training encodings for {} epochs, {} hidden \
+         units (the widest within --prior-bytes); held-out loss {:.3} nats per code (KL {:.3}), \
+         gamma {:.4}",
+        s.points, s.epochs, s.hidden, s.held_out_loss, s.held_out_kl, s.gamma
     );
 }

@@ -66,9 +66,20 @@ pub(crate) fn cmd_inspect(
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
+        tinyvae_format::Prior::SecondStage(s) => println!(
+            "prior: a second stage, {} N(0, 1) draws through {} dense layers to z",
+            s.draws(),
+            s.layers.len()
+        ),
     }
-    for (name, net) in [("encoder", &m.encoder), ("decoder", &m.decoder)] {
-        for (i, layer) in net.layers.iter().enumerate() {
+    let prior: &[tinyvae_format::Layer<'_>] = m.prior.second_stage().map_or(&[], |s| &s.layers);
+    let nets = [
+        ("encoder", &m.encoder.layers[..]),
+        ("decoder", &m.decoder.layers[..]),
+        ("prior", prior),
+    ];
+    for (name, layers) in nets {
+        for (i, layer) in layers.iter().enumerate() {
             let l = layer.matrix();
             println!(
                 "  {name} {i}: {layer} {:?} {:?}, {:?} weights, zero-points in {} out {}",

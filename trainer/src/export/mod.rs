@@ -20,27 +20,25 @@
 //! with the engine ([`golden_vectors`]), the blob written.
 
 mod layer;
+mod network;
 mod report;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use tinyvae_engine::{Engine, NoProbe, Sampler};
-use tinyvae_format::owned::{
-    pixel_table, OwnedGolden, OwnedLatent, OwnedLayer, OwnedModel, OwnedProvenance,
-    LATENT_FRAC_BITS,
-};
-use tinyvae_format::{Activation, DataShape, PixelEncoding, WeightLayout};
+use tinyvae_format::owned::{pixel_table, OwnedGolden, OwnedLatent, OwnedModel, OwnedProvenance};
+use tinyvae_format::{DataShape, PixelEncoding, WeightLayout};
 
 pub use layer::FloatMatrix;
+pub use network::{float_layers, quantile, quantize_network, Head, QuantizedNetwork};
 pub use report::{print_report, LayerReport};
 
 use crate::data::{Dataset, Split};
-use crate::layers::{run, Layer};
+use crate::layers::Layer;
 use crate::model::{to_vec_f32, Kind, Net};
-use crate::prior::{MixtureReport, PriorChoice};
+use crate::prior::{PriorChoice, PriorReport};
 use crate::rng::Rng;
 use crate::train::{batch_tensor, Config};
-use layer::Output;
 
 /// Export options.
 #[derive(Clone, Debug)]
@@ -94,8 +92,8 @@ pub struct Exported {
     pub blob: Vec<u8>,
     /// One line per layer.
     pub report: Vec<LayerReport>,
-    /// How a learned prior was chosen, when one was fitted.
-    pub mixture: Option<MixtureReport>,
+    /// How a learned prior was fitted, when one was.
+    pub prior: Option<PriorReport>,
 }
 
 /// Float activations for calibration: every layer's output on calibration images (encoder)
@@ -111,20 +109,6 @@ pub struct Calibration {
     pub zq: Vec<f32>,
     /// Real value of one step of the int8 latent code.
     pub z_scale: f32,
-}
-
-fn quantile(v: &mut [f32], q: f64) -> f32 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() - 1) as f64 * q).round() as usize;
-    v[i]
-}
-
-/// Per-layer outputs (after the activation) of a float network.
-fn float_layers(layers: &[Layer], x: &Tensor) -> Result<Vec<Vec<f32>>> {
-    run(layers, x, true)?.iter().map(to_vec_f32).collect()
 }
 
 /// Runs the float model on calibration images and on latent draws.
@@ -173,82 +157,6 @@ pub fn calibrate(net: &Net, calib: &Split, opts: &ExportOptions) -> Result<Calib
     })
 }
 
-/// What a network's last layer writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Head {
-    /// The encoder's: int16 fixed point, no activation.
-    Fixed,
-    /// The decoder's: int8 logits over their calibrated range, then the pixel table.
-    Pixels,
-}
-
-/// One network in int8.
-pub struct QuantizedNetwork {
-    /// Its layers.
-    pub layers: Vec<OwnedLayer>,
-    /// Their report lines.
-    pub report: Vec<LayerReport>,
-    /// The last int8 output's (zero-point, scale): the decoder's logits.
-    pub output: (i8, f32),
-}
-
-/// Quantizes one network layer by layer from its calibrated float outputs, its input at
-/// `(zero-point, scale)`; report lines are named `prefix.i`.
-pub fn quantize_network(
-    layers: &[Layer],
-    outs: &[Vec<f32>],
-    mut input: (i8, f32),
-    head: Head,
-    prefix: &str,
-) -> Result<QuantizedNetwork> {
-    let mut owned = Vec::with_capacity(layers.len());
-    let mut report = Vec::with_capacity(layers.len());
-    for (i, l) in layers.iter().enumerate() {
-        let m = FloatMatrix::of(l)?;
-        let last = i + 1 == layers.len();
-        let (output, act) = match (last, head) {
-            (true, Head::Fixed) => (
-                Output::I16 {
-                    frac: LATENT_FRAC_BITS,
-                },
-                Activation::None,
-            ),
-            (true, Head::Pixels) => {
-                let mut v = outs[i].clone();
-                // max/min rather than clamp: a NaN quantile must not panic here.
-                #[allow(clippy::manual_clamp)]
-                let (lo, hi) = (
-                    quantile(&mut v, 0.001).max(-12.0).min(-1.0),
-                    quantile(&mut v, 0.999).min(12.0).max(1.0),
-                );
-                let s = (hi - lo) / 255.0;
-                let zp = (-128.0 - lo / s).round().clamp(-128.0, 127.0) as i8;
-                (Output::I8(zp, s), Activation::PixelTable)
-            }
-            (false, _) => {
-                let max = outs[i].iter().fold(0f32, |a, &v| a.max(v)).max(1e-6);
-                (Output::I8(-128, max / 255.0), Activation::Relu)
-            }
-        };
-        let (layer, wsnr) = layer::quantize(&m, input, output, act)?;
-        report.push(report::layer_report(
-            format!("{prefix}.{i}"),
-            &m.w,
-            &layer.view(),
-            wsnr,
-        ));
-        if let Output::I8(zp, s) = output {
-            input = (zp, s);
-        }
-        owned.push(layer);
-    }
-    Ok(QuantizedNetwork {
-        layers: owned,
-        report,
-        output: input,
-    })
-}
-
 /// The int8 model of a trained float model, its blob and its report.
 pub fn quantize(t: &Trained<'_>, data: &Dataset, opts: &ExportOptions) -> Result<Exported> {
     let (net, cfg) = (t.net, t.config);
@@ -267,7 +175,7 @@ pub fn quantize(t: &Trained<'_>, data: &Dataset, opts: &ExportOptions) -> Result
     let logit = dec.output;
     let mut report = enc.report;
     report.extend(dec.report);
-    let (prior, mixture) = crate::prior::build(net, &data.train, &opts.prior)?;
+    let (prior, prior_report) = crate::prior::build(net, &data.train, &opts.prior)?;
     let u16_of = |v: usize, what: &str| {
         u16::try_from(v).with_context(|| format!("{what} {v} does not fit the model format"))
     };
@@ -333,7 +241,7 @@ pub fn quantize(t: &Trained<'_>, data: &Dataset, opts: &ExportOptions) -> Result
         model,
         blob,
         report,
-        mixture,
+        prior: prior_report,
     })
 }
 

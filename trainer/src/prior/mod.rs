@@ -12,6 +12,7 @@
 //! components, up to the most that fit the byte budget; then refitted on all encodings.
 
 pub mod gmm;
+pub mod second;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -56,6 +57,28 @@ pub enum PriorChoice {
         /// class is asked for.
         per_class: bool,
     },
+    /// A second-stage VAE trained on the training set's posterior means; its decoder
+    /// stored ([`second`]).
+    SecondStage {
+        /// Bytes the decoder may add to the model file.
+        max_bytes: usize,
+        /// Training epochs.
+        epochs: usize,
+        /// The draws of u multiplied by this (1: N(0, I)).
+        temperature: f64,
+    },
+}
+
+/// Seed of the second stage's training and calibration draws.
+const SECOND_STAGE_SEED: u64 = 29;
+
+/// How a learned prior was fitted, for the export's report.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PriorReport {
+    /// A mixture: its size as chosen.
+    Mixture(MixtureReport),
+    /// A second stage: its width and fit.
+    SecondStage(second::Report),
 }
 
 /// What fitting a learned prior chose, for the export's report.
@@ -84,7 +107,7 @@ pub fn build(
     net: &Net,
     train: &Split,
     choice: &PriorChoice,
-) -> Result<(OwnedPrior, Option<MixtureReport>)> {
+) -> Result<(OwnedPrior, Option<PriorReport>)> {
     if *choice != PriorChoice::StandardNormal && net.arch.kind != Kind::Vae {
         bail!("a prior other than N(0, I) needs a VAE (an autoencoder has no posterior)");
     }
@@ -109,10 +132,27 @@ pub fn build(
                 let points = posterior_means(net, train)?;
                 let (gmm, ends, report) =
                     class_mixtures(&points, labels, net.arch.latent, max_components, max_bytes)?;
-                return Ok((quantize(&gmm, temperature, Some(ends))?, Some(report)));
+                let prior = quantize(&gmm, temperature, Some(ends))?;
+                return Ok((prior, Some(PriorReport::Mixture(report))));
             }
             let (gmm, report) = learned_mixture(net, train, max_components, max_bytes)?;
-            Ok((quantize(&gmm, temperature, None)?, Some(report)))
+            let prior = quantize(&gmm, temperature, None)?;
+            Ok((prior, Some(PriorReport::Mixture(report))))
+        }
+        PriorChoice::SecondStage {
+            max_bytes,
+            epochs,
+            temperature,
+        } => {
+            let points = posterior_means(net, train)?;
+            let opts = second::Options {
+                max_bytes,
+                epochs,
+                seed: SECOND_STAGE_SEED,
+            };
+            let (stage, report) = second::fit(&points, net.arch.latent, &opts)?;
+            let prior = second::quantize(&stage, temperature, SECOND_STAGE_SEED)?;
+            Ok((prior, Some(PriorReport::SecondStage(report))))
         }
     }
 }

@@ -44,6 +44,11 @@ impl Adam {
         })
     }
 
+    /// Sets the learning rate of the steps to come.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     /// One update from the gradients of `loss`.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         let grads = loss.backward()?;
