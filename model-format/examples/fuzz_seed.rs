@@ -4,7 +4,7 @@
 //! usage: cargo run -p tinyvae-format --example fuzz_seed -- fuzz/corpus/from_bytes
 use tinyvae_format::owned::OwnedModel;
 use tinyvae_format::testkit::synthetic::{SyntheticConv, SyntheticSpec};
-use tinyvae_format::{ModelKind, WeightLayout, HEADER_LEN};
+use tinyvae_format::{ModelKind, WeightLayout, FORMAT_VERSION, HEADER_LEN};
 
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: fuzz_seed DIR");
@@ -62,15 +62,32 @@ fn main() {
             WeightLayout::Tiles4x4,
         ),
     ];
-    for (i, (spec, layout)) in specs.into_iter().enumerate() {
-        let blob = OwnedModel::synthetic(&spec, i as u64)
-            .with_layout(layout)
-            .to_bytes()
-            .expect("valid");
+    let n = specs.len() as u64;
+    let mut models: Vec<OwnedModel> = specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (spec, layout))| OwnedModel::synthetic(&spec, i as u64).with_layout(layout))
+        .collect();
+    // A second-stage prior (version 6), tiled: its layers aligned as the networks' are.
+    models.push(
+        OwnedModel::synthetic(&dense(ModelKind::Vae, vec![4], 2, true, 0), n)
+            .with_second_stage(3, &[5], n)
+            .with_layout(WeightLayout::Tiles4x4),
+    );
+    for (i, m) in models.iter().enumerate() {
+        let blob = m.to_bytes().expect("valid");
         let mut whole = vec![1u8];
         whole.extend_from_slice(&blob);
         std::fs::write(format!("{dir}/blob-{i}"), whole).expect("write");
-        let mut payload = vec![(blob[4] & 3) << 1];
+        // The fuzz target frames a payload with the newest version for bits 1-2 = 0, else
+        // with versions 1 to 3.
+        let version = u16::from_le_bytes([blob[4], blob[5]]);
+        let tag = if version == FORMAT_VERSION {
+            0
+        } else {
+            blob[4] & 3
+        };
+        let mut payload = vec![tag << 1];
         payload.extend_from_slice(&blob[HEADER_LEN..]);
         std::fs::write(format!("{dir}/payload-{i}"), payload).expect("write");
     }

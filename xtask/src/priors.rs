@@ -1,7 +1,7 @@
 //! `cargo xtask priors DATA_DIR [EPOCHS]`: the priors the chip samples from, side by side, for
-//! the four presets: N(0, I), the aggregate posterior of 256 training images and the learned
-//! mixture (as fitted, and at temperature 0.7), each scored on the int8 engine's own samples
-//! by the classifier (share labelled with p >= 0.9, label entropy), by the Fréchet distance
+//! the four presets: N(0, I), the aggregate posterior of 256 training images, the learned
+//! mixture (as fitted, and at temperature 0.7) and a second-stage VAE, each scored on the int8
+//! engine's own samples by the classifier (share labelled with p >= 0.9, label entropy), by the Fréchet distance
 //! of the classifier's features to the test set's, by the distance to the nearest training
 //! image and the copy test (which tell new digits from replayed ones); the same measures of
 //! real images and of the model's reconstructions of them beside; the prior's bytes in the
@@ -30,7 +30,7 @@ struct PriorKind {
 
 /// The priors compared, N(0, I) first (the reference the others' bytes and counts are
 /// measured against).
-const PRIORS: [PriorKind; 5] = [
+const PRIORS: [PriorKind; 6] = [
     PriorKind {
         name: "N(0, I)",
         stem: "prior-normal",
@@ -61,6 +61,11 @@ const PRIORS: [PriorKind; 5] = [
             "--prior-temperature",
             "0.7",
         ],
+    },
+    PriorKind {
+        name: "second-stage VAE",
+        stem: "prior-second-stage",
+        args: &["--prior", "second-stage"],
     },
 ];
 
@@ -276,7 +281,10 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
          per class of the training labels (`--per-class`: as many components for every \
          class, chosen the same way, stored grouped by class so that the chip draws a \
          chosen class), as fitted and sampled at temperature 0.7 (`--prior-temperature \
-         0.7`: its standard deviations times 0.7). Scored on 1,000 samples of the int8 engine (its own sampler \
+         0.7`: its standard deviations times 0.7); a second-stage VAE (`--prior \
+         second-stage`, format version 6: a small dense VAE trained for 200 epochs on the \
+         same posterior means, its decoder as wide as 8 KB allows stored, the chip drawing u \
+         from N(0, I) and running that decoder in int8 to get z; Dai and Wipf 2019). Scored on 1,000 samples of the int8 engine (its own sampler \
          and draws, as the chip makes them) by `trainer eval --classifier --int8`: the share \
          the classifier labels with p >= 0.9 and the entropy of its labels (3.32 bits: all \
          ten equally); the Fréchet distance between the classifier's features (its last \

@@ -4,9 +4,9 @@
 //! I), the second stage's own posterior fills its prior far better (its codes have the
 //! dimension of the data it models), so its decoder carries N(0, I) onto the encodings.
 //!
-//! Both networks are dense: `L -> H -> H -> 2L` (mu and log-variance of u) and `L -> H -> H
-//! -> L` (z), ReLU between, `H` the widest multiple of 8 (at most [`MAX_HIDDEN`]) whose
-//! decoder fits the byte budget. The decoder's Gaussian likelihood has one learned variance
+//! Both networks are dense: `L -> 256 -> 256 -> 2L` (mu and log-variance of u; trained, not
+//! stored) and `L -> H -> H -> L` (z), ReLU between, `H` the widest multiple of 8 (at most
+//! [`MAX_HIDDEN`]) whose decoder fits the byte budget. The decoder's Gaussian likelihood has one learned variance
 //! gamma^2 shared by every dimension, as in the paper:
 //!
 //! ```text
@@ -27,8 +27,10 @@ use crate::layers::{run, Layer};
 use crate::rng::Rng;
 use crate::train::Adam;
 
-/// Widest hidden layer.
+/// Widest hidden layer of the decoder.
 pub const MAX_HIDDEN: usize = 128;
+/// Hidden width of the encoder, which is trained only (not stored).
+const ENCODER_HIDDEN: usize = 256;
 /// Codes per training step.
 const BATCH: usize = 128;
 /// Adam's learning rate, divided by 10 for the last quarter of the epochs.
@@ -70,7 +72,7 @@ pub struct Report {
 
 /// A trained second stage: both networks and the learned log gamma.
 pub struct SecondStage {
-    /// `L -> H -> H -> 2L`.
+    /// `L -> 256 -> 256 -> 2L`.
     pub enc: Vec<Layer>,
     /// `L -> H -> H -> L`.
     pub dec: Vec<Layer>,
@@ -99,9 +101,9 @@ impl SecondStage {
     fn new(dim: usize, hidden: usize, rng: &mut Rng) -> Result<SecondStage> {
         Ok(SecondStage {
             enc: vec![
-                dense(dim, hidden, rng)?,
-                dense(hidden, hidden, rng)?,
-                dense(hidden, 2 * dim, rng)?,
+                dense(dim, ENCODER_HIDDEN, rng)?,
+                dense(ENCODER_HIDDEN, ENCODER_HIDDEN, rng)?,
+                dense(ENCODER_HIDDEN, 2 * dim, rng)?,
             ],
             dec: vec![
                 dense(dim, hidden, rng)?,

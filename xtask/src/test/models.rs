@@ -180,6 +180,38 @@ pub(super) fn conv_on_chip(t: &mut Tally) {
             run_and_compare(firmware::m0_board(), &m)
         }),
     );
+    // A second-stage prior (format version 6): its dense layers run by the DSP kernel on
+    // the M4F, by the ARMv6-M kernel on the M0, each draw checked against the host.
+    let short = ["--prior", "second-stage", "--second-stage-epochs", "3"];
+    for (board, decoder_only) in [
+        (firmware::default_board(), false),
+        (firmware::m0_board(), true),
+    ] {
+        let mut args = short.to_vec();
+        let name = if decoder_only {
+            args.push("--decoder-only");
+            "decoder-second-stage"
+        } else {
+            "second-stage"
+        };
+        t.record(
+            &format!(
+                "conv-mcu{} with a second-stage prior (format version 6) on {} ({}): golden \
+                 vectors and every sample bit-exact",
+                if decoder_only { " decoder-only" } else { "" },
+                board.name,
+                board.cpu
+            ),
+            pipeline::export_with(&conv_run, name, &args).and_then(|m| {
+                let blob = std::fs::read(&m)?;
+                let model = tinyvae_format::Model::from_bytes(&blob)?;
+                if model.prior.second_stage().is_none() {
+                    bail!("{}: the prior is not a second stage", m.display());
+                }
+                run_and_compare(board, &m)
+            }),
+        );
+    }
 }
 
 /// The B-L475E-IOT01A image under QEMU's model of the kit: the default model's golden vectors
