@@ -177,7 +177,8 @@ fn a_conv_model_exports_runs_in_int8_and_exports_decoder_only() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let text = inspect(&model);
-    assert!(text.contains("format version 5"), "{text}");
+    let version = format!("format version {}", tinyvae_format::FORMAT_VERSION);
+    assert!(text.contains(&version), "{text}");
     assert!(text.contains("conv 28x28x1->14x14x4 k4 s2 p1"), "{text}");
     assert!(text.contains("convT 14x14x4->28x28x1 k4 s2 p1"), "{text}");
     // Decoder only: smaller, says so, and still generates.
@@ -210,6 +211,42 @@ fn a_conv_model_exports_runs_in_int8_and_exports_decoder_only() {
         "dense layers only",
     );
     assert!(!f32.exists() && !dir.join("x.tvae").exists());
+    // A second-stage prior: trained, stored, described; and what it takes no part of.
+    let second = dir.join("s.tvae");
+    let (ok, err) = trainer(&[
+        "export",
+        s(&run),
+        "--prior",
+        "second-stage",
+        "--second-stage-epochs",
+        "2",
+        "-o",
+        s(&second),
+    ]);
+    assert!(ok, "{err}");
+    let text = inspect(&second);
+    assert!(
+        text.contains("prior: a second stage, 3 N(0, 1) draws through 3 dense layers"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("prior 2: ") && l.contains("->3 None I16")),
+        "{text}"
+    );
+    fails_saying(
+        &[
+            "export",
+            s(&run),
+            "--prior",
+            "second-stage",
+            "--prior-components",
+            "4",
+            "-o",
+            s(&dir.join("y.tvae")),
+        ],
+        "takes no --prior-components",
+    );
 }
 
 /// `trainer inspect` reads what FORMAT.md says the host reads: versions 1 to 4 (the committed
