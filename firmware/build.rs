@@ -109,7 +109,21 @@ fn sizes(model: &std::path::Path, out: &std::path::Path) {
     // script applies); the firmware checks at boot that the engine asks for exactly this
     // scratch.
     let sizes = match tinyvae_format::Model::from_bytes(&blob) {
-        Ok(m) => tinyvae_engine::build::Sizes::for_build_target(&m, blob.len()),
+        Ok(m) => {
+            // A second-stage prior is read only with the feature that reads it: say so here
+            // rather than at boot.
+            if m.prior.second_stage().is_some()
+                && env::var_os("CARGO_FEATURE_SECOND_STAGE").is_none()
+            {
+                panic!(
+                    "TINYVAE_MODEL={}: the model's prior is a second stage (format version \
+                     6); build with the firmware feature `second-stage` (`--features \
+                     BOARD,classes,second-stage`) to read and sample it",
+                    env::var("TINYVAE_MODEL").unwrap_or_default()
+                );
+            }
+            tinyvae_engine::build::Sizes::for_build_target(&m, blob.len())
+        }
         // No model, or one the firmware will reject at boot (before any buffer is used).
         Err(_) => tinyvae_engine::build::Sizes::default(),
     };

@@ -49,6 +49,10 @@ pub enum Error {
         /// The classes the model's prior has (0 when it is not grouped by class).
         classes: u32,
     },
+    /// The model's prior is a second stage (format version 6), read by the format crate
+    /// (another crate turned its `second-stage` feature on), and this build of the engine
+    /// does not draw through one: turn on the engine's `second-stage` feature.
+    SecondStageNotBuilt,
 }
 
 impl core::fmt::Display for Error {
@@ -80,6 +84,10 @@ impl core::fmt::Display for Error {
                 f,
                 "class {class} asked for, and the model's prior has classes 0 to {}",
                 classes - 1
+            ),
+            Error::SecondStageNotBuilt => f.write_str(
+                "the model's prior is a second stage, and this engine is built without its \
+                 second-stage feature",
             ),
             Error::Misaligned { offset } => write!(
                 f,

@@ -450,6 +450,11 @@ impl<'m, 'a> Engine<'m, 'a> {
             self.second_stage_draw(s, sampler, code);
             return Ok(());
         }
+        // The format crate reads a second stage this engine was built without.
+        #[cfg(not(feature = "second-stage"))]
+        if m.prior.is_second_stage() {
+            return Err(Error::SecondStageNotBuilt);
+        }
         match m.prior.mixture() {
             None => {
                 // N(0, 1) is mu = 0, sigma = 1.

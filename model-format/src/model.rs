@@ -179,6 +179,15 @@ impl<'a> Prior<'a> {
         }
     }
 
+    /// Whether the prior is a second stage (false without the `second-stage` feature, which
+    /// reads no such prior): what a reader built without the feature can ask.
+    pub fn is_second_stage(&self) -> bool {
+        #[cfg(feature = "second-stage")]
+        return matches!(self, Prior::SecondStage(_));
+        #[cfg(not(feature = "second-stage"))]
+        false
+    }
+
     /// The second stage's network, for a second-stage prior.
     #[cfg(feature = "second-stage")]
     pub fn second_stage(&self) -> Option<&SecondStage<'a>> {

@@ -180,7 +180,8 @@ pub fn build(board: Board, envs: &[(&str, String)]) -> Result<PathBuf> {
 /// one a run needs saves seconds per model in `cargo xtask test`.
 ///
 /// Every build has the firmware's `classes` feature (drawing each class of a prior grouped
-/// by class) but the size-profile budget build (`kernels::size_profile_with`).
+/// by class) but the size-profile budget build (`kernels::size_profile_with`); a build of a
+/// model with a second-stage prior has `second-stage` too.
 pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Result<PathBuf> {
     let mut cmd = thumb_cargo(&dir(), board);
     if bins.is_empty() {
@@ -190,7 +191,11 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
             cmd.args(["--bin", b]);
         }
     }
-    cmd.args(["--no-default-features", "--features", &features(board)]);
+    cmd.args([
+        "--no-default-features",
+        "--features",
+        &features_for(board, envs),
+    ]);
     // Never through clippy-driver: it builds with MIR optimizations off, so a linted build
     // is not the image a user flashes (88 bytes of .text apart on the Discovery kit). The
     // lint group runs `cargo clippy` on every board instead.
@@ -201,9 +206,26 @@ pub fn build_bins(board: Board, bins: &[&str], envs: &[(&str, String)]) -> Resul
     Ok(elf_dir(board))
 }
 
-/// The firmware features of a build for `board`: the board's, `classes` and `second-stage`.
+/// The firmware features of a build for `board`: the board's and `classes`.
 pub fn features(board: Board) -> String {
-    format!("{},classes,second-stage", board.feature)
+    format!("{},classes", board.feature)
+}
+
+/// [`features`], and `second-stage` when the model a build embeds (`TINYVAE_MODEL` in
+/// `envs`) has a second-stage prior: a firmware pays for that code only with such a model.
+fn features_for(board: Board, envs: &[(&str, String)]) -> String {
+    let second_stage = envs
+        .iter()
+        .filter(|(k, _)| *k == "TINYVAE_MODEL")
+        .filter_map(|(_, path)| std::fs::read(path).ok())
+        .any(|blob| {
+            tinyvae_format::Model::from_bytes(&blob).is_ok_and(|m| m.prior.second_stage().is_some())
+        });
+    if second_stage {
+        format!("{},second-stage", features(board))
+    } else {
+        features(board)
+    }
 }
 
 /// Builds `boards`' `vae` firmware with `model` at a lower priority, its output to `log`:

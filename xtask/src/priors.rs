@@ -191,7 +191,8 @@ fn picture(model: &Path, preset: &str, stem: &str) -> Result<String> {
         .collect();
     let per = tinyvae_protocol::CLASS_SAMPLES;
     let n = classes.len() / per;
-    for j in 0..per.min(2) {
+    // Two rows of class draws, for a prior per class only (no empty rows below the others).
+    for j in 0..per.min(2) * usize::from(n > 0) {
         rows.push(
             (0..n)
                 .filter_map(|c| classes.get(c * per + j).map(Vec::as_slice))
