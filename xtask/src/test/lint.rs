@@ -20,9 +20,16 @@ pub(super) fn lint(t: &mut Tally, real_later: bool) {
         cargo(&fw, &["fmt", "--all", "--", "--check"]),
     );
     // The library crates as a firmware compiles them (the DSP kernel's Rust side exists on
-    // thumbv7em only; thumbv6m has neither the DSP nor the widening multiply).
-    for target in ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"] {
+    // thumbv7em only; thumbv6m has neither the DSP nor the widening multiply); the opt-in
+    // second stage on one target, its absence on the other.
+    for (target, features) in [
+        ("thumbv7em-none-eabihf", None),
+        ("thumbv6m-none-eabi", Some("tinyvae-engine/second-stage")),
+    ] {
         let mut args = vec!["clippy", "--release", "--target", target];
+        if let Some(f) = features {
+            args.extend(["--features", f]);
+        }
         for c in LIBRARY_CRATES {
             args.extend(["-p", c]);
         }
