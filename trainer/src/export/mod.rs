@@ -6,8 +6,9 @@
 //! - Activations: asymmetric int8. The input is the u8 pixel minus 128 (scale 1/255,
 //!   zero-point -128, exact); hidden ReLU outputs cover [0, max seen in calibration], one
 //!   scale per tensor.
-//! - The encoder's last layer writes int16 fixed point with [`LATENT_FRAC_BITS`] fractional
-//!   bits (mu and log-variance, or z).
+//! - The encoder's last layer writes int16 fixed point with
+//!   [`LATENT_FRAC_BITS`](tinyvae_format::owned::LATENT_FRAC_BITS) fractional bits (mu and
+//!   log-variance, or z).
 //! - The latent code is symmetric int8 over [-R, R], R = max(4, the 99.9th percentile of |z|
 //!   over posterior and prior draws).
 //! - The decoder's logits are asymmetric int8 over their calibrated range clipped to
