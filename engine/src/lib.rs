@@ -91,7 +91,6 @@ mod embed;
 mod error;
 pub mod golden;
 mod kernel;
-#[cfg(feature = "second-stage")]
 mod second_stage;
 mod steps;
 /// Which targets run the DSP-extension kernel (the rule engine/build.rs applies), for build
@@ -445,15 +444,8 @@ impl<'m, 'a> Engine<'m, 'a> {
         let m = self.model;
         let dim = usize::from(m.latent.dim);
         check_len(dim, code.len(), false)?;
-        #[cfg(feature = "second-stage")]
-        if let Some(s) = m.prior.second_stage() {
-            self.second_stage_draw(s, sampler, code);
-            return Ok(());
-        }
-        // The format crate reads a second stage this engine was built without.
-        #[cfg(not(feature = "second-stage"))]
-        if m.prior.is_second_stage() {
-            return Err(Error::SecondStageNotBuilt);
+        if let Some(drawn) = self.second_stage(sampler, code) {
+            return drawn;
         }
         match m.prior.mixture() {
             None => {

@@ -1,20 +1,48 @@
-//! Drawing z from a second-stage prior (format version 6; feature `second-stage`): `u ~ N(0,
-//! I)` through the second stage's dense layers, whose last writes z in Q`frac_bits` (FORMAT.md,
-//! section 3, Prior).
+//! Drawing z from a second-stage prior (format version 6; feature `second-stage`, else an
+//! error naming it): `u ~ N(0, I)` through the second stage's dense layers, whose last writes
+//! z in Q`frac_bits` (FORMAT.md, section 3, Prior).
 //!
-//! The layers run in fixed buffers on the stack ([`MAX_SECOND_STAGE_WIDTH`] values each, and
-//! the DSP kernel's spare bytes for that width: about 1.5 KB), so that
+//! The layers run in fixed buffers on the stack
+//! ([`MAX_SECOND_STAGE_WIDTH`](tinyvae_format::MAX_SECOND_STAGE_WIDTH) values each, and the
+//! DSP kernel's spare bytes for that width: about 1.5 KB), so that
 //! [`Engine::sample_prior`] keeps its signature; the format bounds every layer's width.
 
+#[cfg(feature = "second-stage")]
 use tinyvae_format::{Layer, SecondStage, MAX_LATENT, MAX_SECOND_STAGE_WIDTH};
 
-use crate::{dense, requant, Engine, Sampler};
+#[cfg(feature = "second-stage")]
+use crate::{dense, requant};
+use crate::{Engine, Error, Sampler};
 
+#[cfg(feature = "second-stage")]
 const WIDTH: usize = MAX_SECOND_STAGE_WIDTH as usize;
 
 impl Engine<'_, '_> {
+    /// For a second-stage prior, its draw into `code` (the latent's `dim` values, checked by
+    /// the caller), or [`Error::SecondStageNotBuilt`] where the format crate reads one and
+    /// this engine was built without the feature; `None` for any other prior.
+    #[inline(always)]
+    pub(crate) fn second_stage(
+        &self,
+        sampler: &mut Sampler,
+        code: &mut [i8],
+    ) -> Option<Result<(), Error>> {
+        #[cfg(feature = "second-stage")]
+        if let Some(s) = self.model().prior.second_stage() {
+            self.second_stage_draw(s, sampler, code);
+            return Some(Ok(()));
+        }
+        #[cfg(not(feature = "second-stage"))]
+        if self.model().prior.is_second_stage() {
+            let _ = (sampler, code);
+            return Some(Err(Error::SecondStageNotBuilt));
+        }
+        None
+    }
+
     /// Writes the code of one draw from the second stage `s` of a validated model into
     /// `code` (the latent's `dim` values, checked by the caller).
+    #[cfg(feature = "second-stage")]
     #[inline(never)]
     pub(crate) fn second_stage_draw(
         &self,
