@@ -66,14 +66,14 @@ impl Engine<'_, '_> {
         for (i, l) in s.layers.iter().enumerate() {
             let Layer::Dense(d) = l else { return };
             let (n_in, n_out) = (usize::from(d.in_dim), usize::from(d.out_dim));
-            let (Some(x), Some(y), Some(zs)) =
-                (src.get(..n_in), dst.get_mut(..n_out), z.get_mut(..n_out))
-            else {
-                return;
-            };
+            let Some(x) = src.get(..n_in) else { return };
             if i == last {
+                let Some(zs) = z.get_mut(..n_out) else { return };
                 dense::dense_i16(d, x, zs, &mut spare);
             } else {
+                let Some(y) = dst.get_mut(..n_out) else {
+                    return;
+                };
                 dense::dense_i8(d, x, y, &mut spare);
                 core::mem::swap(&mut src, &mut dst);
             }

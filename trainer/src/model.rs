@@ -51,15 +51,7 @@ impl Net {
     /// Every parameter with a stable name (for checkpoints and the optimizer): `enc.I.w`,
     /// `enc.I.b`, `dec.I.w`, ... with I the layer's index in its network.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        let mut v = Vec::new();
-        for (net, layers) in [("enc", &self.enc), ("dec", &self.dec)] {
-            for (i, l) in layers.iter().enumerate() {
-                let (w, b) = l.vars();
-                v.push((format!("{net}.{i}.w"), w.clone()));
-                v.push((format!("{net}.{i}.b"), b.clone()));
-            }
-        }
-        v
+        crate::layers::named_vars(&[("enc", &self.enc), ("dec", &self.dec)])
     }
 
     /// Encodes a batch of images in [0, 1], (batch, pixels), pixels row-major with channels

@@ -66,6 +66,20 @@ impl Layer {
     }
 }
 
+/// Every parameter of `nets` with a stable name (for checkpoints and the optimizer):
+/// `NAME.I.w`, `NAME.I.b` with I the layer's index in its network.
+pub fn named_vars(nets: &[(&str, &[Layer])]) -> Vec<(String, Var)> {
+    let mut v = Vec::new();
+    for (net, layers) in nets {
+        for (i, l) in layers.iter().enumerate() {
+            let (w, b) = l.vars();
+            v.push((format!("{net}.{i}.w"), w.clone()));
+            v.push((format!("{net}.{i}.b"), b.clone()));
+        }
+    }
+    v
+}
+
 /// Runs a network: every layer in order, each but the last followed by ReLU (the rule
 /// [`crate::arch::Arch::encoder_layers`] states). Returns every layer's output (after its
 /// activation) when `keep` is set, else only the last in a one-element vector.

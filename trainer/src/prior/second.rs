@@ -23,7 +23,7 @@ use tinyvae_format::owned::{quantize_multiplier, OwnedPrior};
 
 use crate::arch::LayerKind;
 use crate::export::{float_layers, quantize_network, Head};
-use crate::layers::{run, Layer};
+use crate::layers::{named_vars, run, Layer};
 use crate::rng::Rng;
 use crate::train::Adam;
 
@@ -116,14 +116,7 @@ impl SecondStage {
     }
 
     fn vars(&self) -> Vec<(String, Var)> {
-        let mut v = Vec::new();
-        for (name, net) in [("enc", &self.enc), ("dec", &self.dec)] {
-            for (i, l) in net.iter().enumerate() {
-                let (w, b) = l.vars();
-                v.push((format!("{name}.{i}.w"), w.clone()));
-                v.push((format!("{name}.{i}.b"), b.clone()));
-            }
-        }
+        let mut v = named_vars(&[("enc", &self.enc), ("dec", &self.dec)]);
         v.push(("log_gamma".into(), self.log_gamma.clone()));
         v
     }
