@@ -31,6 +31,8 @@ use crate::dsp_rule;
 pub struct Sizes {
     /// Scratch bytes for `Engine::encode` and `Engine::decode` on the target.
     pub scratch: usize,
+    /// Scratch bytes for `Engine::decode_two` (two samples per pass) on the target.
+    pub scratch_two: usize,
     /// Values of one data item (the decoder's output, the encoder's input): width x height x
     /// channels.
     pub pixels: usize,
@@ -49,6 +51,7 @@ impl Sizes {
     pub fn of(model: &Model<'_>, bytes: usize, dsp: bool) -> Sizes {
         Sizes {
             scratch: crate::scratch_len_for(model, dsp),
+            scratch_two: crate::batch::scratch_len_for(model, dsp),
             pixels: model.data.len(),
             latent: usize::from(model.latent.dim),
             stats: if model.has_encoder() {
@@ -67,7 +70,7 @@ impl Sizes {
         Sizes::of(model, bytes, dsp_rule::build_target_has_dsp(var))
     }
 
-    /// The sizes as Rust constants (`SCRATCH`, `PIXELS`, `LATENT`, `STATS`, `MODEL`), each
+    /// The sizes as Rust constants (`SCRATCH`, `SCRATCH_TWO`, `PIXELS`, `LATENT`, `STATS`, `MODEL`), each
     /// documented (and allowed to go unused), for `include!`.
     pub fn to_rust(&self) -> String {
         [
@@ -75,6 +78,11 @@ impl Sizes {
                 "SCRATCH",
                 self.scratch,
                 "Scratch bytes the engine needs for the model on this target.",
+            ),
+            (
+                "SCRATCH_TWO",
+                self.scratch_two,
+                "Scratch bytes `Engine::decode_two` needs for the model on this target.",
             ),
             (
                 "PIXELS",

@@ -45,7 +45,8 @@
 //! ```
 //!
 //! [`Engine::decoding`] runs the same decode one layer per call, for an async task that
-//! yields between layers; [`Engine::kernel`] says whether the DSP kernel runs, and why not.
+//! yields between layers; [`Engine::decode_two`] decodes two codes in one pass over the
+//! weights ([`batch`]); [`Engine::kernel`] says whether the DSP kernel runs, and why not.
 //! With a prior grouped by class (format version 5, feature `classes`, on by default),
 //! [`Engine::sample_class`] draws a chosen class ("draw a 7"); [`Engine::classes`] says how
 //! many there are.
@@ -83,6 +84,7 @@
 #[allow(unsafe_code)]
 #[cfg(any(tinyvae_dsp, tinyvae_v6m))]
 mod arm;
+pub mod batch;
 #[cfg(feature = "std")]
 pub mod build;
 pub mod conv;
@@ -244,7 +246,7 @@ pub struct Engine<'m, 'a> {
 }
 
 /// A scratch split into the two activation buffers, the patch and the spare bytes.
-type Split<'s> = (&'s mut [i8], &'s mut [i8], &'s mut [i8], &'s mut [i8]);
+pub(crate) type Split<'s> = (&'s mut [i8], &'s mut [i8], &'s mut [i8], &'s mut [i8]);
 
 impl<'m, 'a> Engine<'m, 'a> {
     /// An engine for `model` (validated by [`Model::from_bytes`]). On a core with an

@@ -50,7 +50,7 @@ impl Decoding<'_, '_> {
 // Out of line: inlined into the step, the output pointer was reloaded from the job in
 // memory every other pixel (about 400 instructions a decode of 784 pixels).
 #[inline(never)]
-fn to_pixels(table: &[u8], out: &[i8], pixels: &mut [u8]) {
+pub(crate) fn to_pixels(table: &[u8], out: &[i8], pixels: &mut [u8]) {
     for (p, &q) in pixels.iter_mut().zip(out) {
         *p = table
             .get(usize::from((q as u8) ^ 0x80))

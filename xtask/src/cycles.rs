@@ -225,22 +225,25 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
     let regions = parse_regions(&std::fs::read_to_string(&out)?);
     let (nd, ne) = (m.decoder.layers.len(), m.encoder.layers.len());
     // Region 0 is the boot; then sampling, each decoder layer, the decode's return, each
-    // encoder layer, the encode's return; then the way to the exit.
-    if regions.len() != 1 + 1 + nd + 1 + ne + 1 + 1 {
+    // encoder layer, the encode's return, each decoder layer of the two-sample decode, its
+    // return, each encoder layer of the two-sample encode, its return; then the way to the
+    // exit.
+    if regions.len() != 1 + 1 + nd + 1 + ne + 1 + nd + 1 + ne + 1 + 1 {
         bail!("{} regions for {nd} + {ne} layers:\n{}", regions.len(), log);
     }
-    // A network's total, then each of its layers, with their multiply-accumulates.
-    // The encoder's last layer has int16 outputs (the tile loop alone, then Rust).
+    // A network's total, then each of its layers, with their multiply-accumulates (for
+    // `samples` samples). The encoder's last layer has int16 outputs (the tile loop alone,
+    // then Rust); the fused kernel's overhead is worked out for one sample at a time.
     let network = |named: &mut Vec<Row>,
                    name: &str,
                    net: &tinyvae_format::Network<'_>,
                    regions: &[Region],
-                   first: usize|
+                   (first, samples): (usize, u64)|
      -> Result<()> {
         let macs: Vec<(u64, u64)> = net
             .layers
             .iter()
-            .map(|l| (l.useful_macs(), l.macs()))
+            .map(|l| (samples * l.useful_macs(), samples * l.macs()))
             .collect();
         named.push(Row {
             name: name.to_string(),
@@ -250,17 +253,22 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
         });
         let last = net.layers.len().saturating_sub(1);
         for (i, ((l, r), m)) in net.layers.iter().zip(regions).zip(macs).enumerate() {
-            let int8 = name == "decode" || i < last;
+            let int8 = name.starts_with("decode") || i < last;
             let fused = match l {
-                tinyvae_format::Layer::Dense(d) if int8 => Some(Fused {
+                tinyvae_format::Layer::Dense(d) if int8 && samples == 1 => Some(Fused {
                     in_dim: u64::from(d.in_dim),
                     outputs: u64::from(d.out_dim),
                     kernel: kernel_in(first + i)?,
                 }),
                 _ => None,
             };
+            let each = if samples == 1 {
+                String::new()
+            } else {
+                format!("{samples} x ")
+            };
             named.push(Row {
-                name: format!("{name}.layer{i} ({} useful MACs)", l.useful_macs()),
+                name: format!("{name}.layer{i} ({each}{} useful MACs)", l.useful_macs()),
                 region: r.clone(),
                 macs: m,
                 fused,
@@ -274,13 +282,35 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
         macs: (0, 0),
         fused: None,
     }];
-    network(&mut named, "decode", &m.decoder, &regions[2..2 + nd + 1], 2)?;
+    network(
+        &mut named,
+        "decode",
+        &m.decoder,
+        &regions[2..2 + nd + 1],
+        (2, 1),
+    )?;
+    let two = 4 + nd + ne;
     network(
         &mut named,
         "encode",
         &m.encoder,
-        &regions[3 + nd..3 + nd + ne + 1],
-        3 + nd,
+        &regions[3 + nd..two],
+        (3 + nd, 1),
+    )?;
+    network(
+        &mut named,
+        "decode-two",
+        &m.decoder,
+        &regions[two..two + nd + 1],
+        (two, 2),
+    )?;
+    let enc_two = two + nd + 1;
+    network(
+        &mut named,
+        "encode-two",
+        &m.encoder,
+        &regions[enc_two..enc_two + ne + 1],
+        (enc_two, 2),
     )?;
     Ok(named)
 }
@@ -466,7 +496,16 @@ pub fn bench(args: &[String]) -> Result<()> {
          requantization, zero-point, clamp, store and each block's bookkeeping, and the call's \
          set-up. The whole layer adds the calls to the kernel, the input's widening, and in \
          the decoder's first layer the decode's entry, in its last the pixel table, in the \
-         encoder's first the pixel conversion.\n\n",
+         encoder's first the pixel conversion.\n\n\
+         `decode-two` is `Engine::decode_two`: two latent codes decoded in one pass, each \
+         dense layer's weights widened once for both samples (`tinyvae_dense2_i8_smlad`: per \
+         group of four columns, two rows for two samples, 16 MACs in 20 estimated cycles, \
+         1.25 a MAC before the loop's branches and the requantization), convolutions once per \
+         sample; `encode-two` is `Engine::encode_two`, the same for two items through the \
+         encoder (its last layer, int16 outputs, once per item). Their MACs count both \
+         samples, so their figures per MAC are per MAC per sample, comparable with \
+         `decode`'s and `encode`'s. Their outputs are checked equal to two `decode` and two \
+         `encode` calls' on the chip before they are counted.\n\n",
     );
     let mut models = Vec::new();
     for (preset, arch) in crate::COUNTED {

@@ -1,6 +1,6 @@
 //! The DSP kernel against the portable kernels, on the chip: random layers (widths that are
 //! not multiples of 4, odd row counts, extreme multipliers and shifts, saturating outputs),
-//! int8 and int16 outputs; then random convolutions and transposed convolutions (kernels 1
+//! int8 and int16 outputs, and int8 for two inputs at once (`batch::dense_i8`); then random convolutions and transposed convolutions (kernels 1
 //! to 5, strides up to 3, padding, 1 to 32 input channels, few and many output channels,
 //! input zero-points that padding reads) through the engine's convolution path with every
 //! kernel it can choose, against the same layer run position by position with the portable
@@ -14,6 +14,7 @@
 
 use core::ptr::addr_of_mut;
 
+use tinyvae_engine::batch;
 use tinyvae_engine::conv::{self, conv_i8};
 use tinyvae_engine::dense::{self, dense_i16, dense_i8, dense_i8_portable, uses_simd, uses_v6m};
 use tinyvae_firmware::synth::{inputs, LayerBufs, Params};
@@ -80,9 +81,10 @@ fn main() -> ! {
     // SAFETY: the only reference to BUFS, taken once before anything else runs.
     let bufs = unsafe { &mut *addr_of_mut!(BUFS) };
     let mut rng = SplitMix(0x7E57_D5B0);
-    let mut x = [0i8; MAX_IN];
-    let mut spare = [0i8; dense::spare_len(MAX_IN)];
+    let (mut x, mut x2) = ([0i8; MAX_IN], [0i8; MAX_IN]);
+    let mut spare = [0i8; batch::spare_len(MAX_IN)];
     let (mut y_ref, mut y, mut y_pt) = ([0i8; MAX_OUT], [0i8; MAX_OUT], [0i8; MAX_OUT]);
+    let (mut y2_ref, mut y_two) = ([0i8; MAX_OUT], [0i8; 2 * MAX_OUT]);
     let (mut z_ref, mut z) = ([0i16; MAX_OUT], [0i16; MAX_OUT]);
     let (mut simd_cases, mut v6m_cases) = (0usize, 0usize);
     for case in 0..CASES {
@@ -96,7 +98,8 @@ fn main() -> ! {
         };
         fw::check(bufs.fill(&mut rng, inp, out, params), "layer fits");
         inputs(&mut rng, &mut x[..inp]);
-        let x = &x[..inp];
+        inputs(&mut rng, &mut x2[..inp]);
+        let (x, x2) = (&x[..inp], &x2[..inp]);
 
         let rows = bufs.dense(WeightLayout::RowMajor, false);
         let tiles = bufs.dense(WeightLayout::Tiles4x4, false);
@@ -122,6 +125,24 @@ fn main() -> ! {
             &y_pt[..out],
             &y_ref[..out],
         );
+        // Two inputs in one pass (each weight widened once for both, where built).
+        dense_i8(&rows, x2, &mut y2_ref[..out], &mut spare);
+        batch::dense_i8(&tiles, [x, x2], &mut y_two[..2 * out], &mut spare);
+        same(
+            case,
+            inp,
+            "int8, two inputs: the first",
+            &y_two[..out],
+            &y_ref[..out],
+        );
+        let second = &y_two[out..2 * out];
+        same(
+            case,
+            inp,
+            "int8, two inputs: the second",
+            second,
+            &y2_ref[..out],
+        );
         let rows = bufs.dense(WeightLayout::RowMajor, true);
         let tiles = bufs.dense(WeightLayout::Tiles4x4, true);
         dense_i16(&rows, x, &mut z_ref[..out], &mut spare);
@@ -129,10 +150,11 @@ fn main() -> ! {
         same(case, inp, "int16 (tiled kernel)", &z[..out], &z_ref[..out]);
     }
     defmt::println!(
-        "dspcheck: {=usize} random layers bit-exact, int8 and int16 outputs; {=usize} ran the DSP kernel; {=usize} ran the ARMv6-M kernel",
+        "dspcheck: {=usize} random layers bit-exact, int8 and int16 outputs, and int8 for two inputs at once; {=usize} ran the DSP kernel; {=usize} ran the ARMv6-M kernel; the two inputs shared each widened weight: {=bool}",
         CASES,
         simd_cases,
-        v6m_cases
+        v6m_cases,
+        batch::SHARED
     );
     let (few, staged) = convolutions(bufs, &mut rng);
     defmt::println!(

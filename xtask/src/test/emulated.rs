@@ -47,7 +47,8 @@ pub(super) fn emulated(t: &mut Tally) {
             })
         });
         // The DSP kernel against the portable ones on random layers (on the M3: the portable
-        // tiled kernel against the row-major one; on the M0: the ARMv6-M kernel against both).
+        // tiled kernel against the row-major one; on the M0: the ARMv6-M kernel against both),
+        // and two inputs at once (sharing each widened weight on the DSP cores).
         if kernel_check {
             let (simd, v6m) = (board.dsp, board.target.starts_with("thumbv6m"));
             t.record(
@@ -64,6 +65,10 @@ pub(super) fn emulated(t: &mut Tally) {
                     let ran_v6m = !o.log.contains("; 0 ran the ARMv6-M kernel");
                     if ran_v6m != v6m {
                         bail!("the ARMv6-M kernel should run here: {v6m}; it ran: {ran_v6m}");
+                    }
+                    let shared = o.log.contains("shared each widened weight: true");
+                    if shared != simd {
+                        bail!("two inputs should share the widened weights here: {simd}; they did: {shared}");
                     }
                     Ok(())
                 }),

@@ -307,6 +307,46 @@ pub(crate) fn tiled_i8_pair(
     true
 }
 
+/// A dense int8 layer for two inputs at once (two samples of a batch): both widened and
+/// interleaved per group as [`tiled_i8_pair`] reads them, then that routine, each weight's
+/// SXTB16 serving both. The outputs go to `y[..r]` (`x[0]`'s) and `y[r..2 r]`, `r` the
+/// layer's rows. `spare` holds the pairs: `16 * groups` bytes, 3 more to align them.
+/// Returns false, having done nothing, when a precondition fails.
+#[cfg(not(tinyvae_small))]
+#[inline(never)]
+pub(crate) fn tiled_i8_two(
+    layer: &Dense<'_>,
+    x: [&[i8]; 2],
+    y: &mut [i8],
+    spare: &mut [i8],
+) -> bool {
+    let n = usize::from(layer.in_dim);
+    let (groups, whole) = (n.div_ceil(4), n / 4 * 4);
+    if !tiles_ready(layer) {
+        return false;
+    }
+    let Some(pairs) = words(spare).get_mut(..4 * groups) else {
+        return false;
+    };
+    for (k, x) in x.into_iter().enumerate() {
+        let (Some(body), Some(tail)) = (x.get(..whole), x.get(whole..n)) else {
+            return false;
+        };
+        // Each sample's words 4 g + 2 k and 4 g + 2 k + 1 of every group g.
+        if let Some(slot) = pairs.get_mut(2 * k..) {
+            widen_pairs(body, slot);
+        }
+        if !tail.is_empty() {
+            let mut t = [0i8; 4];
+            t.iter_mut().zip(tail).for_each(|(d, v)| *d = *v);
+            if let Some(slot) = pairs.get_mut(4 * (groups - 1) + 2 * k..) {
+                widen_pairs(&t, slot);
+            }
+        }
+    }
+    tiled_i8_pair(layer, pairs, y, (0, 1))
+}
+
 /// The parameters of a layer's last, partial block of four rows (from row `at`), copied
 /// into four entries each (zeros past the layer's rows) for the routines, which always
 /// read four.
