@@ -337,6 +337,11 @@ pub(super) fn scattered(c: &Conv<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) 
     if !load_taps(c, tiles, zsums) {
         return false;
     }
+    // Each accumulator starts at its output's phase bias (builds for size: at zero, the
+    // biases added when the outputs are gathered).
+    #[cfg(not(tinyvae_small))]
+    fill_biases(acc, (g, r, usize::from(s.stride)), &biases);
+    #[cfg(tinyvae_small)]
     acc.fill(0);
     // Row n (tap ky k + kx, channel o: n = (ky k + kx) r + o) of a pixel lands ky grid rows
     // and kx r + o words past the pixel's first accumulator.
@@ -443,25 +448,51 @@ fn requantize_all(
 ) {
     let (m, s) = (&c.matrix, &c.shape);
     let r = usize::from(m.out_dim).clamp(1, MAX_R);
-    let (st, pad) = (usize::from(s.stride), usize::from(s.padding));
-    let mut at = 0;
-    let mut ry = pad % st.max(1);
-    for i in 0..usize::from(s.out_height) {
-        let mut from = (i + g.top) * g.width * r + g.top * r;
-        let mut rx = pad % st.max(1);
-        for _ in 0..s.out_width {
-            let b = biases.get(ry * st + rx).unwrap_or(&[0; MAX_R]);
-            for b in b.iter().take(r) {
-                if let (Some(v), true) = (acc.get(from).copied(), at < acc.len()) {
-                    acc[at] = v.wrapping_add(*b as u32);
-                }
-                (at, from) = (at + 1, from + 1);
+    // Outside builds for size the grid holds the biases already: each output row
+    // requantized where it lies.
+    #[cfg(not(tinyvae_small))]
+    {
+        let _ = biases;
+        let n = usize::from(s.out_width) * r;
+        for (i, y) in y
+            .chunks_mut(n.max(1))
+            .take(usize::from(s.out_height))
+            .enumerate()
+        {
+            let from = (i + g.top) * g.width * r + g.top * r;
+            if let Some(acc) = acc.get(from..from + n) {
+                requantize_span(m, r, acc, y);
             }
-            rx = if rx + 1 == st { 0 } else { rx + 1 };
         }
-        ry = if ry + 1 == st { 0 } else { ry + 1 };
     }
-    let acc: &[u32] = acc;
+    #[cfg(tinyvae_small)]
+    {
+        let (st, pad) = (usize::from(s.stride), usize::from(s.padding));
+        let mut at = 0;
+        let mut ry = pad % st.max(1);
+        for i in 0..usize::from(s.out_height) {
+            let mut from = (i + g.top) * g.width * r + g.top * r;
+            let mut rx = pad % st.max(1);
+            for _ in 0..s.out_width {
+                let b = biases.get(ry * st + rx).unwrap_or(&[0; MAX_R]);
+                for b in b.iter().take(r) {
+                    if let (Some(v), true) = (acc.get(from).copied(), at < acc.len()) {
+                        acc[at] = v.wrapping_add(*b as u32);
+                    }
+                    (at, from) = (at + 1, from + 1);
+                }
+                rx = if rx + 1 == st { 0 } else { rx + 1 };
+            }
+            ry = if ry + 1 == st { 0 } else { ry + 1 };
+        }
+        requantize_span(m, r, acc, y);
+    }
+}
+
+/// Accumulators `acc[p r + o]` (biases in) to outputs `y[p r + o]`, channel by channel:
+/// in assembly on the fast path ([`dense::dsp::requantize_channel`]), else (a dead
+/// channel or a left shift) by the definition.
+fn requantize_span(m: &tinyvae_format::Dense<'_>, r: usize, acc: &[u32], y: &mut [i8]) {
     let range = crate::requant::output_range(m);
     for o in 0..r {
         let (mult, shift) = (
@@ -477,6 +508,55 @@ fn requantize_all(
             let v = requantize_q31(a as i32, mult, shift);
             *y = v.saturating_add(zp).max(lo).min(127) as i8;
         }
+    }
+}
+
+/// The grid's accumulators each set to the bias of its place's phase: grid row `v` and
+/// column `u` hold output (`v - top`, `u - top`) where it is one, in phase (`v mod s`,
+/// `u mod s`) (output `y` is in phase `(y + p) mod s`, FORMAT.md, section 3, and `top` is
+/// `p` plus a multiple of `s`), so each grid row repeats one period of `s` places of `r`
+/// channels; the places that are no output take a bias too and are never read.
+#[cfg(not(tinyvae_small))]
+fn fill_biases(acc: &mut [u32], (g, r, st): (ScatterGrid, usize, usize), biases: &Biases) {
+    let (st, w) = (st.clamp(1, MAX_STRIDE), g.width * r);
+    let Some(acc) = acc.get_mut(..g.height * w) else {
+        return;
+    };
+    // The first `s` rows: one period each, then doubled along the row (a few large copies
+    // rather than one per period).
+    for (v, row) in acc.chunks_mut(w).take(st).enumerate() {
+        for (u, p) in row.chunks_mut(r).take(st).enumerate() {
+            let b = biases.get((v % st) * st + u).unwrap_or(&[0; MAX_R]);
+            p.iter_mut().zip(b).for_each(|(p, b)| *p = *b as u32);
+        }
+        let mut done = (st * r).min(w);
+        while done < w {
+            let n = done.min(w - done);
+            let (head, tail) = row.split_at_mut(done);
+            copy(head, tail, n);
+            done += n;
+        }
+    }
+    // Every later row repeats the row `s` above it: the rows from `s` on are one copy of
+    // the grid moved down by `s` rows, done in growing steps.
+    let mut done = st * w;
+    while done < acc.len() {
+        let n = done.min(acc.len() - done) / w * w;
+        if n == 0 {
+            break;
+        }
+        let (head, tail) = acc.split_at_mut(done);
+        copy(head, tail, n);
+        done += n;
+    }
+}
+
+/// The first `n` words of `from` into `to` (a copy of disjoint slices: `memcpy`, where
+/// `copy_within` takes the slower `memmove`); nothing where either is short.
+#[cfg(not(tinyvae_small))]
+fn copy(from: &[u32], to: &mut [u32], n: usize) {
+    if let (Some(f), Some(t)) = (from.get(..n), to.get_mut(..n)) {
+        t.copy_from_slice(f);
     }
 }
 
