@@ -1,5 +1,6 @@
 @ The convolution kernels of engine/src/dense.rs (module `dsp`) that only buy speed: the
-@ two-position kernel, the gather of a patch pair and the scatter form's row of pixels;
+@ two-position kernel, the gather of a patch pair and the scatter form's row of pixels
+@ (one at a time, and two at a time);
 @ assembled after src/dense_dsp.s (whose macros they use) except in builds for size
 @ (opt-level s or z, build.rs: cfg tinyvae_small), which leave them out for flash.
 
@@ -301,3 +302,136 @@ tinyvae_gather_i8_pairs:
     add sp, sp, #28
     pop {r4-r11, pc}
 .size tinyvae_scatter_row, . - tinyvae_scatter_row
+
+@ The scatter form's tile loop over a row of input pixels taken two at a time (pixels A
+@ and B, neighbours in the row): as tinyvae_scatter_row, but each weight's SXTB16 serves
+@ both pixels (TINYVAE_TILE2: two rows of a block for two pixels, 16 products in 14
+@ instructions), each half block's four sums (rows a and b, pixels A and B) loaded from
+@ their accumulators before its tile loop and stored after it. The widened inputs come
+@ as tinyvae_dense2_i8_smlad reads them: per pair, per group, A's two words then B's. r0:
+@ the `PairRowJob`: [r0] tiles, [r0, #4] the first pair's widened inputs, [r0, #8] groups
+@ (>= 1), [r0, #12] blocks (>= 1), [r0, #16] the first pixel's first accumulator, [r0,
+@ #20] steps (block b's rows at 4 steps[4 b] bytes past a pixel's first accumulator, the
+@ four rows neighbours), [r0, #24] pairs (>= 1), [r0, #28] pixel_step (bytes from one
+@ pixel's first accumulator to the next's). The frame:
+@   [sp]      tiles                 [sp, #28] a block's tile bytes (16 groups), also a
+@   [sp, #4]  steps                           pair's widened bytes
+@   [sp, #8]  blocks                [sp, #32] tile loop iterations (ceil(groups / 8))
+@   [sp, #12] the pair's first      [sp, #36] the first half's loop entry
+@             accumulator           [sp, #40] the second half's loop entry
+@   [sp, #16] the pair's inputs     [sp, #44] blocks left
+@   [sp, #20] pairs left            [sp, #48] the block's tiles
+@   [sp, #24] pixel_step            [sp, #52] steps (advanced)
+@                                   [sp, #56] the block's rows' accumulators for pixel A
+.macro TINYVAE_SCATTER_HALF off, entry, loop
+    ldr r2, [sp, #56]
+    ldr r3, [sp, #24]
+    ldrd r4, r6, [r2, #\off]
+    add r3, r2, r3
+    ldrd r5, r7, [r3, #\off]
+    ldr r0, [sp, #48]
+    .if \off
+    add r0, r0, #\off
+    .endif
+    ldr r1, [sp, #16]
+    ldr r3, [sp, #32]
+    ldr r12, [sp, #\entry]
+    bx r12
+.p2align 2
+\loop:
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    subs r3, r3, #1
+    bne \loop
+    ldr r2, [sp, #56]
+    ldr r3, [sp, #24]
+    strd r4, r6, [r2, #\off]
+    add r3, r2, r3
+    strd r5, r7, [r3, #\off]
+.endm
+
+    TINYVAE_FN tinyvae_scatter_pairs
+    push {r4-r11, lr}
+    sub sp, sp, #68
+    ldm r0, {r1-r8}
+    str r1, [sp]
+    str r6, [sp, #4]
+    str r4, [sp, #8]
+    str r5, [sp, #12]
+    str r2, [sp, #16]
+    str r7, [sp, #20]
+    str r8, [sp, #24]
+    lsl r9, r3, #4
+    str r9, [sp, #28]
+    @ Once per call: eight groups per iteration, each half's entry past (8 - groups mod 8)
+    @ mod 8 groups of its first (56 bytes a group, as in tinyvae_dense2_i8_smlad).
+    add r9, r3, #7
+    lsr r9, r9, #3
+    str r9, [sp, #32]
+    ands r9, r3, #7
+    it ne
+    rsbne r9, r9, #8
+    mov r10, #56
+    mul r9, r9, r10
+    adr.w r12, .Ltinyvae_scatter_loop0
+    add r12, r12, r9
+    orr r12, r12, #1
+    str r12, [sp, #36]
+    adr.w r12, .Ltinyvae_scatter_loop8
+    add r12, r12, r9
+    orr r12, r12, #1
+    str r12, [sp, #40]
+1:
+    @ The next pair: every block again, from the first.
+    ldr r3, [sp, #20]
+    cmp r3, #0
+    beq 9f
+    sub r3, r3, #1
+    str r3, [sp, #20]
+    ldr r3, [sp, #8]
+    str r3, [sp, #44]
+    ldr r3, [sp]
+    str r3, [sp, #48]
+    ldr r3, [sp, #4]
+    str r3, [sp, #52]
+2:
+    @ The next block: its rows' accumulators for pixel A, its two halves.
+    ldr r3, [sp, #44]
+    cmp r3, #0
+    beq 8f
+    sub r3, r3, #1
+    str r3, [sp, #44]
+    ldr r2, [sp, #52]
+    ldr r3, [r2], #16
+    str r2, [sp, #52]
+    ldr r2, [sp, #12]
+    add r2, r2, r3, lsl #2
+    str r2, [sp, #56]
+    TINYVAE_SCATTER_HALF 0, 36, .Ltinyvae_scatter_loop0
+    TINYVAE_SCATTER_HALF 8, 40, .Ltinyvae_scatter_loop8
+    ldr r0, [sp, #48]
+    ldr r1, [sp, #28]
+    add r0, r0, r1
+    str r0, [sp, #48]
+    b 2b
+8:
+    @ The pair done: the next pair's accumulators two pixels on, its inputs after these.
+    ldr r0, [sp, #12]
+    ldr r1, [sp, #24]
+    add r0, r0, r1, lsl #1
+    str r0, [sp, #12]
+    ldr r0, [sp, #16]
+    ldr r1, [sp, #28]
+    add r0, r0, r1
+    str r0, [sp, #16]
+    b 1b
+9:
+    add sp, sp, #68
+    pop {r4-r11, pc}
+.size tinyvae_scatter_pairs, . - tinyvae_scatter_pairs

@@ -376,6 +376,12 @@ pub(super) fn scattered(c: &Conv<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) 
         let first = line + g.before * step;
         #[cfg(not(tinyvae_small))]
         if rows {
+            // Two pixels at a time where there are two (each weight widened once for both),
+            // else the row's one pixel.
+            let pixels = (inputs, &mut *wide, groups, iw);
+            if dense::dsp::scatter_pairs(tiles, pixels, (acc, first, step), steps) {
+                continue;
+            }
             dense::dsp::widen(inputs, wide);
             if dense::dsp::scatter_row(tiles, (wide, groups, iw), (acc, first, step), steps) {
                 continue;

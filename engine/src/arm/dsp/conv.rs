@@ -172,23 +172,9 @@ pub(crate) fn scatter_row(
     steps: &[u32],
 ) -> bool {
     let blocks = steps.len() / 4;
-    let neighbours = steps
-        .chunks_exact(4)
-        .all(|s| (1..4).all(|j| s[j] == s[0].wrapping_add(j as u32)));
-    let reach = steps.iter().max().map(|m| *m as usize + 1);
-    // The last pixel's last accumulator, checked without overflow.
-    let end = pixels
-        .checked_sub(1)
-        .and_then(|p| p.checked_mul(step))
-        .and_then(|d| d.checked_add(at))
-        .zip(reach)
-        .and_then(|(a, r)| a.checked_add(r));
-    let fits = matches!(end, Some(e) if e <= acc.len())
-        && groups > 0
-        && blocks > 0
-        && tiles.len() / 4 / groups >= blocks
+    let fits = row_fits(tiles, (groups, pixels), (acc.len(), at, step), steps)
         && wide.len() / 2 / groups >= pixels;
-    if !(fits && neighbours) {
+    if !fits {
         return false;
     }
     let mut job = RowJob {
@@ -209,4 +195,108 @@ pub(crate) fn scatter_row(
     // writes exactly those, and follows the AAPCS.
     unsafe { tinyvae_scatter_row(&mut job) };
     true
+}
+
+/// What [`tinyvae_scatter_pairs`] reads.
+#[cfg(not(tinyvae_small))]
+#[repr(C)]
+pub(super) struct PairRowJob {
+    tiles: *const u32,
+    pairs: *const u32,
+    groups: usize,
+    blocks: usize,
+    out: *mut u32,
+    steps: *const u32,
+    count: usize,
+    pixel_step: usize,
+}
+
+/// [`scatter_row`] for a row of `pixels` input pixels (int8, `4 * groups` channels each,
+/// one after another in `x`) taken two at a time: each pair widened into `wide` (`4 *
+/// groups` words a pair, interleaved per group as [`tiled_i8_pair`] reads them) and run
+/// with each weight's SXTB16 serving both pixels (`tinyvae_scatter_pairs`). A last, odd
+/// pixel runs alone ([`scatter_row`]). Returns false, having done nothing, where
+/// [`scatter_row`] would for the whole row, when `x` or `wide` is short, or when `step` is
+/// below 2 words.
+#[cfg(not(tinyvae_small))]
+pub(crate) fn scatter_pairs(
+    tiles: &[u32],
+    (x, wide, groups, pixels): (&[i8], &mut [u32], usize, usize),
+    (acc, at, step): (&mut [u32], usize, usize),
+    steps: &[u32],
+) -> bool {
+    let (ch, count) = (4 * groups, pixels / 2);
+    // Each half block holds two neighbouring accumulators per pixel in registers: the
+    // two pixels' must not overlap (a step of one word, a stride of 1 to one channel,
+    // would put B's first on A's second).
+    let short = x.len() < ch * pixels || wide.len() < 4 * groups * count || step < 2;
+    // The bounds of the whole row, checked as the one-pixel routine checks them.
+    if short || count == 0 || !row_fits(tiles, (groups, pixels), (acc.len(), at, step), steps) {
+        return false;
+    }
+    // A last, odd pixel first, alone: the one-pixel routine's checks all hold (the whole
+    // row's, above), so it does not refuse, and nothing is left half done.
+    if pixels % 2 == 1 {
+        let last = x.get(ch * (pixels - 1)..ch * pixels).unwrap_or_default();
+        widen(last, wide);
+        let at = at + (pixels - 1) * step;
+        if !scatter_row(tiles, (wide, groups, 1), (acc, at, step), steps) {
+            return false;
+        }
+    }
+    for (p, px) in x.chunks_exact(ch).take(2 * count).enumerate() {
+        if let Some(slot) = wide.get_mut((p / 2) * 4 * groups + (p % 2) * 2..) {
+            widen_pairs(px, slot);
+        }
+    }
+    let job = PairRowJob {
+        tiles: tiles.as_ptr(),
+        pairs: wide.as_ptr(),
+        groups,
+        blocks: steps.len() / 4,
+        out: acc.as_mut_ptr().wrapping_add(at),
+        steps: steps.as_ptr(),
+        count,
+        pixel_step: 4 * step,
+    };
+    // SAFETY: `row_fits` checked that `tiles` holds the 4 * groups words of each of the
+    // `steps.len() / 4` blocks, and that every block's four accumulators of every one of
+    // the row's pixels, `at + p step + steps[4 b] + j` for j < 4, lie inside `acc`
+    // (word-aligned: a `u32` slice; the rows of a block neighbours); `wide` holds the
+    // 4 * groups words of each of `count` pairs (checked above). The routine reads
+    // `steps[4 b]`, reads and writes exactly those accumulators (the first 2 count
+    // pixels'), and follows the AAPCS.
+    unsafe { tinyvae_scatter_pairs(&job) };
+    true
+}
+
+/// The scatter routines' bounds for a row of `pixels` pixels: `groups` and the blocks
+/// (`steps.len() / 4`) at least 1, `tiles` holding every block's `4 * groups` words, each
+/// block's four rows neighbours (`steps[4 b + j] = steps[4 b] + j`), and every
+/// accumulator a pixel's rows reach, `at + p step + steps[n]`, inside `acc_len`
+/// (checked without overflow).
+#[cfg(not(tinyvae_small))]
+fn row_fits(
+    tiles: &[u32],
+    (groups, pixels): (usize, usize),
+    (acc_len, at, step): (usize, usize, usize),
+    steps: &[u32],
+) -> bool {
+    let blocks = steps.len() / 4;
+    let neighbours = steps
+        .chunks_exact(4)
+        .all(|s| (1..4).all(|j| s[j] == s[0].wrapping_add(j as u32)));
+    let reach = steps.iter().max().map(|m| *m as usize + 1);
+    // The last pixel's last accumulator.
+    let end = pixels
+        .checked_sub(1)
+        .and_then(|p| p.checked_mul(step))
+        .and_then(|d| d.checked_add(at))
+        .zip(reach)
+        .and_then(|(a, r)| a.checked_add(r));
+    matches!(end, Some(e) if e <= acc_len)
+        && groups > 0
+        && blocks > 0
+        && tiles.len() / 4 / groups >= blocks
+        && neighbours
 }

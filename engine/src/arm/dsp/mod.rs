@@ -51,6 +51,8 @@ extern "C" {
     fn tinyvae_widen_i8_pairs(x: *const i8, pairs: *mut u32, groups: usize);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "scatter_row")]
     fn tinyvae_scatter_row(job: *mut RowJob);
+    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "scatter_pairs")]
+    fn tinyvae_scatter_pairs(job: *const PairRowJob);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "gather_i8_pairs")]
     fn tinyvae_gather_i8_pairs(
         x: *const i8,
