@@ -435,3 +435,32 @@ tinyvae_gather_i8_pairs:
     add sp, sp, #68
     pop {r4-r11, pc}
 .size tinyvae_scatter_pairs, . - tinyvae_scatter_pairs
+
+@ A row of pixels widened in pairs for tinyvae_scatter_pairs, the input zero-point taken
+@ off: r0 the row's first pixel (int8, 4 r2 channels a pixel, any alignment), r1 the
+@ destination words, r2 groups of four channels a pixel (>= 1), r3 pairs (>= 1), [sp] the
+@ negated zero-point -z in both halfwords. Per pair, per group: pixel A's word as (x0 - z,
+@ x2 - z), (x1 - z, x3 - z) (int16: -255 to 255; SXTAB16 widens and adds in one), then
+@ pixel B's (A's 4 r2 bytes on), in a pair's two slots as tinyvae_dense2_i8_smlad reads
+@ them.
+    TINYVAE_FN tinyvae_widen_row_pairs
+    push {r4-r9, lr}
+    ldr r9, [sp, #28]
+    lsl r8, r2, #2
+1:
+    mov r12, r2
+2:
+    ldr r6, [r0, r8]
+    ldr r4, [r0], #4
+    sxtab16 r5, r9, r4, ror #8
+    sxtab16 r4, r9, r4
+    sxtab16 r7, r9, r6, ror #8
+    sxtab16 r6, r9, r6
+    stm r1!, {r4, r5, r6, r7}
+    subs r12, r12, #1
+    bne 2b
+    add r0, r0, r8
+    subs r3, r3, #1
+    bne 1b
+    pop {r4-r9, pc}
+.size tinyvae_widen_row_pairs, . - tinyvae_widen_row_pairs

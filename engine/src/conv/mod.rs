@@ -15,6 +15,8 @@ use crate::dense;
 mod dsp;
 #[cfg(not(tinyvae_dsp))]
 mod few;
+#[cfg(tinyvae_dsp)]
+mod scatter;
 
 /// Below this many output channels a convolution takes its few-channel path (see
 /// [`conv_i8`]): the dense kernels work on blocks of four output channels, so a layer with
@@ -386,7 +388,7 @@ pub fn conv_i8(
         return;
     }
     #[cfg(tinyvae_dsp)]
-    if few(c) && transposed && dsp::scattered(c, x, y, spare) {
+    if few(c) && transposed && scatter::scattered(c, x, y, spare) {
         return;
     }
     #[cfg(tinyvae_dsp)]

@@ -211,63 +211,133 @@ pub(super) struct PairRowJob {
     pixel_step: usize,
 }
 
-/// [`scatter_row`] for a row of `pixels` input pixels (int8, `4 * groups` channels each,
-/// one after another in `x`) taken two at a time: each pair widened into `wide` (`4 *
-/// groups` words a pair, interleaved per group as [`tiled_i8_pair`] reads them) and run
-/// with each weight's SXTB16 serving both pixels (`tinyvae_scatter_pairs`). A last, odd
-/// pixel runs alone ([`scatter_row`]). Returns false, having done nothing, where
-/// [`scatter_row`] would for the whole row, when `x` or `wide` is short, or when `step` is
-/// below 2 words.
+/// A row of pixels as [`scatter_pairs`] runs it, checked once for a whole layer
+/// ([`PairsPlan::new`]): everything but the row's inputs and its first accumulator.
+#[cfg(not(tinyvae_small))]
+#[derive(Clone, Copy)]
+pub(crate) struct PairsPlan<'a> {
+    tiles: &'a [u32],
+    steps: &'a [u32],
+    groups: usize,
+    pixels: usize,
+    /// Words from one pixel's first accumulator to the next's.
+    step: usize,
+    /// Words from a pixel's first accumulator past its last.
+    reach: usize,
+}
+
+#[cfg(not(tinyvae_small))]
+impl<'a> PairsPlan<'a> {
+    /// The plan for rows of `pixels` pixels of `4 * groups` channels against `tiles` (its
+    /// blocks' rows landing `steps` words past a pixel's first accumulator), pixels `step`
+    /// words apart; `None` unless there are at least two pixels, `groups` and the blocks
+    /// (`steps.len() / 4`) are at least 1, `tiles` holds every block's `4 * groups` words,
+    /// each block's four rows are neighbours (`steps[4 b + j] = steps[4 b] + j`), and
+    /// `step` is at least two words (each half block holds two neighbouring accumulators
+    /// per pixel in registers: the two pixels' must not overlap, as a step of one word, a
+    /// stride of 1 to one channel, would make them).
+    pub(crate) fn new(
+        tiles: &'a [u32],
+        (groups, pixels): (usize, usize),
+        step: usize,
+        steps: &'a [u32],
+    ) -> Option<PairsPlan<'a>> {
+        let blocks = steps.len() / 4;
+        let neighbours = steps
+            .chunks_exact(4)
+            .all(|s| (1..4).all(|j| s[j] == s[0].wrapping_add(j as u32)));
+        let reach = steps.iter().max().map(|m| *m as usize + 1)?;
+        let ok = pixels >= 2
+            && step >= 2
+            && groups > 0
+            && blocks > 0
+            && tiles.len() / 4 / groups >= blocks
+            && neighbours;
+        ok.then_some(PairsPlan {
+            tiles,
+            steps,
+            groups,
+            pixels,
+            step,
+            reach,
+        })
+    }
+}
+
+/// [`scatter_row`] for a row of the plan's pixels (int8, `4 * groups` channels each, one
+/// after another in `x`) taken two at a time, the input zero-point `zp` taken off every
+/// input (the caller folds its share into the biases): each pair widened into `wide` (`4 *
+/// groups` words a pair, interleaved per group as [`tiled_i8_pair`] reads them) and run with
+/// each weight's SXTB16 serving both pixels (`tinyvae_scatter_pairs`); pixel `p`'s first
+/// accumulator is `acc[at + p step]`. A last, odd pixel runs alone ([`scatter_row`]).
+/// Returns false, having done nothing, when `x` or `wide` is short or an accumulator lies
+/// outside `acc`.
 #[cfg(not(tinyvae_small))]
 pub(crate) fn scatter_pairs(
-    tiles: &[u32],
-    (x, wide, groups, pixels): (&[i8], &mut [u32], usize, usize),
-    (acc, at, step): (&mut [u32], usize, usize),
-    steps: &[u32],
+    plan: &PairsPlan<'_>,
+    (x, wide, zp): (&[i8], &mut [u32], i8),
+    (acc, at): (&mut [u32], usize),
 ) -> bool {
+    let (groups, pixels, step) = (plan.groups, plan.pixels, plan.step);
     let (ch, count) = (4 * groups, pixels / 2);
-    // Each half block holds two neighbouring accumulators per pixel in registers: the
-    // two pixels' must not overlap (a step of one word, a stride of 1 to one channel,
-    // would put B's first on A's second).
-    let short = x.len() < ch * pixels || wide.len() < 4 * groups * count || step < 2;
-    // The bounds of the whole row, checked as the one-pixel routine checks them.
-    if short || count == 0 || !row_fits(tiles, (groups, pixels), (acc.len(), at, step), steps) {
+    // The last pixel's last accumulator.
+    let end = ((pixels - 1) * step)
+        .checked_add(at)
+        .and_then(|a| a.checked_add(plan.reach));
+    let fits = matches!(end, Some(e) if e <= acc.len())
+        && x.len() >= ch * pixels
+        && wide.len() >= 4 * groups * count;
+    if !fits {
         return false;
     }
-    // A last, odd pixel first, alone: the one-pixel routine's checks all hold (the whole
-    // row's, above), so it does not refuse, and nothing is left half done.
+    // A last, odd pixel first, alone: the one-pixel routine's checks all hold (the plan's
+    // and the row's, above), so it does not refuse, and nothing is left half done.
     if pixels % 2 == 1 {
         let last = x.get(ch * (pixels - 1)..ch * pixels).unwrap_or_default();
-        widen(last, wide);
+        widen_less(last, zp, wide);
         let at = at + (pixels - 1) * step;
-        if !scatter_row(tiles, (wide, groups, 1), (acc, at, step), steps) {
+        if !scatter_row(plan.tiles, (wide, groups, 1), (acc, at, step), plan.steps) {
             return false;
         }
     }
-    for (p, px) in x.chunks_exact(ch).take(2 * count).enumerate() {
-        if let Some(slot) = wide.get_mut((p / 2) * 4 * groups + (p % 2) * 2..) {
-            widen_pairs(px, slot);
-        }
-    }
+    let z = u32::from((-i16::from(zp)) as u16) * 0x0001_0001;
+    // SAFETY: `x` holds the 2 count pixels' 4 groups bytes each (unaligned word loads,
+    // which ARMv7E-M allows), `wide` the 4 groups words of each of `count` pairs (checked
+    // above); the routine reads and writes exactly those and follows the AAPCS.
+    unsafe { tinyvae_widen_row_pairs(x.as_ptr(), wide.as_mut_ptr(), groups, count, z) };
     let job = PairRowJob {
-        tiles: tiles.as_ptr(),
+        tiles: plan.tiles.as_ptr(),
         pairs: wide.as_ptr(),
         groups,
-        blocks: steps.len() / 4,
+        blocks: plan.steps.len() / 4,
         out: acc.as_mut_ptr().wrapping_add(at),
-        steps: steps.as_ptr(),
+        steps: plan.steps.as_ptr(),
         count,
         pixel_step: 4 * step,
     };
-    // SAFETY: `row_fits` checked that `tiles` holds the 4 * groups words of each of the
-    // `steps.len() / 4` blocks, and that every block's four accumulators of every one of
-    // the row's pixels, `at + p step + steps[4 b] + j` for j < 4, lie inside `acc`
-    // (word-aligned: a `u32` slice; the rows of a block neighbours); `wide` holds the
-    // 4 * groups words of each of `count` pairs (checked above). The routine reads
-    // `steps[4 b]`, reads and writes exactly those accumulators (the first 2 count
-    // pixels'), and follows the AAPCS.
+    // SAFETY: the plan holds that `tiles` holds the 4 * groups words of each of the
+    // `steps.len() / 4` blocks and that a block's four rows are neighbours; checked above
+    // that every block's four accumulators of every one of the row's pixels, `at + p step
+    // + steps[4 b] + j` for j < 4 (below `at + p step + reach`), lie inside `acc`
+    // (word-aligned: a `u32` slice) and that `wide` holds the 4 * groups words of each of
+    // `count` pairs. The routine reads `steps[4 b]`, reads and writes exactly those
+    // accumulators (the first 2 count pixels'), and follows the AAPCS.
     unsafe { tinyvae_scatter_pairs(&job) };
     true
+}
+
+/// One pixel's int8 inputs less the zero-point `zp`, widened to int16 pairs as [`widen`]
+/// writes them (per group of four: (x0 - zp, x2 - zp), (x1 - zp, x3 - zp)); zeros past
+/// `x` in its last group. Nothing is written past `wide`.
+#[cfg(not(tinyvae_small))]
+pub(crate) fn widen_less(x: &[i8], zp: i8, wide: &mut [u32]) {
+    let half = |v: i8| u32::from((i16::from(v) - i16::from(zp)) as u16);
+    for (g, w) in x.chunks(4).zip(wide.chunks_exact_mut(2)) {
+        let mut t = [zp; 4];
+        t.iter_mut().zip(g).for_each(|(d, v)| *d = *v);
+        w[0] = half(t[0]) | half(t[2]) << 16;
+        w[1] = half(t[1]) | half(t[3]) << 16;
+    }
 }
 
 /// The scatter routines' bounds for a row of `pixels` pixels: `groups` and the blocks

@@ -53,6 +53,14 @@ extern "C" {
     fn tinyvae_scatter_row(job: *mut RowJob);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "scatter_pairs")]
     fn tinyvae_scatter_pairs(job: *const PairRowJob);
+    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "widen_row_pairs")]
+    fn tinyvae_widen_row_pairs(
+        x: *const i8,
+        pairs: *mut u32,
+        groups: usize,
+        count: usize,
+        zero_point: u32,
+    );
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "gather_i8_pairs")]
     fn tinyvae_gather_i8_pairs(
         x: *const i8,
