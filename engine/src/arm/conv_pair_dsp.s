@@ -464,3 +464,51 @@ tinyvae_gather_i8_pairs:
     bne 1b
     pop {r4-r9, pc}
 .size tinyvae_widen_row_pairs, . - tinyvae_widen_row_pairs
+
+@ One TINYVAE_REQUANT_ROWS output: the accumulator at r0 (advanced by r4 bytes)
+@ requantized as tinyvae_requantize_i8 does, stored at r1 (advanced by r5).
+.macro TINYVAE_REQ_ONE
+    ldr r12, [r0]
+    add r0, r0, r4
+    smmlar r11, r12, r8, r12
+    TINYVAE_ROUND lr
+    TINYVAE_CLAMP8
+    strb r11, [r1]
+    add r1, r1, r5
+.endm
+
+@ tinyvae_requantize_i8 over a grid's rows (the scatter form's outputs where they lie):
+@ r0 the `RowsJob` of engine/src/arm/dsp/conv.rs: [r0] the first accumulator, [r0, #4]
+@ the first output, [r0, #8] rows (>= 1), [r0, #12] lo in each byte, [r0, #16] bytes
+@ between a row's accumulators, [r0, #20] between its outputs, [r0, #24] 2m (m in
+@ [2^30, 2^31)), [r0, #28] the right shift e in [1, 31], [r0, #32] the zero-point,
+@ [r0, #36] outputs a row (>= 1), [r0, #40] bytes from a row's last accumulator's next
+@ to the next row's first, [r0, #44] the same for the outputs. Two outputs an iteration,
+@ an odd one first.
+    TINYVAE_FN tinyvae_requantize_rows
+    push {r0, r4-r11, lr}
+    ldm r0, {r0-r5, r8, r9, lr}
+1:
+    ldr r7, [sp]
+    ldr r6, [r7, #36]
+    lsrs r6, r6, #1
+    bcc 3f
+    TINYVAE_REQ_ONE
+3:
+    cmp r6, #0
+    beq 4f
+2:
+    TINYVAE_REQ_ONE
+    TINYVAE_REQ_ONE
+    subs r6, r6, #1
+    bne 2b
+4:
+    ldr r7, [sp]
+    ldr r6, [r7, #40]
+    add r0, r0, r6
+    ldr r6, [r7, #44]
+    add r1, r1, r6
+    subs r2, r2, #1
+    bne 1b
+    pop {r0, r4-r11, pc}
+.size tinyvae_requantize_rows, . - tinyvae_requantize_rows

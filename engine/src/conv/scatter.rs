@@ -248,15 +248,28 @@ fn requantize_all(
     #[cfg(not(tinyvae_small))]
     {
         let _ = biases;
-        let n = usize::from(s.out_width) * r;
-        for (i, y) in y
-            .chunks_mut(n.max(1))
-            .take(usize::from(s.out_height))
-            .enumerate()
-        {
-            let from = (i + g.top) * g.width * r + g.top * r;
-            if let Some(acc) = acc.get(from..from + n) {
-                requantize_span(m, r, acc, y);
+        let (oh, ow) = (usize::from(s.out_height), usize::from(s.out_width));
+        let (w, n) = (g.width * r, ow * r);
+        let acc: &[u32] = acc.get(g.top * w + g.top * r..).unwrap_or_default();
+        let range = crate::requant::output_range(m);
+        for o in 0..r {
+            let (mult, shift) = (
+                m.multiplier.get(o).unwrap_or(0),
+                m.shift.get(o).unwrap_or(0),
+            );
+            let rows = (oh, ow, w);
+            if dense::dsp::requantize_rows((acc, y), rows, (o, r), (mult, shift), range) {
+                continue;
+            }
+            // Off the fast path (a dead channel or a left shift): the definition.
+            let (zp, lo) = range;
+            for (i, y) in y.chunks_mut(n.max(1)).take(oh).enumerate() {
+                let a = acc.get(i * w..).unwrap_or_default();
+                let outputs = y.iter_mut().skip(o).step_by(r);
+                for (y, &a) in outputs.zip(a.iter().skip(o).step_by(r)) {
+                    let v = requantize_q31(a as i32, mult, shift);
+                    *y = v.saturating_add(zp).max(lo).min(127) as i8;
+                }
             }
         }
     }
@@ -286,7 +299,9 @@ fn requantize_all(
 
 /// Accumulators `acc[p r + o]` (biases in) to outputs `y[p r + o]`, channel by channel:
 /// in assembly on the fast path ([`dense::dsp::requantize_channel`]), else (a dead
-/// channel or a left shift) by the definition.
+/// channel or a left shift) by the definition. (Builds for size; the others requantize
+/// the grid's rows where they lie, [`dense::dsp::requantize_rows`].)
+#[cfg(tinyvae_small)]
 fn requantize_span(m: &tinyvae_format::Dense<'_>, r: usize, acc: &[u32], y: &mut [i8]) {
     let range = crate::requant::output_range(m);
     for o in 0..r {

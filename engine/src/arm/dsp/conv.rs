@@ -6,6 +6,8 @@ use super::*;
 
 /// What [`tinyvae_requantize_i8`] reads: one output channel's accumulators and outputs,
 /// its requantization on the fast path (multiplier in `[2^30, 2^31)`, right shift).
+/// (Builds for size; the others requantize whole rows, [`requantize_rows`].)
+#[cfg(tinyvae_small)]
 #[repr(C)]
 pub(super) struct RequantJob {
     acc: *const u32,
@@ -27,6 +29,7 @@ pub(super) struct RequantJob {
 /// lower bound given, in assembly (`tinyvae_requantize_i8`). Returns false, having done
 /// nothing, off its fast path (a multiplier below 2^30 or a shift that is not a right
 /// shift) or when no position is whole, for the caller's loop instead.
+#[cfg(tinyvae_small)]
 pub(crate) fn requantize_channel(
     (acc, y): (&[u32], &mut [i8]),
     (o, r): (usize, usize),
@@ -54,6 +57,74 @@ pub(crate) fn requantize_channel(
     // SAFETY: the routine reads `acc[p r + o]` and writes `y[p r + o]` (of the slices as
     // given) for `p < n`, inside both (`n r <= len`, `o < r`), and follows the AAPCS.
     unsafe { tinyvae_requantize_i8(&job) };
+    true
+}
+
+/// What [`tinyvae_requantize_rows`] reads: [`RequantJob`]'s fields for rows of outputs,
+/// and the rows' shape.
+#[cfg(not(tinyvae_small))]
+#[repr(C)]
+pub(super) struct RowsJob {
+    acc: *const u32,
+    out: *mut i8,
+    rows: usize,
+    lo: u32,
+    acc_stride: usize,
+    out_stride: usize,
+    double_multiplier: u32,
+    e: u32,
+    zero_point: i32,
+    cols: usize,
+    acc_gap: usize,
+    out_gap: usize,
+}
+
+/// [`requantize_channel`] over `rows` rows of `cols` positions of `r` channels, channel
+/// `o`: accumulator `acc[i w + p r + o]` to output `y[(i cols + p) r + o]` for row `i` and
+/// position `p`, `w` the accumulators' words a row (at least `cols r`), in one call
+/// (`tinyvae_requantize_rows`). Returns false, having done nothing, off the fast path or
+/// when a slice is short.
+#[cfg(not(tinyvae_small))]
+pub(crate) fn requantize_rows(
+    (acc, y): (&[u32], &mut [i8]),
+    (rows, cols, w): (usize, usize, usize),
+    (o, r): (usize, usize),
+    (multiplier, shift): (i32, i8),
+    (zero_point, lo): (i32, i32),
+) -> bool {
+    let last = |row: usize| {
+        (rows.checked_sub(1)?.checked_mul(row)?)
+            .checked_add((cols.checked_sub(1)?).checked_mul(r)?)?
+            .checked_add(o)
+    };
+    let fits = matches!(last(w), Some(a) if a < acc.len())
+        && matches!(last(cols * r), Some(b) if b < y.len())
+        && o < r
+        && w >= cols * r;
+    let (Some(acc), Some(y)) = (acc.get(o..), y.get_mut(o..)) else {
+        return false;
+    };
+    if !fits || shift >= 0 || multiplier < 1 << 30 {
+        return false;
+    }
+    let job = RowsJob {
+        acc: acc.as_ptr(),
+        out: y.as_mut_ptr(),
+        rows,
+        lo: u32::from(lo as u8) * 0x0101_0101,
+        acc_stride: 4 * r,
+        out_stride: r,
+        double_multiplier: (multiplier as u32).wrapping_shl(1),
+        e: u32::from(shift.unsigned_abs()),
+        zero_point,
+        cols,
+        acc_gap: 4 * (w - cols * r),
+        out_gap: 0,
+    };
+    // SAFETY: the routine reads `acc[i w + p r + o]` and writes `y[(i cols + p) r + o]`
+    // for i < rows, p < cols, inside both (the largest of each checked above), and follows
+    // the AAPCS.
+    unsafe { tinyvae_requantize_rows(&job) };
     true
 }
 

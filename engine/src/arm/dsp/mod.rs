@@ -33,6 +33,7 @@ pub(crate) use layer::*;
 
 // The routines' names carry the crate's version (build.rs: `crate::ASM_PREFIX`).
 extern "C" {
+    #[cfg(tinyvae_small)]
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "requantize_i8")]
     fn tinyvae_requantize_i8(job: *const RequantJob);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "dense_i8_smlad")]
@@ -53,6 +54,8 @@ extern "C" {
     fn tinyvae_scatter_row(job: *mut RowJob);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "scatter_pairs")]
     fn tinyvae_scatter_pairs(job: *const PairRowJob);
+    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "requantize_rows")]
+    fn tinyvae_requantize_rows(job: *const RowsJob);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "widen_row_pairs")]
     fn tinyvae_widen_row_pairs(
         x: *const i8,
