@@ -443,13 +443,7 @@ tinyvae_gather_i8_pairs:
 @ x2 - z), (x1 - z, x3 - z) (int16: -255 to 255; SXTAB16 widens and adds in one), then
 @ pixel B's (A's 4 r2 bytes on), in a pair's two slots as tinyvae_dense2_i8_smlad reads
 @ them.
-    TINYVAE_FN tinyvae_widen_row_pairs
-    push {r4-r9, lr}
-    ldr r9, [sp, #28]
-    lsl r8, r2, #2
-1:
-    mov r12, r2
-2:
+.macro TINYVAE_WIDEN_PAIR_GROUP
     ldr r6, [r0, r8]
     ldr r4, [r0], #4
     sxtab16 r5, r9, r4, ror #8
@@ -457,12 +451,43 @@ tinyvae_gather_i8_pairs:
     sxtab16 r7, r9, r6, ror #8
     sxtab16 r6, r9, r6
     stm r1!, {r4, r5, r6, r7}
-    subs r12, r12, #1
+.endm
+
+    TINYVAE_FN tinyvae_widen_row_pairs
+    push {r4-r11, lr}
+    ldr r9, [sp, #36]
+    lsl r8, r2, #2
+    push {r2}
+1:
+    @ Two groups an iteration (one STM of both pixels' eight words), an odd one first.
+    ldr r2, [sp]
+    lsrs r2, r2, #1
+    bcc 3f
+    TINYVAE_WIDEN_PAIR_GROUP
+3:
+    cbz r2, 4f
+2:
+    ldr r6, [r0, r8]
+    ldr r4, [r0], #4
+    ldr lr, [r0, r8]
+    ldr r11, [r0], #4
+    sxtab16 r5, r9, r4, ror #8
+    sxtab16 r4, r9, r4
+    sxtab16 r7, r9, r6, ror #8
+    sxtab16 r6, r9, r6
+    sxtab16 r10, r9, r11
+    sxtab16 r11, r9, r11, ror #8
+    sxtab16 r12, r9, lr
+    sxtab16 lr, r9, lr, ror #8
+    stm r1!, {r4, r5, r6, r7, r10, r11, r12, lr}
+    subs r2, r2, #1
     bne 2b
+4:
     add r0, r0, r8
     subs r3, r3, #1
     bne 1b
-    pop {r4-r9, pc}
+    add sp, sp, #4
+    pop {r4-r11, pc}
 .size tinyvae_widen_row_pairs, . - tinyvae_widen_row_pairs
 
 @ One TINYVAE_REQUANT_ROWS output: the accumulator at r0 (advanced by r4 bytes)
@@ -477,6 +502,15 @@ tinyvae_gather_i8_pairs:
     add r1, r1, r5
 .endm
 
+@ TINYVAE_REQ_ONE for one output channel: accumulators 4 bytes apart, outputs 1.
+.macro TINYVAE_REQ_NEXT
+    ldr r12, [r0], #4
+    smmlar r11, r12, r8, r12
+    TINYVAE_ROUND lr
+    TINYVAE_CLAMP8
+    strb r11, [r1], #1
+.endm
+
 @ tinyvae_requantize_i8 over a grid's rows (the scatter form's outputs where they lie):
 @ r0 the `RowsJob` of engine/src/arm/dsp/conv.rs: [r0] the first accumulator, [r0, #4]
 @ the first output, [r0, #8] rows (>= 1), [r0, #12] lo in each byte, [r0, #16] bytes
@@ -488,6 +522,12 @@ tinyvae_gather_i8_pairs:
     TINYVAE_FN tinyvae_requantize_rows
     push {r0, r4-r11, lr}
     ldm r0, {r0-r5, r8, r9, lr}
+    @ One output channel (accumulators 4 bytes apart, outputs 1): post-indexed loads and
+    @ stores, two instructions fewer an output.
+    cmp r4, #4
+    it eq
+    cmpeq r5, #1
+    beq 5f
 1:
     ldr r7, [sp]
     ldr r6, [r7, #36]
@@ -510,5 +550,27 @@ tinyvae_gather_i8_pairs:
     add r1, r1, r6
     subs r2, r2, #1
     bne 1b
+    pop {r0, r4-r11, pc}
+5:
+    ldr r7, [sp]
+    ldr r6, [r7, #36]
+    lsrs r6, r6, #1
+    bcc 7f
+    TINYVAE_REQ_NEXT
+7:
+    cbz r6, 8f
+6:
+    TINYVAE_REQ_NEXT
+    TINYVAE_REQ_NEXT
+    subs r6, r6, #1
+    bne 6b
+8:
+    ldr r7, [sp]
+    ldr r6, [r7, #40]
+    add r0, r0, r6
+    ldr r6, [r7, #44]
+    add r1, r1, r6
+    subs r2, r2, #1
+    bne 5b
     pop {r0, r4-r11, pc}
 .size tinyvae_requantize_rows, . - tinyvae_requantize_rows

@@ -92,7 +92,7 @@ pub(super) fn scattered(c: &Conv<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) 
     // Each accumulator starts at its output's phase bias (builds for size: at zero, the
     // biases added when the outputs are gathered).
     #[cfg(not(tinyvae_small))]
-    fill_biases(acc, (g, r, st), &biases);
+    fill_biases(acc, (g, r, st, usize::from(s.out_height)), &biases);
     #[cfg(tinyvae_small)]
     acc.fill(0);
     for vy in 0..g.ny {
@@ -209,19 +209,19 @@ fn fold_zero_point(biases: &mut Biases, zsums: &[u32], (k, st, r): (usize, usize
     }
 }
 
-/// The layer's [`Biases`]; `None` when the stride is above [`MAX_STRIDE`] or a phase is
-/// missing.
+/// The layer's [`Biases`], read where the matrix holds them (phase `ry s + rx`'s `R` after
+/// the phases before it: FORMAT.md, section 3, as `Conv::phase` slices them); `None` when
+/// the stride is above [`MAX_STRIDE`] or a bias is missing.
 fn phase_biases(c: &Conv<'_>) -> Option<Biases> {
     let st = usize::from(c.shape.stride);
-    let r = usize::from(c.matrix.out_dim).min(MAX_R);
+    let out = usize::from(c.matrix.out_dim);
     if st == 0 || st > MAX_STRIDE {
         return None;
     }
     let mut biases = [[0i32; MAX_R]; MAX_STRIDE * MAX_STRIDE];
     for (i, b) in biases.iter_mut().enumerate().take(st * st) {
-        let m = c.phase((i / st) as u8, (i % st) as u8)?;
-        for (o, b) in b.iter_mut().enumerate().take(r) {
-            *b = m.bias.get(o).unwrap_or(0);
+        for (o, b) in b.iter_mut().enumerate().take(out) {
+            *b = c.matrix.bias.get(i * out + o)?;
         }
     }
     Some(biases)
@@ -321,53 +321,63 @@ fn requantize_span(m: &tinyvae_format::Dense<'_>, r: usize, acc: &[u32], y: &mut
     }
 }
 
-/// The grid's accumulators each set to the bias of its place's phase: grid row `v` and
-/// column `u` hold output (`v - top`, `u - top`) where it is one, in phase (`v mod s`,
-/// `u mod s`) (output `y` is in phase `(y + p) mod s`, FORMAT.md, section 3, and `top` is
-/// `p` plus a multiple of `s`), so each grid row repeats one period of `s` places of `r`
-/// channels; the places that are no output take a bias too and are never read.
+/// The grid's rows that hold outputs (`oh` rows from row `top`), each accumulator set to
+/// the bias of its place's phase: grid row `v` and column `u` hold output (`v - top`, `u -
+/// top`) where it is one, in phase (`v mod s`, `u mod s`) (output `y` is in phase `(y + p)
+/// mod s`, FORMAT.md, section 3, and `top` is `p` plus a multiple of `s`), so each row
+/// repeats one period of `s` places of `r` channels. The places in those rows that are no
+/// output take a bias too; the rows above and below are left as they are: the tile loop
+/// adds to them, wrapping, and nothing reads them.
 #[cfg(not(tinyvae_small))]
-fn fill_biases(acc: &mut [u32], (g, r, st): (ScatterGrid, usize, usize), biases: &Biases) {
+fn fill_biases(
+    acc: &mut [u32],
+    (g, r, st, oh): (ScatterGrid, usize, usize, usize),
+    biases: &Biases,
+) {
     let (st, w) = (st.clamp(1, MAX_STRIDE), g.width * r);
-    let Some(acc) = acc.get_mut(..g.height * w) else {
+    let Some(acc) = acc.get_mut(g.top * w..(g.top + oh) * w) else {
         return;
     };
-    // The first `s` rows: one period each, then doubled along the row (a few large copies
-    // rather than one per period).
-    for (v, row) in acc.chunks_mut(w).take(st).enumerate() {
-        for (u, p) in row.chunks_mut(r).take(st).enumerate() {
-            let b = biases.get((v % st) * st + u).unwrap_or(&[0; MAX_R]);
+    // One period of each row phase's biases: places u = 0, 1, ... (mod s), channel by
+    // channel.
+    let mut periods = [[0u32; MAX_STRIDE * MAX_R]; MAX_STRIDE];
+    for (ry, period) in periods.iter_mut().enumerate().take(st) {
+        for (u, p) in period.chunks_exact_mut(r).take(st).enumerate() {
+            let b = biases.get(ry * st + u).unwrap_or(&[0; MAX_R]);
             p.iter_mut().zip(b).for_each(|(p, b)| *p = *b as u32);
         }
-        let mut done = (st * r).min(w);
-        while done < w {
-            let n = done.min(w - done);
-            let (head, tail) = row.split_at_mut(done);
-            copy(head, tail, n);
-            done += n;
-        }
     }
-    // Every later row repeats the row `s` above it: the rows from `s` on are one copy of
-    // the grid moved down by `s` rows, done in growing steps.
-    let mut done = st * w;
-    while done < acc.len() {
-        let n = done.min(acc.len() - done) / w * w;
-        if n == 0 {
-            break;
+    let len = st * r;
+    for (i, row) in acc.chunks_mut(w).enumerate() {
+        let period = periods.get((g.top + i) % st).unwrap_or(&periods[0]);
+        // Stores of a period known at compile time where it is short (the common strides
+        // and channel counts), else the period copied along the row.
+        match len {
+            1 => repeat::<1>(row, period),
+            2 => repeat::<2>(row, period),
+            3 => repeat::<3>(row, period),
+            4 => repeat::<4>(row, period),
+            _ => {
+                let period = period.get(..len).unwrap_or_default();
+                for chunk in row.chunks_mut(len.max(1)) {
+                    chunk.iter_mut().zip(period).for_each(|(d, p)| *d = *p);
+                }
+            }
         }
-        let (head, tail) = acc.split_at_mut(done);
-        copy(head, tail, n);
-        done += n;
     }
 }
 
-/// The first `n` words of `from` into `to` (a copy of disjoint slices: `memcpy`, where
-/// `copy_within` takes the slower `memmove`); nothing where either is short.
+/// `row` filled with the first `L` words of `period` repeated (the last repeat cut short).
 #[cfg(not(tinyvae_small))]
-fn copy(from: &[u32], to: &mut [u32], n: usize) {
-    if let (Some(f), Some(t)) = (from.get(..n), to.get_mut(..n)) {
-        t.copy_from_slice(f);
+fn repeat<const L: usize>(row: &mut [u32], period: &[u32; MAX_STRIDE * MAX_R]) {
+    let Some(p) = period.first_chunk::<L>() else {
+        return;
+    };
+    let (whole, rest) = row.as_chunks_mut::<L>();
+    for c in whole {
+        *c = *p;
     }
+    rest.iter_mut().zip(p).for_each(|(d, p)| *d = *p);
 }
 
 /// The weights of a transposed convolution as [`scattered`] reads them: row `tap r + o`
