@@ -56,7 +56,7 @@
 //! Measured on the emulated Cortex-M4F with a conv 32-64 model (`cargo xtask lib-cost`,
 //! results/library-cost.md in the repository):
 //! - At opt-level `s` or `z` the convolutions' two-position DSP kernel is left out (for
-//!   flash): a convolutional decode takes 21% more instructions (2.60 M against 2.14 M).
+//!   flash): a convolutional decode takes 30% more instructions (2.60 M against 2.00 M).
 //!   `[profile.release.package.tinyvae-engine] opt-level = 3` keeps it where the image is
 //!   not built with fat LTO (which applies one level to the whole image).
 //! - A debug build at opt-level 0 validates a model 21 times slower (6.1 M instructions

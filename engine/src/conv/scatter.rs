@@ -350,13 +350,11 @@ fn fill_biases(
     let len = st * r;
     for (i, row) in acc.chunks_mut(w).enumerate() {
         let period = periods.get((g.top + i) % st).unwrap_or(&periods[0]);
-        // Stores of a period known at compile time where it is short (the common strides
-        // and channel counts), else the period copied along the row.
+        // Stores of a period known at compile time where it is short (one channel at stride
+        // 1 or 2), else the period copied along the row.
         match len {
             1 => repeat::<1>(row, period),
             2 => repeat::<2>(row, period),
-            3 => repeat::<3>(row, period),
-            4 => repeat::<4>(row, period),
             _ => {
                 let period = period.get(..len).unwrap_or_default();
                 for chunk in row.chunks_mut(len.max(1)) {

@@ -236,6 +236,7 @@ pub(super) struct RowJob {
 /// entries per block). Returns false, having done nothing, when a slice is short, a
 /// block's rows are not neighbours or an accumulator lies outside `acc`.
 #[cfg(not(tinyvae_small))]
+#[inline(never)]
 pub(crate) fn scatter_row(
     tiles: &[u32],
     (wide, groups, pixels): (&[u32], usize, usize),
@@ -401,6 +402,7 @@ pub(crate) fn scatter_pairs(
 /// writes them (per group of four: (x0 - zp, x2 - zp), (x1 - zp, x3 - zp)); zeros past
 /// `x` in its last group. Nothing is written past `wide`.
 #[cfg(not(tinyvae_small))]
+#[inline(never)]
 pub(crate) fn widen_less(x: &[i8], zp: i8, wide: &mut [u32]) {
     let half = |v: i8| u32::from((i16::from(v) - i16::from(zp)) as u16);
     for (g, w) in x.chunks(4).zip(wide.chunks_exact_mut(2)) {
