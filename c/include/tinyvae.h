@@ -54,7 +54,7 @@ typedef struct {
 // Not a model file (no `TVAE` magic).
 #define TINYVAE_ERR_BAD_MAGIC 2
 
-// A format version this library does not read (it reads versions 4 and 5; `trainer
+// A format version this library does not read (it reads versions 4 to 6; `trainer
 // inspect` and the firmware tools convert older files).
 #define TINYVAE_ERR_UNSUPPORTED_VERSION 3
 
@@ -249,6 +249,43 @@ tinyvae_status tinyvae_reparameterize(const tinyvae_model *m,
 
 // The name and meaning of a status code, as a static NUL-terminated string.
 const char *tinyvae_status_name(tinyvae_status status);
+
+// Scratch bytes `tinyvae_decode_two` and `tinyvae_encode_two` need for this model on this
+// target (at most twice `tinyvae_scratch_len`); 0 for a handle that is not open.
+//
+// # Safety
+// `m` is NULL or points to a `tinyvae_model`.
+uintptr_t tinyvae_scratch_len_two(const tinyvae_model *m);
+
+// Decodes two latent codes in one pass: `codes` holds both (`2 * tinyvae_latent` values,
+// the first code's then the second's), `scratch` at least `tinyvae_scratch_len_two` bytes,
+// `pixels` both images (`2 * tinyvae_pixels` values). The pixels of two `tinyvae_decode`
+// calls.
+//
+// # Safety
+// Each pointer is NULL or valid for its length, and the buffers do not overlap.
+tinyvae_status tinyvae_decode_two(const tinyvae_model *m,
+                                  const int8_t *codes,
+                                  uintptr_t codes_len,
+                                  int8_t *scratch,
+                                  uintptr_t scratch_len,
+                                  uint8_t *pixels,
+                                  uintptr_t pixels_len);
+
+// Encodes two images in one pass: `pixels` holds both (`2 * tinyvae_pixels` values),
+// `scratch` at least `tinyvae_scratch_len_two` bytes, `stats` both encodings (`2 *
+// tinyvae_stats_len` values, as `tinyvae_encode` writes each). What two `tinyvae_encode`
+// calls write.
+//
+// # Safety
+// Each pointer is NULL or valid for its length, and the buffers do not overlap.
+tinyvae_status tinyvae_encode_two(const tinyvae_model *m,
+                                  const uint8_t *pixels,
+                                  uintptr_t pixels_len,
+                                  int8_t *scratch,
+                                  uintptr_t scratch_len,
+                                  int16_t *stats,
+                                  uintptr_t stats_len);
 
 #ifdef __cplusplus
 }  // extern "C"

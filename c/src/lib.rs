@@ -38,7 +38,7 @@ pub const TINYVAE_OK: tinyvae_status = 0;
 pub const TINYVAE_ERR_TRUNCATED: tinyvae_status = 1;
 /// Not a model file (no `TVAE` magic).
 pub const TINYVAE_ERR_BAD_MAGIC: tinyvae_status = 2;
-/// A format version this library does not read (it reads versions 4 and 5; `trainer
+/// A format version this library does not read (it reads versions 4 to 6; `trainer
 /// inspect` and the firmware tools convert older files).
 pub const TINYVAE_ERR_UNSUPPORTED_VERSION: tinyvae_status = 3;
 /// Header flags this library does not know.
@@ -576,6 +576,10 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
         unsafe { core::arch::asm!("udf #0") };
     }
 }
+
+mod two;
+
+pub use two::{tinyvae_decode_two, tinyvae_encode_two, tinyvae_scratch_len_two};
 
 #[cfg(test)]
 mod tests;

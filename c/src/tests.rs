@@ -310,3 +310,103 @@ fn the_header_sizes_the_model_as_the_library_does() {
         [MODEL_WORDS_32.to_string(), MODEL_WORDS_64.to_string()]
     );
 }
+
+#[test]
+fn two_at_once_is_two_calls() {
+    let bytes = blob();
+    let mut m = zeroed();
+    assert_eq!(
+        unsafe { tinyvae_open(&mut *m, bytes.as_ptr(), bytes.len()) },
+        TINYVAE_OK
+    );
+    let model = Model::from_bytes(&bytes).unwrap();
+    let e = Engine::new(&model).unwrap();
+    let (dim, px) = (usize::from(model.latent.dim), model.data.len());
+    let stats = model.encoder_out_dim();
+    let mut sampler = Sampler::new(9);
+    let mut codes = vec![0i8; 2 * dim];
+    e.sample_prior(&mut sampler, &mut codes[..dim]).unwrap();
+    e.sample_prior(&mut sampler, &mut codes[dim..]).unwrap();
+    let n = unsafe { tinyvae_scratch_len_two(&*m) };
+    assert_eq!(n, e.scratch_len_two());
+    let mut scratch = vec![0i8; n];
+    let mut pixels = vec![0u8; 2 * px];
+    let s = unsafe {
+        tinyvae_decode_two(
+            &*m,
+            codes.as_ptr(),
+            codes.len(),
+            scratch.as_mut_ptr(),
+            n,
+            pixels.as_mut_ptr(),
+            pixels.len(),
+        )
+    };
+    assert_eq!(s, TINYVAE_OK);
+    let mut out = vec![0i16; 2 * stats];
+    let s = unsafe {
+        tinyvae_encode_two(
+            &*m,
+            pixels.as_ptr(),
+            pixels.len(),
+            scratch.as_mut_ptr(),
+            n,
+            out.as_mut_ptr(),
+            out.len(),
+        )
+    };
+    assert_eq!(s, TINYVAE_OK);
+    for k in 0..2 {
+        let mut one = vec![0u8; px];
+        e.decode(
+            &codes[k * dim..(k + 1) * dim],
+            &mut scratch,
+            &mut one,
+            &mut NoProbe,
+        )
+        .unwrap();
+        assert_eq!(one, pixels[k * px..(k + 1) * px]);
+        let mut st = vec![0i16; stats];
+        e.encode(&one, &mut scratch, &mut st, &mut NoProbe).unwrap();
+        assert_eq!(st, out[k * stats..(k + 1) * stats]);
+    }
+    // One value short of two codes, of two images' outputs; a scratch one byte short.
+    let short = unsafe {
+        tinyvae_decode_two(
+            &*m,
+            codes.as_ptr(),
+            codes.len() - 1,
+            scratch.as_mut_ptr(),
+            n,
+            pixels.as_mut_ptr(),
+            pixels.len(),
+        )
+    };
+    assert_eq!(short, TINYVAE_ERR_INPUT_LENGTH);
+    let short = unsafe {
+        tinyvae_encode_two(
+            &*m,
+            pixels.as_ptr(),
+            pixels.len(),
+            scratch.as_mut_ptr(),
+            n,
+            out.as_mut_ptr(),
+            out.len() - 1,
+        )
+    };
+    assert_eq!(short, TINYVAE_ERR_OUTPUT_LENGTH);
+    let small = unsafe {
+        tinyvae_decode_two(
+            &*m,
+            codes.as_ptr(),
+            codes.len(),
+            scratch.as_mut_ptr(),
+            n - 1,
+            pixels.as_mut_ptr(),
+            pixels.len(),
+        )
+    };
+    assert_eq!(small, TINYVAE_ERR_SCRATCH_TOO_SMALL);
+    let null = unsafe { tinyvae_decode_two(&*m, null(), 2 * dim, null_mut(), n, null_mut(), 0) };
+    assert_eq!(null, TINYVAE_ERR_NULL);
+}

@@ -108,9 +108,9 @@ impl Sizes {
         .collect()
     }
 
-    /// The sizes as a C header of `#define TINYVAE_SCRATCH ...` lines (`TINYVAE_PIXELS`,
-    /// `TINYVAE_LATENT`, `TINYVAE_STATS`, `TINYVAE_MODEL_BYTES`), for a C firmware's static
-    /// buffers; `what` goes into its comment (the model file and the target).
+    /// The sizes as a C header of `#define TINYVAE_SCRATCH ...` lines (`TINYVAE_SCRATCH_TWO`,
+    /// `TINYVAE_PIXELS`, `TINYVAE_LATENT`, `TINYVAE_STATS`, `TINYVAE_MODEL_BYTES`), for a C
+    /// firmware's static buffers; `what` goes into its comment (the model file and the target).
     pub fn to_c_header(&self, what: &str) -> String {
         let mut h = format!(
             "/* Buffer sizes for {what}: written by tinyvae (`trainer inspect --c-header`). */\n\
@@ -118,6 +118,7 @@ impl Sizes {
         );
         for (name, n) in [
             ("SCRATCH", self.scratch),
+            ("SCRATCH_TWO", self.scratch_two),
             ("PIXELS", self.pixels),
             ("LATENT", self.latent),
             ("STATS", self.stats),
