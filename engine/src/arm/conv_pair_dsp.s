@@ -26,6 +26,24 @@
     smlad r7, r2, r11, r7
 .endm
 
+@ The two-row, two-position tile loop at label \loop: eight TINYVAE_TILE2 an iteration,
+@ r3 iterations (counted down), entered at a computed entry past the groups a first
+@ iteration skips (56 bytes a TINYVAE_TILE2).
+.macro TINYVAE_TILE2_LOOP loop
+.p2align 2
+\loop:
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    TINYVAE_TILE2
+    subs r3, r3, #1
+    bne \loop
+.endm
+
 @ One row's two outputs: accumulators \a (position A, stored at [r2]) and \b (position B,
 @ at [r2 + r12]), one multiplier (r0, advanced) and shift (r1, advanced); r2 advanced.
 .macro TINYVAE_REQ2 a, b, slow, back
@@ -84,18 +102,7 @@
     add r0, r0, #\off
     .endif
     bx r12
-.p2align 2
-\loop:
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    subs r3, r3, #1
-    bne \loop
+    TINYVAE_TILE2_LOOP \loop
     ldr r3, [sp]
     ldr r0, [r3, #20]
     ldr r1, [r3, #24]
@@ -337,18 +344,7 @@ tinyvae_gather_i8_pairs:
     ldr r3, [sp, #32]
     ldr r12, [sp, #\entry]
     bx r12
-.p2align 2
-\loop:
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    TINYVAE_TILE2
-    subs r3, r3, #1
-    bne \loop
+    TINYVAE_TILE2_LOOP \loop
     ldr r2, [sp, #56]
     ldr r3, [sp, #24]
     strd r4, r6, [r2, #\off]
@@ -490,19 +486,8 @@ tinyvae_gather_i8_pairs:
     pop {r4-r11, pc}
 .size tinyvae_widen_row_pairs, . - tinyvae_widen_row_pairs
 
-@ One TINYVAE_REQUANT_ROWS output: the accumulator at r0 (advanced by r4 bytes)
-@ requantized as tinyvae_requantize_i8 does, stored at r1 (advanced by r5).
-.macro TINYVAE_REQ_ONE
-    ldr r12, [r0]
-    add r0, r0, r4
-    smmlar r11, r12, r8, r12
-    TINYVAE_ROUND lr
-    TINYVAE_CLAMP8
-    strb r11, [r1]
-    add r1, r1, r5
-.endm
-
-@ TINYVAE_REQ_ONE for one output channel: accumulators 4 bytes apart, outputs 1.
+@ TINYVAE_REQ_ONE (src/dense_dsp.s) for one output channel: accumulators 4 bytes apart,
+@ outputs 1.
 .macro TINYVAE_REQ_NEXT
     ldr r12, [r0], #4
     smmlar r11, r12, r8, r12

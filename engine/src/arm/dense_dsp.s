@@ -304,6 +304,19 @@
     TINYVAE_BLOCKS_END
 .size tinyvae_tiles_raw, . - tinyvae_tiles_raw
 
+@ One output of tinyvae_requantize_i8 (and of tinyvae_requantize_rows): the accumulator
+@ at r0 (advanced by r4 bytes) requantized on the fast path (2m in r8, e in r9, the
+@ zero-point in lr, lo in r3's bytes), stored at r1 (advanced by r5); r10-r12 scratch.
+.macro TINYVAE_REQ_ONE
+    ldr r12, [r0]
+    add r0, r0, r4
+    smmlar r11, r12, r8, r12
+    TINYVAE_ROUND lr
+    TINYVAE_CLAMP8
+    strb r11, [r1]
+    add r1, r1, r5
+.endm
+
 @ One output channel's int32 accumulators requantized to int8 (the scatter form of a
 @ transposed convolution with few output channels: its sums gathered first, requantized
 @ once at the end): r0 the `RequantJob` of engine/src/dense.rs, `n` (at least 1)
@@ -315,13 +328,7 @@
     mov r12, r0
     ldm r12, {r0-r5, r8, r9, lr}
 1:
-    ldr r12, [r0]
-    add r0, r0, r4
-    smmlar r11, r12, r8, r12
-    TINYVAE_ROUND lr
-    TINYVAE_CLAMP8
-    strb r11, [r1]
-    add r1, r1, r5
+    TINYVAE_REQ_ONE
     subs r2, r2, #1
     bne 1b
     pop {r4-r11, pc}
