@@ -13,15 +13,18 @@ use crate::requant::requantize_q31;
 /// output (or outside the output, at the borders): so each pixel's channels, widened once,
 /// meet all `k^2 R` weight rows in one pass of the tile loop, four useful sums per block,
 /// and each sum is added to its output's accumulator, in a grid with a border wide enough
-/// that no tap needs clipping ([`ScatterGrid`]); where a block's four rows land on
-/// neighbouring accumulators (`k R` a multiple of 4, e.g. a 4 x 4 kernel) in the tile loop
-/// itself, a row of pixels at a time ([`dense::dsp::scatter_row`]), else from its sums
-/// ([`dense::dsp::tiles_raw`]). The accumulators, started at zero, take their phase's
-/// biases and are requantized once at the end ([`requantize_all`]). Where
-/// the phase form reads the input zero-point (a tap outside the input), this form walks
-/// the same pixels outside the input and adds each row's weights times the zero-point. The
-/// same sums as the phase-by-phase form, in another order (integer sums wrap, so the order
-/// cannot change a result). False, having done nothing, when `spare` is too small.
+/// that no tap needs clipping ([`ScatterGrid`]). The grid's output rows start at their
+/// phases' biases ([`fill_biases`]; builds for size: at zero, the biases added at the end).
+/// Where a block's four rows land on neighbouring accumulators (`k R` a multiple of 4,
+/// e.g. a 4 x 4 kernel) the tile loop adds them in place, two pixels of a row at a time
+/// ([`dense::dsp::scatter_pairs`]: the input zero-point taken off the inputs and folded
+/// into the biases) or one ([`dense::dsp::scatter_row`]), else the sums are stored
+/// ([`dense::dsp::tiles_raw`]) and added here. Without the fold, where the phase form
+/// reads the input zero-point (a tap outside the input), this form walks the same pixels
+/// outside the input and adds each row's weights times the zero-point. Requantized once
+/// at the end ([`requantize_all`]). The same sums as the phase-by-phase form, in another
+/// order (integer sums wrap, so the order cannot change a result). False, having done
+/// nothing, when `spare` is too small.
 #[inline(never)]
 pub(super) fn scattered(c: &Conv<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
     let s = &c.shape;
@@ -74,10 +77,10 @@ pub(super) fn scattered(c: &Conv<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) 
     let fused = !cfg!(tinyvae_small) && (k * r).is_multiple_of(4);
     let rows = fused && ch.is_multiple_of(4);
     let step = st * r;
-    // Where every row of input pixels can go two at a time (the shape decides: checked
-    // once, for the last row, the one reaching farthest), the zero-point is taken off the
-    // inputs as they are widened and its share, each phase's rows' weight sums times it,
-    // folded into the phases' biases: the pixels outside the input then add nothing.
+    // Where the rows of input pixels can go two at a time (the shape decides, checked once:
+    // `PairsPlan`; each row's bounds as it goes), the zero-point is taken off the inputs as
+    // they are widened and its share, each phase's rows' weight sums times it, folded into
+    // the phases' biases: the pixels outside the input then add nothing.
     #[cfg(not(tinyvae_small))]
     let plan = rows
         .then(|| dense::dsp::PairsPlan::new(tiles, (groups, iw), step, steps))
@@ -228,12 +231,14 @@ fn phase_biases(c: &Conv<'_>) -> Option<Biases> {
 }
 
 /// The int8 outputs of the accumulators in grid `g` (every phase shares the layer's
-/// multipliers, shifts, zero-point and activation; only the biases differ): the outputs'
-/// accumulators first moved to the grid's start, row after row (each to a lower place: in
-/// place), each plus the bias of its output's phase (output `y` is in phase `(y + p) mod
-/// s`, FORMAT.md, section 3, tracked without a division); then channel by channel, in
-/// assembly on the fast path ([`dense::dsp::requantize_channel`]), else (a dead channel or
-/// a left shift) by the definition.
+/// multipliers, shifts, zero-point and activation; only the biases differ). Channel by
+/// channel, every output row where the grid holds it, in assembly on the fast path
+/// ([`dense::dsp::requantize_rows`]), else (a dead channel or a left shift) by the
+/// definition; the grid holds the biases already ([`fill_biases`]). Builds for size first
+/// move the outputs' accumulators to the grid's start, row after row (each to a lower
+/// place: in place), each plus the bias of its output's phase (output `y` is in phase `(y
+/// + p) mod s`, FORMAT.md, section 3, tracked without a division), then requantize each
+/// channel in one run (`requantize_span`).
 #[inline(never)]
 fn requantize_all(
     c: &Conv<'_>,
