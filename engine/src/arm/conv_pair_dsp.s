@@ -44,6 +44,30 @@
     bne \loop
 .endm
 
+@ Once per call, for two TINYVAE_TILE2_LOOPs (\loop0, \loop8) over \groups (a register,
+@ kept, >= 1) groups: the iterations, ceil(groups / 8), at [\base, #\iters], and each
+@ loop's entry past the (8 - groups mod 8) mod 8 groups its first iteration skips (56
+@ bytes a TINYVAE_TILE2, the Thumb bit set) at [\base, #\e0] and [\base, #\e8]. \t, \u and
+@ r12 scratch.
+.macro TINYVAE_TILE2_ENTRIES groups, t, u, base, iters, e0, e8, loop0, loop8
+    add \t, \groups, #7
+    lsr \t, \t, #3
+    str \t, [\base, #\iters]
+    ands \t, \groups, #7
+    it ne
+    rsbne \t, \t, #8
+    mov \u, #56
+    mul \t, \t, \u
+    adr.w r12, \loop0
+    add r12, r12, \t
+    orr r12, r12, #1
+    str r12, [\base, #\e0]
+    adr.w r12, \loop8
+    add r12, r12, \t
+    orr r12, r12, #1
+    str r12, [\base, #\e8]
+.endm
+
 @ One row's two outputs: accumulators \a (position A, stored at [r2]) and \b (position B,
 @ at [r2 + r12]), one multiplier (r0, advanced) and shift (r1, advanced); r2 advanced.
 .macro TINYVAE_REQ2 a, b, slow, back
@@ -128,22 +152,7 @@
     @ (8 - groups mod 8) mod 8 groups of its first iteration (14 four-byte instructions,
     @ 56 bytes, a group), at job offsets 44, 48 and 52.
     ldr r2, [r0, #8]
-    add r3, r2, #7
-    lsrs r3, r3, #3
-    str r3, [r0, #44]
-    ands r2, r2, #7
-    it ne
-    rsbne r2, r2, #8
-    mov r3, #56
-    mul r2, r2, r3
-    adr.w r12, .Ltinyvae_pair_loop0
-    add r12, r12, r2
-    orr r12, r12, #1
-    str r12, [r0, #48]
-    adr.w r12, .Ltinyvae_pair_loop8
-    add r12, r12, r2
-    orr r12, r12, #1
-    str r12, [r0, #52]
+    TINYVAE_TILE2_ENTRIES r2, r3, r1, r0, 44, 48, 52, .Ltinyvae_pair_loop0, .Ltinyvae_pair_loop8
 10:
     TINYVAE_PAIR_HALF 0, 48, .Ltinyvae_pair_loop0, tinyvae_dense2_i8_smlad
     TINYVAE_PAIR_HALF 8, 52, .Ltinyvae_pair_loop8, tinyvae_dense2_i8_smlad
@@ -367,22 +376,7 @@ tinyvae_gather_i8_pairs:
     str r9, [sp, #28]
     @ Once per call: eight groups per iteration, each half's entry past (8 - groups mod 8)
     @ mod 8 groups of its first (56 bytes a group, as in tinyvae_dense2_i8_smlad).
-    add r9, r3, #7
-    lsr r9, r9, #3
-    str r9, [sp, #32]
-    ands r9, r3, #7
-    it ne
-    rsbne r9, r9, #8
-    mov r10, #56
-    mul r9, r9, r10
-    adr.w r12, .Ltinyvae_scatter_loop0
-    add r12, r12, r9
-    orr r12, r12, #1
-    str r12, [sp, #36]
-    adr.w r12, .Ltinyvae_scatter_loop8
-    add r12, r12, r9
-    orr r12, r12, #1
-    str r12, [sp, #40]
+    TINYVAE_TILE2_ENTRIES r3, r9, r10, sp, 32, 36, 40, .Ltinyvae_scatter_loop0, .Ltinyvae_scatter_loop8
 1:
     @ The next pair: every block again, from the first.
     ldr r3, [sp, #20]
