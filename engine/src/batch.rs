@@ -210,24 +210,14 @@ impl Engine<'_, '_> {
 #[cfg(test)]
 mod tests {
     use tinyvae_format::owned::OwnedModel;
-    use tinyvae_format::testkit::synthetic::{SyntheticConv, SyntheticSpec};
+    use tinyvae_format::testkit::synthetic::SyntheticSpec;
     use tinyvae_format::{Model, WeightLayout};
 
     use crate::{Engine, NoProbe, Sampler};
 
     #[test]
     fn two_at_once_equals_one_after_the_other_both_ways() {
-        let conv = SyntheticSpec {
-            width: 12,
-            height: 12,
-            conv: vec![SyntheticConv {
-                channels: 8,
-                kernel: 4,
-                stride: 2,
-                padding: 1,
-            }],
-            ..SyntheticSpec::default()
-        };
+        let conv = crate::steps::tests::small_conv();
         let odd = SyntheticSpec {
             hidden: vec![13, 7],
             latent: 5,

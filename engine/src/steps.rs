@@ -125,12 +125,28 @@ impl Encoding<'_, '_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use tinyvae_format::owned::OwnedModel;
     use tinyvae_format::testkit::synthetic::{SyntheticConv, SyntheticSpec};
     use tinyvae_format::Model;
 
     use crate::{Engine, NoProbe, Probe, Sampler, Stage};
+
+    /// A 12 x 12 conv model (one k4 s2 p1 stage of 8 channels): the engine's tests' small
+    /// convolutional shape.
+    pub(crate) fn small_conv() -> SyntheticSpec {
+        SyntheticSpec {
+            width: 12,
+            height: 12,
+            conv: vec![SyntheticConv {
+                channels: 8,
+                kernel: 4,
+                stride: 2,
+                padding: 1,
+            }],
+            ..SyntheticSpec::default()
+        }
+    }
 
     struct Stages(Vec<Stage>);
     impl Probe for Stages {
@@ -141,17 +157,7 @@ mod tests {
 
     #[test]
     fn layer_by_layer_equals_the_whole_call() {
-        let conv = SyntheticSpec {
-            width: 12,
-            height: 12,
-            conv: vec![SyntheticConv {
-                channels: 8,
-                kernel: 4,
-                stride: 2,
-                padding: 1,
-            }],
-            ..SyntheticSpec::default()
-        };
+        let conv = small_conv();
         for spec in [SyntheticSpec::default(), conv] {
             let blob = OwnedModel::synthetic(&spec, 7).to_bytes().unwrap();
             let m = Model::from_bytes(&blob).unwrap();
