@@ -25,7 +25,7 @@ pub const SIMD: bool = cfg!(tinyvae_dsp);
 /// (thumbv6m: Cortex-M0, M0+; thumbv8m.base).
 pub const V6M: bool = cfg!(tinyvae_v6m);
 
-/// True when [`dense_i8`] runs `layer` with the ARMv6-M kernel (on ARMv6-M, for a
+/// True when [`dense_i8`] and [`dense_i16`] run `layer` with the ARMv6-M kernel (on ARMv6-M, for a
 /// `Tiles4x4` layer whose tiles are word-aligned in memory; its blocks whose
 /// requantization is off the kernel's fast path, a left shift or a small multiplier, then
 /// take the definition).
@@ -412,6 +412,11 @@ pub fn dense_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) {
     // The fused DSP kernel, made for int16 outputs.
     #[cfg(tinyvae_dsp)]
     if layer.layout == WeightLayout::Tiles4x4 && dsp::tiled_i16(layer, x, y, spare) {
+        return;
+    }
+    // The ARMv6-M tile loop, its sums requantized in Rust.
+    #[cfg(tinyvae_v6m)]
+    if layer.layout == WeightLayout::Tiles4x4 && v6m::tiled_i16(layer, x, y, spare) {
         return;
     }
     for_each_accumulator(layer, x, spare, false, &mut I16Out { layer, y });

@@ -84,7 +84,7 @@ pub struct Board {
 }
 
 /// All boards: the emulated ones first.
-pub const BOARDS: [Board; 9] = [
+pub const BOARDS: [Board; 10] = [
     Board {
         name: "mps2-an386",
         role: Role::Emulated,
@@ -198,6 +198,31 @@ pub const BOARDS: [Board; 9] = [
         boot2: None,
         image_def: false,
         note: "QEMU mps2-an505 (Cortex-M33, Secure state): SSRAM1 as code memory, SSRAM2/3 as data memory",
+    },
+    Board {
+        name: "mps2-an385-m0",
+        role: Role::Emulated,
+        same_code_as: None,
+        display_samples: 0,
+        target: "thumbv6m-none-eabi",
+        feature: "qemu-mps2-an385-m0",
+        dsp: false,
+        machine: Some("mps2-an385"),
+        log: Log::Semihosting,
+        cpu: "Cortex-M0 code on a Cortex-M3",
+        // The Cortex-M0 build (ARMv6-M, the micro:bit's kernels) with the AN385's 4 MiB: every
+        // model runs it, encoder included. ARMv6-M is a subset of ARMv7-M, so the M3 runs the
+        // same instructions an M0 would, and -icount counts them: instructions, not M0 cycles.
+        flash_origin: 0,
+        flash: 4 << 20,
+        ram_origin: 0x2000_0000,
+        ram: 4 << 20,
+        tick_ns: (40, 1),
+        icount_shift: 7,
+        probe: None,
+        boot2: None,
+        image_def: false,
+        note: "QEMU mps2-an385 running the Cortex-M0 build (ARMv6-M): the AN386's memory map",
     },
     Board {
         name: "b-l475e-iot01a",

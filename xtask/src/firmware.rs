@@ -21,7 +21,8 @@ pub fn with_role(role: Role) -> Vec<Board> {
     BOARDS.iter().copied().filter(|b| b.role == role).collect()
 }
 
-/// The emulated boards the models run on (Cortex-M4F, M3, M7 and M33).
+/// The emulated boards the models run on (Cortex-M4F, M3, M7, M33, and the Cortex-M0 build
+/// on the AN385).
 pub fn qemu_boards() -> Vec<Board> {
     with_role(Role::Emulated)
 }

@@ -26,6 +26,29 @@
     add \acc, r6
 .endm
 
+@ TINYVAE_V6M_TILES: one block of four rows: its tiles from r0 (advanced past them) times
+@ the inputs from r1 to r12 (whole groups of four, read byte by byte), the four sums added
+@ to r8-r11. r1 ends at r12; r2-r7 scratch.
+.macro TINYVAE_V6M_TILES
+2:
+    ldrb r2, [r1, #0]
+    sxtb r2, r2
+    ldrb r3, [r1, #1]
+    sxtb r3, r3
+    ldrb r4, [r1, #2]
+    sxtb r4, r4
+    ldrb r5, [r1, #3]
+    sxtb r5, r5
+    adds r1, #4
+    TINYVAE_V6M_ROW 0, r8
+    TINYVAE_V6M_ROW 4, r9
+    TINYVAE_V6M_ROW 8, r10
+    TINYVAE_V6M_ROW 12, r11
+    adds r0, #16
+    cmp r1, r12
+    bne 2b
+.endm
+
 @ TINYVAE_V6M_HIGH: r0 = (a m + 2^30) >> 31 for a in r2 and m in [0, 2^31) as its halves
 @ mh (r3) and ml (r7): a = ah 2^16 + al (al unsigned), the 64-bit sum (hi, lo) =
 @ ah mh 2^32 + (ah ml + al mh) 2^16 + al ml from four MULS and two carry chains, then
@@ -163,23 +186,7 @@ tinyvae_dense_i8_v6m:
     mov r12, r1
     ldr r1, [r0, #4]
     ldr r0, [r0, #0]
-2:
-    ldrb r2, [r1, #0]
-    sxtb r2, r2
-    ldrb r3, [r1, #1]
-    sxtb r3, r3
-    ldrb r4, [r1, #2]
-    sxtb r4, r4
-    ldrb r5, [r1, #3]
-    sxtb r5, r5
-    adds r1, #4
-    TINYVAE_V6M_ROW 0, r8
-    TINYVAE_V6M_ROW 4, r9
-    TINYVAE_V6M_ROW 8, r10
-    TINYVAE_V6M_ROW 12, r11
-    adds r0, #16
-    cmp r1, r12
-    bne 2b
+    TINYVAE_V6M_TILES
     ldr r1, [sp]
     str r0, [r1, #0]
     TINYVAE_V6M_OUT 0, r8
@@ -203,3 +210,39 @@ tinyvae_dense_i8_v6m:
     mov r11, r7
     pop {r4-r7, pc}
     .size tinyvae_dense_i8_v6m, . - tinyvae_dense_i8_v6m
+
+@ tinyvae_tiles_v6m(tiles, x, x_end, sums): one block of four rows, its raw sums (no bias,
+@ no requantization) stored to sums[0..4]: for layers whose outputs the caller requantizes
+@ (the encoder's int16 last layer). tiles word-aligned, x_end - x a nonzero multiple of 4.
+    .section .text.tinyvae_tiles_v6m,"ax",%progbits
+    .global tinyvae_tiles_v6m
+    .type tinyvae_tiles_v6m,%function
+    .thumb_func
+    .p2align 1
+tinyvae_tiles_v6m:
+    push {r3-r7, lr}
+    mov r4, r8
+    mov r5, r9
+    mov r6, r10
+    mov r7, r11
+    push {r4-r7}
+    mov r12, r2
+    movs r3, #0
+    mov r8, r3
+    mov r9, r3
+    mov r10, r3
+    mov r11, r3
+    TINYVAE_V6M_TILES
+    ldr r3, [sp, #16]
+    mov r4, r8
+    mov r5, r9
+    mov r6, r10
+    mov r7, r11
+    stm r3!, {r4-r7}
+    pop {r4-r7}
+    mov r8, r4
+    mov r9, r5
+    mov r10, r6
+    mov r11, r7
+    pop {r3-r7, pc}
+    .size tinyvae_tiles_v6m, . - tinyvae_tiles_v6m

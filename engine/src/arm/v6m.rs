@@ -38,6 +38,8 @@ struct Job {
 extern "C" {
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "dense_i8_v6m")]
     fn tinyvae_dense_i8_v6m(job: *mut Job);
+    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "tiles_v6m")]
+    fn tinyvae_tiles_v6m(tiles: *const i8, x: *const i8, x_end: *const i8, sums: *mut [i32; 4]);
 }
 
 /// Runs an int8 layer in 4 x 4 tiles whose tiles are word-aligned, with the assembly
@@ -67,15 +69,8 @@ pub(crate) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i
     if !ready || groups == 0 {
         return false;
     }
-    let x: &[i8] = if n.is_multiple_of(4) {
-        x.get(..n).unwrap_or_default()
-    } else {
-        let Some(copy) = spare.get_mut(..4 * groups) else {
-            return false;
-        };
-        copy.fill(0);
-        copy.iter_mut().zip(x).for_each(|(d, &v)| *d = v);
-        copy
+    let Some(x) = inputs(x, n, spare) else {
+        return false;
     };
     let (zero_point, lo) = crate::requant::output_range(layer);
     let blocks = out / 4;
@@ -109,6 +104,63 @@ pub(crate) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i
     }
     rows(layer, x, y, 4 * blocks..out);
     true
+}
+
+/// Runs a layer with int16 outputs (the encoder's last) in 4 x 4 tiles whose tiles are
+/// word-aligned: the tile loop in assembly a block of four rows at a time, its sums
+/// requantized here (any multiplier and shift). Returns false, having done nothing, on the
+/// preconditions of [`tiled_i8`].
+#[inline(never)]
+pub(crate) fn tiled_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) -> bool {
+    let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
+    let groups = n.div_ceil(4);
+    let tiles = layer.packed_weights();
+    let ready = layer.layout == tinyvae_format::WeightLayout::Tiles4x4
+        && (tiles.as_ptr() as usize).is_multiple_of(4)
+        && tiles.len() == 16 * groups * out.div_ceil(4)
+        && x.len() >= n
+        && y.len() >= out;
+    if !ready || groups == 0 {
+        return false;
+    }
+    let Some(x) = inputs(x, n, spare) else {
+        return false;
+    };
+    for b in 0..out.div_ceil(4) {
+        let mut sums = [0i32; 4];
+        // SAFETY: block b's `16 * groups` tile bytes exist and start on a word (checked
+        // above); the routine reads them as words, `x` to `x_end` (`4 * groups` bytes)
+        // byte by byte, writes the four sums, and follows the AAPCS.
+        unsafe {
+            tinyvae_tiles_v6m(
+                tiles.as_ptr().wrapping_add(16 * groups * b),
+                x.as_ptr(),
+                x.as_ptr_range().end,
+                &mut sums,
+            )
+        };
+        for (j, s) in sums.into_iter().enumerate() {
+            let row = 4 * b + j;
+            if let (Some(o), true) = (y.get_mut(row), row < out) {
+                let acc = layer.bias.get(row).unwrap_or(0).wrapping_add(s);
+                *o = crate::requant::requantized(layer, row, acc)
+                    .clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+            }
+        }
+    }
+    true
+}
+
+/// The layer's `n` inputs in whole groups of four: `x` itself when `n` is a multiple of 4,
+/// else a zero-padded copy in `spare` (None when `spare` is too small).
+fn inputs<'x>(x: &'x [i8], n: usize, spare: &'x mut [i8]) -> Option<&'x [i8]> {
+    if n.is_multiple_of(4) {
+        return x.get(..n);
+    }
+    let copy = spare.get_mut(..n.div_ceil(4) * 4)?;
+    copy.fill(0);
+    copy.iter_mut().zip(x).for_each(|(d, &v)| *d = v);
+    Some(copy)
 }
 
 /// Rows `range` of the layer by the definition, weight by weight (the last, partial block,
