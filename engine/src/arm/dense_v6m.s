@@ -153,18 +153,10 @@
     str r2, [r1, #\off]
 .endm
 
-@ tinyvae_dense_i8_v6m(job): the job's blocks of four rows, each: the tile loop over the
-@ inputs (whole groups of four), then the four outputs. The job (src/dense/v6m.rs, `Job`):
-@ 0 tiles (word-aligned), 4 inputs, 8 the inputs' end, 12 biases, 16 multipliers,
-@ 20 shifts, 24 outputs, 28 the blocks left, 32 the zero-point, 36 the lower bound. Each finished block advances the job's pointers and counts down
-@ its blocks; a block off the fast path is left with the job pointing at it (its tiles
-@ pointer past it) and its blocks left nonzero.
-    .section .text.tinyvae_dense_i8_v6m,"ax",%progbits
-    .global tinyvae_dense_i8_v6m
-    .type tinyvae_dense_i8_v6m,%function
-    .thumb_func
-    .p2align 1
-tinyvae_dense_i8_v6m:
+@ TINYVAE_V6M_LAYER: the body of the fused int8 routines, each output of a block finished
+@ by the macro \out; with \prepared, the job's bias pointer walks the prepared table
+@ (16 bytes a row) and the multiplier and shift pointers are not read.
+.macro TINYVAE_V6M_LAYER out, prepared
     push {r4-r7, lr}
     mov r4, r8
     mov r5, r9
@@ -189,13 +181,17 @@ tinyvae_dense_i8_v6m:
     TINYVAE_V6M_TILES
     ldr r1, [sp]
     str r0, [r1, #0]
-    TINYVAE_V6M_OUT 0, r8
-    TINYVAE_V6M_OUT 1, r9
-    TINYVAE_V6M_OUT 2, r10
-    TINYVAE_V6M_OUT 3, r11
+    \out 0, r8
+    \out 1, r9
+    \out 2, r10
+    \out 3, r11
+    .if \prepared
+    TINYVAE_V6M_BUMP 12, 64
+    .else
     TINYVAE_V6M_BUMP 12, 16
     TINYVAE_V6M_BUMP 16, 16
     TINYVAE_V6M_BUMP 20, 4
+    .endif
     TINYVAE_V6M_BUMP 24, 4
     ldr r2, [r1, #28]
     subs r2, #1
@@ -209,7 +205,56 @@ tinyvae_dense_i8_v6m:
     mov r10, r6
     mov r11, r7
     pop {r4-r7, pc}
+.endm
+
+@ TINYVAE_V6M_OUTQ: TINYVAE_V6M_OUT from a prepared table (r1 the job, its word 12 the
+@ block's first row): per row the bias, the multiplier's halves mh and ml, and the right
+@ shift e, aligned words, every row checked on the fast path when the table was made.
+@ r0, r2-r7 scratch.
+.macro TINYVAE_V6M_OUTQ i, acc
+    ldr r4, [r1, #12]
+    ldr r2, [r4, #16*\i]
+    add r2, \acc
+    ldr r3, [r4, #16*\i+4]
+    ldr r7, [r4, #16*\i+8]
+    TINYVAE_V6M_HIGH
+    ldr r3, [r4, #16*\i+12]
+    TINYVAE_V6M_ROUND
+    ldr r3, [r1, #32]
+    adcs r0, r3
+    ldr r3, [r1, #36]
+    TINYVAE_V6M_CLAMP
+    ldr r4, [r1, #24]
+    strb r0, [r4, #\i]
+.endm
+
+@ tinyvae_dense_i8_v6m(job): the job's blocks of four rows, each: the tile loop over the
+@ inputs (whole groups of four), then the four outputs. The job (src/dense/v6m.rs, `Job`):
+@ 0 tiles (word-aligned), 4 inputs, 8 the inputs' end, 12 biases, 16 multipliers,
+@ 20 shifts, 24 outputs, 28 the blocks left, 32 the zero-point, 36 the lower bound. Each finished block advances the job's pointers and counts down
+@ its blocks; a block off the fast path is left with the job pointing at it (its tiles
+@ pointer past it) and its blocks left nonzero.
+    .section .text.tinyvae_dense_i8_v6m,"ax",%progbits
+    .global tinyvae_dense_i8_v6m
+    .type tinyvae_dense_i8_v6m,%function
+    .thumb_func
+    .p2align 1
+tinyvae_dense_i8_v6m:
+    TINYVAE_V6M_LAYER TINYVAE_V6M_OUT, 0
     .size tinyvae_dense_i8_v6m, . - tinyvae_dense_i8_v6m
+
+@ tinyvae_dense_i8q_v6m(job): tinyvae_dense_i8_v6m with the requantization read from a
+@ prepared table (a convolution's, made once for all its positions: src/arm/v6m.rs,
+@ `Quant`) in place of the layer's unaligned arrays: about 24 instructions fewer an output.
+@ Every row of the table is on the fast path, so it runs every block.
+    .section .text.tinyvae_dense_i8q_v6m,"ax",%progbits
+    .global tinyvae_dense_i8q_v6m
+    .type tinyvae_dense_i8q_v6m,%function
+    .thumb_func
+    .p2align 1
+tinyvae_dense_i8q_v6m:
+    TINYVAE_V6M_LAYER TINYVAE_V6M_OUTQ, 1
+    .size tinyvae_dense_i8q_v6m, . - tinyvae_dense_i8q_v6m
 
 @ tinyvae_tiles_v6m(tiles, x, x_end, sums): one block of four rows, its raw sums (no bias,
 @ no requantization) stored to sums[0..4]: for layers whose outputs the caller requantizes

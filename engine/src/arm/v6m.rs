@@ -38,6 +38,8 @@ struct Job {
 extern "C" {
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "dense_i8_v6m")]
     fn tinyvae_dense_i8_v6m(job: *mut Job);
+    #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "dense_i8q_v6m")]
+    fn tinyvae_dense_i8q_v6m(job: *mut Job);
     #[link_name = concat!(env!("TINYVAE_ASM_PREFIX"), "tiles_v6m")]
     fn tinyvae_tiles_v6m(tiles: *const i8, x: *const i8, x_end: *const i8, sums: *mut [i32; 4]);
 }
@@ -50,6 +52,70 @@ extern "C" {
 /// fails (the tiles misaligned or short, `spare` too small for a copy, short slices).
 #[inline(never)]
 pub(crate) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i8]) -> bool {
+    blocks(layer, None, x, y, spare)
+}
+
+/// One output channel's requantization as [`tiled_i8_prepared`]'s routine reads it: aligned
+/// words, where the format's arrays are not (ARMv6-M faults on an unaligned word load and
+/// the routine would read them byte by byte), and checked on the fast path once.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Quant {
+    bias: i32,
+    /// The multiplier's high and low 16 bits.
+    mh: i32,
+    ml: i32,
+    /// The right shift, 1 to 31.
+    e: i32,
+}
+
+/// The most output channels [`prepare`] takes (a table of 1 KiB, on the stack).
+pub(crate) const MAX_PREPARED: usize = 64;
+
+/// `layer`'s requantization as a table for [`tiled_i8_prepared`], in `table`; None when the
+/// layer has more than [`MAX_PREPARED`] outputs or a row off the fast path (a multiplier
+/// outside `[2^30, 2^31)`, a shift outside `[-31, -1]`).
+pub(crate) fn prepare<'t>(
+    layer: &Dense<'_>,
+    table: &'t mut [Quant; MAX_PREPARED],
+) -> Option<&'t [Quant]> {
+    let rows = table.get_mut(..usize::from(layer.out_dim))?;
+    for (o, q) in rows.iter_mut().enumerate() {
+        let (m, shift) = (layer.multiplier.get(o)?, layer.shift.get(o)?);
+        if !(1 << 30..=i32::MAX).contains(&m) || !(-31..=-1).contains(&shift) {
+            return None;
+        }
+        *q = Quant {
+            bias: layer.bias.get(o)?,
+            mh: m >> 16,
+            ml: m & 0xFFFF,
+            e: -i32::from(shift),
+        };
+    }
+    Some(rows)
+}
+
+/// [`tiled_i8`] with the requantization read from `table` (from [`prepare`] for this
+/// layer): for a layer run many times, a convolution's product at every position.
+#[inline(never)]
+pub(crate) fn tiled_i8_prepared(
+    layer: &Dense<'_>,
+    table: &[Quant],
+    x: &[i8],
+    y: &mut [i8],
+    spare: &mut [i8],
+) -> bool {
+    table.len() == usize::from(layer.out_dim) && blocks(layer, Some(table), x, y, spare)
+}
+
+/// [`tiled_i8`], the requantization from the format's arrays or, with `table`, from it.
+fn blocks(
+    layer: &Dense<'_>,
+    table: Option<&[Quant]>,
+    x: &[i8],
+    y: &mut [i8],
+    spare: &mut [i8],
+) -> bool {
     let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
     let groups = n.div_ceil(4);
     let tiles = layer.packed_weights();
@@ -89,12 +155,22 @@ pub(crate) fn tiled_i8(layer: &Dense<'_>, x: &[i8], y: &mut [i8], spare: &mut [i
             zero_point,
             lo,
         };
-        // SAFETY: blocks b..blocks exist in every slice (checked above: the tiles hold
-        // `16 * groups` bytes per block and start on a word; four biases, multipliers,
-        // shifts and outputs per block); the routine reads `x` to `x_end` (`4 * groups`
-        // bytes, byte by byte), words of the tiles, bytes of the rest, writes only the
-        // outputs of the blocks it runs, and follows the AAPCS.
-        unsafe { tinyvae_dense_i8_v6m(&mut job) };
+        match table {
+            Some(t) => {
+                job.bias = t.as_ptr().wrapping_add(4 * b).cast();
+                // SAFETY: as below, the requantization read from `t`'s rows of blocks
+                // b..blocks (`t` holds a row per output, checked by the caller), aligned
+                // words; every row is on the fast path (`prepare`), so the routine runs
+                // every block.
+                unsafe { tinyvae_dense_i8q_v6m(&mut job) };
+            }
+            // SAFETY: blocks b..blocks exist in every slice (checked above: the tiles hold
+            // `16 * groups` bytes per block and start on a word; four biases, multipliers,
+            // shifts and outputs per block); the routine reads `x` to `x_end` (`4 * groups`
+            // bytes, byte by byte), words of the tiles, bytes of the rest, writes only the
+            // outputs of the blocks it runs, and follows the AAPCS.
+            None => unsafe { tinyvae_dense_i8_v6m(&mut job) },
+        }
         b = blocks - job.blocks;
         if b < blocks {
             // A block off the fast path: the definition for its four rows.

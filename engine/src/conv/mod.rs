@@ -402,9 +402,21 @@ pub fn conv_i8(
         let Some(patch) = patch.get_mut(..usize::from(m.in_dim)) else {
             return;
         };
+        // On ARMv6-M the product's requantization is read from aligned words, made once for
+        // every position (the format's arrays are read byte by byte otherwise).
+        #[cfg(tinyvae_v6m)]
+        let mut table = [crate::arm::v6m::Quant::default(); crate::arm::v6m::MAX_PREPARED];
+        #[cfg(tinyvae_v6m)]
+        let prepared = crate::arm::v6m::prepare(&m, &mut table);
         walk.run(s, &mut |at, taps| {
             patch_to(s, zp, x, taps, &mut Flat(&mut *patch));
             if let Some(out) = y.get_mut(at * r..at * r + r) {
+                #[cfg(tinyvae_v6m)]
+                if let Some(t) = prepared {
+                    if crate::arm::v6m::tiled_i8_prepared(&m, t, patch, out, spare) {
+                        return;
+                    }
+                }
                 dense::dense_i8(&m, patch, out, spare);
             }
         });
