@@ -29,6 +29,11 @@ pub struct Fidelity {
     /// ones): a model that makes new digits is near it, one that replays its training
     /// images near 1.
     pub nearer_train_share: f64,
+    /// The Euclidean distance from each image's classifier features (those of the Fréchet
+    /// distance) to the nearest training image's, as [`NEAREST_QUANTILES`]: the same
+    /// question as [`Fidelity::nearest_train_quantiles`] asked where a smooth rendering of a
+    /// digit and a sharp one lie close, so that blur alone does not read as nearness.
+    pub nearest_train_features_quantiles: [f64; 5],
 }
 
 /// The percentiles [`Fidelity::nearest_train_quantiles`] holds.
@@ -51,6 +56,8 @@ fn summary(mut d: Vec<f64>) -> (f64, [f64; 5]) {
 pub struct Reference {
     test: Gaussian,
     train: Tensor,
+    /// The training images' classifier features, (n, features).
+    train_features: Tensor,
     /// The test set's odd-numbered images.
     unseen: Tensor,
     pixels: usize,
@@ -105,9 +112,12 @@ impl Reference {
             .flatten()
             .copied()
             .collect();
+        let train_features =
+            rows_tensor(&c.features(&split_images(&data.train, pixels, data.train.n))?)?;
         Ok(Reference {
             test,
             train: tensor(&data.train.images, pixels)?,
+            train_features,
             unseen: tensor(&odd, pixels)?,
             pixels,
         })
@@ -115,15 +125,16 @@ impl Reference {
 
     /// The two measures of `images` (u8 values).
     pub fn measure(&self, c: &Classifier, images: &[Vec<u8>]) -> Result<Fidelity> {
-        let features = Gaussian::of(&c.features(images)?);
+        let rows = c.features(images)?;
         let (nearest_train_rms, nearest_train_quantiles) =
             summary(self.nearest(images, &self.train)?);
         Ok(Fidelity {
             images: images.len(),
-            frechet: frechet_distance(&features, &self.test),
+            frechet: frechet_distance(&Gaussian::of(&rows), &self.test),
             nearest_train_rms,
             nearest_train_quantiles,
             nearer_train_share: self.nearer_train_share(images)?,
+            nearest_train_features_quantiles: summary(self.nearest_features(&rows)?).1,
         })
     }
 
@@ -142,6 +153,8 @@ impl Reference {
             nearest_train_rms,
             nearest_train_quantiles,
             nearer_train_share: self.nearer_train_share(&test)?,
+            nearest_train_features_quantiles: summary(self.nearest_features(&c.features(&test)?)?)
+                .1,
         })
     }
 
@@ -161,33 +174,68 @@ impl Reference {
         Ok(score / images.len().max(1) as f64)
     }
 
-    /// Per image, the RMS pixel difference to the nearest image of `set` (n, pixels):
-    /// |a - t|^2 = |a|^2 + |t|^2 - 2 a.t, the cross terms one matrix product per batch.
+    /// Per image, the RMS pixel difference to the nearest image of `set` (n, pixels).
     fn nearest(&self, images: &[Vec<u8>], set: &Tensor) -> Result<Vec<f64>> {
-        if set.dim(0)? == 0 {
-            return Ok(vec![f64::NAN; images.len()]);
-        }
-        let t_norms = set.sqr()?.sum(D::Minus1)?; // (set)
-        let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(250) {
-            let v: Vec<f32> = chunk
-                .iter()
-                .flat_map(|img| img.iter().map(|&p| f32::from(p) / 255.0))
-                .collect();
-            if v.len() != chunk.len() * self.pixels {
+        let mut rows = Vec::with_capacity(images.len());
+        for img in images {
+            if img.len() != self.pixels {
                 bail!("an image of another size than the training images");
             }
-            let a = Tensor::from_vec(v, (chunk.len(), self.pixels), &Device::Cpu)?;
-            let a_norms = a.sqr()?.sum_keepdim(D::Minus1)?; // (batch, 1)
-            let cross = a.matmul(&set.t()?)?; // (batch, set)
-            let d2 = (cross.affine(-2.0, 0.0)?.broadcast_add(&a_norms)?)
-                .broadcast_add(&t_norms.unsqueeze(0)?)?;
-            for m in d2.min(D::Minus1)?.to_vec1::<f32>()? {
-                out.push((f64::from(m.max(0.0)) / self.pixels as f64).sqrt());
-            }
+            rows.push(img.iter().map(|&p| f32::from(p) / 255.0).collect());
         }
-        Ok(out)
+        Ok(nearest_squared(&rows, set)?
+            .into_iter()
+            .map(|d2| (d2 / self.pixels as f64).sqrt())
+            .collect())
     }
+
+    /// Per row of classifier features, the Euclidean distance to the nearest training
+    /// image's features.
+    fn nearest_features(&self, rows: &[Vec<f32>]) -> Result<Vec<f64>> {
+        Ok(nearest_squared(rows, &self.train_features)?
+            .into_iter()
+            .map(f64::sqrt)
+            .collect())
+    }
+}
+
+/// Rows of equal length as an (n, len) tensor.
+fn rows_tensor(rows: &[Vec<f32>]) -> Result<Tensor> {
+    let dim = rows.first().map_or(0, Vec::len);
+    let v: Vec<f32> = rows.iter().flatten().copied().collect();
+    if v.len() != rows.len() * dim {
+        bail!("rows of unequal lengths");
+    }
+    Ok(Tensor::from_vec(v, (rows.len(), dim), &Device::Cpu)?)
+}
+
+/// Per row, the squared Euclidean distance to the nearest row of `set` (n, len), NaN when
+/// `set` is empty: |a - t|^2 = |a|^2 + |t|^2 - 2 a.t, the cross terms one matrix product per
+/// batch of rows.
+fn nearest_squared(rows: &[Vec<f32>], set: &Tensor) -> Result<Vec<f64>> {
+    if set.dim(0)? == 0 {
+        return Ok(vec![f64::NAN; rows.len()]);
+    }
+    let t_norms = set.sqr()?.sum(D::Minus1)?; // (set)
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(250) {
+        let a = rows_tensor(chunk)?;
+        if a.dim(1)? != set.dim(1)? {
+            bail!(
+                "rows of {} values measured against rows of {}",
+                a.dim(1)?,
+                set.dim(1)?
+            );
+        }
+        let a_norms = a.sqr()?.sum_keepdim(D::Minus1)?; // (batch, 1)
+        let cross = a.matmul(&set.t()?)?; // (batch, set)
+        let d2 = (cross.affine(-2.0, 0.0)?.broadcast_add(&a_norms)?)
+            .broadcast_add(&t_norms.unsqueeze(0)?)?;
+        for m in d2.min(D::Minus1)?.to_vec1::<f32>()? {
+            out.push(f64::from(m.max(0.0)));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -200,5 +248,15 @@ mod tests {
         assert_eq!(mean, 5.5);
         assert_eq!(q, [1.0, 3.0, 5.0, 8.0, 9.0]);
         assert!(summary(Vec::new()).0.is_nan());
+    }
+
+    #[test]
+    fn nearest_rows_by_euclidean_distance() {
+        let set = rows_tensor(&[vec![0.0, 0.0], vec![3.0, 4.0], vec![10.0, 0.0]]).unwrap();
+        let d = nearest_squared(&[vec![3.0, 4.0], vec![1.0, 0.0], vec![9.0, 1.0]], &set).unwrap();
+        assert_eq!(d, [0.0, 1.0, 2.0]);
+        assert!(nearest_squared(&[vec![1.0]], &set).is_err());
+        let empty = Tensor::zeros((0, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(nearest_squared(&[vec![1.0, 2.0]], &empty).unwrap()[0].is_nan());
     }
 }

@@ -38,6 +38,16 @@ pub fn m0_board() -> Board {
     with_role(Role::EmulatedSmall)[0]
 }
 
+/// The emulated board that runs the Cortex-M0 build (ARMv6-M) with room for every model:
+/// QEMU's AN385, whose Cortex-M3 runs and counts the very instructions an M0 would.
+pub fn m0_code_board() -> Board {
+    let m0 = m0_board();
+    qemu_boards()
+        .into_iter()
+        .find(|b| b.target == m0.target)
+        .unwrap_or(m0)
+}
+
 /// Real boards: built with their HAL (defmt over RTT), flashed with probe-rs by
 /// `cargo xtask flash --board NAME`.
 pub fn real_boards() -> Vec<Board> {
@@ -482,6 +492,8 @@ mod tests {
         assert_eq!(with_role(Role::EmulatedKit).len(), 1);
         assert_eq!(default_board().name, "mps2-an386");
         assert_eq!(m0_board().target, "thumbv6m-none-eabi");
+        assert_eq!(m0_code_board().target, m0_board().target);
+        assert_eq!(m0_code_board().role, Role::Emulated);
         let mut tested: Vec<&str> = selftest_boards().iter().map(|b| b.name).collect();
         tested.extend(real_boards().iter().map(|b| b.name));
         tested.sort_unstable();

@@ -68,10 +68,11 @@ fn run_twice(board: Board) -> Result<(String, std::path::PathBuf)> {
     Ok((logs.remove(0), elfs))
 }
 
-const KERNELS: [(&str, &str); 3] = [
+const KERNELS: [(&str, &str); 4] = [
     ("portable-rows", "portable, row-major"),
     ("portable-tiles", "portable, 4x4 tiles"),
     ("dsp-tiles", "DSP (SMLAD), 4x4 tiles"),
+    ("v6m-tiles", "ARMv6-M assembly, 4x4 tiles"),
 ];
 
 fn table(board: Board, rows: &[(String, Row)]) -> String {

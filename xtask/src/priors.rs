@@ -5,7 +5,7 @@
 //! of the classifier's features to the test set's, by the distance to the nearest training
 //! image and the copy test (which tell new digits from replayed ones); the same measures of
 //! real images and of the model's reconstructions of them beside; the prior's bytes in the
-//! model file and its sampling instructions on the emulated Cortex-M4F and M0. Writes
+//! model file and its sampling instructions on the emulated Cortex-M4F and the Cortex-M0 build. Writes
 //! `results/priors.md`. Runs and the classifier are shared with `cargo xtask quality`
 //! (`target/quality/`): what is there is reused, what is missing trained with its settings.
 
@@ -69,18 +69,14 @@ const PRIORS: [PriorKind; 6] = [
     },
 ];
 
-/// The preset whose samples are counted on the emulated Cortex-M4F, and the one on the M0
-/// (decoder-only, as the M0 runs it).
-const M4F_PRESET: &str = "conv";
-const M0_PRESET: &str = "conv-mcu";
-
 /// One prior of one preset, as `trainer eval --int8` measured it.
 struct Row {
     preset: &'static str,
     prior: &'static str,
     model_bytes: u64,
-    /// Instructions of one draw on the emulated board (`sample_count`), when counted.
-    sample_instructions: Option<(&'static str, u64)>,
+    /// Instructions of one draw (`sample_count`) on the emulated Cortex-M4F and on the
+    /// Cortex-M0 build.
+    sample_instructions: [u64; 2],
     /// Its picture, relative to `results/`.
     picture: String,
     eval: Value,
@@ -126,7 +122,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let run = run_dir(&trainer, &data, &dir, preset, epochs)?;
         for prior in &PRIORS {
             let file = run.join(format!("{}.tvae", prior.stem));
-            export(&trainer, &run, &data, &file, prior.args, false)?;
+            export(&trainer, &run, &data, &file, prior.args)?;
             let json = file.with_extension("json");
             capture(
                 Command::new(&trainer)
@@ -143,21 +139,11 @@ pub fn run(args: &[String]) -> Result<()> {
             )?;
             let text = std::fs::read_to_string(&json)
                 .with_context(|| format!("{}: cannot read", json.display()))?;
-            let board = match preset {
-                M4F_PRESET => Some((firmware::default_board(), file.clone())),
-                M0_PRESET => {
-                    // The M0 runs the decoder-only model.
-                    let small = run.join(format!("{}-decoder.tvae", prior.stem));
-                    export(&trainer, &run, &data, &small, prior.args, true)?;
-                    Some((firmware::m0_board(), small))
-                }
-                _ => None,
-            };
             let picture = picture(&file, preset, prior.stem)?;
-            let sample_instructions = match board {
-                Some((b, model)) => Some((b.cpu, sample_count(b, &model)?)),
-                None => None,
-            };
+            let sample_instructions = [
+                sample_count(firmware::default_board(), &file)?,
+                sample_count(firmware::m0_code_board(), &file)?,
+            ];
             rows.push(Row {
                 preset,
                 prior: prior.name,
@@ -206,15 +192,8 @@ fn picture(model: &Path, preset: &str, stem: &str) -> Result<String> {
     Ok(rel)
 }
 
-/// `trainer export RUN --data DATA -o FILE ARGS [--decoder-only]`.
-fn export(
-    trainer: &Path,
-    run: &Path,
-    data: &Path,
-    file: &Path,
-    args: &[&str],
-    decoder_only: bool,
-) -> Result<()> {
+/// `trainer export RUN --data DATA -o FILE ARGS`.
+fn export(trainer: &Path, run: &Path, data: &Path, file: &Path, args: &[&str]) -> Result<()> {
     let mut export = Command::new(trainer);
     export
         .arg("export")
@@ -224,9 +203,6 @@ fn export(
         .arg("-o")
         .arg(file)
         .args(args);
-    if decoder_only {
-        export.arg("--decoder-only");
-    }
     capture(&mut export)?;
     Ok(())
 }
@@ -290,7 +266,11 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
          the classifier labels with p >= 0.9 and the entropy of its labels (3.32 bits: all \
          ten equally); the Fréchet distance between the classifier's features (its last \
          hidden layer) of the samples and of the test set; the RMS pixel difference from \
-         each sample to its nearest training image (median, and 10th to 90th percentile); \
+         each sample to its nearest training image (median, and 10th to 90th percentile), \
+         and the Euclidean distance between its classifier features and the nearest \
+         training image's (the same features as the Fréchet distance's: there a smooth \
+         rendering of a digit and a sharp one lie close, so blur alone does not read as \
+         nearness); \
          for a prior per class, the share of 100 draws of each class asked for in turn \
          (`Engine::sample_class`) that the classifier labels as asked; \
          the copy test, the share of samples nearer some training image than any of the \
@@ -303,11 +283,12 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
          prior per class, two of each class asked for, one column per class). \
          Instructions: the `vae` firmware's count of one draw, before decoding (`sample-prior`, \
          the 16th sample's; for a prior per class `sample-class`, the last class asked \
-         for), every image checked against the host engine; {M4F_PRESET} \
-         on the emulated Cortex-M4F, {M0_PRESET} (decoder-only) on the emulated Cortex-M0.\n\n\
+         for), every image checked against the host engine, on the emulated Cortex-M4F \
+         (mps2-an386) and the Cortex-M0 build (ARMv6-M, run and counted on the AN385: \
+         `mps2-an385-m0`), each preset's whole model.\n\n\
          Reproduce: `cargo xtask priors {} {epochs}`\n\n\
-         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image, median (10th-90th) | copy test | class asked for | prior bytes | instructions per draw | samples |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+         | preset | prior | labelled with p >= 0.9 | label entropy (bits) | Fréchet distance | nearest training image, median (10th-90th) | nearest training image in classifier features, median (10th-90th) | copy test | class asked for | prior bytes | instructions per draw, Cortex-M4F | instructions per draw, Cortex-M0 code | samples |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         crate::shown(data),
         cpu_name(),
         crate::shown(data),
@@ -320,6 +301,10 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
             f(v, &["nearest_train_quantiles", "4"])
         )
     };
+    let nearest_features = |v: &Value| {
+        let q = |i: &str| f(v, &["nearest_train_features_quantiles", i]);
+        format!("{:.2} ({:.2}-{:.2})", q("2"), q("0"), q("4"))
+    };
     let mut normal_bytes = 0;
     for r in rows {
         if r.prior == PRIORS[0].name {
@@ -327,13 +312,14 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
         }
         let fid = &r.eval["fidelity_int8"];
         md += &format!(
-            "| {} | {} | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | {} | {} | {} | [picture]({}) |\n",
+            "| {} | {} | {:.1}% | {:.2} | {:.1} | {} | {} | {:.1}% | {} | {} | {} | {} | [picture]({}) |\n",
             r.preset,
             r.prior,
             100.0 * r.f(&["score_int8", "confident"]),
             r.f(&["score_int8", "label_entropy_bits"]),
             f(fid, &["frechet"]),
             nearest(fid),
+            nearest_features(fid),
             100.0 * f(fid, &["nearer_train_share"]),
             if r.eval["class_as_asked"].is_number() {
                 format!("{:.1}%", 100.0 * r.f(&["class_as_asked"]))
@@ -341,19 +327,20 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
                 String::new()
             },
             r.model_bytes.saturating_sub(normal_bytes),
-            r.sample_instructions
-                .map_or(String::new(), |(cpu, n)| format!("{n} ({cpu})")),
+            r.sample_instructions[0],
+            r.sample_instructions[1],
             r.picture,
         );
         if r.prior == PRIORS[PRIORS.len() - 1].name {
             let rec = &r.eval["fidelity_reconstructions"];
             md += &format!(
-                "| {} | *reconstructions of the real images* | {:.1}% | {:.2} | {:.1} | {} | {:.1}% | | | | |\n",
+                "| {} | *reconstructions of the real images* | {:.1}% | {:.2} | {:.1} | {} | {} | {:.1}% | | | | | |\n",
                 r.preset,
                 100.0 * r.f(&["score_reconstructions", "confident"]),
                 r.f(&["score_reconstructions", "label_entropy_bits"]),
                 f(rec, &["frechet"]),
                 nearest(rec),
+                nearest_features(rec),
                 100.0 * f(rec, &["nearer_train_share"]),
             );
         }
@@ -361,9 +348,10 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
     if let Some(r) = rows.first() {
         let real = &r.eval["fidelity_real_ceiling"];
         md += &format!(
-            "| real test images | | | | {:.1} | {} | {:.1}% | | | | |\n",
+            "| real test images | | | | {:.1} | {} | {} | {:.1}% | | | | | |\n",
             f(real, &["frechet"]),
             nearest(real),
+            nearest_features(real),
             100.0 * f(real, &["nearer_train_share"]),
         );
     }

@@ -1,6 +1,7 @@
 //! Kernel benchmarks: instructions retired per dense layer, for the layer shapes of the
 //! default (784-400-20) and MCU-preset (784-256-16) models, with each kernel: portable on
-//! row-major weights, portable on 4 x 4 tiles, and the DSP kernel on tiles (thumbv7em).
+//! row-major weights, portable on 4 x 4 tiles, and on tiles the DSP kernel (thumbv7em,
+//! the M33) or the ARMv6-M assembly kernel (thumbv6m).
 //!
 //! Output lines: `bench NAME IN OUT KERNEL INSTRUCTIONS`. Each layer is measured twice and the
 //! two counts must agree; the kernels' outputs must agree bit for bit.
@@ -108,6 +109,21 @@ fn main() -> ! {
                 n
             );
             fw::check(y0[..out] == y2[..out], "DSP and portable kernels agree");
+        }
+        if dense::V6M {
+            fw::check(dense::uses_v6m(&tiles), "the ARMv6-M kernel runs");
+            let n = measure_stable(name, &mut || {
+                dense_i8(&tiles, x, &mut y2[..out], &mut spare)
+            });
+            defmt::println!(
+                "{=str} {=str} {=usize} {=usize} v6m-tiles {=u64}",
+                keyword::BENCH,
+                name,
+                inp,
+                out,
+                n
+            );
+            fw::check(y0[..out] == y2[..out], "ARMv6-M and portable kernels agree");
         }
     }
     defmt::println!("bench: done");

@@ -202,7 +202,8 @@ fn print_fidelity(what: &str, f: &Fidelity) {
         "  {what}, {} images: Fréchet distance to the test set's classifier features {:.2}; \
          nearest training image, mean RMS pixel difference {:.4} (10/25/50/75/90th \
          percentiles {:.3} {:.3} {:.3} {:.3} {:.3}); nearer a training image than any unseen \
-         test image: {:.1}%",
+         test image: {:.1}%; nearest training image in classifier features, distance \
+         (10/50/90th percentiles) {:.2} {:.2} {:.2}",
         f.images,
         f.frechet,
         f.nearest_train_rms,
@@ -211,7 +212,10 @@ fn print_fidelity(what: &str, f: &Fidelity) {
         q[2],
         q[3],
         q[4],
-        100.0 * f.nearer_train_share
+        100.0 * f.nearer_train_share,
+        f.nearest_train_features_quantiles[0],
+        f.nearest_train_features_quantiles[2],
+        f.nearest_train_features_quantiles[4],
     );
 }
 
