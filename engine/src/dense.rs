@@ -360,8 +360,7 @@ impl Sink for I16Out<'_, '_, '_> {
     #[inline(always)]
     fn put(&mut self, row: usize, acc: i32) {
         if let Some(out) = self.y.get_mut(row) {
-            *out = requantized(self.layer, row, acc).clamp(i32::from(i16::MIN), i32::from(i16::MAX))
-                as i16;
+            *out = crate::requant::output_i16(self.layer, row, acc);
         }
     }
 

@@ -124,6 +124,13 @@ pub(crate) fn output_i8(layer: &Dense<'_>, row: usize, acc: i32) -> i8 {
         .min(127) as i8
 }
 
+/// Output channel `row`'s accumulator (bias included) as the layer's int16 output (the
+/// encoder's last layer: no zero-point, the int16 range).
+#[inline(always)]
+pub(crate) fn output_i16(layer: &Dense<'_>, row: usize, acc: i32) -> i16 {
+    requantized(layer, row, acc).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
+}
+
 /// The output zero-point and the lower clamp of an int8 layer (its zero-point with ReLU).
 #[inline(always)]
 pub(crate) fn output_range(layer: &Dense<'_>) -> (i32, i32) {

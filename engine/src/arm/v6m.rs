@@ -117,22 +117,20 @@ fn blocks(
     spare: &mut [i8],
 ) -> bool {
     let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
-    let groups = n.div_ceil(4);
-    let tiles = layer.packed_weights();
     let (bias, multiplier, shift) = (
         layer.bias.as_bytes(),
         layer.multiplier.as_bytes(),
         layer.shift.as_bytes(),
     );
-    let ready = layer.layout == tinyvae_format::WeightLayout::Tiles4x4
-        && (tiles.as_ptr() as usize).is_multiple_of(4)
-        && tiles.len() == 16 * groups * out.div_ceil(4)
-        && bias.len() >= 4 * out
+    let Some((tiles, groups)) = tiles(layer) else {
+        return false;
+    };
+    let ready = bias.len() >= 4 * out
         && multiplier.len() >= 4 * out
         && shift.len() >= out
         && x.len() >= n
         && y.len() >= out;
-    if !ready || groups == 0 {
+    if !ready {
         return false;
     }
     let Some(x) = inputs(x, n, spare) else {
@@ -189,14 +187,10 @@ fn blocks(
 #[inline(never)]
 pub(crate) fn tiled_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut [i8]) -> bool {
     let (n, out) = (usize::from(layer.in_dim), usize::from(layer.out_dim));
-    let groups = n.div_ceil(4);
-    let tiles = layer.packed_weights();
-    let ready = layer.layout == tinyvae_format::WeightLayout::Tiles4x4
-        && (tiles.as_ptr() as usize).is_multiple_of(4)
-        && tiles.len() == 16 * groups * out.div_ceil(4)
-        && x.len() >= n
-        && y.len() >= out;
-    if !ready || groups == 0 {
+    let Some((tiles, groups)) = tiles(layer) else {
+        return false;
+    };
+    if x.len() < n || y.len() < out {
         return false;
     }
     let Some(x) = inputs(x, n, spare) else {
@@ -219,12 +213,23 @@ pub(crate) fn tiled_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut 
             let row = 4 * b + j;
             if let (Some(o), true) = (y.get_mut(row), row < out) {
                 let acc = layer.bias.get(row).unwrap_or(0).wrapping_add(s);
-                *o = crate::requant::requantized(layer, row, acc)
-                    .clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+                *o = crate::requant::output_i16(layer, row, acc);
             }
         }
     }
     true
+}
+
+/// The layer's tiles and its number of column groups, when it is tiled, its tiles are
+/// word-aligned and complete, and it has inputs.
+fn tiles<'a>(layer: &Dense<'a>) -> Option<(&'a [i8], usize)> {
+    let groups = usize::from(layer.in_dim).div_ceil(4);
+    let tiles = layer.packed_weights();
+    let ready = layer.layout == tinyvae_format::WeightLayout::Tiles4x4
+        && (tiles.as_ptr() as usize).is_multiple_of(4)
+        && tiles.len() == 16 * groups * usize::from(layer.out_dim).div_ceil(4)
+        && groups > 0;
+    ready.then_some((tiles, groups))
 }
 
 /// The layer's `n` inputs in whole groups of four: `x` itself when `n` is a multiple of 4,

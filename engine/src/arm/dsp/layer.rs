@@ -119,8 +119,7 @@ pub(crate) fn tiled_i16(layer: &Dense<'_>, x: &[i8], y: &mut [i16], spare: &mut 
             let row = 4 * b + j;
             if let (Some(out), true) = (y.get_mut(row), row < out) {
                 let acc = layer.bias.get(row).unwrap_or(0).wrapping_add(s as i32);
-                *out = crate::requant::requantized(layer, row, acc)
-                    .clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+                *out = crate::requant::output_i16(layer, row, acc);
             }
         }
     }
