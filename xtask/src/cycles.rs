@@ -154,32 +154,9 @@ struct Row {
     /// Multiply-accumulates: (useful, executed), padding taps counted in the second only.
     macs: (u64, u64),
     fused: Option<Fused>,
-    /// The layer's estimated floor in cycles ([`floor_cycles`]), for a layer of one sample.
+    /// The layer's estimated floor in cycles ([`crate::floor::floor_cycles`]), for a layer of
+    /// one sample.
     floor: Option<f64>,
-}
-
-/// A layer's estimated floor on a Cortex-M4, in cycles, in the model the chip issue states:
-/// a dense layer's best blocking (4 x 4 tiles, two `LDM` and 16 single-cycle `SXTB16` /
-/// `SMLAD`) costs 24 cycles per 16 MACs, a convolution whose two positions share each
-/// weight's widening 1.2 per MAC, one with fewer than four output channels (its taps
-/// multiplied where they lie, the scatter form's) 24 per 16; padding taps skipped (useful
-/// MACs only, as a kernel could); and every output about 10 more for its requantization,
-/// zero-point, clamp and store.
-fn floor_cycles(l: &tinyvae_format::Layer<'_>) -> f64 {
-    let (outputs, per_mac) = match l {
-        tinyvae_format::Layer::Dense(d) => (u64::from(d.out_dim), 1.5),
-        tinyvae_format::Layer::Conv2d(c) | tinyvae_format::Layer::ConvTranspose2d(c) => {
-            let s = &c.shape;
-            let outputs =
-                u64::from(s.out_height) * u64::from(s.out_width) * u64::from(s.out_channels);
-            if usize::from(s.out_channels) < tinyvae_engine::conv::FEW_CHANNELS {
-                (outputs, 1.5)
-            } else {
-                (outputs, 1.2)
-            }
-        }
-    };
-    per_mac * l.useful_macs() as f64 + 10.0 * outputs as f64
 }
 
 /// A dense layer with int8 outputs, which the fused kernel (`tinyvae_dense_i8_smlad`) runs.
@@ -299,7 +276,7 @@ fn estimate(plugin: &Path, model: &Path, profile: Option<&Path>) -> Result<Vec<R
                 region: r.clone(),
                 macs: m,
                 fused,
-                floor: (samples == 1).then(|| floor_cycles(l)),
+                floor: (samples == 1).then(|| crate::floor::floor_cycles(l)),
             });
         }
         Ok(())

@@ -17,6 +17,7 @@ mod examples;
 mod firmware;
 mod flash;
 mod float;
+mod floor;
 mod fresh;
 mod kernels;
 mod libcost;

@@ -6,6 +6,22 @@
 @ halves with four MULS.
     .syntax unified
 
+@ TINYVAE_V6M_HIGH_OUT / TINYVAE_V6M_HIGH_IN: r8-r11 copied to r4-r7 / back from r4-r7
+@ (ARMv6-M pushes, pops and stores low registers only).
+.macro TINYVAE_V6M_HIGH_OUT
+    mov r4, r8
+    mov r5, r9
+    mov r6, r10
+    mov r7, r11
+.endm
+
+.macro TINYVAE_V6M_HIGH_IN
+    mov r8, r4
+    mov r9, r5
+    mov r10, r6
+    mov r11, r7
+.endm
+
 @ TINYVAE_V6M_ROW: one row of a tile: the word at [r0 + \off] times the four inputs
 @ r2-r5, added to the accumulator \acc (a high register). r6, r7 scratch.
 .macro TINYVAE_V6M_ROW off, acc
@@ -158,10 +174,7 @@
 @ (16 bytes a row) and the multiplier and shift pointers are not read.
 .macro TINYVAE_V6M_LAYER out, prepared
     push {r4-r7, lr}
-    mov r4, r8
-    mov r5, r9
-    mov r6, r10
-    mov r7, r11
+    TINYVAE_V6M_HIGH_OUT
     push {r0, r4-r7}
     ldr r1, [r0, #28]
     cmp r1, #0
@@ -200,10 +213,7 @@
     b 1b
 9:
     pop {r0, r4-r7}
-    mov r8, r4
-    mov r9, r5
-    mov r10, r6
-    mov r11, r7
+    TINYVAE_V6M_HIGH_IN
     pop {r4-r7, pc}
 .endm
 
@@ -266,10 +276,7 @@ tinyvae_dense_i8q_v6m:
     .p2align 1
 tinyvae_tiles_v6m:
     push {r3-r7, lr}
-    mov r4, r8
-    mov r5, r9
-    mov r6, r10
-    mov r7, r11
+    TINYVAE_V6M_HIGH_OUT
     push {r4-r7}
     mov r12, r2
     movs r3, #0
@@ -279,15 +286,9 @@ tinyvae_tiles_v6m:
     mov r11, r3
     TINYVAE_V6M_TILES
     ldr r3, [sp, #16]
-    mov r4, r8
-    mov r5, r9
-    mov r6, r10
-    mov r7, r11
+    TINYVAE_V6M_HIGH_OUT
     stm r3!, {r4-r7}
     pop {r4-r7}
-    mov r8, r4
-    mov r9, r5
-    mov r10, r6
-    mov r11, r7
+    TINYVAE_V6M_HIGH_IN
     pop {r3-r7, pc}
     .size tinyvae_tiles_v6m, . - tinyvae_tiles_v6m
