@@ -112,6 +112,20 @@
 6:
 .endm
 
+@ TINYVAE_V6M_FINISH: an output from its high product r0 and right shift r3 (1 to 31):
+@ rounded, the zero-point (word \zp of the job r1) added, clamped to the lower bound (word
+@ \lo) and 127, stored at byte \i of the output pointer (word \out), read into \ptr.
+@ r3, r6 and \ptr scratch.
+.macro TINYVAE_V6M_FINISH zp, lo, out, ptr, i
+    TINYVAE_V6M_ROUND
+    ldr r3, [r1, #\zp]
+    adcs r0, r3
+    ldr r3, [r1, #\lo]
+    TINYVAE_V6M_CLAMP
+    ldr \ptr, [r1, #\out]
+    strb r0, [\ptr, #\i]
+.endm
+
 @ TINYVAE_V6M_OUT: output \i of the block (its sum in \acc) plus its bias, requantized,
 @ the zero-point added, clamped and stored; r1 the job (kept). The biases and multipliers
 @ are read byte by byte (the format does not align them; ARMv6-M faults on an unaligned
@@ -149,13 +163,7 @@
     cmp r3, #225
     blo 8f
     negs r3, r3
-    TINYVAE_V6M_ROUND
-    ldr r3, [r1, #32]
-    adcs r0, r3
-    ldr r3, [r1, #36]
-    TINYVAE_V6M_CLAMP
-    ldr r4, [r1, #24]
-    strb r0, [r4, #\i]
+    TINYVAE_V6M_FINISH 32, 36, 24, r4, \i
     b 7f
 8:
     b 9f
@@ -229,13 +237,7 @@
     ldr r7, [r4, #16*\i+8]
     TINYVAE_V6M_HIGH
     ldr r3, [r4, #16*\i+12]
-    TINYVAE_V6M_ROUND
-    ldr r3, [r1, #32]
-    adcs r0, r3
-    ldr r3, [r1, #36]
-    TINYVAE_V6M_CLAMP
-    ldr r4, [r1, #24]
-    strb r0, [r4, #\i]
+    TINYVAE_V6M_FINISH 32, 36, 24, r4, \i
 .endm
 
 @ tinyvae_dense_i8_v6m(job): the job's blocks of four rows, each: the tile loop over the

@@ -78,13 +78,7 @@ tinyvae_few_run_v6m:
     ldr r3, [r1, #44]
     TINYVAE_V6M_HIGH
     ldr r3, [r1, #48]
-    TINYVAE_V6M_ROUND
-    ldr r3, [r1, #52]
-    adcs r0, r3
-    ldr r3, [r1, #56]
-    TINYVAE_V6M_CLAMP
-    ldr r2, [r1, #24]
-    strb r0, [r2]
+    TINYVAE_V6M_FINISH 52, 56, 24, r2, 0
     ldr r3, [r1, #28]
     adds r2, r2, r3
     str r2, [r1, #24]
