@@ -97,6 +97,15 @@ pub(crate) enum Cmd {
         /// Seed of the draws.
         #[arg(long, default_value_t = 2026)]
         seed: u64,
+        /// A float model's draws from N(0, t^2 I) with this t (an int8 model's follow its
+        /// file's prior).
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        /// Images per row of the picture (default: about the square root of the count; a
+        /// conditional model's classes take turns, so its class count gives a class a
+        /// column).
+        #[arg(long)]
+        columns: Option<usize>,
         /// Output PNG (with --raw: the raw bytes).
         #[arg(short, long, default_value = "samples.png")]
         out: PathBuf,
@@ -201,6 +210,11 @@ pub(crate) struct EvalArgs {
     /// Seed of the scored samples' draws.
     #[arg(long, default_value_t = 7)]
     pub(crate) score_seed: u64,
+    /// The float model's draws from N(0, t^2 I) with this t (below 1: nearer the prior's
+    /// centre, as `trainer export --prior-temperature` does for a learned prior). The int8
+    /// model's draws follow its file's prior.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) temperature: f32,
     /// Also write every figure as JSON to this file.
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,
@@ -292,6 +306,13 @@ pub(crate) struct TrainArgs {
     /// Model kind.
     #[arg(long, value_enum, default_value = "vae")]
     pub(crate) kind: Kind,
+    /// A conditional VAE: the decoder also reads the image's class (one-hot, from the data
+    /// set's labels), so that it draws a class asked for. Trained and scored (`trainer eval
+    /// --classifier`) on the host; the model format has no class input, so it does not
+    /// export: on the chip, a prior per class (`trainer export --prior mixture
+    /// --per-class`) draws a chosen class.
+    #[arg(long)]
+    pub(crate) conditional: bool,
     /// Reconstruction loss.
     #[arg(long, value_enum, default_value = "bce")]
     pub(crate) recon: Recon,

@@ -56,7 +56,7 @@ pub fn evaluate(
                 kl_dim[j] += f64::from(*v);
             }
         }
-        let at_mu = net.decode(&enc.mu)?;
+        let at_mu = net.decode(&net.decoder_input(&enc.mu, enc.class.as_ref())?)?;
         se += f64::from((at_mu - x)?.sqr()?.sum_all()?.to_scalar::<f32>()?);
         Ok(())
     })?;
@@ -105,7 +105,8 @@ fn iw_bound(net: &Net, test: &Split, k: usize, images: usize) -> Result<f64> {
     let mut total = 0f64;
     for i in 0..images {
         let x = batch_tensor(test, &[i], pixels, &dev)?;
-        let enc = net.encode(&x)?;
+        let enc =
+            net.encode_labelled(&x, crate::train::batch_labels(net, test, &[i]).as_deref())?;
         let (mu, lv) = (
             to_vec_f32(&enc.mu)?,
             to_vec_f32(enc.logvar.as_ref().expect("vae"))?,
@@ -129,7 +130,11 @@ fn iw_bound(net: &Net, test: &Split, k: usize, images: usize) -> Result<f64> {
                 }
             }
             let zt = Tensor::from_vec(z, (m, lat), &dev)?;
-            let logits = net.decode_logits(&zt)?;
+            let class = match &enc.class {
+                Some(c) => Some(c.broadcast_as((m, net.arch.classes))?.contiguous()?),
+                None => None,
+            };
+            let logits = net.decode_logits(&net.decoder_input(&zt, class.as_ref())?)?;
             let xb = x.broadcast_as((m, pixels))?;
             let ll = recon_loss(&logits, &xb.contiguous()?, Recon::Bce)?.neg()?;
             let ll = to_vec_f32(&ll)?;
@@ -144,20 +149,67 @@ fn iw_bound(net: &Net, test: &Split, k: usize, images: usize) -> Result<f64> {
     Ok(total / images as f64)
 }
 
-/// `n` images decoded from z ~ N(0, I) drawn with `seed`: the decoder's mean image, as u8.
-pub fn float_prior_samples(net: &Net, n: usize, seed: u64) -> Result<Vec<Vec<u8>>> {
-    let lat = net.arch.latent;
-    let mut z = vec![0f32; n * lat];
+/// `n` images decoded from z ~ N(0, t^2 I) drawn with `seed` (t the `temperature`, 1 for
+/// the prior itself): the decoder's mean image, as u8. A conditional model's classes take
+/// turns (image `i` of class `i mod classes`).
+pub fn float_prior_samples(
+    net: &Net,
+    n: usize,
+    seed: u64,
+    temperature: f32,
+) -> Result<Vec<Vec<u8>>> {
+    let z = normal_draws(n * net.arch.latent, seed, temperature);
+    let classes = net.arch.classes;
+    let labels: Vec<u8> = (0..n).map(|i| (i % classes.max(1)) as u8).collect();
+    float_decode_labelled(net, &z, (classes > 0).then_some(&labels[..]))
+}
+
+/// `len` values drawn from N(0, t^2) with `seed`.
+fn normal_draws(len: usize, seed: u64, temperature: f32) -> Vec<f32> {
+    let mut z = vec![0f32; len];
     Rng::new(seed).fill_normal(&mut z);
-    float_decode(net, &z)
+    if temperature != 1.0 {
+        z.iter_mut().for_each(|v| *v *= temperature);
+    }
+    z
+}
+
+/// For a conditional model: about `n` images, as many of each class (`n / classes` rounded
+/// up, returned first), class 0's first, each decoded from its own z ~ N(0, t^2 I) drawn
+/// with `seed`; `None` for another model.
+pub fn float_class_samples(
+    net: &Net,
+    n: usize,
+    seed: u64,
+    temperature: f32,
+) -> Result<Option<(usize, Vec<ClassSample>)>> {
+    let classes = net.arch.classes;
+    if classes == 0 {
+        return Ok(None);
+    }
+    let per_class = n.div_ceil(classes).max(1);
+    let labels: Vec<u8> = (0..classes * per_class)
+        .map(|i| (i / per_class) as u8)
+        .collect();
+    let z = normal_draws(labels.len() * net.arch.latent, seed, temperature);
+    let images = float_decode_labelled(net, &z, Some(&labels))?;
+    Ok(Some((
+        per_class,
+        labels.iter().map(|&l| usize::from(l)).zip(images).collect(),
+    )))
 }
 
 /// The float model's reconstructions (the decoding of the posterior mean) of `images`, as
 /// u8: digits in the model's own style that are not its training images, the baseline a
-/// sample's distance to the training set is read against.
-pub fn float_reconstructions(net: &Net, images: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+/// sample's distance to the training set is read against. `labels`: a conditional model's
+/// classes of the images.
+pub fn float_reconstructions(
+    net: &Net,
+    images: &[Vec<u8>],
+    labels: Option<&[u8]>,
+) -> Result<Vec<Vec<u8>>> {
     let mut z = Vec::with_capacity(images.len() * net.arch.latent);
-    for chunk in images.chunks(500) {
+    for (i, chunk) in images.chunks(500).enumerate() {
         let split = Split {
             images: chunk.concat(),
             labels: None,
@@ -165,22 +217,37 @@ pub fn float_reconstructions(net: &Net, images: &[Vec<u8>]) -> Result<Vec<Vec<u8
         };
         let idx: Vec<usize> = (0..chunk.len()).collect();
         let x = batch_tensor(&split, &idx, net.arch.pixels(), &Device::Cpu)?;
-        z.extend(to_vec_f32(&net.encode(&x)?.mu)?);
+        let part = labels
+            .map(|l| l.get(i * 500..i * 500 + chunk.len()))
+            .map(|l| l.context("fewer labels than images"))
+            .transpose()?;
+        z.extend(to_vec_f32(&net.encode_labelled(&x, part)?.mu)?);
     }
-    float_decode(net, &z)
+    float_decode_labelled(net, &z, labels)
 }
 
 /// The float decoder's mean images, as u8, of the codes `z` (`latent` values each, one after
 /// the other).
 pub fn float_decode(net: &Net, z: &[f32]) -> Result<Vec<Vec<u8>>> {
+    float_decode_labelled(net, z, None)
+}
+
+/// [`float_decode`], with a conditional model's class of each code.
+pub fn float_decode_labelled(net: &Net, z: &[f32], labels: Option<&[u8]>) -> Result<Vec<Vec<u8>>> {
     let lat = net.arch.latent;
     let mut out = Vec::with_capacity(z.len() / lat.max(1));
-    for chunk in z.chunks(500 * lat) {
-        let x = net.decode(&Tensor::from_slice(
-            chunk,
-            (chunk.len() / lat, lat),
-            &Device::Cpu,
-        )?)?;
+    for (i, chunk) in z.chunks(500 * lat).enumerate() {
+        let n = chunk.len() / lat;
+        let class = match labels {
+            Some(l) => {
+                let at = (i * 500).min(l.len());
+                let part = l.get(at..at + n).context("fewer labels than codes")?;
+                Some(net.one_hot(part)?)
+            }
+            None => None,
+        };
+        let zt = Tensor::from_slice(chunk, (n, lat), &Device::Cpu)?;
+        let x = net.decode(&net.decoder_input(&zt, class.as_ref())?)?;
         out.extend(to_vec_f32(&x)?.chunks(net.arch.pixels()).map(|c| {
             c.iter()
                 .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)

@@ -61,9 +61,11 @@ fn run(cmd: Cmd) -> Result<()> {
             int8,
             count,
             seed,
+            temperature,
+            columns,
             out,
             raw,
-        } => cmd_sample(&input, int8, (count, seed), &out, raw),
+        } => cmd_sample(&input, int8, (count, seed, temperature), columns, &out, raw),
         Cmd::Export(a) => cmd_export(a),
         Cmd::Pictures {
             checkpoint,

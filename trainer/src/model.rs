@@ -30,6 +30,9 @@ pub struct Encoded {
     pub mu: Tensor,
     /// log-variance, (batch, latent), VAE only.
     pub logvar: Option<Tensor>,
+    /// A conditional model's classes of the batch, one-hot (batch, classes), for the
+    /// decoder ([`Net::encode_labelled`]).
+    pub class: Option<Tensor>,
 }
 
 impl Net {
@@ -57,23 +60,84 @@ impl Net {
     /// Encodes a batch of images in [0, 1], (batch, pixels), pixels row-major with channels
     /// interleaved.
     pub fn encode(&self, x: &Tensor) -> Result<Encoded> {
-        let h = run(&self.enc, x, false)?.remove(0);
-        Ok(match self.arch.kind {
+        self.encode_labelled(x, None)
+    }
+
+    /// [`Net::encode`] for a conditional model, with the batch's labels (its encoder reads
+    /// them, and they are kept for its decoder); ignored by another model.
+    pub fn encode_labelled(&self, x: &Tensor, labels: Option<&[u8]>) -> Result<Encoded> {
+        let class = match (self.arch.classes, labels) {
+            (0, _) => None,
+            (_, Some(l)) => Some(self.one_hot(l)?),
+            (c, None) => anyhow::bail!(
+                "a conditional model ({c} classes) encodes an image with its class: none \
+                 given (the data set's labels are needed)"
+            ),
+        };
+        let h = match &class {
+            None => run(&self.enc, x, false)?.remove(0),
+            Some(c) => {
+                // The convolutions, then the class beside their features, then the dense
+                // layers (each layer but the last followed by ReLU, as `run` does).
+                let convs = self.arch.conv.len();
+                let mut h = x.clone();
+                if convs > 0 {
+                    h = run(&self.enc[..convs], &h, false)?.remove(0);
+                    h = crate::ops::relu::relu(&h)?.flatten_from(1)?;
+                }
+                h = Tensor::cat(&[&h, c], 1)?;
+                run(&self.enc[convs..], &h, false)?.remove(0)
+            }
+        };
+        let mut enc = match self.arch.kind {
             Kind::Vae => {
                 let n = self.arch.latent;
                 Encoded {
                     mu: h.narrow(1, 0, n)?,
                     logvar: Some(h.narrow(1, n, n)?),
+                    class: None,
                 }
             }
             _ => Encoded {
                 mu: h,
                 logvar: None,
+                class: None,
             },
-        })
+        };
+        enc.class = class;
+        Ok(enc)
     }
 
-    /// Decodes latent codes (batch, latent) into logits (batch, pixels).
+    /// The one-hot rows (labels.len(), classes) of a conditional model's classes.
+    pub fn one_hot(&self, labels: &[u8]) -> Result<Tensor> {
+        let c = self.arch.classes;
+        let mut v = vec![0f32; labels.len() * c];
+        for (i, &l) in labels.iter().enumerate() {
+            let l = usize::from(l);
+            if l >= c {
+                anyhow::bail!("label {l}: the conditional model was trained on {c} classes");
+            }
+            v[i * c + l] = 1.0;
+        }
+        Ok(Tensor::from_vec(v, (labels.len(), c), &Device::Cpu)?)
+    }
+
+    /// The decoder's input: the codes `z` (batch, latent), and for a conditional model the
+    /// one-hot classes `class` (batch, classes) after them.
+    pub fn decoder_input(&self, z: &Tensor, class: Option<&Tensor>) -> Result<Tensor> {
+        match (self.arch.classes, class) {
+            (0, None) => Ok(z.clone()),
+            (0, Some(_)) => anyhow::bail!("a class given to a model that is not conditional"),
+            (c, None) => anyhow::bail!(
+                "a conditional model ({c} classes) decodes a code with its class: none given \
+                 (the data set's labels are needed)"
+            ),
+            (_, Some(c)) => Ok(Tensor::cat(&[z, c], 1)?),
+        }
+    }
+
+    /// Decodes latent codes (batch, latent), with a conditional model's classes after them
+    /// ([`Net::decoder_input`]), into logits (batch, pixels).
     pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
         let h = run(&self.dec, z, false)?.remove(0);
         Ok(if h.rank() == 2 { h } else { h.flatten_from(1)? })

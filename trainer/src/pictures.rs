@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
 use crate::data::{Dataset, Split};
 use crate::images::{grid, line_chart, Canvas, PALETTE};
@@ -13,20 +13,13 @@ use crate::model::{to_vec_f32, Net};
 use crate::rng::Rng;
 use crate::train::{batch_tensor, EpochLog};
 
-fn to_u8(v: &[f32]) -> Vec<u8> {
-    v.iter()
-        .map(|&p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
-        .collect()
-}
-
+/// The codes `z` decoded; a conditional model's classes take turns (code `i` of class
+/// `i mod classes`: a grid of 10 columns shows one class a column).
 fn decode_all(net: &Net, z: Vec<f32>) -> Result<Vec<Vec<u8>>> {
-    let lat = net.arch.latent;
-    let n = z.len() / lat;
-    let x = net.decode(&Tensor::from_vec(z, (n, lat), &Device::Cpu)?)?;
-    Ok(to_vec_f32(&x)?
-        .chunks(net.arch.pixels())
-        .map(to_u8)
-        .collect())
+    let classes = net.arch.classes;
+    let n = z.len() / net.arch.latent;
+    let labels: Vec<u8> = (0..n).map(|i| (i % classes.max(1)) as u8).collect();
+    crate::eval::float_decode_labelled(net, &z, (classes > 0).then_some(&labels[..]))
 }
 
 fn save_grid(path: &Path, imgs: &[Vec<u8>], net: &Net, cols: usize) -> Result<()> {
@@ -81,9 +74,10 @@ pub fn all(
     let n = 32.min(test.n);
     let idx: Vec<usize> = (0..n).collect();
     let x = batch_tensor(test, &idx, p, &Device::Cpu)?;
-    let enc = net.encode(&x)?;
+    let labels = crate::train::batch_labels(net, test, &idx);
+    let enc = net.encode_labelled(&x, labels.as_deref())?;
     let mu = to_vec_f32(&enc.mu)?;
-    let rec = decode_all(net, mu.clone())?;
+    let rec = crate::eval::float_decode_labelled(net, &mu, labels.as_deref())?;
     let mut rows = Vec::new();
     for chunk in idx.chunks(8) {
         rows.extend(chunk.iter().map(|&i| test.image(i, p).to_vec()));
@@ -146,7 +140,11 @@ pub fn all(
 fn aggregate_draws(net: &Net, train: &Split, n: usize, rng: &mut Rng) -> Result<Vec<f32>> {
     let k = AGGREGATE_COMPONENTS.min(train.n).max(1);
     let idx: Vec<usize> = (0..k).map(|i| i * train.n / k).collect();
-    let enc = net.encode(&batch_tensor(train, &idx, net.arch.pixels(), &Device::Cpu)?)?;
+    let labels = crate::train::batch_labels(net, train, &idx);
+    let enc = net.encode_labelled(
+        &batch_tensor(train, &idx, net.arch.pixels(), &Device::Cpu)?,
+        labels.as_deref(),
+    )?;
     let mu = to_vec_f32(&enc.mu)?;
     let lv = match &enc.logvar {
         Some(lv) => to_vec_f32(lv)?,
@@ -171,7 +169,8 @@ fn latent_2d(net: &Net, test: &Split, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut mus = Vec::new();
     for chunk in idx.chunks(1000) {
         let x = batch_tensor(test, chunk, p, &Device::Cpu)?;
-        mus.extend(to_vec_f32(&net.encode(&x)?.mu)?);
+        let labels = crate::train::batch_labels(net, test, chunk);
+        mus.extend(to_vec_f32(&net.encode_labelled(&x, labels.as_deref())?.mu)?);
     }
     let size = 600i64;
     let mut c = Canvas::new(size as usize, size as usize, [255, 255, 255]);

@@ -12,15 +12,8 @@ fn tempdir(name: &str) -> common::TempDir {
 
 /// Runs the trainer; (success, standard error).
 fn trainer(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["--threads", "1"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (ok, _, err) = common::run_trainer(args);
+    (ok, err)
 }
 
 fn fails_saying(args: &[&str], says: &str) {

@@ -6,7 +6,7 @@ mod common;
 use candle_core::{Device, Tensor};
 use tinyvae_trainer::arch::ConvStage;
 use tinyvae_trainer::data::{bundled_dir, Dataset};
-use tinyvae_trainer::model::{kl_standard_normal, to_vec_f32, Arch, Kind, Net, Recon};
+use tinyvae_trainer::model::{kl_standard_normal, to_vec_f32, Arch, Kind, Net};
 use tinyvae_trainer::rng::Rng;
 use tinyvae_trainer::train::{train, Config, Ended, RunOptions};
 
@@ -23,20 +23,7 @@ fn small_data() -> Dataset {
 }
 
 fn config(epochs: usize, seed: u64) -> Config {
-    Config {
-        arch: Arch::dense(Kind::Vae, 28, 28, vec![64], 8),
-        recon: Recon::Bce,
-        beta: 1.0,
-        warmup_epochs: 0,
-        noise: None,
-        lr: 1e-3,
-        batch: 64,
-        epochs,
-        seed,
-        dataset: "mnist-subset".into(),
-        train_images: None,
-        data: None,
-    }
+    common::config(Arch::dense(Kind::Vae, 28, 28, vec![64], 8), epochs, seed)
 }
 
 fn weights(net: &Net) -> Vec<Vec<f32>> {

@@ -1,6 +1,7 @@
 //! `cargo xtask priors DATA_DIR [EPOCHS]`: the priors the chip samples from, side by side, for
 //! the four presets: N(0, I), the aggregate posterior of 256 training images, the learned
-//! mixture (as fitted, and at temperature 0.7) and a second-stage VAE, each scored on the int8
+//! mixture (as fitted, and at temperature 0.7) and a second-stage VAE (and beside them a
+//! conditional VAE, in float on the host: the model format has no class input), each scored on the int8
 //! engine's own samples by the classifier (share labelled with p >= 0.9, label entropy), by the Fréchet distance
 //! of the classifier's features to the test set's, by the distance to the nearest training
 //! image and the copy test (which tell new digits from replayed ones); the same measures of
@@ -69,10 +70,22 @@ const PRIORS: [PriorKind; 6] = [
     },
 ];
 
-/// One prior of one preset, as `trainer eval --int8` measured it.
+/// Where a row's samples come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The int8 engine, from the model file's prior (`trainer eval --int8`).
+    Int8,
+    /// A conditional VAE's float decoder on the host, each class asked for in turn.
+    Conditional,
+}
+
+/// One prior of one preset, as `trainer eval` measured it.
 struct Row {
     preset: &'static str,
     prior: &'static str,
+    source: Source,
+    /// The model file's bytes (`Source::Int8`); for a conditional VAE, the int8 bytes its
+    /// decoder's class inputs would add.
     model_bytes: u64,
     /// Instructions of one draw (`sample_count`) on the emulated Cortex-M4F and on the
     /// Cortex-M0 build.
@@ -147,12 +160,21 @@ pub fn run(args: &[String]) -> Result<()> {
             rows.push(Row {
                 preset,
                 prior: prior.name,
+                source: Source::Int8,
                 model_bytes: std::fs::metadata(&file)?.len(),
                 sample_instructions,
                 picture,
                 eval: serde_json::from_str(&text).with_context(|| format!("{}", json.display()))?,
             });
         }
+        rows.extend(conditional(
+            &trainer,
+            &data,
+            &dir,
+            preset,
+            epochs,
+            &classifier,
+        )?);
     }
     let md = report(&data, epochs, &rows);
     let out = project_root().join("results").join("priors.md");
@@ -190,6 +212,90 @@ fn picture(model: &Path, preset: &str, stem: &str) -> Result<String> {
     std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
     pipeline::write_png(&path, &rows, pipeline::Shape::of(&m))?;
     Ok(rel)
+}
+
+/// The temperatures a conditional VAE's float samples are scored at: the prior itself, and
+/// the learned mixture per class's other row.
+const CONDITIONAL_TEMPERATURES: [(&str, &str, &str); 2] = [
+    ("conditional VAE (float, on the host)", "1", "conditional"),
+    (
+        "conditional VAE (float, on the host), temperature 0.7",
+        "0.7",
+        "conditional-t07",
+    ),
+];
+
+/// The preset trained as a conditional VAE (`trainer train --conditional`, otherwise the
+/// quality runs' settings) in `PRESET-conditional`, reused when there; its float samples
+/// of each class asked for in turn scored at each of [`CONDITIONAL_TEMPERATURES`], with a
+/// picture of two of each class.
+fn conditional(
+    trainer: &Path,
+    data: &Path,
+    dir: &Path,
+    preset: &'static str,
+    epochs: u32,
+    classifier: &Path,
+) -> Result<Vec<Row>> {
+    let run = dir.join(format!("{preset}-conditional"));
+    if !run.join("checkpoint.safetensors").exists() {
+        let ep = epochs.to_string();
+        ours(
+            trainer,
+            data,
+            &run,
+            &[
+                "--preset",
+                preset,
+                "--epochs",
+                &ep,
+                "--seed",
+                "1",
+                "--conditional",
+            ],
+        )?;
+    }
+    let mut rows = Vec::new();
+    for (name, t, stem) in CONDITIONAL_TEMPERATURES {
+        let json = run.join(format!("eval-{stem}.json"));
+        capture(
+            Command::new(trainer)
+                .arg("eval")
+                .arg(&run)
+                .arg("--data")
+                .arg(data)
+                .arg("--classifier")
+                .arg(classifier)
+                .args(["--temperature", t])
+                .arg("--json")
+                .arg(&json),
+        )?;
+        let text = std::fs::read_to_string(&json)
+            .with_context(|| format!("{}: cannot read", json.display()))?;
+        let eval: Value =
+            serde_json::from_str(&text).with_context(|| format!("{}", json.display()))?;
+        let rel = format!("priors/{preset}-{stem}.png");
+        let path = project_root().join("results").join(&rel);
+        capture(
+            Command::new(trainer)
+                .arg("sample")
+                .arg(&run)
+                .args(["-n", "20", "--columns", "10", "--temperature", t])
+                .args(["--seed", &DEMO_SEED.to_string()])
+                .arg("-o")
+                .arg(&path),
+        )?;
+        rows.push(Row {
+            preset,
+            prior: name,
+            source: Source::Conditional,
+            model_bytes: 0,
+            sample_instructions: [0, 0],
+            picture: rel,
+            eval,
+        });
+    }
+    Ok(rows)
 }
 
 /// `trainer export RUN --data DATA -o FILE ARGS`.
@@ -261,7 +367,13 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
          0.7`: its standard deviations times 0.7); a second-stage VAE (`--prior \
          second-stage`, format version 6: a small dense VAE trained for 200 epochs on the \
          same posterior means, its decoder as wide as 8 KB allows stored, the chip drawing u \
-         from N(0, I) and running that decoder in int8 to get z; Dai and Wipf 2019). Scored on 1,000 samples of the int8 engine (its own sampler \
+         from N(0, I) and running that decoder in int8 to get z; Dai and Wipf 2019). Beside \
+         them, not a prior: a conditional VAE (`trainer train --conditional`, the same \
+         preset, epochs and seed: the class, one-hot, appended to the decoder's input z and \
+         to the encoder's first dense layer's input), which the model format does not carry, \
+         so its rows are its float decoder's samples on the host, z from N(0, I) (and N(0, \
+         0.7^2 I)) with each class asked for in turn, 100 of each; its bytes are the int8 \
+         weights its decoder's class inputs would add. Scored on 1,000 samples of the int8 engine (its own sampler \
          and draws, as the chip makes them) by `trainer eval --classifier --int8`: the share \
          the classifier labels with p >= 0.9 and the entropy of its labels (3.32 bits: all \
          ten equally); the Fréchet distance between the classifier's features (its last \
@@ -305,39 +417,65 @@ fn report(data: &Path, epochs: u32, rows: &[Row]) -> String {
         let q = |i: &str| f(v, &["nearest_train_features_quantiles", i]);
         format!("{:.2} ({:.2}-{:.2})", q("2"), q("0"), q("4"))
     };
-    let mut normal_bytes = 0;
-    for r in rows {
+    let (mut normal_bytes, mut normal_decoder) = (0, 0.0);
+    for (i, r) in rows.iter().enumerate() {
         if r.prior == PRIORS[0].name {
             normal_bytes = r.model_bytes;
+            normal_decoder = r.f(&["size", "decoder_int8_bytes"]);
         }
-        let fid = &r.eval["fidelity_int8"];
+        let (score, fid, asked, bytes, counts) = match r.source {
+            Source::Int8 => (
+                &r.eval["score_int8"],
+                &r.eval["fidelity_int8"],
+                &r.eval["class_as_asked"],
+                r.model_bytes.saturating_sub(normal_bytes).to_string(),
+                format!(
+                    "{} | {}",
+                    r.sample_instructions[0], r.sample_instructions[1]
+                ),
+            ),
+            Source::Conditional => (
+                &r.eval["score_float_class"],
+                &r.eval["fidelity_float_class"],
+                &r.eval["class_as_asked_float"],
+                format!(
+                    "({:.0}: its decoder's class inputs in int8; not exported)",
+                    r.f(&["size", "decoder_int8_bytes"]) - normal_decoder
+                ),
+                "not on the chip | not on the chip".to_string(),
+            ),
+        };
         md += &format!(
-            "| {} | {} | {:.1}% | {:.2} | {:.1} | {} | {} | {:.1}% | {} | {} | {} | {} | [picture]({}) |\n",
+            "| {} | {} | {:.1}% | {:.2} | {:.1} | {} | {} | {:.1}% | {} | {} | {} | [picture]({}) |\n",
             r.preset,
             r.prior,
-            100.0 * r.f(&["score_int8", "confident"]),
-            r.f(&["score_int8", "label_entropy_bits"]),
+            100.0 * f(score, &["confident"]),
+            f(score, &["label_entropy_bits"]),
             f(fid, &["frechet"]),
             nearest(fid),
             nearest_features(fid),
             100.0 * f(fid, &["nearer_train_share"]),
-            if r.eval["class_as_asked"].is_number() {
-                format!("{:.1}%", 100.0 * r.f(&["class_as_asked"]))
-            } else {
-                String::new()
-            },
-            r.model_bytes.saturating_sub(normal_bytes),
-            r.sample_instructions[0],
-            r.sample_instructions[1],
+            asked
+                .as_f64()
+                .map_or(String::new(), |v| format!("{:.1}%", 100.0 * v)),
+            bytes,
+            counts,
             r.picture,
         );
-        if r.prior == PRIORS[PRIORS.len() - 1].name {
-            let rec = &r.eval["fidelity_reconstructions"];
+        // After a preset's last row: its unconditional model's reconstructions.
+        if rows.get(i + 1).is_none_or(|n| n.preset != r.preset) {
+            let Some(base) = rows
+                .iter()
+                .find(|b| b.preset == r.preset && b.source == Source::Int8)
+            else {
+                continue;
+            };
+            let rec = &base.eval["fidelity_reconstructions"];
             md += &format!(
                 "| {} | *reconstructions of the real images* | {:.1}% | {:.2} | {:.1} | {} | {} | {:.1}% | | | | | |\n",
                 r.preset,
-                100.0 * r.f(&["score_reconstructions", "confident"]),
-                r.f(&["score_reconstructions", "label_entropy_bits"]),
+                100.0 * base.f(&["score_reconstructions", "confident"]),
+                base.f(&["score_reconstructions", "label_entropy_bits"]),
                 f(rec, &["frechet"]),
                 nearest(rec),
                 nearest_features(rec),

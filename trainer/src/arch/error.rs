@@ -5,6 +5,14 @@
 pub enum ArchError {
     /// The latent size is 0.
     ZeroLatent,
+    /// A conditional model (`--conditional`) that is not a VAE, or with fewer than two
+    /// classes.
+    Conditional {
+        /// What was asked.
+        kind: super::Kind,
+        /// The classes.
+        classes: usize,
+    },
     /// The images have no pixels or no channels.
     EmptyImages {
         /// Width, height, channels.
@@ -78,6 +86,11 @@ impl std::fmt::Display for ArchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ArchError::ZeroLatent => write!(f, "--latent must be at least 1"),
+            ArchError::Conditional { kind, classes } => write!(
+                f,
+                "--conditional: a VAE with at least two classes (asked: {kind:?} with \
+                 {classes} classes)"
+            ),
             ArchError::EmptyImages { shape: (w, h, c) } => {
                 write!(
                     f,

@@ -106,10 +106,21 @@ pub struct Arch {
     pub hidden: Vec<usize>,
     /// Latent dimensions.
     pub latent: usize,
+    /// A conditional VAE's classes (0: none): the class, as one-hot values, is appended to
+    /// the decoder's input (z) and to the encoder's first dense layer's (the image, or the
+    /// last convolution's features), so that z need only hold what the class does not say
+    /// (the style). Trained and scored on the host only: the model format has no class
+    /// input (`trainer export` refuses such a model).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub classes: usize,
 }
 
 fn one() -> usize {
     1
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// What one layer computes (each layer but a network's last is followed by ReLU).
@@ -193,6 +204,7 @@ impl Arch {
             conv: Vec::new(),
             hidden,
             latent,
+            classes: 0,
         }
     }
 
@@ -218,6 +230,12 @@ impl Arch {
         }
         if self.latent == 0 {
             return Err(ArchError::ZeroLatent);
+        }
+        if self.classes > 0 && (self.kind != Kind::Vae || self.classes < 2) {
+            return Err(ArchError::Conditional {
+                kind: self.kind,
+                classes: self.classes,
+            });
         }
         if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
             return Err(ArchError::ZeroHidden { layer: i + 1 });
@@ -397,17 +415,19 @@ impl Arch {
         }
     }
 
-    /// Layer widths of the encoder's dense part, input first.
+    /// Layer widths of the encoder's dense part, input first (the features, and a
+    /// conditional model's class one-hot after them).
     pub fn encoder_widths(&self) -> Vec<usize> {
-        let mut v = vec![self.flat_features()];
+        let mut v = vec![self.flat_features() + self.classes];
         v.extend(&self.hidden);
         v.push(self.encoder_out());
         v
     }
 
-    /// Layer widths of the decoder's dense part, input first.
+    /// Layer widths of the decoder's dense part, input first (z, and a conditional
+    /// model's class one-hot after it).
     pub fn decoder_widths(&self) -> Vec<usize> {
-        let mut v = vec![self.latent];
+        let mut v = vec![self.latent + self.classes];
         v.extend(self.hidden.iter().rev());
         v.push(self.flat_features());
         v
@@ -463,6 +483,9 @@ impl Arch {
         );
         parts.extend(self.hidden.iter().map(usize::to_string));
         parts.push(self.latent.to_string());
+        if self.classes > 0 {
+            parts.push(format!("given{}", self.classes));
+        }
         parts.join("-")
     }
 

@@ -28,8 +28,10 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
         int8,
         score_samples,
         score_seed,
+        temperature,
         json,
     } = a;
+    super::sample::check_temperature(temperature)?;
     let (ck, net, data) = load_run(&checkpoint, data.as_deref())?;
     // Counts that would not fit in memory are refused before anything is allocated.
     if classifier.is_some() {
@@ -63,7 +65,13 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
         size.decoder_peak_activation_bytes
     );
     let s = match scorer {
-        Some((c, _)) => sample_scores(&net, &c, &data, int8.as_deref(), score_samples, score_seed)?,
+        Some((c, _)) => sample_scores(
+            &net,
+            &c,
+            &data,
+            int8.as_deref(),
+            (score_samples, score_seed, temperature),
+        )?,
         None => Scores::default(),
     };
     let part = |x: &Option<(SampleScore, Fidelity)>| x.as_ref().map(|x| x.0.clone());
@@ -71,6 +79,7 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
     if let Some(path) = json {
         let v = serde_json::json!({
             "model": net.arch.name(),
+            "float_temperature": temperature,
             "metrics": m,
             "size": size,
             "score_float": part(&s.float),
@@ -85,6 +94,10 @@ pub(crate) fn cmd_eval(a: EvalArgs) -> Result<()> {
             "fidelity_int8_class": s.class.as_ref().map(|x| x.1.clone()),
             "class_as_asked": s.class.as_ref().map(|x| x.2),
             "class_as_asked_per_class": s.class.as_ref().map(|x| x.3.clone()),
+            "score_float_class": s.class_float.as_ref().map(|x| x.0.clone()),
+            "fidelity_float_class": s.class_float.as_ref().map(|x| x.1.clone()),
+            "class_as_asked_float": s.class_float.as_ref().map(|x| x.2),
+            "class_as_asked_float_per_class": s.class_float.as_ref().map(|x| x.3.clone()),
             "fidelity_reconstructions": fid(&s.reconstructions),
         });
         atomic_write(&path, |mut f| {
@@ -109,7 +122,54 @@ pub(crate) struct Scores {
     reconstructions: Option<(SampleScore, Fidelity)>,
     /// For a prior grouped by class: the int8 engine's samples of each class asked for in
     /// turn, and the share the classifier gives the class asked for (all, then per class).
-    class: Option<(SampleScore, Fidelity, f64, Vec<f64>)>,
+    class: Option<ClassScores>,
+    /// The same of a conditional model's float samples.
+    class_float: Option<ClassScores>,
+}
+
+/// Samples of each class asked for in turn: their scores, and the share the classifier
+/// labels as the class asked for (all, then per class).
+type ClassScores = (SampleScore, Fidelity, f64, Vec<f64>);
+
+/// Scores a set of images and prints them under a name.
+type Measure<'a> = dyn Fn(&str, &[Vec<u8>]) -> Result<(SampleScore, Fidelity)> + 'a;
+
+/// The scores of `drawn` (`per_class` images of each class in turn, as `what`), and the
+/// share the classifier labels as the class asked for.
+fn class_scores(
+    what: &str,
+    measured: &Measure<'_>,
+    c: &Classifier,
+    per_class: usize,
+    drawn: &[eval::ClassSample],
+) -> Result<ClassScores> {
+    let classes = drawn.len() / per_class;
+    let images: Vec<Vec<u8>> = drawn.iter().map(|(_, px)| px.clone()).collect();
+    let (s, f) = measured(what, &images)?;
+    let probs = c.probabilities(&images)?;
+    let mut hits = vec![0usize; classes];
+    for ((class, _), p) in drawn.iter().zip(&probs) {
+        let best = p
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(usize::MAX, |(i, _)| i);
+        if best == *class {
+            hits[*class] += 1;
+        }
+    }
+    let per: Vec<f64> = hits.iter().map(|&h| h as f64 / per_class as f64).collect();
+    let all = hits.iter().sum::<usize>() as f64 / drawn.len() as f64;
+    println!(
+        "  classified as the class asked for: {:.1}% ({} per class; per class: {})",
+        100.0 * all,
+        per_class,
+        per.iter()
+            .map(|v| format!("{:.0}%", 100.0 * v))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    Ok((s, f, all, per))
 }
 
 /// The classifier's scores of the float model's samples from the prior and, with an int8
@@ -121,8 +181,7 @@ pub(crate) fn sample_scores(
     c: &Classifier,
     data: &Dataset,
     int8: Option<&Path>,
-    score_samples: usize,
-    score_seed: u64,
+    (score_samples, score_seed, temperature): (usize, u64, f32),
 ) -> Result<Scores> {
     let reference = Reference::new(c, data)?;
     let measured = |what: &str, images: &[Vec<u8>]| -> Result<(SampleScore, Fidelity)> {
@@ -133,8 +192,19 @@ pub(crate) fn sample_scores(
         Ok((s, f))
     };
     let mut out = Scores::default();
-    let float = eval::float_prior_samples(net, score_samples, score_seed)?;
+    let float = eval::float_prior_samples(net, score_samples, score_seed, temperature)?;
     out.float = Some(measured("float model", &float)?);
+    if let Some((per_class, drawn)) =
+        eval::float_class_samples(net, score_samples, score_seed, temperature)?
+    {
+        out.class_float = Some(class_scores(
+            "float conditional model, each class asked for in turn",
+            &measured,
+            c,
+            per_class,
+            &drawn,
+        )?);
+    }
     if let Some(model) = int8 {
         let blob =
             std::fs::read(model).with_context(|| format!("{}: cannot read", model.display()))?;
@@ -155,37 +225,18 @@ pub(crate) fn sample_scores(
         if let Some((per_class, drawn)) =
             eval::int8_class_samples(&blob, score_samples, score_seed)?
         {
-            let classes = drawn.len() / per_class;
-            let images: Vec<Vec<u8>> = drawn.iter().map(|(_, px)| px.clone()).collect();
-            let (s, f) = measured("int8 model, each class asked for in turn", &images)?;
-            let probs = c.probabilities(&images)?;
-            let mut hits = vec![0usize; classes];
-            for ((class, _), p) in drawn.iter().zip(&probs) {
-                let best = p
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map_or(usize::MAX, |(i, _)| i);
-                if best == *class {
-                    hits[*class] += 1;
-                }
-            }
-            let per: Vec<f64> = hits.iter().map(|&h| h as f64 / per_class as f64).collect();
-            let all = hits.iter().sum::<usize>() as f64 / drawn.len() as f64;
-            println!(
-                "  classified as the class asked for: {:.1}% ({} per class; per class: {})",
-                100.0 * all,
+            out.class = Some(class_scores(
+                "int8 model, each class asked for in turn",
+                &measured,
+                c,
                 per_class,
-                per.iter()
-                    .map(|v| format!("{:.0}%", 100.0 * v))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
-            out.class = Some((s, f, all, per));
+                &drawn,
+            )?);
         }
     }
-    let seen = tinyvae_trainer::fidelity::seen_test_images(data, score_samples);
-    let recon = eval::float_reconstructions(net, &seen)?;
+    let (seen, labels) = tinyvae_trainer::fidelity::seen_test_split(data, score_samples);
+    let labels = labels.filter(|_| net.arch.classes > 0);
+    let recon = eval::float_reconstructions(net, &seen, labels.as_deref())?;
     out.reconstructions = Some(measured(
         "float model's reconstructions of the real images",
         &recon,

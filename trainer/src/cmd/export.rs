@@ -34,6 +34,16 @@ pub(crate) fn cmd_export(a: ExportArgs) -> Result<()> {
         bail!("--prior-temperature applies to --prior mixture and --prior second-stage only");
     }
     let (ck, net, data) = load_run(&checkpoint, data.as_deref())?;
+    if net.arch.classes > 0 {
+        bail!(
+            "{}: a conditional VAE ({} classes): the model format has no class input, so it \
+             does not export. It is trained and scored on the host (`trainer eval \
+             --classifier`); on the chip, a prior per class draws a chosen class (`trainer \
+             export --prior mixture --per-class` of an unconditional run)",
+            checkpoint.display(),
+            net.arch.classes
+        );
+    }
     let last = ck.progress.history.last();
     let opts = ExportOptions {
         calibration_images: calibration,

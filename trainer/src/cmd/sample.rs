@@ -31,13 +31,32 @@ pub(crate) fn check_sample_count(option: &str, count: usize, pixels: usize) -> R
     }
 }
 
+/// An error unless `t` is a temperature draws can be scaled by: finite and above 0.
+pub(crate) fn check_temperature(t: f32) -> Result<()> {
+    if !(t.is_finite() && t > 0.0) {
+        bail!("--temperature {t}: a finite number above 0 (1: the prior itself)");
+    }
+    Ok(())
+}
+
 pub(crate) fn cmd_sample(
     input: &Path,
     int8: bool,
-    (count, seed): (usize, u64),
+    (count, seed, temperature): (usize, u64, f32),
+    columns: Option<usize>,
     out: &Path,
     raw: bool,
 ) -> Result<()> {
+    check_temperature(temperature)?;
+    if int8 && temperature != 1.0 {
+        bail!(
+            "--temperature {temperature}: the int8 engine draws from its file's prior (export \
+             with --prior-temperature)"
+        );
+    }
+    if columns == Some(0) {
+        bail!("--columns 0: at least one image a row");
+    }
     let (shape, images) = if int8 {
         let blob =
             std::fs::read(input).with_context(|| format!("{}: cannot read", input.display()))?;
@@ -56,7 +75,10 @@ pub(crate) fn cmd_sample(
         let a = &net.arch;
         let shape = (a.width, a.height, a.channels);
         check_sample_count("-n", count, a.width * a.height * a.channels)?;
-        (shape, eval::float_prior_samples(&net, count, seed)?)
+        (
+            shape,
+            eval::float_prior_samples(&net, count, seed, temperature)?,
+        )
     };
     if raw {
         atomic_write(out, |mut f| {
@@ -67,7 +89,7 @@ pub(crate) fn cmd_sample(
         })?;
     } else {
         let refs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
-        let cols = (count as f64).sqrt().ceil() as usize;
+        let cols = columns.unwrap_or((count as f64).sqrt().ceil() as usize);
         grid(&refs, shape, cols, 2).save(out)?;
     }
     println!(

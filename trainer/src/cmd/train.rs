@@ -57,6 +57,22 @@ pub(crate) fn chosen_preset(a: &TrainArgs) -> Result<Preset> {
     Ok(p)
 }
 
+/// `--conditional`'s classes: one past the training split's largest label.
+fn conditional_classes(data: &tinyvae_trainer::data::Dataset) -> Result<usize> {
+    let labels = data.train.labels.as_ref().with_context(|| {
+        format!(
+            "--conditional needs labels, and {} has none (an IDX label file beside the \
+             images, or PNG images in one subfolder per class)",
+            data.name
+        )
+    })?;
+    Ok(labels
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| usize::from(m) + 1))
+}
+
 pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
     let p = chosen_preset(&a)?;
     let source = data_source(a.data.as_deref())?;
@@ -83,6 +99,11 @@ pub(crate) fn cmd_train(a: TrainArgs) -> Result<()> {
             conv: p.conv,
             hidden: p.hidden,
             latent: p.latent,
+            classes: if a.conditional {
+                conditional_classes(&data)?
+            } else {
+                0
+            },
         },
         recon: a.recon,
         beta: a.beta,

@@ -176,6 +176,29 @@ pub fn train(
 /// Everything checked before a run starts: the options, the data's shape, the training
 /// images the configuration names, and the run folder (a checkpoint to resume, or none to
 /// overwrite unless asked).
+/// A conditional model's labels: on both splits, each below `classes`.
+pub fn check_labels(data: &Dataset, classes: usize) -> Result<()> {
+    if classes == 0 {
+        return Ok(());
+    }
+    for (name, split) in [("training", &data.train), ("test", &data.test)] {
+        let Some(labels) = &split.labels else {
+            bail!(
+                "a conditional model needs labels, and the {name} images of {} have none (an \
+                 IDX label file beside the images, or PNG images in one subfolder per class)",
+                data.name
+            );
+        };
+        if let Some(l) = labels.iter().find(|&&l| usize::from(l) >= classes) {
+            bail!(
+                "{}: a {name} label is {l}; the conditional model has {classes} classes",
+                data.name
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check_run(
     cfg: &Config,
     data: &Dataset,
@@ -185,6 +208,7 @@ fn check_run(
 ) -> Result<()> {
     cfg.validate()?;
     check_data_shape(data, &cfg.arch)?;
+    check_labels(data, cfg.arch.classes)?;
     std::fs::create_dir_all(run).with_context(|| format!("creating {}", run.display()))?;
     if let Some(n) = cfg.train_images.filter(|&n| n != data.train.n) {
         bail!(
@@ -351,11 +375,12 @@ impl EpochSession<'_> {
                 _ => None,
             };
             let eps = noise_for(self.net, idx.len(), self.noise_rng);
+            let labels = batch_labels(self.net, &data.train, idx);
             let nan = opts.inject_nan_at_batch == Some(self.adam.step + 1);
             let value = train_step(
                 self.net,
                 self.adam,
-                (&x, x_in.as_deref()),
+                (&x, x_in.as_deref(), labels.as_deref()),
                 &eps,
                 (cfg.recon, beta),
                 nan,

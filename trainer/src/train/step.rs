@@ -30,15 +30,29 @@ pub fn batch_tensor(split: &Split, idx: &[usize], pixels: usize, dev: &Device) -
 }
 
 /// The loss of one batch: (recon, kl) tensors of shape (batch). `eps` holds the
-/// reparameterization noise, (batch, latent) values (used by a VAE only).
+/// reparameterization noise, (batch, latent) values (used by a VAE only); `labels` the
+/// batch's classes (used by a conditional model only).
 pub fn batch_loss(
     net: &Net,
-    x_in: &Tensor,
+    (x_in, labels): (&Tensor, Option<&[u8]>),
     x_target: &Tensor,
     recon: Recon,
     eps: &[f32],
 ) -> Result<(Tensor, Option<Tensor>)> {
-    losses_of(net, &net.encode(x_in)?, x_target, recon, eps)
+    losses_of(
+        net,
+        &net.encode_labelled(x_in, labels)?,
+        x_target,
+        recon,
+        eps,
+    )
+}
+
+/// The labels of the examples `idx` of `split`, for a conditional model (`None` for
+/// another, or where the split has none).
+pub fn batch_labels(net: &Net, split: &Split, idx: &[usize]) -> Option<Vec<u8>> {
+    let labels = split.labels.as_ref().filter(|_| net.arch.classes > 0)?;
+    idx.iter().map(|&i| labels.get(i).copied()).collect()
 }
 
 /// [`batch_loss`] from the encoding `enc` of the batch: the reconstruction loss of
@@ -59,7 +73,7 @@ pub fn losses_of(
         }
         None => (enc.mu.clone(), None),
     };
-    let logits = net.decode_logits(&z)?;
+    let logits = net.decode_logits(&net.decoder_input(&z, enc.class.as_ref())?)?;
     Ok((recon_loss(&logits, x_target, recon)?, kl))
 }
 
@@ -86,12 +100,13 @@ pub(crate) fn shards(n: usize) -> usize {
 }
 
 /// One optimizer step on a batch: `x` the clean images, `x_in` the encoder's input when it
-/// differs (denoising), `eps` the reparameterization noise of the whole batch. Returns the
-/// loss summed over the batch, with `beta` on the KL term.
+/// differs (denoising), `labels` their classes (a conditional model's), `eps` the
+/// reparameterization noise of the whole batch. Returns the loss summed over the batch,
+/// with `beta` on the KL term.
 pub(crate) fn train_step(
     net: &Net,
     adam: &mut Adam,
-    (x, x_in): (&[f32], Option<&[f32]>),
+    (x, x_in, labels): (&[f32], Option<&[f32]>, Option<&[u8]>),
     eps: &[f32],
     (recon, beta): (Recon, f64),
     nan_at_this_step: bool,
@@ -111,7 +126,7 @@ pub(crate) fn train_step(
             let xi = x_in.map(t).transpose()?;
             let (rl, kl) = batch_loss(
                 net,
-                xi.as_ref().unwrap_or(&xs),
+                (xi.as_ref().unwrap_or(&xs), labels.map(|l| &l[a..b])),
                 &xs,
                 recon,
                 &eps[a * lat..b * lat],
@@ -173,7 +188,7 @@ pub fn test_losses(
     for chunk in idx.chunks(500) {
         let x = batch_tensor(test, chunk, pixels, &dev)?;
         let eps = noise_for(net, chunk.len(), &mut rng);
-        let enc = net.encode(&x)?;
+        let enc = net.encode_labelled(&x, batch_labels(net, test, chunk).as_deref())?;
         visit(&x, &enc)?;
         let (rl, kl) = losses_of(net, &enc, &x, recon, &eps)?;
         r += f64::from(rl.sum_all()?.to_scalar::<f32>()?);
