@@ -159,9 +159,13 @@ pub fn float_prior_samples(
     temperature: f32,
 ) -> Result<Vec<Vec<u8>>> {
     let z = normal_draws(n * net.arch.latent, seed, temperature);
+    float_decode_labelled(net, &z, class_turns(net, n).as_deref())
+}
+
+/// For a conditional model, `n` classes taking turns (`i mod classes`); `None` for another.
+pub fn class_turns(net: &Net, n: usize) -> Option<Vec<u8>> {
     let classes = net.arch.classes;
-    let labels: Vec<u8> = (0..n).map(|i| (i % classes.max(1)) as u8).collect();
-    float_decode_labelled(net, &z, (classes > 0).then_some(&labels[..]))
+    (classes > 0).then(|| (0..n).map(|i| (i % classes) as u8).collect())
 }
 
 /// `len` values drawn from N(0, t^2) with `seed`.

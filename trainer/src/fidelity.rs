@@ -86,20 +86,6 @@ fn split_images(split: &Split, pixels: usize, n: usize) -> Vec<Vec<u8>> {
 /// The first `n` even-numbered test images: the real images the copy test's baseline and
 /// the reconstructions are measured on (the odd-numbered ones are the copy test's unseen set).
 pub fn seen_test_images(data: &Dataset, n: usize) -> Vec<Vec<u8>> {
-    seen_test_split(data, n).0
-}
-
-/// [`seen_test_images`] and their labels, where the data set has them.
-pub fn seen_test_split(data: &Dataset, n: usize) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
-    let labels = data
-        .test
-        .labels
-        .as_ref()
-        .map(|l| l.iter().step_by(2).take(n).copied().collect::<Vec<u8>>());
-    (seen_test_images_only(data, n), labels)
-}
-
-fn seen_test_images_only(data: &Dataset, n: usize) -> Vec<Vec<u8>> {
     data.test
         .images
         .chunks_exact(data.pixels())
@@ -107,6 +93,12 @@ fn seen_test_images_only(data: &Dataset, n: usize) -> Vec<Vec<u8>> {
         .take(n)
         .map(<[u8]>::to_vec)
         .collect()
+}
+
+/// The labels of [`seen_test_images`], where the data set has them.
+pub fn seen_test_labels(data: &Dataset, n: usize) -> Option<Vec<u8>> {
+    let labels = data.test.labels.as_ref()?;
+    Some(labels.iter().step_by(2).take(n).copied().collect())
 }
 
 impl Reference {

@@ -16,10 +16,8 @@ use crate::train::{batch_tensor, EpochLog};
 /// The codes `z` decoded; a conditional model's classes take turns (code `i` of class
 /// `i mod classes`: a grid of 10 columns shows one class a column).
 fn decode_all(net: &Net, z: Vec<f32>) -> Result<Vec<Vec<u8>>> {
-    let classes = net.arch.classes;
-    let n = z.len() / net.arch.latent;
-    let labels: Vec<u8> = (0..n).map(|i| (i % classes.max(1)) as u8).collect();
-    crate::eval::float_decode_labelled(net, &z, (classes > 0).then_some(&labels[..]))
+    let turns = crate::eval::class_turns(net, z.len() / net.arch.latent);
+    crate::eval::float_decode_labelled(net, &z, turns.as_deref())
 }
 
 fn save_grid(path: &Path, imgs: &[Vec<u8>], net: &Net, cols: usize) -> Result<()> {

@@ -234,8 +234,10 @@ pub(crate) fn sample_scores(
             )?);
         }
     }
-    let (seen, labels) = tinyvae_trainer::fidelity::seen_test_split(data, score_samples);
-    let labels = labels.filter(|_| net.arch.classes > 0);
+    let seen = tinyvae_trainer::fidelity::seen_test_images(data, score_samples);
+    let labels = (net.arch.classes > 0)
+        .then(|| tinyvae_trainer::fidelity::seen_test_labels(data, score_samples))
+        .flatten();
     let recon = eval::float_reconstructions(net, &seen, labels.as_deref())?;
     out.reconstructions = Some(measured(
         "float model's reconstructions of the real images",
