@@ -89,23 +89,14 @@ impl Net {
                 run(&self.enc[convs..], &h, false)?.remove(0)
             }
         };
-        let mut enc = match self.arch.kind {
+        let (mu, logvar) = match self.arch.kind {
             Kind::Vae => {
                 let n = self.arch.latent;
-                Encoded {
-                    mu: h.narrow(1, 0, n)?,
-                    logvar: Some(h.narrow(1, n, n)?),
-                    class: None,
-                }
+                (h.narrow(1, 0, n)?, Some(h.narrow(1, n, n)?))
             }
-            _ => Encoded {
-                mu: h,
-                logvar: None,
-                class: None,
-            },
+            _ => (h, None),
         };
-        enc.class = class;
-        Ok(enc)
+        Ok(Encoded { mu, logvar, class })
     }
 
     /// The one-hot rows (labels.len(), classes) of a conditional model's classes.
