@@ -130,10 +130,11 @@ fn iw_bound(net: &Net, test: &Split, k: usize, images: usize) -> Result<f64> {
                 }
             }
             let zt = Tensor::from_vec(z, (m, lat), &dev)?;
-            let class = match &enc.class {
-                Some(c) => Some(c.broadcast_as((m, net.arch.classes))?.contiguous()?),
-                None => None,
-            };
+            let class = enc
+                .class
+                .as_ref()
+                .map(|c| c.broadcast_as((m, net.arch.classes))?.contiguous())
+                .transpose()?;
             let logits = net.decode_logits(&net.decoder_input(&zt, class.as_ref())?)?;
             let xb = x.broadcast_as((m, pixels))?;
             let ll = recon_loss(&logits, &xb.contiguous()?, Recon::Bce)?.neg()?;
@@ -221,10 +222,7 @@ pub fn float_reconstructions(
         };
         let idx: Vec<usize> = (0..chunk.len()).collect();
         let x = batch_tensor(&split, &idx, net.arch.pixels(), &Device::Cpu)?;
-        let part = labels
-            .map(|l| l.get(i * 500..i * 500 + chunk.len()))
-            .map(|l| l.context("fewer labels than images"))
-            .transpose()?;
+        let part = labels_of_chunk(labels, i, 500, chunk.len())?;
         z.extend(to_vec_f32(&net.encode_labelled(&x, part)?.mu)?);
     }
     float_decode_labelled(net, &z, labels)
@@ -236,20 +234,31 @@ pub fn float_decode(net: &Net, z: &[f32]) -> Result<Vec<Vec<u8>>> {
     float_decode_labelled(net, z, None)
 }
 
+/// The labels of chunk `i` (of `len` items) where items go `size` a chunk: `None` without
+/// labels, an error where they run out.
+fn labels_of_chunk(
+    labels: Option<&[u8]>,
+    i: usize,
+    size: usize,
+    len: usize,
+) -> Result<Option<&[u8]>> {
+    labels
+        .map(|l| {
+            l.get(i * size..i * size + len)
+                .context("fewer labels than items")
+        })
+        .transpose()
+}
+
 /// [`float_decode`], with a conditional model's class of each code.
 pub fn float_decode_labelled(net: &Net, z: &[f32], labels: Option<&[u8]>) -> Result<Vec<Vec<u8>>> {
     let lat = net.arch.latent;
     let mut out = Vec::with_capacity(z.len() / lat.max(1));
     for (i, chunk) in z.chunks(500 * lat).enumerate() {
         let n = chunk.len() / lat;
-        let class = match labels {
-            Some(l) => {
-                let at = (i * 500).min(l.len());
-                let part = l.get(at..at + n).context("fewer labels than codes")?;
-                Some(net.one_hot(part)?)
-            }
-            None => None,
-        };
+        let class = labels_of_chunk(labels, i, 500, n)?
+            .map(|l| net.one_hot(l))
+            .transpose()?;
         let zt = Tensor::from_slice(chunk, (n, lat), &Device::Cpu)?;
         let x = net.decode(&net.decoder_input(&zt, class.as_ref())?)?;
         out.extend(to_vec_f32(&x)?.chunks(net.arch.pixels()).map(|c| {

@@ -84,8 +84,8 @@ struct Row {
     preset: &'static str,
     prior: &'static str,
     source: Source,
-    /// The model file's bytes (`Source::Int8`); for a conditional VAE, the int8 bytes its
-    /// decoder's class inputs would add.
+    /// The model file's bytes (`Source::Int8`; 0 for a conditional VAE, which has no file:
+    /// its row's bytes come from its evaluation's sizes).
     model_bytes: u64,
     /// Instructions of one draw (`sample_count`) on the emulated Cortex-M4F and on the
     /// Cortex-M0 build.
